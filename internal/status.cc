@@ -25,7 +25,21 @@ std::optional<StatusCode> StatusCodeFromName(std::string_view name) {
 }
 
 Status::Status(StatusCode code, std::string message) {
-  if (code != StatusCode::kOk) rep_ = std::make_shared<Rep>(Rep{code, std::move(message)});
+  if (code != StatusCode::kOk) rep_ = std::make_shared<Rep>(Rep{code, std::move(message), {}});
+}
+
+Status Status::WithDetail(std::string name, std::string value) const {
+  if (ok()) return *this;
+  auto rep = std::make_shared<Rep>(*rep_);
+  rep->details.emplace_back(std::move(name), std::move(value));
+  Status s;
+  s.rep_ = std::move(rep);
+  return s;
+}
+
+const Status::Details& Status::details() const {
+  static const Details kNone;
+  return rep_ ? rep_->details : kNone;
 }
 
 const std::string& Status::message() const {
@@ -40,7 +54,11 @@ std::string Status::ToString() const {
 
 Status Status::WithContext(std::string_view prefix) const {
   if (ok()) return *this;
-  return Status(code(), std::string(prefix) + ": " + message());
+  auto rep = std::make_shared<Rep>(*rep_);
+  rep->message = std::string(prefix) + ": " + rep->message;
+  Status s;
+  s.rep_ = std::move(rep);
+  return s;
 }
 
 }  // namespace gojodb

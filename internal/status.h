@@ -12,6 +12,7 @@
 #include <string_view>
 #include <utility>
 #include <variant>
+#include <vector>
 
 namespace gojodb {
 
@@ -74,6 +75,12 @@ class [[nodiscard]] Status {
   // Returns a copy whose message is "prefix: message".
   Status WithContext(std::string_view prefix) const;
 
+  // Structured details (for example {"current_version", "42"}), carried to clients as
+  // gRPC trailing metadata "gojodb-<name>" and as fields of the HTTP error object.
+  using Details = std::vector<std::pair<std::string, std::string>>;
+  Status WithDetail(std::string name, std::string value) const;
+  const Details& details() const;
+
   friend bool operator==(const Status& a, const Status& b) {
     return a.code() == b.code() && a.message() == b.message();
   }
@@ -82,6 +89,7 @@ class [[nodiscard]] Status {
   struct Rep {
     StatusCode code;
     std::string message;
+    Details details;
   };
   std::shared_ptr<const Rep> rep_;  // null when OK; shared so copies are cheap
 };

@@ -1,0 +1,162 @@
+#include "core/mvcc/mvcc.h"
+
+namespace gojodb::mvcc {
+namespace {
+
+constexpr char kPutTag = 'P';
+constexpr char kDeleteTag = 'D';
+
+Result<VersionedValue> DecodeRecord(Timestamp ts, std::string_view record) {
+  if (record.empty() || (record[0] != kPutTag && record[0] != kDeleteTag)) {
+    return Status::Corruption("bad version record");
+  }
+  VersionedValue v;
+  v.version = ts;
+  v.deleted = record[0] == kDeleteTag;
+  if (!v.deleted) v.value.assign(record.substr(1));
+  return v;
+}
+
+bool HasPrefix(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+
+}  // namespace
+
+void PutVersion(storage::WriteBatch* batch, std::string_view row_key, Timestamp ts,
+                std::string_view value) {
+  std::string record;
+  record.reserve(value.size() + 1);
+  record.push_back(kPutTag);
+  record.append(value);
+  batch->Put(kVersionCf, EncodeVersionKey(row_key, ts), record);
+}
+
+void DeleteVersion(storage::WriteBatch* batch, std::string_view row_key, Timestamp ts) {
+  batch->Put(kVersionCf, EncodeVersionKey(row_key, ts), std::string_view(&kDeleteTag, 1));
+}
+
+Result<std::optional<VersionedValue>> MvccReader::Get(std::string_view row_key,
+                                                       Timestamp read_ts) {
+  storage::ReadOptions ro;
+  ro.snapshot = snapshot_;
+  ro.lower_bound = EncodeVersionKey(row_key, read_ts);
+  ro.upper_bound = PrefixSuccessor(row_key);
+  auto it = engine_->NewIterator(ro, kVersionCf);
+  it->SeekToFirst();
+  if (!it->Valid()) {
+    RETURN_IF_ERROR(it->status());
+    return std::optional<VersionedValue>();
+  }
+  ASSIGN_OR_RETURN(auto v, DecodeRecord(~ReadUint64(it->key().substr(row_key.size())),
+                                        it->value()));
+  return std::optional<VersionedValue>(std::move(v));
+}
+
+Result<ScanOutput> MvccReader::Scan(const ScanOptions& o) {
+  const std::string prefix = CollectionPrefix(o.tenant, o.collection);
+  storage::ReadOptions ro;
+  ro.snapshot = snapshot_;
+  ro.lower_bound = o.start.empty() ? prefix : EncodeRowKey(o.tenant, o.collection, o.start);
+  ro.upper_bound =
+      o.end.empty() ? PrefixSuccessor(prefix) : EncodeRowKey(o.tenant, o.collection, o.end);
+  ScanOutput out;
+  if (o.limit == 0) return Status::InvalidArgument("scan limit must be at least 1");
+  if (ro.lower_bound >= ro.upper_bound) return out;
+  auto it = engine_->NewIterator(ro, kVersionCf);
+
+  // Positions `it` anywhere inside one row and resolves that row's visible version.
+  // Returns the row's decoded key; `visible` is set when a live version exists.
+  auto resolve = [&](std::optional<ScanItem>* visible) -> Result<std::string> {
+    ASSIGN_OR_RETURN(auto d, DecodeVersionKey(it->key()));
+    std::string row_key(d.row_key);
+    visible->reset();
+    if (d.ts > o.read_ts) it->Seek(EncodeVersionKey(row_key, o.read_ts));
+    if (it->Valid() && HasPrefix(it->key(), row_key) &&
+        it->key().size() == row_key.size() + 8) {
+      Timestamp ts = ~ReadUint64(it->key().substr(row_key.size()));
+      ASSIGN_OR_RETURN(auto v, DecodeRecord(ts, it->value()));
+      if (!v.deleted) *visible = ScanItem{std::move(d.user_key), std::move(v.value), ts};
+    }
+    RETURN_IF_ERROR(it->status());
+    return row_key;
+  };
+
+  std::optional<ScanItem> visible;
+  if (!o.reverse) {
+    for (it->SeekToFirst(); it->Valid();) {
+      ASSIGN_OR_RETURN(std::string row_key, resolve(&visible));
+      if (visible) {
+        if (out.items.size() == o.limit) {
+          out.next = std::move(visible->key);
+          break;
+        }
+        out.items.push_back(std::move(*visible));
+      }
+      it->Seek(PrefixSuccessor(row_key));
+    }
+  } else {
+    for (it->SeekToLast(); it->Valid();) {
+      // Land on the row's versions from its oldest; resolve seeks to the visible one.
+      ASSIGN_OR_RETURN(auto d, DecodeVersionKey(it->key()));
+      std::string row_key(d.row_key);
+      it->Seek(EncodeVersionKey(row_key, kMaxTimestamp));
+      ASSIGN_OR_RETURN(row_key, resolve(&visible));
+      if (visible) {
+        if (out.items.size() == o.limit) {
+          out.next = out.items.back().key;
+          break;
+        }
+        out.items.push_back(std::move(*visible));
+      }
+      it->SeekForPrev(row_key);
+    }
+  }
+  RETURN_IF_ERROR(it->status());
+  return out;
+}
+
+namespace {
+
+class VersionGcFilter final : public storage::KeyFilter {
+ public:
+  explicit VersionGcFilter(Timestamp safe_point) : safe_point_(safe_point) {}
+
+  bool Keep(std::string_view key, std::string_view) override {
+    auto d = DecodeVersionKey(key);
+    if (!d.ok()) return true;  // not a row version: not ours to judge
+    if (d->row_key != row_) {
+      row_.assign(d->row_key);
+      kept_below_ = false;
+    }
+    if (d->ts > safe_point_) return true;
+    if (!kept_below_) {
+      kept_below_ = true;  // the newest version at or below the safe point
+      return true;
+    }
+    return false;
+  }
+
+ private:
+  const Timestamp safe_point_;  // fixed for one compaction run
+  std::string row_;
+  bool kept_below_ = false;
+};
+
+class VersionGcFilterFactory final : public storage::KeyFilterFactory {
+ public:
+  explicit VersionGcFilterFactory(std::shared_ptr<const SafePoint> sp) : sp_(std::move(sp)) {}
+  std::unique_ptr<storage::KeyFilter> NewFilter() override {
+    return std::make_unique<VersionGcFilter>(sp_->ts.load());
+  }
+
+ private:
+  std::shared_ptr<const SafePoint> sp_;
+};
+
+}  // namespace
+
+std::shared_ptr<storage::KeyFilterFactory> NewVersionGcFilterFactory(
+    std::shared_ptr<const SafePoint> safe_point) {
+  return std::make_shared<VersionGcFilterFactory>(std::move(safe_point));
+}
+
+}  // namespace gojodb::mvcc

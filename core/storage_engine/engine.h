@@ -1,0 +1,143 @@
+// core/storage_engine: the one interface GojoDB uses to store bytes.
+//
+// An Engine is an ordered key-value store with a fixed set of column families, atomic
+// write batches (optionally fsynced), consistent snapshots and bounded iterators. Two
+// adapters implement it: RocksDB (the default) and an in-memory engine for tests and
+// ephemeral use; both pass the same conformance suite (engine_conformance_test.cc).
+// Nothing above this header sees RocksDB.
+//
+// Thread safety: every Engine method may be called concurrently. An Iterator is used by
+// one thread at a time and must not outlive its Engine.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "internal/status.h"
+
+namespace gojodb::storage {
+
+// The column families every engine has. Percolator's three (data, lock, write), the
+// Raft log, and node-local metadata.
+enum class ColumnFamily : uint8_t { kDefault = 0, kData, kLock, kWrite, kRaft, kMeta };
+inline constexpr int kNumColumnFamilies = 6;
+std::string_view ColumnFamilyName(ColumnFamily cf);
+
+// An engine-neutral atomic batch of mutations.
+class WriteBatch {
+ public:
+  enum class OpType : uint8_t { kPut, kDelete, kDeleteRange };
+  struct Op {
+    OpType type;
+    ColumnFamily cf;
+    std::string key;    // begin key for kDeleteRange
+    std::string value;  // end key for kDeleteRange
+  };
+
+  void Put(ColumnFamily cf, std::string_view key, std::string_view value);
+  void Delete(ColumnFamily cf, std::string_view key);
+  // Deletes every key in [begin, end).
+  void DeleteRange(ColumnFamily cf, std::string_view begin, std::string_view end);
+  void Clear() { ops_.clear(); bytes_ = 0; }
+
+  const std::vector<Op>& ops() const { return ops_; }
+  size_t Count() const { return ops_.size(); }
+  size_t ByteSize() const { return bytes_; }
+
+ private:
+  std::vector<Op> ops_;
+  size_t bytes_ = 0;
+};
+
+struct WriteOptions {
+  // true: returns only after the write is on stable storage (WAL fsynced). Concurrent
+  // synced writers share one fsync (group commit).
+  bool sync = true;
+};
+
+// An opaque, immutable point-in-time view. Release by dropping the shared_ptr.
+class Snapshot {
+ public:
+  virtual ~Snapshot() = default;
+};
+
+struct ReadOptions {
+  const Snapshot* snapshot = nullptr;  // null: the latest state
+  // Iterator bounds; empty means unbounded. lower is inclusive, upper exclusive.
+  std::string lower_bound;
+  std::string upper_bound;
+};
+
+class Iterator {
+ public:
+  virtual ~Iterator() = default;
+  virtual bool Valid() const = 0;
+  virtual void SeekToFirst() = 0;
+  virtual void SeekToLast() = 0;
+  // First key >= target.
+  virtual void Seek(std::string_view target) = 0;
+  // Last key <= target.
+  virtual void SeekForPrev(std::string_view target) = 0;
+  virtual void Next() = 0;
+  virtual void Prev() = 0;
+  // REQUIRES: Valid(). Views stay valid until the iterator moves.
+  virtual std::string_view key() const = 0;
+  virtual std::string_view value() const = 0;
+  // Non-OK if the iteration stopped on an error rather than at the end.
+  virtual Status status() const = 0;
+};
+
+// Decides, during compaction, which keys of one column family to drop. One KeyFilter
+// sees the keys of one compaction run in ascending order, so it may keep state across
+// calls (for example "a newer version of this row was already kept").
+class KeyFilter {
+ public:
+  virtual ~KeyFilter() = default;
+  // Returns false to drop the key.
+  virtual bool Keep(std::string_view key, std::string_view value) = 0;
+};
+class KeyFilterFactory {
+ public:
+  virtual ~KeyFilterFactory() = default;
+  virtual std::unique_ptr<KeyFilter> NewFilter() = 0;
+};
+
+struct EngineOptions {
+  std::string kind = "rocksdb";  // "rocksdb" or "memory"
+  std::string path;              // data directory (rocksdb)
+  // Compaction filters by column family.
+  std::map<ColumnFamily, std::shared_ptr<KeyFilterFactory>> filters;
+  size_t block_cache_bytes = 256ull << 20;
+  size_t write_buffer_bytes = 64ull << 20;
+};
+
+class Engine {
+ public:
+  virtual ~Engine() = default;
+
+  virtual Status Write(const WriteOptions& options, const WriteBatch& batch) = 0;
+  // nullopt when the key is absent.
+  virtual Result<std::optional<std::string>> Get(const ReadOptions& options, ColumnFamily cf,
+                                                 std::string_view key) = 0;
+  virtual std::unique_ptr<Iterator> NewIterator(const ReadOptions& options,
+                                                ColumnFamily cf) = 0;
+  virtual std::shared_ptr<const Snapshot> GetSnapshot() = 0;
+
+  // Makes earlier unsynced writes durable.
+  virtual Status SyncWal() = 0;
+  // Compacts [begin, end) (empty: unbounded), running the column family's KeyFilter.
+  virtual Status CompactRange(ColumnFamily cf, std::string_view begin, std::string_view end) = 0;
+  // Numeric statistics for /metrics, by name (e.g. "l0_files", "live_sst_bytes").
+  virtual std::map<std::string, uint64_t> Stats() = 0;
+  virtual std::string_view Kind() const = 0;
+};
+
+// Opens (creating if missing) the engine that options.kind names.
+Result<std::unique_ptr<Engine>> OpenEngine(const EngineOptions& options);
+
+}  // namespace gojodb::storage

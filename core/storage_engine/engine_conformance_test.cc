@@ -1,0 +1,249 @@
+// One suite, every adapter: the behaviour GojoDB relies on from an Engine.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <random>
+
+#include "core/storage_engine/engine.h"
+
+namespace gojodb::storage {
+namespace {
+
+namespace fs = std::filesystem;
+
+class DropPrefixFilter final : public KeyFilter {
+ public:
+  bool Keep(std::string_view key, std::string_view) override {
+    if (!last_.empty()) {
+      EXPECT_LT(last_, std::string(key)) << "filter must see ascending keys";
+    }
+    last_ = std::string(key);
+    return key.substr(0, 5) != "drop/";
+  }
+  std::string last_;
+};
+class DropPrefixFactory final : public KeyFilterFactory {
+ public:
+  std::unique_ptr<KeyFilter> NewFilter() override { return std::make_unique<DropPrefixFilter>(); }
+};
+
+class EngineConformance : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::replace(name.begin(), name.end(), '/', '_');
+    dir_ = fs::temp_directory_path() /
+           ("gojodb-engine-" + std::to_string(::getpid()) + "-" + name);
+    fs::remove_all(dir_);
+    Reopen();
+  }
+  void TearDown() override {
+    engine_.reset();
+    fs::remove_all(dir_);
+  }
+  void Reopen() {
+    engine_.reset();
+    EngineOptions o;
+    o.kind = GetParam();
+    o.path = dir_.string();
+    o.filters[ColumnFamily::kWrite] = std::make_shared<DropPrefixFactory>();
+    auto r = OpenEngine(o);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    engine_ = std::move(r).value();
+  }
+  void Put(ColumnFamily cf, std::string k, std::string v) {
+    WriteBatch b;
+    b.Put(cf, k, v);
+    ASSERT_TRUE(engine_->Write({}, b).ok());
+  }
+  std::optional<std::string> Get(ColumnFamily cf, std::string k, const Snapshot* s = nullptr) {
+    ReadOptions ro;
+    ro.snapshot = s;
+    auto r = engine_->Get(ro, cf, k);
+    EXPECT_TRUE(r.ok());
+    return r.ok() ? *r : std::nullopt;
+  }
+  std::vector<std::string> Keys(ReadOptions ro, ColumnFamily cf, bool reverse = false) {
+    auto it = engine_->NewIterator(ro, cf);
+    std::vector<std::string> out;
+    if (reverse) {
+      for (it->SeekToLast(); it->Valid(); it->Prev()) out.emplace_back(it->key());
+    } else {
+      for (it->SeekToFirst(); it->Valid(); it->Next()) out.emplace_back(it->key());
+    }
+    EXPECT_TRUE(it->status().ok());
+    return out;
+  }
+
+  fs::path dir_;
+  std::unique_ptr<Engine> engine_;
+};
+
+constexpr auto kD = ColumnFamily::kDefault;
+constexpr auto kW = ColumnFamily::kWrite;
+
+TEST_P(EngineConformance, PutGetDelete) {
+  EXPECT_EQ(Get(kD, "a"), std::nullopt);
+  Put(kD, "a", "1");
+  EXPECT_EQ(Get(kD, "a"), "1");
+  Put(kD, "a", "2");
+  EXPECT_EQ(Get(kD, "a"), "2");
+  WriteBatch b;
+  b.Delete(kD, "a");
+  ASSERT_TRUE(engine_->Write({}, b).ok());
+  EXPECT_EQ(Get(kD, "a"), std::nullopt);
+  Put(kD, std::string("\0\xff", 2), std::string("\0bin", 4));
+  EXPECT_EQ(Get(kD, std::string("\0\xff", 2)), std::string("\0bin", 4));
+}
+
+TEST_P(EngineConformance, ColumnFamiliesAreSeparate) {
+  Put(kD, "k", "default");
+  Put(kW, "k", "write");
+  EXPECT_EQ(Get(kD, "k"), "default");
+  EXPECT_EQ(Get(kW, "k"), "write");
+  EXPECT_EQ(Get(ColumnFamily::kMeta, "k"), std::nullopt);
+}
+
+TEST_P(EngineConformance, BatchIsAtomicAndOrdered) {
+  WriteBatch b;
+  b.Put(kD, "x", "1");
+  b.Put(kD, "y", "2");
+  b.Delete(kD, "x");
+  b.Put(kD, "z", "3");
+  EXPECT_EQ(b.Count(), 4u);
+  auto snap = engine_->GetSnapshot();
+  ASSERT_TRUE(engine_->Write({.sync = true}, b).ok());
+  EXPECT_EQ(Get(kD, "x"), std::nullopt);  // later op in the batch wins
+  EXPECT_EQ(Get(kD, "y"), "2");
+  EXPECT_EQ(Get(kD, "z"), "3");
+  EXPECT_EQ(Get(kD, "y", snap.get()), std::nullopt);  // all or nothing before it
+}
+
+TEST_P(EngineConformance, DeleteRange) {
+  for (auto k : {"a", "b", "c", "d"}) Put(kD, k, "v");
+  WriteBatch b;
+  b.DeleteRange(kD, "b", "d");
+  ASSERT_TRUE(engine_->Write({}, b).ok());
+  EXPECT_EQ(Keys({}, kD), (std::vector<std::string>{"a", "d"}));
+}
+
+TEST_P(EngineConformance, IteratorOrderBoundsAndSeeks) {
+  for (auto k : {"b", "a", "d", "c", "e"}) Put(kD, k, std::string("v") + k);
+  EXPECT_EQ(Keys({}, kD), (std::vector<std::string>{"a", "b", "c", "d", "e"}));
+  EXPECT_EQ(Keys({}, kD, true), (std::vector<std::string>{"e", "d", "c", "b", "a"}));
+  ReadOptions ro;
+  ro.lower_bound = "b";
+  ro.upper_bound = "d";
+  EXPECT_EQ(Keys(ro, kD), (std::vector<std::string>{"b", "c"}));
+  EXPECT_EQ(Keys(ro, kD, true), (std::vector<std::string>{"c", "b"}));
+  auto it = engine_->NewIterator({}, kD);
+  it->Seek("bb");
+  ASSERT_TRUE(it->Valid());
+  EXPECT_EQ(it->key(), "c");
+  EXPECT_EQ(it->value(), "vc");
+  it->SeekForPrev("bb");
+  ASSERT_TRUE(it->Valid());
+  EXPECT_EQ(it->key(), "b");
+  it->Prev();
+  ASSERT_TRUE(it->Valid());
+  EXPECT_EQ(it->key(), "a");
+  it->Prev();
+  EXPECT_FALSE(it->Valid());
+  it->Seek("z");
+  EXPECT_FALSE(it->Valid());
+}
+
+TEST_P(EngineConformance, SnapshotsAndIteratorsAreStable) {
+  Put(kD, "a", "1");
+  auto snap = engine_->GetSnapshot();
+  auto it = engine_->NewIterator({}, kD);
+  Put(kD, "a", "2");
+  Put(kD, "b", "2");
+  EXPECT_EQ(Get(kD, "a", snap.get()), "1");
+  EXPECT_EQ(Get(kD, "b", snap.get()), std::nullopt);
+  EXPECT_EQ(Get(kD, "a"), "2");
+  // An iterator sees the state at its creation.
+  std::vector<std::string> seen;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) seen.emplace_back(std::string(it->key()) + "=" + std::string(it->value()));
+  EXPECT_EQ(seen, (std::vector<std::string>{"a=1"}));
+  ReadOptions ro;
+  ro.snapshot = snap.get();
+  EXPECT_EQ(Keys(ro, kD), (std::vector<std::string>{"a"}));
+}
+
+TEST_P(EngineConformance, CompactionFilterDropsKeys) {
+  Put(kW, "drop/1", "x");
+  Put(kW, "keep/1", "y");
+  Put(kW, "drop/2", "x");
+  ASSERT_TRUE(engine_->CompactRange(kW, "", "").ok());
+  EXPECT_EQ(Keys({}, kW), (std::vector<std::string>{"keep/1"}));
+  // Column families without a filter keep everything.
+  Put(kD, "drop/1", "x");
+  ASSERT_TRUE(engine_->CompactRange(kD, "", "").ok());
+  EXPECT_EQ(Get(kD, "drop/1"), "x");
+}
+
+TEST_P(EngineConformance, MatchesAModelUnderRandomOperations) {
+  std::mt19937 rng(20261125);
+  std::map<std::string, std::string> model;
+  auto key = [&] { return "k" + std::to_string(rng() % 64); };
+  for (int round = 0; round < 200; ++round) {
+    WriteBatch b;
+    int n = 1 + rng() % 5;
+    for (int i = 0; i < n; ++i) {
+      auto k = key();
+      switch (rng() % 4) {
+        case 0:
+        case 1: {
+          auto v = std::to_string(rng());
+          b.Put(kD, k, v);
+          model[k] = v;
+          break;
+        }
+        case 2:
+          b.Delete(kD, k);
+          model.erase(k);
+          break;
+        case 3: {
+          auto k2 = key();
+          if (k2 < k) std::swap(k, k2);
+          b.DeleteRange(kD, k, k2);
+          model.erase(model.lower_bound(k), model.lower_bound(k2));
+          break;
+        }
+      }
+    }
+    ASSERT_TRUE(engine_->Write({.sync = false}, b).ok());
+    std::vector<std::string> want;
+    for (auto& [k, v] : model) want.push_back(k);
+    ASSERT_EQ(Keys({}, kD), want) << "round " << round;
+  }
+  for (auto& [k, v] : model) EXPECT_EQ(Get(kD, k), v);
+}
+
+TEST_P(EngineConformance, ReopenKeepsWhatTheEnginePromises) {
+  Put(kD, "durable", "yes");
+  Put(ColumnFamily::kMeta, "m", "1");
+  Reopen();
+  if (GetParam() == "memory") {  // ephemeral by design: a new engine starts empty
+    EXPECT_EQ(Get(kD, "durable"), std::nullopt);
+    return;
+  }
+  EXPECT_EQ(Get(kD, "durable"), "yes");
+  EXPECT_EQ(Get(ColumnFamily::kMeta, "m"), "1");
+}
+
+INSTANTIATE_TEST_SUITE_P(AllEngines, EngineConformance, ::testing::Values("memory", "rocksdb"),
+                         [](const auto& info) { return info.param; });
+
+TEST(EngineFactory, RejectsUnknownKind) {
+  EngineOptions o;
+  o.kind = "floppy";
+  auto r = OpenEngine(o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace gojodb::storage

@@ -1,0 +1,246 @@
+#include "core/storage_engine/rocksdb_engine.h"
+
+#include <rocksdb/cache.h>
+#include <rocksdb/compaction_filter.h>
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/options.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include <array>
+
+namespace gojodb::storage {
+namespace {
+
+Status FromRocks(const rocksdb::Status& s) {
+  if (s.ok()) return Status::OK();
+  if (s.IsNotFound()) return Status::NotFound(s.ToString());
+  if (s.IsCorruption()) return Status::Corruption(s.ToString());
+  if (s.IsNoSpace()) return Status::ResourceExhausted("disk full: " + s.ToString());
+  if (s.IsIOError()) return Status::IOError(s.ToString());
+  if (s.IsInvalidArgument()) return Status::InvalidArgument(s.ToString());
+  if (s.IsBusy() || s.IsTryAgain()) return Status::Unavailable(s.ToString());
+  return Status::Internal(s.ToString());
+}
+
+rocksdb::Slice ToSlice(std::string_view s) { return {s.data(), s.size()}; }
+std::string_view ToView(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
+
+// Adapts a KeyFilter to RocksDB's compaction filter API.
+class FilterAdapter final : public rocksdb::CompactionFilter {
+ public:
+  explicit FilterAdapter(std::unique_ptr<KeyFilter> f) : f_(std::move(f)) {}
+  bool Filter(int, const rocksdb::Slice& key, const rocksdb::Slice& value, std::string*,
+              bool*) const override {
+    return !f_->Keep(ToView(key), ToView(value));
+  }
+  const char* Name() const override { return "gojodb.KeyFilter"; }
+
+ private:
+  std::unique_ptr<KeyFilter> f_;  // Filter() is const in RocksDB's API; the state is ours.
+};
+
+class FilterFactoryAdapter final : public rocksdb::CompactionFilterFactory {
+ public:
+  explicit FilterFactoryAdapter(std::shared_ptr<KeyFilterFactory> f) : f_(std::move(f)) {}
+  std::unique_ptr<rocksdb::CompactionFilter> CreateCompactionFilter(
+      const rocksdb::CompactionFilter::Context&) override {
+    return std::make_unique<FilterAdapter>(f_->NewFilter());
+  }
+  const char* Name() const override { return "gojodb.KeyFilterFactory"; }
+
+ private:
+  std::shared_ptr<KeyFilterFactory> f_;
+};
+
+class RocksSnapshot final : public Snapshot {
+ public:
+  RocksSnapshot(rocksdb::DB* db) : db_(db), snap_(db->GetSnapshot()) {}
+  ~RocksSnapshot() override { db_->ReleaseSnapshot(snap_); }
+  const rocksdb::Snapshot* get() const { return snap_; }
+
+ private:
+  rocksdb::DB* db_;
+  const rocksdb::Snapshot* snap_;
+};
+
+class RocksIterator final : public Iterator {
+ public:
+  RocksIterator(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, const ReadOptions& options)
+      : lower_(options.lower_bound), upper_(options.upper_bound) {
+    rocksdb::ReadOptions ro;
+    if (options.snapshot) ro.snapshot = static_cast<const RocksSnapshot*>(options.snapshot)->get();
+    if (!lower_.empty()) {
+      lower_slice_ = ToSlice(lower_);
+      ro.iterate_lower_bound = &lower_slice_;
+    }
+    if (!upper_.empty()) {
+      upper_slice_ = ToSlice(upper_);
+      ro.iterate_upper_bound = &upper_slice_;
+    }
+    it_.reset(db->NewIterator(ro, cf));
+  }
+  bool Valid() const override { return it_->Valid(); }
+  void SeekToFirst() override { it_->SeekToFirst(); }
+  void SeekToLast() override { it_->SeekToLast(); }
+  void Seek(std::string_view t) override { it_->Seek(ToSlice(t)); }
+  void SeekForPrev(std::string_view t) override { it_->SeekForPrev(ToSlice(t)); }
+  void Next() override { it_->Next(); }
+  void Prev() override { it_->Prev(); }
+  std::string_view key() const override { return ToView(it_->key()); }
+  std::string_view value() const override { return ToView(it_->value()); }
+  Status status() const override { return FromRocks(it_->status()); }
+
+ private:
+  std::string lower_, upper_;
+  rocksdb::Slice lower_slice_, upper_slice_;
+  std::unique_ptr<rocksdb::Iterator> it_;
+};
+
+class RocksDbEngine final : public Engine {
+ public:
+  ~RocksDbEngine() override {
+    for (auto* h : handles_) {
+      if (h) db_->DestroyColumnFamilyHandle(h);
+    }
+    if (db_) {
+      db_->SyncWAL();
+      db_->Close();
+    }
+  }
+
+  Status Open(const EngineOptions& options) {
+    rocksdb::Options db_opts;
+    db_opts.create_if_missing = true;
+    db_opts.create_missing_column_families = true;
+    db_opts.max_background_jobs = 2;
+    db_opts.bytes_per_sync = 1 << 20;
+    db_opts.max_open_files = 4096;
+    db_opts.keep_log_file_num = 4;
+    db_opts.max_total_wal_size = 256ull << 20;
+
+    rocksdb::BlockBasedTableOptions table;
+    table.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+    table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10, false));
+    table.whole_key_filtering = true;
+
+    std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+    for (int i = 0; i < kNumColumnFamilies; ++i) {
+      auto cf = static_cast<ColumnFamily>(i);
+      rocksdb::ColumnFamilyOptions cf_opts;
+      cf_opts.write_buffer_size = options.write_buffer_bytes;
+      cf_opts.compression = rocksdb::kLZ4Compression;
+      cf_opts.bottommost_compression = rocksdb::kZSTD;
+      cf_opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+      cf_opts.level_compaction_dynamic_level_bytes = true;
+      auto f = options.filters.find(cf);
+      if (f != options.filters.end() && f->second) {
+        cf_opts.compaction_filter_factory = std::make_shared<FilterFactoryAdapter>(f->second);
+      }
+      std::string name(i == 0 ? rocksdb::kDefaultColumnFamilyName : ColumnFamilyName(cf));
+      descs.emplace_back(name, cf_opts);
+    }
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* db = nullptr;
+    auto s = rocksdb::DB::Open(db_opts, options.path, descs, &handles, &db);
+    if (!s.ok()) return FromRocks(s).WithContext("open " + options.path);
+    db_.reset(db);
+    for (int i = 0; i < kNumColumnFamilies; ++i) handles_[i] = handles[i];
+    return Status::OK();
+  }
+
+  Status Write(const WriteOptions& options, const WriteBatch& batch) override {
+    rocksdb::WriteBatch wb;
+    for (const auto& op : batch.ops()) {
+      auto* h = handle(op.cf);
+      rocksdb::Status s;
+      switch (op.type) {
+        case WriteBatch::OpType::kPut: s = wb.Put(h, op.key, op.value); break;
+        case WriteBatch::OpType::kDelete: s = wb.Delete(h, op.key); break;
+        case WriteBatch::OpType::kDeleteRange:
+          if (op.key < op.value) s = wb.DeleteRange(h, op.key, op.value);
+          break;
+      }
+      if (!s.ok()) return FromRocks(s);
+    }
+    rocksdb::WriteOptions wo;
+    wo.sync = options.sync;
+    return FromRocks(db_->Write(wo, &wb));
+  }
+
+  Result<std::optional<std::string>> Get(const ReadOptions& options, ColumnFamily cf,
+                                         std::string_view key) override {
+    rocksdb::ReadOptions ro;
+    if (options.snapshot) ro.snapshot = static_cast<const RocksSnapshot*>(options.snapshot)->get();
+    std::string value;
+    auto s = db_->Get(ro, handle(cf), ToSlice(key), &value);
+    if (s.IsNotFound()) return std::optional<std::string>();
+    if (!s.ok()) return FromRocks(s);
+    return std::optional<std::string>(std::move(value));
+  }
+
+  std::unique_ptr<Iterator> NewIterator(const ReadOptions& options, ColumnFamily cf) override {
+    return std::make_unique<RocksIterator>(db_.get(), handle(cf), options);
+  }
+
+  std::shared_ptr<const Snapshot> GetSnapshot() override {
+    return std::make_shared<RocksSnapshot>(db_.get());
+  }
+
+  Status SyncWal() override { return FromRocks(db_->SyncWAL()); }
+
+  Status CompactRange(ColumnFamily cf, std::string_view begin, std::string_view end) override {
+    rocksdb::Slice b = ToSlice(begin), e = ToSlice(end);
+    rocksdb::CompactRangeOptions o;
+    o.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+    return FromRocks(db_->CompactRange(o, handle(cf), begin.empty() ? nullptr : &b,
+                                       end.empty() ? nullptr : &e));
+  }
+
+  std::map<std::string, uint64_t> Stats() override {
+    static const std::array<std::pair<const char*, const char*>, 8> kProps = {{
+        {"estimate_num_keys", "rocksdb.estimate-num-keys"},
+        {"live_sst_bytes", "rocksdb.live-sst-files-size"},
+        {"l0_files", "rocksdb.num-files-at-level0"},
+        {"pending_compaction_bytes", "rocksdb.estimate-pending-compaction-bytes"},
+        {"memtable_bytes", "rocksdb.cur-size-all-mem-tables"},
+        {"running_compactions", "rocksdb.num-running-compactions"},
+        {"running_flushes", "rocksdb.num-running-flushes"},
+        {"block_cache_usage_bytes", "rocksdb.block-cache-usage"},
+    }};
+    std::map<std::string, uint64_t> out;
+    for (const auto& [name, prop] : kProps) {
+      uint64_t total = 0, v = 0;
+      for (auto* h : handles_) {
+        if (db_->GetIntProperty(h, prop, &v)) total += v;
+      }
+      if (std::string_view(name) == "block_cache_usage_bytes" ||
+          std::string_view(name) == "running_compactions" ||
+          std::string_view(name) == "running_flushes") {
+        total = db_->GetIntProperty(handles_[0], prop, &v) ? v : 0;  // shared, count once
+      }
+      out[name] = total;
+    }
+    return out;
+  }
+
+  std::string_view Kind() const override { return "rocksdb"; }
+
+ private:
+  rocksdb::ColumnFamilyHandle* handle(ColumnFamily cf) { return handles_[static_cast<int>(cf)]; }
+
+  std::unique_ptr<rocksdb::DB> db_;
+  std::array<rocksdb::ColumnFamilyHandle*, kNumColumnFamilies> handles_{};
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Engine>> OpenRocksDbEngine(const EngineOptions& options) {
+  if (options.path.empty()) return Status::InvalidArgument("rocksdb engine needs a path");
+  auto engine = std::make_unique<RocksDbEngine>();
+  RETURN_IF_ERROR(engine->Open(options));
+  return std::unique_ptr<Engine>(std::move(engine));
+}
+
+}  // namespace gojodb::storage
