@@ -1,0 +1,148 @@
+// core/kv: the key-value operations every API front end serves.
+//
+// KvService is the seam between the API layers (gRPC, HTTP, and later the gateway's
+// cluster client) and whatever executes the operations. KvStore implements it on one
+// node's Engine. Errors are Status values with these codes:
+//   INVALID_ARGUMENT  bad key, collection name, limit or request
+//   RESOURCE_EXHAUSTED with detail reason=TOO_LARGE: key or value over its limit
+//   NOT_FOUND         unknown collection
+//   FAILED_PRECONDITION if_version did not match (detail current_version)
+//   ALREADY_EXISTS    collection exists
+//   OUT_OF_RANGE      snapshot read below the GC safe point
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "internal/status.h"
+
+namespace gojodb::kv {
+
+enum class Consistency { kLinearizable, kSnapshot, kStale };
+
+struct Limits {
+  size_t max_key_bytes = 4096;
+  size_t max_value_bytes = 8u << 20;
+  size_t default_scan_limit = 1000;
+  size_t max_scan_limit = 10000;
+  size_t max_batch_ops = 10000;
+};
+
+struct PutRequest {
+  std::string collection;  // empty: "default"
+  std::string key;
+  std::string value;
+  std::optional<uint64_t> if_version;  // 0: must not exist
+  std::string request_id;              // empty: none
+};
+
+struct DeleteRequest {
+  std::string collection;
+  std::string key;
+  std::optional<uint64_t> if_version;
+  std::string request_id;
+};
+
+struct WriteResult {
+  uint64_t version = 0;  // commit timestamp
+  bool existed = false;  // the key had a live value before this write
+};
+
+struct GetRequest {
+  std::string collection;
+  std::string key;
+  Consistency consistency = Consistency::kLinearizable;
+  uint64_t at = 0;  // with kSnapshot
+};
+
+struct GetResult {
+  bool found = false;
+  std::string value;
+  uint64_t version = 0;
+};
+
+struct ScanRequest {
+  std::string collection;
+  std::string start;   // inclusive; empty: first key
+  std::string end;     // exclusive; empty: past the last key
+  std::string prefix;  // narrows [start, end) when set
+  size_t limit = 0;    // 0: Limits::default_scan_limit
+  bool reverse = false;
+  Consistency consistency = Consistency::kLinearizable;
+  uint64_t at = 0;
+};
+
+struct KeyValue {
+  std::string key;
+  std::string value;
+  uint64_t version = 0;
+};
+
+struct ScanResult {
+  std::vector<KeyValue> items;
+  // Present when more rows remain: the next start (forward) or exclusive end (reverse).
+  std::optional<std::string> next;
+  uint64_t read_ts = 0;
+};
+
+struct BatchOp {
+  enum class Kind { kPut, kDelete };
+  Kind kind = Kind::kPut;
+  std::string collection;
+  std::string key;
+  std::string value;
+  std::optional<uint64_t> if_version;
+};
+
+struct BatchRequest {
+  std::vector<BatchOp> ops;
+  std::string request_id;
+};
+
+struct IndexSpec {
+  std::string name;
+  std::vector<std::string> fields;
+  bool unique = false;
+};
+
+struct CollectionSpec {
+  std::string name;
+  std::string schema_json;  // empty: none
+  std::vector<IndexSpec> indexes;
+};
+
+struct CollectionInfo {
+  std::string name;
+  uint32_t id = 0;
+  uint64_t created_at = 0;
+  std::string schema_json;
+  std::vector<IndexSpec> indexes;
+};
+
+class KvService {
+ public:
+  virtual ~KvService() = default;
+
+  virtual Result<WriteResult> Put(const PutRequest& req) = 0;
+  virtual Result<WriteResult> Delete(const DeleteRequest& req) = 0;
+  virtual Result<GetResult> Get(const GetRequest& req) = 0;
+  virtual Result<ScanResult> Scan(const ScanRequest& req) = 0;
+  // All ops commit at one timestamp, or none does.
+  virtual Result<WriteResult> Batch(const BatchRequest& req) = 0;
+
+  virtual Result<CollectionInfo> CreateCollection(const CollectionSpec& spec) = 0;
+  virtual Result<std::vector<CollectionInfo>> ListCollections() = 0;
+  virtual Result<CollectionInfo> DescribeCollection(const std::string& name) = 0;
+  virtual Status DropCollection(const std::string& name) = 0;
+
+  virtual const Limits& limits() const = 0;
+  // OK when the service can take requests.
+  virtual Status Ready() = 0;
+  // Storage statistics by name, for /metrics.
+  virtual std::map<std::string, uint64_t> StorageStats() = 0;
+};
+
+}  // namespace gojodb::kv
