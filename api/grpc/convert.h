@@ -1,0 +1,27 @@
+// Conversions between gRPC/protobuf types and GojoDB's Status and core/kv types.
+// Shared by the gRPC server and the C++ client so both sides agree exactly.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include "core/kv/kv_service.h"
+#include "gojodb/v1/kv.pb.h"
+#include "internal/status.h"
+
+namespace gojodb::rpc {
+
+// Status details travel as trailing metadata "gojodb-<name>".
+grpc::Status ToGrpc(const Status& s);
+void AddDetailsToContext(const Status& s, grpc::ServerContext* ctx);
+Status FromGrpc(const grpc::Status& s, const grpc::ClientContext* ctx);
+
+kv::Consistency FromProto(v1::Consistency c);
+v1::Consistency ToProto(kv::Consistency c);
+
+void ToProto(const kv::CollectionInfo& in, v1::CollectionInfo* out);
+kv::CollectionInfo FromProto(const v1::CollectionInfo& in);
+std::vector<kv::IndexSpec> FromProto(const google::protobuf::RepeatedPtrField<v1::IndexSpec>& in);
+void ToProto(const std::vector<kv::IndexSpec>& in,
+             google::protobuf::RepeatedPtrField<v1::IndexSpec>* out);
+
+}  // namespace gojodb::rpc

@@ -1,0 +1,185 @@
+#include "api/grpc/grpc_services.h"
+
+#include <chrono>
+
+#include "api/grpc/convert.h"
+
+namespace gojodb::rpc {
+namespace {
+
+// Runs `fn` (returning Status), records metrics and converts the result.
+template <typename Fn>
+grpc::Status Serve(Metrics* metrics, const char* op, grpc::ServerContext* ctx, Fn&& fn) {
+  auto start = std::chrono::steady_clock::now();
+  Status s;
+  try {
+    s = fn();
+  } catch (const std::exception& e) {
+    s = Status::Internal(std::string("unexpected error: ") + e.what());
+  }
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  metrics->RecordRequest("grpc", op, std::string(StatusCodeName(s.code())), secs);
+  AddDetailsToContext(s, ctx);
+  return ToGrpc(s);
+}
+
+std::optional<uint64_t> OptVersion(bool has, uint64_t v) {
+  return has ? std::optional<uint64_t>(v) : std::nullopt;
+}
+
+}  // namespace
+
+class GrpcServices::KvImpl final : public v1::KV::Service {
+ public:
+  KvImpl(kv::KvService* kv, Metrics* m) : kv_(kv), m_(m) {}
+
+  grpc::Status Put(grpc::ServerContext* ctx, const v1::PutRequest* req,
+                   v1::PutResponse* resp) override {
+    return Serve(m_, "put", ctx, [&]() -> Status {
+      ASSIGN_OR_RETURN(auto r, kv_->Put({req->collection(), req->key(), req->value(),
+                                         OptVersion(req->has_if_version(), req->if_version()),
+                                         req->request_id()}));
+      resp->set_version(r.version);
+      return Status::OK();
+    });
+  }
+
+  grpc::Status Get(grpc::ServerContext* ctx, const v1::GetRequest* req,
+                   v1::GetResponse* resp) override {
+    return Serve(m_, "get", ctx, [&]() -> Status {
+      ASSIGN_OR_RETURN(auto r, kv_->Get({req->collection(), req->key(),
+                                         FromProto(req->consistency()), req->at()}));
+      resp->set_found(r.found);
+      resp->set_value(std::move(r.value));
+      resp->set_version(r.version);
+      return Status::OK();
+    });
+  }
+
+  grpc::Status Delete(grpc::ServerContext* ctx, const v1::DeleteRequest* req,
+                      v1::DeleteResponse* resp) override {
+    return Serve(m_, "delete", ctx, [&]() -> Status {
+      ASSIGN_OR_RETURN(auto r, kv_->Delete({req->collection(), req->key(),
+                                            OptVersion(req->has_if_version(), req->if_version()),
+                                            req->request_id()}));
+      resp->set_version(r.version);
+      resp->set_existed(r.existed);
+      return Status::OK();
+    });
+  }
+
+  grpc::Status Scan(grpc::ServerContext* ctx, const v1::ScanRequest* req,
+                    v1::ScanResponse* resp) override {
+    return Serve(m_, "scan", ctx, [&]() -> Status {
+      ASSIGN_OR_RETURN(auto r, kv_->Scan({req->collection(), req->start(), req->end(),
+                                          req->prefix(), req->limit(), req->reverse(),
+                                          FromProto(req->consistency()), req->at()}));
+      for (auto& item : r.items) {
+        auto* kv = resp->add_items();
+        kv->set_key(std::move(item.key));
+        kv->set_value(std::move(item.value));
+        kv->set_version(item.version);
+      }
+      resp->set_has_more(r.next.has_value());
+      if (r.next) resp->set_next(*r.next);
+      resp->set_read_ts(r.read_ts);
+      return Status::OK();
+    });
+  }
+
+  grpc::Status Batch(grpc::ServerContext* ctx, const v1::BatchRequest* req,
+                     v1::BatchResponse* resp) override {
+    return Serve(m_, "batch", ctx, [&]() -> Status {
+      kv::BatchRequest b;
+      b.request_id = req->request_id();
+      for (int i = 0; i < req->ops_size(); ++i) {
+        const auto& op = req->ops(i);
+        if (op.op() != v1::BatchOp::PUT && op.op() != v1::BatchOp::DELETE) {
+          return Status::InvalidArgument("ops[" + std::to_string(i) + "]: op must be PUT or DELETE");
+        }
+        b.ops.push_back({op.op() == v1::BatchOp::PUT ? kv::BatchOp::Kind::kPut
+                                                     : kv::BatchOp::Kind::kDelete,
+                         op.collection(), op.key(), op.value(),
+                         OptVersion(op.has_if_version(), op.if_version())});
+      }
+      ASSIGN_OR_RETURN(auto r, kv_->Batch(b));
+      resp->set_version(r.version);
+      return Status::OK();
+    });
+  }
+
+ private:
+  kv::KvService* kv_;
+  Metrics* m_;
+};
+
+class GrpcServices::CatalogImpl final : public v1::Catalog::Service {
+ public:
+  CatalogImpl(kv::KvService* kv, Metrics* m) : kv_(kv), m_(m) {}
+
+  grpc::Status CreateCollection(grpc::ServerContext* ctx, const v1::CreateCollectionRequest* req,
+                                v1::CollectionInfo* resp) override {
+    return Serve(m_, "create_collection", ctx, [&]() -> Status {
+      ASSIGN_OR_RETURN(auto info, kv_->CreateCollection(
+                                      {req->name(), req->schema_json(), FromProto(req->indexes())}));
+      ToProto(info, resp);
+      return Status::OK();
+    });
+  }
+  grpc::Status ListCollections(grpc::ServerContext* ctx, const v1::ListCollectionsRequest*,
+                               v1::ListCollectionsResponse* resp) override {
+    return Serve(m_, "list_collections", ctx, [&]() -> Status {
+      ASSIGN_OR_RETURN(auto list, kv_->ListCollections());
+      for (const auto& c : list) ToProto(c, resp->add_collections());
+      return Status::OK();
+    });
+  }
+  grpc::Status DescribeCollection(grpc::ServerContext* ctx,
+                                  const v1::DescribeCollectionRequest* req,
+                                  v1::CollectionInfo* resp) override {
+    return Serve(m_, "describe_collection", ctx, [&]() -> Status {
+      ASSIGN_OR_RETURN(auto info, kv_->DescribeCollection(req->name()));
+      ToProto(info, resp);
+      return Status::OK();
+    });
+  }
+  grpc::Status DropCollection(grpc::ServerContext* ctx, const v1::DropCollectionRequest* req,
+                              v1::DropCollectionResponse*) override {
+    return Serve(m_, "drop_collection", ctx, [&] { return kv_->DropCollection(req->name()); });
+  }
+
+ private:
+  kv::KvService* kv_;
+  Metrics* m_;
+};
+
+class GrpcServices::AdminImpl final : public v1::Admin::Service {
+ public:
+  AdminImpl(Metrics* m, StatusProvider status) : m_(m), status_(std::move(status)) {}
+  grpc::Status ClusterStatus(grpc::ServerContext* ctx, const v1::ClusterStatusRequest*,
+                             v1::ClusterStatusResponse* resp) override {
+    return Serve(m_, "cluster_status", ctx, [&]() -> Status {
+      *resp = status_();
+      return Status::OK();
+    });
+  }
+
+ private:
+  Metrics* m_;
+  StatusProvider status_;
+};
+
+GrpcServices::GrpcServices(kv::KvService* kv, Metrics* metrics, StatusProvider status)
+    : kv_(std::make_unique<KvImpl>(kv, metrics)),
+      catalog_(std::make_unique<CatalogImpl>(kv, metrics)),
+      admin_(std::make_unique<AdminImpl>(metrics, std::move(status))) {}
+
+GrpcServices::~GrpcServices() = default;
+
+void GrpcServices::RegisterOn(grpc::ServerBuilder* builder) {
+  builder->RegisterService(kv_.get());
+  builder->RegisterService(catalog_.get());
+  builder->RegisterService(admin_.get());
+}
+
+}  // namespace gojodb::rpc

@@ -1,0 +1,175 @@
+#include "pkg/client/client.h"
+
+#include <chrono>
+
+#include <grpcpp/grpcpp.h>
+
+#include "api/grpc/convert.h"
+#include "gojodb/v1/kv.grpc.pb.h"
+
+namespace gojodb::client {
+
+struct Client::Stubs {
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<v1::KV::Stub> kv;
+  std::unique_ptr<v1::Catalog::Stub> catalog;
+  std::unique_ptr<v1::Admin::Stub> admin;
+};
+
+namespace {
+
+// Calls `method` with a deadline and converts the status.
+template <typename Stub, typename Req, typename Resp>
+Status Call(const ClientOptions& o, Stub* stub,
+            grpc::Status (Stub::*method)(grpc::ClientContext*, const Req&, Resp*),
+            const Req& req, Resp* resp) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(o.timeout_ms));
+  grpc::Status s = (stub->*method)(&ctx, req, resp);
+  return rpc::FromGrpc(s, &ctx);
+}
+
+void SetVersion(const std::optional<uint64_t>& v, auto* msg) {
+  if (v) msg->set_if_version(*v);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
+  if (options.addr.empty()) return Status::InvalidArgument("no server address given");
+  return std::unique_ptr<Client>(new Client(options));
+}
+
+Client::Client(const ClientOptions& options) : options_(options), stubs_(new Stubs) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(64 << 20);
+  args.SetMaxSendMessageSize(64 << 20);
+  stubs_->channel =
+      grpc::CreateCustomChannel(options.addr, grpc::InsecureChannelCredentials(), args);
+  stubs_->kv = v1::KV::NewStub(stubs_->channel);
+  stubs_->catalog = v1::Catalog::NewStub(stubs_->channel);
+  stubs_->admin = v1::Admin::NewStub(stubs_->channel);
+}
+
+Client::~Client() = default;
+
+Result<kv::WriteResult> Client::Put(const kv::PutRequest& r) {
+  v1::PutRequest req;
+  req.set_collection(r.collection);
+  req.set_key(r.key);
+  req.set_value(r.value);
+  SetVersion(r.if_version, &req);
+  req.set_request_id(r.request_id);
+  v1::PutResponse resp;
+  RETURN_IF_ERROR(Call(options_, stubs_->kv.get(), &v1::KV::Stub::Put, req, &resp));
+  return kv::WriteResult{resp.version(), false};
+}
+
+Result<kv::WriteResult> Client::Delete(const kv::DeleteRequest& r) {
+  v1::DeleteRequest req;
+  req.set_collection(r.collection);
+  req.set_key(r.key);
+  SetVersion(r.if_version, &req);
+  req.set_request_id(r.request_id);
+  v1::DeleteResponse resp;
+  RETURN_IF_ERROR(Call(options_, stubs_->kv.get(), &v1::KV::Stub::Delete, req, &resp));
+  return kv::WriteResult{resp.version(), resp.existed()};
+}
+
+Result<kv::GetResult> Client::Get(const kv::GetRequest& r) {
+  v1::GetRequest req;
+  req.set_collection(r.collection);
+  req.set_key(r.key);
+  req.set_consistency(rpc::ToProto(r.consistency));
+  req.set_at(r.at);
+  v1::GetResponse resp;
+  RETURN_IF_ERROR(Call(options_, stubs_->kv.get(), &v1::KV::Stub::Get, req, &resp));
+  return kv::GetResult{resp.found(), std::move(*resp.mutable_value()), resp.version()};
+}
+
+Result<kv::ScanResult> Client::Scan(const kv::ScanRequest& r) {
+  v1::ScanRequest req;
+  req.set_collection(r.collection);
+  req.set_start(r.start);
+  req.set_end(r.end);
+  req.set_prefix(r.prefix);
+  req.set_limit(static_cast<uint32_t>(std::min<size_t>(r.limit, UINT32_MAX)));
+  req.set_reverse(r.reverse);
+  req.set_consistency(rpc::ToProto(r.consistency));
+  req.set_at(r.at);
+  v1::ScanResponse resp;
+  RETURN_IF_ERROR(Call(options_, stubs_->kv.get(), &v1::KV::Stub::Scan, req, &resp));
+  kv::ScanResult out;
+  for (auto& item : *resp.mutable_items()) {
+    out.items.push_back({std::move(*item.mutable_key()), std::move(*item.mutable_value()),
+                         item.version()});
+  }
+  if (resp.has_more()) out.next = resp.next();
+  out.read_ts = resp.read_ts();
+  return out;
+}
+
+Result<kv::WriteResult> Client::Batch(const kv::BatchRequest& r) {
+  v1::BatchRequest req;
+  req.set_request_id(r.request_id);
+  for (const auto& op : r.ops) {
+    auto* p = req.add_ops();
+    p->set_op(op.kind == kv::BatchOp::Kind::kPut ? v1::BatchOp::PUT : v1::BatchOp::DELETE);
+    p->set_collection(op.collection);
+    p->set_key(op.key);
+    p->set_value(op.value);
+    SetVersion(op.if_version, p);
+  }
+  v1::BatchResponse resp;
+  RETURN_IF_ERROR(Call(options_, stubs_->kv.get(), &v1::KV::Stub::Batch, req, &resp));
+  return kv::WriteResult{resp.version(), false};
+}
+
+Result<kv::CollectionInfo> Client::CreateCollection(const kv::CollectionSpec& spec) {
+  v1::CreateCollectionRequest req;
+  req.set_name(spec.name);
+  req.set_schema_json(spec.schema_json);
+  rpc::ToProto(spec.indexes, req.mutable_indexes());
+  v1::CollectionInfo resp;
+  RETURN_IF_ERROR(
+      Call(options_, stubs_->catalog.get(), &v1::Catalog::Stub::CreateCollection, req, &resp));
+  return rpc::FromProto(resp);
+}
+
+Result<std::vector<kv::CollectionInfo>> Client::ListCollections() {
+  v1::ListCollectionsRequest req;
+  v1::ListCollectionsResponse resp;
+  RETURN_IF_ERROR(
+      Call(options_, stubs_->catalog.get(), &v1::Catalog::Stub::ListCollections, req, &resp));
+  std::vector<kv::CollectionInfo> out;
+  for (const auto& c : resp.collections()) out.push_back(rpc::FromProto(c));
+  return out;
+}
+
+Result<kv::CollectionInfo> Client::DescribeCollection(const std::string& name) {
+  v1::DescribeCollectionRequest req;
+  req.set_name(name);
+  v1::CollectionInfo resp;
+  RETURN_IF_ERROR(
+      Call(options_, stubs_->catalog.get(), &v1::Catalog::Stub::DescribeCollection, req, &resp));
+  return rpc::FromProto(resp);
+}
+
+Status Client::DropCollection(const std::string& name) {
+  v1::DropCollectionRequest req;
+  req.set_name(name);
+  v1::DropCollectionResponse resp;
+  return Call(options_, stubs_->catalog.get(), &v1::Catalog::Stub::DropCollection, req, &resp);
+}
+
+Result<v1::ClusterStatusResponse> Client::ClusterStatus() {
+  v1::ClusterStatusRequest req;
+  v1::ClusterStatusResponse resp;
+  RETURN_IF_ERROR(
+      Call(options_, stubs_->admin.get(), &v1::Admin::Stub::ClusterStatus, req, &resp));
+  return resp;
+}
+
+Status Client::Ready() { return ClusterStatus().status(); }
+
+}  // namespace gojodb::client
