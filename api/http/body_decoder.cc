@@ -1,0 +1,150 @@
+#include "api/http/body_decoder.h"
+
+#include <nlohmann/json.hpp>
+
+#include "api/http/codec.h"
+
+namespace gojodb::http {
+namespace {
+
+using nlohmann::json;
+
+Result<json> ParseObject(std::string_view body) {
+  if (body.empty()) return Status::InvalidArgument("request body is empty; expected a JSON object");
+  auto j = json::parse(body.begin(), body.end(), nullptr, false);
+  if (j.is_discarded()) return Status::InvalidArgument("request body is not valid JSON");
+  if (!j.is_object()) return Status::InvalidArgument("request body must be a JSON object");
+  return j;
+}
+
+Status OnlyFields(const json& obj, std::initializer_list<const char*> allowed,
+                  const std::string& where) {
+  for (auto it = obj.begin(); it != obj.end(); ++it) {
+    bool ok = false;
+    for (const char* a : allowed) ok = ok || it.key() == a;
+    if (!ok) return Status::InvalidArgument(where + "unknown field '" + it.key().substr(0, 64) + "'");
+  }
+  return Status::OK();
+}
+
+Result<std::string> StringField(const json& obj, const char* name, const std::string& where) {
+  const auto& v = obj.at(name);
+  if (!v.is_string()) return Status::InvalidArgument(where + "'" + name + "' must be a string");
+  return v.get<std::string>();
+}
+
+Result<uint64_t> VersionField(const json& v, const std::string& where) {
+  if (v.is_number_unsigned()) return v.get<uint64_t>();
+  if (v.is_number_integer() && v.get<int64_t>() >= 0) return static_cast<uint64_t>(v.get<int64_t>());
+  // Strings are accepted for clients whose JSON numbers lose 64-bit precision.
+  if (v.is_string()) return ParseUint64(v.get<std::string>(), where + "if_version");
+  return Status::InvalidArgument(where + "'if_version' must be a non-negative integer");
+}
+
+// Reads "<name>" (text or JSON value) or "<name>_base64" (bytes). Exactly one is allowed.
+Result<std::optional<std::string>> BytesField(const json& obj, const std::string& name,
+                                              bool json_values, const std::string& where) {
+  const bool plain = obj.contains(name), b64 = obj.contains(name + "_base64");
+  if (plain && b64) {
+    return Status::InvalidArgument(where + "give '" + name + "' or '" + name + "_base64', not both");
+  }
+  if (b64) {
+    const auto& v = obj.at(name + "_base64");
+    if (!v.is_string()) return Status::InvalidArgument(where + "'" + name + "_base64' must be a string");
+    auto decoded = Base64Decode(v.get<std::string>());
+    if (!decoded.ok()) return decoded.status().WithContext(where + name + "_base64");
+    return std::optional<std::string>(std::move(decoded).value());
+  }
+  if (!plain) return std::optional<std::string>();
+  const auto& v = obj.at(name);
+  if (!json_values && !v.is_string()) {
+    return Status::InvalidArgument(where + "'" + name + "' must be a string");
+  }
+  return std::optional<std::string>(StoredBytesFromJson(v));
+}
+
+}  // namespace
+
+Result<kv::BatchRequest> DecodeBatchBody(std::string_view body) {
+  ASSIGN_OR_RETURN(json j, ParseObject(body));
+  RETURN_IF_ERROR(OnlyFields(j, {"ops", "request_id"}, ""));
+  kv::BatchRequest out;
+  if (j.contains("request_id")) {
+    ASSIGN_OR_RETURN(out.request_id, StringField(j, "request_id", ""));
+  }
+  if (!j.contains("ops") || !j["ops"].is_array()) {
+    return Status::InvalidArgument("'ops' must be an array of operations");
+  }
+  const auto& ops = j["ops"];
+  for (size_t i = 0; i < ops.size(); ++i) {
+    const std::string where = "ops[" + std::to_string(i) + "]: ";
+    const auto& o = ops[i];
+    if (!o.is_object()) return Status::InvalidArgument(where + "must be an object");
+    RETURN_IF_ERROR(OnlyFields(o, {"op", "collection", "key", "key_base64", "value",
+                                   "value_base64", "if_version"}, where));
+    kv::BatchOp op;
+    if (!o.contains("op")) return Status::InvalidArgument(where + "'op' is required");
+    ASSIGN_OR_RETURN(std::string kind, StringField(o, "op", where));
+    if (kind == "put") op.kind = kv::BatchOp::Kind::kPut;
+    else if (kind == "delete") op.kind = kv::BatchOp::Kind::kDelete;
+    else return Status::InvalidArgument(where + "'op' must be \"put\" or \"delete\"");
+    if (o.contains("collection")) {
+      ASSIGN_OR_RETURN(op.collection, StringField(o, "collection", where));
+    }
+    ASSIGN_OR_RETURN(auto key, BytesField(o, "key", false, where));
+    if (!key) return Status::InvalidArgument(where + "'key' is required");
+    op.key = std::move(*key);
+    ASSIGN_OR_RETURN(auto value, BytesField(o, "value", true, where));
+    if (op.kind == kv::BatchOp::Kind::kPut) {
+      if (!value) return Status::InvalidArgument(where + "a put needs 'value' or 'value_base64'");
+      op.value = std::move(*value);
+    } else if (value) {
+      return Status::InvalidArgument(where + "a delete takes no value");
+    }
+    if (o.contains("if_version")) {
+      ASSIGN_OR_RETURN(op.if_version, VersionField(o["if_version"], where));
+    }
+    out.ops.push_back(std::move(op));
+  }
+  return out;
+}
+
+Result<kv::CollectionSpec> DecodeCollectionBody(std::string_view body) {
+  ASSIGN_OR_RETURN(json j, ParseObject(body));
+  RETURN_IF_ERROR(OnlyFields(j, {"name", "schema", "indexes"}, ""));
+  kv::CollectionSpec spec;
+  if (!j.contains("name")) return Status::InvalidArgument("'name' is required");
+  ASSIGN_OR_RETURN(spec.name, StringField(j, "name", ""));
+  if (j.contains("schema") && !j["schema"].is_null()) {
+    if (!j["schema"].is_object()) return Status::InvalidArgument("'schema' must be an object");
+    spec.schema_json = j["schema"].dump();
+  }
+  if (j.contains("indexes")) {
+    const auto& idx = j["indexes"];
+    if (!idx.is_array()) return Status::InvalidArgument("'indexes' must be an array");
+    for (size_t i = 0; i < idx.size(); ++i) {
+      const std::string where = "indexes[" + std::to_string(i) + "]: ";
+      const auto& x = idx[i];
+      if (!x.is_object()) return Status::InvalidArgument(where + "must be an object");
+      RETURN_IF_ERROR(OnlyFields(x, {"name", "fields", "unique"}, where));
+      kv::IndexSpec s;
+      if (!x.contains("name")) return Status::InvalidArgument(where + "'name' is required");
+      ASSIGN_OR_RETURN(s.name, StringField(x, "name", where));
+      if (!x.contains("fields") || !x["fields"].is_array() || x["fields"].empty()) {
+        return Status::InvalidArgument(where + "'fields' must be a non-empty array of strings");
+      }
+      for (const auto& f : x["fields"]) {
+        if (!f.is_string()) return Status::InvalidArgument(where + "'fields' must hold strings");
+        s.fields.push_back(f.get<std::string>());
+      }
+      if (x.contains("unique")) {
+        if (!x["unique"].is_boolean()) return Status::InvalidArgument(where + "'unique' must be a boolean");
+        s.unique = x["unique"].get<bool>();
+      }
+      spec.indexes.push_back(std::move(s));
+    }
+  }
+  return spec;
+}
+
+}  // namespace gojodb::http

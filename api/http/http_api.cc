@@ -1,0 +1,251 @@
+#include "api/http/http_api.h"
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+
+#include "api/http/body_decoder.h"
+#include "api/http/codec.h"
+#include "api/http/router.h"
+
+namespace gojodb::http {
+namespace {
+
+using nlohmann::json;
+
+std::string_view DetailOf(const Status& s, std::string_view name) {
+  for (const auto& [k, v] : s.details()) {
+    if (k == name) return v;
+  }
+  return {};
+}
+
+HttpResponse Json(int status, const json& j) {
+  HttpResponse r;
+  r.status = status;
+  r.body = j.dump();
+  r.body.push_back('\n');
+  return r;
+}
+
+json CollectionJson(const kv::CollectionInfo& c) {
+  json idx = json::array();
+  for (const auto& i : c.indexes) idx.push_back({{"name", i.name}, {"fields", i.fields}, {"unique", i.unique}});
+  json out = {{"name", c.name}, {"id", c.id}, {"created_at", c.created_at}, {"indexes", idx}};
+  out["schema"] = c.schema_json.empty() ? json(nullptr) : json::parse(c.schema_json, nullptr, false);
+  return out;
+}
+
+Result<std::optional<uint64_t>> OptionalUint(const std::map<std::string, std::string>& q,
+                                             const char* name) {
+  auto it = q.find(name);
+  if (it == q.end()) return std::optional<uint64_t>();
+  ASSIGN_OR_RETURN(uint64_t v, ParseUint64(it->second, name));
+  return std::optional<uint64_t>(v);
+}
+
+Result<kv::Consistency> ConsistencyParam(const std::map<std::string, std::string>& q) {
+  auto it = q.find("consistency");
+  const bool has_at = q.count("at") > 0;
+  if (it == q.end()) return has_at ? kv::Consistency::kSnapshot : kv::Consistency::kLinearizable;
+  if (it->second == "linearizable" && !has_at) return kv::Consistency::kLinearizable;
+  if (it->second == "stale" && !has_at) return kv::Consistency::kStale;
+  if (it->second == "snapshot") {
+    if (!has_at) return Status::InvalidArgument("consistency=snapshot needs at=TS");
+    return kv::Consistency::kSnapshot;
+  }
+  if (has_at && (it->second == "linearizable" || it->second == "stale")) {
+    return Status::InvalidArgument("'at' goes with consistency=snapshot");
+  }
+  return Status::InvalidArgument("consistency must be linearizable, snapshot or stale");
+}
+
+Result<bool> BoolParam(const std::map<std::string, std::string>& q, const char* name) {
+  auto it = q.find(name);
+  if (it == q.end() || it->second == "false" || it->second == "0") return false;
+  if (it->second == "true" || it->second == "1" || it->second.empty()) return true;
+  return Status::InvalidArgument(std::string(name) + " must be true or false");
+}
+
+// A text key, or its _base64 form.
+Result<std::string> KeyParam(const std::map<std::string, std::string>& q, const std::string& name) {
+  auto plain = q.find(name);
+  auto b64 = q.find(name + "_base64");
+  if (plain != q.end() && b64 != q.end()) {
+    return Status::InvalidArgument("give " + name + " or " + name + "_base64, not both");
+  }
+  if (b64 != q.end()) return Base64Decode(b64->second);
+  return plain == q.end() ? std::string() : plain->second;
+}
+
+void SetKey(json& obj, std::string_view key) { SetBytesField(obj, "key", key, false); }
+
+}  // namespace
+
+int HttpStatusFor(const Status& s) {
+  switch (s.code()) {
+    case StatusCode::kOk: return 200;
+    case StatusCode::kInvalidArgument:
+    case StatusCode::kOutOfRange: return 400;
+    case StatusCode::kUnauthenticated: return 401;
+    case StatusCode::kPermissionDenied: return 403;
+    case StatusCode::kNotFound: return 404;
+    case StatusCode::kAlreadyExists:
+    case StatusCode::kAborted:
+    case StatusCode::kFailedPrecondition: return 409;
+    case StatusCode::kResourceExhausted: return DetailOf(s, "reason") == "TOO_LARGE" ? 413 : 429;
+    case StatusCode::kCancelled: return 499;
+    case StatusCode::kUnimplemented:
+      return DetailOf(s, "reason") == "METHOD_NOT_ALLOWED" ? 405 : 501;
+    case StatusCode::kUnavailable: return 503;
+    case StatusCode::kDeadlineExceeded: return 504;
+    default: return 500;
+  }
+}
+
+HttpResponse ErrorResponse(const Status& s) {
+  json err = {{"code", std::string(StatusCodeName(s.code()))}, {"message", s.message()}};
+  for (const auto& [k, v] : s.details()) {
+    if (k == "reason" || k == "allow") continue;
+    auto n = ParseUint64(v, k);
+    err[k] = n.ok() ? json(*n) : json(v);
+  }
+  HttpResponse r = Json(HttpStatusFor(s), {{"error", err}});
+  if (r.status == 429 || r.status == 503) r.headers.emplace_back("Retry-After", "1");
+  if (auto allow = DetailOf(s, "allow"); !allow.empty()) r.headers.emplace_back("Allow", std::string(allow));
+  return r;
+}
+
+HttpApi::HttpApi(kv::KvService* kv, Metrics* metrics, ClusterStatusFn cluster_status)
+    : kv_(kv), metrics_(metrics), cluster_status_(std::move(cluster_status)) {}
+
+HttpResponse HttpApi::Handle(std::string_view method, std::string_view target,
+                             std::string_view body) {
+  const auto start = std::chrono::steady_clock::now();
+  std::string op = "unknown";
+  HttpResponse resp;
+  auto serve = [&]() -> Status {
+    ASSIGN_OR_RETURN(RouteMatch m, MatchRoute(method, target));
+    op = m.op;
+    const auto& q = m.query;
+    switch (m.route) {
+      case Route::kHealthz:
+        resp = Json(200, {{"status", "ok"}});
+        return Status::OK();
+      case Route::kReadyz: {
+        RETURN_IF_ERROR(kv_->Ready());
+        resp = Json(200, {{"status", "ready"}});
+        return Status::OK();
+      }
+      case Route::kMetrics:
+        resp.content_type = "text/plain; version=0.0.4";
+        resp.body = metrics_->Render();
+        return Status::OK();
+      case Route::kClusterStatus:
+        resp.body = cluster_status_();
+        return Status::OK();
+      case Route::kNotImplemented:
+        return Status::Unimplemented("the " + m.op + " API is not available in this release");
+      case Route::kKeyPut: {
+        ASSIGN_OR_RETURN(auto if_version, OptionalUint(q, "if_version"));
+        auto rid = q.find("request_id");
+        ASSIGN_OR_RETURN(auto w, kv_->Put({m.collection, m.key, std::string(body), if_version,
+                                           rid == q.end() ? "" : rid->second}));
+        json out = {{"version", w.version}};
+        SetKey(out, m.key);
+        resp = Json(200, out);
+        return Status::OK();
+      }
+      case Route::kKeyGet: {
+        ASSIGN_OR_RETURN(auto consistency, ConsistencyParam(q));
+        ASSIGN_OR_RETURN(auto at, OptionalUint(q, "at"));
+        ASSIGN_OR_RETURN(auto g, kv_->Get({m.collection, m.key, consistency, at.value_or(0)}));
+        if (!g.found) return Status::NotFound("key not found");
+        resp.body = std::move(g.value);
+        auto parsed = json::parse(resp.body, nullptr, false);
+        resp.content_type = !resp.body.empty() && !parsed.is_discarded() ? "application/json"
+                            : IsValidUtf8(resp.body) ? "text/plain; charset=utf-8"
+                                                     : "application/octet-stream";
+        resp.headers.emplace_back("X-GojoDB-Version", std::to_string(g.version));
+        return Status::OK();
+      }
+      case Route::kKeyDelete: {
+        ASSIGN_OR_RETURN(auto if_version, OptionalUint(q, "if_version"));
+        auto rid = q.find("request_id");
+        ASSIGN_OR_RETURN(auto w, kv_->Delete({m.collection, m.key, if_version,
+                                              rid == q.end() ? "" : rid->second}));
+        resp = Json(200, {{"version", w.version}, {"existed", w.existed}});
+        return Status::OK();
+      }
+      case Route::kScan: {
+        kv::ScanRequest s;
+        s.collection = m.collection;
+        ASSIGN_OR_RETURN(s.start, KeyParam(q, "start"));
+        ASSIGN_OR_RETURN(s.end, KeyParam(q, "end"));
+        ASSIGN_OR_RETURN(s.prefix, KeyParam(q, "prefix"));
+        ASSIGN_OR_RETURN(auto limit, OptionalUint(q, "limit"));
+        if (limit && *limit == 0) return Status::InvalidArgument("limit must be at least 1");
+        s.limit = limit.value_or(0);
+        ASSIGN_OR_RETURN(s.reverse, BoolParam(q, "reverse"));
+        ASSIGN_OR_RETURN(s.consistency, ConsistencyParam(q));
+        ASSIGN_OR_RETURN(auto at, OptionalUint(q, "at"));
+        s.at = at.value_or(0);
+        ASSIGN_OR_RETURN(auto r, kv_->Scan(s));
+        json items = json::array();
+        for (const auto& kv : r.items) {
+          json item = {{"version", kv.version}};
+          SetKey(item, kv.key);
+          SetBytesField(item, "value", kv.value, true);
+          items.push_back(std::move(item));
+        }
+        json out = {{"items", std::move(items)}, {"read_ts", r.read_ts}};
+        out["next"] = nullptr;
+        if (r.next) SetBytesField(out, "next", *r.next, false);
+        resp = Json(200, out);
+        return Status::OK();
+      }
+      case Route::kBatch: {
+        ASSIGN_OR_RETURN(auto batch, DecodeBatchBody(body));
+        ASSIGN_OR_RETURN(auto w, kv_->Batch(batch));
+        resp = Json(200, {{"version", w.version}, {"ops", batch.ops.size()}});
+        return Status::OK();
+      }
+      case Route::kCollectionCreate: {
+        ASSIGN_OR_RETURN(auto spec, DecodeCollectionBody(body));
+        ASSIGN_OR_RETURN(auto info, kv_->CreateCollection(spec));
+        resp = Json(201, CollectionJson(info));
+        return Status::OK();
+      }
+      case Route::kCollectionList: {
+        ASSIGN_OR_RETURN(auto list, kv_->ListCollections());
+        json arr = json::array();
+        for (const auto& c : list) arr.push_back(CollectionJson(c));
+        resp = Json(200, {{"collections", arr}});
+        return Status::OK();
+      }
+      case Route::kCollectionDescribe: {
+        ASSIGN_OR_RETURN(auto info, kv_->DescribeCollection(m.collection));
+        resp = Json(200, CollectionJson(info));
+        return Status::OK();
+      }
+      case Route::kCollectionDrop: {
+        RETURN_IF_ERROR(kv_->DropCollection(m.collection));
+        resp = Json(200, {{"dropped", m.collection}});
+        return Status::OK();
+      }
+    }
+    return Status::Internal("unhandled route");
+  };
+  Status s;
+  try {
+    s = serve();
+  } catch (const std::exception& e) {
+    s = Status::Internal(std::string("unexpected error: ") + e.what());
+  }
+  if (!s.ok()) resp = ErrorResponse(s);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  metrics_->RecordRequest("http", op, std::string(StatusCodeName(s.code())), secs);
+  return resp;
+}
+
+}  // namespace gojodb::http

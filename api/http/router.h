@@ -1,0 +1,42 @@
+// Maps (method, raw request target) to a route with its decoded parameters. Pure and
+// fuzzed: any input yields a RouteMatch or a Status (404 unknown path, 405 wrong
+// method, 400 bad encoding or unknown query parameter), never a crash.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "internal/status.h"
+
+namespace gojodb::http {
+
+enum class Route {
+  kKeyPut,
+  kKeyGet,
+  kKeyDelete,
+  kScan,
+  kBatch,
+  kCollectionCreate,
+  kCollectionList,
+  kCollectionDescribe,
+  kCollectionDrop,
+  kClusterStatus,
+  kHealthz,
+  kReadyz,
+  kMetrics,
+  kNotImplemented,  // part of the API contract, served by a later release
+};
+
+struct RouteMatch {
+  Route route = Route::kHealthz;
+  std::string op;          // metric label, e.g. "put"
+  std::string collection;  // decoded
+  std::string key;         // decoded (path or key_base64)
+  std::map<std::string, std::string> query;  // decoded
+};
+
+Result<RouteMatch> MatchRoute(std::string_view method, std::string_view target);
+
+}  // namespace gojodb::http
