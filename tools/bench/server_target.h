@@ -1,0 +1,39 @@
+// tools/bench: GojoDB over gRPC through the C++ client library (pkg/client).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tools/bench/target.h"
+
+namespace gojodb::client {
+class Client;
+}
+
+namespace gojodb::bench {
+
+struct ServerTargetOptions {
+  std::string addr;                    // host:port of a standalone server or gateway
+  std::string collection = "default";  // created when missing
+  int threads = 1;
+  int threads_per_client = 8;  // client threads sharing one Client (gRPC channel)
+  int timeout_ms = 10000;      // per request
+};
+
+class ServerTarget final : public Target {
+ public:
+  explicit ServerTarget(ServerTargetOptions options);
+  ~ServerTarget() override;
+
+  std::string Describe() const override;
+  // Waits briefly for the server to answer, then creates the collection if missing.
+  Status Open() override;
+  std::unique_ptr<Connection> Connect(int thread) override;
+
+ private:
+  ServerTargetOptions options_;
+  std::vector<std::shared_ptr<client::Client>> clients_;
+};
+
+}  // namespace gojodb::bench
