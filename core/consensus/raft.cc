@@ -42,8 +42,11 @@ Status Raft::Init(const Config& c) {
   ConfState cs = SwitchToConfig(std::move(cp.first), std::move(cp.second));
   if (!cs.Equivalent(st.conf_state)) return Status::Internal("consensus: restored config differs from storage");
   if (!st.hard_state.empty()) {
-    if (st.hard_state.commit < log_.committed() || st.hard_state.commit > log_.LastIndex()) {
-      return Status::DataLoss("consensus: hard state commit index is out of range of the log");
+    // A commit index below the snapshot is fine (the snapshot, taken by the state
+    // machine, may be more recent than the last synced hard state): everything in
+    // a snapshot is committed. One beyond the log means lost entries.
+    if (st.hard_state.commit > log_.LastIndex()) {
+      return Status::DataLoss("consensus: hard state commit index is beyond the last log index");
     }
     LoadState(st.hard_state);
   }
@@ -114,11 +117,21 @@ bool Raft::Promotable() const {
 }
 
 bool Raft::InLease() const {
-  if (!check_quorum_ || election_elapsed_ >= election_timeout_) return false;
-  if (!lead_.none()) return true;
-  // With lease reads, a node that just (re)started may have acknowledged a leader's
-  // lease before it crashed: it must not vote until that lease has expired.
-  return read_only_option_ == ReadOnlyOption::kLeaseBased && ticks_ < static_cast<uint64_t>(election_timeout_);
+  if (!check_quorum_) return false;
+  if (read_only_option_ == ReadOnlyOption::kLeaseBased) {
+    // A leader may be serving reads under a lease that counts on our promise not to
+    // vote for election_timeout ticks after we last heard from it. This also covers
+    // a restart: we may have acked a heartbeat just before crashing (ticks_ and
+    // last_leader_contact_ both start at 0).
+    return ticks_ - last_leader_contact_ < static_cast<uint64_t>(election_timeout_);
+  }
+  return !lead_.none() && election_elapsed_ < election_timeout_;
+}
+
+void Raft::HeardFromLeader(NodeId lead) {
+  election_elapsed_ = 0;
+  lead_ = lead;
+  last_leader_contact_ = ticks_;
 }
 
 bool Raft::HasValidLease() const {
@@ -138,7 +151,7 @@ bool Raft::HasValidLease() const {
   // election_timeout of their ticks after receiving it. One tick is lost to
   // quantization on each side, and lease_drift_ticks to tick-rate drift.
   int64_t lease = static_cast<int64_t>(election_timeout_) - 2 - lease_drift_ticks_;
-  return static_cast<int64_t>(ticks_ - sent) <= lease - 1 + 0 && lease > 0;
+  return lease > 0 && static_cast<int64_t>(ticks_ - sent) < lease;
 }
 
 bool Raft::CommittedEntryInCurrentTerm() const {
@@ -240,6 +253,7 @@ void Raft::BecomeLeader() {
 void Raft::Tick() {
   ++ticks_;
   if (state_ == StateType::kLeader) {
+    last_leader_contact_ = ticks_;
     TickHeartbeat();
   } else {
     TickElection();

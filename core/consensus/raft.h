@@ -104,6 +104,7 @@ class Raft {
   void AbortLeaderTransfer() { lead_transferee_ = kNoNode; }
   bool CommittedEntryInCurrentTerm() const;
   bool InLease() const;
+  void HeardFromLeader(NodeId lead);
   void LoadState(const HardState& hs);
   ConfState SwitchToConfig(TrackerConfig cfg, ProgressMap prs);
   bool IncreaseUncommittedSize(const std::vector<Entry>& ents);
@@ -164,6 +165,10 @@ class Raft {
 
   // Ticks since this node started (the logical clock of lease accounting).
   uint64_t ticks_ = 0;
+  // ticks_ when we last heard from a leader (or were leader). Unlike
+  // election_elapsed_, this is not reset by a term change, so a follower honours a
+  // leader's lease even after learning of a higher term from a failed candidate.
+  uint64_t last_leader_contact_ = 0;
   // Lease reads are disabled for the rest of this term once leadership was offered
   // to another node (TimeoutNow bypasses followers' leases).
   bool lease_revoked_ = false;

@@ -13,14 +13,17 @@ Status Raft::StepCandidate(Message& m) {
     case MessageType::kApp:
       // A leader of our term exists: it won, we lost.
       BecomeFollower(m.term, m.from);
+      HeardFromLeader(m.from);
       HandleAppendEntries(m);
       return Status::OK();
     case MessageType::kHeartbeat:
       BecomeFollower(m.term, m.from);
+      HeardFromLeader(m.from);
       HandleHeartbeat(m);
       return Status::OK();
     case MessageType::kSnap:
       BecomeFollower(m.term, m.from);
+      HeardFromLeader(m.from);
       HandleSnapshot(m);
       return Status::OK();
     case MessageType::kTimeoutNow:
@@ -56,18 +59,15 @@ Status Raft::StepFollower(Message& m) {
       Send(std::move(m));
       return Status::OK();
     case MessageType::kApp:
-      election_elapsed_ = 0;
-      lead_ = m.from;
+      HeardFromLeader(m.from);
       HandleAppendEntries(m);
       return Status::OK();
     case MessageType::kHeartbeat:
-      election_elapsed_ = 0;
-      lead_ = m.from;
+      HeardFromLeader(m.from);
       HandleHeartbeat(m);
       return Status::OK();
     case MessageType::kSnap:
-      election_elapsed_ = 0;
-      lead_ = m.from;
+      HeardFromLeader(m.from);
       HandleSnapshot(m);
       return Status::OK();
     case MessageType::kTransferLeader:
@@ -148,13 +148,12 @@ bool Raft::Restore(const Snapshot& s) {
     BecomeFollower(term_ + 1, kNoNode);
     return false;
   }
-  // A snapshot that does not include us would leave a node that can never catch up.
+  // The snapshot's config may predate our own addition to the group (the leader's
+  // latest snapshot was taken before it): install it anyway. Like a node that starts
+  // empty, we are not promotable until the entries after the snapshot, which add us,
+  // are applied. (etcd refuses such a snapshot, which leaves a node added after the
+  // leader's last snapshot unable to catch up until a newer one is taken.)
   const ConfState& cs = s.metadata.conf_state;
-  bool found = false;
-  for (const auto* set : {&cs.voters, &cs.learners, &cs.voters_outgoing}) {
-    for (NodeId id : *set) found = found || id == id_;
-  }
-  if (!found) return false;
   // If our log already holds the snapshot's last entry, just fast-forward the commit.
   if (log_.MatchTerm(s.metadata.index, s.metadata.term)) {
     log_.CommitTo(s.metadata.index);

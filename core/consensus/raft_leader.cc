@@ -17,11 +17,16 @@ bool Raft::MaybeSendAppend(NodeId to, bool send_if_empty) {
   Result<std::vector<Entry>> ents = std::vector<Entry>{};
   // In probe state one entry is enough to find the match point; do not ship a batch
   // that will likely be rejected.
-  if (prev_term.ok()) {
+  // A full window in kReplicate still lets an empty MsgApp through (on a heartbeat
+  // response): if every message in the window was lost, its ack or rejection is
+  // what unblocks replication.
+  bool window_full = pr->state == ProgressState::kReplicate && pr->inflights.Full();
+  if (prev_term.ok() && !window_full) {
     uint64_t limit = pr->state == ProgressState::kReplicate ? max_msg_size_ : 1;
     ents = log_.EntriesFrom(pr->next, limit);
     if (ents.ok() && ents->empty() && !send_if_empty) return false;
   }
+  if (window_full && !send_if_empty) return false;
   if (!prev_term.ok() || !ents.ok()) {
     // The entries the follower needs were compacted: send a snapshot instead.
     return MaybeSendSnapshot(to, pr);

@@ -135,9 +135,11 @@ void RawNode::Advance() {
   Raft& r = *raft_;
   if (h.snapshot_index != LogIndex{}) r.mutable_log().StableSnapTo(h.snapshot_index);
   if (h.last_entry) r.mutable_log().StableTo(h.last_entry->index, h.last_entry->term);
-  if (h.last_committed != LogIndex{}) {
+  // The application applied the snapshot, then the committed entries after it.
+  LogIndex applied = h.last_committed != LogIndex{} ? h.last_committed : h.snapshot_index;
+  if (applied != LogIndex{}) {
     r.ReduceUncommittedSize(h.committed_bytes);
-    r.AppliedTo(h.last_committed, h.committed_bytes);
+    r.AppliedTo(applied, h.committed_bytes);
   }
 }
 
