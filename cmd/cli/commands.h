@@ -1,0 +1,86 @@
+// The gojodb command line: parses a command (CLI11), runs it against a Backend and
+// prints the result. The same Cli object serves one-shot invocations and every line of
+// the interactive shell (shell.h), which keeps its defaults (server, collection, output)
+// between lines.
+//
+// Not thread-safe.
+#pragma once
+
+#include <iosfwd>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cmd/cli/backend.h"
+#include "cmd/cli/exit_code.h"
+#include "cmd/cli/render.h"
+
+namespace gojodb::cli {
+
+// Defaults for the global flags; each command line may override them.
+struct GlobalOptions {
+  std::string addr = "127.0.0.1:7001";
+  OutputMode output = OutputMode::kTable;
+  std::string collection = "default";
+  int timeout_ms = 10000;
+};
+
+// Where a Cli reads and writes. Not owned.
+struct Io {
+  std::istream* in = nullptr;   // `put KEY -` reads the value here; the shell reads lines
+  std::ostream* out = nullptr;  // results
+  std::ostream* err = nullptr;  // error lines
+  bool in_is_tty = false;       // the shell prompts and keeps history only on a terminal
+  bool out_is_tty = false;      // `get` escapes unprintable values only on a terminal
+};
+
+// The server address to use when --addr is not given: $GOJODB_ADDR when set and not
+// empty (env_value, nullptr when unset), else 127.0.0.1:7001.
+std::string DefaultAddr(const char* env_value);
+
+class Cli {
+ public:
+  Cli(GlobalOptions defaults, Connector connect, Io io, std::string version);
+
+  // Runs one command; `args` excludes the program name. Returns the exit status.
+  int Run(const std::vector<std::string>& args);
+
+  // As Run, for a line of the shell: no program name in messages, and no `shell` or
+  // `put KEY -` (stdin holds the script).
+  int RunInShell(const std::vector<std::string>& args);
+
+  GlobalOptions& defaults() { return defaults_; }
+  const Io& io() const { return io_; }
+  const std::string& version() const { return version_; }
+  // The backend for addr, connected on first use and kept.
+  Result<Backend*> BackendFor(const std::string& addr, int timeout_ms);
+
+ private:
+  struct Args;
+  int Dispatch(const std::vector<std::string>& args, bool in_shell);
+  int Usage(const std::string& command, const std::string& message);
+  int Fail(const Status& status);
+  void Print(const std::string& text);
+
+  int DoPut(const Args& a);
+  int DoGet(const Args& a);
+  int DoDelete(const Args& a);
+  int DoScan(const Args& a);
+  int DoCollectionCreate(const Args& a);
+  int DoCollectionList(const Args& a);
+  int DoCollectionDescribe(const Args& a);
+  int DoCollectionDrop(const Args& a);
+  int DoClusterStatus(const Args& a);
+  int DoVersion(const Args& a);
+  int DoShell(const Args& a);
+
+  GlobalOptions defaults_;
+  Connector connect_;
+  Io io_;
+  std::string version_;
+  bool in_shell_ = false;
+  std::map<std::pair<std::string, int>, std::unique_ptr<Backend>> backends_;
+};
+
+}  // namespace gojodb::cli
