@@ -49,7 +49,8 @@ Status HttpServer::Start(const std::string& addr) {
   s.set_payload_max_length(options_.max_body_bytes);
   s.set_read_timeout(options_.read_timeout_s, 0);
   s.set_keep_alive_max_count(10000);
-  s.set_keep_alive_timeout(30);
+  // Also bounds shutdown: Stop() waits for idle keep-alive connections this long.
+  s.set_keep_alive_timeout(2);
   auto handler = [this](const httplib::Request& req, httplib::Response& res) {
     HttpResponse r = api_->Handle(req.method, req.target, req.body);
     res.status = r.status;

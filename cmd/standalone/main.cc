@@ -192,7 +192,9 @@ int Run(int argc, char** argv) {
   sigwait(&signals, &sig);
   spdlog::info("received {}, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
   http_server.Stop();
+  spdlog::info("http listener stopped");
   grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  spdlog::info("grpc server stopped");
   store->reset();
   if (Status s = (*engine)->SyncWal(); !s.ok()) spdlog::error("final WAL sync failed: {}", s.ToString());
   engine->reset();

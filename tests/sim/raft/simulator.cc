@@ -367,6 +367,13 @@ class Simulation {
         Node& to = nodes_[f.m.to.value()];
         bool snap = f.m.type == MessageType::kSnap;
         NodeId from = f.m.from;
+        if (opt_.verbose && healing_ && f.m.type != MessageType::kHeartbeat &&
+            f.m.type != MessageType::kHeartbeatResp) {
+          Log(std::string("deliver ") + MessageTypeName(f.m.type) + " " + std::to_string(from.value()) + "->" +
+              std::to_string(f.m.to.value()) + " term=" + std::to_string(f.m.term.value()) +
+              " index=" + std::to_string(f.m.index.value()) + " logterm=" + std::to_string(f.m.log_term.value()) +
+              (f.m.reject ? " reject" : "") + " ents=" + std::to_string(f.m.entries.size()));
+        }
         if (!to.up) {
           // The transport fails to stream a snapshot to a dead node, and says so.
           if (snap && nodes_[from.value()].up) {
@@ -593,8 +600,15 @@ class Simulation {
     Node* l = Leader();
     if (l == nullptr) return;
     const Raft& r = l->rn->raft();
-    const TrackerConfig& cfg = r.tracker().config;
+    const TrackerConfig cfg = r.tracker().config;  // a copy: the leader may be stopped
     if (cfg.voters.joint() || r.pending_conf_index() > r.log().applied()) return;
+    // ...and every member applied it too (one still in the joint config may need the
+    // removed node's vote).
+    for (auto& [id, n] : nodes_) {
+      NodeId nid(id);
+      if (!cfg.voters.contains(nid) && !cfg.learners.count(nid)) continue;
+      if (!n.up || !(n.rn->raft().tracker().config == cfg)) return;
+    }
     for (auto& [id, n] : nodes_) {
       NodeId nid(id);
       if (n.stopped || cfg.voters.contains(nid) || cfg.learners.count(nid)) continue;
@@ -608,6 +622,7 @@ class Simulation {
   // leader to commit a new entry within liveness_ticks.
   void Heal() {
     Log("final heal");
+    healing_ = true;
     cuts_.clear();
     drop_ = 0;
     dup_ = 0;
@@ -648,6 +663,7 @@ class Simulation {
   uint64_t now_ = 0;
   uint64_t next_prop_ = 0, next_read_ = 0;
   bool marker_applied_ = false;
+  bool healing_ = false;
   Checker checker_;
   Status status_;
   SimResult result_;

@@ -1,0 +1,170 @@
+// gojodb-standalone as a user meets it: a real process on loopback, reached over HTTP
+// and gRPC; startup errors and a clean restart.
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "gojodb/v1/kv.pb.h"
+#include "pkg/client/client.h"
+#include "tests/integration/standalone_server.h"
+
+namespace gojodb::testing {
+namespace {
+
+using nlohmann::json;
+
+class StandaloneTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = TempDir("standalone");
+    server_ = std::make_unique<StandaloneServer>(dir_ + "/data");
+    ASSERT_TRUE(server_->Start()) << server_->Log();
+    http_ = std::make_unique<httplib::Client>("127.0.0.1", server_->http_port());
+    auto c = client::Client::Connect({.addr = server_->grpc_addr()});
+    ASSERT_TRUE(c.ok());
+    client_ = std::move(c).value();
+  }
+  void TearDown() override {
+    client_.reset();
+    http_.reset();
+    server_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  std::string dir_;
+  std::unique_ptr<StandaloneServer> server_;
+  std::unique_ptr<httplib::Client> http_;
+  std::unique_ptr<client::Client> client_;
+};
+
+TEST_F(StandaloneTest, HttpAndGrpcSeeTheSameData) {
+  auto put = http_->Put("/v1/collections/default/keys/user%2F1", R"({"name":"ada"})", "application/json");
+  ASSERT_TRUE(put);
+  ASSERT_EQ(put->status, 200) << put->body;
+  uint64_t version = json::parse(put->body)["version"];
+
+  auto got = client_->Get({.key = "user/1"});
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_TRUE(got->found);
+  EXPECT_EQ(got->value, R"({"name":"ada"})");
+  EXPECT_EQ(got->version, version);
+
+  auto w = client_->Put({.key = "user/2", .value = std::string("\x00\xff", 2)});
+  ASSERT_TRUE(w.ok());
+  auto scan = http_->Get("/v1/collections/default/keys?prefix=user%2F");
+  ASSERT_TRUE(scan);
+  auto j = json::parse(scan->body);
+  ASSERT_EQ(j["items"].size(), 2u);
+  EXPECT_EQ(j["items"][0]["value"]["name"], "ada");
+  EXPECT_EQ(j["items"][1]["value_base64"], "AP8=");
+
+  auto cond = client_->Put({.key = "user/1", .value = "x", .if_version = 0});
+  ASSERT_EQ(cond.status().code(), StatusCode::kFailedPrecondition);
+  ASSERT_FALSE(cond.status().details().empty());
+  EXPECT_EQ(cond.status().details()[0].second, std::to_string(version));
+
+  auto del = http_->Delete("/v1/collections/default/keys/user%2F1");
+  ASSERT_EQ(del->status, 200);
+  EXPECT_FALSE(client_->Get({.key = "user/1"})->found);
+}
+
+TEST_F(StandaloneTest, CollectionsAndBatchOverGrpc) {
+  ASSERT_TRUE(client_->CreateCollection({.name = "orders"}).ok());
+  auto list = client_->ListCollections();
+  ASSERT_EQ(list->size(), 2u);
+  auto b = client_->Batch({.ops = {{.kind = kv::BatchOp::Kind::kPut, .collection = "orders", .key = "o1", .value = "1"},
+                                   {.kind = kv::BatchOp::Kind::kPut, .collection = "orders", .key = "o2", .value = "2"}}});
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  auto scan = client_->Scan({.collection = "orders"});
+  ASSERT_EQ(scan->items.size(), 2u);
+  EXPECT_EQ(scan->items[0].version, b->version);
+  auto missing = client_->Get({.collection = "nope", .key = "k"});
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+  auto big = client_->Put({.key = "big", .value = std::string((8 << 20) + 1, 'x')});
+  EXPECT_EQ(big.status().code(), StatusCode::kResourceExhausted);
+  ASSERT_TRUE(client_->DropCollection("orders").ok());
+  auto status = client_->ClusterStatus();
+  ASSERT_TRUE(status.ok());
+}
+
+TEST_F(StandaloneTest, BadHttpRequestsGetJsonErrorsAndTheServerStaysUp) {
+  struct Case {
+    std::string method, path, body;
+    int status;
+  };
+  std::vector<Case> cases = {
+      {"PUT", "/v1/collections/default/keys/k%ZZ", "v", 400},
+      {"POST", "/v1/batch", "{\"ops\":[", 400},
+      {"POST", "/v1/batch", R"({"ops":[],"bogus":true})", 400},
+      {"GET", "/v1/collections/ghost/keys/k", "", 404},
+      {"PATCH", "/v1/collections/default/keys/k", "", 405},
+      {"PUT", "/v1/collections/default/keys/k", std::string((8 << 20) + 10, 'v'), 413},
+      {"GET", "/v1/collections/default/keys/k?unknown=1", "", 400},
+  };
+  for (const auto& c : cases) {
+    httplib::Request req;
+    req.method = c.method;
+    req.path = c.path;
+    req.body = c.body;
+    auto res = http_->send(req);
+    ASSERT_TRUE(res) << c.method << " " << c.path;
+    EXPECT_EQ(res->status, c.status) << c.method << " " << c.path << ": " << res->body;
+    auto j = json::parse(res->body, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << res->body;
+    EXPECT_TRUE(j["error"]["code"].is_string()) << res->body;
+  }
+  // A body far above the HTTP limit is refused before it is read.
+  auto huge = http_->Put("/v1/collections/default/keys/k", std::string(65 << 20, 'x'), "application/octet-stream");
+  if (huge) EXPECT_EQ(huge->status, 413);
+  auto ok = http_->Get("/healthz");
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 200);
+  auto metrics = http_->Get("/metrics");
+  EXPECT_NE(metrics->body.find("gojodb_requests_total"), std::string::npos);
+  EXPECT_NE(metrics->body.find("gojodb_storage_l0_files"), std::string::npos);
+}
+
+TEST_F(StandaloneTest, SecondProcessOnTheSameDataDirIsRefused) {
+  auto r = RunCommand({BinDir() + "/gojodb-standalone", "--data-dir", dir_ + "/data", "--http-addr",
+                "127.0.0.1:" + std::to_string(FreePort()), "--grpc-addr",
+                "127.0.0.1:" + std::to_string(FreePort())});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("in use by another process"), std::string::npos) << r.err;
+}
+
+TEST_F(StandaloneTest, CleanShutdownAndRestartKeepData) {
+  ASSERT_TRUE(client_->Put({.key = "durable", .value = "yes"}).ok());
+  server_->process()->Signal(SIGTERM);
+  EXPECT_EQ(server_->process()->Wait(), 0) << server_->Log();
+  ASSERT_TRUE(server_->Start()) << server_->Log();
+  auto c = client::Client::Connect({.addr = server_->grpc_addr()});
+  auto got = (*c)->Get({.key = "durable"});
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->value, "yes");
+}
+
+TEST(StandaloneFlagsTest, BadFlagsExitTwoWithOneLine) {
+  std::string bin = BinDir() + "/gojodb-standalone";
+  auto missing = RunCommand({bin, "--http-addr", "127.0.0.1:1"});
+  EXPECT_EQ(missing.status, 2);
+  EXPECT_NE(missing.err.find("--data-dir is required"), std::string::npos) << missing.err;
+  auto bad_addr = RunCommand({bin, "--data-dir", "/tmp/x", "--http-addr", "nowhere", "--grpc-addr", "127.0.0.1:1"});
+  EXPECT_EQ(bad_addr.status, 2);
+  auto bad_bool = RunCommand({bin, "--data-dir", "/tmp/x", "--http-addr", "127.0.0.1:1", "--grpc-addr",
+                       "127.0.0.1:2", "--storage-sync-writes", "perhaps"});
+  EXPECT_EQ(bad_bool.status, 2);
+  EXPECT_NE(bad_bool.err.find("must be true or false"), std::string::npos) << bad_bool.err;
+  auto unknown = RunCommand({bin, "--no-such-flag"});
+  EXPECT_EQ(unknown.status, 2);
+  auto file = RunCommand({bin, "--data-dir", "/proc/forbidden/x", "--http-addr", "127.0.0.1:1",
+                   "--grpc-addr", "127.0.0.1:2"});
+  EXPECT_EQ(file.status, 1);
+  EXPECT_NE(file.err.find("data directory"), std::string::npos) << file.err;
+}
+
+}  // namespace
+}  // namespace gojodb::testing
