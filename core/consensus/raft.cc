@@ -379,6 +379,13 @@ void Raft::HandleVoteRequest(const Message& m) {
     resp.term = term_;
     resp.reject = true;
     Send(std::move(resp));
+    if (m.type == MessageType::kVote && m.term == term_ && log_.IsUpToDate(m.index, m.log_term)) {
+      // We already voted (likely for ourselves) in this term, but the candidate has
+      // the better log. Yield: restart our election timer so the candidate gets to
+      // campaign again before we do. Otherwise a node with a stale log and config
+      // whose timer happens to fire first can win every term's race to our vote.
+      election_elapsed_ = 0;
+    }
   }
 }
 
@@ -466,18 +473,39 @@ Result<ConfState> Raft::ApplyConfChange(const ConfChange& cc) {
   return SwitchToConfig(std::move(r->first), std::move(r->second));
 }
 
+bool Raft::IsRemovedLeader() const {
+  if (state_ != StateType::kLeader) return false;
+  const Progress* pr = trk_.Get(id_);
+  return pr == nullptr || pr->is_learner;
+}
+
+void Raft::MaybeHandOffAfterRemoval() {
+  if (!IsRemovedLeader() || !lead_transferee_.none()) return;
+  LogIndex last = log_.LastIndex();
+  NodeId to;
+  for (NodeId id : trk_.config.voters.Ids()) {
+    const Progress* pr = trk_.Get(id);
+    if (pr == nullptr || pr->match != last) return;
+    if (to.none()) to = id;
+  }
+  if (to.none()) return;
+  // Every voter holds our whole log, so any of them wins with any voter's vote,
+  // including ours while some still think they are in the joint config.
+  SendTimeoutNow(to);
+  BecomeFollower(term_, kNoNode);
+}
+
 ConfState Raft::SwitchToConfig(TrackerConfig cfg, ProgressMap prs) {
   trk_.config = std::move(cfg);
   trk_.progress = std::move(prs);
   ConfState cs = trk_.GetConfState();
   const Progress* pr = trk_.Get(id_);
   is_learner_ = pr != nullptr && pr->is_learner;
-  if ((pr == nullptr || is_learner_) && state_ == StateType::kLeader) {
-    // The leader was removed or demoted: step down into the next term so the rest of
-    // the group elects a new leader promptly.
-    BecomeFollower(term_ + 1, kNoNode);
-    return cs;
-  }
+  // A leader that was removed or demoted keeps leading for a while (proposals to it
+  // are dropped): the remaining voters may not know yet that the change committed,
+  // and while they believe they are in the joint config they need our vote. It hands
+  // leadership to a caught-up voter as soon as all voters hold its whole log
+  // (MaybeHandOffAfterRemoval).
   if (state_ != StateType::kLeader || cs.voters.empty()) return cs;
   // The quorum may have shrunk: commit what it now covers, and catch up new members.
   if (MaybeCommit()) {

@@ -107,6 +107,8 @@ class Raft {
   void HeardFromLeader(NodeId lead);
   void LoadState(const HardState& hs);
   ConfState SwitchToConfig(TrackerConfig cfg, ProgressMap prs);
+  bool IsRemovedLeader() const;
+  void MaybeHandOffAfterRemoval();
   bool IncreaseUncommittedSize(const std::vector<Entry>& ents);
 
   // Elections.

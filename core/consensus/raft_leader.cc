@@ -104,8 +104,8 @@ void Raft::SendTimeoutNow(NodeId to) {
 
 Status Raft::StepLeaderProposal(Message& m) {
   if (m.entries.empty()) return Status::InvalidArgument("consensus: stepped empty MsgProp");
-  if (trk_.Get(id_) == nullptr) {
-    // Removed from the config while leader: it cannot commit anything.
+  if (IsRemovedLeader()) {
+    // Removed or demoted while leader: it only finishes replicating, then hands off.
     return ErrProposalDropped();
   }
   if (!lead_transferee_.none()) return ErrProposalDropped();
@@ -223,6 +223,7 @@ void Raft::HandleAppendResponse(const Message& m, Progress* pr) {
     }
   }
   if (m.from == lead_transferee_ && pr->match == log_.LastIndex()) SendTimeoutNow(m.from);
+  MaybeHandOffAfterRemoval();
 }
 
 void Raft::HandleHeartbeatResponse(const Message& m, Progress* pr) {
@@ -233,6 +234,8 @@ void Raft::HandleHeartbeatResponse(const Message& m, Progress* pr) {
     pr->lease_acked = true;
   }
   if (pr->match < log_.LastIndex() || pr->state == ProgressState::kProbe) SendAppend(m.from);
+  MaybeHandOffAfterRemoval();
+  if (state_ != StateType::kLeader) return;
   if (m.context.empty()) return;
   const std::map<NodeId, bool>* acks = read_only_.RecvAck(m.from, m.context);
   if (acks == nullptr || trk_.config.voters.Vote(*acks) != VoteResult::kWon) return;
