@@ -423,11 +423,14 @@ Status Raft::Step(Message m) {
       resp.to = m.from;
       resp.type = MessageType::kAppResp;
       Send(std::move(resp));
-    } else if (m.type == MessageType::kPreVote) {
-      // Reject so the pre-candidate learns our term instead of waiting forever.
+    } else if (m.type == MessageType::kPreVote || m.type == MessageType::kVote) {
+      // Reject with our term (as the paper's RequestVote does), so the candidate
+      // catches up with it instead of campaigning in stale terms forever. etcd
+      // ignores a stale MsgVote, which can leave a group without a leader when the
+      // only voter that can be reached is ahead in term.
       Message resp;
       resp.to = m.from;
-      resp.type = MessageType::kPreVoteResp;
+      resp.type = VoteResponseType(m.type);
       resp.term = term_;
       resp.reject = true;
       Send(std::move(resp));
