@@ -49,9 +49,12 @@ nlohmann::json StatsJson(const OpStats& s, double seconds) {
 std::string FormatPhase(const PhaseResult& phase) {
   const OpStats all = phase.Overall();
   char head[256];
-  std::snprintf(head, sizeof(head), "[%s] %llu operations in %.2f s: %.1f ops/s\n",
+  std::snprintf(head, sizeof(head),
+                "[%s] %llu operations in %.2f s: %.1f ops/s; process CPU %.2f s (%.1f us/op)\n",
                 phase.phase.c_str(), static_cast<unsigned long long>(all.count()), phase.seconds,
-                phase.seconds > 0 ? static_cast<double>(all.count()) / phase.seconds : 0.0);
+                phase.seconds > 0 ? static_cast<double>(all.count()) / phase.seconds : 0.0,
+                phase.cpu_seconds,
+                all.count() ? phase.cpu_seconds * 1e6 / static_cast<double>(all.count()) : 0.0);
   std::string out = head;
   char cols[512];
   std::snprintf(cols, sizeof(cols),
@@ -79,6 +82,7 @@ nlohmann::json PhaseJson(const PhaseResult& phase) {
   nlohmann::json j = {
       {"phase", phase.phase},
       {"seconds", phase.seconds},
+      {"process_cpu_seconds", phase.cpu_seconds},
       {"operations", ops},
       {"total", StatsJson(phase.Overall(), phase.seconds)},
   };

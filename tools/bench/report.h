@@ -13,7 +13,7 @@ namespace gojodb::bench {
 // throughput and latency percentiles in microseconds.
 std::string FormatPhase(const PhaseResult& phase);
 
-// {"phase", "seconds", "operations": {"READ": {...}, ...}, "total": {...},
+// {"phase", "seconds", "process_cpu_seconds", "operations": {"READ": {...}, ...}, "total": {...},
 //  "stop_reason", "first_error"}; each entry has count, ok, not_found, conflicts,
 // errors, throughput_ops_per_sec and latency_us {min, mean, p50, p95, p99, p999, max}.
 nlohmann::json PhaseJson(const PhaseResult& phase);

@@ -10,6 +10,8 @@
 #include <thread>
 #include <vector>
 
+#include <sys/resource.h>
+
 namespace gojodb::bench {
 namespace {
 
@@ -29,6 +31,13 @@ void FillValue(Rng& rng, size_t size, std::string* out) {
 using OperationSource = std::function<bool(Operation*)>;
 // Makes thread t's source.
 using SourceFactory = std::function<OperationSource(int thread, Rng* rng)>;
+
+double ProcessCpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  auto secs = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+  return secs(u.ru_utime) + secs(u.ru_stime);
+}
 
 struct alignas(64) ThreadSlot {
   std::atomic<uint64_t> done{0};  // written by its thread only, read by the progress loop
@@ -137,6 +146,7 @@ PhaseResult RunPhase(const std::string& name, uint64_t phase, Target& target,
   }
   ready.arrive_and_wait();
   const auto start = Clock::now();
+  const double cpu_start = ProcessCpuSeconds();
   if (config.max_seconds > 0) {
     shared.deadline = start + std::chrono::duration_cast<Clock::duration>(
                                   std::chrono::duration<double>(config.max_seconds));
@@ -167,6 +177,7 @@ PhaseResult RunPhase(const std::string& name, uint64_t phase, Target& target,
 
   PhaseResult result;
   result.phase = name;
+  result.cpu_seconds = ProcessCpuSeconds() - cpu_start;
   Clock::time_point finish = start;
   for (auto& s : slots) finish = std::max(finish, s.finished);
   result.seconds = std::chrono::duration<double>(finish - start).count();

@@ -44,6 +44,10 @@ struct OpStats {
 struct PhaseResult {
   std::string phase;  // "load" or "run"
   double seconds = 0;
+  // CPU time (user + system) of this whole process during the phase: the client's cost
+  // in server mode; client and storage engine, background threads included, in
+  // engine-direct mode.
+  double cpu_seconds = 0;
   std::array<OpStats, kNumOpTypes> ops;
   std::string stop_reason;  // non-empty when the phase ended before its last operation
   std::string first_error;  // the first failure seen, for the report
