@@ -415,10 +415,11 @@ Status Raft::Step(Message m) {
       }
     }
   } else if (m.term < term_) {
-    if ((check_quorum_ || pre_vote_) && (m.type == MessageType::kHeartbeat || m.type == MessageType::kApp)) {
+    if (m.type == MessageType::kHeartbeat || m.type == MessageType::kApp) {
       // A stale leader (e.g. healed from a partition) learns our term from this, and
-      // steps down; otherwise, with CheckQuorum or PreVote, it could never learn it
-      // because we ignore its messages and it ignores our higher-term votes.
+      // steps down, as in the paper. etcd answers only with CheckQuorum or PreVote,
+      // but a stale leader we are never asked to vote by (our config is stale, or
+      // votes are ignored in a lease) would otherwise never learn of our term.
       Message resp;
       resp.to = m.from;
       resp.type = MessageType::kAppResp;
