@@ -160,6 +160,12 @@ int Cli::Usage(const std::string& command, const std::string& message) {
 }
 
 int Cli::Fail(const Status& status) {
+  if (status.code() == StatusCode::kUnavailable ||
+      status.code() == StatusCode::kDeadlineExceeded) {
+    // Say which server could not be reached.
+    *io_.err << ErrorLine(status.WithContext("server " + addr_)) << std::endl;
+    return static_cast<int>(ExitCodeFor(status));
+  }
   *io_.err << ErrorLine(status) << std::endl;
   return static_cast<int>(ExitCodeFor(status));
 }
@@ -283,6 +289,7 @@ int Cli::Dispatch(const std::vector<std::string>& args, bool in_shell) {
   if (!action) return Usage(CommandPath(app), "no command given");
   a.g.output = a.output == "json" ? OutputMode::kJson : OutputMode::kTable;
   if (a.g.addr.empty()) return Usage("", "--addr must not be empty");
+  addr_ = a.g.addr;
   return action();
 }
 
@@ -461,7 +468,7 @@ int Cli::DoVersion(const Args& a) {
   auto r = (*backend)->ClusterStatus();
   if (!r.ok()) {
     Print(RenderVersion(a.g.output, version_, "", ""));
-    return Fail(r.status().WithContext("server " + a.g.addr));
+    return Fail(r.status());
   }
   std::string server = r->version().empty() ? "(unknown)" : r->version();
   Print(RenderVersion(a.g.output, version_, server, r->mode()));

@@ -80,6 +80,7 @@ class Cli {
   Io io_;
   std::string version_;
   bool in_shell_ = false;
+  std::string addr_;  // the server of the command being run
   std::map<std::pair<std::string, int>, std::unique_ptr<Backend>> backends_;
 };
 

@@ -259,7 +259,7 @@ TEST_F(CommandsTest, VersionConflictShowsTheCurrentVersion) {
 
 TEST_F(CommandsTest, ServerErrorsExitThree) {
   EXPECT_EQ(Run({"--addr", "down:1", "get", "k"}), 3);
-  EXPECT_EQ(err(), "error: UNAVAILABLE: failed to connect to all addresses\n");
+  EXPECT_EQ(err(), "error: UNAVAILABLE: server down:1: failed to connect to all addresses\n");
   EXPECT_EQ(Run({"collections", "create", "default"}), 3);
   EXPECT_EQ(err(), "error: ALREADY_EXISTS: collection 'default' already exists\n");
 }
