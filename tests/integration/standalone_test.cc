@@ -147,6 +147,50 @@ TEST_F(StandaloneTest, CleanShutdownAndRestartKeepData) {
   EXPECT_EQ(got->value, "yes");
 }
 
+TEST_F(StandaloneTest, CliRoundTripsWithHttpAndGrpc) {
+  const std::string cli = BinDir() + "/gojodb";
+  const std::string addr = server_->grpc_addr();
+  auto put = RunCommand({cli, "--addr", addr, "put", "cli/key", "from the cli"});
+  ASSERT_EQ(put.status, 0) << put.err;
+  // Visible over HTTP and gRPC.
+  auto http_get = http_->Get("/v1/collections/default/keys/cli%2Fkey");
+  ASSERT_TRUE(http_get);
+  EXPECT_EQ(http_get->body, "from the cli");
+  EXPECT_EQ(client_->Get({.key = "cli/key"})->value, "from the cli");
+  // Written over HTTP, read by the CLI (table and JSON output).
+  http_->Put("/v1/collections/default/keys/doc", R"({"n":7})", "application/json");
+  auto get = RunCommand({cli, "--addr", addr, "get", "doc"});
+  EXPECT_EQ(get.status, 0);
+  EXPECT_EQ(get.out, "{\"n\":7}\n");
+  auto json_get = RunCommand({cli, "--addr", addr, "--output", "json", "get", "doc"});
+  ASSERT_EQ(json_get.status, 0) << json_get.err;
+  auto j = json::parse(json_get.out);
+  EXPECT_EQ(j["value"]["n"], 7);
+  auto scan = RunCommand({cli, "--addr", addr, "--output", "json", "scan"});
+  ASSERT_EQ(scan.status, 0) << scan.err;
+  EXPECT_NE(scan.out.find("cli/key"), std::string::npos) << scan.out;
+  // Collections through the CLI, data through gRPC.
+  ASSERT_EQ(RunCommand({cli, "--addr", addr, "collections", "create", "cli_coll"}).status, 0);
+  EXPECT_TRUE(client_->Put({.collection = "cli_coll", .key = "k", .value = "v"}).ok());
+  auto list = RunCommand({cli, "--addr", addr, "collections", "list"});
+  EXPECT_NE(list.out.find("cli_coll"), std::string::npos) << list.out;
+  // The documented exit codes.
+  auto missing = RunCommand({cli, "--addr", addr, "get", "no-such-key"});
+  EXPECT_EQ(missing.status, 1);
+  auto usage = RunCommand({cli, "--addr", addr, "get"});
+  EXPECT_EQ(usage.status, 2);
+  auto conflict = RunCommand({cli, "--addr", addr, "put", "cli/key", "x", "--if-version", "0"});
+  EXPECT_EQ(conflict.status, 3);
+  EXPECT_NE(conflict.err.find("FAILED_PRECONDITION"), std::string::npos) << conflict.err;
+  // The shell, scripted on stdin.
+  auto shell = RunCommand({cli, "--addr", addr, "shell"}, "put s1 one\nget s1\nuse cli_coll\nget k\n");
+  EXPECT_EQ(shell.status, 0) << shell.err;
+  EXPECT_NE(shell.out.find("one"), std::string::npos) << shell.out;
+  EXPECT_NE(shell.out.find("v"), std::string::npos) << shell.out;
+  auto unreachable = RunCommand({cli, "--addr", "127.0.0.1:1", "--timeout-ms", "500", "get", "k"});
+  EXPECT_EQ(unreachable.status, 3);
+}
+
 TEST(StandaloneFlagsTest, BadFlagsExitTwoWithOneLine) {
   std::string bin = BinDir() + "/gojodb-standalone";
   auto missing = RunCommand({bin, "--http-addr", "127.0.0.1:1"});
