@@ -57,6 +57,21 @@ TEST(LatencyHistogramTest, SmallValuesAreExact) {
   EXPECT_EQ(h.ValueAtQuantile(0.0), 1u);
 }
 
+TEST(LatencyHistogramTest, QuantileRankRoundsUp) {
+  // The sample at quantile q is the ceil(q * count)-th smallest: the median of three is
+  // the second, and p99 of ten samples is the tenth.
+  LatencyHistogram h;
+  for (uint64_t v : {10, 20, 30}) h.Record(v);
+  EXPECT_EQ(h.ValueAtQuantile(0.5), 20u);
+  EXPECT_EQ(h.ValueAtQuantile(0.34), 20u);
+  EXPECT_EQ(h.ValueAtQuantile(0.33), 10u);
+  LatencyHistogram ten;
+  for (uint64_t v = 1; v <= 10; ++v) ten.Record(v);
+  EXPECT_EQ(ten.ValueAtQuantile(0.99), 10u);
+  EXPECT_EQ(ten.ValueAtQuantile(0.95), 10u);
+  EXPECT_EQ(ten.ValueAtQuantile(0.85), 9u);
+}
+
 TEST(LatencyHistogramTest, QuantilesOfLargeValuesWithinPrecision) {
   LatencyHistogram h;
   for (uint64_t v = 1; v <= 1'000'000; ++v) h.Record(v * 1000);  // 1 us .. 1 s in ns
