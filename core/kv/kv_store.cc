@@ -9,6 +9,7 @@ namespace {
 constexpr auto kMeta = storage::ColumnFamily::kMeta;
 const std::string kRequestIdPrefix = "\x03" "request_id/";
 constexpr size_t kMaxRequestIdBytes = 256;
+constexpr uint64_t kMaxFutureSnapshotMs = 5000;
 
 // FNV-1a: a stable fingerprint of a request, so a reused request id is detected.
 class Fingerprint {
@@ -235,6 +236,11 @@ Result<mvcc::Timestamp> KvStore::ReadTimestamp(Consistency c, uint64_t at) {
   if (at < sp) {
     return Status::OutOfRange("snapshot " + std::to_string(at) +
                               " is older than the GC safe point " + std::to_string(sp));
+  }
+  // A snapshot slightly ahead of the oracle is served by moving the oracle past it; one
+  // far in the future would drag every later timestamp with it, so it is refused.
+  if (mvcc::PhysicalMillis(at) > clock_->NowMillis() + kMaxFutureSnapshotMs) {
+    return Status::InvalidArgument("snapshot " + std::to_string(at) + " is in the future");
   }
   RETURN_IF_ERROR(tracker_.WaitFor(at));
   return at;

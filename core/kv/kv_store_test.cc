@@ -193,6 +193,19 @@ TEST_F(KvStoreTest, SnapshotReadsBelowTheSafePointAreRefused) {
   EXPECT_EQ(MustGet("k"), "new");
 }
 
+TEST_F(KvStoreTest, SnapshotsInTheFarFutureAreRefused) {
+  MustPut("k", "v");
+  const uint64_t far = mvcc::ComposeTimestamp(clock_.NowMillis() + 3'600'000, 0);
+  auto g = store_->Get({.key = "k", .consistency = Consistency::kSnapshot, .at = far});
+  EXPECT_EQ(g.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_LT(tso_->Last(), far);  // the oracle did not move
+  const uint64_t near = mvcc::ComposeTimestamp(clock_.NowMillis() + 1000, 0);
+  auto ok = store_->Get({.key = "k", .consistency = Consistency::kSnapshot, .at = near});
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ(ok->value, "v");
+  EXPECT_GT(MustPut("k", "w").version, near);  // later writes land after the snapshot
+}
+
 TEST_F(KvStoreTest, CollectionsLifecycle) {
   auto list = store_->ListCollections();
   ASSERT_EQ(list->size(), 1u);
