@@ -12,7 +12,7 @@ constexpr uint64_t kHalf = kSub / 2;  // buckets per power of two above kSub
 
 }  // namespace
 
-LatencyHistogram::LatencyHistogram() : counts_(BucketCount(), 0) {}
+LatencyHistogram::LatencyHistogram() = default;
 
 size_t LatencyHistogram::BucketCount() {
   // The largest value, 2^64 - 1, has its top bit at 63: shift 63 - (kSubBucketBits - 1).
@@ -45,6 +45,7 @@ uint64_t LatencyHistogram::BucketHighest(size_t index) {
 }
 
 void LatencyHistogram::Record(uint64_t value) {
+  if (counts_.empty()) counts_.assign(BucketCount(), 0);
   ++counts_[BucketIndex(value)];
   ++count_;
   min_ = std::min(min_, value);
@@ -54,6 +55,7 @@ void LatencyHistogram::Record(uint64_t value) {
 
 void LatencyHistogram::Merge(const LatencyHistogram& other) {
   if (other.count_ == 0) return;
+  if (counts_.empty()) counts_.assign(BucketCount(), 0);
   for (size_t i = 0; i < counts_.size(); ++i) counts_[i] += other.counts_[i];
   count_ += other.count_;
   min_ = std::min(min_, other.min_);

@@ -3,9 +3,10 @@
 //
 // Values (nanoseconds in gojodb-bench) below 2^kSubBucketBits are counted exactly; above,
 // each power of two is split into 2^(kSubBucketBits - 1) equal buckets, so a reported
-// value is at most 1/256 (0.4%) above the true one. Memory is fixed (about 115 KiB) and
-// independent of the number of samples, so each thread keeps its own histogram per
-// operation type, records without locks, and the histograms are merged at the end.
+// value is at most 1/256 (0.4%) above the true one. Memory is fixed (about 115 KiB,
+// allocated at the first sample) and independent of the number of samples, so each
+// thread keeps its own histogram per operation type, records without locks, and the
+// histograms are merged at the end.
 // Not thread-safe.
 #pragma once
 
@@ -42,7 +43,7 @@ class LatencyHistogram {
   static size_t BucketCount();
 
  private:
-  std::vector<uint64_t> counts_;
+  std::vector<uint64_t> counts_;  // BucketCount() entries, or empty before any sample
   uint64_t count_ = 0;
   uint64_t min_ = UINT64_MAX;
   uint64_t max_ = 0;

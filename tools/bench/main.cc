@@ -60,7 +60,7 @@ int Main(int argc, char** argv) {
   app.add_option("--ops", f.operations, "operations in the workload phase, over all threads")
       ->capture_default_str();
   app.add_option("--threads", f.threads, "client threads")
-      ->check(CLI::Range(1, 4096))
+      ->check(CLI::Range(1, 1024))
       ->capture_default_str();
   app.add_option("--value-size", f.value_size, "bytes per value")
       ->check(CLI::Range(size_t{1}, size_t{8} << 20))

@@ -47,7 +47,6 @@ struct alignas(64) ThreadSlot {
 struct Shared {
   const RunConfig* config;
   AcknowledgedCounter* inserts = nullptr;  // the run phase's insert sequence
-  Clock::time_point deadline = Clock::time_point::max();
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> failures{0};
   std::mutex mu;
@@ -93,6 +92,11 @@ void ThreadMain(int t, Target& target, Shared& shared, const SourceFactory& fact
   std::unique_ptr<Connection> conn = target.Connect(t);
   std::string value;
   ready.arrive_and_wait();
+  const Clock::time_point deadline =
+      shared.config->max_seconds > 0
+          ? Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                               std::chrono::duration<double>(shared.config->max_seconds))
+          : Clock::time_point::max();
 
   Operation op;
   uint64_t done = 0;
@@ -120,9 +124,7 @@ void ThreadMain(int t, Target& target, Shared& shared, const SourceFactory& fact
         break;
     }
     slot.done.store(++done, std::memory_order_relaxed);
-    if (end >= shared.deadline) {
-      shared.Stop("time limit reached");
-    }
+    if (end >= deadline) shared.Stop("time limit reached");
   }
   slot.finished = Clock::now();
 }
@@ -147,10 +149,6 @@ PhaseResult RunPhase(const std::string& name, uint64_t phase, Target& target,
   ready.arrive_and_wait();
   const auto start = Clock::now();
   const double cpu_start = ProcessCpuSeconds();
-  if (config.max_seconds > 0) {
-    shared.deadline = start + std::chrono::duration_cast<Clock::duration>(
-                                  std::chrono::duration<double>(config.max_seconds));
-  }
 
   if (config.progress_seconds > 0) {
     // Progress lines until every thread has finished.
