@@ -190,10 +190,8 @@ bool Raft::AppendEntry(std::vector<Entry> es) {
 bool Raft::MaybeCommit() { return log_.MaybeCommit(trk_.Committed(), term_); }
 
 void Raft::AppliedTo(LogIndex index, uint64_t applied_bytes) {
-  LogIndex old_applied = log_.applied();
+  (void)applied_bytes;  // reserved for apply-side flow control
   log_.AppliedTo(index);
-  (void)old_applied;
-  (void)applied_bytes;
   // Leave a joint config automatically once the change that entered it is applied.
   if (state_ == StateType::kLeader && trk_.config.auto_leave && index >= pending_conf_index_) {
     ConfChange leave;  // empty: leave joint
