@@ -507,5 +507,82 @@ TEST(RaftCheckQuorumTest, StaleLeaderLearnsNewTermFromFollower) {
   EXPECT_EQ(n.raft(1)->term(), n.raft(2)->term());
 }
 
+// ---- Term catch-up and flow control details ----
+
+TEST(RaftTermTest, StaleVoteIsAnsweredWithOurTerm) {
+  auto s = NewStorageWithPeers({1, 2, 3});
+  auto r = NewRaft(1, s.get());
+  r->BecomeFollower(Term(5), kNoNode);
+  ASSERT_TRUE(r->Step(Msg(MessageType::kVote, 2, 1, 3)).ok());
+  auto out = ReadMessages(r.get());
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].type, MessageType::kVoteResp);
+  EXPECT_TRUE(out[0].reject);
+  EXPECT_EQ(out[0].term, Term(5));
+  // The stale candidate adopts the newer term and stops campaigning in old ones.
+  auto c = NewRaft(2, s.get());
+  c->BecomeFollower(Term(2), kNoNode);
+  c->BecomeCandidate();  // term 3
+  ASSERT_TRUE(c->Step(out[0]).ok());
+  EXPECT_EQ(c->state(), StateType::kFollower);
+  EXPECT_EQ(c->term(), Term(5));
+}
+
+TEST(RaftTermTest, StaleLeaderLearnsOurTermWithoutCheckQuorum) {
+  auto s = NewStorageWithPeers({1, 2, 3});
+  auto r = NewRaft(2, s.get());
+  r->BecomeFollower(Term(7), kNoNode);
+  ASSERT_TRUE(r->Step(Msg(MessageType::kHeartbeat, 1, 2, 4)).ok());
+  auto out = ReadMessages(r.get());
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].type, MessageType::kAppResp);
+  EXPECT_EQ(out[0].term, Term(7));
+}
+
+TEST(RaftTermTest, VoterThatMustRejectABetterCandidateYields) {
+  auto s = NewStorageWithPeers({1, 2, 3});
+  auto r = NewRaft(1, s.get());
+  r->BecomeCandidate();  // term 1, voted for itself
+  for (int i = 0; i < 5; ++i) r->Tick();
+  ASSERT_EQ(r->election_elapsed(), 5);
+  Message v = Msg(MessageType::kVote, 2, 1, 1);
+  v.index = LogIndex(5);
+  v.log_term = Term(1);
+  ASSERT_TRUE(r->Step(v).ok());
+  auto out = ReadMessages(r.get());
+  ASSERT_FALSE(out.empty());
+  EXPECT_TRUE(out.back().reject);
+  EXPECT_EQ(r->election_elapsed(), 0);
+}
+
+TEST(RaftFlowTest, UncommittedBudgetDropsProposals) {
+  auto s = NewStorageWithPeers({1, 2, 3});
+  auto r = NewRaft(1, s.get(), [](Config* c) { c->max_uncommitted_entries_size = 10; });
+  r->BecomeCandidate();
+  r->BecomeLeader();
+  auto prop = [&](size_t bytes) {
+    Message p = Msg(MessageType::kProp, 1, 1);
+    p.entries.push_back(Entry{Term(), LogIndex(), EntryType::kNormal, std::string(bytes, 'x')});
+    return r->Step(p);
+  };
+  EXPECT_TRUE(prop(8).ok());
+  EXPECT_TRUE(IsProposalDropped(prop(8)));
+  r->ReduceUncommittedSize(8);
+  EXPECT_TRUE(prop(8).ok());
+}
+
+TEST(RaftFlowTest, UnreachableFollowerGoesBackToProbe) {
+  Network n(3);
+  n.Campaign(1);
+  n.Propose(1, "x");
+  ASSERT_EQ(n.raft(1)->tracker().Get(NodeId(2))->state, ProgressState::kReplicate);
+  Message u = Msg(MessageType::kUnreachable, 2, 1);
+  ASSERT_TRUE(n.raft(1)->Step(u).ok());
+  EXPECT_EQ(n.raft(1)->tracker().Get(NodeId(2))->state, ProgressState::kProbe);
+  // The next heartbeat round brings it back to replicate.
+  n.Send(Msg(MessageType::kBeat, 1, 1));
+  EXPECT_EQ(n.raft(1)->tracker().Get(NodeId(2))->state, ProgressState::kReplicate);
+}
+
 }  // namespace
 }  // namespace gojodb::consensus
