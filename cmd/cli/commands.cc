@@ -1,70 +1,16 @@
 #include "cmd/cli/commands.h"
 
-#include <algorithm>
 #include <charconv>
 #include <functional>
 #include <iostream>
-#include <iterator>
 #include <optional>
 
 #include <CLI/CLI.hpp>
 
-#include "cmd/cli/format.h"
-#include "cmd/cli/shell.h"
+#include "cmd/cli/command_args.h"
 
 namespace gojodb::cli {
-
-// Everything one command line can set.
-struct Cli::Args {
-  GlobalOptions g;
-  std::string output;
-  std::string key, value, start, end, prefix, name, request_id, schema;
-  std::string consistency = "linearizable";
-  std::vector<std::string> indexes;
-  uint64_t if_version = 0, at = 0;
-  size_t limit = 0;
-  bool has_if_version = false, has_at = false, has_consistency = false, has_limit = false;
-  bool reverse = false, all = false, client_only = false;
-};
-
 namespace {
-
-kv::Consistency ParseConsistency(const std::string& s) {
-  if (s == "snapshot") return kv::Consistency::kSnapshot;
-  if (s == "stale") return kv::Consistency::kStale;
-  return kv::Consistency::kLinearizable;
-}
-
-// "by_city:city" or "by_name_age:name,age:unique".
-Result<kv::IndexSpec> ParseIndexSpec(const std::string& text) {
-  kv::IndexSpec spec;
-  const size_t colon = text.find(':');
-  if (colon == std::string::npos || colon == 0) {
-    return Status::InvalidArgument("--index wants NAME:FIELD[,FIELD...][:unique], got '" +
-                                   text + "'");
-  }
-  spec.name = text.substr(0, colon);
-  std::string fields = text.substr(colon + 1);
-  const std::string kUnique = ":unique";
-  if (fields.size() >= kUnique.size() &&
-      fields.compare(fields.size() - kUnique.size(), kUnique.size(), kUnique) == 0) {
-    spec.unique = true;
-    fields.resize(fields.size() - kUnique.size());
-  }
-  size_t pos = 0;
-  while (pos <= fields.size()) {
-    size_t comma = fields.find(',', pos);
-    if (comma == std::string::npos) comma = fields.size();
-    std::string field = fields.substr(pos, comma - pos);
-    if (field.empty() || field.find(':') != std::string::npos) {
-      return Status::InvalidArgument("--index wants NAME:FIELD[,FIELD...][:unique], got '" +
-                                     text + "'");
-    }
-    spec.fields.push_back(std::move(field));
-    pos = comma + 1;
-  }
-  return spec;
-}
 
 // "collections create" for the innermost subcommand chosen on the line.
 std::string CommandPath(const CLI::App& app) {
@@ -91,7 +37,9 @@ std::optional<std::string> UnknownCommand(const CLI::App& app) {
   }
   if (cur->get_subcommands({}).empty()) return std::nullopt;  // a leaf command
   for (const std::string& arg : app.remaining(/*recurse=*/true)) {
-    if (!arg.empty() && arg[0] != '-') return "unknown command '" + path + arg + "'";
+    if (!arg.empty() && arg[0] != '-') {
+      return std::string("unknown command '").append(path).append(arg).append("'");
+    }
   }
   std::string names;
   for (const CLI::App* sub : cur->get_subcommands({})) {
@@ -160,8 +108,7 @@ int Cli::Usage(const std::string& command, const std::string& message) {
 }
 
 int Cli::Fail(const Status& status) {
-  if (status.code() == StatusCode::kUnavailable ||
-      status.code() == StatusCode::kDeadlineExceeded) {
+  if (status.code() == StatusCode::kUnavailable || status.code() == StatusCode::kDeadlineExceeded) {
     // Say which server could not be reached.
     *io_.err << ErrorLine(status.WithContext("server " + addr_)) << std::endl;
     return static_cast<int>(ExitCodeFor(status));
@@ -190,9 +137,9 @@ int Cli::Dispatch(const std::vector<std::string>& args, bool in_shell) {
 
   std::function<int()> action;
   auto on = [&](CLI::App* sub, int (Cli::*method)(const Args&)) {
-    sub->callback([this, &action, &a, method] { action = [this, &a, method] {
-      return (this->*method)(a);
-    }; });
+    sub->callback([this, &action, &a, method] {
+      action = [this, &a, method] { return (this->*method)(a); };
+    });
   };
   auto track = [](CLI::Option* opt, bool* flag) {
     opt->each([flag](const std::string&) { *flag = true; });
@@ -220,10 +167,10 @@ int Cli::Dispatch(const std::vector<std::string>& args, bool in_shell) {
 
   auto* del = app.add_subcommand("delete", "Delete KEY");
   del->add_option("KEY", a.key, "Key")->required();
-  track(del->add_option("--if-version", a.if_version,
-                        "Delete only if the key's current version is V")
-            ->check(UnsignedValidator(false)),
-        &a.has_if_version);
+  track(
+      del->add_option("--if-version", a.if_version, "Delete only if the key's current version is V")
+          ->check(UnsignedValidator(false)),
+      &a.has_if_version);
   del->add_option("--request-id", a.request_id, "Client request id: a retry applies once");
   on(del, &Cli::DoDelete);
 
@@ -231,14 +178,16 @@ int Cli::Dispatch(const std::vector<std::string>& args, bool in_shell) {
   scan->add_option("START", a.start, "First key (inclusive)");
   scan->add_option("END", a.end, "End key (exclusive)");
   scan->add_option("--prefix", a.prefix, "Only keys with this prefix");
-  track(scan->add_option("--limit", a.limit, "At most N rows (default: one page of the server's default size)")
+  track(scan->add_option("--limit", a.limit,
+                         "At most N rows (default: one page of the server's default size)")
             ->check(UnsignedValidator(true)),
         &a.has_limit);
   scan->add_flag("--reverse", a.reverse, "Descending key order");
   scan->add_flag("--all", a.all, "Read every page, not only the first");
-  track(scan->add_option("--consistency", a.consistency, "linearizable (default), snapshot or stale")
-            ->check(CLI::IsMember({"linearizable", "snapshot", "stale"})),
-        &a.has_consistency);
+  track(
+      scan->add_option("--consistency", a.consistency, "linearizable (default), snapshot or stale")
+          ->check(CLI::IsMember({"linearizable", "snapshot", "stale"})),
+      &a.has_consistency);
   track(scan->add_option("--at", a.at, "Read at timestamp TS (a snapshot read)")
             ->check(UnsignedValidator(false)),
         &a.has_at);
@@ -291,194 +240,6 @@ int Cli::Dispatch(const std::vector<std::string>& args, bool in_shell) {
   if (a.g.addr.empty()) return Usage("", "--addr must not be empty");
   addr_ = a.g.addr;
   return action();
-}
-
-int Cli::DoPut(const Args& a) {
-  if (a.key.empty()) return Usage("put", "KEY must not be empty");
-  std::string value = a.value;
-  if (value == "-") {
-    if (in_shell_) {
-      return Usage("put", "VALUE '-' reads stdin, which the shell is reading; quote the value");
-    }
-    value.assign(std::istreambuf_iterator<char>(*io_.in), std::istreambuf_iterator<char>());
-  }
-  kv::PutRequest req;
-  req.collection = a.g.collection;
-  req.key = a.key;
-  req.value = std::move(value);
-  if (a.has_if_version) req.if_version = a.if_version;
-  req.request_id = a.request_id;
-  auto backend = BackendFor(a.g.addr, a.g.timeout_ms);
-  if (!backend.ok()) return Fail(backend.status());
-  auto r = (*backend)->kv().Put(req);
-  if (!r.ok()) return Fail(r.status());
-  Print(RenderPut(a.g.output, a.key, *r));
-  return 0;
-}
-
-int Cli::DoGet(const Args& a) {
-  if (a.key.empty()) return Usage("get", "KEY must not be empty");
-  kv::GetRequest req;
-  req.collection = a.g.collection;
-  req.key = a.key;
-  req.consistency = ParseConsistency(a.consistency);
-  if (a.has_at) {
-    if (a.has_consistency && req.consistency != kv::Consistency::kSnapshot) {
-      return Usage("get", "--at reads a snapshot; it does not go with --consistency " +
-                              a.consistency);
-    }
-    req.consistency = kv::Consistency::kSnapshot;
-    req.at = a.at;
-  }
-  auto backend = BackendFor(a.g.addr, a.g.timeout_ms);
-  if (!backend.ok()) return Fail(backend.status());
-  auto r = (*backend)->kv().Get(req);
-  if (!r.ok()) return Fail(r.status());
-  if (!r->found) {
-    return Fail(Status::NotFound("key '" + EscapeForDisplay(a.key) +
-                                 "' does not exist in collection '" + a.g.collection + "'"));
-  }
-  Print(RenderGet(a.g.output, a.key, *r, io_.out_is_tty));
-  return 0;
-}
-
-int Cli::DoDelete(const Args& a) {
-  if (a.key.empty()) return Usage("delete", "KEY must not be empty");
-  kv::DeleteRequest req;
-  req.collection = a.g.collection;
-  req.key = a.key;
-  if (a.has_if_version) req.if_version = a.if_version;
-  req.request_id = a.request_id;
-  auto backend = BackendFor(a.g.addr, a.g.timeout_ms);
-  if (!backend.ok()) return Fail(backend.status());
-  auto r = (*backend)->kv().Delete(req);
-  if (!r.ok()) return Fail(r.status());
-  Print(RenderDelete(a.g.output, a.key, *r));
-  return 0;
-}
-
-int Cli::DoScan(const Args& a) {
-  if (a.has_limit && a.limit == 0) return Usage("scan", "--limit must be at least 1");
-  kv::ScanRequest req;
-  req.collection = a.g.collection;
-  req.start = a.start;
-  req.end = a.end;
-  req.prefix = a.prefix;
-  req.reverse = a.reverse;
-  req.consistency = ParseConsistency(a.consistency);
-  if (a.has_at) {
-    if (a.has_consistency && req.consistency != kv::Consistency::kSnapshot) {
-      return Usage("scan", "--at reads a snapshot; it does not go with --consistency " +
-                               a.consistency);
-    }
-    req.consistency = kv::Consistency::kSnapshot;
-    req.at = a.at;
-  }
-  auto backend = BackendFor(a.g.addr, a.g.timeout_ms);
-  if (!backend.ok()) return Fail(backend.status());
-  kv::KvService& kv = (*backend)->kv();
-  const size_t page_max = std::max<size_t>(1, kv.limits().max_scan_limit);
-  const bool follow = a.all || a.has_limit;  // read more than one page
-
-  kv::ScanResult out;
-  bool first = true;
-  while (true) {
-    if (a.has_limit) req.limit = std::min(a.limit - out.items.size(), page_max);
-    auto r = kv.Scan(req);
-    if (!r.ok()) return Fail(r.status());
-    if (first) out.read_ts = r->read_ts;
-    first = false;
-    for (auto& item : r->items) out.items.push_back(std::move(item));
-    out.next = r->next;
-    if (!follow || !r->next || (a.has_limit && out.items.size() >= a.limit)) break;
-    // Later pages read the same snapshot as the first.
-    req.consistency = kv::Consistency::kSnapshot;
-    req.at = out.read_ts;
-    (a.reverse ? req.end : req.start) = *r->next;
-  }
-  Print(RenderScan(a.g.output, out, a.reverse));
-  return 0;
-}
-
-int Cli::DoCollectionCreate(const Args& a) {
-  kv::CollectionSpec spec;
-  spec.name = a.name;
-  spec.schema_json = a.schema;
-  for (const auto& text : a.indexes) {
-    auto index = ParseIndexSpec(text);
-    if (!index.ok()) return Usage("collections create", index.status().message());
-    spec.indexes.push_back(std::move(*index));
-  }
-  auto backend = BackendFor(a.g.addr, a.g.timeout_ms);
-  if (!backend.ok()) return Fail(backend.status());
-  auto r = (*backend)->kv().CreateCollection(spec);
-  if (!r.ok()) return Fail(r.status());
-  if (a.g.output == OutputMode::kTable) {
-    Print("created collection '" + EscapeForDisplay(r->name) + "' (id " +
-          std::to_string(r->id) + ")\n");
-  } else {
-    Print(RenderCollection(a.g.output, *r));
-  }
-  return 0;
-}
-
-int Cli::DoCollectionList(const Args& a) {
-  auto backend = BackendFor(a.g.addr, a.g.timeout_ms);
-  if (!backend.ok()) return Fail(backend.status());
-  auto r = (*backend)->kv().ListCollections();
-  if (!r.ok()) return Fail(r.status());
-  Print(RenderCollectionList(a.g.output, *r));
-  return 0;
-}
-
-int Cli::DoCollectionDescribe(const Args& a) {
-  auto backend = BackendFor(a.g.addr, a.g.timeout_ms);
-  if (!backend.ok()) return Fail(backend.status());
-  auto r = (*backend)->kv().DescribeCollection(a.name);
-  if (!r.ok()) return Fail(r.status());
-  Print(RenderCollection(a.g.output, *r));
-  return 0;
-}
-
-int Cli::DoCollectionDrop(const Args& a) {
-  auto backend = BackendFor(a.g.addr, a.g.timeout_ms);
-  if (!backend.ok()) return Fail(backend.status());
-  Status s = (*backend)->kv().DropCollection(a.name);
-  if (!s.ok()) return Fail(s);
-  Print(RenderDropped(a.g.output, a.name));
-  return 0;
-}
-
-int Cli::DoClusterStatus(const Args& a) {
-  auto backend = BackendFor(a.g.addr, a.g.timeout_ms);
-  if (!backend.ok()) return Fail(backend.status());
-  auto r = (*backend)->ClusterStatus();
-  if (!r.ok()) return Fail(r.status());
-  Print(RenderClusterStatus(a.g.output, *r));
-  return 0;
-}
-
-int Cli::DoVersion(const Args& a) {
-  if (a.client_only) {
-    Print(RenderVersion(a.g.output, version_, "", ""));
-    return 0;
-  }
-  auto backend = BackendFor(a.g.addr, a.g.timeout_ms);
-  if (!backend.ok()) return Fail(backend.status());
-  auto r = (*backend)->ClusterStatus();
-  if (!r.ok()) {
-    Print(RenderVersion(a.g.output, version_, "", ""));
-    return Fail(r.status());
-  }
-  std::string server = r->version().empty() ? "(unknown)" : r->version();
-  Print(RenderVersion(a.g.output, version_, server, r->mode()));
-  return 0;
-}
-
-int Cli::DoShell(const Args& a) {
-  // The shell starts from this line's flags: `gojodb --collection c shell`.
-  defaults_ = a.g;
-  return RunShell(*this);
 }
 
 }  // namespace gojodb::cli

@@ -4,9 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <map>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "cmd/cli/shell.h"
 
@@ -47,8 +46,8 @@ class FakeKv final : public kv::KvService {
       in_range.push_back({k, v.first, v.second});
     }
     if (req.reverse) std::reverse(in_range.begin(), in_range.end());
-    const size_t limit = std::min(req.limit == 0 ? limits_.max_scan_limit : req.limit,
-                                  limits_.max_scan_limit);
+    const size_t limit =
+        std::min(req.limit == 0 ? limits_.max_scan_limit : req.limit, limits_.max_scan_limit);
     kv::ScanResult out;
     out.read_ts = 500 + scans.size();
     for (size_t i = 0; i < in_range.size(); ++i) {
@@ -351,8 +350,8 @@ TEST_F(CommandsTest, ScanPrefix) {
 }
 
 TEST_F(CommandsTest, Collections) {
-  ASSERT_EQ(Run({"collections", "create", "users", "--schema", R"({"type":"object"})",
-                 "--index", "by_age:age", "--index", "by_email:email:unique"}),
+  ASSERT_EQ(Run({"collections", "create", "users", "--schema", R"({"type":"object"})", "--index",
+                 "by_age:age", "--index", "by_email:email:unique"}),
             0)
       << err();
   ASSERT_EQ(Run({"collections", "describe", "users", "--output", "json"}), 0) << err();

@@ -4,9 +4,12 @@ namespace gojodb::cli {
 
 ExitCode ExitCodeFor(const Status& status) {
   switch (status.code()) {
-    case StatusCode::kOk: return ExitCode::kOk;
-    case StatusCode::kNotFound: return ExitCode::kNotFound;
-    default: return ExitCode::kError;
+    case StatusCode::kOk:
+      return ExitCode::kOk;
+    case StatusCode::kNotFound:
+      return ExitCode::kNotFound;
+    default:
+      return ExitCode::kError;
   }
 }
 
@@ -23,7 +26,9 @@ std::string ErrorLine(const Status& status) {
     for (const auto& [name, value] : status.details()) {
       if (!first) line += ", ";
       first = false;
-      line += name + "=" + value;
+      line += name;
+      line += '=';
+      line += value;
     }
     line += "]";
   }

@@ -1,7 +1,6 @@
 #include "cmd/cli/format.h"
 
 #include <algorithm>
-
 #include <nlohmann/json.hpp>
 
 namespace gojodb::cli {
@@ -82,10 +81,18 @@ std::string EscapeForDisplay(std::string_view bytes) {
     }
     if (len == 1) {
       switch (c) {
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
+        case '\\':
+          out += "\\\\";
+          break;
+        case '\n':
+          out += "\\n";
+          break;
+        case '\r':
+          out += "\\r";
+          break;
+        case '\t':
+          out += "\\t";
+          break;
         default:
           if (c < 0x20 || c == 0x7F) {
             AppendHexEscape(out, c);

@@ -2,11 +2,10 @@
 // text tables and the JSON value rules of API.md. Pure functions, no I/O.
 #pragma once
 
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 namespace gojodb::cli {
 

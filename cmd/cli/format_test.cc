@@ -36,8 +36,10 @@ TEST(Format, EscapeForDisplay) {
   EXPECT_EQ(EscapeForDisplay("l1\nl2\r\t"), "l1\\nl2\\r\\t");
   EXPECT_EQ(EscapeForDisplay(std::string("\x00\x01\x7f", 3)), "\\x00\\x01\\x7f");
   EXPECT_EQ(EscapeForDisplay("caf\xc3\xa9"), "caf\xc3\xa9");  // valid UTF-8 kept
-  EXPECT_EQ(EscapeForDisplay("\xff\xfe" "ok"), "\\xff\\xfeok");
-  EXPECT_EQ(EscapeForDisplay("\xc3"), "\\xc3");          // truncated sequence
+  EXPECT_EQ(EscapeForDisplay("\xff\xfe"
+                             "ok"),
+            "\\xff\\xfeok");
+  EXPECT_EQ(EscapeForDisplay("\xc3"), "\\xc3");           // truncated sequence
   EXPECT_EQ(EscapeForDisplay("\xc2\x85"), "\\xc2\\x85");  // C1 control NEL
 }
 
@@ -90,8 +92,8 @@ TEST(Format, DumpJsonIsOneLine) {
 }
 
 TEST(Format, TableAlignsColumns) {
-  std::string t = RenderTable({"KEY", "VERSION", "VALUE"},
-                              {{"a", "7", "x"}, {"longer-key", "12345678", "y"}});
+  std::string t =
+      RenderTable({"KEY", "VERSION", "VALUE"}, {{"a", "7", "x"}, {"longer-key", "12345678", "y"}});
   EXPECT_EQ(t,
             "KEY         VERSION   VALUE\n"
             "a           7         x\n"

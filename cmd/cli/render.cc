@@ -117,8 +117,8 @@ std::string RenderScan(OutputMode mode, const kv::ScanResult& r, bool reverse) {
   std::vector<std::vector<std::string>> rows;
   rows.reserve(r.items.size());
   for (const auto& item : r.items) {
-    rows.push_back({EscapeForDisplay(item.key), std::to_string(item.version),
-                    EscapeForDisplay(item.value)});
+    rows.push_back(
+        {EscapeForDisplay(item.key), std::to_string(item.version), EscapeForDisplay(item.value)});
   }
   std::string out = RenderTable({"KEY", "VERSION", "VALUE"}, rows);
   const size_t n = r.items.size();
@@ -195,8 +195,8 @@ std::string RenderClusterStatus(OutputMode mode, const v1::ClusterStatusResponse
   }
   std::string out = "mode:    " + s.mode() + "\n";
   out += "version: " + (s.version().empty() ? std::string("(unknown)") : s.version()) + "\n";
-  out += "leader:  " + (s.leader() == 0 ? std::string("(none)") : std::to_string(s.leader())) +
-         "\n";
+  out +=
+      "leader:  " + (s.leader() == 0 ? std::string("(none)") : std::to_string(s.leader())) + "\n";
   const std::vector<std::string> node_header = {"ID", "ROLE", "GRPC", "HTTP", "STATE"};
   if (s.controllers_size() > 0) {
     std::vector<std::vector<std::string>> rows;
@@ -225,7 +225,8 @@ std::string RenderVersion(OutputMode mode, const std::string& client_version,
                           const std::string& server_version, const std::string& server_mode) {
   if (mode == OutputMode::kJson) {
     json doc = {{"client", client_version}};
-    if (!server_version.empty()) doc["server"] = {{"version", server_version}, {"mode", server_mode}};
+    if (!server_version.empty())
+      doc["server"] = {{"version", server_version}, {"mode", server_mode}};
     return Line(doc);
   }
   std::string out = "client: gojodb " + client_version + "\n";

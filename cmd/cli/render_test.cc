@@ -75,7 +75,10 @@ TEST(Render, ScanJson) {
 }
 
 TEST(Render, Collections) {
-  kv::CollectionInfo users{"users", 3, 1000, R"({"type":"object"})",
+  kv::CollectionInfo users{"users",
+                           3,
+                           1000,
+                           R"({"type":"object"})",
                            {{"by_age", {"age"}, false}, {"by_email", {"email"}, true}}};
   kv::CollectionInfo plain{"default", 1, 1, "", {}};
   EXPECT_EQ(RenderCollectionList(OutputMode::kTable, {plain, users}),

@@ -1,5 +1,7 @@
 #include "cmd/cli/shell.h"
 
+#include <readline/history.h>
+#include <readline/readline.h>
 #include <sys/select.h>
 #include <unistd.h>
 
@@ -9,9 +11,6 @@
 #include <cstdlib>
 #include <iostream>
 #include <optional>
-
-#include <readline/history.h>
-#include <readline/readline.h>
 
 #include "cmd/cli/commands.h"
 #include "cmd/cli/shell_lexer.h"
@@ -46,8 +45,8 @@ int Use(Cli& cli, const std::vector<std::string>& words) {
   if (words.size() != 2 || words[1].empty()) return UsageError(cli, "use COLLECTION");
   GlobalOptions& g = cli.defaults();
   auto backend = cli.BackendFor(g.addr, g.timeout_ms);
-  Status s = backend.ok() ? (*backend)->kv().DescribeCollection(words[1]).status()
-                          : backend.status();
+  Status s =
+      backend.ok() ? (*backend)->kv().DescribeCollection(words[1]).status() : backend.status();
   if (!s.ok()) {
     *cli.io().err << ErrorLine(s) << std::endl;
     return static_cast<int>(ExitCodeFor(s));

@@ -21,13 +21,27 @@ Status DecodeEscape(std::string_view line, size_t& i, bool in_quotes, std::strin
   const char c = line[i + 1];
   i += 2;
   switch (c) {
-    case '\\': word += '\\'; return Status::OK();
-    case '"': word += '"'; return Status::OK();
-    case '\'': word += '\''; return Status::OK();
-    case 'n': word += '\n'; return Status::OK();
-    case 'r': word += '\r'; return Status::OK();
-    case 't': word += '\t'; return Status::OK();
-    case '0': word += '\0'; return Status::OK();
+    case '\\':
+      word += '\\';
+      return Status::OK();
+    case '"':
+      word += '"';
+      return Status::OK();
+    case '\'':
+      word += '\'';
+      return Status::OK();
+    case 'n':
+      word += '\n';
+      return Status::OK();
+    case 'r':
+      word += '\r';
+      return Status::OK();
+    case 't':
+      word += '\t';
+      return Status::OK();
+    case '0':
+      word += '\0';
+      return Status::OK();
     case ' ':
       if (!in_quotes) {
         word += ' ';
@@ -44,7 +58,8 @@ Status DecodeEscape(std::string_view line, size_t& i, bool in_quotes, std::strin
       i += 2;
       return Status::OK();
     }
-    default: break;
+    default:
+      break;
   }
   return Status::InvalidArgument(std::string("unknown escape '\\") + c + "'" + At(start));
 }

@@ -1,0 +1,26 @@
+// Cli::Args: what one command line sets, shared by the parser (commands.cc) and the
+// command implementations (command_handlers.cc). Private to cmd/cli.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "cmd/cli/commands.h"
+
+namespace gojodb::cli {
+
+// Everything one command line can set.
+struct Cli::Args {
+  GlobalOptions g;
+  std::string output;
+  std::string key, value, start, end, prefix, name, request_id, schema;
+  std::string consistency = "linearizable";
+  std::vector<std::string> indexes;
+  uint64_t if_version = 0, at = 0;
+  size_t limit = 0;
+  bool has_if_version = false, has_at = false, has_consistency = false, has_limit = false;
+  bool reverse = false, all = false, client_only = false;
+};
+
+}  // namespace gojodb::cli
