@@ -8,10 +8,7 @@
 
 #include "cmd/cli/backend.h"
 #include "cmd/cli/commands.h"
-
-#ifndef GOJODB_CLI_VERSION
-#define GOJODB_CLI_VERSION "dev"
-#endif
+#include "internal/version.h"
 
 int main(int argc, char** argv) {
   using namespace gojodb::cli;
@@ -27,6 +24,6 @@ int main(int argc, char** argv) {
   io.in_is_tty = isatty(STDIN_FILENO) == 1;
   io.out_is_tty = isatty(STDOUT_FILENO) == 1;
 
-  Cli cli(defaults, ConnectGrpc, io, GOJODB_CLI_VERSION);
+  Cli cli(defaults, ConnectGrpc, io, gojodb::kVersion);
   return cli.Run(std::vector<std::string>(argv + 1, argv + argc));
 }
