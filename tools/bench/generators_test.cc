@@ -155,8 +155,8 @@ TEST(ScrambledZipfianTest, PublishedZetaMatchesTheSum) {
   auto f = [&](double x) { return std::pow(x, -kTheta); };
   auto df = [&](double x) { return -kTheta * std::pow(x, -kTheta - 1); };
   const double md = static_cast<double>(m);
-  sum += (std::pow(n, 1 - kTheta) - std::pow(md, 1 - kTheta)) / (1 - kTheta) +
-         (f(n) - f(md)) / 2 + (df(n) - df(md)) / 12;
+  sum += (std::pow(n, 1 - kTheta) - std::pow(md, 1 - kTheta)) / (1 - kTheta) + (f(n) - f(md)) / 2 +
+         (df(n) - df(md)) / 12;
   EXPECT_NEAR(sum, ScrambledZipfianGenerator::kZetan, 1e-6);
 }
 

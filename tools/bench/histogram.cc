@@ -23,7 +23,7 @@ size_t LatencyHistogram::BucketIndex(uint64_t value) {
   if (value < kSub) return static_cast<size_t>(value);
   const int top_bit = 63 - std::countl_zero(value);
   const int shift = top_bit - (kSubBucketBits - 1);  // >= 1
-  const uint64_t sub = value >> shift;                // in [kHalf, kSub)
+  const uint64_t sub = value >> shift;               // in [kHalf, kSub)
   return static_cast<size_t>(kSub + static_cast<uint64_t>(shift - 1) * kHalf + (sub - kHalf));
 }
 
@@ -63,9 +63,7 @@ void LatencyHistogram::Merge(const LatencyHistogram& other) {
   sum_ += other.sum_;
 }
 
-double LatencyHistogram::mean() const {
-  return count_ ? static_cast<double>(sum_ / count_) : 0.0;
-}
+double LatencyHistogram::mean() const { return count_ ? static_cast<double>(sum_ / count_) : 0.0; }
 
 uint64_t LatencyHistogram::ValueAtQuantile(double q) const {
   if (count_ == 0) return 0;

@@ -90,7 +90,7 @@ TEST(LatencyHistogramTest, QuantilesOfLargeValuesWithinPrecision) {
 
 TEST(LatencyHistogramTest, TailIsSeenAmongManyFastSamples) {
   LatencyHistogram h;
-  for (int i = 0; i < 9990; ++i) h.Record(100'000);  // 100 us
+  for (int i = 0; i < 9990; ++i) h.Record(100'000);   // 100 us
   for (int i = 0; i < 10; ++i) h.Record(50'000'000);  // 50 ms: the slowest 0.1%
   EXPECT_LE(h.ValueAtQuantile(0.99), 100'000u * 257 / 256);
   EXPECT_LE(h.ValueAtQuantile(0.999), 100'000u * 257 / 256);

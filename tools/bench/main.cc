@@ -4,15 +4,14 @@
 // Exit status: 0 when every operation succeeded (read-modify-write conflicts are not
 // failures), 1 when some failed, 2 on a usage error, 3 when the target could not be
 // opened or the JSON file not written.
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
 
 #include "tools/bench/report.h"
 #include "tools/bench/rocksdb_target.h"
@@ -46,9 +45,11 @@ struct Flags {
 
 int Main(int argc, char** argv) {
   Flags f;
-  CLI::App app{"gojodb-bench: YCSB core workloads against GojoDB (--addr) or raw RocksDB "
-               "(--engine-direct)"};
-  auto* addr = app.add_option("--addr", f.addr, "gRPC address (host:port) of a gojodb-standalone or gateway");
+  CLI::App app{
+      "gojodb-bench: YCSB core workloads against GojoDB (--addr) or raw RocksDB "
+      "(--engine-direct)"};
+  auto* addr = app.add_option("--addr", f.addr,
+                              "gRPC address (host:port) of a gojodb-standalone or gateway");
   auto* direct = app.add_option("--engine-direct", f.engine_direct,
                                 "run in-process on RocksDB in this directory instead of a server");
   addr->excludes(direct);
@@ -75,12 +76,14 @@ int Main(int argc, char** argv) {
                               "engine-direct: WriteOptions.sync on every write (true|false)")
                    ->capture_default_str();
   app.add_option("--seed", f.seed, "seed of every random choice")->capture_default_str();
-  app.add_option("--max-seconds", f.max_seconds, "stop a phase after this many seconds (0: no limit)")
+  app.add_option("--max-seconds", f.max_seconds,
+                 "stop a phase after this many seconds (0: no limit)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   app.add_option("--max-failures", f.max_failures, "stop a phase once more operations failed")
       ->capture_default_str();
-  app.add_option("--progress", f.progress_seconds, "progress line on stderr every N seconds (0: none)")
+  app.add_option("--progress", f.progress_seconds,
+                 "progress line on stderr every N seconds (0: none)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   app.add_option("--threads-per-client", f.threads_per_client,
@@ -144,13 +147,13 @@ int Main(int argc, char** argv) {
   config.max_failures = f.max_failures;
   config.progress_seconds = f.progress_seconds;
 
-  std::printf("gojodb-bench: workload %s (%s), %s keys, %llu records, %llu operations, "
-              "%d threads, %zu-byte values, seed %llu\n",
-              spec->name.c_str(), spec->description.c_str(),
-              std::string(DistributionName(spec->distribution)).c_str(),
-              static_cast<unsigned long long>(f.records),
-              static_cast<unsigned long long>(f.operations), f.threads, f.value_size,
-              static_cast<unsigned long long>(f.seed));
+  std::printf(
+      "gojodb-bench: workload %s (%s), %s keys, %llu records, %llu operations, "
+      "%d threads, %zu-byte values, seed %llu\n",
+      spec->name.c_str(), spec->description.c_str(),
+      std::string(DistributionName(spec->distribution)).c_str(),
+      static_cast<unsigned long long>(f.records), static_cast<unsigned long long>(f.operations),
+      f.threads, f.value_size, static_cast<unsigned long long>(f.seed));
   std::printf("target: %s\n\n", target->Describe().c_str());
   std::fflush(stdout);
 
@@ -198,7 +201,8 @@ int Main(int argc, char** argv) {
     nlohmann::json doc = {{"config", cfg}, {"phases", nlohmann::json::array()}};
     for (const auto& p : phases) doc["phases"].push_back(PhaseJson(p));
     doc["failures"] = failures;
-    doc["first_error"] = first_error.empty() ? nlohmann::json(nullptr) : nlohmann::json(first_error);
+    doc["first_error"] =
+        first_error.empty() ? nlohmann::json(nullptr) : nlohmann::json(first_error);
     std::ofstream out(f.json_path);
     out << doc.dump(2) << "\n";
     out.close();

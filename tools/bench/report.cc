@@ -14,8 +14,7 @@ std::string Row(const char* name, const OpStats& s, double seconds) {
                 "%-18s %10llu %10llu %9llu %9llu %8llu %11.1f %9.1f %9.1f %9.1f %9.1f %9.1f "
                 "%10.1f\n",
                 name, static_cast<unsigned long long>(s.count()),
-                static_cast<unsigned long long>(s.ok),
-                static_cast<unsigned long long>(s.not_found),
+                static_cast<unsigned long long>(s.ok), static_cast<unsigned long long>(s.not_found),
                 static_cast<unsigned long long>(s.conflicts),
                 static_cast<unsigned long long>(s.errors),
                 seconds > 0 ? static_cast<double>(s.count()) / seconds : 0.0, h.mean() / 1000.0,
@@ -57,15 +56,14 @@ std::string FormatPhase(const PhaseResult& phase) {
                 all.count() ? phase.cpu_seconds * 1e6 / static_cast<double>(all.count()) : 0.0);
   std::string out = head;
   char cols[512];
-  std::snprintf(cols, sizeof(cols),
-                "%-18s %10s %10s %9s %9s %8s %11s %9s %9s %9s %9s %9s %10s\n", "operation",
-                "count", "ok", "not_found", "conflicts", "errors", "ops/s", "mean_us", "p50_us",
-                "p95_us", "p99_us", "p99.9_us", "max_us");
+  std::snprintf(cols, sizeof(cols), "%-18s %10s %10s %9s %9s %8s %11s %9s %9s %9s %9s %9s %10s\n",
+                "operation", "count", "ok", "not_found", "conflicts", "errors", "ops/s", "mean_us",
+                "p50_us", "p95_us", "p99_us", "p99.9_us", "max_us");
   out += cols;
   for (int i = 0; i < kNumOpTypes; ++i) {
     if (phase.ops[i].count() == 0) continue;
-    out += Row(std::string(OpTypeName(static_cast<OpType>(i))).c_str(), phase.ops[i],
-               phase.seconds);
+    out +=
+        Row(std::string(OpTypeName(static_cast<OpType>(i))).c_str(), phase.ops[i], phase.seconds);
   }
   out += Row("TOTAL", all, phase.seconds);
   if (!phase.stop_reason.empty()) out += "stopped early: " + phase.stop_reason + "\n";
@@ -86,10 +84,10 @@ nlohmann::json PhaseJson(const PhaseResult& phase) {
       {"operations", ops},
       {"total", StatsJson(phase.Overall(), phase.seconds)},
   };
-  j["stop_reason"] = phase.stop_reason.empty() ? nlohmann::json(nullptr)
-                                               : nlohmann::json(phase.stop_reason);
-  j["first_error"] = phase.first_error.empty() ? nlohmann::json(nullptr)
-                                               : nlohmann::json(phase.first_error);
+  j["stop_reason"] =
+      phase.stop_reason.empty() ? nlohmann::json(nullptr) : nlohmann::json(phase.stop_reason);
+  j["first_error"] =
+      phase.first_error.empty() ? nlohmann::json(nullptr) : nlohmann::json(phase.first_error);
   return j;
 }
 

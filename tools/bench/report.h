@@ -1,9 +1,8 @@
 // tools/bench: the results of a phase as a text table and as JSON.
 #pragma once
 
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "tools/bench/runner.h"
 

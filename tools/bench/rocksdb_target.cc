@@ -36,7 +36,8 @@ class RocksDbConnection final : public Connection {
     for (it->Seek(start); it->Valid() && n < count; it->Next(), ++n) {
       bytes += it->key().size() + it->value().size();  // touch every row, as a server would
     }
-    if (!it->status().ok()) return OpResult::Error("scan from " + start + ": " + it->status().ToString());
+    if (!it->status().ok())
+      return OpResult::Error("scan from " + start + ": " + it->status().ToString());
     sink_ += bytes;
     return OpResult::Ok();
   }

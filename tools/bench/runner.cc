@@ -1,5 +1,7 @@
 #include "tools/bench/runner.h"
 
+#include <sys/resource.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -9,8 +11,6 @@
 #include <mutex>
 #include <thread>
 #include <vector>
-
-#include <sys/resource.h>
 
 namespace gojodb::bench {
 namespace {
@@ -23,7 +23,8 @@ void FillValue(Rng& rng, size_t size, std::string* out) {
   size_t i = 0;
   while (i < size) {
     uint64_t r = rng.Next();
-    for (int b = 0; b < 8 && i < size; ++b, r >>= 8) (*out)[i++] = static_cast<char>(' ' + (r & 0xff) % 95);
+    for (int b = 0; b < 8 && i < size; ++b, r >>= 8)
+      (*out)[i++] = static_cast<char>(' ' + (r & 0xff) % 95);
   }
 }
 
@@ -73,10 +74,16 @@ OpResult Execute(Connection& conn, const Operation& op, Rng& rng, size_t value_s
                  std::string* value) {
   const std::string key = KeyName(op.index);
   switch (op.type) {
-    case OpType::kRead: return conn.Read(key);
-    case OpType::kUpdate: FillValue(rng, value_size, value); return conn.Update(key, *value);
-    case OpType::kInsert: FillValue(rng, value_size, value); return conn.Insert(key, *value);
-    case OpType::kScan: return conn.Scan(key, op.scan_length);
+    case OpType::kRead:
+      return conn.Read(key);
+    case OpType::kUpdate:
+      FillValue(rng, value_size, value);
+      return conn.Update(key, *value);
+    case OpType::kInsert:
+      FillValue(rng, value_size, value);
+      return conn.Insert(key, *value);
+    case OpType::kScan:
+      return conn.Scan(key, op.scan_length);
     case OpType::kReadModifyWrite:
       FillValue(rng, value_size, value);
       return conn.ReadModifyWrite(key, *value);
@@ -84,9 +91,8 @@ OpResult Execute(Connection& conn, const Operation& op, Rng& rng, size_t value_s
   return OpResult::Error("unknown operation");
 }
 
-void ThreadMain(int t, Target& target, Shared& shared, const SourceFactory& factory,
-                uint64_t phase, std::latch& ready, ThreadSlot& slot,
-                std::array<OpStats, kNumOpTypes>& stats) {
+void ThreadMain(int t, Target& target, Shared& shared, const SourceFactory& factory, uint64_t phase,
+                std::latch& ready, ThreadSlot& slot, std::array<OpStats, kNumOpTypes>& stats) {
   Rng rng(ThreadSeed(shared.config->seed, phase, static_cast<uint64_t>(t)));
   OperationSource next = factory(t, &rng);
   std::unique_ptr<Connection> conn = target.Connect(t);
@@ -112,7 +118,9 @@ void ThreadMain(int t, Target& target, Shared& shared, const SourceFactory& fact
         ++s.ok;
         if (op.type == OpType::kInsert && shared.inserts) shared.inserts->Acknowledge(op.index);
         break;
-      case Outcome::kConflict: ++s.conflicts; break;
+      case Outcome::kConflict:
+        ++s.conflicts;
+        break;
       case Outcome::kNotFound:
         ++s.not_found;
         shared.Fail(std::string(OpTypeName(op.type)) + " " + KeyName(op.index) +

@@ -24,16 +24,16 @@ struct RunConfig {
   int threads = 1;
   size_t value_size = 1000;  // bytes per written value
   uint64_t seed = 1;
-  double max_seconds = 0;       // a phase stops after this long; 0: no bound
-  uint64_t max_failures = 100;  // a phase stops once more operations than this failed
+  double max_seconds = 0;        // a phase stops after this long; 0: no bound
+  uint64_t max_failures = 100;   // a phase stops once more operations than this failed
   double progress_seconds = 10;  // progress line on stderr this often; 0: none
 };
 
 struct OpStats {
   uint64_t ok = 0;
-  uint64_t not_found = 0;  // a failure: the key should exist
-  uint64_t conflicts = 0;  // expected under contention (read-modify-write)
-  uint64_t errors = 0;     // a failure
+  uint64_t not_found = 0;    // a failure: the key should exist
+  uint64_t conflicts = 0;    // expected under contention (read-modify-write)
+  uint64_t errors = 0;       // a failure
   LatencyHistogram latency;  // nanoseconds
 
   uint64_t count() const { return ok + not_found + conflicts + errors; }

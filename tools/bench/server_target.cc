@@ -51,7 +51,8 @@ class ServerConnection final : public Connection {
  private:
   OpResult Write(const char* what, const std::string& key, const std::string& value) {
     auto r = client_->Put({.collection = collection_, .key = key, .value = value});
-    if (!r.ok()) return OpResult::Error(std::string(what) + " " + key + ": " + r.status().ToString());
+    if (!r.ok())
+      return OpResult::Error(std::string(what) + " " + key + ": " + r.status().ToString());
     return OpResult::Ok();
   }
 

@@ -8,20 +8,28 @@ namespace gojodb::bench {
 
 std::string_view OpTypeName(OpType type) {
   switch (type) {
-    case OpType::kRead: return "READ";
-    case OpType::kUpdate: return "UPDATE";
-    case OpType::kInsert: return "INSERT";
-    case OpType::kScan: return "SCAN";
-    case OpType::kReadModifyWrite: return "READ_MODIFY_WRITE";
+    case OpType::kRead:
+      return "READ";
+    case OpType::kUpdate:
+      return "UPDATE";
+    case OpType::kInsert:
+      return "INSERT";
+    case OpType::kScan:
+      return "SCAN";
+    case OpType::kReadModifyWrite:
+      return "READ_MODIFY_WRITE";
   }
   return "?";
 }
 
 std::string_view DistributionName(Distribution d) {
   switch (d) {
-    case Distribution::kZipfian: return "zipfian";
-    case Distribution::kUniform: return "uniform";
-    case Distribution::kLatest: return "latest";
+    case Distribution::kZipfian:
+      return "zipfian";
+    case Distribution::kUniform:
+      return "uniform";
+    case Distribution::kLatest:
+      return "latest";
   }
   return "?";
 }
@@ -83,17 +91,15 @@ WorkloadState::WorkloadState(const WorkloadSpec& spec, uint64_t record_count,
     : spec_(spec),
       record_count_(record_count),
       zipfian_range_(std::max<uint64_t>(
-          1, record_count + static_cast<uint64_t>(static_cast<double>(operation_count) *
-                                                  spec.insert * 2))),
+          1, record_count +
+                 static_cast<uint64_t>(static_cast<double>(operation_count) * spec.insert * 2))),
       inserts_(record_count) {
   if (spec_.distribution == Distribution::kLatest && record_count_ > 0) {
-    latest_zetan_ =
-        ZipfianGenerator::Zeta(0, record_count_, ZipfianGenerator::kZipfianConstant, 0);
+    latest_zetan_ = ZipfianGenerator::Zeta(0, record_count_, ZipfianGenerator::kZipfianConstant, 0);
   }
 }
 
-OperationStream::OperationStream(WorkloadState* state, uint64_t seed)
-    : state_(state), rng_(seed) {
+OperationStream::OperationStream(WorkloadState* state, uint64_t seed) : state_(state), rng_(seed) {
   const WorkloadSpec& s = state_->spec();
   assert(!s.load_only());
   ops_.Add(OpType::kRead, s.read);
@@ -113,7 +119,8 @@ OperationStream::OperationStream(WorkloadState* state, uint64_t seed)
           ZipfianGenerator(0, n - 1, ZipfianGenerator::kZipfianConstant, zetan));
       break;
     }
-    case Distribution::kUniform: break;
+    case Distribution::kUniform:
+      break;
   }
 }
 
@@ -124,8 +131,10 @@ uint64_t OperationStream::NextExistingIndex() {
   // Nothing exists yet: index 0 will be reported as not found.
   if (limit == 0) return 0;
   switch (state_->spec().distribution) {
-    case Distribution::kUniform: return rng_.Uniform(limit);
-    case Distribution::kLatest: return latest_->Next(rng_);
+    case Distribution::kUniform:
+      return rng_.Uniform(limit);
+    case Distribution::kLatest:
+      return latest_->Next(rng_);
     case Distribution::kZipfian: {
       // The range leaves room for inserts; redraw until the record exists (YCSB does
       // the same). Redraws are rare when records were loaded first: the range is the
