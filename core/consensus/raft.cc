@@ -182,7 +182,7 @@ bool Raft::AppendEntry(std::vector<Entry> es) {
   // The leader counts its own log as replicated: the application persists a Ready's
   // entries before sending its messages, so no commit index derived from this
   // reaches another node before the entries are durable here.
-  trk_.Get(id_)->MaybeUpdate(li);
+  if (Progress* self = trk_.Get(id_)) self->MaybeUpdate(li);
   MaybeCommit();
   return true;
 }
@@ -210,6 +210,7 @@ void Raft::AppliedTo(LogIndex index, uint64_t applied_bytes) {
 
 void Raft::BecomeFollower(Term term, NodeId lead) {
   Reset(term);
+  rescue_campaign_ = false;
   lead_ = lead;
   state_ = StateType::kFollower;
 }
@@ -234,9 +235,10 @@ void Raft::BecomeLeader() {
   Reset(term_);
   lead_ = id_;
   state_ = StateType::kLeader;
-  Progress* self = trk_.Get(id_);
-  self->BecomeReplicate();
-  self->recent_active = true;
+  if (Progress* self = trk_.Get(id_)) {  // absent when leading as a removed node
+    self->BecomeReplicate();
+    self->recent_active = true;
+  }
   // Conservatively assume the log tail may hold an unapplied conf change.
   pending_conf_index_ = log_.LastIndex();
   // An empty entry of the new term commits everything before it (§5.4.2).
@@ -310,7 +312,7 @@ void Raft::Hup(CampaignType t) {
 }
 
 void Raft::Campaign(CampaignType t) {
-  if (!Promotable()) return;
+  if (!Promotable() && !(rescue_campaign_ && CanRescueAsRemoved())) return;
   Term term;
   MessageType vote_msg;
   if (t == CampaignType::kPreElection) {
@@ -377,6 +379,16 @@ void Raft::HandleVoteRequest(const Message& m) {
     resp.term = term_;
     resp.reject = true;
     Send(std::move(resp));
+    if (!log_.IsUpToDate(m.index, m.log_term) && CanRescueAsRemoved() && trk_.config.voters.contains(m.from)) {
+      // We were removed (we applied a config without us) but hold a longer log than
+      // a member that is campaigning, so it has no leader and may still believe it
+      // is in the joint config that needs our vote. It can only win with our vote,
+      // which our longer log forbids; we can win with the votes of a majority of our
+      // (committed) config. Lead the group through the transition, then hand off.
+      rescue_campaign_ = true;
+      Campaign(pre_vote_ ? CampaignType::kPreElection : CampaignType::kElection);
+      return;
+    }
     if (m.type == MessageType::kVote && m.term == term_ && log_.IsUpToDate(m.index, m.log_term)) {
       // We already voted (likely for ourselves) in this term, but the candidate has
       // the better log. Yield: restart our election timer so the candidate gets to
@@ -473,6 +485,12 @@ Result<ConfState> Raft::ApplyConfChange(const ConfChange& cc) {
   }
   if (!r.ok()) return r.status();
   return SwitchToConfig(std::move(r->first), std::move(r->second));
+}
+
+bool Raft::CanRescueAsRemoved() const {
+  // Only a node outside a settled (non-joint, applied) config, not a learner.
+  return trk_.Get(id_) == nullptr && !trk_.config.voters.joint() && !trk_.config.voters.incoming.empty() &&
+         !log_.HasPendingSnapshot() && state_ != StateType::kLeader && log_.applied() == log_.committed();
 }
 
 bool Raft::IsRemovedLeader() const {

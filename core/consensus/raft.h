@@ -108,6 +108,7 @@ class Raft {
   void LoadState(const HardState& hs);
   ConfState SwitchToConfig(TrackerConfig cfg, ProgressMap prs);
   bool IsRemovedLeader() const;
+  bool CanRescueAsRemoved() const;
   void MaybeHandOffAfterRemoval();
   bool IncreaseUncommittedSize(const std::vector<Entry>& ents);
 
@@ -174,6 +175,8 @@ class Raft {
   // Lease reads are disabled for the rest of this term once leadership was offered
   // to another node (TimeoutNow bypasses followers' leases).
   bool lease_revoked_ = false;
+  // Campaigning as a removed node to unblock the group (see HandleVoteRequest).
+  bool rescue_campaign_ = false;
   uint64_t rng_state_;
 };
 

@@ -312,5 +312,43 @@ TEST(RaftMembershipTest, RemovedLeaderHandsOffOnceVotersCaughtUp) {
   EXPECT_TRUE(new_leader);
 }
 
+TEST(RaftMembershipTest, RemovedNodeWithLongerLogLeadsStuckGroupOutOfJoint) {
+  // Joint (1 3)&&(2 3) is being left. 2 was removed and applied the leave; it holds
+  // the longest log. 1 and 3 never learned that the leave committed, so as far as
+  // they know they still need 2's vote, which 2 must refuse (its log is longer).
+  // Without help no one could ever be elected.
+  ConfChange leave;  // empty: leave joint
+  std::vector<Entry> ents = {Entry{Term(1), LogIndex(1)}, Entry{Term(1), LogIndex(2)},
+                             Entry{Term(1), LogIndex(3), EntryType::kConfChange, EncodeConfChange(leave)},
+                             Entry{Term(1), LogIndex(4)}};
+  std::vector<testing::TestPeer> peers(3);
+  for (uint64_t id = 1; id <= 3; ++id) {
+    auto& p = peers[id - 1];
+    p.storage = std::make_unique<MemoryStorage>();
+    ConfState cs;
+    cs.voters = {NodeId(1), NodeId(3)};
+    if (id != 2) cs.voters_outgoing = {NodeId(2), NodeId(3)};
+    p.storage->Bootstrap(cs);
+    std::vector<Entry> mine = ents;
+    if (id != 2) mine.pop_back();
+    ASSERT_TRUE(p.storage->Append(mine).ok());
+    p.storage->SetHardState(HardState{Term(1), kNoNode, LogIndex(id == 2 ? 4 : 2)});
+    p.raft = NewRaft(id, p.storage.get(), [&](Config* c) { c->applied = LogIndex(id == 2 ? 4 : 2); });
+  }
+  Network n(std::move(peers));
+  ASSERT_FALSE(n.raft(2)->Promotable());
+  n.Campaign(1);
+  // 2 refused 1, then led the group itself with the votes of its config (1 3).
+  EXPECT_NE(n.raft(1)->state(), StateType::kLeader);
+  EXPECT_EQ(n.raft(1)->log().committed(), LogIndex(5));
+  EXPECT_EQ(n.raft(3)->log().committed(), LogIndex(5));
+  EXPECT_NE(n.raft(2)->state(), StateType::kLeader);  // handed off once 1 and 3 caught up
+  // 1 and 3 apply the leave and can elect a leader on their own.
+  ApplyAll(n);
+  EXPECT_FALSE(n.raft(1)->tracker().config.voters.joint());
+  n.Campaign(1);
+  EXPECT_EQ(n.raft(1)->state(), StateType::kLeader);
+}
+
 }  // namespace
 }  // namespace gojodb::consensus
