@@ -297,7 +297,7 @@ class Simulation {
         n.unsynced_hs = rd.hard_state;
       }
       // 2. Send.
-      for (Message& m : rd.messages) Send(std::move(m));
+      for (Message& m : rd.messages) Send(n, std::move(m));
       // 3. Apply.
       if (!rd.snapshot.empty()) {
         n.state = DecodeState(rd.snapshot.data);
@@ -333,12 +333,13 @@ class Simulation {
 
   bool Cut(uint64_t from, uint64_t to) const { return cuts_.count({from, to}) > 0; }
 
-  void Send(Message m) {
-    uint64_t from = m.from.value(), to = m.to.value();
+  // `sender` is the node whose Ready holds m (m.from may differ: a forwarded
+  // proposal keeps its original proposer).
+  void Send(Node& sender, Message m) {
+    uint64_t from = sender.id, to = m.to.value();
     bool lost = Cut(from, to) || rng_.Chance(drop_);
     if (m.type == MessageType::kSnap) ++result_.snapshots_sent;
     if (lost) {
-      Node& sender = nodes_[from];
       // A real transport notices failures; report some of them.
       if (m.type == MessageType::kSnap) {
         sender.rn->ReportSnapshot(m.to, SnapshotStatus::kFailure);
