@@ -595,24 +595,37 @@ class Simulation {
     Deliver();
   }
 
-  // An operator shuts down a node once its removal is complete: the leader applied a
-  // (non-joint) config without it and has no conf change pending.
+  // An operator shuts down a node once its removal is complete: the most advanced
+  // node's (non-joint) config does not include it and every member of that config
+  // has applied it. A stopped node that shows up in a member's config again (a
+  // pending change re-added it) is started again.
   void StopRemovedNodes() {
-    Node* l = Leader();
-    if (l == nullptr) return;
-    const Raft& r = l->rn->raft();
-    const TrackerConfig cfg = r.tracker().config;  // a copy: the leader may be stopped
-    if (cfg.voters.joint() || r.pending_conf_index() > r.log().applied()) return;
-    // ...and every member applied it too (one still in the joint config may need the
-    // removed node's vote).
+    Node* most = nullptr;
     for (auto& [id, n] : nodes_) {
-      NodeId nid(id);
-      if (!cfg.voters.contains(nid) && !cfg.learners.count(nid)) continue;
-      if (!n.up || !(n.rn->raft().tracker().config == cfg)) return;
+      if (n.up && (most == nullptr || n.rn->raft().log().applied() > most->rn->raft().log().applied())) most = &n;
+    }
+    if (most == nullptr) return;
+    const TrackerConfig cfg = most->rn->raft().tracker().config;  // a copy: `most` may be stopped
+    auto member = [](const TrackerConfig& c, uint64_t id) {
+      return c.voters.contains(NodeId(id)) || c.learners.count(NodeId(id)) > 0;
+    };
+    for (auto& [id, n] : nodes_) {
+      if (!n.stopped) continue;
+      for (auto& [oid, o] : nodes_) {
+        if (o.up && member(o.rn->raft().tracker().config, id)) {
+          Log("start re-added node " + std::to_string(id));
+          n.stopped = false;
+          if (!Start(n)) return;
+          break;
+        }
+      }
+    }
+    if (cfg.voters.joint()) return;
+    for (auto& [id, n] : nodes_) {
+      if (member(cfg, id) && (!n.up || !(n.rn->raft().tracker().config == cfg))) return;
     }
     for (auto& [id, n] : nodes_) {
-      NodeId nid(id);
-      if (n.stopped || cfg.voters.contains(nid) || cfg.learners.count(nid)) continue;
+      if (n.stopped || member(cfg, id)) continue;
       Log("stop removed node " + std::to_string(id));
       if (n.up) Crash(n);
       n.stopped = true;
