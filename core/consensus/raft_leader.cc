@@ -157,8 +157,10 @@ void Raft::SendReadIndexResponse(const Message& req, LogIndex index) {
 }
 
 void Raft::StepLeaderReadIndex(Message& m) {
-  if (trk_.IsSingleton()) {
-    // Nobody else can be leader: the commit index is linearizable as is.
+  if (trk_.IsSingleton() && trk_.config.voters.incoming.contains(id_)) {
+    // We are the only voter, so nobody else can be leader: the commit index is
+    // linearizable as is. (A removed leader whose config has one other voter must
+    // not take this shortcut: that voter may already lead.)
     SendReadIndexResponse(m, log_.committed());
     return;
   }

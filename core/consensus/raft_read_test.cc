@@ -1,6 +1,7 @@
 // Linearizable reads: ReadIndex (heartbeat-confirmed) and leader leases.
 #include <gtest/gtest.h>
 
+#include "core/consensus/codec.h"
 #include "core/consensus/raft.h"
 #include "core/consensus/test_network.h"
 
@@ -207,6 +208,31 @@ TEST(RaftLeaseTest, TransferRevokesTheLease) {
   TickAll(n, 2);
   EXPECT_EQ(n.raft(1)->state(), StateType::kLeader);
   EXPECT_FALSE(n.raft(1)->HasValidLease());
+}
+
+TEST(RaftReadIndexTest, RemovedLeaderOfASingleVoterConfigMustConfirm) {
+  // 1 leads, then a change leaves 2 as the only voter. Until it hands off, 1 still
+  // leads, but it is not the single voter: it must not answer reads on its own, as 2
+  // may already lead a newer term.
+  Network n(2);
+  n.Campaign(1);
+  Message p;
+  p.type = MessageType::kProp;
+  p.to = NodeId(1);
+  p.from = NodeId(1);
+  Entry e;
+  e.type = EntryType::kConfChange;
+  ConfChange cc;
+  cc.changes = {ConfChangeSingle{ConfChangeType::kRemoveNode, NodeId(1)}};
+  e.data = EncodeConfChange(cc);
+  p.entries.push_back(e);
+  n.Send(p);
+  n.PersistAndApply(1);
+  ASSERT_EQ(n.raft(1)->state(), StateType::kLeader);
+  ASSERT_TRUE(n.raft(1)->tracker().IsSingleton());
+  n.Isolate(1);
+  n.Send(ReadReq(1, "stale?"));
+  EXPECT_TRUE(n.raft(1)->read_states().empty());
 }
 
 }  // namespace
