@@ -488,8 +488,9 @@ Result<ConfState> Raft::ApplyConfChange(const ConfChange& cc) {
 }
 
 bool Raft::CanRescueAsRemoved() const {
-  // Only a node outside a settled (non-joint, applied) config, not a learner.
-  return trk_.Get(id_) == nullptr && !trk_.config.voters.joint() && !trk_.config.voters.incoming.empty() &&
+  // Only a node that is not a voter (removed, or demoted to learner) of a settled
+  // (non-joint, applied) config.
+  return !trk_.config.voters.contains(id_) && !trk_.config.voters.joint() && !trk_.config.voters.incoming.empty() &&
          !log_.HasPendingSnapshot() && state_ != StateType::kLeader && log_.applied() == log_.committed();
 }
 
