@@ -312,7 +312,13 @@ TEST(RaftMembershipTest, RemovedLeaderHandsOffOnceVotersCaughtUp) {
   EXPECT_TRUE(new_leader);
 }
 
-TEST(RaftMembershipTest, RemovedNodeWithLongerLogLeadsStuckGroupOutOfJoint) {
+void RunStuckJointRescue(bool demoted);
+
+TEST(RaftMembershipTest, RemovedNodeWithLongerLogLeadsStuckGroupOutOfJoint) { RunStuckJointRescue(false); }
+
+TEST(RaftMembershipTest, DemotedNodeWithLongerLogLeadsStuckGroupOutOfJoint) { RunStuckJointRescue(true); }
+
+void RunStuckJointRescue(bool demoted) {
   // Joint (1 3)&&(2 3) is being left. 2 was removed and applied the leave; it holds
   // the longest log. 1 and 3 never learned that the leave committed, so as far as
   // they know they still need 2's vote, which 2 must refuse (its log is longer).
@@ -328,6 +334,8 @@ TEST(RaftMembershipTest, RemovedNodeWithLongerLogLeadsStuckGroupOutOfJoint) {
     ConfState cs;
     cs.voters = {NodeId(1), NodeId(3)};
     if (id != 2) cs.voters_outgoing = {NodeId(2), NodeId(3)};
+    if (demoted && id != 2) cs.learners_next = {NodeId(2)};
+    if (demoted && id == 2) cs.learners = {NodeId(2)};
     p.storage->Bootstrap(cs);
     std::vector<Entry> mine = ents;
     if (id != 2) mine.pop_back();
