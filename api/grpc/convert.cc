@@ -1,8 +1,14 @@
 #include "api/grpc/convert.h"
 
+#include <absl/synchronization/mutex.h>
+
 namespace gojodb::rpc {
 namespace {
 constexpr std::string_view kDetailPrefix = "gojodb-";
+}
+
+void TuneGrpcRuntime() {
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 }
 
 grpc::Status ToGrpc(const Status& s) {
@@ -10,7 +16,7 @@ grpc::Status ToGrpc(const Status& s) {
   return grpc::Status(static_cast<grpc::StatusCode>(s.code()), s.message());
 }
 
-void AddDetailsToContext(const Status& s, grpc::ServerContext* ctx) {
+void AddDetailsToContext(const Status& s, grpc::ServerContextBase* ctx) {
   for (const auto& [name, value] : s.details()) {
     ctx->AddTrailingMetadata(std::string(kDetailPrefix) + name, value);
   }

@@ -12,8 +12,13 @@ namespace gojodb::rpc {
 
 // Status details travel as trailing metadata "gojodb-<name>".
 grpc::Status ToGrpc(const Status& s);
-void AddDetailsToContext(const Status& s, grpc::ServerContext* ctx);
+void AddDetailsToContext(const Status& s, grpc::ServerContextBase* ctx);
 Status FromGrpc(const grpc::Status& s, const grpc::ClientContext* ctx);
+
+// Process-wide gRPC runtime settings for servers and clients. Debian's Abseil is built
+// with mutex deadlock detection on, which makes every lock gRPC takes walk a global
+// graph; this turns the detection off (idempotent).
+void TuneGrpcRuntime();
 
 kv::Consistency FromProto(v1::Consistency c);
 v1::Consistency ToProto(kv::Consistency c);

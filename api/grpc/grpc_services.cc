@@ -9,7 +9,7 @@ namespace {
 
 // Runs `fn` (returning Status), records metrics and converts the result.
 template <typename Fn>
-grpc::Status Serve(Metrics* metrics, const char* op, grpc::ServerContext* ctx, Fn&& fn) {
+grpc::Status Serve(Metrics* metrics, const char* op, grpc::ServerContextBase* ctx, Fn&& fn) {
   auto start = std::chrono::steady_clock::now();
   Status s;
   try {
@@ -23,19 +23,40 @@ grpc::Status Serve(Metrics* metrics, const char* op, grpc::ServerContext* ctx, F
   return ToGrpc(s);
 }
 
+// The callback API runs the handler on gRPC's own threads, without the sync server's
+// hand-offs between polling and worker threads.
+template <typename Fn>
+grpc::ServerUnaryReactor* ServeUnary(Metrics* metrics, const char* op,
+                                     grpc::CallbackServerContext* ctx, Fn&& fn) {
+  grpc::Status st = Serve(metrics, op, ctx, std::forward<Fn>(fn));
+  auto* reactor = ctx->DefaultReactor();
+  reactor->Finish(st);
+  return reactor;
+}
+
+// Work that may block (writes wait for their fsync) runs on `pool`; the reactor is
+// finished from there. The request and response outlive the call until Finish.
+template <typename Fn>
+grpc::ServerUnaryReactor* ServeOnPool(ThreadPool* pool, Metrics* metrics, const char* op,
+                                      grpc::CallbackServerContext* ctx, Fn fn) {
+  auto* reactor = ctx->DefaultReactor();
+  pool->Submit([=]() mutable { reactor->Finish(Serve(metrics, op, ctx, std::move(fn))); });
+  return reactor;
+}
+
 std::optional<uint64_t> OptVersion(bool has, uint64_t v) {
   return has ? std::optional<uint64_t>(v) : std::nullopt;
 }
 
 }  // namespace
 
-class GrpcServices::KvImpl final : public v1::KV::Service {
+class GrpcServices::KvImpl final : public v1::KV::CallbackService {
  public:
-  KvImpl(kv::KvService* kv, Metrics* m) : kv_(kv), m_(m) {}
+  KvImpl(kv::KvService* kv, Metrics* m, ThreadPool* pool) : kv_(kv), m_(m), pool_(pool) {}
 
-  grpc::Status Put(grpc::ServerContext* ctx, const v1::PutRequest* req,
+  grpc::ServerUnaryReactor* Put(grpc::CallbackServerContext* ctx, const v1::PutRequest* req,
                    v1::PutResponse* resp) override {
-    return Serve(m_, "put", ctx, [&]() -> Status {
+    return ServeOnPool(pool_, m_, "put", ctx, [=, this]() -> Status {
       ASSIGN_OR_RETURN(auto r, kv_->Put({req->collection(), req->key(), req->value(),
                                          OptVersion(req->has_if_version(), req->if_version()),
                                          req->request_id()}));
@@ -44,9 +65,9 @@ class GrpcServices::KvImpl final : public v1::KV::Service {
     });
   }
 
-  grpc::Status Get(grpc::ServerContext* ctx, const v1::GetRequest* req,
+  grpc::ServerUnaryReactor* Get(grpc::CallbackServerContext* ctx, const v1::GetRequest* req,
                    v1::GetResponse* resp) override {
-    return Serve(m_, "get", ctx, [&]() -> Status {
+    return ServeUnary(m_, "get", ctx, [&]() -> Status {
       ASSIGN_OR_RETURN(auto r, kv_->Get({req->collection(), req->key(),
                                          FromProto(req->consistency()), req->at()}));
       resp->set_found(r.found);
@@ -56,9 +77,9 @@ class GrpcServices::KvImpl final : public v1::KV::Service {
     });
   }
 
-  grpc::Status Delete(grpc::ServerContext* ctx, const v1::DeleteRequest* req,
+  grpc::ServerUnaryReactor* Delete(grpc::CallbackServerContext* ctx, const v1::DeleteRequest* req,
                       v1::DeleteResponse* resp) override {
-    return Serve(m_, "delete", ctx, [&]() -> Status {
+    return ServeOnPool(pool_, m_, "delete", ctx, [=, this]() -> Status {
       ASSIGN_OR_RETURN(auto r, kv_->Delete({req->collection(), req->key(),
                                             OptVersion(req->has_if_version(), req->if_version()),
                                             req->request_id()}));
@@ -68,9 +89,9 @@ class GrpcServices::KvImpl final : public v1::KV::Service {
     });
   }
 
-  grpc::Status Scan(grpc::ServerContext* ctx, const v1::ScanRequest* req,
+  grpc::ServerUnaryReactor* Scan(grpc::CallbackServerContext* ctx, const v1::ScanRequest* req,
                     v1::ScanResponse* resp) override {
-    return Serve(m_, "scan", ctx, [&]() -> Status {
+    return ServeOnPool(pool_, m_, "scan", ctx, [=, this]() -> Status {
       ASSIGN_OR_RETURN(auto r, kv_->Scan({req->collection(), req->start(), req->end(),
                                           req->prefix(), req->limit(), req->reverse(),
                                           FromProto(req->consistency()), req->at()}));
@@ -87,9 +108,9 @@ class GrpcServices::KvImpl final : public v1::KV::Service {
     });
   }
 
-  grpc::Status Batch(grpc::ServerContext* ctx, const v1::BatchRequest* req,
+  grpc::ServerUnaryReactor* Batch(grpc::CallbackServerContext* ctx, const v1::BatchRequest* req,
                      v1::BatchResponse* resp) override {
-    return Serve(m_, "batch", ctx, [&]() -> Status {
+    return ServeOnPool(pool_, m_, "batch", ctx, [=, this]() -> Status {
       kv::BatchRequest b;
       b.request_id = req->request_id();
       for (int i = 0; i < req->ops_size(); ++i) {
@@ -111,6 +132,7 @@ class GrpcServices::KvImpl final : public v1::KV::Service {
  private:
   kv::KvService* kv_;
   Metrics* m_;
+  ThreadPool* pool_;
 };
 
 class GrpcServices::CatalogImpl final : public v1::Catalog::Service {
@@ -170,7 +192,8 @@ class GrpcServices::AdminImpl final : public v1::Admin::Service {
 };
 
 GrpcServices::GrpcServices(kv::KvService* kv, Metrics* metrics, StatusProvider status)
-    : kv_(std::make_unique<KvImpl>(kv, metrics)),
+    : pool_(std::make_unique<ThreadPool>(64)),
+      kv_(std::make_unique<KvImpl>(kv, metrics, pool_.get())),
       catalog_(std::make_unique<CatalogImpl>(kv, metrics)),
       admin_(std::make_unique<AdminImpl>(metrics, std::move(status))) {}
 

@@ -11,6 +11,7 @@
 #include "core/kv/kv_service.h"
 #include "gojodb/v1/kv.grpc.pb.h"
 #include "internal/metrics.h"
+#include "internal/thread_pool.h"
 
 namespace gojodb::rpc {
 
@@ -28,6 +29,7 @@ class GrpcServices {
   class KvImpl;
   class CatalogImpl;
   class AdminImpl;
+  std::unique_ptr<ThreadPool> pool_;  // runs KV operations that may block
   std::unique_ptr<KvImpl> kv_;
   std::unique_ptr<CatalogImpl> catalog_;
   std::unique_ptr<AdminImpl> admin_;

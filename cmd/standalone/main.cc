@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "api/grpc/convert.h"
 #include "api/grpc/grpc_services.h"
 #include "api/http/http_server.h"
 #include "cmd/common/config.h"
@@ -165,6 +166,7 @@ int Run(int argc, char** argv) {
 
   const std::string grpc_addr = config.Get("grpc_addr");
   const std::string http_addr = config.Get("http_addr");
+  rpc::TuneGrpcRuntime();
   rpc::GrpcServices services(store->get(), &metrics,
                              [=] { return ClusterStatusProto(grpc_addr, http_addr); });
   grpc::ServerBuilder builder;

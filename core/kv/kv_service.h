@@ -48,7 +48,7 @@ struct DeleteRequest {
 
 struct WriteResult {
   uint64_t version = 0;  // commit timestamp
-  bool existed = false;  // the key had a live value before this write
+  bool existed = false;  // Delete only: the key had a live value before this write
 };
 
 struct GetRequest {

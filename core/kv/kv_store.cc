@@ -179,9 +179,14 @@ Result<WriteResult> KvStore::Commit(const std::vector<Mutation>& mutations,
   }
   const std::string rid_key = request_id.empty() ? "" : kRequestIdPrefix + request_id;
   std::vector<std::string_view> latch_keys;
-  for (const auto& m : mutations) latch_keys.push_back(m.row_key);
+  bool conditional = !rid_key.empty();
+  for (const auto& m : mutations) {
+    latch_keys.push_back(m.row_key);
+    conditional = conditional || m.if_version.has_value();
+  }
   if (!rid_key.empty()) latch_keys.push_back(rid_key);
-  auto guard = latches_.Lock(latch_keys);
+  // Blind writes share their rows' latches and so share fsyncs even on a hot row.
+  auto guard = latches_.Lock(latch_keys, /*exclusive=*/conditional);
 
   // A retry of a request that already applied answers as the first attempt did.
   if (!rid_key.empty()) {
@@ -200,6 +205,8 @@ Result<WriteResult> KvStore::Commit(const std::vector<Mutation>& mutations,
   bool existed = false;
   for (size_t i = 0; i < mutations.size(); ++i) {
     const auto& m = mutations[i];
+    // Only conditions and a single delete's `existed` need the current version.
+    if (!m.if_version && !(m.is_delete && mutations.size() == 1)) continue;
     ASSIGN_OR_RETURN(auto cur, reader.Get(m.row_key, mvcc::kMaxTimestamp));
     const bool live = cur && !cur->deleted;
     const uint64_t current_version = live ? cur->version : 0;

@@ -37,6 +37,7 @@ void SetVersion(const std::optional<uint64_t>& v, auto* msg) {
 
 Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
   if (options.addr.empty()) return Status::InvalidArgument("no server address given");
+  rpc::TuneGrpcRuntime();
   return std::unique_ptr<Client>(new Client(options));
 }
 
