@@ -508,11 +508,11 @@ class Simulation {
         }
         break;
       case 2:
-        if (voters.size() <= 2) return;
+        if (voters.size() <= 1) return;
         add(ConfChangeType::kRemoveNode, rng_.Pick(voters));
         break;
       case 3:
-        if (voters.size() <= 2) return;
+        if (voters.size() <= 1) return;
         add(ConfChangeType::kAddLearnerNode, rng_.Pick(voters));  // demote
         break;
       default: {  // replace a voter, through a joint config
