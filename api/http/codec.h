@@ -7,8 +7,8 @@
 #include <string>
 #include <string_view>
 
-#include <nlohmann/json_fwd.hpp>
-
+#include "internal/encoding.h"
+#include "internal/json_value.h"
 #include "internal/status.h"
 
 namespace gojodb::http {
@@ -18,24 +18,17 @@ namespace gojodb::http {
 Result<std::string> PercentDecode(std::string_view in, bool plus_is_space);
 std::string PercentEncode(std::string_view in);
 
-// Standard base64 (RFC 4648) with padding; rejects bad characters and bad padding.
-Result<std::string> Base64Decode(std::string_view in);
-std::string Base64Encode(std::string_view in);
-
-bool IsValidUtf8(std::string_view s);
-
 // Parses "a=1&b=2". Rejects repeated keys and bad encodings.
 Result<std::map<std::string, std::string>> ParseQuery(std::string_view query);
 
 // Parses a decimal uint64 with no sign, spaces or overflow.
 Result<uint64_t> ParseUint64(std::string_view s, std::string_view what);
 
-// API.md value rules. Into storage: a JSON string is its raw UTF-8 text, any other
-// JSON value its JSON text. Out of storage: bytes that parse as JSON become that JSON
-// value (in `field`), other UTF-8 text a string (in `field`), anything else base64 (in
-// `field`_base64).
-std::string StoredBytesFromJson(const nlohmann::json& value);
-void SetBytesField(nlohmann::json& obj, const std::string& field, std::string_view bytes,
-                   bool parse_json);
+// Shared encodings (internal/encoding.h, internal/json_value.h).
+using ::gojodb::Base64Decode;
+using ::gojodb::Base64Encode;
+using ::gojodb::IsValidUtf8;
+using ::gojodb::SetBytesField;
+using ::gojodb::StoredBytesFromJson;
 
 }  // namespace gojodb::http

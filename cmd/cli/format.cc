@@ -48,15 +48,6 @@ void AppendHexEscape(std::string& out, unsigned char c) {
 
 }  // namespace
 
-bool IsValidUtf8(std::string_view bytes) {
-  for (size_t i = 0; i < bytes.size();) {
-    size_t len = Utf8SequenceLength(bytes, i);
-    if (len == 0) return false;
-    i += len;
-  }
-  return true;
-}
-
 bool IsPrintableText(std::string_view bytes) {
   for (size_t i = 0; i < bytes.size();) {
     size_t len = Utf8SequenceLength(bytes, i);
@@ -116,38 +107,6 @@ size_t DisplayWidth(std::string_view text) {
   return width;
 }
 
-std::string Base64Encode(std::string_view bytes) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 3 <= bytes.size(); i += 3) {
-    uint32_t n = (static_cast<unsigned char>(bytes[i]) << 16) |
-                 (static_cast<unsigned char>(bytes[i + 1]) << 8) |
-                 static_cast<unsigned char>(bytes[i + 2]);
-    out += kAlphabet[(n >> 18) & 63];
-    out += kAlphabet[(n >> 12) & 63];
-    out += kAlphabet[(n >> 6) & 63];
-    out += kAlphabet[n & 63];
-  }
-  const size_t rest = bytes.size() - i;
-  if (rest == 1) {
-    uint32_t n = static_cast<unsigned char>(bytes[i]) << 16;
-    out += kAlphabet[(n >> 18) & 63];
-    out += kAlphabet[(n >> 12) & 63];
-    out += "==";
-  } else if (rest == 2) {
-    uint32_t n = (static_cast<unsigned char>(bytes[i]) << 16) |
-                 (static_cast<unsigned char>(bytes[i + 1]) << 8);
-    out += kAlphabet[(n >> 18) & 63];
-    out += kAlphabet[(n >> 12) & 63];
-    out += kAlphabet[(n >> 6) & 63];
-    out += '=';
-  }
-  return out;
-}
-
 std::string RenderTable(const std::vector<std::string>& header,
                         const std::vector<std::vector<std::string>>& rows) {
   const size_t ncols = header.size();
@@ -173,23 +132,6 @@ std::string RenderTable(const std::vector<std::string>& header,
   append_line(header);
   for (const auto& row : rows) append_line(row);
   return out;
-}
-
-void SetBytesField(nlohmann::json& obj, const std::string& field, std::string_view bytes,
-                   bool parse_json) {
-  if (parse_json && !bytes.empty()) {
-    auto parsed = nlohmann::json::parse(bytes.begin(), bytes.end(), nullptr,
-                                        /*allow_exceptions=*/false);
-    if (!parsed.is_discarded()) {
-      obj[field] = std::move(parsed);
-      return;
-    }
-  }
-  if (IsValidUtf8(bytes)) {
-    obj[field] = std::string(bytes);
-  } else {
-    obj[field + "_base64"] = Base64Encode(bytes);
-  }
 }
 
 std::string DumpJson(const nlohmann::json& doc) {
