@@ -25,6 +25,10 @@ class GrpcServices {
   // Registers every service on `builder`.
   void RegisterOn(grpc::ServerBuilder* builder);
 
+  // Waits for every queued operation to finish. REQUIRES: the grpc::Server is shut
+  // down, so no new operation can arrive.
+  void Drain() { pool_.reset(); }
+
  private:
   class KvImpl;
   class CatalogImpl;

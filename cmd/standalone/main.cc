@@ -195,7 +195,9 @@ int Run(int argc, char** argv) {
   spdlog::info("received {}, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
   http_server.Stop();
   spdlog::info("http listener stopped");
-  grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  // In-flight calls get a second to finish; idle client connections do not hold us up.
+  grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  services.Drain();
   spdlog::info("grpc server stopped");
   store->reset();
   if (Status s = (*engine)->SyncWal(); !s.ok()) spdlog::error("final WAL sync failed: {}", s.ToString());
