@@ -15,7 +15,7 @@ struct SimOptions {
   // Ticks of chaos before the final heal and liveness check.
   uint64_t steps = 500;
   // Ticks allowed, after the network heals, for a leader to commit a new entry.
-  uint64_t liveness_ticks = 400;
+  uint64_t liveness_ticks = 1000;
   bool verbose = false;
 };
 
