@@ -108,6 +108,8 @@ void Raft::Reset(Term term) {
   pending_conf_index_ = LogIndex{};
   uncommitted_size_ = 0;
   read_only_ = ReadOnly();
+  // Reads waiting for a commit in a past leadership are dropped; clients retry.
+  pending_read_index_messages_.clear();
   lease_revoked_ = false;
 }
 
