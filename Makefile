@@ -37,7 +37,7 @@ test: build
 	$(MAKE) --no-print-directory fuzz
 
 unit-test: build
-	cd $(BUILD_DIR) && ctest --output-on-failure -L unit $(CTEST_ARGS)
+	cd $(BUILD_DIR) && ctest --output-on-failure -LE "integration|sim" $(CTEST_ARGS)
 
 # libFuzzer targets need clang; they build in their own tree (tests/fuzz/README.md).
 fuzz: bootstrap

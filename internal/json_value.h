@@ -5,10 +5,9 @@
 // Keys use parse_json = false: a key is never reinterpreted as JSON.
 #pragma once
 
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json_fwd.hpp>
 
 namespace gojodb {
 

@@ -5,8 +5,8 @@
 
 namespace gojodb {
 
-void Metrics::RecordRequest(const std::string& api, const std::string& op,
-                            const std::string& code, double seconds) {
+void Metrics::RecordRequest(const std::string& api, const std::string& op, const std::string& code,
+                            double seconds) {
   Histogram* h;
   std::atomic<uint64_t>* counter;
   {

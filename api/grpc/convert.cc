@@ -7,9 +7,7 @@ namespace {
 constexpr std::string_view kDetailPrefix = "gojodb-";
 }
 
-void TuneGrpcRuntime() {
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-}
+void TuneGrpcRuntime() { absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore); }
 
 grpc::Status ToGrpc(const Status& s) {
   if (s.ok()) return grpc::Status::OK;
@@ -41,24 +39,31 @@ Status FromGrpc(const grpc::Status& s, const grpc::ClientContext* ctx) {
 
 kv::Consistency FromProto(v1::Consistency c) {
   switch (c) {
-    case v1::SNAPSHOT: return kv::Consistency::kSnapshot;
-    case v1::STALE: return kv::Consistency::kStale;
-    default: return kv::Consistency::kLinearizable;
+    case v1::SNAPSHOT:
+      return kv::Consistency::kSnapshot;
+    case v1::STALE:
+      return kv::Consistency::kStale;
+    default:
+      return kv::Consistency::kLinearizable;
   }
 }
 
 v1::Consistency ToProto(kv::Consistency c) {
   switch (c) {
-    case kv::Consistency::kSnapshot: return v1::SNAPSHOT;
-    case kv::Consistency::kStale: return v1::STALE;
-    default: return v1::LINEARIZABLE;
+    case kv::Consistency::kSnapshot:
+      return v1::SNAPSHOT;
+    case kv::Consistency::kStale:
+      return v1::STALE;
+    default:
+      return v1::LINEARIZABLE;
   }
 }
 
 std::vector<kv::IndexSpec> FromProto(const google::protobuf::RepeatedPtrField<v1::IndexSpec>& in) {
   std::vector<kv::IndexSpec> out;
   for (const auto& i : in) {
-    out.push_back({i.name(), std::vector<std::string>(i.fields().begin(), i.fields().end()), i.unique()});
+    out.push_back(
+        {i.name(), std::vector<std::string>(i.fields().begin(), i.fields().end()), i.unique()});
   }
   return out;
 }

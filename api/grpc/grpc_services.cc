@@ -55,7 +55,7 @@ class GrpcServices::KvImpl final : public v1::KV::CallbackService {
   KvImpl(kv::KvService* kv, Metrics* m, ThreadPool* pool) : kv_(kv), m_(m), pool_(pool) {}
 
   grpc::ServerUnaryReactor* Put(grpc::CallbackServerContext* ctx, const v1::PutRequest* req,
-                   v1::PutResponse* resp) override {
+                                v1::PutResponse* resp) override {
     return ServeOnPool(pool_, m_, "put", ctx, [=, this]() -> Status {
       ASSIGN_OR_RETURN(auto r, kv_->Put({req->collection(), req->key(), req->value(),
                                          OptVersion(req->has_if_version(), req->if_version()),
@@ -66,7 +66,7 @@ class GrpcServices::KvImpl final : public v1::KV::CallbackService {
   }
 
   grpc::ServerUnaryReactor* Get(grpc::CallbackServerContext* ctx, const v1::GetRequest* req,
-                   v1::GetResponse* resp) override {
+                                v1::GetResponse* resp) override {
     return ServeUnary(m_, "get", ctx, [&]() -> Status {
       ASSIGN_OR_RETURN(auto r, kv_->Get({req->collection(), req->key(),
                                          FromProto(req->consistency()), req->at()}));
@@ -78,7 +78,7 @@ class GrpcServices::KvImpl final : public v1::KV::CallbackService {
   }
 
   grpc::ServerUnaryReactor* Delete(grpc::CallbackServerContext* ctx, const v1::DeleteRequest* req,
-                      v1::DeleteResponse* resp) override {
+                                   v1::DeleteResponse* resp) override {
     return ServeOnPool(pool_, m_, "delete", ctx, [=, this]() -> Status {
       ASSIGN_OR_RETURN(auto r, kv_->Delete({req->collection(), req->key(),
                                             OptVersion(req->has_if_version(), req->if_version()),
@@ -90,7 +90,7 @@ class GrpcServices::KvImpl final : public v1::KV::CallbackService {
   }
 
   grpc::ServerUnaryReactor* Scan(grpc::CallbackServerContext* ctx, const v1::ScanRequest* req,
-                    v1::ScanResponse* resp) override {
+                                 v1::ScanResponse* resp) override {
     return ServeOnPool(pool_, m_, "scan", ctx, [=, this]() -> Status {
       ASSIGN_OR_RETURN(auto r, kv_->Scan({req->collection(), req->start(), req->end(),
                                           req->prefix(), req->limit(), req->reverse(),
@@ -109,19 +109,20 @@ class GrpcServices::KvImpl final : public v1::KV::CallbackService {
   }
 
   grpc::ServerUnaryReactor* Batch(grpc::CallbackServerContext* ctx, const v1::BatchRequest* req,
-                     v1::BatchResponse* resp) override {
+                                  v1::BatchResponse* resp) override {
     return ServeOnPool(pool_, m_, "batch", ctx, [=, this]() -> Status {
       kv::BatchRequest b;
       b.request_id = req->request_id();
       for (int i = 0; i < req->ops_size(); ++i) {
         const auto& op = req->ops(i);
         if (op.op() != v1::BatchOp::PUT && op.op() != v1::BatchOp::DELETE) {
-          return Status::InvalidArgument("ops[" + std::to_string(i) + "]: op must be PUT or DELETE");
+          return Status::InvalidArgument("ops[" + std::to_string(i) +
+                                         "]: op must be PUT or DELETE");
         }
-        b.ops.push_back({op.op() == v1::BatchOp::PUT ? kv::BatchOp::Kind::kPut
-                                                     : kv::BatchOp::Kind::kDelete,
-                         op.collection(), op.key(), op.value(),
-                         OptVersion(op.has_if_version(), op.if_version())});
+        b.ops.push_back(
+            {op.op() == v1::BatchOp::PUT ? kv::BatchOp::Kind::kPut : kv::BatchOp::Kind::kDelete,
+             op.collection(), op.key(), op.value(),
+             OptVersion(op.has_if_version(), op.if_version())});
       }
       ASSIGN_OR_RETURN(auto r, kv_->Batch(b));
       resp->set_version(r.version);
@@ -142,8 +143,8 @@ class GrpcServices::CatalogImpl final : public v1::Catalog::Service {
   grpc::Status CreateCollection(grpc::ServerContext* ctx, const v1::CreateCollectionRequest* req,
                                 v1::CollectionInfo* resp) override {
     return Serve(m_, "create_collection", ctx, [&]() -> Status {
-      ASSIGN_OR_RETURN(auto info, kv_->CreateCollection(
-                                      {req->name(), req->schema_json(), FromProto(req->indexes())}));
+      ASSIGN_OR_RETURN(auto info, kv_->CreateCollection({req->name(), req->schema_json(),
+                                                         FromProto(req->indexes())}));
       ToProto(info, resp);
       return Status::OK();
     });

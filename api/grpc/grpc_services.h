@@ -3,10 +3,10 @@
 // its details as trailing metadata. No exception escapes a handler.
 #pragma once
 
+#include <grpcpp/grpcpp.h>
+
 #include <functional>
 #include <memory>
-
-#include <grpcpp/grpcpp.h>
 
 #include "core/kv/kv_service.h"
 #include "gojodb/v1/kv.grpc.pb.h"

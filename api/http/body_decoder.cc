@@ -22,7 +22,8 @@ Status OnlyFields(const json& obj, std::initializer_list<const char*> allowed,
   for (auto it = obj.begin(); it != obj.end(); ++it) {
     bool ok = false;
     for (const char* a : allowed) ok = ok || it.key() == a;
-    if (!ok) return Status::InvalidArgument(where + "unknown field '" + it.key().substr(0, 64) + "'");
+    if (!ok)
+      return Status::InvalidArgument(where + "unknown field '" + it.key().substr(0, 64) + "'");
   }
   return Status::OK();
 }
@@ -35,7 +36,8 @@ Result<std::string> StringField(const json& obj, const char* name, const std::st
 
 Result<uint64_t> VersionField(const json& v, const std::string& where) {
   if (v.is_number_unsigned()) return v.get<uint64_t>();
-  if (v.is_number_integer() && v.get<int64_t>() >= 0) return static_cast<uint64_t>(v.get<int64_t>());
+  if (v.is_number_integer() && v.get<int64_t>() >= 0)
+    return static_cast<uint64_t>(v.get<int64_t>());
   // Strings are accepted for clients whose JSON numbers lose 64-bit precision.
   if (v.is_string()) return ParseUint64(v.get<std::string>(), where + "if_version");
   return Status::InvalidArgument(where + "'if_version' must be a non-negative integer");
@@ -46,11 +48,13 @@ Result<std::optional<std::string>> BytesField(const json& obj, const std::string
                                               bool json_values, const std::string& where) {
   const bool plain = obj.contains(name), b64 = obj.contains(name + "_base64");
   if (plain && b64) {
-    return Status::InvalidArgument(where + "give '" + name + "' or '" + name + "_base64', not both");
+    return Status::InvalidArgument(where + "give '" + name + "' or '" + name +
+                                   "_base64', not both");
   }
   if (b64) {
     const auto& v = obj.at(name + "_base64");
-    if (!v.is_string()) return Status::InvalidArgument(where + "'" + name + "_base64' must be a string");
+    if (!v.is_string())
+      return Status::InvalidArgument(where + "'" + name + "_base64' must be a string");
     auto decoded = Base64Decode(v.get<std::string>());
     if (!decoded.ok()) return decoded.status().WithContext(where + name + "_base64");
     return std::optional<std::string>(std::move(decoded).value());
@@ -80,14 +84,18 @@ Result<kv::BatchRequest> DecodeBatchBody(std::string_view body) {
     const std::string where = "ops[" + std::to_string(i) + "]: ";
     const auto& o = ops[i];
     if (!o.is_object()) return Status::InvalidArgument(where + "must be an object");
-    RETURN_IF_ERROR(OnlyFields(o, {"op", "collection", "key", "key_base64", "value",
-                                   "value_base64", "if_version"}, where));
+    RETURN_IF_ERROR(OnlyFields(
+        o, {"op", "collection", "key", "key_base64", "value", "value_base64", "if_version"},
+        where));
     kv::BatchOp op;
     if (!o.contains("op")) return Status::InvalidArgument(where + "'op' is required");
     ASSIGN_OR_RETURN(std::string kind, StringField(o, "op", where));
-    if (kind == "put") op.kind = kv::BatchOp::Kind::kPut;
-    else if (kind == "delete") op.kind = kv::BatchOp::Kind::kDelete;
-    else return Status::InvalidArgument(where + "'op' must be \"put\" or \"delete\"");
+    if (kind == "put")
+      op.kind = kv::BatchOp::Kind::kPut;
+    else if (kind == "delete")
+      op.kind = kv::BatchOp::Kind::kDelete;
+    else
+      return Status::InvalidArgument(where + "'op' must be \"put\" or \"delete\"");
     if (o.contains("collection")) {
       ASSIGN_OR_RETURN(op.collection, StringField(o, "collection", where));
     }
@@ -138,7 +146,8 @@ Result<kv::CollectionSpec> DecodeCollectionBody(std::string_view body) {
         s.fields.push_back(f.get<std::string>());
       }
       if (x.contains("unique")) {
-        if (!x["unique"].is_boolean()) return Status::InvalidArgument(where + "'unique' must be a boolean");
+        if (!x["unique"].is_boolean())
+          return Status::InvalidArgument(where + "'unique' must be a boolean");
         s.unique = x["unique"].get<bool>();
       }
       spec.indexes.push_back(std::move(s));

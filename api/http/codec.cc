@@ -12,7 +12,6 @@ int HexValue(char c) {
   return -1;
 }
 
-
 }  // namespace
 
 Result<std::string> PercentDecode(std::string_view in, bool plus_is_space) {

@@ -1,8 +1,8 @@
 #include "api/http/codec.h"
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
+#include <nlohmann/json.hpp>
 #include <random>
 
 namespace gojodb::http {

@@ -1,8 +1,7 @@
 #include "api/http/http_api.h"
 
-#include <nlohmann/json.hpp>
-
 #include <chrono>
+#include <nlohmann/json.hpp>
 
 #include "api/http/body_decoder.h"
 #include "api/http/codec.h"
@@ -30,9 +29,11 @@ HttpResponse Json(int status, const json& j) {
 
 json CollectionJson(const kv::CollectionInfo& c) {
   json idx = json::array();
-  for (const auto& i : c.indexes) idx.push_back({{"name", i.name}, {"fields", i.fields}, {"unique", i.unique}});
+  for (const auto& i : c.indexes)
+    idx.push_back({{"name", i.name}, {"fields", i.fields}, {"unique", i.unique}});
   json out = {{"name", c.name}, {"id", c.id}, {"created_at", c.created_at}, {"indexes", idx}};
-  out["schema"] = c.schema_json.empty() ? json(nullptr) : json::parse(c.schema_json, nullptr, false);
+  out["schema"] =
+      c.schema_json.empty() ? json(nullptr) : json::parse(c.schema_json, nullptr, false);
   return out;
 }
 
@@ -84,22 +85,33 @@ void SetKey(json& obj, std::string_view key) { SetBytesField(obj, "key", key, fa
 
 int HttpStatusFor(const Status& s) {
   switch (s.code()) {
-    case StatusCode::kOk: return 200;
+    case StatusCode::kOk:
+      return 200;
     case StatusCode::kInvalidArgument:
-    case StatusCode::kOutOfRange: return 400;
-    case StatusCode::kUnauthenticated: return 401;
-    case StatusCode::kPermissionDenied: return 403;
-    case StatusCode::kNotFound: return 404;
+    case StatusCode::kOutOfRange:
+      return 400;
+    case StatusCode::kUnauthenticated:
+      return 401;
+    case StatusCode::kPermissionDenied:
+      return 403;
+    case StatusCode::kNotFound:
+      return 404;
     case StatusCode::kAlreadyExists:
     case StatusCode::kAborted:
-    case StatusCode::kFailedPrecondition: return 409;
-    case StatusCode::kResourceExhausted: return DetailOf(s, "reason") == "TOO_LARGE" ? 413 : 429;
-    case StatusCode::kCancelled: return 499;
+    case StatusCode::kFailedPrecondition:
+      return 409;
+    case StatusCode::kResourceExhausted:
+      return DetailOf(s, "reason") == "TOO_LARGE" ? 413 : 429;
+    case StatusCode::kCancelled:
+      return 499;
     case StatusCode::kUnimplemented:
       return DetailOf(s, "reason") == "METHOD_NOT_ALLOWED" ? 405 : 501;
-    case StatusCode::kUnavailable: return 503;
-    case StatusCode::kDeadlineExceeded: return 504;
-    default: return 500;
+    case StatusCode::kUnavailable:
+      return 503;
+    case StatusCode::kDeadlineExceeded:
+      return 504;
+    default:
+      return 500;
   }
 }
 
@@ -112,7 +124,8 @@ HttpResponse ErrorResponse(const Status& s) {
   }
   HttpResponse r = Json(HttpStatusFor(s), {{"error", err}});
   if (r.status == 429 || r.status == 503) r.headers.emplace_back("Retry-After", "1");
-  if (auto allow = DetailOf(s, "allow"); !allow.empty()) r.headers.emplace_back("Allow", std::string(allow));
+  if (auto allow = DetailOf(s, "allow"); !allow.empty())
+    r.headers.emplace_back("Allow", std::string(allow));
   return r;
 }
 
@@ -243,7 +256,8 @@ HttpResponse HttpApi::Handle(std::string_view method, std::string_view target,
     s = Status::Internal(std::string("unexpected error: ") + e.what());
   }
   if (!s.ok()) resp = ErrorResponse(s);
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   metrics_->RecordRequest("http", op, std::string(StatusCodeName(s.code())), secs);
   return resp;
 }

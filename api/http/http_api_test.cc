@@ -2,6 +2,7 @@
 #include "api/http/http_api.h"
 
 #include <gtest/gtest.h>
+
 #include <nlohmann/json.hpp>
 
 #include "core/kv/kv_store.h"
@@ -17,13 +18,15 @@ class HttpApiTest : public ::testing::Test {
     storage::EngineOptions eo;
     eo.kind = "memory";
     engine_ = std::move(storage::OpenEngine(eo)).value();
-    tso_ = std::move(mvcc::LocalTimestampOracle::Open(engine_.get(), SystemClock::Default())).value();
+    tso_ =
+        std::move(mvcc::LocalTimestampOracle::Open(engine_.get(), SystemClock::Default())).value();
     kv::KvStoreOptions o;
     o.limits.max_value_bytes = 1000;
     store_ = std::move(kv::KvStore::Open(engine_.get(), tso_.get(), SystemClock::Default(),
                                          std::make_shared<mvcc::SafePoint>(), o))
                  .value();
-    api_ = std::make_unique<HttpApi>(store_.get(), &metrics_, [] { return R"({"mode":"standalone"})"; });
+    api_ = std::make_unique<HttpApi>(store_.get(), &metrics_,
+                                     [] { return R"({"mode":"standalone"})"; });
   }
   HttpResponse Do(std::string method, std::string target, std::string body = "") {
     return api_->Handle(method, target, body);
@@ -67,8 +70,10 @@ TEST_F(HttpApiTest, ConditionalPutReportsCurrentVersion) {
   auto conflict = Do("PUT", "/v1/collections/default/keys/k?if_version=0", "b");
   ExpectError(conflict, 409, "FAILED_PRECONDITION");
   EXPECT_EQ(Body(conflict)["error"]["current_version"], v);
-  EXPECT_EQ(Do("PUT", "/v1/collections/default/keys/k?if_version=" + std::to_string(v), "c").status, 200);
-  ExpectError(Do("PUT", "/v1/collections/default/keys/k?if_version=abc", "c"), 400, "INVALID_ARGUMENT");
+  EXPECT_EQ(Do("PUT", "/v1/collections/default/keys/k?if_version=" + std::to_string(v), "c").status,
+            200);
+  ExpectError(Do("PUT", "/v1/collections/default/keys/k?if_version=abc", "c"), 400,
+              "INVALID_ARGUMENT");
 }
 
 TEST_F(HttpApiTest, ScanReturnsJsonValuesStringsAndBase64) {
@@ -103,13 +108,15 @@ TEST_F(HttpApiTest, ScanPaginationAndBinaryKeys) {
 }
 
 TEST_F(HttpApiTest, BatchAppliesAtomically) {
-  auto ok = Do("POST", "/v1/batch",
-               R"({"ops":[{"op":"put","key":"x","value":{"a":1}},{"op":"put","key":"y","value":"s"}]})");
+  auto ok =
+      Do("POST", "/v1/batch",
+         R"({"ops":[{"op":"put","key":"x","value":{"a":1}},{"op":"put","key":"y","value":"s"}]})");
   ASSERT_EQ(ok.status, 200) << ok.body;
   EXPECT_EQ(Do("GET", "/v1/collections/default/keys/x").body, R"({"a":1})");
   EXPECT_EQ(Do("GET", "/v1/collections/default/keys/y").body, "s");
-  auto bad = Do("POST", "/v1/batch",
-                R"({"ops":[{"op":"put","key":"z","value":1},{"op":"delete","key":"x","if_version":1}]})");
+  auto bad =
+      Do("POST", "/v1/batch",
+         R"({"ops":[{"op":"put","key":"z","value":1},{"op":"delete","key":"x","if_version":1}]})");
   ExpectError(bad, 409, "FAILED_PRECONDITION");
   ExpectError(Do("GET", "/v1/collections/default/keys/z"), 404, "NOT_FOUND");
 }
@@ -118,11 +125,14 @@ TEST_F(HttpApiTest, MalformedBodiesAndUnknownFields) {
   ExpectError(Do("POST", "/v1/batch", "{not json"), 400, "INVALID_ARGUMENT");
   ExpectError(Do("POST", "/v1/batch", "[]"), 400, "INVALID_ARGUMENT");
   ExpectError(Do("POST", "/v1/batch", R"({"ops":[],"extra":1})"), 400, "INVALID_ARGUMENT");
-  ExpectError(Do("POST", "/v1/batch", R"({"ops":[{"op":"upsert","key":"k"}]})"), 400, "INVALID_ARGUMENT");
-  ExpectError(Do("POST", "/v1/batch", R"({"ops":[{"op":"put","key":"k"}]})"), 400, "INVALID_ARGUMENT");
-  ExpectError(Do("POST", "/v1/batch", R"({"ops":[{"op":"put","key":"k","value_base64":"**"}]})"), 400,
+  ExpectError(Do("POST", "/v1/batch", R"({"ops":[{"op":"upsert","key":"k"}]})"), 400,
               "INVALID_ARGUMENT");
-  ExpectError(Do("POST", "/v1/collections", R"({"name":"c","colour":"red"})"), 400, "INVALID_ARGUMENT");
+  ExpectError(Do("POST", "/v1/batch", R"({"ops":[{"op":"put","key":"k"}]})"), 400,
+              "INVALID_ARGUMENT");
+  ExpectError(Do("POST", "/v1/batch", R"({"ops":[{"op":"put","key":"k","value_base64":"**"}]})"),
+              400, "INVALID_ARGUMENT");
+  ExpectError(Do("POST", "/v1/collections", R"({"name":"c","colour":"red"})"), 400,
+              "INVALID_ARGUMENT");
   ExpectError(Do("POST", "/v1/collections", ""), 400, "INVALID_ARGUMENT");
 }
 
@@ -152,8 +162,9 @@ TEST_F(HttpApiTest, CollectionsLifecycle) {
   EXPECT_EQ(Do("PUT", "/v1/collections/users/keys/u1", R"({"name":"ada"})").status, 200);
   EXPECT_EQ(Do("DELETE", "/v1/collections/users").status, 200);
   ExpectError(Do("GET", "/v1/collections/users"), 404, "NOT_FOUND");
-  ExpectError(Do("POST", "/v1/collections", R"({"name":"i","indexes":[{"name":"a","fields":["a"]}]})"),
-              501, "UNIMPLEMENTED");
+  ExpectError(
+      Do("POST", "/v1/collections", R"({"name":"i","indexes":[{"name":"a","fields":["a"]}]})"), 501,
+      "UNIMPLEMENTED");
 }
 
 TEST_F(HttpApiTest, HealthReadinessAndMetrics) {
@@ -162,7 +173,8 @@ TEST_F(HttpApiTest, HealthReadinessAndMetrics) {
   Do("PUT", "/v1/collections/default/keys/m", "1");
   auto m = Do("GET", "/metrics");
   EXPECT_EQ(m.status, 200);
-  EXPECT_NE(m.body.find(R"(gojodb_requests_total{api="http",op="put",code="OK"} 1)"), std::string::npos)
+  EXPECT_NE(m.body.find(R"(gojodb_requests_total{api="http",op="put",code="OK"} 1)"),
+            std::string::npos)
       << m.body;
   EXPECT_NE(m.body.find("gojodb_request_duration_seconds_bucket{api=\"http\",op=\"put\""),
             std::string::npos);

@@ -9,14 +9,19 @@ namespace {
 
 Status StatusForHttp(int code) {
   switch (code) {
-    case 400: return Status::InvalidArgument("malformed HTTP request");
-    case 404: return Status::NotFound("no such endpoint");
-    case 405: return Status::Unimplemented("method not allowed");
+    case 400:
+      return Status::InvalidArgument("malformed HTTP request");
+    case 404:
+      return Status::NotFound("no such endpoint");
+    case 405:
+      return Status::Unimplemented("method not allowed");
     case 413:
       return Status::ResourceExhausted("request body is larger than the server accepts")
           .WithDetail("reason", "TOO_LARGE");
-    case 414: return Status::InvalidArgument("request URI is too long");
-    default: return Status::Internal("HTTP error " + std::to_string(code));
+    case 414:
+      return Status::InvalidArgument("request URI is too long");
+    default:
+      return Status::Internal("HTTP error " + std::to_string(code));
   }
 }
 
@@ -28,7 +33,8 @@ Result<std::pair<std::string, int>> SplitHostPort(const std::string& addr) {
     return Status::InvalidArgument("address '" + addr + "' is not host:port");
   }
   std::string host = addr.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
   auto port = ParseUint64(addr.substr(colon + 1), "port");
   if (!port.ok() || *port == 0 || *port > 65535) {
     return Status::InvalidArgument("address '" + addr + "' has no valid port");
@@ -64,13 +70,13 @@ Status HttpServer::Start(const std::string& addr) {
   s.Patch(".*", handler);
   s.Options(".*", handler);
   // httplib's own refusals (malformed request, body too large) get our error body too.
-  s.set_error_handler(httplib::Server::HandlerWithResponse(
-      [](const httplib::Request&, httplib::Response& res) {
-    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-    HttpResponse r = ErrorResponse(StatusForHttp(res.status));
-    res.set_content(r.body, r.content_type);
-    return httplib::Server::HandlerResponse::Handled;
-  }));
+  s.set_error_handler(
+      httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& res) {
+        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+        HttpResponse r = ErrorResponse(StatusForHttp(res.status));
+        res.set_content(r.body, r.content_type);
+        return httplib::Server::HandlerResponse::Handled;
+      }));
   if (!s.bind_to_port(hp.first, hp.second)) {
     return Status::Unavailable("cannot listen on " + addr + " (address in use or not local?)");
   }

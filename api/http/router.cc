@@ -9,8 +9,9 @@ namespace gojodb::http {
 namespace {
 
 Status MethodNotAllowed(std::string_view method, std::string_view path, const char* allowed) {
-  return Status::Unimplemented("method " + std::string(method.substr(0, 16)) + " is not allowed on " +
-                               std::string(path.substr(0, 256)) + "; allowed: " + allowed)
+  return Status::Unimplemented("method " + std::string(method.substr(0, 16)) +
+                               " is not allowed on " + std::string(path.substr(0, 256)) +
+                               "; allowed: " + allowed)
       .WithDetail("reason", "METHOD_NOT_ALLOWED")
       .WithDetail("allow", allowed);
 }
@@ -113,8 +114,9 @@ Result<RouteMatch> MatchRoute(std::string_view method, std::string_view target) 
   if (is({"v1", "collections", "*", "query"}) || is({"v1", "collections", "*", "aggregate"}) ||
       is({"v1", "collections", "*", "bulk"})) {
     if (!post) return MethodNotAllowed(method, path, "POST");
-    return route(Route::kNotImplemented, seg[3] == "query" ? "query"
-                                         : seg[3] == "bulk" ? "bulk" : "aggregate");
+    return route(Route::kNotImplemented, seg[3] == "query"  ? "query"
+                                         : seg[3] == "bulk" ? "bulk"
+                                                            : "aggregate");
   }
   if (seg[3] != "keys") {
     return Status::NotFound("no such endpoint: " + std::string(path.substr(0, 256)));
@@ -123,15 +125,16 @@ Result<RouteMatch> MatchRoute(std::string_view method, std::string_view target) 
   if (seg.size() == 4 && !has_b64) {
     // The collection's key listing: a scan.
     if (!get) return MethodNotAllowed(method, path, "GET");
-    RETURN_IF_ERROR(CheckParams(m.query, {"start", "end", "prefix", "start_base64", "end_base64",
-                                          "prefix_base64", "limit", "reverse", "at",
-                                          "consistency"}));
+    RETURN_IF_ERROR(
+        CheckParams(m.query, {"start", "end", "prefix", "start_base64", "end_base64",
+                              "prefix_base64", "limit", "reverse", "at", "consistency"}));
     return route(Route::kScan, "scan");
   }
   if (seg.size() == 4) {
     ASSIGN_OR_RETURN(m.key, Base64Decode(m.query["key_base64"]));
   } else {
-    if (has_b64) return Status::InvalidArgument("give the key in the path or in key_base64, not both");
+    if (has_b64)
+      return Status::InvalidArgument("give the key in the path or in key_base64, not both");
     // Everything after /keys/ is the key, so "a/b" may be written unescaped.
     std::string_view raw = path.substr(seg[4].data() - path.data());
     ASSIGN_OR_RETURN(m.key, PercentDecode(raw, false));

@@ -31,9 +31,9 @@ enum class Route {
 
 struct RouteMatch {
   Route route = Route::kHealthz;
-  std::string op;          // metric label, e.g. "put"
-  std::string collection;  // decoded
-  std::string key;         // decoded (path or key_base64)
+  std::string op;                            // metric label, e.g. "put"
+  std::string collection;                    // decoded
+  std::string key;                           // decoded (path or key_base64)
   std::map<std::string, std::string> query;  // decoded
 };
 

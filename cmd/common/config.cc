@@ -1,8 +1,8 @@
 #include "cmd/common/config.h"
 
-#include <CLI/CLI.hpp>
 #include <yaml-cpp/yaml.h>
 
+#include <CLI/CLI.hpp>
 #include <charconv>
 #include <cstdlib>
 #include <filesystem>
@@ -68,7 +68,8 @@ Status Config::Resolve() {
       YAML::Node root = YAML::LoadFile(config_file_);
       std::string error;
       if (!root.IsNull()) {
-        if (!root.IsMap()) return Status::InvalidArgument("config " + config_file_ + ": expected a mapping");
+        if (!root.IsMap())
+          return Status::InvalidArgument("config " + config_file_ + ": expected a mapping");
         Flatten(root, "", &file, &error);
       }
       if (!error.empty()) return Status::InvalidArgument("config " + config_file_ + ": " + error);
@@ -78,7 +79,8 @@ Status Config::Resolve() {
     for (auto& [k, v] : file) {
       bool known = false;
       for (const auto& s : settings_) known = known || s.key == k;
-      if (!known) return Status::InvalidArgument("config " + config_file_ + ": unknown setting '" + k + "'");
+      if (!known)
+        return Status::InvalidArgument("config " + config_file_ + ": unknown setting '" + k + "'");
       values_[k] = v;
     }
   }
@@ -114,7 +116,8 @@ Result<uint64_t> Config::GetUint(const std::string& key) const {
   uint64_t out = 0;
   auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
   if (v.empty() || ec != std::errc() || p != v.data() + v.size()) {
-    return Status::InvalidArgument(FlagName(key) + " must be a non-negative integer, got '" + v + "'");
+    return Status::InvalidArgument(FlagName(key) + " must be a non-negative integer, got '" + v +
+                                   "'");
   }
   return out;
 }

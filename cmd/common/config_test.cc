@@ -1,12 +1,12 @@
+#include "cmd/common/config.h"
+
 #include <gtest/gtest.h>
 
 #include <CLI/CLI.hpp>
-
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
-#include "cmd/common/config.h"
 #include "cmd/common/data_dir.h"
 
 namespace gojodb::server {
@@ -35,7 +35,8 @@ Status Parse(Config& c, std::vector<std::string> args) {
 }
 
 TEST(ConfigTest, FileThenFlagsThenEnvironment) {
-  fs::path file = fs::temp_directory_path() / ("gojodb-config-" + std::to_string(::getpid()) + ".yaml");
+  fs::path file =
+      fs::temp_directory_path() / ("gojodb-config-" + std::to_string(::getpid()) + ".yaml");
   std::ofstream(file) << "data_dir: /from/file\nstorage:\n  engine: memory\n  sync_writes: false\n";
   Config c(Settings());
   ::unsetenv("GOJODB_STORAGE_SYNC_WRITES");
@@ -57,7 +58,8 @@ TEST(ConfigTest, ErrorsAreClear) {
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find("--data-dir is required"), std::string::npos) << s.message();
 
-  fs::path file = fs::temp_directory_path() / ("gojodb-config-bad-" + std::to_string(::getpid()) + ".yaml");
+  fs::path file =
+      fs::temp_directory_path() / ("gojodb-config-bad-" + std::to_string(::getpid()) + ".yaml");
   std::ofstream(file) << "data_dir: /x\nstorage:\n  engin: memory\n";
   Config unknown(Settings());
   s = Parse(unknown, {"--config", file.string()});
@@ -76,7 +78,8 @@ TEST(ConfigTest, ErrorsAreClear) {
 }
 
 TEST(DataDirLockTest, SecondHolderIsRefusedWithThePid) {
-  fs::path dir = fs::temp_directory_path() / ("gojodb-lock-" + std::to_string(::getpid())) / "nested";
+  fs::path dir =
+      fs::temp_directory_path() / ("gojodb-lock-" + std::to_string(::getpid())) / "nested";
   auto first = DataDirLock::Acquire(dir.string());
   ASSERT_TRUE(first.ok()) << first.status().ToString();
   auto second = DataDirLock::Acquire(dir.string());

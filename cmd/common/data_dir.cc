@@ -13,7 +13,8 @@ namespace gojodb::server {
 Result<std::unique_ptr<DataDirLock>> DataDirLock::Acquire(const std::string& dir) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  if (ec) return Status::FailedPrecondition("cannot create data directory " + dir + ": " + ec.message());
+  if (ec)
+    return Status::FailedPrecondition("cannot create data directory " + dir + ": " + ec.message());
   if (!std::filesystem::is_directory(dir, ec)) {
     return Status::FailedPrecondition("data directory " + dir + " is not a directory");
   }

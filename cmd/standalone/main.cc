@@ -1,15 +1,14 @@
 // gojodb-standalone: one process, one data directory, the whole database.
 // See docs/operations/standalone.md. Exit status: 0 after a clean shutdown, 1 when the
 // server cannot start (bad data directory, port in use), 2 on bad flags or config.
-#include <signal.h>
-
-#include <CLI/CLI.hpp>
 #include <grpcpp/grpcpp.h>
-#include <nlohmann/json.hpp>
+#include <signal.h>
 #include <spdlog/spdlog.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "api/grpc/convert.h"
 #include "api/grpc/grpc_services.h"
@@ -116,9 +115,9 @@ int Run(int argc, char** argv) {
   auto rid_ttl = config.GetUint("request_id_ttl_seconds");
   auto http_threads = config.GetUint("http.threads");
   auto body_mb = config.GetUint("http.max_body_mb");
-  for (const Status* s : {&sync.status(), &cache_mb.status(), &max_key.status(),
-                          &max_value.status(), &gc_ttl.status(), &rid_ttl.status(),
-                          &http_threads.status(), &body_mb.status()}) {
+  for (const Status* s :
+       {&sync.status(), &cache_mb.status(), &max_key.status(), &max_value.status(),
+        &gc_ttl.status(), &rid_ttl.status(), &http_threads.status(), &body_mb.status()}) {
     if (!s->ok()) return Fail(2, *s);
   }
   if (*max_key == 0 || *max_key > 4096) {
@@ -180,9 +179,10 @@ int Run(int argc, char** argv) {
     return Fail(1, Status::Unavailable("cannot listen on " + grpc_addr + " (gRPC)"));
   }
 
-  http::HttpApi api(store->get(), &metrics, [=] { return ClusterStatusJson(grpc_addr, http_addr); });
-  http::HttpServer http_server(&api, {.max_body_bytes = (*body_mb) << 20,
-                                      .threads = static_cast<int>(*http_threads)});
+  http::HttpApi api(store->get(), &metrics,
+                    [=] { return ClusterStatusJson(grpc_addr, http_addr); });
+  http::HttpServer http_server(
+      &api, {.max_body_bytes = (*body_mb) << 20, .threads = static_cast<int>(*http_threads)});
   if (Status s = http_server.Start(http_addr); !s.ok()) {
     grpc_server->Shutdown();
     return Fail(1, s);
@@ -200,7 +200,8 @@ int Run(int argc, char** argv) {
   services.Drain();
   spdlog::info("grpc server stopped");
   store->reset();
-  if (Status s = (*engine)->SyncWal(); !s.ok()) spdlog::error("final WAL sync failed: {}", s.ToString());
+  if (Status s = (*engine)->SyncWal(); !s.ok())
+    spdlog::error("final WAL sync failed: {}", s.ToString());
   engine->reset();
   spdlog::info("shutdown complete");
   return 0;

@@ -1,8 +1,7 @@
 #include "core/kv/catalog.h"
 
-#include <nlohmann/json.hpp>
-
 #include <mutex>
+#include <nlohmann/json.hpp>
 
 #include "core/mvcc/key_codec.h"
 #include "core/mvcc/mvcc.h"
@@ -12,14 +11,23 @@ namespace {
 
 using nlohmann::json;
 constexpr auto kMeta = storage::ColumnFamily::kMeta;
-const std::string kCollectionPrefix = "\x02" "collection/";
-const std::string kNextIdKey = "\x02" "next_collection_id";
+const std::string kCollectionPrefix =
+    "\x02"
+    "collection/";
+const std::string kNextIdKey =
+    "\x02"
+    "next_collection_id";
 
 std::string ToJson(const CollectionInfo& c) {
   json idx = json::array();
-  for (const auto& i : c.indexes) idx.push_back({{"name", i.name}, {"fields", i.fields}, {"unique", i.unique}});
-  return json{{"name", c.name}, {"id", c.id}, {"created_at", c.created_at},
-              {"schema", c.schema_json}, {"indexes", idx}}.dump();
+  for (const auto& i : c.indexes)
+    idx.push_back({{"name", i.name}, {"fields", i.fields}, {"unique", i.unique}});
+  return json{{"name", c.name},
+              {"id", c.id},
+              {"created_at", c.created_at},
+              {"schema", c.schema_json},
+              {"indexes", idx}}
+      .dump();
 }
 
 Result<CollectionInfo> FromJson(std::string_view text) {

@@ -7,7 +7,9 @@ namespace gojodb::kv {
 namespace {
 
 constexpr auto kMeta = storage::ColumnFamily::kMeta;
-const std::string kRequestIdPrefix = "\x03" "request_id/";
+const std::string kRequestIdPrefix =
+    "\x03"
+    "request_id/";
 constexpr size_t kMaxRequestIdBytes = 256;
 constexpr uint64_t kMaxFutureSnapshotMs = 5000;
 
@@ -52,8 +54,8 @@ Result<RequestRecord> DecodeRecord(std::string_view in) {
 }
 
 Status TooLarge(std::string what, size_t size, size_t limit) {
-  return Status::ResourceExhausted(what + " is " + std::to_string(size) +
-                                   " bytes; the limit is " + std::to_string(limit))
+  return Status::ResourceExhausted(what + " is " + std::to_string(size) + " bytes; the limit is " +
+                                   std::to_string(limit))
       .WithDetail("reason", "TOO_LARGE");
 }
 
@@ -64,8 +66,8 @@ const std::string& OrDefault(const std::string& collection) {
 
 }  // namespace
 
-Result<std::unique_ptr<KvStore>> KvStore::Open(storage::Engine* engine,
-                                               mvcc::TimestampOracle* tso, Clock* clock,
+Result<std::unique_ptr<KvStore>> KvStore::Open(storage::Engine* engine, mvcc::TimestampOracle* tso,
+                                               Clock* clock,
                                                std::shared_ptr<mvcc::SafePoint> safe_point,
                                                KvStoreOptions options) {
   ASSIGN_OR_RETURN(mvcc::Timestamp now, tso->Next());
@@ -80,8 +82,13 @@ Result<std::unique_ptr<KvStore>> KvStore::Open(storage::Engine* engine,
 KvStore::KvStore(storage::Engine* engine, mvcc::TimestampOracle* tso, Clock* clock,
                  std::shared_ptr<mvcc::SafePoint> safe_point, KvStoreOptions options,
                  std::unique_ptr<Catalog> catalog)
-    : engine_(engine), tso_(tso), clock_(clock), safe_point_(std::move(safe_point)),
-      options_(std::move(options)), catalog_(std::move(catalog)), tracker_(tso) {}
+    : engine_(engine),
+      tso_(tso),
+      clock_(clock),
+      safe_point_(std::move(safe_point)),
+      options_(std::move(options)),
+      catalog_(std::move(catalog)),
+      tracker_(tso) {}
 
 KvStore::~KvStore() {
   {
@@ -122,9 +129,9 @@ Result<WriteResult> KvStore::Put(const PutRequest& req) {
   fp.Add(req.key);
   fp.Add(req.value);
   fp.Add(req.if_version ? *req.if_version + 1 : 0);
-  return Commit({{false, mvcc::EncodeRowKey(kDefaultTenant, id, req.key), req.value,
-                  req.if_version}},
-                req.request_id, fp.value());
+  return Commit(
+      {{false, mvcc::EncodeRowKey(kDefaultTenant, id, req.key), req.value, req.if_version}},
+      req.request_id, fp.value());
 }
 
 Result<WriteResult> KvStore::Delete(const DeleteRequest& req) {
@@ -215,20 +222,21 @@ Result<WriteResult> KvStore::Commit(const std::vector<Mutation>& mutations,
       std::string msg = "version mismatch: expected " + std::to_string(*m.if_version) +
                         ", current " + std::to_string(current_version);
       if (mutations.size() > 1) msg = "ops[" + std::to_string(i) + "]: " + msg;
-      return Status::FailedPrecondition(msg)
-          .WithDetail("current_version", std::to_string(current_version));
+      return Status::FailedPrecondition(msg).WithDetail("current_version",
+                                                        std::to_string(current_version));
     }
   }
 
   ASSIGN_OR_RETURN(mvcc::Timestamp ts, tracker_.Begin());
   storage::WriteBatch batch;
   for (const auto& m : mutations) {
-    if (m.is_delete) mvcc::DeleteVersion(&batch, m.row_key, ts);
-    else mvcc::PutVersion(&batch, m.row_key, ts, m.value);
+    if (m.is_delete)
+      mvcc::DeleteVersion(&batch, m.row_key, ts);
+    else
+      mvcc::PutVersion(&batch, m.row_key, ts, m.value);
   }
   if (!rid_key.empty()) {
-    batch.Put(kMeta, rid_key,
-              EncodeRecord({fingerprint, ts, clock_->NowMillis(), existed}));
+    batch.Put(kMeta, rid_key, EncodeRecord({fingerprint, ts, clock_->NowMillis(), existed}));
   }
   Status s = engine_->Write({.sync = options_.sync_writes}, batch);
   tracker_.End(ts);
@@ -299,7 +307,8 @@ Result<ScanResult> KvStore::Scan(const ScanRequest& req) {
   mvcc::MvccReader reader(engine_, nullptr);
   ASSIGN_OR_RETURN(auto scanned, reader.Scan(o));
   out.items.reserve(scanned.items.size());
-  for (auto& i : scanned.items) out.items.push_back({std::move(i.key), std::move(i.value), i.version});
+  for (auto& i : scanned.items)
+    out.items.push_back({std::move(i.key), std::move(i.value), i.version});
   out.next = std::move(scanned.next);
   return out;
 }

@@ -38,8 +38,8 @@ class KvStore final : public KvService {
  public:
   // None of the pointers is owned; all must outlive the store. `safe_point` is the one
   // the engine's GC compaction filter reads.
-  static Result<std::unique_ptr<KvStore>> Open(storage::Engine* engine,
-                                               mvcc::TimestampOracle* tso, Clock* clock,
+  static Result<std::unique_ptr<KvStore>> Open(storage::Engine* engine, mvcc::TimestampOracle* tso,
+                                               Clock* clock,
                                                std::shared_ptr<mvcc::SafePoint> safe_point,
                                                KvStoreOptions options);
   ~KvStore() override;
@@ -75,8 +75,8 @@ class KvStore final : public KvService {
     std::optional<uint64_t> if_version;
   };
   // Shared by Put, Delete and Batch.
-  Result<WriteResult> Commit(const std::vector<Mutation>& mutations,
-                             const std::string& request_id, uint64_t fingerprint);
+  Result<WriteResult> Commit(const std::vector<Mutation>& mutations, const std::string& request_id,
+                             uint64_t fingerprint);
   Result<uint32_t> CollectionId(const std::string& name) const;
   Status CheckKey(std::string_view key) const;
   Result<mvcc::Timestamp> ReadTimestamp(Consistency c, uint64_t at);

@@ -103,8 +103,8 @@ TEST_F(KvStoreTest, ConcurrentCompareAndSetLosesNoUpdate) {
         while (true) {
           auto cur = store_->Get({.key = "counter"});
           int n = std::stoi(cur->value);
-          auto w = store_->Put({.key = "counter", .value = std::to_string(n + 1),
-                                .if_version = cur->version});
+          auto w = store_->Put(
+              {.key = "counter", .value = std::to_string(n + 1), .if_version = cur->version});
           if (w.ok()) {
             ++applied;
             break;
@@ -139,7 +139,8 @@ TEST_F(KvStoreTest, BlindWritesAndCompareAndSetOnOneRowStayLinearizable) {
       for (int i = 0; i < 100; ++i) {
         while (true) {
           auto cur = store_->Get({.key = "counter"});
-          auto w = store_->Put({.key = "counter", .value = std::to_string(std::stoi(cur->value) + 1),
+          auto w = store_->Put({.key = "counter",
+                                .value = std::to_string(std::stoi(cur->value) + 1),
                                 .if_version = cur->version});
           if (w.ok()) break;
           ASSERT_EQ(w.status().code(), StatusCode::kFailedPrecondition);
@@ -178,9 +179,9 @@ TEST_F(KvStoreTest, RequestIdsMakeRetriesApplyOnce) {
 TEST_F(KvStoreTest, BatchIsAllOrNothing) {
   MustPut("a", "1");
   auto v = store_->Get({.key = "a"})->version;
-  auto failed = store_->Batch({.ops = {{.kind = BatchOp::Kind::kPut, .key = "b", .value = "2"},
-                                       {.kind = BatchOp::Kind::kDelete, .key = "a",
-                                        .if_version = v + 1}}});
+  auto failed =
+      store_->Batch({.ops = {{.kind = BatchOp::Kind::kPut, .key = "b", .value = "2"},
+                             {.kind = BatchOp::Kind::kDelete, .key = "a", .if_version = v + 1}}});
   ASSERT_EQ(failed.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(failed.status().message().find("ops[1]"), std::string::npos);
   EXPECT_EQ(MustGet("b"), std::nullopt);
@@ -191,8 +192,8 @@ TEST_F(KvStoreTest, BatchIsAllOrNothing) {
   EXPECT_EQ(MustGet("a"), std::nullopt);
   EXPECT_EQ(store_->Get({.key = "b"})->version, ok->version);
   EXPECT_EQ(store_->Batch({}).status().code(), StatusCode::kInvalidArgument);
-  auto bad = store_->Batch({.ops = {{.kind = BatchOp::Kind::kPut, .collection = "missing",
-                                     .key = "x", .value = "1"}}});
+  auto bad = store_->Batch(
+      {.ops = {{.kind = BatchOp::Kind::kPut, .collection = "missing", .key = "x", .value = "1"}}});
   EXPECT_EQ(bad.status().code(), StatusCode::kNotFound);
 }
 
@@ -209,7 +210,8 @@ TEST_F(KvStoreTest, ScanPrefixLimitAndSnapshot) {
   auto rest = store_->Scan({.start = *s->next, .prefix = "user/"});
   ASSERT_EQ(rest->items.size(), 2u);
   EXPECT_FALSE(rest->next.has_value());
-  auto old = store_->Scan({.prefix = "user/", .consistency = Consistency::kSnapshot, .at = snapshot});
+  auto old =
+      store_->Scan({.prefix = "user/", .consistency = Consistency::kSnapshot, .at = snapshot});
   ASSERT_TRUE(old.ok());
   EXPECT_EQ(old->items.size(), 3u);  // user/4 came later
   auto rev = store_->Scan({.reverse = true});
@@ -250,15 +252,19 @@ TEST_F(KvStoreTest, CollectionsLifecycle) {
   EXPECT_EQ((*list)[0].name, "default");
   auto c = store_->CreateCollection({.name = "users"});
   ASSERT_TRUE(c.ok());
-  EXPECT_EQ(store_->CreateCollection({.name = "users"}).status().code(), StatusCode::kAlreadyExists);
-  EXPECT_EQ(store_->CreateCollection({.name = "-bad"}).status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(store_->CreateCollection({.name = "x", .indexes = {{"i", {"a"}, false}}}).status().code(),
-            StatusCode::kUnimplemented);
+  EXPECT_EQ(store_->CreateCollection({.name = "users"}).status().code(),
+            StatusCode::kAlreadyExists);
+  EXPECT_EQ(store_->CreateCollection({.name = "-bad"}).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      store_->CreateCollection({.name = "x", .indexes = {{"i", {"a"}, false}}}).status().code(),
+      StatusCode::kUnimplemented);
   MustPut("k", "in-users", "users");
   MustPut("k", "in-default");
   EXPECT_EQ(MustGet("k", "users"), "in-users");
   ASSERT_TRUE(store_->DropCollection("users").ok());
-  EXPECT_EQ(store_->Get({.collection = "users", .key = "k"}).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->Get({.collection = "users", .key = "k"}).status().code(),
+            StatusCode::kNotFound);
   ASSERT_TRUE(store_->CreateCollection({.name = "users"}).ok());
   EXPECT_EQ(MustGet("k", "users"), std::nullopt);  // a new id: old rows do not reappear
   EXPECT_EQ(MustGet("k"), "in-default");

@@ -77,8 +77,10 @@ class Latches {
     }
     void Release(bool excl) {
       std::lock_guard lock(mu);
-      if (excl) exclusive = false;
-      else --shared;
+      if (excl)
+        exclusive = false;
+      else
+        --shared;
       if (!exclusive && shared == 0) cv.notify_all();
     }
   };

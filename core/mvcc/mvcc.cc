@@ -34,8 +34,7 @@ void DeleteVersion(storage::WriteBatch* batch, std::string_view row_key, Timesta
   batch->Put(kVersionCf, EncodeVersionKey(row_key, ts), std::string_view(&kDeleteTag, 1));
 }
 
-Result<std::optional<VersionedValue>> MvccReader::Get(std::string_view row_key,
-                                                       Timestamp read_ts) {
+Result<std::optional<VersionedValue>> MvccReader::Get(std::string_view row_key, Timestamp read_ts) {
   storage::ReadOptions ro;
   ro.snapshot = snapshot_;
   ro.lower_bound = EncodeVersionKey(row_key, read_ts);
@@ -46,8 +45,8 @@ Result<std::optional<VersionedValue>> MvccReader::Get(std::string_view row_key,
     RETURN_IF_ERROR(it->status());
     return std::optional<VersionedValue>();
   }
-  ASSIGN_OR_RETURN(auto v, DecodeRecord(~ReadUint64(it->key().substr(row_key.size())),
-                                        it->value()));
+  ASSIGN_OR_RETURN(auto v,
+                   DecodeRecord(~ReadUint64(it->key().substr(row_key.size())), it->value()));
   return std::optional<VersionedValue>(std::move(v));
 }
 
@@ -70,8 +69,7 @@ Result<ScanOutput> MvccReader::Scan(const ScanOptions& o) {
     std::string row_key(d.row_key);
     visible->reset();
     if (d.ts > o.read_ts) it->Seek(EncodeVersionKey(row_key, o.read_ts));
-    if (it->Valid() && HasPrefix(it->key(), row_key) &&
-        it->key().size() == row_key.size() + 8) {
+    if (it->Valid() && HasPrefix(it->key(), row_key) && it->key().size() == row_key.size() + 8) {
       Timestamp ts = ~ReadUint64(it->key().substr(row_key.size()));
       ASSIGN_OR_RETURN(auto v, DecodeRecord(ts, it->value()));
       if (!v.deleted) *visible = ScanItem{std::move(d.user_key), std::move(v.value), ts};

@@ -87,7 +87,8 @@ TEST_F(MvccTest, ScanBoundsLimitAndContinuation) {
   for (auto k : {"a", "b", "c", "d", "e"}) Put(k, 10, k);
   EXPECT_EQ(ScanKeys({.start = "b", .end = "d"}), (std::vector<std::string>{"b=b", "c=c"}));
   EXPECT_EQ(ScanKeys({.limit = 2}), (std::vector<std::string>{"a=a", "b=b", "next:c"}));
-  EXPECT_EQ(ScanKeys({.start = "c", .limit = 2}), (std::vector<std::string>{"c=c", "d=d", "next:e"}));
+  EXPECT_EQ(ScanKeys({.start = "c", .limit = 2}),
+            (std::vector<std::string>{"c=c", "d=d", "next:e"}));
   EXPECT_EQ(ScanKeys({.start = "e", .limit = 2}), (std::vector<std::string>{"e=e"}));
   EXPECT_EQ(ScanKeys({.limit = 2, .reverse = true}),
             (std::vector<std::string>{"e=e", "d=d", "next:d"}));

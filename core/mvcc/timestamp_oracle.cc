@@ -8,8 +8,9 @@ constexpr std::string_view kHighWaterKey = "\x01tso/high_water_ms";
 constexpr uint64_t kMaxLogical = (uint64_t{1} << kLogicalBits) - 1;
 }  // namespace
 
-Result<std::unique_ptr<LocalTimestampOracle>> LocalTimestampOracle::Open(
-    storage::Engine* engine, Clock* clock, uint64_t window_ms) {
+Result<std::unique_ptr<LocalTimestampOracle>> LocalTimestampOracle::Open(storage::Engine* engine,
+                                                                         Clock* clock,
+                                                                         uint64_t window_ms) {
   ASSIGN_OR_RETURN(auto stored, engine->Get({}, storage::ColumnFamily::kMeta, kHighWaterKey));
   uint64_t high_water = 0;
   if (stored) {
@@ -22,7 +23,10 @@ Result<std::unique_ptr<LocalTimestampOracle>> LocalTimestampOracle::Open(
 
 LocalTimestampOracle::LocalTimestampOracle(storage::Engine* engine, Clock* clock,
                                            uint64_t window_ms, uint64_t high_water_ms)
-    : engine_(engine), clock_(clock), window_ms_(window_ms), high_water_ms_(high_water_ms),
+    : engine_(engine),
+      clock_(clock),
+      window_ms_(window_ms),
+      high_water_ms_(high_water_ms),
       // Everything up to the old mark may have been handed out before a restart.
       last_(high_water_ms == 0 ? 0 : ComposeTimestamp(high_water_ms, kMaxLogical)) {}
 

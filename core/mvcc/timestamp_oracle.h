@@ -38,8 +38,7 @@ class LocalTimestampOracle final : public TimestampOracle {
  public:
   // Loads the high-water mark from `engine` (meta column family). Neither pointer is
   // owned; both must outlive the oracle.
-  static Result<std::unique_ptr<LocalTimestampOracle>> Open(storage::Engine* engine,
-                                                            Clock* clock,
+  static Result<std::unique_ptr<LocalTimestampOracle>> Open(storage::Engine* engine, Clock* clock,
                                                             uint64_t window_ms = 3000);
 
   Result<Timestamp> Next() override;

@@ -7,12 +7,18 @@ namespace gojodb::storage {
 
 std::string_view ColumnFamilyName(ColumnFamily cf) {
   switch (cf) {
-    case ColumnFamily::kDefault: return "default";
-    case ColumnFamily::kData: return "data";
-    case ColumnFamily::kLock: return "lock";
-    case ColumnFamily::kWrite: return "write";
-    case ColumnFamily::kRaft: return "raft";
-    case ColumnFamily::kMeta: return "meta";
+    case ColumnFamily::kDefault:
+      return "default";
+    case ColumnFamily::kData:
+      return "data";
+    case ColumnFamily::kLock:
+      return "lock";
+    case ColumnFamily::kWrite:
+      return "write";
+    case ColumnFamily::kRaft:
+      return "raft";
+    case ColumnFamily::kMeta:
+      return "meta";
   }
   return "unknown";
 }

@@ -43,7 +43,10 @@ class WriteBatch {
   void Delete(ColumnFamily cf, std::string_view key);
   // Deletes every key in [begin, end).
   void DeleteRange(ColumnFamily cf, std::string_view begin, std::string_view end);
-  void Clear() { ops_.clear(); bytes_ = 0; }
+  void Clear() {
+    ops_.clear();
+    bytes_ = 0;
+  }
 
   const std::vector<Op>& ops() const { return ops_; }
   size_t Count() const { return ops_.size(); }
@@ -124,8 +127,7 @@ class Engine {
   // nullopt when the key is absent.
   virtual Result<std::optional<std::string>> Get(const ReadOptions& options, ColumnFamily cf,
                                                  std::string_view key) = 0;
-  virtual std::unique_ptr<Iterator> NewIterator(const ReadOptions& options,
-                                                ColumnFamily cf) = 0;
+  virtual std::unique_ptr<Iterator> NewIterator(const ReadOptions& options, ColumnFamily cf) = 0;
   virtual std::shared_ptr<const Snapshot> GetSnapshot() = 0;
 
   // Makes earlier unsynced writes durable.

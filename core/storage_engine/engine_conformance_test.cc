@@ -33,8 +33,7 @@ class EngineConformance : public ::testing::TestWithParam<std::string> {
   void SetUp() override {
     std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
     std::replace(name.begin(), name.end(), '/', '_');
-    dir_ = fs::temp_directory_path() /
-           ("gojodb-engine-" + std::to_string(::getpid()) + "-" + name);
+    dir_ = fs::temp_directory_path() / ("gojodb-engine-" + std::to_string(::getpid()) + "-" + name);
     fs::remove_all(dir_);
     Reopen();
   }
@@ -165,7 +164,8 @@ TEST_P(EngineConformance, SnapshotsAndIteratorsAreStable) {
   EXPECT_EQ(Get(kD, "a"), "2");
   // An iterator sees the state at its creation.
   std::vector<std::string> seen;
-  for (it->SeekToFirst(); it->Valid(); it->Next()) seen.emplace_back(std::string(it->key()) + "=" + std::string(it->value()));
+  for (it->SeekToFirst(); it->Valid(); it->Next())
+    seen.emplace_back(std::string(it->key()) + "=" + std::string(it->value()));
   EXPECT_EQ(seen, (std::vector<std::string>{"a=1"}));
   ReadOptions ro;
   ro.snapshot = snap.get();

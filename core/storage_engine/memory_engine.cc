@@ -102,13 +102,13 @@ class MemoryEngine final : public Engine {
 
   // Finds the first (forward) or last (!forward) visible key relative to `from`.
   // `inclusive` decides whether `from` itself qualifies. Returns false at the end.
-  bool Find(ColumnFamily cf, uint64_t seq, std::string_view from, bool from_is_edge,
-            bool forward, bool inclusive, std::string* key, std::string* value) {
+  bool Find(ColumnFamily cf, uint64_t seq, std::string_view from, bool from_is_edge, bool forward,
+            bool inclusive, std::string* key, std::string* value) {
     std::shared_lock lock(mu_);
     const auto& map = maps_[static_cast<int>(cf)];
     if (forward) {
-      auto it = from_is_edge ? map.begin()
-                             : (inclusive ? map.lower_bound(from) : map.upper_bound(from));
+      auto it =
+          from_is_edge ? map.begin() : (inclusive ? map.lower_bound(from) : map.upper_bound(from));
       for (; it != map.end(); ++it) {
         if (const Version* v = Visible(it->second, seq)) {
           *key = it->first;
@@ -118,8 +118,8 @@ class MemoryEngine final : public Engine {
       }
       return false;
     }
-    auto it = from_is_edge ? map.end()
-                           : (inclusive ? map.upper_bound(from) : map.lower_bound(from));
+    auto it =
+        from_is_edge ? map.end() : (inclusive ? map.upper_bound(from) : map.lower_bound(from));
     while (it != map.begin()) {
       --it;
       if (const Version* v = Visible(it->second, seq)) {
@@ -162,8 +162,8 @@ class MemoryEngine final : public Engine {
 
   const std::map<ColumnFamily, std::shared_ptr<KeyFilterFactory>> filters_;
   mutable std::shared_mutex mu_;
-  uint64_t seq_ = 0;                      // GUARDED_BY(mu_)
-  std::multiset<uint64_t> live_;          // GUARDED_BY(mu_): pinned read sequences
+  uint64_t seq_ = 0;                                 // GUARDED_BY(mu_)
+  std::multiset<uint64_t> live_;                     // GUARDED_BY(mu_): pinned read sequences
   std::array<VersionMap, kNumColumnFamilies> maps_;  // GUARDED_BY(mu_)
 };
 
@@ -186,19 +186,26 @@ uint64_t MemoryEngine::ReadSeq(const ReadOptions& options) const {
 class MemoryIterator final : public Iterator {
  public:
   MemoryIterator(MemoryEngine* engine, ColumnFamily cf, const ReadOptions& options)
-      : engine_(engine), cf_(cf), pin_(engine),
+      : engine_(engine),
+        cf_(cf),
+        pin_(engine),
         seq_(options.snapshot ? static_cast<const MemorySnapshot*>(options.snapshot)->seq()
                               : pin_.seq()),
-        lower_(options.lower_bound), upper_(options.upper_bound) {}
+        lower_(options.lower_bound),
+        upper_(options.upper_bound) {}
 
   bool Valid() const override { return valid_; }
   void SeekToFirst() override {
-    if (lower_.empty()) Load(engine_->Find(cf_, seq_, "", true, true, true, &key_, &value_));
-    else Seek(lower_);
+    if (lower_.empty())
+      Load(engine_->Find(cf_, seq_, "", true, true, true, &key_, &value_));
+    else
+      Seek(lower_);
   }
   void SeekToLast() override {
-    if (upper_.empty()) Load(engine_->Find(cf_, seq_, "", true, false, true, &key_, &value_));
-    else Load(engine_->Find(cf_, seq_, upper_, false, false, false, &key_, &value_));
+    if (upper_.empty())
+      Load(engine_->Find(cf_, seq_, "", true, false, true, &key_, &value_));
+    else
+      Load(engine_->Find(cf_, seq_, upper_, false, false, false, &key_, &value_));
   }
   void Seek(std::string_view target) override {
     std::string t(target);
@@ -235,8 +242,7 @@ class MemoryIterator final : public Iterator {
   std::string key_, value_;
 };
 
-std::unique_ptr<Iterator> MemoryEngine::NewIterator(const ReadOptions& options,
-                                                    ColumnFamily cf) {
+std::unique_ptr<Iterator> MemoryEngine::NewIterator(const ReadOptions& options, ColumnFamily cf) {
   return std::make_unique<MemoryIterator>(this, cf, options);
 }
 

@@ -156,8 +156,12 @@ class RocksDbEngine final : public Engine {
       auto* h = handle(op.cf);
       rocksdb::Status s;
       switch (op.type) {
-        case WriteBatch::OpType::kPut: s = wb.Put(h, op.key, op.value); break;
-        case WriteBatch::OpType::kDelete: s = wb.Delete(h, op.key); break;
+        case WriteBatch::OpType::kPut:
+          s = wb.Put(h, op.key, op.value);
+          break;
+        case WriteBatch::OpType::kDelete:
+          s = wb.Delete(h, op.key);
+          break;
         case WriteBatch::OpType::kDeleteRange:
           if (op.key < op.value) s = wb.DeleteRange(h, op.key, op.value);
           break;
@@ -194,8 +198,8 @@ class RocksDbEngine final : public Engine {
     rocksdb::Slice b = ToSlice(begin), e = ToSlice(end);
     rocksdb::CompactRangeOptions o;
     o.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
-    return FromRocks(db_->CompactRange(o, handle(cf), begin.empty() ? nullptr : &b,
-                                       end.empty() ? nullptr : &e));
+    return FromRocks(
+        db_->CompactRange(o, handle(cf), begin.empty() ? nullptr : &b, end.empty() ? nullptr : &e));
   }
 
   std::map<std::string, uint64_t> Stats() override {

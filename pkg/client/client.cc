@@ -1,8 +1,8 @@
 #include "pkg/client/client.h"
 
-#include <chrono>
-
 #include <grpcpp/grpcpp.h>
+
+#include <chrono>
 
 #include "api/grpc/convert.h"
 #include "gojodb/v1/kv.grpc.pb.h"
@@ -21,8 +21,8 @@ namespace {
 // Calls `method` with a deadline and converts the status.
 template <typename Stub, typename Req, typename Resp>
 Status Call(const ClientOptions& o, Stub* stub,
-            grpc::Status (Stub::*method)(grpc::ClientContext*, const Req&, Resp*),
-            const Req& req, Resp* resp) {
+            grpc::Status (Stub::*method)(grpc::ClientContext*, const Req&, Resp*), const Req& req,
+            Resp* resp) {
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(o.timeout_ms));
   grpc::Status s = (stub->*method)(&ctx, req, resp);
@@ -102,8 +102,8 @@ Result<kv::ScanResult> Client::Scan(const kv::ScanRequest& r) {
   RETURN_IF_ERROR(Call(options_, stubs_->kv.get(), &v1::KV::Stub::Scan, req, &resp));
   kv::ScanResult out;
   for (auto& item : *resp.mutable_items()) {
-    out.items.push_back({std::move(*item.mutable_key()), std::move(*item.mutable_value()),
-                         item.version()});
+    out.items.push_back(
+        {std::move(*item.mutable_key()), std::move(*item.mutable_value()), item.version()});
   }
   if (resp.has_more()) out.next = resp.next();
   out.read_ts = resp.read_ts();
@@ -166,8 +166,7 @@ Status Client::DropCollection(const std::string& name) {
 Result<v1::ClusterStatusResponse> Client::ClusterStatus() {
   v1::ClusterStatusRequest req;
   v1::ClusterStatusResponse resp;
-  RETURN_IF_ERROR(
-      Call(options_, stubs_->admin.get(), &v1::Admin::Stub::ClusterStatus, req, &resp));
+  RETURN_IF_ERROR(Call(options_, stubs_->admin.get(), &v1::Admin::Stub::ClusterStatus, req, &resp));
   return resp;
 }
 

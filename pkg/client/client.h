@@ -19,8 +19,8 @@ class ClusterStatusResponse;
 namespace gojodb::client {
 
 struct ClientOptions {
-  std::string addr;          // host:port of a gateway or standalone server
-  int timeout_ms = 10000;    // per-request deadline
+  std::string addr;        // host:port of a gateway or standalone server
+  int timeout_ms = 10000;  // per-request deadline
 };
 
 class Client final : public kv::KvService {

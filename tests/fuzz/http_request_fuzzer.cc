@@ -3,9 +3,8 @@
 // throw; successful decodes must satisfy their invariants.
 #include <cstdint>
 #include <cstdlib>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "api/http/body_decoder.h"
 #include "api/http/codec.h"
@@ -24,8 +23,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view body = b == std::string_view::npos ? std::string_view() : rest.substr(b + 1);
 
   auto m = MatchRoute(method, target);
-  if (m.ok() && (m->route == Route::kKeyGet || m->route == Route::kKeyPut ||
-                 m->route == Route::kKeyDelete) && m->collection.empty()) {
+  if (m.ok() &&
+      (m->route == Route::kKeyGet || m->route == Route::kKeyPut || m->route == Route::kKeyDelete) &&
+      m->collection.empty()) {
     std::abort();  // a key route always names its collection
   }
   auto batch = DecodeBatchBody(body);

@@ -12,7 +12,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view in(reinterpret_cast<const char*>(data), size);
   auto d = DecodeVersionKey(in);
   if (d.ok()) {
-    std::string again = EncodeVersionKey(EncodeRowKey(d->tenant, d->collection, d->user_key), d->ts);
+    std::string again =
+        EncodeVersionKey(EncodeRowKey(d->tenant, d->collection, d->user_key), d->ts);
     if (again != in) std::abort();
   }
   std::string out;

@@ -52,10 +52,11 @@ TEST(CrashTest, AcknowledgedWritesSurviveSigkill) {
         auto c = client::Client::Connect({.addr = server.grpc_addr(), .timeout_ms = 3000});
         std::mt19937 r(thread_seed);
         for (int i = 0; !stop.load(); ++i) {
-          std::string key = (r() % 2) ? "i" + std::to_string(iter) + "-t" + std::to_string(t) + "-k" + std::to_string(i)
+          std::string key = (r() % 2) ? "i" + std::to_string(iter) + "-t" + std::to_string(t) +
+                                            "-k" + std::to_string(i)
                                       : "hot-t" + std::to_string(t) + "-" + std::to_string(r() % 4);
-          std::string value = "it" + std::to_string(iter) + "-v" + std::to_string(i) +
-                              std::string(r() % 200, 'x');
+          std::string value =
+              "it" + std::to_string(iter) + "-v" + std::to_string(i) + std::string(r() % 200, 'x');
           {
             std::lock_guard l(mu);
             history[key].maybe.insert(value);

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <httplib.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -14,8 +15,6 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
-
-#include <httplib.h>
 
 namespace gojodb::testing {
 
@@ -42,7 +41,8 @@ std::vector<char*> Argv(std::vector<std::string>& args) {
 }
 }  // namespace
 
-Process::Process(std::vector<std::string> argv, std::string log_path) : log_path_(std::move(log_path)) {
+Process::Process(std::vector<std::string> argv, std::string log_path)
+    : log_path_(std::move(log_path)) {
   pid_ = ::fork();
   if (pid_ == 0) {
     int fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -106,7 +106,8 @@ RunResult RunCommand(std::vector<std::string> argv, const std::string& stdin_dat
     ::dup2(in_pipe[0], 0);
     ::dup2(out_pipe[1], 1);
     ::dup2(err_pipe[1], 2);
-    for (int fd : {in_pipe[0], in_pipe[1], out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1]}) ::close(fd);
+    for (int fd : {in_pipe[0], in_pipe[1], out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1]})
+      ::close(fd);
     auto args = Argv(argv);
     ::execv(args[0], args.data());
     ::_exit(127);
@@ -162,9 +163,7 @@ bool WaitReady(int http_port, Process* p, int timeout_ms) {
   return false;
 }
 
-std::string BinDir() {
-  return std::filesystem::canonical("/proc/self/exe").parent_path().string();
-}
+std::string BinDir() { return std::filesystem::canonical("/proc/self/exe").parent_path().string(); }
 
 std::string TempDir(const std::string& tag) {
   auto dir = std::filesystem::temp_directory_path() /

@@ -37,7 +37,7 @@ struct RunResult {
   std::string err;
 };
 RunResult RunCommand(std::vector<std::string> argv, const std::string& stdin_data = "",
-              int timeout_ms = 30000);
+                     int timeout_ms = 30000);
 
 // Polls GET http://127.0.0.1:port/readyz until it answers 200 or the process dies.
 bool WaitReady(int http_port, Process* p, int timeout_ms = 15000);

@@ -17,9 +17,13 @@ class StandaloneServer {
   bool Start() {
     http_port_ = FreePort();
     grpc_port_ = FreePort();
-    std::vector<std::string> argv = {BinDir() + "/gojodb-standalone", "--data-dir", data_dir_,
-                                     "--http-addr", "127.0.0.1:" + std::to_string(http_port_),
-                                     "--grpc-addr", "127.0.0.1:" + std::to_string(grpc_port_)};
+    std::vector<std::string> argv = {BinDir() + "/gojodb-standalone",
+                                     "--data-dir",
+                                     data_dir_,
+                                     "--http-addr",
+                                     "127.0.0.1:" + std::to_string(http_port_),
+                                     "--grpc-addr",
+                                     "127.0.0.1:" + std::to_string(grpc_port_)};
     argv.insert(argv.end(), extra_.begin(), extra_.end());
     proc_ = std::make_unique<Process>(argv, data_dir_ + ".log");
     return WaitReady(http_port_, proc_.get());

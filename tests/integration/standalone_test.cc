@@ -2,11 +2,11 @@
 // and gRPC; startup errors and a clean restart.
 #include <gtest/gtest.h>
 #include <httplib.h>
-#include <nlohmann/json.hpp>
 #include <signal.h>
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "gojodb/v1/kv.pb.h"
 #include "pkg/client/client.h"
@@ -42,7 +42,8 @@ class StandaloneTest : public ::testing::Test {
 };
 
 TEST_F(StandaloneTest, HttpAndGrpcSeeTheSameData) {
-  auto put = http_->Put("/v1/collections/default/keys/user%2F1", R"({"name":"ada"})", "application/json");
+  auto put =
+      http_->Put("/v1/collections/default/keys/user%2F1", R"({"name":"ada"})", "application/json");
   ASSERT_TRUE(put);
   ASSERT_EQ(put->status, 200) << put->body;
   uint64_t version = json::parse(put->body)["version"];
@@ -76,8 +77,10 @@ TEST_F(StandaloneTest, CollectionsAndBatchOverGrpc) {
   ASSERT_TRUE(client_->CreateCollection({.name = "orders"}).ok());
   auto list = client_->ListCollections();
   ASSERT_EQ(list->size(), 2u);
-  auto b = client_->Batch({.ops = {{.kind = kv::BatchOp::Kind::kPut, .collection = "orders", .key = "o1", .value = "1"},
-                                   {.kind = kv::BatchOp::Kind::kPut, .collection = "orders", .key = "o2", .value = "2"}}});
+  auto b = client_->Batch(
+      {.ops = {
+           {.kind = kv::BatchOp::Kind::kPut, .collection = "orders", .key = "o1", .value = "1"},
+           {.kind = kv::BatchOp::Kind::kPut, .collection = "orders", .key = "o2", .value = "2"}}});
   ASSERT_TRUE(b.ok()) << b.status().ToString();
   auto scan = client_->Scan({.collection = "orders"});
   ASSERT_EQ(scan->items.size(), 2u);
@@ -118,7 +121,8 @@ TEST_F(StandaloneTest, BadHttpRequestsGetJsonErrorsAndTheServerStaysUp) {
     EXPECT_TRUE(j["error"]["code"].is_string()) << res->body;
   }
   // A body far above the HTTP limit is refused before it is read.
-  auto huge = http_->Put("/v1/collections/default/keys/k", std::string(65 << 20, 'x'), "application/octet-stream");
+  auto huge = http_->Put("/v1/collections/default/keys/k", std::string(65 << 20, 'x'),
+                         "application/octet-stream");
   if (huge) EXPECT_EQ(huge->status, 413);
   auto ok = http_->Get("/healthz");
   ASSERT_TRUE(ok);
@@ -130,8 +134,8 @@ TEST_F(StandaloneTest, BadHttpRequestsGetJsonErrorsAndTheServerStaysUp) {
 
 TEST_F(StandaloneTest, SecondProcessOnTheSameDataDirIsRefused) {
   auto r = RunCommand({BinDir() + "/gojodb-standalone", "--data-dir", dir_ + "/data", "--http-addr",
-                "127.0.0.1:" + std::to_string(FreePort()), "--grpc-addr",
-                "127.0.0.1:" + std::to_string(FreePort())});
+                       "127.0.0.1:" + std::to_string(FreePort()), "--grpc-addr",
+                       "127.0.0.1:" + std::to_string(FreePort())});
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.err.find("in use by another process"), std::string::npos) << r.err;
 }
@@ -183,7 +187,8 @@ TEST_F(StandaloneTest, CliRoundTripsWithHttpAndGrpc) {
   EXPECT_EQ(conflict.status, 3);
   EXPECT_NE(conflict.err.find("FAILED_PRECONDITION"), std::string::npos) << conflict.err;
   // The shell, scripted on stdin.
-  auto shell = RunCommand({cli, "--addr", addr, "shell"}, "put s1 one\nget s1\nuse cli_coll\nget k\n");
+  auto shell =
+      RunCommand({cli, "--addr", addr, "shell"}, "put s1 one\nget s1\nuse cli_coll\nget k\n");
   EXPECT_EQ(shell.status, 0) << shell.err;
   EXPECT_NE(shell.out.find("one"), std::string::npos) << shell.out;
   EXPECT_NE(shell.out.find("v"), std::string::npos) << shell.out;
@@ -196,16 +201,17 @@ TEST(StandaloneFlagsTest, BadFlagsExitTwoWithOneLine) {
   auto missing = RunCommand({bin, "--http-addr", "127.0.0.1:1"});
   EXPECT_EQ(missing.status, 2);
   EXPECT_NE(missing.err.find("--data-dir is required"), std::string::npos) << missing.err;
-  auto bad_addr = RunCommand({bin, "--data-dir", "/tmp/x", "--http-addr", "nowhere", "--grpc-addr", "127.0.0.1:1"});
+  auto bad_addr = RunCommand(
+      {bin, "--data-dir", "/tmp/x", "--http-addr", "nowhere", "--grpc-addr", "127.0.0.1:1"});
   EXPECT_EQ(bad_addr.status, 2);
-  auto bad_bool = RunCommand({bin, "--data-dir", "/tmp/x", "--http-addr", "127.0.0.1:1", "--grpc-addr",
-                       "127.0.0.1:2", "--storage-sync-writes", "perhaps"});
+  auto bad_bool = RunCommand({bin, "--data-dir", "/tmp/x", "--http-addr", "127.0.0.1:1",
+                              "--grpc-addr", "127.0.0.1:2", "--storage-sync-writes", "perhaps"});
   EXPECT_EQ(bad_bool.status, 2);
   EXPECT_NE(bad_bool.err.find("must be true or false"), std::string::npos) << bad_bool.err;
   auto unknown = RunCommand({bin, "--no-such-flag"});
   EXPECT_EQ(unknown.status, 2);
   auto file = RunCommand({bin, "--data-dir", "/proc/forbidden/x", "--http-addr", "127.0.0.1:1",
-                   "--grpc-addr", "127.0.0.1:2"});
+                          "--grpc-addr", "127.0.0.1:2"});
   EXPECT_EQ(file.status, 1);
   EXPECT_NE(file.err.find("data directory"), std::string::npos) << file.err;
 }
