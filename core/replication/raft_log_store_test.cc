@@ -28,7 +28,8 @@ std::vector<Entry> Range(uint64_t term, uint64_t lo, uint64_t hi) {
 class RaftLogStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() / ("gojodb-raftlog-" + std::to_string(::getpid()));
+    dir_ =
+        std::filesystem::temp_directory_path() / ("gojodb-raftlog-" + std::to_string(::getpid()));
     std::filesystem::remove_all(dir_);
     Reopen();
   }
@@ -146,7 +147,8 @@ TEST_F(RaftLogStoreTest, SnapshotReplacesTheLogAndCompactionKeepsTheTail) {
   Commit(more);
   // The state machine snapshots at 10, keeping the log; compaction then drops up to it.
   storage::WriteBatch cs;
-  ASSERT_TRUE(G(0).StageCreateSnapshot(LogIndex(10), snap.metadata.conf_state, "state@10", &cs).ok());
+  ASSERT_TRUE(
+      G(0).StageCreateSnapshot(LogIndex(10), snap.metadata.conf_state, "state@10", &cs).ok());
   Commit(cs);
   EXPECT_EQ(Indexes(G(0)), (std::vector<uint64_t>{702, 802, 902, 1002, 1102, 1202}));
   storage::WriteBatch c;
