@@ -67,6 +67,7 @@ Result<std::unique_ptr<RaftNode>> RaftNode::Start(const RaftNodeOptions& options
   c.pre_vote = options.pre_vote;
   c.check_quorum = options.check_quorum;
   c.random_seed = options.random_seed;
+  c.max_size_per_msg = options.max_size_per_msg;
   ASSIGN_OR_RETURN(node->rn_, consensus::RawNode::Create(c));
   node->thread_ = std::thread([n = node.get()] { n->Loop(); });
   return node;

@@ -50,6 +50,9 @@ struct RaftNodeOptions {
   bool pre_vote = true;
   bool check_quorum = true;
   uint64_t random_seed = 1;
+  // Upper bound of entry bytes in one append message (at least one entry is sent): the
+  // replication batching knob.
+  uint64_t max_size_per_msg = 1 << 20;
 };
 
 class RaftNode {
