@@ -2,14 +2,14 @@
 // replication, a member going away (its server too), and reconnection after restart.
 #include "api/grpc/raft_transport.h"
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
+
+#include "core/replication/list_state_machine.h"
+#include "tests/integration/process.h"
 
 namespace gojodb::rpc {
 namespace {
@@ -17,45 +17,11 @@ namespace {
 using consensus::LogIndex;
 using consensus::NodeId;
 using namespace std::chrono_literals;
-
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
-class ListMachine final : public replication::StateMachine {
- public:
-  Status Apply(LogIndex index, std::string_view data) override {
-    std::lock_guard lock(mu_);
-    applied_ = index;
-    items_.emplace_back(data);
-    return Status::OK();
-  }
-  LogIndex Applied() const override {
-    std::lock_guard lock(mu_);
-    return applied_;
-  }
-  std::vector<std::string> Items() const {
-    std::lock_guard lock(mu_);
-    return items_;
-  }
-
- private:
-  mutable std::mutex mu_;
-  LogIndex applied_;
-  std::vector<std::string> items_;
-};
+using gojodb::testing::FreePort;
 
 struct Member {
   std::unique_ptr<storage::Engine> engine;
-  std::unique_ptr<ListMachine> sm;
+  std::unique_ptr<replication::ListStateMachine> sm;
   std::unique_ptr<GrpcRaftTransport> transport;
   std::mutex mu;
   replication::RaftNode* node = nullptr;  // GUARDED_BY(mu): what the service delivers to
@@ -100,7 +66,7 @@ class RaftTransportTest : public ::testing::Test {
     eo.path = (dir_ / std::to_string(id)).string();
     std::filesystem::create_directories(eo.path);
     m->engine = std::move(storage::OpenEngine(eo)).value();
-    m->sm = std::make_unique<ListMachine>();
+    m->sm = std::make_unique<replication::ListStateMachine>();
     replication::RaftNodeOptions o;
     o.id = NodeId(id);
     o.initial_voters = {NodeId(1), NodeId(2), NodeId(3)};

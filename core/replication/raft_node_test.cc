@@ -8,37 +8,14 @@
 #include <filesystem>
 #include <thread>
 
+#include "core/replication/list_state_machine.h"
+
 namespace gojodb::replication {
 namespace {
 
 using consensus::LogIndex;
 using consensus::NodeId;
 using namespace std::chrono_literals;
-
-// An in-memory state machine: the list of applied payloads. Rebuilt by replay.
-class ListMachine final : public StateMachine {
- public:
-  Status Apply(LogIndex index, std::string_view data) override {
-    std::lock_guard lock(mu_);
-    if (index <= applied_) return Status::Internal("applied twice");
-    applied_ = index;
-    items_.emplace_back(data);
-    return Status::OK();
-  }
-  LogIndex Applied() const override {
-    std::lock_guard lock(mu_);
-    return applied_;
-  }
-  std::vector<std::string> Items() const {
-    std::lock_guard lock(mu_);
-    return items_;
-  }
-
- private:
-  mutable std::mutex mu_;
-  LogIndex applied_;
-  std::vector<std::string> items_;
-};
 
 class LocalNetwork;
 
@@ -80,7 +57,7 @@ class RaftNodeTest : public ::testing::Test {
  protected:
   struct Member {
     std::unique_ptr<storage::Engine> engine;
-    std::unique_ptr<ListMachine> sm;
+    std::unique_ptr<ListStateMachine> sm;
     std::unique_ptr<LocalTransport> transport;
     std::unique_ptr<RaftNode> node;
   };
@@ -103,7 +80,7 @@ class RaftNodeTest : public ::testing::Test {
     eo.path = (dir_ / std::to_string(id)).string();
     std::filesystem::create_directories(eo.path);
     m.engine = std::move(storage::OpenEngine(eo)).value();
-    m.sm = std::make_unique<ListMachine>();  // in memory: rebuilt from the log
+    m.sm = std::make_unique<ListStateMachine>();  // in memory: rebuilt from the log
     m.transport = std::make_unique<LocalTransport>(&net_);
     RaftNodeOptions o;
     o.id = NodeId(id);

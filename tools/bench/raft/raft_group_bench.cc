@@ -3,9 +3,7 @@
 // Reports committed proposals per second and commit latency percentiles, per P, with
 // replication batching on (1 MiB per append message) or off (one entry per message).
 //   gojodb-raft-bench [--proposers 1,16,128] [--seconds 5] [--payload 100] [--no-batching]
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
+
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -17,23 +15,13 @@
 #include <thread>
 
 #include "api/grpc/raft_transport.h"
+#include "tests/integration/process.h"
 
 namespace {
 
 using namespace gojodb;
 using namespace std::chrono_literals;
-
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
+using gojodb::testing::FreePort;
 
 class CountingMachine final : public replication::StateMachine {
  public:
