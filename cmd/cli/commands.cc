@@ -1,11 +1,10 @@
 #include "cmd/cli/commands.h"
 
+#include <CLI/CLI.hpp>
 #include <charconv>
 #include <functional>
 #include <iostream>
 #include <optional>
-
-#include <CLI/CLI.hpp>
 
 #include "cmd/cli/command_args.h"
 

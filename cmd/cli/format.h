@@ -29,7 +29,6 @@ std::string EscapeForDisplay(std::string_view bytes);
 // Columns a string takes on a terminal, counted in code points (each counts 1).
 size_t DisplayWidth(std::string_view text);
 
-
 // Left-aligned columns separated by two spaces, one line per row after the header,
 // every line ending in '\n'. The last column is not padded. Cells are written as given;
 // escape them first. A row with fewer cells than the header leaves the rest empty.

@@ -5,7 +5,8 @@
 namespace gojodb::consensus {
 
 Status Bootstrap(MemoryStorage* storage, const std::vector<NodeId>& voters) {
-  if (voters.empty()) return Status::InvalidArgument("consensus: bootstrap needs at least one voter");
+  if (voters.empty())
+    return Status::InvalidArgument("consensus: bootstrap needs at least one voter");
   ASSIGN_OR_RETURN(LogIndex last, storage->LastIndex());
   ASSIGN_OR_RETURN(InitialState st, storage->GetInitialState());
   if (last != LogIndex{} || !st.hard_state.empty()) {
@@ -16,7 +17,8 @@ Status Bootstrap(MemoryStorage* storage, const std::vector<NodeId>& voters) {
   for (NodeId id : voters) {
     ConfChange cc;
     cc.changes.push_back(ConfChangeSingle{ConfChangeType::kAddNode, id});
-    ents.push_back(Entry{Term(1), LogIndex(ents.size() + 1), EntryType::kConfChange, EncodeConfChange(cc)});
+    ents.push_back(
+        Entry{Term(1), LogIndex(ents.size() + 1), EntryType::kConfChange, EncodeConfChange(cc)});
     cs.voters.push_back(id);
   }
   storage->Bootstrap(cs);

@@ -10,7 +10,7 @@ namespace gojodb::consensus::internal {
 [[noreturn]] void CheckFailed(const char* file, int line, const char* cond, const char* msg);
 }  // namespace gojodb::consensus::internal
 
-#define RAFT_CHECK(cond, msg)                                                               \
-  do {                                                                                      \
+#define RAFT_CHECK(cond, msg)                                                                \
+  do {                                                                                       \
     if (!(cond)) ::gojodb::consensus::internal::CheckFailed(__FILE__, __LINE__, #cond, msg); \
   } while (0)

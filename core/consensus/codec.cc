@@ -78,7 +78,9 @@ class Reader {
   size_t pos_ = 0;
 };
 
-Status Corrupt(const char* what) { return Status::Corruption(std::string("consensus codec: bad ") + what); }
+Status Corrupt(const char* what) {
+  return Status::Corruption(std::string("consensus codec: bad ") + what);
+}
 
 // ---- bodies (no version byte) ----
 
@@ -92,7 +94,8 @@ void PutEntry(Writer* w, const Entry& e) {
 bool GetEntry(Reader* r, Entry* e) {
   uint64_t term, index;
   uint8_t type;
-  if (!r->Varint(&term) || !r->Varint(&index) || !r->U8(&type) || type > 1 || !r->Bytes(&e->data)) return false;
+  if (!r->Varint(&term) || !r->Varint(&index) || !r->U8(&type) || type > 1 || !r->Bytes(&e->data))
+    return false;
   e->term = Term(term);
   e->index = LogIndex(index);
   e->type = static_cast<EntryType>(type);
@@ -253,9 +256,10 @@ Result<Message> DecodeMessage(std::string_view in) {
   return DecodeWith<Message>(in, "message", [](Reader* r, Message* m) {
     uint8_t type, reject, has_snap;
     uint64_t to, from, term, log_term, index, commit, hint, n;
-    if (!r->U8(&type) || type >= kNumMessageTypes || !r->Varint(&to) || !r->Varint(&from) || !r->Varint(&term) ||
-        !r->Varint(&log_term) || !r->Varint(&index) || !r->Varint(&commit) || !r->U8(&reject) || reject > 1 ||
-        !r->Varint(&hint) || !r->Bytes(&m->context) || !r->Varint(&n) || n > r->remaining()) {
+    if (!r->U8(&type) || type >= kNumMessageTypes || !r->Varint(&to) || !r->Varint(&from) ||
+        !r->Varint(&term) || !r->Varint(&log_term) || !r->Varint(&index) || !r->Varint(&commit) ||
+        !r->U8(&reject) || reject > 1 || !r->Varint(&hint) || !r->Bytes(&m->context) ||
+        !r->Varint(&n) || n > r->remaining()) {
       return false;
     }
     m->type = static_cast<MessageType>(type);

@@ -66,7 +66,8 @@ TEST(CodecTest, SmallTypesRoundTrip) {
   EXPECT_EQ(*DecodeSnapshotMetadata(EncodeSnapshotMetadata(md)), md);
   ConfChange cc;
   cc.transition = ConfChangeTransition::kJointExplicit;
-  cc.changes = {{ConfChangeType::kAddNode, NodeId(4)}, {ConfChangeType::kRemoveNode, NodeId(1)},
+  cc.changes = {{ConfChangeType::kAddNode, NodeId(4)},
+                {ConfChangeType::kRemoveNode, NodeId(1)},
                 {ConfChangeType::kAddLearnerNode, NodeId(5)}};
   cc.context = "why";
   EXPECT_EQ(*DecodeConfChange(EncodeConfChange(cc)), cc);

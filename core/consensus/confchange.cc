@@ -17,7 +17,8 @@ size_t SymmetricDiff(const std::set<NodeId>& a, const std::set<NodeId>& b) {
 
 Status CheckInvariants(const TrackerConfig& cfg, const ProgressMap& prs) {
   for (NodeId id : cfg.voters.Ids()) {
-    if (!prs.count(id)) return Status::Internal("consensus: no progress for voter " + std::to_string(id.value()));
+    if (!prs.count(id))
+      return Status::Internal("consensus: no progress for voter " + std::to_string(id.value()));
   }
   for (NodeId id : cfg.learners) {
     auto it = prs.find(id);
@@ -25,12 +26,15 @@ Status CheckInvariants(const TrackerConfig& cfg, const ProgressMap& prs) {
     if (cfg.voters.outgoing.contains(id) || cfg.voters.incoming.contains(id)) {
       return Status::Internal("consensus: node is both learner and voter");
     }
-    if (!it->second.is_learner) return Status::Internal("consensus: learner progress not marked learner");
+    if (!it->second.is_learner)
+      return Status::Internal("consensus: learner progress not marked learner");
   }
   for (NodeId id : cfg.learners_next) {
     if (!prs.count(id)) return Status::Internal("consensus: no progress for learner_next");
-    if (!cfg.voters.outgoing.contains(id)) return Status::Internal("consensus: learner_next is not an outgoing voter");
-    if (prs.at(id).is_learner) return Status::Internal("consensus: learner_next already marked learner");
+    if (!cfg.voters.outgoing.contains(id))
+      return Status::Internal("consensus: learner_next is not an outgoing voter");
+    if (prs.at(id).is_learner)
+      return Status::Internal("consensus: learner_next already marked learner");
   }
   for (NodeId id : cfg.voters.Ids()) {
     if (prs.at(id).is_learner) return Status::Internal("consensus: voter progress marked learner");
@@ -41,13 +45,15 @@ Status CheckInvariants(const TrackerConfig& cfg, const ProgressMap& prs) {
     }
   }
   if (!cfg.voters.joint()) {
-    if (!cfg.learners_next.empty()) return Status::Internal("consensus: learners_next outside a joint config");
+    if (!cfg.learners_next.empty())
+      return Status::Internal("consensus: learners_next outside a joint config");
     if (cfg.auto_leave) return Status::Internal("consensus: auto_leave outside a joint config");
   }
   return Status::OK();
 }
 
-Result<ConfigAndProgress> Changer::EnterJoint(bool auto_leave, const std::vector<ConfChangeSingle>& ccs) const {
+Result<ConfigAndProgress> Changer::EnterJoint(bool auto_leave,
+                                              const std::vector<ConfChangeSingle>& ccs) const {
   TrackerConfig cfg = tracker_.config;
   ProgressMap prs = tracker_.progress;
   if (cfg.voters.joint()) return Status::FailedPrecondition("consensus: config is already joint");
@@ -64,7 +70,8 @@ Result<ConfigAndProgress> Changer::EnterJoint(bool auto_leave, const std::vector
 Result<ConfigAndProgress> Changer::LeaveJoint() const {
   TrackerConfig cfg = tracker_.config;
   ProgressMap prs = tracker_.progress;
-  if (!cfg.voters.joint()) return Status::FailedPrecondition("consensus: can't leave a non-joint config");
+  if (!cfg.voters.joint())
+    return Status::FailedPrecondition("consensus: can't leave a non-joint config");
   for (NodeId id : cfg.learners_next) {
     cfg.learners.insert(id);
     prs.at(id).is_learner = true;
@@ -83,24 +90,34 @@ Result<ConfigAndProgress> Changer::Simple(const std::vector<ConfChangeSingle>& c
   TrackerConfig cfg = tracker_.config;
   ProgressMap prs = tracker_.progress;
   if (cfg.voters.joint()) {
-    return Status::FailedPrecondition("consensus: can't apply a simple config change in a joint config");
+    return Status::FailedPrecondition(
+        "consensus: can't apply a simple config change in a joint config");
   }
   RETURN_IF_ERROR(Apply(&cfg, &prs, ccs));
   if (SymmetricDiff(tracker_.config.voters.incoming.ids(), cfg.voters.incoming.ids()) > 1) {
-    return Status::InvalidArgument("consensus: more than one voter changed without entering a joint config");
+    return Status::InvalidArgument(
+        "consensus: more than one voter changed without entering a joint config");
   }
   RETURN_IF_ERROR(CheckInvariants(cfg, prs));
   return ConfigAndProgress{std::move(cfg), std::move(prs)};
 }
 
-Status Changer::Apply(TrackerConfig* cfg, ProgressMap* prs, const std::vector<ConfChangeSingle>& ccs) const {
+Status Changer::Apply(TrackerConfig* cfg, ProgressMap* prs,
+                      const std::vector<ConfChangeSingle>& ccs) const {
   for (const ConfChangeSingle& cc : ccs) {
     if (cc.node_id.none()) continue;  // etcd-compatible: a zero id is a no-op
     switch (cc.type) {
-      case ConfChangeType::kAddNode: MakeVoter(cfg, prs, cc.node_id); break;
-      case ConfChangeType::kAddLearnerNode: MakeLearner(cfg, prs, cc.node_id); break;
-      case ConfChangeType::kRemoveNode: Remove(cfg, prs, cc.node_id); break;
-      default: return Status::InvalidArgument("consensus: unknown conf change type");
+      case ConfChangeType::kAddNode:
+        MakeVoter(cfg, prs, cc.node_id);
+        break;
+      case ConfChangeType::kAddLearnerNode:
+        MakeLearner(cfg, prs, cc.node_id);
+        break;
+      case ConfChangeType::kRemoveNode:
+        Remove(cfg, prs, cc.node_id);
+        break;
+      default:
+        return Status::InvalidArgument("consensus: unknown conf change type");
     }
   }
   if (cfg->voters.incoming.empty()) return Status::InvalidArgument("consensus: removed all voters");
@@ -155,14 +172,15 @@ void Changer::InitProgress(TrackerConfig* cfg, ProgressMap* prs, NodeId id, bool
     cfg->voters.incoming.mutable_ids().insert(id);
   }
   // Start probing at the leader's last index; the first probe finds the match point.
-  Progress pr(std::max(last_index_, LogIndex{1}), tracker_.max_inflight(), tracker_.max_inflight_bytes(), learner);
+  Progress pr(std::max(last_index_, LogIndex{1}), tracker_.max_inflight(),
+              tracker_.max_inflight_bytes(), learner);
   // Give the new member a grace period before CheckQuorum counts it as inactive.
   pr.recent_active = true;
   prs->insert_or_assign(id, std::move(pr));
 }
 
-Result<ConfigAndProgress> RestoreConfig(const ConfState& cs, LogIndex last_index, size_t max_inflight,
-                                        uint64_t max_inflight_bytes) {
+Result<ConfigAndProgress> RestoreConfig(const ConfState& cs, LogIndex last_index,
+                                        size_t max_inflight, uint64_t max_inflight_bytes) {
   TrackerConfig cfg;
   ProgressMap prs;
   auto add = [&](NodeId id, bool learner) {

@@ -17,10 +17,12 @@ using ConfigAndProgress = std::pair<TrackerConfig, ProgressMap>;
 class Changer {
  public:
   // last_index: the leader's last log index, where new members start probing.
-  Changer(const ProgressTracker& tracker, LogIndex last_index) : tracker_(tracker), last_index_(last_index) {}
+  Changer(const ProgressTracker& tracker, LogIndex last_index)
+      : tracker_(tracker), last_index_(last_index) {}
 
   // Enters the joint config (incoming changed by ccs, outgoing = current voters).
-  Result<ConfigAndProgress> EnterJoint(bool auto_leave, const std::vector<ConfChangeSingle>& ccs) const;
+  Result<ConfigAndProgress> EnterJoint(bool auto_leave,
+                                       const std::vector<ConfChangeSingle>& ccs) const;
   // Leaves the joint config: drops the outgoing voters, turns learners_next into
   // learners.
   Result<ConfigAndProgress> LeaveJoint() const;
@@ -28,7 +30,8 @@ class Changer {
   Result<ConfigAndProgress> Simple(const std::vector<ConfChangeSingle>& ccs) const;
 
  private:
-  Status Apply(TrackerConfig* cfg, ProgressMap* prs, const std::vector<ConfChangeSingle>& ccs) const;
+  Status Apply(TrackerConfig* cfg, ProgressMap* prs,
+               const std::vector<ConfChangeSingle>& ccs) const;
   void MakeVoter(TrackerConfig* cfg, ProgressMap* prs, NodeId id) const;
   void MakeLearner(TrackerConfig* cfg, ProgressMap* prs, NodeId id) const;
   void Remove(TrackerConfig* cfg, ProgressMap* prs, NodeId id) const;
@@ -42,7 +45,7 @@ class Changer {
 Status CheckInvariants(const TrackerConfig& cfg, const ProgressMap& prs);
 
 // Builds the config and progress for a ConfState read from storage or a snapshot.
-Result<ConfigAndProgress> RestoreConfig(const ConfState& cs, LogIndex last_index, size_t max_inflight,
-                                        uint64_t max_inflight_bytes);
+Result<ConfigAndProgress> RestoreConfig(const ConfState& cs, LogIndex last_index,
+                                        size_t max_inflight, uint64_t max_inflight_bytes);
 
 }  // namespace gojodb::consensus

@@ -17,20 +17,25 @@ void CheckFailed(const char* file, int line, const char* cond, const char* msg) 
 
 const char* StateTypeName(StateType s) {
   switch (s) {
-    case StateType::kFollower: return "Follower";
-    case StateType::kCandidate: return "Candidate";
-    case StateType::kLeader: return "Leader";
-    case StateType::kPreCandidate: return "PreCandidate";
+    case StateType::kFollower:
+      return "Follower";
+    case StateType::kCandidate:
+      return "Candidate";
+    case StateType::kLeader:
+      return "Leader";
+    case StateType::kPreCandidate:
+      return "PreCandidate";
   }
   return "?";
 }
 
 const char* MessageTypeName(MessageType t) {
   static const char* kNames[kNumMessageTypes] = {
-      "MsgHup",  "MsgBeat",      "MsgProp",         "MsgApp",           "MsgAppResp",
-      "MsgVote", "MsgVoteResp",  "MsgSnap",         "MsgHeartbeat",     "MsgHeartbeatResp",
-      "MsgUnreachable", "MsgSnapStatus", "MsgCheckQuorum", "MsgTransferLeader", "MsgTimeoutNow",
-      "MsgReadIndex", "MsgReadIndexResp", "MsgPreVote", "MsgPreVoteResp"};
+      "MsgHup",           "MsgBeat",           "MsgProp",        "MsgApp",
+      "MsgAppResp",       "MsgVote",           "MsgVoteResp",    "MsgSnap",
+      "MsgHeartbeat",     "MsgHeartbeatResp",  "MsgUnreachable", "MsgSnapStatus",
+      "MsgCheckQuorum",   "MsgTransferLeader", "MsgTimeoutNow",  "MsgReadIndex",
+      "MsgReadIndexResp", "MsgPreVote",        "MsgPreVoteResp"};
   auto i = static_cast<int>(t);
   return i < kNumMessageTypes ? kNames[i] : "MsgUnknown";
 }
@@ -48,9 +53,12 @@ bool IsResponseMessage(MessageType t) {
 
 MessageType VoteResponseType(MessageType t) {
   switch (t) {
-    case MessageType::kVote: return MessageType::kVoteResp;
-    case MessageType::kPreVote: return MessageType::kPreVoteResp;
-    default: RAFT_CHECK(false, "not a vote message");
+    case MessageType::kVote:
+      return MessageType::kVoteResp;
+    case MessageType::kPreVote:
+      return MessageType::kPreVoteResp;
+    default:
+      RAFT_CHECK(false, "not a vote message");
   }
 }
 

@@ -68,21 +68,21 @@ struct Snapshot {
 };
 
 enum class MessageType : uint8_t {
-  kHup = 0,             // local: start an election
-  kBeat = 1,            // local: leader sends heartbeats
-  kProp = 2,            // proposal (local or forwarded to the leader)
-  kApp = 3,             // append entries
+  kHup = 0,   // local: start an election
+  kBeat = 1,  // local: leader sends heartbeats
+  kProp = 2,  // proposal (local or forwarded to the leader)
+  kApp = 3,   // append entries
   kAppResp = 4,
   kVote = 5,
   kVoteResp = 6,
-  kSnap = 7,            // install snapshot
+  kSnap = 7,  // install snapshot
   kHeartbeat = 8,
   kHeartbeatResp = 9,
-  kUnreachable = 10,    // local: transport could not reach a peer
-  kSnapStatus = 11,     // local: outcome of sending a snapshot
-  kCheckQuorum = 12,    // local: leader checks it still hears from a quorum
-  kTransferLeader = 13, // ask the leader to hand leadership to `from`
-  kTimeoutNow = 14,     // leader tells the transferee to campaign at once
+  kUnreachable = 10,     // local: transport could not reach a peer
+  kSnapStatus = 11,      // local: outcome of sending a snapshot
+  kCheckQuorum = 12,     // local: leader checks it still hears from a quorum
+  kTransferLeader = 13,  // ask the leader to hand leadership to `from`
+  kTimeoutNow = 14,      // leader tells the transferee to campaign at once
   kReadIndex = 15,
   kReadIndexResp = 16,
   kPreVote = 17,

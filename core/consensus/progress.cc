@@ -7,9 +7,12 @@ namespace gojodb::consensus {
 
 const char* ProgressStateName(ProgressState s) {
   switch (s) {
-    case ProgressState::kProbe: return "StateProbe";
-    case ProgressState::kReplicate: return "StateReplicate";
-    case ProgressState::kSnapshot: return "StateSnapshot";
+    case ProgressState::kProbe:
+      return "StateProbe";
+    case ProgressState::kReplicate:
+      return "StateReplicate";
+    case ProgressState::kSnapshot:
+      return "StateSnapshot";
   }
   return "?";
 }
@@ -93,8 +96,10 @@ bool Progress::MaybeDecrTo(LogIndex rejected, LogIndex match_hint) {
 bool Progress::IsPaused() const {
   switch (state) {
     case ProgressState::kProbe:
-    case ProgressState::kReplicate: return msg_app_flow_paused;
-    case ProgressState::kSnapshot: return true;
+    case ProgressState::kReplicate:
+      return msg_app_flow_paused;
+    case ProgressState::kSnapshot:
+      return true;
   }
   return true;
 }

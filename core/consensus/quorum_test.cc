@@ -30,7 +30,8 @@ TEST(QuorumTest, MajorityCommittedIndex) {
   // A missing ack counts as zero.
   EXPECT_EQ(Maj({1, 2, 3}).CommittedIndex(Acks({{1, 5}})), LogIndex(0));
   EXPECT_EQ(Maj({1, 2, 3, 4}).CommittedIndex(Acks({{1, 5}, {2, 6}, {3, 7}, {4, 8}})), LogIndex(6));
-  EXPECT_EQ(Maj({1, 2, 3, 4, 5}).CommittedIndex(Acks({{1, 1}, {2, 2}, {3, 3}, {4, 4}, {5, 5}})), LogIndex(3));
+  EXPECT_EQ(Maj({1, 2, 3, 4, 5}).CommittedIndex(Acks({{1, 1}, {2, 2}, {3, 3}, {4, 4}, {5, 5}})),
+            LogIndex(3));
 }
 
 TEST(QuorumTest, MajorityVote) {

@@ -17,7 +17,8 @@ Raft::Raft(const Config& c)
     : id_(c.id),
       log_(c.storage, c.max_committed_size_per_ready),
       max_msg_size_(c.max_size_per_msg),
-      max_uncommitted_size_(c.max_uncommitted_entries_size == 0 ? kNoLimit : c.max_uncommitted_entries_size),
+      max_uncommitted_size_(c.max_uncommitted_entries_size == 0 ? kNoLimit
+                                                                : c.max_uncommitted_entries_size),
       trk_(c.max_inflight_msgs, c.max_inflight_bytes),
       read_only_option_(c.read_only_option),
       check_quorum_(c.check_quorum),
@@ -25,7 +26,8 @@ Raft::Raft(const Config& c)
       disable_proposal_forwarding_(c.disable_proposal_forwarding),
       heartbeat_timeout_(c.heartbeat_tick),
       election_timeout_(c.election_tick),
-      lease_drift_ticks_(c.lease_drift_ticks >= 0 ? c.lease_drift_ticks : std::max(1, c.election_tick / 10)),
+      lease_drift_ticks_(c.lease_drift_ticks >= 0 ? c.lease_drift_ticks
+                                                  : std::max(1, c.election_tick / 10)),
       rng_state_(c.random_seed ^ (c.id.value() * 0x9E3779B97F4A7C15ULL)) {}
 
 Result<std::unique_ptr<Raft>> Raft::Create(const Config& c) {
@@ -40,7 +42,8 @@ Status Raft::Init(const Config& c) {
   ASSIGN_OR_RETURN(auto cp, RestoreConfig(st.conf_state, log_.LastIndex(), trk_.max_inflight(),
                                           trk_.max_inflight_bytes()));
   ConfState cs = SwitchToConfig(std::move(cp.first), std::move(cp.second));
-  if (!cs.Equivalent(st.conf_state)) return Status::Internal("consensus: restored config differs from storage");
+  if (!cs.Equivalent(st.conf_state))
+    return Status::Internal("consensus: restored config differs from storage");
   if (!st.hard_state.empty()) {
     // A commit index below the snapshot is fine (the snapshot, taken by the state
     // machine, may be more recent than the last synced hard state): everything in
@@ -51,7 +54,8 @@ Status Raft::Init(const Config& c) {
     LoadState(st.hard_state);
   }
   if (c.applied > LogIndex{}) {
-    if (c.applied > log_.committed()) return Status::InvalidArgument("consensus: applied index beyond commit");
+    if (c.applied > log_.committed())
+      return Status::InvalidArgument("consensus: applied index beyond commit");
     if (c.applied > log_.applied()) log_.AppliedTo(c.applied);
   }
   BecomeFollower(term_, kNoNode);
@@ -66,8 +70,8 @@ void Raft::LoadState(const HardState& hs) {
 
 void Raft::Send(Message m) {
   if (m.from.none()) m.from = id_;
-  if (m.type == MessageType::kVote || m.type == MessageType::kVoteResp || m.type == MessageType::kPreVote ||
-      m.type == MessageType::kPreVoteResp) {
+  if (m.type == MessageType::kVote || m.type == MessageType::kVoteResp ||
+      m.type == MessageType::kPreVote || m.type == MessageType::kPreVoteResp) {
     // Vote messages carry the term they are for, which for PreVote is a future term.
     RAFT_CHECK(m.term != Term{}, "vote message must carry a term");
   } else {
@@ -85,7 +89,8 @@ void Raft::ResetRandomizedElectionTimeout() {
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
   z ^= z >> 31;
-  randomized_election_timeout_ = election_timeout_ + static_cast<int>(z % static_cast<uint64_t>(election_timeout_));
+  randomized_election_timeout_ =
+      election_timeout_ + static_cast<int>(z % static_cast<uint64_t>(election_timeout_));
 }
 
 void Raft::Reset(Term term) {
@@ -137,7 +142,8 @@ void Raft::HeardFromLeader(NodeId lead) {
 }
 
 bool Raft::HasValidLease() const {
-  if (state_ != StateType::kLeader || read_only_option_ != ReadOnlyOption::kLeaseBased || lease_revoked_) {
+  if (state_ != StateType::kLeader || read_only_option_ != ReadOnlyOption::kLeaseBased ||
+      lease_revoked_) {
     return false;
   }
   // The tick (plus one; zero is "never") of the newest heartbeat acked by a quorum.
@@ -381,7 +387,8 @@ void Raft::HandleVoteRequest(const Message& m) {
     resp.term = term_;
     resp.reject = true;
     Send(std::move(resp));
-    if (!log_.IsUpToDate(m.index, m.log_term) && CanRescueAsRemoved() && trk_.config.voters.contains(m.from)) {
+    if (!log_.IsUpToDate(m.index, m.log_term) && CanRescueAsRemoved() &&
+        trk_.config.voters.contains(m.from)) {
       // We were removed (we applied a config without us) but hold a longer log than
       // a member that is campaigning, so it has no leader and may still believe it
       // is in the joint config that needs our vote. It can only win with our vote,
@@ -420,7 +427,8 @@ Status Raft::Step(Message m) {
     } else if (m.type == MessageType::kPreVoteResp && !m.reject) {
       // A granted PreVote carries the future term; we move to it when we win.
     } else {
-      if (m.type == MessageType::kApp || m.type == MessageType::kHeartbeat || m.type == MessageType::kSnap) {
+      if (m.type == MessageType::kApp || m.type == MessageType::kHeartbeat ||
+          m.type == MessageType::kSnap) {
         BecomeFollower(m.term, m.from);
       } else {
         BecomeFollower(m.term, kNoNode);
@@ -464,10 +472,13 @@ Status Raft::Step(Message m) {
       break;
   }
   switch (state_) {
-    case StateType::kLeader: return StepLeader(m);
+    case StateType::kLeader:
+      return StepLeader(m);
     case StateType::kCandidate:
-    case StateType::kPreCandidate: return StepCandidate(m);
-    case StateType::kFollower: return StepFollower(m);
+    case StateType::kPreCandidate:
+      return StepCandidate(m);
+    case StateType::kFollower:
+      return StepFollower(m);
   }
   return Status::OK();
 }
@@ -492,8 +503,9 @@ Result<ConfState> Raft::ApplyConfChange(const ConfChange& cc) {
 bool Raft::CanRescueAsRemoved() const {
   // Only a node that is not a voter (removed, or demoted to learner) of a settled
   // (non-joint, applied) config.
-  return !trk_.config.voters.contains(id_) && !trk_.config.voters.joint() && !trk_.config.voters.incoming.empty() &&
-         !log_.HasPendingSnapshot() && state_ != StateType::kLeader && log_.applied() == log_.committed();
+  return !trk_.config.voters.contains(id_) && !trk_.config.voters.joint() &&
+         !trk_.config.voters.incoming.empty() && !log_.HasPendingSnapshot() &&
+         state_ != StateType::kLeader && log_.applied() == log_.committed();
 }
 
 bool Raft::IsRemovedLeader() const {
@@ -539,7 +551,8 @@ ConfState Raft::SwitchToConfig(TrackerConfig cfg, ProgressMap prs) {
       MaybeSendAppend(id, false);
     }
   }
-  if (!lead_transferee_.none() && !trk_.config.voters.contains(lead_transferee_)) AbortLeaderTransfer();
+  if (!lead_transferee_.none() && !trk_.config.voters.contains(lead_transferee_))
+    AbortLeaderTransfer();
   return cs;
 }
 

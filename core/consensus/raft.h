@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "core/consensus/config.h"
 #include "core/consensus/confchange.h"
+#include "core/consensus/config.h"
 #include "core/consensus/raft_log.h"
 #include "core/consensus/read_only.h"
 #include "core/consensus/tracker.h"

@@ -7,9 +7,11 @@ namespace gojodb::consensus {
 
 Status Raft::StepCandidate(Message& m) {
   // A pre-candidate only counts PreVote responses, a candidate only Vote responses.
-  MessageType my_resp = state_ == StateType::kPreCandidate ? MessageType::kPreVoteResp : MessageType::kVoteResp;
+  MessageType my_resp =
+      state_ == StateType::kPreCandidate ? MessageType::kPreVoteResp : MessageType::kVoteResp;
   switch (m.type) {
-    case MessageType::kProp: return ErrProposalDropped();
+    case MessageType::kProp:
+      return ErrProposalDropped();
     case MessageType::kApp:
       // A leader of our term exists: it won, we lost.
       BecomeFollower(m.term, m.from);
@@ -28,7 +30,8 @@ Status Raft::StepCandidate(Message& m) {
       return Status::OK();
     case MessageType::kTimeoutNow:
       return Status::OK();  // already campaigning
-    default: break;
+    default:
+      break;
   }
   if (m.type != my_resp) return Status::OK();
   switch (Poll(m.from, m.type, !m.reject)) {
@@ -45,7 +48,8 @@ Status Raft::StepCandidate(Message& m) {
       // rules in Step already moved us to a newer one.
       BecomeFollower(term_, kNoNode);
       break;
-    case VoteResult::kPending: break;
+    case VoteResult::kPending:
+      break;
   }
   return Status::OK();
 }
@@ -88,7 +92,8 @@ Status Raft::StepFollower(Message& m) {
     case MessageType::kReadIndexResp:
       read_states_.push_back(ReadState{m.index, m.context});
       return Status::OK();
-    default: return Status::OK();
+    default:
+      return Status::OK();
   }
 }
 

@@ -49,7 +49,8 @@ bool Raft::MaybeSendSnapshot(NodeId to, Progress* pr) {
   if (!pr->recent_active) return false;  // do not ship a snapshot to a node that is down
   auto snap = log_.GetSnapshot();
   if (!snap.ok()) {
-    RAFT_CHECK(IsSnapshotTemporarilyUnavailable(snap.status()), "unexpected error getting a snapshot");
+    RAFT_CHECK(IsSnapshotTemporarilyUnavailable(snap.status()),
+               "unexpected error getting a snapshot");
     return false;
   }
   RAFT_CHECK(!snap->empty(), "need a non-empty snapshot");
@@ -205,7 +206,9 @@ void Raft::HandleAppendResponse(const Message& m, Progress* pr) {
   bool in_sync_probe = pr->match == m.index && pr->state == ProgressState::kProbe;
   if (!pr->MaybeUpdate(m.index) && !in_sync_probe) return;  // stale or duplicate
   switch (pr->state) {
-    case ProgressState::kProbe: pr->BecomeReplicate(); break;
+    case ProgressState::kProbe:
+      pr->BecomeReplicate();
+      break;
     case ProgressState::kSnapshot:
       // The snapshot (or a normal append overlapping it) brought the follower close
       // enough to resume from the log.
@@ -214,7 +217,9 @@ void Raft::HandleAppendResponse(const Message& m, Progress* pr) {
         pr->BecomeReplicate();
       }
       break;
-    case ProgressState::kReplicate: pr->inflights.FreeLE(m.index); break;
+    case ProgressState::kReplicate:
+      pr->inflights.FreeLE(m.index);
+      break;
   }
   if (MaybeCommit()) {
     ReleasePendingReadIndexMessages();
@@ -258,17 +263,23 @@ Status Raft::StepLeader(Message& m) {
       for (auto& [id, pr] : trk_.progress) pr.recent_active = id == id_;
       return Status::OK();
     }
-    case MessageType::kProp: return StepLeaderProposal(m);
+    case MessageType::kProp:
+      return StepLeaderProposal(m);
     case MessageType::kReadIndex:
       StepLeaderReadIndex(m);
       return Status::OK();
-    default: break;
+    default:
+      break;
   }
   Progress* pr = trk_.Get(m.from);
   if (pr == nullptr) return Status::OK();  // from a node not (or no longer) in the config
   switch (m.type) {
-    case MessageType::kAppResp: HandleAppendResponse(m, pr); break;
-    case MessageType::kHeartbeatResp: HandleHeartbeatResponse(m, pr); break;
+    case MessageType::kAppResp:
+      HandleAppendResponse(m, pr);
+      break;
+    case MessageType::kHeartbeatResp:
+      HandleHeartbeatResponse(m, pr);
+      break;
     case MessageType::kSnapStatus:
       if (pr->state != ProgressState::kSnapshot) break;
       if (m.reject) pr->pending_snapshot = LogIndex{};
@@ -299,7 +310,8 @@ Status Raft::StepLeader(Message& m) {
       }
       break;
     }
-    default: break;
+    default:
+      break;
   }
   return Status::OK();
 }

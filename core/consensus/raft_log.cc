@@ -125,7 +125,8 @@ bool RaftLog::IsUpToDate(LogIndex lasti, Term term) const {
 
 void RaftLog::CommitTo(LogIndex to) {
   if (committed_ < to) {
-    RAFT_CHECK(LastIndex() >= to, "commit index is out of range; log corrupted, truncated or lost?");
+    RAFT_CHECK(LastIndex() >= to,
+               "commit index is out of range; log corrupted, truncated or lost?");
     committed_ = to;
   }
 }
@@ -192,8 +193,8 @@ std::vector<Entry> RaftLog::AllEntries() const {
 
 std::string RaftLog::DebugString() const {
   std::ostringstream os;
-  os << "committed=" << committed_ << " applied=" << applied_ << " unstable.offset=" << unstable_.offset()
-     << " unstable.len=" << unstable_.entries().size();
+  os << "committed=" << committed_ << " applied=" << applied_
+     << " unstable.offset=" << unstable_.offset() << " unstable.len=" << unstable_.entries().size();
   return os.str();
 }
 

@@ -6,7 +6,9 @@
 namespace gojodb::consensus {
 namespace {
 
-Entry E(uint64_t term, uint64_t index) { return Entry{Term(term), LogIndex(index), EntryType::kNormal, {}}; }
+Entry E(uint64_t term, uint64_t index) {
+  return Entry{Term(term), LogIndex(index), EntryType::kNormal, {}};
+}
 
 std::vector<Entry> Es(std::initializer_list<std::pair<uint64_t, uint64_t>> ti) {
   std::vector<Entry> out;

@@ -30,7 +30,8 @@ ProgressTracker TrackerWith(std::initializer_list<uint64_t> voters) {
   return t;
 }
 
-std::unique_ptr<Raft> NewRaft(uint64_t id, const Storage* s, const std::function<void(Config*)>& f = nullptr) {
+std::unique_ptr<Raft> NewRaft(uint64_t id, const Storage* s,
+                              const std::function<void(Config*)>& f = nullptr) {
   Config c = TestConfig(id, 10, 1, s);
   if (f) f(&c);
   auto r = Raft::Create(c);
@@ -308,15 +309,20 @@ TEST(RaftMembershipTest, RemovedLeaderHandsOffOnceVotersCaughtUp) {
   beat.to = NodeId(1);
   n.Send(beat);
   EXPECT_EQ(n.raft(1)->state(), StateType::kFollower);
-  bool new_leader = n.raft(2)->state() == StateType::kLeader || n.raft(3)->state() == StateType::kLeader;
+  bool new_leader =
+      n.raft(2)->state() == StateType::kLeader || n.raft(3)->state() == StateType::kLeader;
   EXPECT_TRUE(new_leader);
 }
 
 void RunStuckJointRescue(bool demoted);
 
-TEST(RaftMembershipTest, RemovedNodeWithLongerLogLeadsStuckGroupOutOfJoint) { RunStuckJointRescue(false); }
+TEST(RaftMembershipTest, RemovedNodeWithLongerLogLeadsStuckGroupOutOfJoint) {
+  RunStuckJointRescue(false);
+}
 
-TEST(RaftMembershipTest, DemotedNodeWithLongerLogLeadsStuckGroupOutOfJoint) { RunStuckJointRescue(true); }
+TEST(RaftMembershipTest, DemotedNodeWithLongerLogLeadsStuckGroupOutOfJoint) {
+  RunStuckJointRescue(true);
+}
 
 void RunStuckJointRescue(bool demoted) {
   // Joint (1 3)&&(2 3) is being left. 2 was removed and applied the leave; it holds
@@ -324,9 +330,10 @@ void RunStuckJointRescue(bool demoted) {
   // they know they still need 2's vote, which 2 must refuse (its log is longer).
   // Without help no one could ever be elected.
   ConfChange leave;  // empty: leave joint
-  std::vector<Entry> ents = {Entry{Term(1), LogIndex(1)}, Entry{Term(1), LogIndex(2)},
-                             Entry{Term(1), LogIndex(3), EntryType::kConfChange, EncodeConfChange(leave)},
-                             Entry{Term(1), LogIndex(4)}};
+  std::vector<Entry> ents = {
+      Entry{Term(1), LogIndex(1)}, Entry{Term(1), LogIndex(2)},
+      Entry{Term(1), LogIndex(3), EntryType::kConfChange, EncodeConfChange(leave)},
+      Entry{Term(1), LogIndex(4)}};
   std::vector<testing::TestPeer> peers(3);
   for (uint64_t id = 1; id <= 3; ++id) {
     auto& p = peers[id - 1];
@@ -341,7 +348,8 @@ void RunStuckJointRescue(bool demoted) {
     if (id != 2) mine.pop_back();
     ASSERT_TRUE(p.storage->Append(mine).ok());
     p.storage->SetHardState(HardState{Term(1), kNoNode, LogIndex(id == 2 ? 4 : 2)});
-    p.raft = NewRaft(id, p.storage.get(), [&](Config* c) { c->applied = LogIndex(id == 2 ? 4 : 2); });
+    p.raft =
+        NewRaft(id, p.storage.get(), [&](Config* c) { c->applied = LogIndex(id == 2 ? 4 : 2); });
   }
   Network n(std::move(peers));
   ASSERT_FALSE(n.raft(2)->Promotable());

@@ -26,7 +26,8 @@ void SnapshotAndCompact(Network& n, uint64_t id) {
   n.PersistAndApply(id);
   Raft* r = n.raft(id);
   ConfState cs = r->tracker().GetConfState();
-  auto snap = n.storage(id)->CreateSnapshot(r->log().applied(), &cs, "state@" + std::to_string(r->log().applied().value()));
+  auto snap = n.storage(id)->CreateSnapshot(r->log().applied(), &cs,
+                                            "state@" + std::to_string(r->log().applied().value()));
   ASSERT_TRUE(snap.ok());
   ASSERT_TRUE(n.storage(id)->Compact(r->log().applied()).ok());
 }
@@ -76,7 +77,9 @@ TEST(RaftSnapshotTest, SnapshotDuringReplicationKeepsLogsConsistent) {
 
 TEST(RaftSnapshotTest, StaleSnapshotIsIgnored) {
   auto s = NewStorageWithPeers({1, 2});
-  ASSERT_TRUE(s->Append({Entry{Term(1), LogIndex(1)}, Entry{Term(1), LogIndex(2)}, Entry{Term(1), LogIndex(3)}}).ok());
+  ASSERT_TRUE(s->Append({Entry{Term(1), LogIndex(1)}, Entry{Term(1), LogIndex(2)},
+                         Entry{Term(1), LogIndex(3)}})
+                  .ok());
   s->SetHardState(HardState{Term(1), kNoNode, LogIndex(3)});
   auto r = Raft::Create(TestConfig(2, 10, 1, s.get()));
   ASSERT_TRUE(r.ok());
@@ -100,7 +103,9 @@ TEST(RaftSnapshotTest, StaleSnapshotIsIgnored) {
 
 TEST(RaftSnapshotTest, SnapshotMatchingOurLogOnlyFastForwardsCommit) {
   auto s = NewStorageWithPeers({1, 2});
-  ASSERT_TRUE(s->Append({Entry{Term(1), LogIndex(1)}, Entry{Term(1), LogIndex(2)}, Entry{Term(1), LogIndex(3)}}).ok());
+  ASSERT_TRUE(s->Append({Entry{Term(1), LogIndex(1)}, Entry{Term(1), LogIndex(2)},
+                         Entry{Term(1), LogIndex(3)}})
+                  .ok());
   s->SetHardState(HardState{Term(1), kNoNode, LogIndex(1)});
   auto r = Raft::Create(TestConfig(2, 10, 1, s.get()));
   ASSERT_TRUE(r.ok());
@@ -221,7 +226,10 @@ TEST(RaftTransferTest, IgnoredForSelfAndLearnerAndDropsProposalsWhileInProgress)
 }
 
 TEST(RaftTransferTest, FollowerForwardsRequestAndTimeoutNowBypassesLease) {
-  Network n(3, [](Config* c) { c->check_quorum = true; c->pre_vote = true; });
+  Network n(3, [](Config* c) {
+    c->check_quorum = true;
+    c->pre_vote = true;
+  });
   n.Campaign(1);
   // Asked at a follower; everyone heard from the leader just now (in lease), yet the
   // transferee's forced campaign wins.

@@ -18,7 +18,8 @@ using testing::ReadMessages;
 using testing::TestConfig;
 using testing::TestPeer;
 
-std::unique_ptr<Raft> NewRaft(uint64_t id, const Storage* s, const std::function<void(Config*)>& f = nullptr) {
+std::unique_ptr<Raft> NewRaft(uint64_t id, const Storage* s,
+                              const std::function<void(Config*)>& f = nullptr) {
   Config c = TestConfig(id, 10, 1, s);
   if (f) f(&c);
   auto r = Raft::Create(c);
@@ -27,7 +28,8 @@ std::unique_ptr<Raft> NewRaft(uint64_t id, const Storage* s, const std::function
 }
 
 // n peers, ids 1..n; alive[i] false makes peer i+1 a black hole.
-std::vector<TestPeer> Peers(std::vector<bool> alive, const std::function<void(Config*)>& f = nullptr) {
+std::vector<TestPeer> Peers(std::vector<bool> alive,
+                            const std::function<void(Config*)>& f = nullptr) {
   std::vector<uint64_t> ids;
   for (size_t i = 1; i <= alive.size(); ++i) ids.push_back(i);
   std::vector<TestPeer> peers;
@@ -187,7 +189,8 @@ TEST(RaftElectionTest, FollowerCampaignsAfterElectionTimeout) {
 TEST(RaftReplicationTest, ProposalsCommitOnAllNodes) {
   Network n(3);
   n.Campaign(1);
-  for (int i = 0; i < 5; ++i) n.Propose(i % 3 + 1, "data" + std::to_string(i));  // followers forward
+  for (int i = 0; i < 5; ++i)
+    n.Propose(i % 3 + 1, "data" + std::to_string(i));  // followers forward
   for (uint64_t id = 1; id <= 3; ++id) {
     EXPECT_EQ(n.raft(id)->log().committed(), LogIndex(6)) << id;
     EXPECT_EQ(LogIds(*n.raft(id)), LogIds(*n.raft(1)));
@@ -237,7 +240,8 @@ TEST(RaftReplicationTest, Figure8PreviousTermEntryCanBeOverwritten) {
     TestPeer p;
     p.storage = NewStorageWithPeers({1, 2, 3, 4, 5});
     std::vector<Entry> ents;
-    for (size_t i = 0; i < logs[id - 1].size(); ++i) ents.push_back(Entry{Term(logs[id - 1][i]), LogIndex(i + 1)});
+    for (size_t i = 0; i < logs[id - 1].size(); ++i)
+      ents.push_back(Entry{Term(logs[id - 1][i]), LogIndex(i + 1)});
     EXPECT_TRUE(p.storage->Append(ents).ok());
     p.storage->SetHardState(HardState{Term(3), kNoNode, LogIndex(1)});
     p.raft = NewRaft(id, p.storage.get(), PreVoteOn);
@@ -271,7 +275,8 @@ TEST(RaftReplicationTest, Figure8PreviousTermEntryCanBeOverwritten) {
   // And S5 with log [1,3] can still win an election against S2/S3/S4 holding [1,2]:
   // that is why committing index 2 here would have been unsafe.
   MemoryStorage s5;
-  s5.Bootstrap(ConfState{{NodeId(1), NodeId(2), NodeId(3), NodeId(4), NodeId(5)}, {}, {}, {}, false});
+  s5.Bootstrap(
+      ConfState{{NodeId(1), NodeId(2), NodeId(3), NodeId(4), NodeId(5)}, {}, {}, {}, false});
   ASSERT_TRUE(s5.Append({Entry{Term(1), LogIndex(1)}, Entry{Term(3), LogIndex(2)}}).ok());
   RaftLog voter_log(s.get(), kNoLimit);  // the [1,2] log
   EXPECT_TRUE(voter_log.IsUpToDate(LogIndex(2), Term(3)));
@@ -305,7 +310,8 @@ TEST(RaftReplicationTest, LeaderSyncsDivergentFollowerLogsFigure7) {
     peers[1].raft = NewRaft(2, peers[1].storage.get());
     Network n(std::move(peers));  // peer 3 is a black hole
     int rejections = 0;
-    n.set_intercept([&](const Message& m) { rejections += m.type == MessageType::kAppResp && m.reject; });
+    n.set_intercept(
+        [&](const Message& m) { rejections += m.type == MessageType::kAppResp && m.reject; });
     n.Campaign(1);
     // The follower may have a more up-to-date log; node 3's vote decides.
     n.Send(Msg(MessageType::kVoteResp, 3, 1, 9));

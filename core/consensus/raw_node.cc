@@ -49,10 +49,13 @@ Status RawNode::ProposeConfChange(const ConfChange& cc) {
   return raft_->Step(std::move(m));
 }
 
-Result<ConfState> RawNode::ApplyConfChange(const ConfChange& cc) { return raft_->ApplyConfChange(cc); }
+Result<ConfState> RawNode::ApplyConfChange(const ConfChange& cc) {
+  return raft_->ApplyConfChange(cc);
+}
 
 Status RawNode::Step(Message m) {
-  if (IsLocalMessage(m.type)) return Status::InvalidArgument("consensus: cannot step a local message");
+  if (IsLocalMessage(m.type))
+    return Status::InvalidArgument("consensus: cannot step a local message");
   if (IsResponseMessage(m.type) && raft_->tracker().Get(m.from) == nullptr) {
     return Status::NotFound("consensus: cannot step a response from an unknown peer");
   }
@@ -116,11 +119,13 @@ Ready RawNode::GetReady() {
   if (hs != prev_hard_) rd.hard_state = hs;
   if (r.log().HasPendingSnapshot()) rd.snapshot = *r.log().PendingSnapshot();
   rd.read_states.swap(r.read_states());
-  rd.must_sync = !rd.entries.empty() || !rd.snapshot.empty() ||
-                 (!rd.hard_state.empty() && (hs.term != prev_hard_.term || hs.vote != prev_hard_.vote));
+  rd.must_sync =
+      !rd.entries.empty() || !rd.snapshot.empty() ||
+      (!rd.hard_state.empty() && (hs.term != prev_hard_.term || hs.vote != prev_hard_.vote));
   if (!rd.hard_state.empty()) prev_hard_ = hs;
   Handed h;
-  if (!rd.entries.empty()) h.last_entry = Entry{rd.entries.back().term, rd.entries.back().index, EntryType::kNormal, {}};
+  if (!rd.entries.empty())
+    h.last_entry = Entry{rd.entries.back().term, rd.entries.back().index, EntryType::kNormal, {}};
   if (!rd.committed_entries.empty()) h.last_committed = rd.committed_entries.back().index;
   for (const Entry& e : rd.committed_entries) h.committed_bytes += e.data.size();
   h.snapshot_index = rd.snapshot.metadata.index;
@@ -154,7 +159,8 @@ NodeStatus RawNode::GetStatus() const {
   s.conf_state = r.tracker().GetConfState();
   if (r.state() == StateType::kLeader) {
     for (const auto& [id, pr] : r.tracker().progress) {
-      s.progress.push_back(MemberStatus{id, pr.match, pr.next, pr.state, pr.is_learner, pr.recent_active});
+      s.progress.push_back(
+          MemberStatus{id, pr.match, pr.next, pr.state, pr.is_learner, pr.recent_active});
     }
   }
   return s;

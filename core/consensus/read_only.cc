@@ -30,6 +30,8 @@ std::vector<ReadIndexStatus> ReadOnly::Advance(const std::string& context) {
   return out;
 }
 
-std::string ReadOnly::LastPendingRequestContext() const { return queue_.empty() ? std::string() : queue_.back(); }
+std::string ReadOnly::LastPendingRequestContext() const {
+  return queue_.empty() ? std::string() : queue_.back();
+}
 
 }  // namespace gojodb::consensus

@@ -21,8 +21,8 @@ enum class ReadOnlyOption : uint8_t {
 };
 
 struct ReadIndexStatus {
-  Message req;       // the original MsgReadIndex
-  LogIndex index;    // the commit index when it arrived
+  Message req;     // the original MsgReadIndex
+  LogIndex index;  // the commit index when it arrived
   std::map<NodeId, bool> acks;
 };
 

@@ -8,7 +8,8 @@ namespace {
 constexpr const char* kCompacted = "consensus: requested index is unavailable due to compaction";
 constexpr const char* kUnavailable = "consensus: requested entry at index is unavailable";
 constexpr const char* kSnapTemp = "consensus: snapshot is temporarily unavailable";
-constexpr const char* kSnapOutOfDate = "consensus: requested index is older than the existing snapshot";
+constexpr const char* kSnapOutOfDate =
+    "consensus: requested index is older than the existing snapshot";
 }  // namespace
 
 Status ErrCompacted() { return Status::OutOfRange(kCompacted); }
@@ -18,7 +19,9 @@ Status ErrSnapOutOfDate() { return Status::FailedPrecondition(kSnapOutOfDate); }
 
 bool IsCompacted(const Status& s) { return s.code() == StatusCode::kOutOfRange; }
 bool IsUnavailable(const Status& s) { return s.code() == StatusCode::kNotFound; }
-bool IsSnapshotTemporarilyUnavailable(const Status& s) { return s.code() == StatusCode::kUnavailable; }
+bool IsSnapshotTemporarilyUnavailable(const Status& s) {
+  return s.code() == StatusCode::kUnavailable;
+}
 bool IsSnapOutOfDate(const Status& s) { return s.code() == StatusCode::kFailedPrecondition; }
 
 void LimitSize(std::vector<Entry>* ents, uint64_t max_bytes) {
@@ -49,7 +52,8 @@ void MemoryStorage::Bootstrap(const ConfState& cs) {
   snapshot_.metadata.conf_state = cs;
 }
 
-Result<std::vector<Entry>> MemoryStorage::Entries(LogIndex lo, LogIndex hi, uint64_t max_bytes) const {
+Result<std::vector<Entry>> MemoryStorage::Entries(LogIndex lo, LogIndex hi,
+                                                  uint64_t max_bytes) const {
   std::lock_guard<std::mutex> l(mu_);
   LogIndex offset = ents_[0].index;
   if (lo <= offset) return ErrCompacted();

@@ -44,7 +44,8 @@ class Storage {
   virtual Result<InitialState> GetInitialState() const = 0;
   // Entries in [lo, hi), at least one if any exist, and at most max_bytes in total
   // otherwise. ErrCompacted if lo < FirstIndex().
-  virtual Result<std::vector<Entry>> Entries(LogIndex lo, LogIndex hi, uint64_t max_bytes) const = 0;
+  virtual Result<std::vector<Entry>> Entries(LogIndex lo, LogIndex hi,
+                                             uint64_t max_bytes) const = 0;
   // Term of entry i; i may be FirstIndex()-1. ErrCompacted below that, ErrUnavailable
   // above LastIndex().
   virtual Result<Term> TermAt(LogIndex i) const = 0;

@@ -66,7 +66,8 @@ std::vector<Message> Network::Filter(std::vector<Message> msgs) {
     if (ignorem_.count(m.type)) continue;
     if (m.type == MessageType::kHup) std::abort();  // hups never go over the network
     auto it = dropm_.find({m.from.value(), m.to.value()});
-    if (it != dropm_.end() && std::uniform_real_distribution<double>(0, 1)(rng_) < it->second) continue;
+    if (it != dropm_.end() && std::uniform_real_distribution<double>(0, 1)(rng_) < it->second)
+      continue;
     if (intercept_) intercept_(m);
     out.push_back(std::move(m));
   }

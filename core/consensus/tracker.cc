@@ -5,14 +5,17 @@
 namespace gojodb::consensus {
 
 namespace {
-std::vector<NodeId> ToVec(const std::set<NodeId>& s) { return std::vector<NodeId>(s.begin(), s.end()); }
+std::vector<NodeId> ToVec(const std::set<NodeId>& s) {
+  return std::vector<NodeId>(s.begin(), s.end());
+}
 }  // namespace
 
 std::string TrackerConfig::DebugString() const {
   std::ostringstream os;
   os << "voters=" << voters.DebugString();
   if (!learners.empty()) os << " learners=" << MajorityConfig(learners).DebugString();
-  if (!learners_next.empty()) os << " learners_next=" << MajorityConfig(learners_next).DebugString();
+  if (!learners_next.empty())
+    os << " learners_next=" << MajorityConfig(learners_next).DebugString();
   if (auto_leave) os << " autoleave";
   return os.str();
 }

@@ -78,5 +78,7 @@ const char* StateTypeName(StateType s);
 
 template <>
 struct std::hash<gojodb::consensus::NodeId> {
-  size_t operator()(gojodb::consensus::NodeId v) const noexcept { return std::hash<uint64_t>()(v.value()); }
+  size_t operator()(gojodb::consensus::NodeId v) const noexcept {
+    return std::hash<uint64_t>()(v.value());
+  }
 };

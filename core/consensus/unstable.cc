@@ -61,7 +61,8 @@ void Unstable::TruncateAndAppend(const std::vector<Entry>& ents) {
 }
 
 std::vector<Entry> Unstable::Slice(LogIndex lo, LogIndex hi) const {
-  RAFT_CHECK(lo <= hi && lo >= offset_ && hi <= offset_ + entries_.size(), "unstable slice out of bounds");
+  RAFT_CHECK(lo <= hi && lo >= offset_ && hi <= offset_ + entries_.size(),
+             "unstable slice out of bounds");
   return std::vector<Entry>(entries_.begin() + static_cast<ptrdiff_t>(lo - offset_),
                             entries_.begin() + static_cast<ptrdiff_t>(hi - offset_));
 }

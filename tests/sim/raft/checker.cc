@@ -25,8 +25,8 @@ Status Checker::OnLeader(Term term, NodeId id) {
   ObserveTerm(term);
   auto [it, inserted] = leader_of_term_.emplace(term.value(), id);
   if (!inserted && it->second != id) {
-    return Status::Internal("election safety: nodes " + Str(it->second.value()) + " and " + Str(id.value()) +
-                            " are both leader of term " + Str(term.value()));
+    return Status::Internal("election safety: nodes " + Str(it->second.value()) + " and " +
+                            Str(id.value()) + " are both leader of term " + Str(term.value()));
   }
   return Status::OK();
 }
@@ -34,8 +34,9 @@ Status Checker::OnLeader(Term term, NodeId id) {
 Status Checker::OnPersisted(NodeId id, LogIndex index, Term term, uint64_t prefix) {
   auto [it, inserted] = prefix_.emplace(std::make_pair(index.value(), term.value()), prefix);
   if (!inserted && it->second != prefix) {
-    return Status::Internal("log matching: node " + Str(id.value()) + " holds entry index " + Str(index.value()) +
-                            " term " + Str(term.value()) + " with a log prefix differing from another node's");
+    return Status::Internal("log matching: node " + Str(id.value()) + " holds entry index " +
+                            Str(index.value()) + " term " + Str(term.value()) +
+                            " with a log prefix differing from another node's");
   }
   return Status::OK();
 }
@@ -44,8 +45,8 @@ Result<uint64_t> Checker::PrefixOf(LogIndex index, Term term) const {
   if (index == LogIndex{}) return uint64_t{0};
   auto it = prefix_.find({index.value(), term.value()});
   if (it == prefix_.end()) {
-    return Status::Internal("snapshot at index " + Str(index.value()) + " term " + Str(term.value()) +
-                            " covers an entry no node ever persisted");
+    return Status::Internal("snapshot at index " + Str(index.value()) + " term " +
+                            Str(term.value()) + " covers an entry no node ever persisted");
   }
   return it->second;
 }
@@ -53,8 +54,9 @@ Result<uint64_t> Checker::PrefixOf(LogIndex index, Term term) const {
 Status Checker::OnApplied(NodeId id, LogIndex index, Term term, uint64_t state) {
   auto [it, inserted] = applied_.emplace(index.value(), Applied{term, state, max_term_});
   if (!inserted && (it->second.term != term || it->second.state != state)) {
-    return Status::Internal("state machine safety: node " + Str(id.value()) + " applied a different entry (term " +
-                            Str(term.value()) + " vs " + Str(it->second.term.value()) + ") or history at index " +
+    return Status::Internal("state machine safety: node " + Str(id.value()) +
+                            " applied a different entry (term " + Str(term.value()) + " vs " +
+                            Str(it->second.term.value()) + ") or history at index " +
                             Str(index.value()));
   }
   if (index > max_applied_) max_applied_ = index;
@@ -64,12 +66,13 @@ Status Checker::OnApplied(NodeId id, LogIndex index, Term term, uint64_t state) 
 Status Checker::OnSnapshotInstalled(NodeId id, LogIndex index, uint64_t state) {
   auto it = applied_.find(index.value());
   if (it == applied_.end()) {
-    return Status::Internal("node " + Str(id.value()) + " installed a snapshot at " + Str(index.value()) +
-                            " that no node applied");
+    return Status::Internal("node " + Str(id.value()) + " installed a snapshot at " +
+                            Str(index.value()) + " that no node applied");
   }
   if (it->second.state != state) {
-    return Status::Internal("state machine safety: node " + Str(id.value()) + " installed a snapshot at index " +
-                            Str(index.value()) + " with a different state");
+    return Status::Internal("state machine safety: node " + Str(id.value()) +
+                            " installed a snapshot at index " + Str(index.value()) +
+                            " with a different state");
   }
   return Status::OK();
 }
@@ -81,8 +84,9 @@ Status Checker::OnNewLeader(NodeId id, Term term, const consensus::RaftLog& log)
     if (it->second.known_at >= term) continue;  // possibly committed after this term began
     auto t = log.TermAt(LogIndex(it->first));
     if (!t.ok() || *t != it->second.term) {
-      return Status::Internal("leader completeness: node " + Str(id.value()) + " became leader of term " +
-                              Str(term.value()) + " without the entry committed at index " + Str(it->first) +
+      return Status::Internal("leader completeness: node " + Str(id.value()) +
+                              " became leader of term " + Str(term.value()) +
+                              " without the entry committed at index " + Str(it->first) +
                               " (term " + Str(it->second.term.value()) + ")");
     }
   }
@@ -94,9 +98,9 @@ Status Checker::OnReadState(NodeId id, const std::string& ctx, LogIndex index) {
   if (it == reads_.end()) return Status::OK();
   ++reads_checked_;
   if (index < it->second) {
-    return Status::Internal("linearizable read: read " + ctx + " at node " + Str(id.value()) + " got read index " +
-                            Str(index.value()) + " but index " + Str(it->second.value()) +
-                            " was applied before it was issued");
+    return Status::Internal("linearizable read: read " + ctx + " at node " + Str(id.value()) +
+                            " got read index " + Str(index.value()) + " but index " +
+                            Str(it->second.value()) + " was applied before it was issued");
   }
   return Status::OK();
 }

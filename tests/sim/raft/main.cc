@@ -54,9 +54,10 @@ int main(int argc, char** argv) {
   for (uint64_t s = first; s < first + seeds; ++s) {
     gojodb::sim::SimResult r = gojodb::sim::RunSimulation(s, opt);
     if (!r.ok) {
-      std::printf("FAIL seed=%llu: %s\n  params: %s\n  replay: %s --seed %llu --steps %llu --verbose\n",
-                  static_cast<unsigned long long>(s), r.failure.c_str(), r.params.c_str(), argv[0],
-                  static_cast<unsigned long long>(s), static_cast<unsigned long long>(opt.steps));
+      std::printf(
+          "FAIL seed=%llu: %s\n  params: %s\n  replay: %s --seed %llu --steps %llu --verbose\n",
+          static_cast<unsigned long long>(s), r.failure.c_str(), r.params.c_str(), argv[0],
+          static_cast<unsigned long long>(s), static_cast<unsigned long long>(opt.steps));
       return 1;
     }
     ticks += r.ticks;
@@ -66,11 +67,13 @@ int main(int argc, char** argv) {
     confs += r.conf_changes;
     snaps += r.snapshots_sent;
     reads += r.reads;
-    if (opt.verbose) std::printf("seed %llu ok: %s\n", static_cast<unsigned long long>(s), r.params.c_str());
+    if (opt.verbose)
+      std::printf("seed %llu ok: %s\n", static_cast<unsigned long long>(s), r.params.c_str());
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf(
-      "ok: %llu seeds (from %llu, %llu steps) in %.1fs (%.0f seeds/s): %llu ticks, %llu entries applied, "
+      "ok: %llu seeds (from %llu, %llu steps) in %.1fs (%.0f seeds/s): %llu ticks, %llu entries "
+      "applied, "
       "%llu leaders, %llu crashes, %llu conf changes, %llu snapshots sent, %llu reads checked\n",
       static_cast<unsigned long long>(seeds), static_cast<unsigned long long>(first),
       static_cast<unsigned long long>(opt.steps), secs, secs > 0 ? seeds / secs : 0.0,

@@ -36,7 +36,9 @@ class Rng {
   uint64_t Uniform(uint64_t n) { return n == 0 ? 0 : Next() % n; }
   bool Chance(double p) { return static_cast<double>(Next() >> 11) * 0x1.0p-53 < p; }
   template <typename T>
-  const T& Pick(const std::vector<T>& v) { return v[Uniform(v.size())]; }
+  const T& Pick(const std::vector<T>& v) {
+    return v[Uniform(v.size())];
+  }
 
  private:
   uint64_t s_;
@@ -62,11 +64,12 @@ struct Params {
 
   std::string ToString() const {
     std::ostringstream os;
-    os << "voters=" << voters << " ids=" << ids << " prevote=" << pre_vote << " checkquorum=" << check_quorum
-       << " lease=" << lease_reads << " maxmsg=" << (max_msg_size == kNoLimit ? 0 : max_msg_size)
-       << " inflight=" << max_inflight << " drop=" << drop << " dup=" << dup << " delay=" << max_delay
-       << " crash=" << crash << " partition=" << partition << " conf=" << conf_change << " transfer=" << transfer
-       << " compact=" << compact;
+    os << "voters=" << voters << " ids=" << ids << " prevote=" << pre_vote
+       << " checkquorum=" << check_quorum << " lease=" << lease_reads
+       << " maxmsg=" << (max_msg_size == kNoLimit ? 0 : max_msg_size)
+       << " inflight=" << max_inflight << " drop=" << drop << " dup=" << dup
+       << " delay=" << max_delay << " crash=" << crash << " partition=" << partition
+       << " conf=" << conf_change << " transfer=" << transfer << " compact=" << compact;
     return os.str();
   }
 };
@@ -97,7 +100,9 @@ struct InFlight {
   Message m;
 };
 
-std::string EncodeState(uint64_t v) { return std::string(reinterpret_cast<const char*>(&v), sizeof v); }
+std::string EncodeState(uint64_t v) {
+  return std::string(reinterpret_cast<const char*>(&v), sizeof v);
+}
 uint64_t DecodeState(const std::string& s) {
   uint64_t v = 0;
   if (s.size() == sizeof v) std::copy(s.begin(), s.end(), reinterpret_cast<char*>(&v));
@@ -177,7 +182,8 @@ class Simulation {
   }
 
   void Log(const std::string& s) {
-    if (opt_.verbose) std::printf("[t=%llu] %s\n", static_cast<unsigned long long>(now_), s.c_str());
+    if (opt_.verbose)
+      std::printf("[t=%llu] %s\n", static_cast<unsigned long long>(now_), s.c_str());
   }
 
   std::string Describe(Node& n) {
@@ -186,11 +192,12 @@ class Simulation {
     if (n.up) {
       const Raft& r = n.rn->raft();
       os << " " << StateTypeName(r.state()) << " term=" << r.term() << " lead=" << r.lead()
-         << " commit=" << r.log().committed() << " applied=" << r.log().applied() << " last=" << r.log().LastIndex()
-         << " first=" << r.log().FirstIndex() << " cfg=" << r.tracker().config.DebugString()
-         << " promotable=" << r.Promotable();
+         << " commit=" << r.log().committed() << " applied=" << r.log().applied()
+         << " last=" << r.log().LastIndex() << " first=" << r.log().FirstIndex()
+         << " cfg=" << r.tracker().config.DebugString() << " promotable=" << r.Promotable();
       if (r.state() == StateType::kLeader) {
-        for (const auto& [pid, pr] : r.tracker().progress) os << "\n    " << pid << ": " << pr.DebugString();
+        for (const auto& [pid, pr] : r.tracker().progress)
+          os << "\n    " << pid << ": " << pr.DebugString();
       }
     }
     return os.str();
@@ -323,7 +330,8 @@ class Simulation {
         if (e.data == kMarker) marker_applied_ = true;
         Fail(checker_.OnApplied(NodeId(n.id), e.index, e.term, n.state));
       }
-      for (const ReadState& rs : rd.read_states) Fail(checker_.OnReadState(NodeId(n.id), rs.context, rs.index));
+      for (const ReadState& rs : rd.read_states)
+        Fail(checker_.OnReadState(NodeId(n.id), rs.context, rs.index));
       // 4. Advance.
       n.rn->Advance();
     }
@@ -363,17 +371,19 @@ class Simulation {
       for (InFlight& f : inflight_) (f.at <= now_ ? due : later).push_back(std::move(f));
       inflight_ = std::move(later);
       if (due.empty()) return;
-      for (size_t i = due.size(); i > 1; --i) std::swap(due[i - 1], due[rng_.Uniform(i)]);  // reorder
+      for (size_t i = due.size(); i > 1; --i)
+        std::swap(due[i - 1], due[rng_.Uniform(i)]);  // reorder
       for (InFlight& f : due) {
         Node& to = nodes_[f.m.to.value()];
         bool snap = f.m.type == MessageType::kSnap;
         NodeId from = f.m.from;
         if (opt_.verbose && healing_ && f.m.type != MessageType::kHeartbeat &&
             f.m.type != MessageType::kHeartbeatResp) {
-          Log(std::string("deliver ") + MessageTypeName(f.m.type) + " " + std::to_string(from.value()) + "->" +
-              std::to_string(f.m.to.value()) + " term=" + std::to_string(f.m.term.value()) +
-              " index=" + std::to_string(f.m.index.value()) + " logterm=" + std::to_string(f.m.log_term.value()) +
-              (f.m.reject ? " reject" : "") + " ents=" + std::to_string(f.m.entries.size()));
+          Log(std::string("deliver ") + MessageTypeName(f.m.type) + " " +
+              std::to_string(from.value()) + "->" + std::to_string(f.m.to.value()) + " term=" +
+              std::to_string(f.m.term.value()) + " index=" + std::to_string(f.m.index.value()) +
+              " logterm=" + std::to_string(f.m.log_term.value()) + (f.m.reject ? " reject" : "") +
+              " ents=" + std::to_string(f.m.entries.size()));
         }
         if (!to.up) {
           // The transport fails to stream a snapshot to a dead node, and says so.
@@ -436,7 +446,9 @@ class Simulation {
     cuts_.clear();
     auto ids = UpIds();
     switch (rng_.Uniform(4)) {
-      case 0: Log("heal partitions"); break;
+      case 0:
+        Log("heal partitions");
+        break;
       case 1: {  // isolate one node
         uint64_t victim = rng_.Uniform(p_.ids) + 1;
         for (int i = 1; i <= p_.ids; ++i) {
@@ -449,7 +461,8 @@ class Simulation {
       }
       case 2: {  // split in two groups
         std::vector<int> side(static_cast<size_t>(p_.ids) + 1);
-        for (int i = 1; i <= p_.ids; ++i) side[static_cast<size_t>(i)] = static_cast<int>(rng_.Uniform(2));
+        for (int i = 1; i <= p_.ids; ++i)
+          side[static_cast<size_t>(i)] = static_cast<int>(rng_.Uniform(2));
         for (int a = 1; a <= p_.ids; ++a) {
           for (int b = 1; b <= p_.ids; ++b) {
             if (side[static_cast<size_t>(a)] != side[static_cast<size_t>(b)]) {
@@ -517,11 +530,13 @@ class Simulation {
         break;
       default: {  // replace a voter, through a joint config
         if (outsiders.empty() && learners.empty()) return;
-        NodeId in = !learners.empty() && rng_.Chance(0.5) ? rng_.Pick(learners)
-                                                          : (outsiders.empty() ? rng_.Pick(learners) : rng_.Pick(outsiders));
+        NodeId in = !learners.empty() && rng_.Chance(0.5)
+                        ? rng_.Pick(learners)
+                        : (outsiders.empty() ? rng_.Pick(learners) : rng_.Pick(outsiders));
         add(ConfChangeType::kAddNode, in);
         add(ConfChangeType::kRemoveNode, rng_.Pick(voters));
-        cc.transition = rng_.Chance(0.5) ? ConfChangeTransition::kAuto : ConfChangeTransition::kJointExplicit;
+        cc.transition =
+            rng_.Chance(0.5) ? ConfChangeTransition::kAuto : ConfChangeTransition::kJointExplicit;
         break;
       }
     }
@@ -553,7 +568,8 @@ class Simulation {
       auto snap = s->CreateSnapshot(n.applied, &n.conf, data);
       if (!snap.ok()) return Fail(snap.status().WithContext("create snapshot"));
       LogIndex keep = LogIndex(rng_.Uniform(4));
-      LogIndex compact_to = n.applied - std::min<uint64_t>(keep.value(), n.applied - snap_index - 1);
+      LogIndex compact_to =
+          n.applied - std::min<uint64_t>(keep.value(), n.applied - snap_index - 1);
       Fail(s->Compact(compact_to));
     }
     Log("node " + std::to_string(n.id) + " compacted to " + std::to_string(n.applied.value()));
@@ -602,7 +618,9 @@ class Simulation {
   void StopRemovedNodes() {
     Node* most = nullptr;
     for (auto& [id, n] : nodes_) {
-      if (n.up && (most == nullptr || n.rn->raft().log().applied() > most->rn->raft().log().applied())) most = &n;
+      if (n.up &&
+          (most == nullptr || n.rn->raft().log().applied() > most->rn->raft().log().applied()))
+        most = &n;
     }
     if (most == nullptr) return;
     const TrackerConfig cfg = most->rn->raft().tracker().config;  // a copy: `most` may be stopped
@@ -659,7 +677,8 @@ class Simulation {
     result_.ticks = now_;
     if (status_.ok() && !marker_applied_) {
       for (auto& [id, n] : nodes_) Log(Describe(n));
-      Fail(Status::Internal("liveness: no entry committed within " + std::to_string(opt_.liveness_ticks) +
+      Fail(Status::Internal("liveness: no entry committed within " +
+                            std::to_string(opt_.liveness_ticks) +
                             " ticks after the network healed"));
     }
   }
@@ -685,6 +704,8 @@ class Simulation {
 
 }  // namespace
 
-SimResult RunSimulation(uint64_t seed, const SimOptions& options) { return Simulation(seed, options).Run(); }
+SimResult RunSimulation(uint64_t seed, const SimOptions& options) {
+  return Simulation(seed, options).Run();
+}
 
 }  // namespace gojodb::sim
