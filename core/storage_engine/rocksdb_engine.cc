@@ -1,14 +1,13 @@
 #include "core/storage_engine/rocksdb_engine.h"
 
-#include <rocksdb/cache.h>
 #include <rocksdb/compaction_filter.h>
 #include <rocksdb/db.h>
-#include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
-#include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
 #include <array>
+
+#include "core/storage_engine/rocksdb_options.h"
 
 namespace gojodb::storage {
 namespace {
@@ -111,29 +110,16 @@ class RocksDbEngine final : public Engine {
   }
 
   Status Open(const EngineOptions& options) {
-    rocksdb::Options db_opts;
+    rocksdb::DBOptions db_opts = RocksDbDbOptions();
     db_opts.create_if_missing = true;
     db_opts.create_missing_column_families = true;
-    db_opts.max_background_jobs = 2;
-    db_opts.bytes_per_sync = 1 << 20;
-    db_opts.max_open_files = 4096;
-    db_opts.keep_log_file_num = 4;
-    db_opts.max_total_wal_size = 256ull << 20;
-
-    rocksdb::BlockBasedTableOptions table;
-    table.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
-    table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10, false));
-    table.whole_key_filtering = true;
+    auto table = RocksDbTableFactory(options.block_cache_bytes);
 
     std::vector<rocksdb::ColumnFamilyDescriptor> descs;
     for (int i = 0; i < kNumColumnFamilies; ++i) {
       auto cf = static_cast<ColumnFamily>(i);
-      rocksdb::ColumnFamilyOptions cf_opts;
-      cf_opts.write_buffer_size = options.write_buffer_bytes;
-      cf_opts.compression = rocksdb::kLZ4Compression;
-      cf_opts.bottommost_compression = rocksdb::kZSTD;
-      cf_opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
-      cf_opts.level_compaction_dynamic_level_bytes = true;
+      rocksdb::ColumnFamilyOptions cf_opts =
+          RocksDbColumnFamilyOptions(options.write_buffer_bytes, table);
       auto f = options.filters.find(cf);
       if (f != options.filters.end() && f->second) {
         cf_opts.compaction_filter_factory = std::make_shared<FilterFactoryAdapter>(f->second);

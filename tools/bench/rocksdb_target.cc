@@ -1,10 +1,9 @@
 #include "tools/bench/rocksdb_target.h"
 
-#include <rocksdb/cache.h>
 #include <rocksdb/db.h>
-#include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
-#include <rocksdb/table.h>
+
+#include "core/storage_engine/rocksdb_options.h"
 
 namespace gojodb::bench {
 namespace {
@@ -80,24 +79,12 @@ std::string RocksDbTarget::Describe() const {
 }
 
 Status RocksDbTarget::Open() {
-  // Mirrors core/storage_engine/rocksdb_engine.cc.
-  rocksdb::Options o;
+  // The server's own RocksDB settings, so this is a fair upper bound.
+  rocksdb::Options o(
+      storage::RocksDbDbOptions(),
+      storage::RocksDbColumnFamilyOptions(
+          options_.write_buffer_bytes, storage::RocksDbTableFactory(options_.block_cache_bytes)));
   o.create_if_missing = true;
-  o.max_background_jobs = 2;
-  o.bytes_per_sync = 1 << 20;
-  o.max_open_files = 4096;
-  o.keep_log_file_num = 4;
-  o.max_total_wal_size = 256ull << 20;
-
-  rocksdb::BlockBasedTableOptions table;
-  table.block_cache = rocksdb::NewLRUCache(options_.block_cache_bytes);
-  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10, false));
-  table.whole_key_filtering = true;
-  o.write_buffer_size = options_.write_buffer_bytes;
-  o.compression = rocksdb::kLZ4Compression;
-  o.bottommost_compression = rocksdb::kZSTD;
-  o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
-  o.level_compaction_dynamic_level_bytes = true;
 
   rocksdb::DB* db = nullptr;
   auto s = rocksdb::DB::Open(o, options_.path, &db);
