@@ -18,6 +18,13 @@ int B64Value(char c) {
 
 }  // namespace
 
+int HexDigitValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
 Result<std::string> Base64Decode(std::string_view in) {
   if (in.size() % 4 != 0) return Status::InvalidArgument("base64 length is not a multiple of 4");
   std::string out;

@@ -14,6 +14,9 @@ namespace gojodb {
 Result<std::string> Base64Decode(std::string_view in);
 std::string Base64Encode(std::string_view in);
 
+// The value of one hexadecimal digit (either case), or -1.
+int HexDigitValue(char c);
+
 // Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF.
 bool IsValidUtf8(std::string_view s);
 

@@ -3,16 +3,6 @@
 #include <charconv>
 
 namespace gojodb::http {
-namespace {
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-}  // namespace
 
 Result<std::string> PercentDecode(std::string_view in, bool plus_is_space) {
   std::string out;
@@ -23,7 +13,7 @@ Result<std::string> PercentDecode(std::string_view in, bool plus_is_space) {
       if (i + 2 >= in.size()) {
         return Status::InvalidArgument("truncated percent-encoding");
       }
-      int hi = HexValue(in[i + 1]), lo = HexValue(in[i + 2]);
+      int hi = HexDigitValue(in[i + 1]), lo = HexDigitValue(in[i + 2]);
       if (hi < 0 || lo < 0) return Status::InvalidArgument("bad percent-encoding");
       out.push_back(static_cast<char>(hi * 16 + lo));
       i += 2;

@@ -1,14 +1,9 @@
 #include "cmd/cli/shell_lexer.h"
 
+#include "internal/encoding.h"
+
 namespace gojodb::cli {
 namespace {
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 std::string At(size_t pos) { return " at column " + std::to_string(pos + 1); }
 
@@ -49,8 +44,8 @@ Status DecodeEscape(std::string_view line, size_t& i, bool in_quotes, std::strin
       }
       break;
     case 'x': {
-      int hi = i < line.size() ? HexValue(line[i]) : -1;
-      int lo = i + 1 < line.size() ? HexValue(line[i + 1]) : -1;
+      int hi = i < line.size() ? HexDigitValue(line[i]) : -1;
+      int lo = i + 1 < line.size() ? HexDigitValue(line[i + 1]) : -1;
       if (hi < 0 || lo < 0) {
         return Status::InvalidArgument("\\x needs two hex digits" + At(start));
       }
