@@ -175,8 +175,8 @@ HttpResponse HttpApi::Handle(std::string_view method, std::string_view target,
         ASSIGN_OR_RETURN(auto g, kv_->Get({m.collection, m.key, consistency, at.value_or(0)}));
         if (!g.found) return Status::NotFound("key not found");
         resp.body = std::move(g.value);
-        auto parsed = json::parse(resp.body, nullptr, false);
-        resp.content_type = !resp.body.empty() && !parsed.is_discarded() ? "application/json"
+        // accept() validates without building a document: values may be megabytes.
+        resp.content_type = !resp.body.empty() && json::accept(resp.body) ? "application/json"
                             : IsValidUtf8(resp.body) ? "text/plain; charset=utf-8"
                                                      : "application/octet-stream";
         resp.headers.emplace_back("X-GojoDB-Version", std::to_string(g.version));
