@@ -264,8 +264,11 @@ Result<mvcc::Timestamp> KvStore::ReadTimestamp(Consistency c, uint64_t at) {
 Result<GetResult> KvStore::Get(const GetRequest& req) {
   RETURN_IF_ERROR(CheckKey(req.key));
   ASSIGN_OR_RETURN(uint32_t id, CollectionId(req.collection));
-  // A point read at the latest state needs no timestamp wait: versions of one row are
-  // written in timestamp order under its latch and become visible only once durable.
+  // A point read at the latest state needs no timestamp wait: it returns the version
+  // with the largest commit timestamp among those already durable (RocksDB publishes a
+  // write only after its fsync), and every write acknowledged before the read began is
+  // among them. Concurrent blind writes may land out of timestamp order; the newest
+  // timestamp still wins, so nothing older can reappear.
   mvcc::Timestamp ts = mvcc::kMaxTimestamp;
   if (req.consistency == Consistency::kSnapshot) {
     ASSIGN_OR_RETURN(ts, ReadTimestamp(req.consistency, req.at));

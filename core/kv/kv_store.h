@@ -1,6 +1,7 @@
 // KvStore: KvService on one node's Engine (standalone mode, single replica).
 //
-// Writes: the row latches serialize read-check-write on a row; the commit timestamp
+// Writes: exclusive row latches serialize read-check-write (conditional writes, request
+// ids); blind writes hold the latches shared and commit concurrently. The commit timestamp
 // comes from the TimestampOracle; the version, and the request-id record when one is
 // given, go to the engine in one batch, fsynced when sync_writes is on, before the
 // write is acknowledged. Concurrent writers share fsyncs (the engine groups them).

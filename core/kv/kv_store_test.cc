@@ -119,7 +119,7 @@ TEST_F(KvStoreTest, ConcurrentCompareAndSetLosesNoUpdate) {
   EXPECT_EQ(MustGet("counter"), "200");
 }
 
-TEST_F(KvStoreTest, BlindWritesAndCompareAndSetOnOneRowStayLinearizable) {
+TEST_F(KvStoreTest, BlindWritersAndCompareAndSetWritersTogetherLoseNoIncrement) {
   // Blind writers (shared latches) hammer one row while CAS writers (exclusive latches)
   // increment another: no increment is lost, nothing deadlocks, and the hot row's visible
   // version is its newest.
