@@ -57,6 +57,11 @@ Result<std::unique_ptr<RaftLogStore>> RaftLogStore::Open(storage::Engine* engine
       RETURN_IF_ERROR(s->mem_.ApplySnapshot(snap));
     }
   }
+  ASSIGN_OR_RETURN(auto conf_rec, engine->Get({}, kRaftCf, s->MetaKey('C')));
+  if (conf_rec) {
+    ASSIGN_OR_RETURN(auto md, consensus::DecodeSnapshotMetadata(*conf_rec));
+    if (md.index > snap_index) s->conf_ = std::make_pair(md.index, md.conf_state);
+  }
   ASSIGN_OR_RETURN(auto hs, engine->Get({}, kRaftCf, s->MetaKey('H')));
   if (hs) {
     ASSIGN_OR_RETURN(auto hard, consensus::DecodeHardState(*hs));
@@ -83,7 +88,24 @@ Result<std::unique_ptr<RaftLogStore>> RaftLogStore::Open(storage::Engine* engine
 }
 
 Result<consensus::InitialState> RaftLogStore::GetInitialState() const {
-  return mem_.GetInitialState();
+  ASSIGN_OR_RETURN(auto init, mem_.GetInitialState());
+  std::lock_guard lock(conf_mu_);
+  if (conf_) init.conf_state = conf_->second;
+  return init;
+}
+
+LogIndex RaftLogStore::ConfIndex() const {
+  std::lock_guard lock(conf_mu_);
+  return conf_ ? conf_->first : LogIndex();
+}
+
+void RaftLogStore::StageConfState(LogIndex index, const consensus::ConfState& cs,
+                                  storage::WriteBatch* batch) {
+  consensus::SnapshotMetadata md;
+  md.index = index;
+  md.conf_state = cs;
+  batch->Put(kRaftCf, MetaKey('C'), consensus::EncodeSnapshotMetadata(md));
+  staged_.conf = std::make_pair(index, cs);
 }
 Result<std::vector<Entry>> RaftLogStore::Entries(LogIndex lo, LogIndex hi,
                                                  uint64_t max_bytes) const {
@@ -111,6 +133,7 @@ Status RaftLogStore::StageSnapshot(const consensus::Snapshot& snap, storage::Wri
   if (snap.metadata.index <= cur.metadata.index) return consensus::ErrSnapOutOfDate();
   batch->DeleteRange(kRaftCf, EntryKey(LogIndex(0)), EntryKey(LogIndex::Max()));
   batch->Put(kRaftCf, MetaKey('S'), EncodeSnapshotRecord(snap));
+  batch->Delete(kRaftCf, MetaKey('C'));  // the snapshot's membership is newer
   staged_.snapshot = snap;
   return Status::OK();
 }
@@ -178,7 +201,15 @@ Status RaftLogStore::OnDurable() {
   Staged s = std::move(staged_);
   staged_ = Staged();
   if (s.bootstrap) mem_.Bootstrap(*s.bootstrap);
-  if (s.snapshot) RETURN_IF_ERROR(mem_.ApplySnapshot(*s.snapshot));
+  if (s.snapshot) {
+    RETURN_IF_ERROR(mem_.ApplySnapshot(*s.snapshot));
+    std::lock_guard lock(conf_mu_);
+    conf_.reset();
+  }
+  if (s.conf) {
+    std::lock_guard lock(conf_mu_);
+    conf_ = std::move(s.conf);
+  }
   if (!s.entries.empty()) {
     ASSIGN_OR_RETURN(LogIndex first, mem_.FirstIndex());
     std::vector<Entry> live;

@@ -11,6 +11,7 @@
 //   'E' g:u64be index:u64be -> EncodeEntry        log entries
 //   'H' g:u64be             -> EncodeHardState    term, vote, commit
 //   'S' g:u64be             -> snapshot record    metadata (and the bootstrap ConfState)
+//   'C' g:u64be             -> membership applied after the snapshot (index, ConfState)
 // Compaction never removes entries past the durable snapshot, so reopening always
 // finds a contiguous log starting right after the snapshot.
 //
@@ -19,6 +20,7 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <vector>
 
@@ -54,6 +56,14 @@ class RaftLogStore final : public consensus::Storage {
   Status StageEntries(const std::vector<consensus::Entry>& entries, storage::WriteBatch* batch);
   // Drops entries before `index`. FAILED_PRECONDITION past the durable snapshot.
   Status StageCompact(consensus::LogIndex index, storage::WriteBatch* batch);
+  // Records the membership as of the conf change entry at `index`, applied. A restart
+  // then starts from it (GetInitialState) rather than from the snapshot's, because the
+  // state machine's applied index may already be past that entry.
+  void StageConfState(consensus::LogIndex index, const consensus::ConfState& cs,
+                      storage::WriteBatch* batch);
+  // The index of the last conf change recorded by StageConfState that is newer than the
+  // snapshot (0 if none): entries up to it are already in GetInitialState's ConfState.
+  consensus::LogIndex ConfIndex() const;
 
   // The batch holding the staged changes is durable: make them visible to reads.
   Status OnDurable();
@@ -74,11 +84,14 @@ class RaftLogStore final : public consensus::Storage {
     std::optional<consensus::Snapshot> created_snapshot;  // keeps the log
     std::vector<consensus::Entry> entries;
     std::optional<consensus::LogIndex> compact;
+    std::optional<std::pair<consensus::LogIndex, consensus::ConfState>> conf;
   };
 
   storage::Engine* const engine_;
   const uint64_t group_;
   consensus::MemoryStorage mem_;  // the durable state, for reads
+  mutable std::mutex conf_mu_;
+  std::optional<std::pair<consensus::LogIndex, consensus::ConfState>> conf_;  // GUARDED_BY
   Staged staged_;
 };
 

@@ -15,6 +15,7 @@ namespace {
 
 // A proposal's entry: proposer id (u64) + proposal number (u64) + payload, so the
 // proposing node recognizes its own entries when they apply.
+// A conf change's context has the same prefix.
 std::string EncodeProposal(NodeId node, uint64_t id, std::string_view data) {
   std::string out;
   mvcc::AppendUint64(&out, node.value());
@@ -52,23 +53,37 @@ Result<std::unique_ptr<RaftNode>> RaftNode::Start(const RaftNodeOptions& options
   ASSIGN_OR_RETURN(node->store_, RaftLogStore::Open(engine, options.group));
   ASSIGN_OR_RETURN(auto init, node->store_->GetInitialState());
   ASSIGN_OR_RETURN(LogIndex last, node->store_->LastIndex());
-  if (last == LogIndex{} && init.hard_state.empty() && init.conf_state.voters.empty()) {
+  const bool empty =
+      last == LogIndex{} && init.hard_state.empty() && init.conf_state.voters.empty();
+  if (empty && !options.join) {
     if (options.initial_voters.empty()) {
       return Status::FailedPrecondition("a new raft group needs its initial voters");
     }
     RETURN_IF_ERROR(BootstrapLog(node->store_.get(), engine, options.initial_voters));
+    ASSIGN_OR_RETURN(init, node->store_->GetInitialState());
+  }
+  ASSIGN_OR_RETURN(auto snap, node->store_->GetSnapshot());
+  node->snapshot_index_ = snap.metadata.index;
+  node->conf_state_ = init.conf_state;
+  node->conf_index_ = node->store_->ConfIndex();
+  node->applied_ = std::max(sm->Applied(), snap.metadata.index);
+  if (sm->Applied() < snap.metadata.index) {
+    // The state machine lost what the snapshot holds (its writes were not synced, or it
+    // was wiped): restore it, as the log behind the snapshot may be gone.
+    RETURN_IF_ERROR(sm->Restore(snap.metadata.index, snap.data));
   }
   consensus::Config c;
   c.id = options.id;
   c.election_tick = options.election_tick;
   c.heartbeat_tick = options.heartbeat_tick;
   c.storage = node->store_.get();
-  c.applied = sm->Applied();
+  c.applied = node->applied_;
   c.pre_vote = options.pre_vote;
   c.check_quorum = options.check_quorum;
   c.random_seed = options.random_seed;
   c.max_size_per_msg = options.max_size_per_msg;
   ASSIGN_OR_RETURN(node->rn_, consensus::RawNode::Create(c));
+  node->UpdateStatus();
   node->thread_ = std::thread([n = node.get()] { n->Loop(); });
   return node;
 }
@@ -94,10 +109,12 @@ RaftNode::~RaftNode() {
     w->done = true;
     w->status = Status::Unavailable("raft node stopped");
   }
+  FailReads(Status::Unavailable("raft node stopped"));
   done_cv_.notify_all();
 }
 
-Status RaftNode::Propose(std::string data, std::chrono::milliseconds timeout) {
+Status RaftNode::Propose(std::string data, std::chrono::milliseconds timeout,
+                         std::string* result) {
   auto waiter = std::make_shared<Waiter>();
   std::unique_lock lock(mu_);
   if (!failed_.ok()) return failed_;
@@ -110,7 +127,71 @@ Status RaftNode::Propose(std::string data, std::chrono::milliseconds timeout) {
     waiters_.erase(id);
     return Status::DeadlineExceeded("proposal did not apply in time; its outcome is unknown");
   }
+  if (result != nullptr) *result = std::move(waiter->result);
   return waiter->status;
+}
+
+Status RaftNode::ProposeConfChange(consensus::ConfChange cc, std::chrono::milliseconds timeout) {
+  auto waiter = std::make_shared<Waiter>();
+  std::unique_lock lock(mu_);
+  if (!failed_.ok()) return failed_;
+  if (stopping_) return Status::Unavailable("raft node stopped");
+  const uint64_t id = next_proposal_++;
+  waiters_[id] = waiter;
+  cc.context = EncodeProposal(options_.id, id, cc.context);
+  tasks_.push_back([this, id, cc = std::move(cc)] {
+    Status s = rn_->ProposeConfChange(cc);
+    if (!s.ok()) {
+      std::lock_guard lock(mu_);
+      Complete(id, Status::FailedPrecondition("membership change refused: " + s.message()), "");
+    }
+  });
+  work_cv_.notify_one();
+  if (!done_cv_.wait_for(lock, timeout, [&] { return waiter->done; })) {
+    waiters_.erase(id);
+    return Status::DeadlineExceeded(
+        "membership change did not apply in time; its outcome is unknown");
+  }
+  return waiter->status;
+}
+
+Status RaftNode::ReadBarrier(std::chrono::milliseconds timeout) {
+  auto waiter = std::make_shared<ReadWaiter>();
+  std::unique_lock lock(mu_);
+  if (!failed_.ok()) return failed_;
+  if (stopping_) return Status::Unavailable("raft node stopped");
+  if (leader_.none()) return Status::Unavailable("no raft leader is known");
+  const uint64_t id = next_proposal_++;
+  read_waiters_[id] = waiter;
+  std::string ctx;
+  mvcc::AppendUint64(&ctx, id);
+  tasks_.push_back([this, id, ctx = std::move(ctx)] {
+    Status s = rn_->ReadIndex(ctx);
+    if (!s.ok()) {
+      std::lock_guard lock(mu_);
+      auto it = read_waiters_.find(id);
+      if (it != read_waiters_.end()) {
+        it->second->done = true;
+        it->second->status = Status::Unavailable("read index refused: " + s.message());
+        read_waiters_.erase(it);
+        done_cv_.notify_all();
+      }
+    }
+  });
+  work_cv_.notify_one();
+  if (!done_cv_.wait_for(lock, timeout, [&] { return waiter->done; })) {
+    read_waiters_.erase(id);
+    return Status::DeadlineExceeded("leadership was not confirmed in time");
+  }
+  return waiter->status;
+}
+
+Status RaftNode::TransferLeadership(NodeId to) {
+  std::lock_guard lock(mu_);
+  if (stopping_) return Status::Unavailable("raft node stopped");
+  tasks_.push_back([this, to] { (void)rn_->TransferLeadership(to); });
+  work_cv_.notify_one();
+  return Status::OK();
 }
 
 void RaftNode::Deliver(consensus::Message message) {
@@ -125,18 +206,73 @@ NodeId RaftNode::Leader() const {
   return leader_;
 }
 
+GroupStatus RaftNode::GetStatus() const {
+  std::lock_guard lock(mu_);
+  return status_;
+}
+
+void RaftNode::Complete(uint64_t id, Status status, std::string result) {
+  auto it = waiters_.find(id);
+  if (it == waiters_.end()) return;
+  it->second->done = true;
+  it->second->status = std::move(status);
+  it->second->result = std::move(result);
+  waiters_.erase(it);
+  done_cv_.notify_all();
+}
+
+void RaftNode::FailReads(const Status& status) {
+  for (auto it = read_waiters_.begin(); it != read_waiters_.end();) {
+    if (it->second->indexed) {
+      ++it;
+      continue;
+    }
+    it->second->done = true;
+    it->second->status = status;
+    it = read_waiters_.erase(it);
+  }
+  done_cv_.notify_all();
+}
+
+void RaftNode::UpdateStatus() {
+  consensus::NodeStatus ns = rn_->GetStatus();
+  std::lock_guard lock(mu_);
+  status_.id = options_.id;
+  status_.leader = ns.soft_state.lead;
+  status_.term = ns.hard_state.term.value();
+  status_.is_leader = ns.soft_state.state == consensus::StateType::kLeader;
+  status_.commit = ns.hard_state.commit;
+  status_.applied = applied_;
+  status_.snapshot_index = snapshot_index_;
+  status_.conf_state = conf_state_;
+  status_.progress = std::move(ns.progress);
+  // Reads whose index has applied are done.
+  for (auto it = read_waiters_.begin(); it != read_waiters_.end();) {
+    if (it->second->indexed && it->second->index <= applied_) {
+      it->second->done = true;
+      it = read_waiters_.erase(it);
+      done_cv_.notify_all();
+    } else {
+      ++it;
+    }
+  }
+}
+
 void RaftNode::Loop() {
   auto next_tick = std::chrono::steady_clock::now() + options_.tick_interval;
   while (true) {
     std::deque<consensus::Message> inbox;
     std::deque<std::pair<uint64_t, std::string>> proposals;
+    std::deque<std::function<void()>> tasks;
     {
       std::unique_lock lock(mu_);
-      work_cv_.wait_until(lock, next_tick,
-                          [&] { return stopping_ || !inbox_.empty() || !proposals_.empty(); });
+      work_cv_.wait_until(lock, next_tick, [&] {
+        return stopping_ || !inbox_.empty() || !proposals_.empty() || !tasks_.empty();
+      });
       if (stopping_) return;
       inbox.swap(inbox_);
       proposals.swap(proposals_);
+      tasks.swap(tasks_);
     }
     if (std::chrono::steady_clock::now() >= next_tick) {
       rn_->Tick();
@@ -147,32 +283,33 @@ void RaftNode::Loop() {
       Status s = rn_->Propose(EncodeProposal(options_.id, id, data));
       if (!s.ok()) {
         std::lock_guard lock(mu_);
-        auto it = waiters_.find(id);
-        if (it != waiters_.end()) {
-          it->second->done = true;
-          it->second->status =
-              Status::Unavailable("no raft leader to take the proposal: " + s.message());
-          waiters_.erase(it);
-        }
-        done_cv_.notify_all();
+        Complete(id, Status::Unavailable("no raft leader to take the proposal: " + s.message()),
+                 "");
       }
     }
-    while (rn_->HasReady()) {
-      Status s = HandleReady();
-      if (!s.ok()) {
-        // A failed write leaves the log in an unknown state: stop serving.
-        std::lock_guard lock(mu_);
-        failed_ = s.WithContext("raft node failed");
-        stopping_ = true;
-        for (auto& [id, w] : waiters_) {
-          w->done = true;
-          w->status = failed_;
-        }
-        waiters_.clear();
-        done_cv_.notify_all();
-        return;
+    for (auto& task : tasks) task();
+    Status s;
+    while (s.ok() && rn_->HasReady()) s = HandleReady();
+    if (s.ok()) s = MaybeSnapshot();
+    if (!s.ok()) {
+      // A failed write leaves the log in an unknown state: stop serving.
+      std::lock_guard lock(mu_);
+      failed_ = s.WithContext("raft node failed");
+      stopping_ = true;
+      for (auto& [id, w] : waiters_) {
+        w->done = true;
+        w->status = failed_;
       }
+      waiters_.clear();
+      for (auto& [id, w] : read_waiters_) {
+        w->done = true;
+        w->status = failed_;
+      }
+      read_waiters_.clear();
+      done_cv_.notify_all();
+      return;
     }
+    UpdateStatus();
   }
 }
 
@@ -180,6 +317,9 @@ Status RaftNode::HandleReady() {
   consensus::Ready rd = rn_->GetReady();
   if (rd.soft_state) {
     std::lock_guard lock(mu_);
+    if (rd.soft_state->lead != leader_) {
+      FailReads(Status::Unavailable("raft leadership changed during the read"));
+    }
     leader_ = rd.soft_state->lead;
   }
   // 1. Persist, fsynced when the Ready says so, before any message leaves.
@@ -197,31 +337,110 @@ Status RaftNode::HandleReady() {
   RETURN_IF_ERROR(store_->OnDurable());
   // 2. Send.
   if (!rd.messages.empty()) transport_->Send(std::move(rd.messages));
-  // 3. Apply.
-  for (const Entry& e : rd.committed_entries) {
-    if (e.type == EntryType::kConfChange) {
-      auto cc = consensus::DecodeConfChange(e.data);
-      if (!cc.ok()) return cc.status();
-      (void)rn_->ApplyConfChange(*cc);  // an invalid change is a no-op on every member
-      continue;
-    }
-    if (e.data.size() < 16) continue;  // a new leader's empty entry
-    const uint64_t proposer = mvcc::ReadUint64(e.data);
-    const uint64_t id = mvcc::ReadUint64(std::string_view(e.data).substr(8));
-    if (e.index > sm_->Applied())
-      RETURN_IF_ERROR(sm_->Apply(e.index, std::string_view(e.data).substr(16)));
-    if (proposer == options_.id.value()) {
-      std::lock_guard lock(mu_);
-      auto it = waiters_.find(id);
-      if (it != waiters_.end()) {
-        it->second->done = true;
-        waiters_.erase(it);
-        done_cv_.notify_all();
-      }
+  // 3. Apply: the snapshot, then the committed entries.
+  if (!rd.snapshot.empty()) {
+    const auto& md = rd.snapshot.metadata;
+    RETURN_IF_ERROR(sm_->Restore(md.index, rd.snapshot.data));
+    applied_ = md.index;
+    snapshot_index_ = md.index;
+    conf_state_ = md.conf_state;
+    conf_index_ = md.index;
+  }
+  if (!rd.read_states.empty()) {
+    std::lock_guard lock(mu_);
+    for (const auto& rs : rd.read_states) {
+      if (rs.context.size() != 8) continue;
+      auto it = read_waiters_.find(mvcc::ReadUint64(rs.context));
+      if (it == read_waiters_.end()) continue;
+      it->second->indexed = true;
+      it->second->index = rs.index;
     }
   }
+  for (const Entry& e : rd.committed_entries) RETURN_IF_ERROR(ApplyEntry(e));
   // 4. Advance.
   rn_->Advance();
+  return Status::OK();
+}
+
+Status RaftNode::ApplyEntry(const Entry& e) {
+  if (e.index <= applied_) return Status::OK();  // inside an installed snapshot
+  applied_ = e.index;
+  if (e.type == EntryType::kConfChange) {
+    auto cc = consensus::DecodeConfChange(e.data);
+    if (!cc.ok()) return cc.status();
+    Status outcome;
+    if (e.index > conf_index_) {
+      auto cs = rn_->ApplyConfChange(*cc);
+      if (cs.ok()) {
+        conf_state_ = *cs;
+        conf_index_ = e.index;
+        storage::WriteBatch b;
+        store_->StageConfState(e.index, conf_state_, &b);
+        Status w = engine_->Write({}, b);
+        if (!w.ok()) {
+          store_->DiscardStaged();
+          return w;
+        }
+        RETURN_IF_ERROR(store_->OnDurable());
+      } else {
+        // An invalid change is a no-op on every member.
+        outcome = Status::FailedPrecondition("membership change refused: " +
+                                             cs.status().message());
+      }
+    }
+    if (cc->context.size() >= 16 && mvcc::ReadUint64(cc->context) == options_.id.value()) {
+      std::lock_guard lock(mu_);
+      Complete(mvcc::ReadUint64(std::string_view(cc->context).substr(8)), outcome, "");
+    }
+    return Status::OK();
+  }
+  if (e.data.size() < 16) return Status::OK();  // a new leader's empty entry
+  const uint64_t proposer = mvcc::ReadUint64(e.data);
+  const uint64_t id = mvcc::ReadUint64(std::string_view(e.data).substr(8));
+  std::string result;
+  if (e.index > sm_->Applied()) {
+    RETURN_IF_ERROR(sm_->ApplyCommand(e.index, std::string_view(e.data).substr(16), &result));
+  }
+  if (proposer == options_.id.value()) {
+    std::lock_guard lock(mu_);
+    Complete(id, Status::OK(), std::move(result));
+  }
+  return Status::OK();
+}
+
+Status RaftNode::MaybeSnapshot() {
+  if (options_.snapshot_entries == 0 ||
+      applied_.value() < snapshot_index_.value() + options_.snapshot_entries) {
+    return Status::OK();
+  }
+  auto data = sm_->Snapshot();
+  if (!data.ok()) {
+    if (data.status().code() == StatusCode::kUnimplemented) return Status::OK();
+    return data.status();
+  }
+  storage::WriteBatch b;
+  RETURN_IF_ERROR(store_->StageCreateSnapshot(applied_, conf_state_, std::move(*data), &b));
+  Status w = engine_->Write({}, b);
+  if (!w.ok()) {
+    store_->DiscardStaged();
+    return w;
+  }
+  RETURN_IF_ERROR(store_->OnDurable());
+  snapshot_index_ = applied_;
+  if (applied_.value() > options_.retain_entries) {
+    LogIndex keep_from(applied_.value() - options_.retain_entries);
+    ASSIGN_OR_RETURN(LogIndex first, store_->FirstIndex());
+    if (keep_from > first) {
+      storage::WriteBatch c;
+      RETURN_IF_ERROR(store_->StageCompact(keep_from, &c));
+      w = engine_->Write({}, c);
+      if (!w.ok()) {
+        store_->DiscardStaged();
+        return w;
+      }
+      RETURN_IF_ERROR(store_->OnDurable());
+    }
+  }
   return Status::OK();
 }
 

@@ -4,14 +4,21 @@
 // sent), sends messages through the Transport, applies committed entries to the
 // StateMachine and completes the proposals whose entries applied here.
 //
-// This first version drives one group with its own fsync per Ready; the storage node's
+// This version drives one group with its own fsync per Ready; the storage node's
 // multi-group loop will share one batch and one fsync across groups (RaftLogStore is
 // built for that).
+//
+// Besides proposals it offers linearizable read barriers (ReadIndex), membership
+// changes, leadership transfer, and state machine snapshots: every `snapshot_entries`
+// applied entries it stores StateMachine::Snapshot() in the log store and compacts the
+// log behind it; a follower that needs the compacted entries receives the snapshot and
+// the node hands it to StateMachine::Restore.
 #pragma once
 
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -28,7 +35,28 @@ class StateMachine {
  public:
   virtual ~StateMachine() = default;
   virtual Status Apply(consensus::LogIndex index, std::string_view data) = 0;
+  // Like Apply, and hands the command's outcome back to its proposer through `result`
+  // (never null). A command the state machine refuses (say, a duplicate) is an outcome,
+  // not an error: an error here stops the node, as for a failed write.
+  virtual Status ApplyCommand(consensus::LogIndex index, std::string_view data,
+                              std::string* result) {
+    (void)result;
+    return Apply(index, data);
+  }
   virtual consensus::LogIndex Applied() const = 0;
+
+  // The whole state as of Applied(), for a Raft snapshot. UNIMPLEMENTED: the node never
+  // snapshots (its log grows without bound).
+  virtual Result<std::string> Snapshot() {
+    return Status::Unimplemented("this state machine takes no snapshots");
+  }
+  // Replaces the whole state with a snapshot taken at `index`; afterwards Applied() is
+  // `index`.
+  virtual Status Restore(consensus::LogIndex index, std::string_view data) {
+    (void)index;
+    (void)data;
+    return Status::Unimplemented("this state machine takes no snapshots");
+  }
 };
 
 // Carries messages to other members. Send must not block on the network; it may drop
@@ -53,6 +81,26 @@ struct RaftNodeOptions {
   // Upper bound of entry bytes in one append message (at least one entry is sent): the
   // replication batching knob.
   uint64_t max_size_per_msg = 1 << 20;
+  // A member added to a running group: start with an empty log and no membership, and
+  // wait for the leader to send the log (or a snapshot). initial_voters is ignored.
+  bool join = false;
+  // Take a state machine snapshot every this many applied entries (0: never), and keep
+  // this many entries behind it for followers that lag a little.
+  uint64_t snapshot_entries = 0;
+  uint64_t retain_entries = 1000;
+};
+
+// A point-in-time view of the group from this member.
+struct GroupStatus {
+  consensus::NodeId id;
+  consensus::NodeId leader;  // none when unknown
+  uint64_t term = 0;
+  bool is_leader = false;
+  consensus::LogIndex commit;
+  consensus::LogIndex applied;
+  consensus::LogIndex snapshot_index;  // of the last snapshot taken or installed
+  consensus::ConfState conf_state;     // as of `applied`
+  std::vector<consensus::MemberStatus> progress;  // leader only
 };
 
 class RaftNode {
@@ -67,13 +115,29 @@ class RaftNode {
   // Replicates `data`. OK once it is committed and applied on this node. UNAVAILABLE when
   // no leader is known or the node stops; DEADLINE_EXCEEDED when it did not apply in
   // time (it may still apply later: the outcome is unknown, as with any replicated log).
-  Status Propose(std::string data, std::chrono::milliseconds timeout);
+  // `result`, when given, receives StateMachine::ApplyCommand's outcome.
+  Status Propose(std::string data, std::chrono::milliseconds timeout,
+                 std::string* result = nullptr);
+
+  // Proposes a membership change; OK once it applied here. FAILED_PRECONDITION when the
+  // group refused it (one change at a time; a change that leaves no voter), and as
+  // Propose otherwise.
+  Status ProposeConfChange(consensus::ConfChange cc, std::chrono::milliseconds timeout);
+
+  // A linearizable read barrier: OK once this member has applied everything committed
+  // before the call, and a quorum confirmed the leader after the call began (ReadIndex).
+  // UNAVAILABLE when leadership changes meanwhile or no leader is known.
+  Status ReadBarrier(std::chrono::milliseconds timeout);
+
+  // Asks the leader (this member) to hand leadership to `to`; returns at once.
+  Status TransferLeadership(consensus::NodeId to);
 
   // Hands an incoming message to the node. Thread-safe, never blocks on the node.
   void Deliver(consensus::Message message);
 
   consensus::NodeId Leader() const;
   consensus::NodeId id() const { return options_.id; }
+  GroupStatus GetStatus() const;
 
  private:
   RaftNode(const RaftNodeOptions& options, storage::Engine* engine, StateMachine* sm,
@@ -85,7 +149,19 @@ class RaftNode {
   struct Waiter {
     bool done = false;
     Status status;
+    std::string result;
   };
+  struct ReadWaiter {
+    bool done = false;
+    Status status;
+    bool indexed = false;  // the ReadState arrived; wait for applied >= index
+    consensus::LogIndex index;
+  };
+  void Complete(uint64_t id, Status status, std::string result);  // REQUIRES: mu_ held
+  void FailReads(const Status& status);                           // REQUIRES: mu_ held
+  Status ApplyEntry(const consensus::Entry& e);
+  Status MaybeSnapshot();
+  void UpdateStatus();
 
   const RaftNodeOptions options_;
   storage::Engine* const engine_;
@@ -100,6 +176,15 @@ class RaftNode {
   std::deque<consensus::Message> inbox_;                    // GUARDED_BY(mu_)
   std::deque<std::pair<uint64_t, std::string>> proposals_;  // GUARDED_BY(mu_)
   std::map<uint64_t, std::shared_ptr<Waiter>> waiters_;     // GUARDED_BY(mu_)
+  // Work the loop runs against the RawNode (conf changes, reads, transfers).
+  std::deque<std::function<void()>> tasks_;                      // GUARDED_BY(mu_)
+  std::map<uint64_t, std::shared_ptr<ReadWaiter>> read_waiters_;  // GUARDED_BY(mu_)
+  GroupStatus status_;                                            // GUARDED_BY(mu_)
+  // Loop thread only.
+  consensus::ConfState conf_state_;
+  consensus::LogIndex conf_index_;  // entries at or below it are in conf_state_ already
+  consensus::LogIndex applied_;
+  consensus::LogIndex snapshot_index_;
   uint64_t next_proposal_ = 1;                              // GUARDED_BY(mu_)
   consensus::NodeId leader_;                                // GUARDED_BY(mu_)
   bool stopping_ = false;                                   // GUARDED_BY(mu_)

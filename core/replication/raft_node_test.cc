@@ -74,7 +74,11 @@ class RaftNodeTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
   }
 
-  void StartMember(uint64_t id) {
+  // Member options the next StartMember uses.
+  uint64_t snapshot_entries_ = 0;
+  uint64_t retain_entries_ = 1000;
+
+  void StartMember(uint64_t id, bool join = false) {
     Member& m = members_[id];
     storage::EngineOptions eo;
     eo.path = (dir_ / std::to_string(id)).string();
@@ -87,6 +91,9 @@ class RaftNodeTest : public ::testing::Test {
     o.initial_voters = {NodeId(1), NodeId(2), NodeId(3)};
     o.tick_interval = 5ms;
     o.random_seed = id;
+    o.join = join;
+    o.snapshot_entries = snapshot_entries_;
+    o.retain_entries = retain_entries_;
     auto n = RaftNode::Start(o, m.engine.get(), m.sm.get(), m.transport.get());
     ASSERT_TRUE(n.ok()) << n.status().ToString();
     m.node = std::move(n).value();
@@ -129,6 +136,21 @@ class RaftNodeTest : public ::testing::Test {
     std::vector<std::string> out;
     for (int i = 0; i < n; ++i) out.push_back("v" + std::to_string(i));
     return out;
+  }
+
+  void WipeMember(uint64_t id) {
+    StopMember(id);
+    std::filesystem::remove_all(dir_ / std::to_string(id));
+  }
+  uint64_t WaitLeader(uint64_t via) {
+    for (int i = 0; i < 400; ++i) {
+      uint64_t l = members_[via].node->Leader().value();
+      if (l != 0 && members_.count(l) && members_[l].node &&
+          members_[l].node->GetStatus().is_leader)
+        return l;
+      std::this_thread::sleep_for(10ms);
+    }
+    return 0;
   }
 
   std::filesystem::path dir_;
@@ -176,6 +198,82 @@ TEST_F(RaftNodeTest, MinorityCannotCommit) {
   Status s = members_[1].node->Propose("alone", 500ms);
   EXPECT_FALSE(s.ok());
   EXPECT_EQ(members_[1].sm->Items().size(), 1u);
+}
+
+TEST_F(RaftNodeTest, SnapshotsCompactTheLogAndCatchUpAWipedMember) {
+  for (uint64_t id = 1; id <= 3; ++id) StopMember(id);
+  snapshot_entries_ = 10;
+  retain_entries_ = 5;
+  for (uint64_t id = 1; id <= 3; ++id) StartMember(id);
+  WipeMember(3);
+  for (int i = 0; i < 60; ++i) ASSERT_TRUE(ProposeVia(1, "v" + std::to_string(i)).ok()) << i;
+  ASSERT_TRUE(Converged({1, 2}, Values(60)));
+  auto st = members_[1].node->GetStatus();
+  EXPECT_GE(st.snapshot_index.value(), 50u);
+  // The wiped member's log is gone and the leader's is compacted: it can only catch up
+  // through the snapshot, then the entries after it.
+  StartMember(3);
+  ASSERT_TRUE(ProposeVia(1, "after").ok());
+  auto want = Values(60);
+  want.push_back("after");
+  ASSERT_TRUE(Converged({1, 2, 3}, want));
+  // A restart loads the snapshot and the log after it.
+  StopMember(3);
+  StartMember(3);
+  ASSERT_TRUE(Converged({1, 2, 3}, want));
+}
+
+TEST_F(RaftNodeTest, MembershipChangesApplyAndSurviveRestart) {
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(ProposeVia(1, "v" + std::to_string(i)).ok());
+  uint64_t leader = WaitLeader(1);
+  ASSERT_NE(leader, 0u);
+  // A fourth member joins with an empty log.
+  StartMember(4, /*join=*/true);
+  consensus::ConfChange add;
+  add.changes.push_back({consensus::ConfChangeType::kAddNode, NodeId(4)});
+  ASSERT_TRUE(members_[leader].node->ProposeConfChange(add, 5s).ok());
+  ASSERT_TRUE(ProposeVia(leader, "with-4").ok());
+  auto want = Values(5);
+  want.push_back("with-4");
+  ASSERT_TRUE(Converged({1, 2, 3, 4}, want));
+  EXPECT_EQ(members_[leader].node->GetStatus().conf_state.voters.size(), 4u);
+
+  // Remove a follower; the group of three keeps committing without it.
+  uint64_t victim = leader == 1 ? 2 : 1;
+  consensus::ConfChange rm;
+  rm.changes.push_back({consensus::ConfChangeType::kRemoveNode, NodeId(victim)});
+  ASSERT_TRUE(members_[leader].node->ProposeConfChange(rm, 5s).ok());
+  StopMember(victim);
+  members_.erase(victim);
+  ASSERT_TRUE(ProposeVia(leader, "without").ok());
+
+  // The membership survives a restart although the state machine (in memory here) and
+  // the snapshot know nothing of it.
+  StopMember(4);
+  StartMember(4, /*join=*/true);
+  auto cs = members_[4].node->GetStatus().conf_state;
+  std::vector<NodeId> voters = cs.voters;
+  std::sort(voters.begin(), voters.end());
+  std::vector<NodeId> expect;
+  for (uint64_t id = 1; id <= 4; ++id)
+    if (id != victim) expect.push_back(NodeId(id));
+  EXPECT_EQ(voters, expect);
+  want.push_back("without");
+  std::vector<uint64_t> live;
+  for (auto& [id, m] : members_) live.push_back(id);
+  ASSERT_TRUE(Converged(live, want));
+}
+
+TEST_F(RaftNodeTest, ReadBarrierNeedsAQuorum) {
+  ASSERT_TRUE(ProposeVia(1, "x").ok());
+  uint64_t leader = WaitLeader(1);
+  ASSERT_NE(leader, 0u);
+  EXPECT_TRUE(members_[leader].node->ReadBarrier(2s).ok());
+  // Cut the leader off: it cannot confirm its leadership any more.
+  for (uint64_t id = 1; id <= 3; ++id)
+    if (id != leader) StopMember(id);
+  Status s = members_[leader].node->ReadBarrier(300ms);
+  EXPECT_FALSE(s.ok());
 }
 
 }  // namespace
