@@ -30,6 +30,11 @@ class GrpcRaftTransport final : public replication::Transport {
 
   void Send(std::vector<consensus::Message> messages) override;
 
+  // Adds a peer, or moves it to a new address (a membership change). Thread-safe.
+  void SetPeer(uint64_t id, const std::string& addr);
+  // Stops sending to a peer that left the group. Thread-safe.
+  void RemovePeer(uint64_t id);
+
   // Messages dropped so far (queue full, unknown peer, broken stream).
   uint64_t dropped() const { return dropped_.load(); }
 
@@ -40,11 +45,18 @@ class GrpcRaftTransport final : public replication::Transport {
     std::condition_variable cv;
     std::deque<std::string> queue;  // GUARDED_BY(mu): encoded messages
     std::thread sender;
+    std::atomic<bool> stop{false};
+    // The live stream's context, so that stopping can cancel a Write blocked on a
+    // peer that stopped reading.
+    grpc::ClientContext* ctx = nullptr;  // GUARDED_BY(mu)
   };
   void SenderLoop(Peer* peer);
+  std::unique_ptr<Peer> StartPeer(const std::string& addr);
+  static void StopPeer(std::unique_ptr<Peer> peer);
 
   const size_t queue_limit_;
-  std::map<uint64_t, std::unique_ptr<Peer>> peers_;
+  std::mutex peers_mu_;
+  std::map<uint64_t, std::unique_ptr<Peer>> peers_;  // GUARDED_BY(peers_mu_)
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> dropped_{0};
 };

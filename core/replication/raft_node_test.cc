@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "core/replication/list_state_machine.h"
+#include "core/replication/local_transport.h"
 
 namespace gojodb::replication {
 namespace {
@@ -16,42 +17,6 @@ namespace {
 using consensus::LogIndex;
 using consensus::NodeId;
 using namespace std::chrono_literals;
-
-class LocalNetwork;
-
-class LocalTransport final : public Transport {
- public:
-  LocalTransport(LocalNetwork* net) : net_(net) {}
-  void Send(std::vector<consensus::Message> messages) override;
-
- private:
-  LocalNetwork* net_;
-};
-
-class LocalNetwork {
- public:
-  void Attach(NodeId id, RaftNode* n) {
-    std::lock_guard lock(mu_);
-    nodes_[id.value()] = n;
-  }
-  void Detach(NodeId id) {
-    std::lock_guard lock(mu_);
-    nodes_.erase(id.value());
-  }
-  void Route(consensus::Message m) {
-    std::lock_guard lock(mu_);
-    auto it = nodes_.find(m.to.value());
-    if (it != nodes_.end()) it->second->Deliver(std::move(m));  // else: dropped
-  }
-
- private:
-  std::mutex mu_;
-  std::map<uint64_t, RaftNode*> nodes_;
-};
-
-void LocalTransport::Send(std::vector<consensus::Message> messages) {
-  for (auto& m : messages) net_->Route(std::move(m));
-}
 
 class RaftNodeTest : public ::testing::Test {
  protected:

@@ -1,0 +1,272 @@
+// The controller's replicated state: every command's effect and refusal, and that a
+// refused command changes nothing.
+#include "core/controller/state.h"
+
+#include <gtest/gtest.h>
+
+namespace gojodb::controller {
+namespace {
+
+NodeRecord Node(uint64_t id, std::string addr, std::string zone = "") {
+  NodeRecord n;
+  n.id = id;
+  n.grpc_addr = std::move(addr);
+  n.http_addr = "h" + n.grpc_addr;
+  n.capacity_bytes = 1000;
+  if (!zone.empty()) n.labels["zone"] = zone;
+  return n;
+}
+
+class StateTest : public ::testing::Test {
+ protected:
+  // Applies `command`; on refusal checks that the state did not change.
+  Status Run(const std::string& command, std::string* result = nullptr) {
+    const ClusterState before = st_;
+    std::string r;
+    std::vector<std::string> touched;
+    Status s = Apply(&st_, command, &r, &touched);
+    if (!s.ok()) {
+      EXPECT_EQ(st_, before) << "a refused command changed the state: " << command;
+      EXPECT_TRUE(touched.empty());
+    }
+    if (result) *result = r;
+    return s;
+  }
+  ClusterState st_ = ClusterState::Initial();
+};
+
+TEST_F(StateTest, InitialStateHasTheDefaultTenantAndCollection) {
+  ASSERT_NE(st_.FindTenant("default"), nullptr);
+  EXPECT_EQ(st_.FindTenant("default")->id, kDefaultTenantId);
+  EXPECT_EQ(st_.collections.at({kDefaultTenantId, "default"}).id, kDefaultCollectionId);
+  EXPECT_TRUE(ValidateSettings(st_.settings).ok());
+}
+
+TEST_F(StateTest, NodeRegistrationRefusesDuplicatesAndIsIdempotent) {
+  std::string r;
+  ASSERT_TRUE(Run(cmd::RegisterNode(Node(1, "a:1", "z1")), &r).ok());
+  EXPECT_EQ(r, R"({"id":1,"new":true})");
+  const uint64_t v = st_.map_version;
+  // The same node again (a restart): no change.
+  ASSERT_TRUE(Run(cmd::RegisterNode(Node(1, "a:1", "z1")), &r).ok());
+  EXPECT_EQ(r, R"({"id":1,"new":false})");
+  EXPECT_EQ(st_.map_version, v);
+  // New capacity: updated.
+  auto bigger = Node(1, "a:1", "z1");
+  bigger.capacity_bytes = 5000;
+  ASSERT_TRUE(Run(cmd::RegisterNode(bigger)).ok());
+  EXPECT_EQ(st_.nodes.at(1).capacity_bytes, 5000u);
+  EXPECT_GT(st_.map_version, v);
+
+  EXPECT_EQ(Run(cmd::RegisterNode(Node(1, "b:1"))).code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(Run(cmd::RegisterNode(Node(2, "a:1"))).code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(Run(cmd::RegisterNode(Node(0, "c:1"))).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Run(cmd::RegisterNode(Node(3, ""))).code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(StateTest, NodeAdminStateMachine) {
+  ASSERT_TRUE(Run(cmd::RegisterNode(Node(1, "a:1"))).ok());
+  EXPECT_EQ(Run(cmd::SetNodeAdmin(9, AdminState::kDecommissioning)).code(),
+            StatusCode::kNotFound);
+  // Removal needs a drain first.
+  EXPECT_EQ(Run(cmd::SetNodeAdmin(1, AdminState::kRemoved)).code(),
+            StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(Run(cmd::SetNodeAdmin(1, AdminState::kDecommissioning)).ok());
+  // A restart of a decommissioning node keeps it decommissioning.
+  ASSERT_TRUE(Run(cmd::RegisterNode(Node(1, "a:1"))).ok());
+  EXPECT_EQ(st_.nodes.at(1).admin, AdminState::kDecommissioning);
+  ASSERT_TRUE(Run(cmd::SetNodeAdmin(1, AdminState::kRemoved)).ok());
+  EXPECT_EQ(Run(cmd::SetNodeAdmin(1, AdminState::kActive)).code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Run(cmd::RegisterNode(Node(1, "a:1"))).code(), StatusCode::kFailedPrecondition);
+  // Its address is free again for a new node.
+  EXPECT_TRUE(Run(cmd::RegisterNode(Node(2, "a:1"))).ok());
+}
+
+TEST_F(StateTest, ShardMapBootstrapsOnceAndAcceptsOnlyNewerEpochs) {
+  for (uint64_t i = 1; i <= 4; ++i) {
+    ASSERT_TRUE(Run(cmd::RegisterNode(Node(i, "n:" + std::to_string(i)))).ok());
+  }
+  ShardRecord s;
+  s.id = 1;
+  s.replicas = {{1, false}, {2, false}, {3, false}};
+  ASSERT_TRUE(Run(cmd::BootstrapShards({s})).ok());
+  EXPECT_EQ(st_.next_shard_id, 2u);
+  EXPECT_EQ(Run(cmd::BootstrapShards({s})).code(), StatusCode::kFailedPrecondition);
+
+  // Leader hint at the same epoch: accepted.
+  ShardRecord led = s;
+  led.leader = 2;
+  ASSERT_TRUE(Run(cmd::UpdateShard(led)).ok());
+  EXPECT_EQ(st_.shards.at(1).leader, 2u);
+  // Replicas changed without a new epoch: refused.
+  ShardRecord bad = led;
+  bad.replicas.push_back({4, true});
+  EXPECT_EQ(Run(cmd::UpdateShard(bad)).code(), StatusCode::kFailedPrecondition);
+  // With a new conf_ver: accepted; the old descriptor is then stale.
+  bad.epoch.conf_ver = 2;
+  ASSERT_TRUE(Run(cmd::UpdateShard(bad)).ok());
+  EXPECT_EQ(Run(cmd::UpdateShard(led)).code(), StatusCode::kFailedPrecondition);
+  // A split's new shard is created.
+  ShardRecord right;
+  right.id = 7;
+  right.start_key = "m";
+  right.epoch.version = 2;
+  right.replicas = {{1, false}};
+  ASSERT_TRUE(Run(cmd::UpdateShard(right)).ok());
+  EXPECT_EQ(st_.next_shard_id, 8u);
+
+  // Invalid descriptors.
+  ShardRecord unknown_node = right;
+  unknown_node.id = 9;
+  unknown_node.replicas = {{42, false}};
+  EXPECT_EQ(Run(cmd::UpdateShard(unknown_node)).code(), StatusCode::kNotFound);
+  ShardRecord twice = right;
+  twice.id = 10;
+  twice.replicas = {{1, false}, {1, true}};
+  EXPECT_EQ(Run(cmd::UpdateShard(twice)).code(), StatusCode::kInvalidArgument);
+  ShardRecord empty_range = right;
+  empty_range.id = 11;
+  empty_range.end_key = "a";
+  EXPECT_EQ(Run(cmd::UpdateShard(empty_range)).code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(StateTest, TsoLimitNeverGoesBack) {
+  std::string r;
+  ASSERT_TRUE(Run(cmd::TsoLimit(1000), &r).ok());
+  EXPECT_EQ(r, R"({"limit_ms":1000})");
+  ASSERT_TRUE(Run(cmd::TsoLimit(500), &r).ok());
+  EXPECT_EQ(st_.tso_limit_ms, 1000u);
+  ASSERT_TRUE(Run(cmd::TsoLimit(2000)).ok());
+  EXPECT_EQ(st_.tso_limit_ms, 2000u);
+}
+
+TEST_F(StateTest, CatalogCollectionsAndTenants) {
+  std::string r;
+  ASSERT_TRUE(Run(cmd::CreateCollection("default", "users", R"({"type":"object"})",
+                                        {{"by_age", {"age"}, false}}, 77),
+                  &r)
+                  .ok());
+  const auto& users = st_.collections.at({kDefaultTenantId, "users"});
+  EXPECT_EQ(users.id, 2u);
+  EXPECT_EQ(users.created_ms, 77u);
+  ASSERT_EQ(users.indexes.size(), 1u);
+  EXPECT_EQ(Run(cmd::CreateCollection("default", "users", "", {}, 0)).code(),
+            StatusCode::kAlreadyExists);
+  EXPECT_EQ(Run(cmd::CreateCollection("nope", "x", "", {}, 0)).code(), StatusCode::kNotFound);
+  EXPECT_EQ(Run(cmd::CreateCollection("default", "bad name", "", {}, 0)).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(Run(cmd::CreateCollection("default", "x", "{not json", {}, 0)).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(Run(cmd::CreateCollection("default", "x", "", {{"i", {}, false}}, 0)).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      Run(cmd::CreateCollection("default", "x", "", {{"i", {"a"}, false}, {"i", {"b"}, false}}, 0))
+          .code(),
+      StatusCode::kInvalidArgument);
+
+  ASSERT_TRUE(Run(cmd::DropCollection("default", "users")).ok());
+  EXPECT_EQ(Run(cmd::DropCollection("default", "users")).code(), StatusCode::kNotFound);
+  // Ids are never reused.
+  ASSERT_TRUE(Run(cmd::CreateCollection("default", "users", "", {}, 0)).ok());
+  EXPECT_EQ(st_.collections.at({kDefaultTenantId, "users"}).id, 3u);
+
+  ASSERT_TRUE(Run(cmd::CreateTenant("acme"), &r).ok());
+  EXPECT_EQ(r, R"({"id":2,"name":"acme"})");
+  EXPECT_EQ(Run(cmd::CreateTenant("acme")).code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(Run(cmd::CreateTenant("")).code(), StatusCode::kInvalidArgument);
+  // The same collection name in another tenant is another collection.
+  ASSERT_TRUE(Run(cmd::CreateCollection("acme", "users", "", {}, 0)).ok());
+  EXPECT_NE(st_.collections.at({2, "users"}).id, st_.collections.at({1, "users"}).id);
+}
+
+TEST_F(StateTest, SettingsAreValidatedAsAWhole) {
+  struct Case {
+    std::string patch;
+    StatusCode code;
+  };
+  const std::vector<Case> cases = {
+      {R"({"replication_factor":5})", StatusCode::kOk},
+      {R"({"replication_factor":0})", StatusCode::kInvalidArgument},
+      {R"({"replication_factor":8})", StatusCode::kInvalidArgument},
+      {R"({"replication_factor":-1})", StatusCode::kInvalidArgument},
+      {R"({"replication_factor":"3"})", StatusCode::kInvalidArgument},
+      {R"({"shard_split_bytes":100})", StatusCode::kInvalidArgument},
+      {R"({"shard_split_bytes":4096})", StatusCode::kOk},
+      {R"({"node_suspect_timeout_ms":1000,"node_dead_timeout_ms":1000})",
+       StatusCode::kInvalidArgument},
+      {R"({"node_suspect_timeout_ms":1000,"node_dead_timeout_ms":3000})", StatusCode::kOk},
+      {R"({"gc_ttl_seconds":0})", StatusCode::kInvalidArgument},
+      {R"({"max_ops_per_round":65})", StatusCode::kInvalidArgument},
+      {R"({"colour":"blue"})", StatusCode::kInvalidArgument},
+      {R"([1,2])", StatusCode::kInvalidArgument},
+      {R"(not json)", StatusCode::kInvalidArgument},
+  };
+  for (const auto& c : cases) {
+    EXPECT_EQ(Run(cmd::UpdateSettings(c.patch)).code(), c.code) << c.patch;
+  }
+  EXPECT_EQ(st_.settings.replication_factor, 5u);
+  EXPECT_EQ(st_.settings.shard_split_bytes, 4096u);
+  EXPECT_EQ(st_.settings.node_dead_timeout_ms, 3000u);
+}
+
+TEST_F(StateTest, MembersRefuseSharedAddresses) {
+  ASSERT_TRUE(Run(cmd::SetMember({1, "c:1", "h:1"})).ok());
+  ASSERT_TRUE(Run(cmd::SetMember({2, "c:2", "h:2"})).ok());
+  EXPECT_EQ(Run(cmd::SetMember({3, "c:1", ""})).code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(Run(cmd::RemoveMember(9)).code(), StatusCode::kNotFound);
+  ASSERT_TRUE(Run(cmd::RemoveMember(2)).ok());
+  EXPECT_EQ(st_.members.size(), 1u);
+}
+
+TEST_F(StateTest, MalformedCommandsAreRefusedNotFatal) {
+  for (const std::string c :
+       {"", "null", "[]", "{}", R"({"op":"nope"})", R"({"op":"register_node"})",
+        R"({"op":"register_node","node":{"id":"x"}})", R"({"op":"tso_limit","limit_ms":-5})",
+        R"({"op":"update_shard","shard":{"id":1,"replicas":[],"start_key_b64":"!!"}})",
+        R"({"op":"set_node_admin","id":1,"admin":"sleepy"})"}) {
+    Status s = Run(c);
+    EXPECT_FALSE(s.ok()) << c;
+  }
+}
+
+TEST_F(StateTest, RecordsAndSnapshotsRoundTrip) {
+  ASSERT_TRUE(Run(cmd::SetMember({1, "c:1", "h:1"})).ok());
+  for (uint64_t i = 1; i <= 3; ++i) {
+    ASSERT_TRUE(Run(cmd::RegisterNode(Node(i, "n:" + std::to_string(i), "z"))).ok());
+  }
+  ShardRecord s;
+  s.id = 1;
+  s.start_key = std::string("\x00\xff", 2);
+  s.end_key = "zz";
+  s.replicas = {{1, false}, {2, true}};
+  ASSERT_TRUE(Run(cmd::BootstrapShards({s})).ok());
+  ASSERT_TRUE(Run(cmd::CreateCollection("default", "c", "", {{"i", {"a", "b"}, true}}, 5)).ok());
+  ASSERT_TRUE(Run(cmd::TsoLimit(123)).ok());
+  ASSERT_TRUE(Run(cmd::UpdateSettings(R"({"replication_factor":1})")).ok());
+
+  ClusterState loaded;
+  for (const auto& key : RecordKeys(st_)) {
+    auto v = RecordValue(st_, key);
+    ASSERT_TRUE(v.has_value()) << key;
+    ASSERT_TRUE(LoadRecord(&loaded, key, *v).ok()) << key;
+  }
+  EXPECT_EQ(loaded, st_);
+  auto decoded = DecodeState(EncodeState(st_));
+  ASSERT_TRUE(decoded.ok());
+  EXPECT_EQ(*decoded, st_);
+  EXPECT_FALSE(DecodeState("{\"s/1\":{}}").ok());
+  EXPECT_FALSE(DecodeState("[").ok());
+}
+
+TEST_F(StateTest, OutcomesRoundTrip) {
+  std::string r;
+  EXPECT_TRUE(DecodeOutcome(EncodeOutcome(Status::OK(), R"({"a":1})"), &r).ok());
+  EXPECT_EQ(r, R"({"a":1})");
+  Status s = DecodeOutcome(EncodeOutcome(Status::AlreadyExists("dup"), "{}"), &r);
+  EXPECT_EQ(s.code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(s.message(), "dup");
+}
+
+}  // namespace
+}  // namespace gojodb::controller
