@@ -43,7 +43,12 @@ Result<std::pair<std::string, int>> SplitHostPort(const std::string& addr) {
 }
 
 HttpServer::HttpServer(HttpApi* api, HttpServerOptions options)
-    : api_(api), options_(options), server_(std::make_unique<httplib::Server>()) {}
+    : HttpServer([api](std::string_view m, std::string_view t, std::string_view b,
+                       const HeaderLookup&) { return api->Handle(m, t, b); },
+                 options) {}
+
+HttpServer::HttpServer(HttpHandler handler, HttpServerOptions options)
+    : handler_(std::move(handler)), options_(options), server_(std::make_unique<httplib::Server>()) {}
 
 HttpServer::~HttpServer() { Stop(); }
 
@@ -58,7 +63,9 @@ Status HttpServer::Start(const std::string& addr) {
   // Also bounds shutdown: Stop() waits for idle keep-alive connections this long.
   s.set_keep_alive_timeout(2);
   auto handler = [this](const httplib::Request& req, httplib::Response& res) {
-    HttpResponse r = api_->Handle(req.method, req.target, req.body);
+    HttpResponse r = handler_(req.method, req.target, req.body, [&req](const std::string& name) {
+      return req.get_header_value(name);
+    });
     res.status = r.status;
     for (auto& [k, v] : r.headers) res.set_header(k, v);
     res.set_content(std::move(r.body), r.content_type);

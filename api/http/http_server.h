@@ -2,6 +2,7 @@
 // max_body_bytes are refused with 413 before they are read into memory.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -20,10 +21,17 @@ struct HttpServerOptions {
   int read_timeout_s = 30;
 };
 
+// Answers one request: method, target (path and query), body, and a lookup of request
+// headers by name ("" when absent).
+using HeaderLookup = std::function<std::string(const std::string&)>;
+using HttpHandler = std::function<HttpResponse(std::string_view, std::string_view,
+                                               std::string_view, const HeaderLookup&)>;
+
 class HttpServer {
  public:
   // `api` is not owned and must outlive the server.
   HttpServer(HttpApi* api, HttpServerOptions options);
+  HttpServer(HttpHandler handler, HttpServerOptions options);
   ~HttpServer();
 
   // Binds `addr` (host:port) and serves on a background thread.
@@ -32,7 +40,7 @@ class HttpServer {
   void Stop();
 
  private:
-  HttpApi* const api_;
+  const HttpHandler handler_;
   const HttpServerOptions options_;
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;

@@ -385,6 +385,9 @@ Result<ClusterView> Controller::View() {
     auto it = st.members.find(nid.value());
     mi.member = it != st.members.end() ? it->second : Member{nid.value(), "", ""};
     mi.role = nid == gs.id ? "leader" : role;
+    for (const auto& p : gs.progress) {
+      if (p.id == nid && nid != gs.id) mi.reachable = p.recent_active;
+    }
     v.controllers.push_back(mi);
   };
   for (auto nid : gs.conf_state.voters) add_member(nid, "follower");

@@ -64,6 +64,7 @@ struct NodeInfo {
 struct MemberInfo {
   Member member;
   std::string role;  // "leader", "follower", "learner"
+  bool reachable = true;  // the leader heard from it within an election timeout
 };
 
 struct ClusterView {
