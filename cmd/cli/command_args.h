@@ -17,6 +17,10 @@ struct Cli::Args {
   std::string key, value, start, end, prefix, name, request_id, schema;
   std::string consistency = "linearizable";
   std::vector<std::string> indexes;
+  std::vector<std::string> settings;  // settings set NAME=VALUE...
+  std::string member_addr;            // controller add ID ADDR
+  uint64_t id = 0;                    // node or controller id
+  uint64_t count = 1;                 // tso --count
   uint64_t if_version = 0, at = 0;
   size_t limit = 0;
   bool has_if_version = false, has_at = false, has_consistency = false, has_limit = false;

@@ -214,6 +214,42 @@ int Cli::Dispatch(const std::vector<std::string>& args, bool in_shell) {
   on(cluster->add_subcommand("status", "Show controllers, storage nodes and shards"),
      &Cli::DoClusterStatus);
 
+  // Cluster administration: the controller's operator API.
+  auto* node = app.add_subcommand("node", "List and decommission storage nodes (controller)");
+  node->require_subcommand(1);
+  on(node->add_subcommand("list", "List storage nodes with their state and load"),
+     &Cli::DoNodeList);
+  auto* ndecom = node->add_subcommand("decommission", "Move every replica off node ID");
+  ndecom->add_option("ID", a.id, "Node id")->required()->check(UnsignedValidator(true));
+  on(ndecom, &Cli::DoNodeDecommission);
+
+  auto* shard = app.add_subcommand("shard", "Show the shard map (controller)");
+  shard->require_subcommand(1);
+  on(shard->add_subcommand("list", "List shards: key ranges, replicas, leaders, epochs"),
+     &Cli::DoShardList);
+
+  auto* ctrl = app.add_subcommand("controller", "Change the controller group's members");
+  ctrl->require_subcommand(1);
+  auto* cadd = ctrl->add_subcommand("add", "Add controller ID serving gRPC at ADDR");
+  cadd->add_option("ID", a.id, "Controller id")->required()->check(UnsignedValidator(true));
+  cadd->add_option("ADDR", a.member_addr, "Its gRPC address host:port")->required();
+  on(cadd, &Cli::DoControllerAdd);
+  auto* cremove = ctrl->add_subcommand("remove", "Remove controller ID from the group");
+  cremove->add_option("ID", a.id, "Controller id")->required()->check(UnsignedValidator(true));
+  on(cremove, &Cli::DoControllerRemove);
+
+  auto* settings = app.add_subcommand("settings", "Show and change cluster settings (controller)");
+  settings->require_subcommand(1);
+  on(settings->add_subcommand("get", "Show the cluster settings"), &Cli::DoSettingsGet);
+  auto* sset = settings->add_subcommand("set", "Change settings: NAME=VALUE, VALUE an integer");
+  sset->add_option("SETTING", a.settings, "NAME=VALUE (one or more)")->required();
+  on(sset, &Cli::DoSettingsSet);
+
+  auto* tso = app.add_subcommand("tso", "Allocate timestamps from the timestamp oracle");
+  tso->add_option("--count", a.count, "How many timestamps, 1..65536 (default: 1)")
+      ->check(UnsignedValidator(true));
+  on(tso, &Cli::DoTso);
+
   if (!in_shell) {
     on(app.add_subcommand("shell", "Interactive shell with line editing and history"),
        &Cli::DoShell);

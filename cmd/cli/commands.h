@@ -72,6 +72,14 @@ class Cli {
   int DoCollectionDescribe(const Args& a);
   int DoCollectionDrop(const Args& a);
   int DoClusterStatus(const Args& a);
+  int DoNodeList(const Args& a);
+  int DoNodeDecommission(const Args& a);
+  int DoShardList(const Args& a);
+  int DoControllerAdd(const Args& a);
+  int DoControllerRemove(const Args& a);
+  int DoSettingsGet(const Args& a);
+  int DoSettingsSet(const Args& a);
+  int DoTso(const Args& a);
   int DoVersion(const Args& a);
   int DoShell(const Args& a);
 

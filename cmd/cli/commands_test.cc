@@ -129,9 +129,111 @@ class FakeKv final : public kv::KvService {
   std::map<std::string, RowMap> data_;
 };
 
+// A small in-memory controller: two nodes, two shards, settings and a clock.
+struct FakeController {
+  FakeController() {
+    auto* n1 = nodes.add_nodes();
+    n1->mutable_node()->set_id(1);
+    n1->mutable_node()->set_grpc_addr("10.0.0.1:7001");
+    n1->mutable_node()->set_http_addr("10.0.0.1:8080");
+    n1->mutable_node()->set_admin_state("active");
+    (*n1->mutable_node()->mutable_labels())["zone"] = "a";
+    n1->set_liveness("up");
+    n1->mutable_stats()->set_capacity_bytes(uint64_t{1} << 40);
+    n1->mutable_stats()->set_used_bytes(1536);
+    n1->mutable_stats()->set_shard_count(2);
+    n1->mutable_stats()->set_leader_count(1);
+    auto* n2 = nodes.add_nodes();
+    n2->mutable_node()->set_id(2);
+    n2->mutable_node()->set_grpc_addr("10.0.0.2:7001");
+    n2->mutable_node()->set_http_addr("10.0.0.2:8080");
+    n2->mutable_node()->set_admin_state("active");
+    n2->mutable_node()->set_capacity_bytes(512);
+    n2->set_liveness("suspect");
+
+    shard_map.set_version(7);
+    auto* s1 = shard_map.add_shards();
+    s1->set_id(1);
+    s1->set_end_key("m");
+    s1->set_conf_ver(2);
+    s1->set_version(1);
+    s1->set_leader(1);
+    s1->add_replicas()->set_node(1);
+    auto* learner = s1->add_replicas();
+    learner->set_node(4);
+    learner->set_learner(true);
+    auto* s2 = shard_map.add_shards();
+    s2->set_id(2);
+    s2->set_start_key(std::string("m\x00\xff", 3));
+    s2->set_conf_ver(1);
+    s2->set_version(3);
+    s2->add_replicas()->set_node(2);
+
+    settings.set_replication_factor(3);
+    settings.set_shard_split_bytes(64 << 20);
+  }
+
+  Status DecommissionNode(uint64_t id) {
+    for (auto& n : *nodes.mutable_nodes()) {
+      if (n.node().id() == id) {
+        n.mutable_node()->set_admin_state("decommissioning");
+        return Status::OK();
+      }
+    }
+    return Status::NotFound("node " + std::to_string(id) + " is not registered");
+  }
+  Status AddController(uint64_t id, const std::string& addr) {
+    if (!controllers.emplace(id, addr).second) {
+      return Status::AlreadyExists("controller " + std::to_string(id) + " is a member");
+    }
+    return Status::OK();
+  }
+  Status RemoveController(uint64_t id) {
+    if (!controllers.erase(id)) {
+      return Status::NotFound("controller " + std::to_string(id) + " is not a member");
+    }
+    return Status::OK();
+  }
+  Result<v1::Settings> UpdateSettings(const std::string& patch_json) {
+    patches.push_back(patch_json);
+    auto patch = nlohmann::json::parse(patch_json);
+    v1::Settings next = settings;
+    for (const auto& [name, value] : patch.items()) {
+      const auto* field = next.GetDescriptor()->FindFieldByName(name);
+      if (field == nullptr) return Status::InvalidArgument("unknown setting '" + name + "'");
+      if (field->cpp_type() == google::protobuf::FieldDescriptor::CPPTYPE_UINT32) {
+        next.GetReflection()->SetUInt32(&next, field, value.get<uint32_t>());
+      } else {
+        next.GetReflection()->SetUInt64(&next, field, value.get<uint64_t>());
+      }
+    }
+    if (next.replication_factor() == 0) {
+      return Status::InvalidArgument("replication_factor must be at least 1");
+    }
+    settings = next;
+    return settings;
+  }
+  v1::GetTimestampsResponse GetTimestamps(uint32_t count) {
+    v1::GetTimestampsResponse r;
+    r.set_first(next_ts);
+    r.set_count(count);
+    next_ts += count;
+    return r;
+  }
+
+  v1::ListNodesResponse nodes;
+  v1::GetShardMapResponse shard_map;
+  v1::Settings settings;
+  std::map<uint64_t, std::string> controllers = {{1, "10.0.1.1:7101"}};
+  std::vector<std::string> patches;
+  uint64_t next_ts = 1000;
+  int calls = 0;
+};
+
 class FakeBackend final : public Backend {
  public:
-  explicit FakeBackend(FakeKv* kv) : kv_(kv) {}
+  FakeBackend(FakeKv* kv, FakeController* ctl, bool controller_down)
+      : kv_(kv), ctl_(ctl), down_(controller_down) {}
   kv::KvService& kv() override { return *kv_; }
   Result<v1::ClusterStatusResponse> ClusterStatus() override {
     v1::ClusterStatusResponse s;
@@ -140,8 +242,51 @@ class FakeBackend final : public Backend {
     return s;
   }
 
+  Result<v1::ListNodesResponse> ListNodes() override {
+    RETURN_IF_ERROR(Call());
+    return ctl_->nodes;
+  }
+  Status DecommissionNode(uint64_t node_id) override {
+    RETURN_IF_ERROR(Call());
+    return ctl_->DecommissionNode(node_id);
+  }
+  Result<v1::GetShardMapResponse> GetShardMap() override {
+    RETURN_IF_ERROR(Call());
+    return ctl_->shard_map;
+  }
+  Status AddController(uint64_t id, const std::string& grpc_addr) override {
+    RETURN_IF_ERROR(Call());
+    return ctl_->AddController(id, grpc_addr);
+  }
+  Status RemoveController(uint64_t id) override {
+    RETURN_IF_ERROR(Call());
+    return ctl_->RemoveController(id);
+  }
+  Result<v1::Settings> GetSettings() override {
+    RETURN_IF_ERROR(Call());
+    return ctl_->settings;
+  }
+  Result<v1::Settings> UpdateSettings(const std::string& patch_json) override {
+    RETURN_IF_ERROR(Call());
+    return ctl_->UpdateSettings(patch_json);
+  }
+  Result<v1::GetTimestampsResponse> GetTimestamps(uint32_t count) override {
+    RETURN_IF_ERROR(Call());
+    return ctl_->GetTimestamps(count);
+  }
+
  private:
+  // A server that answers only the KV API: the controller's requests fail as over gRPC
+  // when the leader cannot be reached.
+  Status Call() {
+    ++ctl_->calls;
+    if (down_) return Status::Unavailable("no controller leader").WithDetail("leader_id", "0");
+    return Status::OK();
+  }
+
   FakeKv* kv_;
+  FakeController* ctl_;
+  bool down_;
 };
 
 class CommandsTest : public ::testing::Test {
@@ -156,7 +301,8 @@ class CommandsTest : public ::testing::Test {
         [this](const std::string& addr, int) -> Result<std::unique_ptr<Backend>> {
           connected_addrs_.push_back(addr);
           if (addr == "down:1") return Status::Unavailable("failed to connect to all addresses");
-          return std::unique_ptr<Backend>(new FakeBackend(&kv_));
+          return std::unique_ptr<Backend>(
+              new FakeBackend(&kv_, &controller_, addr == "no-leader:1"));
         },
         io, "1.0.0");
   }
@@ -176,6 +322,7 @@ class CommandsTest : public ::testing::Test {
   std::string err() const { return err_.str(); }
 
   FakeKv kv_;
+  FakeController controller_;
   std::istringstream in_;
   std::ostringstream out_, err_;
   std::vector<std::string> connected_addrs_;
@@ -436,6 +583,229 @@ TEST_F(CommandsTest, ShellStartsFromTheLineFlags) {
   ASSERT_EQ(Run({"-c", "c2", "shell"}), 0) << err();
   EXPECT_EQ(kv_.DescribeCollection("c2").ok(), true);
   ASSERT_EQ(Run({"get", "k", "-c", "c2"}), 0);
+}
+
+TEST_F(CommandsTest, NodeListTable) {
+  ASSERT_EQ(Run({"node", "list"}), 0) << err();
+  EXPECT_EQ(out(),
+            "ID  ADDRESS        HTTP           STATE    ADMIN   ZONE  SHARDS  LEADERS  USED     "
+            "CAPACITY\n"
+            "1   10.0.0.1:7001  10.0.0.1:8080  up       active  a     2       1        1.5 KiB  "
+            "1.0 TiB\n"
+            "2   10.0.0.2:7001  10.0.0.2:8080  suspect  active        0       0        0 B      "
+            "512 B\n");
+  EXPECT_EQ(err(), "");
+}
+
+TEST_F(CommandsTest, NodeListJson) {
+  ASSERT_EQ(Run({"node", "list", "-o", "json"}), 0) << err();
+  auto doc = nlohmann::json::parse(out());
+  ASSERT_EQ(doc["nodes"].size(), 2u);
+  EXPECT_EQ(doc["nodes"][0]["id"], 1);
+  EXPECT_EQ(doc["nodes"][0]["grpc_addr"], "10.0.0.1:7001");
+  EXPECT_EQ(doc["nodes"][0]["liveness"], "up");
+  EXPECT_EQ(doc["nodes"][0]["admin_state"], "active");
+  EXPECT_EQ(doc["nodes"][0]["labels"]["zone"], "a");
+  EXPECT_EQ(doc["nodes"][0]["used_bytes"], 1536);
+  EXPECT_EQ(doc["nodes"][0]["capacity_bytes"], uint64_t{1} << 40);
+  EXPECT_EQ(doc["nodes"][1]["capacity_bytes"], 512);  // from the registration
+  EXPECT_EQ(doc["nodes"][1]["liveness"], "suspect");
+}
+
+TEST_F(CommandsTest, NodeDecommission) {
+  ASSERT_EQ(Run({"node", "decommission", "2"}), 0) << err();
+  EXPECT_EQ(out(), "node 2 is decommissioning: its replicas move to other nodes\n");
+  EXPECT_EQ(controller_.nodes.nodes(1).node().admin_state(), "decommissioning");
+  ASSERT_EQ(Run({"node", "decommission", "1", "--output", "json"}), 0) << err();
+  EXPECT_EQ(out(), "{\"admin_state\":\"decommissioning\",\"node\":1}\n");
+  EXPECT_EQ(Run({"node", "decommission", "9"}), 1);
+  EXPECT_EQ(out(), "");
+  EXPECT_EQ(err(), "error: NOT_FOUND: node 9 is not registered\n");
+}
+
+TEST_F(CommandsTest, ShardListTable) {
+  ASSERT_EQ(Run({"shard", "list"}), 0) << err();
+  EXPECT_EQ(out(),
+            "ID  START     END    REPLICAS      LEADER  EPOCH\n"
+            "1   (start)   m      1,4(learner)  1       2.1\n"
+            "2   0x6d00ff  (end)  2             -       1.3\n");
+}
+
+TEST_F(CommandsTest, ShardListJson) {
+  ASSERT_EQ(Run({"shard", "list", "-o", "json"}), 0) << err();
+  auto doc = nlohmann::json::parse(out());
+  EXPECT_EQ(doc["version"], 7);
+  ASSERT_EQ(doc["shards"].size(), 2u);
+  const auto& s1 = doc["shards"][0];
+  EXPECT_EQ(s1["start_key"], "");
+  EXPECT_EQ(s1["end_key"], "m");
+  EXPECT_EQ(s1["replicas"][1]["node"], 4);
+  EXPECT_EQ(s1["replicas"][1]["learner"], true);
+  EXPECT_EQ(s1["leader"], 1);
+  EXPECT_EQ(s1["conf_ver"], 2);
+  EXPECT_EQ(s1["version"], 1);
+  const auto& s2 = doc["shards"][1];
+  EXPECT_FALSE(s2.contains("start_key"));
+  EXPECT_EQ(s2["start_key_base64"], "bQD/");
+  EXPECT_EQ(s2["end_key"], "");
+}
+
+TEST_F(CommandsTest, ControllerAddAndRemove) {
+  ASSERT_EQ(Run({"controller", "add", "2", "10.0.1.2:7101"}), 0) << err();
+  EXPECT_EQ(out(), "added controller 2 at 10.0.1.2:7101\n");
+  EXPECT_EQ(controller_.controllers.at(2), "10.0.1.2:7101");
+  EXPECT_EQ(Run({"controller", "add", "2", "10.0.1.2:7101"}), 3);
+  EXPECT_EQ(err(), "error: ALREADY_EXISTS: controller 2 is a member\n");
+  ASSERT_EQ(Run({"controller", "add", "3", "10.0.1.3:7101", "-o", "json"}), 0) << err();
+  EXPECT_EQ(out(), "{\"added_controller\":3,\"grpc_addr\":\"10.0.1.3:7101\"}\n");
+
+  ASSERT_EQ(Run({"controller", "remove", "2"}), 0) << err();
+  EXPECT_EQ(out(), "removed controller 2\n");
+  ASSERT_EQ(Run({"controller", "remove", "3", "-o", "json"}), 0) << err();
+  EXPECT_EQ(out(), "{\"removed_controller\":3}\n");
+  EXPECT_EQ(Run({"controller", "remove", "3"}), 1);
+  EXPECT_EQ(err(), "error: NOT_FOUND: controller 3 is not a member\n");
+  EXPECT_EQ(controller_.controllers.size(), 1u);
+}
+
+TEST_F(CommandsTest, SettingsGet) {
+  ASSERT_EQ(Run({"settings", "get"}), 0) << err();
+  EXPECT_EQ(out(),
+            "NAME                     VALUE\n"
+            "replication_factor       3\n"
+            "shard_split_bytes        67108864\n"
+            "gc_ttl_seconds           0\n"
+            "node_suspect_timeout_ms  0\n"
+            "node_dead_timeout_ms     0\n"
+            "max_ops_per_round        0\n");
+  ASSERT_EQ(Run({"settings", "get", "-o", "json"}), 0) << err();
+  auto doc = nlohmann::json::parse(out());
+  EXPECT_EQ(doc["replication_factor"], 3);
+  EXPECT_EQ(doc["shard_split_bytes"], 64 << 20);
+  EXPECT_EQ(doc.size(), 6u);
+}
+
+TEST_F(CommandsTest, SettingsSetSendsAnIntegerPatch) {
+  ASSERT_EQ(Run({"settings", "set", "replication_factor=5", "gc_ttl_seconds=86400", "-o", "json"}),
+            0)
+      << err();
+  ASSERT_EQ(controller_.patches.size(), 1u);
+  EXPECT_EQ(controller_.patches[0], R"({"gc_ttl_seconds":86400,"replication_factor":5})");
+  auto doc = nlohmann::json::parse(out());
+  EXPECT_EQ(doc["replication_factor"], 5);
+  EXPECT_EQ(doc["gc_ttl_seconds"], 86400);
+  ASSERT_EQ(Run({"settings", "set", "max_ops_per_round=4"}), 0) << err();
+  EXPECT_NE(out().find("max_ops_per_round        4\n"), std::string::npos) << out();
+  // The controller checks names and ranges.
+  EXPECT_EQ(Run({"settings", "set", "bogus=1"}), 3);
+  EXPECT_EQ(err(), "error: INVALID_ARGUMENT: unknown setting 'bogus'\n");
+  EXPECT_EQ(Run({"settings", "set", "replication_factor=0"}), 3);
+  EXPECT_EQ(controller_.settings.replication_factor(), 5u);
+}
+
+TEST_F(CommandsTest, SettingsSetUsageErrors) {
+  const std::vector<std::vector<std::string>> bad = {
+      {"settings", "set"},
+      {"settings", "set", "replication_factor"},
+      {"settings", "set", "=5"},
+      {"settings", "set", "replication_factor="},
+      {"settings", "set", "replication_factor=five"},
+      {"settings", "set", "replication_factor=-1"},
+      {"settings", "set", "replication_factor=1.5"},
+      {"settings", "set", "gc_ttl_seconds=18446744073709551616"},
+      {"settings", "set", "replication_factor=3", "replication_factor=4"},
+  };
+  for (const auto& args : bad) {
+    EXPECT_EQ(Run(args), 2) << ::testing::PrintToString(args);
+    const std::string e = err();
+    EXPECT_EQ(std::count(e.begin(), e.end(), '\n'), 1) << e;
+  }
+  EXPECT_EQ(err(),
+            "error: replication_factor is given more than once (run 'gojodb settings set "
+            "--help')\n");
+  EXPECT_EQ(Run({"settings", "set", "replication_factor=five"}), 2);
+  EXPECT_EQ(err(),
+            "error: the value of replication_factor must be a non-negative integer, got 'five' "
+            "(run 'gojodb settings set --help')\n");
+  EXPECT_TRUE(controller_.patches.empty());
+  EXPECT_EQ(controller_.calls, 0);
+}
+
+TEST_F(CommandsTest, Tso) {
+  ASSERT_EQ(Run({"tso"}), 0) << err();
+  EXPECT_EQ(out(), "1000\n");
+  ASSERT_EQ(Run({"tso", "--count", "3"}), 0) << err();
+  EXPECT_EQ(out(), "1001\n1002\n1003\n");
+  ASSERT_EQ(Run({"tso", "--count", "2", "-o", "json"}), 0) << err();
+  EXPECT_EQ(out(), "{\"timestamps\":[1004,1005]}\n");
+}
+
+TEST_F(CommandsTest, AdminUsageErrorsExitTwoWithoutARequest) {
+  const std::vector<std::vector<std::string>> bad = {
+      {"node"},
+      {"node", "frob"},
+      {"node", "decommission"},
+      {"node", "decommission", "abc"},
+      {"node", "decommission", "0"},
+      {"node", "decommission", "-1"},
+      {"node", "decommission", "1", "2"},
+      {"shard"},
+      {"controller"},
+      {"controller", "add", "2"},
+      {"controller", "add", "x", "10.0.1.2:7101"},
+      {"controller", "add", "2", ""},
+      {"controller", "remove"},
+      {"controller", "remove", "two"},
+      {"settings"},
+      {"tso", "--count", "0"},
+      {"tso", "--count", "65537"},
+      {"tso", "--count", "many"},
+  };
+  for (const auto& args : bad) {
+    EXPECT_EQ(Run(args), 2) << ::testing::PrintToString(args);
+    const std::string e = err();
+    EXPECT_EQ(e.rfind("error: ", 0), 0u) << e;
+    EXPECT_EQ(std::count(e.begin(), e.end(), '\n'), 1) << e;
+  }
+  EXPECT_EQ(controller_.calls, 0);
+  EXPECT_TRUE(connected_addrs_.empty());
+  EXPECT_EQ(Run({"node", "decommission", "abc"}), 2);
+  EXPECT_EQ(err(),
+            "error: ID: must be a positive 64-bit integer, got 'abc' (run 'gojodb node "
+            "decommission --help')\n");
+  EXPECT_EQ(Run({"controller", "add", "2"}), 2);
+  EXPECT_NE(err().find("ADDR"), std::string::npos) << err();
+  EXPECT_EQ(Run({"tso", "--count", "65537"}), 2);
+  EXPECT_EQ(err(), "error: --count must be between 1 and 65536 (run 'gojodb tso --help')\n");
+}
+
+TEST_F(CommandsTest, AdminCommandsUnavailableExitThree) {
+  const std::vector<std::vector<std::string>> cmds = {
+      {"node", "list"},
+      {"node", "decommission", "1"},
+      {"shard", "list"},
+      {"controller", "add", "2", "10.0.1.2:7101"},
+      {"controller", "remove", "1"},
+      {"settings", "get"},
+      {"settings", "set", "replication_factor=5"},
+      {"tso"},
+  };
+  for (auto args : cmds) {
+    args.insert(args.begin(), {"--addr", "no-leader:1"});
+    EXPECT_EQ(Run(args), 3) << ::testing::PrintToString(args);
+    EXPECT_EQ(out(), "");
+    EXPECT_EQ(err(), "error: UNAVAILABLE: server no-leader:1: no controller leader [leader_id=0]\n")
+        << ::testing::PrintToString(args);
+  }
+  EXPECT_EQ(Run({"--addr", "down:1", "node", "list"}), 3);
+  EXPECT_EQ(err(), "error: UNAVAILABLE: server down:1: failed to connect to all addresses\n");
+}
+
+TEST_F(CommandsTest, AdminCommandsInTheShell) {
+  EXPECT_EQ(Shell("tso\noutput json\nnode decommission 2\n"), 0);
+  EXPECT_EQ(out(), "1000\n{\"admin_state\":\"decommissioning\",\"node\":2}\n");
+  EXPECT_EQ(Shell("help\n"), 0);
+  EXPECT_NE(out().find("settings get | set NAME=VALUE"), std::string::npos);
 }
 
 }  // namespace

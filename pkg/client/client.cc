@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "api/grpc/convert.h"
+#include "gojodb/v1/controller.grpc.pb.h"
 #include "gojodb/v1/kv.grpc.pb.h"
 
 namespace gojodb::client {
@@ -14,6 +15,7 @@ struct Client::Stubs {
   std::unique_ptr<v1::KV::Stub> kv;
   std::unique_ptr<v1::Catalog::Stub> catalog;
   std::unique_ptr<v1::Admin::Stub> admin;
+  std::unique_ptr<v1::Controller::Stub> controller;
 };
 
 namespace {
@@ -50,6 +52,7 @@ Client::Client(const ClientOptions& options) : options_(options), stubs_(new Stu
   stubs_->kv = v1::KV::NewStub(stubs_->channel);
   stubs_->catalog = v1::Catalog::NewStub(stubs_->channel);
   stubs_->admin = v1::Admin::NewStub(stubs_->channel);
+  stubs_->controller = v1::Controller::NewStub(stubs_->channel);
 }
 
 Client::~Client() = default;
@@ -171,5 +174,71 @@ Result<v1::ClusterStatusResponse> Client::ClusterStatus() {
 }
 
 Status Client::Ready() { return ClusterStatus().status(); }
+
+Result<v1::ListNodesResponse> Client::ListNodes() {
+  v1::ListNodesRequest req;
+  v1::ListNodesResponse resp;
+  RETURN_IF_ERROR(
+      Call(options_, stubs_->controller.get(), &v1::Controller::Stub::ListNodes, req, &resp));
+  return resp;
+}
+
+Status Client::DecommissionNode(uint64_t node_id) {
+  v1::DecommissionNodeRequest req;
+  req.set_node_id(node_id);
+  v1::DecommissionNodeResponse resp;
+  return Call(options_, stubs_->controller.get(), &v1::Controller::Stub::DecommissionNode, req,
+              &resp);
+}
+
+Result<v1::GetShardMapResponse> Client::GetShardMap() {
+  v1::GetShardMapRequest req;  // known_version 0, wait_ms 0: the current map at once
+  v1::GetShardMapResponse resp;
+  RETURN_IF_ERROR(
+      Call(options_, stubs_->controller.get(), &v1::Controller::Stub::GetShardMap, req, &resp));
+  return resp;
+}
+
+Status Client::AddController(uint64_t id, const std::string& grpc_addr) {
+  v1::AddControllerRequest req;
+  req.set_id(id);
+  req.set_grpc_addr(grpc_addr);
+  v1::AddControllerResponse resp;
+  return Call(options_, stubs_->controller.get(), &v1::Controller::Stub::AddController, req, &resp);
+}
+
+Status Client::RemoveController(uint64_t id) {
+  v1::RemoveControllerRequest req;
+  req.set_id(id);
+  v1::RemoveControllerResponse resp;
+  return Call(options_, stubs_->controller.get(), &v1::Controller::Stub::RemoveController, req,
+              &resp);
+}
+
+Result<v1::Settings> Client::GetSettings() {
+  v1::GetSettingsRequest req;
+  v1::Settings resp;
+  RETURN_IF_ERROR(
+      Call(options_, stubs_->controller.get(), &v1::Controller::Stub::GetSettings, req, &resp));
+  return resp;
+}
+
+Result<v1::Settings> Client::UpdateSettings(const std::string& patch_json) {
+  v1::UpdateSettingsRequest req;
+  req.set_patch_json(patch_json);
+  v1::Settings resp;
+  RETURN_IF_ERROR(
+      Call(options_, stubs_->controller.get(), &v1::Controller::Stub::UpdateSettings, req, &resp));
+  return resp;
+}
+
+Result<v1::GetTimestampsResponse> Client::GetTimestamps(uint32_t count) {
+  v1::GetTimestampsRequest req;
+  req.set_count(count);
+  v1::GetTimestampsResponse resp;
+  RETURN_IF_ERROR(
+      Call(options_, stubs_->controller.get(), &v1::Controller::Stub::GetTimestamps, req, &resp));
+  return resp;
+}
 
 }  // namespace gojodb::client

@@ -6,6 +6,7 @@
 // Thread-safe: one Client may serve many threads (it shares one gRPC channel).
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -14,7 +15,11 @@
 
 namespace gojodb::v1 {
 class ClusterStatusResponse;
-}
+class GetShardMapResponse;
+class GetTimestampsResponse;
+class ListNodesResponse;
+class Settings;
+}  // namespace gojodb::v1
 
 namespace gojodb::client {
 
@@ -46,6 +51,20 @@ class Client final : public kv::KvService {
   std::map<std::string, uint64_t> StorageStats() override { return {}; }
 
   Result<v1::ClusterStatusResponse> ClusterStatus();
+
+  // The controller's operator API (gojodb.v1.Controller, controller.proto). The address
+  // must be a controller's; any member answers and followers forward to the leader.
+  Result<v1::ListNodesResponse> ListNodes();
+  Status DecommissionNode(uint64_t node_id);
+  // The current shard map, without waiting for a newer one.
+  Result<v1::GetShardMapResponse> GetShardMap();
+  Status AddController(uint64_t id, const std::string& grpc_addr);
+  Status RemoveController(uint64_t id);
+  Result<v1::Settings> GetSettings();
+  // patch_json: {"replication_factor": 5, ...}. Returns the settings after the change.
+  Result<v1::Settings> UpdateSettings(const std::string& patch_json);
+  // count: 1..65536 timestamps, first .. first+count-1.
+  Result<v1::GetTimestampsResponse> GetTimestamps(uint32_t count);
 
  private:
   struct Stubs;
