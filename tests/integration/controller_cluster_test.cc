@@ -1,0 +1,526 @@
+// Real processes: three (then four) gojodb-controller members on loopback.
+//
+// - Clients allocate timestamps through random members while the leader is SIGKILLed
+//   and restarted again and again (GOJODB_CONTROLLER_KILLS, default 10): a new leader
+//   serves within a few election timeouts, every timestamp is unique and timestamps
+//   increase in real-time order, and no catalog or membership entry is lost.
+// - The leader is SIGSTOPped: the others take over; after SIGCONT nothing the old
+//   leader answers overlaps what the new one handed out.
+// - The group changes membership (add a fourth member, remove the leader) while
+//   clients keep allocating; bad membership requests are refused and change nothing.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "gojodb/v1/controller.grpc.pb.h"
+#include "gojodb/v1/kv.grpc.pb.h"
+#include "tests/integration/process.h"
+
+namespace gojodb::testing {
+namespace {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+int64_t NowUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+class ControllerCluster {
+ public:
+  explicit ControllerCluster(std::string dir, int founders = 3) : dir_(std::move(dir)) {
+    for (int id = 1; id <= founders; ++id) Reserve(id);
+    for (int id = 1; id <= founders; ++id) {
+      founders_ += (id > 1 ? "," : "") + std::to_string(id) + "=" + GrpcAddr(id);
+    }
+  }
+  void Reserve(int id) {
+    grpc_port_[id] = FreePort();
+    http_port_[id] = FreePort();
+  }
+  std::string GrpcAddr(int id) { return "127.0.0.1:" + std::to_string(grpc_port_.at(id)); }
+  int http_port(int id) { return http_port_.at(id); }
+
+  void Start(int id, bool join = false) {
+    std::string peers = founders_;
+    if (join) peers += "," + std::to_string(id) + "=" + GrpcAddr(id);
+    std::vector<std::string> argv{BinDir() + "/gojodb-controller",
+                                  "--id", std::to_string(id),
+                                  "--data-dir", dir_ + "/c" + std::to_string(id),
+                                  "--grpc-addr", GrpcAddr(id),
+                                  "--http-addr", "127.0.0.1:" + std::to_string(http_port_[id]),
+                                  "--peers", peers,
+                                  "--placement-interval-ms", "200"};
+    if (join) {
+      argv.push_back("--join");
+      argv.push_back("true");
+    }
+    procs_[id] = std::make_unique<Process>(argv, dir_ + "/c" + std::to_string(id) + ".log");
+  }
+  bool Running(int id) { return procs_.count(id) && procs_[id] && procs_[id]->Running(); }
+  void Kill(int id) {
+    procs_[id]->Signal(SIGKILL);
+    procs_[id]->Wait();
+  }
+  void Signal(int id, int sig) { procs_[id]->Signal(sig); }
+  bool WaitReady(int id) { return testing::WaitReady(http_port_[id], procs_[id].get(), 20000); }
+
+  // The leader some running member names, if that member is running, else 0.
+  int Leader() {
+    for (auto& [id, p] : procs_) {
+      if (!Running(id)) continue;
+      httplib::Client c("127.0.0.1", http_port_[id]);
+      c.set_connection_timeout(0, 200000);
+      c.set_read_timeout(1, 0);
+      auto r = c.Get("/readyz");
+      if (!r || r->status != 200) continue;
+      int leader = json::parse(r->body, nullptr, false).value("leader", 0);
+      if (leader != 0 && Running(leader)) return leader;
+    }
+    return 0;
+  }
+  int WaitLeader(int timeout_ms = 20000) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (int l = Leader()) return l;
+      std::this_thread::sleep_for(20ms);
+    }
+    return 0;
+  }
+  std::vector<int> Members() {
+    std::vector<int> out;
+    for (auto& [id, p] : procs_) out.push_back(id);
+    return out;
+  }
+
+  std::unique_ptr<v1::Controller::Stub> ControllerStub(int id) {
+    return v1::Controller::NewStub(
+        grpc::CreateChannel(GrpcAddr(id), grpc::InsecureChannelCredentials()));
+  }
+  std::unique_ptr<v1::Catalog::Stub> CatalogStub(int id) {
+    return v1::Catalog::NewStub(
+        grpc::CreateChannel(GrpcAddr(id), grpc::InsecureChannelCredentials()));
+  }
+
+  std::string Logs() {
+    std::string out;
+    for (auto& [id, p] : procs_) {
+      std::string log = p ? p->Log() : "";
+      if (log.size() > 4000) log = log.substr(log.size() - 4000);
+      out += "--- controller-" + std::to_string(id) + "\n" + log;
+    }
+    return out;
+  }
+
+ private:
+  std::string dir_;
+  std::string founders_;
+  std::map<int, int> grpc_port_, http_port_;
+  std::map<int, std::unique_ptr<Process>> procs_;
+};
+
+// One successful allocation as a client saw it.
+struct TsoOp {
+  int64_t start_us, end_us;
+  uint64_t first;
+  uint64_t count;
+};
+
+// Clients that allocate timestamps through random running members over HTTP.
+class TsoClients {
+ public:
+  TsoClients(ControllerCluster* cluster, int threads) : cluster_(cluster) {
+    for (int t = 0; t < threads; ++t) {
+      threads_.emplace_back([this, t] { Run(t); });
+    }
+  }
+  ~TsoClients() { Stop(); }
+  void Stop() {
+    stop_ = true;
+    for (auto& th : threads_)
+      if (th.joinable()) th.join();
+  }
+  std::vector<TsoOp> Ops() {
+    std::lock_guard lock(mu_);
+    return ops_;
+  }
+  size_t Count() {
+    std::lock_guard lock(mu_);
+    return ops_.size();
+  }
+  // Blocks until `n` more allocations succeeded after the call, or the timeout.
+  bool WaitMore(size_t n, std::chrono::milliseconds timeout) {
+    const size_t target = Count() + n;
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (Count() >= target) return true;
+      std::this_thread::sleep_for(5ms);
+    }
+    return false;
+  }
+
+ private:
+  void Run(int t) {
+    std::mt19937 rng(static_cast<uint32_t>(t * 7919 + 1));
+    while (!stop_) {
+      auto members = cluster_->Members();
+      int id = members[rng() % members.size()];
+      if (!cluster_->Running(id)) {
+        std::this_thread::sleep_for(2ms);
+        continue;
+      }
+      const uint64_t count = 1 + rng() % 5;
+      httplib::Client c("127.0.0.1", cluster_->http_port(id));
+      c.set_connection_timeout(0, 300000);
+      c.set_read_timeout(3, 0);
+      const int64_t start = NowUs();
+      auto r = c.Get("/v1/tso?count=" + std::to_string(count));
+      const int64_t end = NowUs();
+      if (!r || r->status != 200) {
+        std::this_thread::sleep_for(5ms);
+        continue;
+      }
+      auto j = json::parse(r->body, nullptr, false);
+      auto ts = j.value("timestamps", json::array());
+      if (ts.size() != count) {
+        bad_ = true;
+        continue;
+      }
+      for (size_t i = 1; i < ts.size(); ++i) {
+        if (ts[i].get<uint64_t>() != ts[0].get<uint64_t>() + i) bad_ = true;
+      }
+      std::lock_guard lock(mu_);
+      ops_.push_back({start, end, ts[0].get<uint64_t>(), count});
+    }
+  }
+
+  ControllerCluster* cluster_;
+  std::atomic<bool> stop_{false};
+ public:
+  std::atomic<bool> bad_{false};  // an answer that was not count consecutive timestamps
+
+ private:
+  std::mutex mu_;
+  std::vector<TsoOp> ops_;
+  std::vector<std::thread> threads_;
+};
+
+// Every timestamp handed out once; and if A finished before B began, A's are smaller.
+void CheckTimestamps(std::vector<TsoOp> ops) {
+  ASSERT_FALSE(ops.empty());
+  auto by_first = ops;
+  std::sort(by_first.begin(), by_first.end(),
+            [](const TsoOp& a, const TsoOp& b) { return a.first < b.first; });
+  for (size_t i = 1; i < by_first.size(); ++i) {
+    ASSERT_GE(by_first[i].first, by_first[i - 1].first + by_first[i - 1].count)
+        << "timestamp " << by_first[i].first << " was handed out twice";
+  }
+  auto by_end = ops;
+  std::sort(by_end.begin(), by_end.end(),
+            [](const TsoOp& a, const TsoOp& b) { return a.end_us < b.end_us; });
+  auto by_start = ops;
+  std::sort(by_start.begin(), by_start.end(),
+            [](const TsoOp& a, const TsoOp& b) { return a.start_us < b.start_us; });
+  size_t e = 0;
+  uint64_t max_last_ended = 0;
+  for (const auto& op : by_start) {
+    while (e < by_end.size() && by_end[e].end_us < op.start_us) {
+      max_last_ended = std::max(max_last_ended, by_end[e].first + by_end[e].count - 1);
+      ++e;
+    }
+    ASSERT_GT(op.first, max_last_ended)
+        << "a timestamp went back: an allocation that began after another ended got a "
+           "smaller timestamp";
+  }
+}
+
+std::set<std::string> Collections(ControllerCluster* c, int id) {
+  v1::ListCollectionsResponse resp;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + 5s);
+  auto s = c->CatalogStub(id)->ListCollections(&ctx, {}, &resp);
+  std::set<std::string> out;
+  if (!s.ok()) return out;
+  for (const auto& col : resp.collections()) out.insert(col.name());
+  return out;
+}
+
+// Retries a call that may meet an election (UNAVAILABLE) or an unknown outcome.
+template <typename F>
+grpc::Status Retry(F f) {
+  grpc::Status s;
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    s = f();
+    if (s.error_code() != grpc::StatusCode::UNAVAILABLE &&
+        s.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED)
+      return s;
+    std::this_thread::sleep_for(100ms);
+  }
+  return s;
+}
+
+class ControllerClusterTest : public ::testing::Test {
+ protected:
+  void SetUp() override { dir_ = TempDir("controllers"); }
+  void TearDown() override {
+    if (HasFailure() && cluster_) std::fprintf(stderr, "%s\n", cluster_->Logs().c_str());
+    cluster_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  void StartThree() {
+    cluster_ = std::make_unique<ControllerCluster>(dir_);
+    for (int id = 1; id <= 3; ++id) cluster_->Start(id);
+    for (int id = 1; id <= 3; ++id) ASSERT_TRUE(cluster_->WaitReady(id)) << id;
+  }
+  std::string dir_;
+  std::unique_ptr<ControllerCluster> cluster_;
+};
+
+TEST_F(ControllerClusterTest, LeaderKillsLoseNoTimestampCatalogOrMembership) {
+  StartThree();
+  int kills = 10;
+  if (const char* k = std::getenv("GOJODB_CONTROLLER_KILLS")) kills = std::max(1, std::atoi(k));
+
+  // Catalog and membership entries made before the faults.
+  auto create = [&](const std::string& name) {
+    return Retry([&] {
+      v1::CreateCollectionRequest req;
+      req.set_name(name);
+      v1::CollectionInfo resp;
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + 5s);
+      int via = cluster_->Leader() ? cluster_->Leader() : 1;
+      auto s = cluster_->CatalogStub(via)->CreateCollection(&ctx, req, &resp);
+      // A retry of a create that applied meets ALREADY_EXISTS: it is there.
+      return s.error_code() == grpc::StatusCode::ALREADY_EXISTS ? grpc::Status::OK : s;
+    });
+  };
+  auto register_node = [&](int n) {
+    return Retry([&] {
+      v1::RegisterNodeRequest req;
+      req.mutable_node()->set_id(n);
+      req.mutable_node()->set_grpc_addr("10.0.0." + std::to_string(n) + ":7000");
+      (*req.mutable_node()->mutable_labels())["zone"] = "z" + std::to_string(n % 3);
+      v1::RegisterNodeResponse resp;
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + 5s);
+      int via = 1 + n % 3;
+      if (!cluster_->Running(via)) via = cluster_->Leader();
+      return cluster_->ControllerStub(via)->RegisterNode(&ctx, req, &resp);
+    });
+  };
+  ASSERT_TRUE(create("before").ok());
+  ASSERT_TRUE(register_node(1).ok());
+
+  TsoClients clients(cluster_.get(), 4);
+  ASSERT_TRUE(clients.WaitMore(20, 10s));
+  std::vector<double> failover_ms;
+  for (int k = 0; k < kills; ++k) {
+    const int leader = cluster_->WaitLeader();
+    ASSERT_NE(leader, 0) << "kill " << k;
+    cluster_->Kill(leader);
+    const auto killed_at = std::chrono::steady_clock::now();
+    ASSERT_TRUE(clients.WaitMore(5, 15s)) << "no timestamps after killing leader " << leader;
+    failover_ms.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - killed_at)
+            .count());
+    // Catalog and membership changes keep landing between the faults.
+    ASSERT_TRUE(create("during-" + std::to_string(k)).ok()) << k;
+    ASSERT_TRUE(register_node(10 + k).ok()) << k;
+    cluster_->Start(leader);
+    ASSERT_TRUE(cluster_->WaitReady(leader)) << leader;
+  }
+  ASSERT_TRUE(clients.WaitMore(20, 10s));
+  clients.Stop();
+  EXPECT_FALSE(clients.bad_);
+  const auto ops = clients.Ops();
+  CheckTimestamps(ops);
+  std::sort(failover_ms.begin(), failover_ms.end());
+  std::printf("controller failover: %zu kills, %zu allocations, median %.0f ms, max %.0f ms\n",
+              failover_ms.size(), ops.size(), failover_ms[failover_ms.size() / 2],
+              failover_ms.back());
+
+  // Nothing lost, on every member (each serves the catalog from its own state).
+  std::set<std::string> want = {"default", "before"};
+  for (int k = 0; k < kills; ++k) want.insert("during-" + std::to_string(k));
+  for (int id = 1; id <= 3; ++id) {
+    std::set<std::string> got;
+    for (int i = 0; i < 100 && got != want; ++i) {
+      got = Collections(cluster_.get(), id);
+      if (got != want) std::this_thread::sleep_for(50ms);
+    }
+    EXPECT_EQ(got, want) << "controller " << id;
+  }
+  v1::ListNodesResponse nodes;
+  ASSERT_TRUE(Retry([&] {
+                grpc::ClientContext ctx;
+                ctx.set_deadline(std::chrono::system_clock::now() + 5s);
+                nodes.Clear();
+                return cluster_->ControllerStub(1)->ListNodes(&ctx, {}, &nodes);
+              }).ok());
+  std::set<uint64_t> ids;
+  for (const auto& n : nodes.nodes()) ids.insert(n.node().id());
+  EXPECT_EQ(ids.size(), static_cast<size_t>(1 + kills));
+  EXPECT_TRUE(ids.count(1));
+  EXPECT_TRUE(ids.count(10 + kills - 1));
+}
+
+TEST_F(ControllerClusterTest, StoppedLeaderHandsOutNothingTheNewLeaderCould) {
+  StartThree();
+  TsoClients clients(cluster_.get(), 3);
+  ASSERT_TRUE(clients.WaitMore(20, 10s));
+  const int old = cluster_->WaitLeader();
+  ASSERT_NE(old, 0);
+  cluster_->Signal(old, SIGSTOP);
+  // A request that reaches the paused leader; it is answered only after SIGCONT.
+  std::atomic<bool> answered{false};
+  TsoOp paused_op{};
+  bool paused_ok = false;
+  std::thread paused([&] {
+    httplib::Client c("127.0.0.1", cluster_->http_port(old));
+    c.set_read_timeout(60, 0);
+    paused_op.start_us = NowUs();
+    auto r = c.Get("/v1/tso?count=3");
+    paused_op.end_us = NowUs();
+    if (r && r->status == 200) {
+      auto ts = json::parse(r->body, nullptr, false).value("timestamps", json::array());
+      if (ts.size() == 3) {
+        paused_op.first = ts[0].get<uint64_t>();
+        paused_op.count = 3;
+        paused_ok = true;
+      }
+    }
+    answered = true;
+  });
+  // The others elect a leader and serve.
+  ASSERT_TRUE(clients.WaitMore(30, 20s)) << "no timestamps while the leader is stopped";
+  EXPECT_FALSE(answered.load());
+  cluster_->Signal(old, SIGCONT);
+  paused.join();
+  ASSERT_TRUE(clients.WaitMore(20, 10s));
+  clients.Stop();
+  auto ops = clients.Ops();
+  if (paused_ok) ops.push_back(paused_op);
+  CheckTimestamps(ops);
+  // The old leader rejoined as a follower.
+  const int now_leader = cluster_->WaitLeader();
+  EXPECT_NE(now_leader, 0);
+}
+
+TEST_F(ControllerClusterTest, MembershipChangesWhileServing) {
+  StartThree();
+  cluster_->Reserve(4);
+  TsoClients clients(cluster_.get(), 3);
+  ASSERT_TRUE(clients.WaitMore(20, 10s));
+  ASSERT_TRUE(Retry([&] {
+                v1::CreateCollectionRequest req;
+                req.set_name("kept");
+                v1::CollectionInfo resp;
+                grpc::ClientContext ctx;
+                ctx.set_deadline(std::chrono::system_clock::now() + 5s);
+                auto s = cluster_->CatalogStub(2)->CreateCollection(&ctx, req, &resp);
+                return s.error_code() == grpc::StatusCode::ALREADY_EXISTS ? grpc::Status::OK : s;
+              }).ok());
+
+  auto call = [&](int via, auto method, const auto& req, auto* resp) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 20s);
+    auto stub = cluster_->ControllerStub(via);
+    return ((*stub).*method)(&ctx, req, resp);
+  };
+  // Bad requests change nothing.
+  {
+    v1::AddControllerRequest dup;
+    dup.set_id(2);
+    dup.set_grpc_addr(cluster_->GrpcAddr(4));
+    v1::AddControllerResponse r;
+    EXPECT_EQ(call(1, &v1::Controller::Stub::AddController, dup, &r).error_code(),
+              grpc::StatusCode::ALREADY_EXISTS);
+    v1::RemoveControllerRequest unknown;
+    unknown.set_id(99);
+    v1::RemoveControllerResponse rr;
+    EXPECT_EQ(call(1, &v1::Controller::Stub::RemoveController, unknown, &rr).error_code(),
+              grpc::StatusCode::NOT_FOUND);
+    v1::AddControllerRequest bad;
+    bad.set_id(0);
+    EXPECT_EQ(call(1, &v1::Controller::Stub::AddController, bad, &r).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
+  }
+
+  // Add a fourth member, through a follower (forwarded to the leader).
+  cluster_->Start(4, /*join=*/true);
+  v1::AddControllerRequest add;
+  add.set_id(4);
+  add.set_grpc_addr(cluster_->GrpcAddr(4));
+  v1::AddControllerResponse add_resp;
+  int via = cluster_->WaitLeader() % 3 + 1;
+  auto s = Retry([&] { return call(via, &v1::Controller::Stub::AddController, add, &add_resp); });
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_TRUE(cluster_->WaitReady(4));
+  // The new member has the state from before it joined.
+  std::set<std::string> got;
+  for (int i = 0; i < 100 && !got.count("kept"); ++i) {
+    got = Collections(cluster_.get(), 4);
+    if (!got.count("kept")) std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_TRUE(got.count("kept"));
+  ASSERT_TRUE(clients.WaitMore(20, 10s));
+
+  // Remove the leader itself: it hands over leadership first.
+  const int leader = cluster_->WaitLeader();
+  ASSERT_NE(leader, 0);
+  v1::RemoveControllerRequest rm;
+  rm.set_id(leader);
+  v1::RemoveControllerResponse rm_resp;
+  const int other = leader == 4 ? 1 : 4;
+  s = Retry([&] { return call(other, &v1::Controller::Stub::RemoveController, rm, &rm_resp); });
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  std::this_thread::sleep_for(300ms);
+  cluster_->Kill(leader);  // the operator stops the removed member
+  ASSERT_TRUE(clients.WaitMore(20, 15s)) << "no timestamps after the membership change";
+
+  // Three voters remain; with one of them down, removing another would leave one of two
+  // reachable: refused.
+  std::vector<int> remaining;
+  for (int id = 1; id <= 4; ++id)
+    if (id != leader) remaining.push_back(id);
+  const int now_leader = cluster_->WaitLeader();
+  ASSERT_NE(now_leader, 0);
+  int down = -1, target = -1;
+  for (int id : remaining) {
+    if (id == now_leader) continue;
+    if (down < 0) {
+      down = id;
+    } else {
+      target = id;
+    }
+  }
+  cluster_->Kill(down);
+  std::this_thread::sleep_for(1500ms);  // past an election timeout: the leader notices
+  v1::RemoveControllerRequest below;
+  below.set_id(target);
+  s = call(now_leader, &v1::Controller::Stub::RemoveController, below, &rm_resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
+  ASSERT_TRUE(clients.WaitMore(10, 10s)) << "the group stopped serving";
+  clients.Stop();
+  CheckTimestamps(clients.Ops());
+  EXPECT_FALSE(clients.bad_);
+}
+
+}  // namespace
+}  // namespace gojodb::testing
