@@ -522,5 +522,200 @@ TEST_F(ControllerClusterTest, MembershipChangesWhileServing) {
   EXPECT_FALSE(clients.bad_);
 }
 
+// Storage nodes played by this test over the public API: they register, heartbeat and
+// carry out what the answers ask. The controller bootstraps the first shard on three
+// zones, declares a silent node dead and moves its replica, across a controller
+// failover too.
+TEST_F(ControllerClusterTest, PlacementBootstrapsAndRepairsThroughHeartbeats) {
+  StartThree();
+  auto settings = Retry([&] {
+    v1::UpdateSettingsRequest req;
+    req.set_patch_json(R"({"node_suspect_timeout_ms":300,"node_dead_timeout_ms":1200})");
+    v1::Settings resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 5s);
+    return cluster_->ControllerStub(2)->UpdateSettings(&ctx, req, &resp);
+  });
+  ASSERT_TRUE(settings.ok()) << settings.error_message();
+
+  std::mutex mu;
+  std::map<uint64_t, v1::ShardDescriptor> hosted;  // node -> its view of shard 1
+  std::set<uint64_t> alive;
+  std::vector<v1::ShardCommand> seen;
+  auto register_node = [&](uint64_t n, const std::string& zone) {
+    return Retry([&] {
+      v1::RegisterNodeRequest req;
+      req.mutable_node()->set_id(n);
+      req.mutable_node()->set_grpc_addr("10.1.0." + std::to_string(n) + ":7000");
+      (*req.mutable_node()->mutable_labels())["zone"] = zone;
+      v1::RegisterNodeResponse resp;
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + 5s);
+      return cluster_->ControllerStub(1 + n % 3)->RegisterNode(&ctx, req, &resp);
+    });
+  };
+  // Carries out a command as a storage node would (the shard leader is node 1).
+  auto carry_out = [&](uint64_t n, const v1::ShardCommand& c) {
+    seen.push_back(c);
+    if (c.kind() == "create") {
+      hosted[n] = c.shard();
+      if (n == 1) hosted[n].set_leader(1);
+      return;
+    }
+    if (n != 1 || !hosted.count(1)) return;
+    v1::ShardDescriptor d = hosted[1];
+    if (c.kind() == "add_replica") {
+      d.add_replicas()->set_node(c.node());
+      hosted[c.node()] = d;
+    } else if (c.kind() == "remove_replica") {
+      v1::ShardDescriptor kept = d;
+      kept.clear_replicas();
+      for (const auto& r : d.replicas())
+        if (r.node() != c.node()) *kept.add_replicas() = r;
+      d = kept;
+      hosted.erase(c.node());
+    } else {
+      return;
+    }
+    d.set_conf_ver(d.conf_ver() + 1);
+    hosted[1] = d;
+  };
+  std::atomic<bool> stop{false};
+  std::thread heartbeats([&] {
+    while (!stop) {
+      std::set<uint64_t> nodes;
+      {
+        std::lock_guard lock(mu);
+        nodes = alive;
+      }
+      for (uint64_t n : nodes) {
+        v1::HeartbeatRequest req;
+        req.set_node_id(n);
+        {
+          std::lock_guard lock(mu);
+          if (hosted.count(n)) *req.add_shards() = hosted[n];
+        }
+        v1::HeartbeatResponse resp;
+        grpc::ClientContext ctx;
+        ctx.set_deadline(std::chrono::system_clock::now() + 2s);
+        int via = cluster_->Leader();
+        if (via == 0) continue;
+        if (!cluster_->ControllerStub(via)->Heartbeat(&ctx, req, &resp).ok()) continue;
+        std::lock_guard lock(mu);
+        for (const auto& c : resp.commands()) carry_out(n, c);
+      }
+      std::this_thread::sleep_for(100ms);
+    }
+  });
+  auto shard_map = [&](uint64_t known, uint32_t wait_ms) {
+    v1::GetShardMapRequest req;
+    req.set_known_version(known);
+    req.set_wait_ms(wait_ms);
+    v1::GetShardMapResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 30s);
+    (void)cluster_->ControllerStub(3)->GetShardMap(&ctx, req, &resp);
+    return resp;
+  };
+  auto replicas_of_shard = [&]() {
+    std::set<uint64_t> out;
+    auto m = shard_map(0, 0);
+    if (m.shards_size() == 1)
+      for (const auto& r : m.shards(0).replicas()) out.insert(r.node());
+    return out;
+  };
+  auto wait_for = [&](auto pred, std::chrono::seconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (pred()) return true;
+      std::this_thread::sleep_for(50ms);
+    }
+    return false;
+  };
+
+  for (auto [n, zone] : std::vector<std::pair<uint64_t, std::string>>{
+           {1, "z1"}, {2, "z2"}, {3, "z3"}}) {
+    ASSERT_TRUE(register_node(n, zone).ok());
+    std::lock_guard lock(mu);
+    alive.insert(n);
+  }
+  // The first shard: one replica per zone, each node told to create it.
+  ASSERT_TRUE(wait_for([&] { return replicas_of_shard() == std::set<uint64_t>{1, 2, 3}; }, 20s))
+      << "no shard bootstrapped";
+  ASSERT_TRUE(wait_for(
+      [&] {
+        std::lock_guard lock(mu);
+        return hosted.size() == 3;
+      },
+      20s));
+  {
+    std::lock_guard lock(mu);
+    int creates = 0;
+    for (const auto& c : seen) creates += c.kind() == "create";
+    EXPECT_EQ(creates, 3);
+  }
+
+  // A watcher long-polls the map; a registration wakes it.
+  const uint64_t version = shard_map(0, 0).version();
+  std::atomic<uint64_t> woke_at{0};
+  std::thread watcher([&] { woke_at = shard_map(version, 20000).version(); });
+  std::this_thread::sleep_for(200ms);
+  ASSERT_TRUE(register_node(4, "z3").ok());
+  watcher.join();
+  EXPECT_GT(woke_at.load(), version);
+
+  // Node 3 falls silent; node 4 heartbeats. The controller asks the shard's leader to
+  // add a replica on node 4 and then to drop the dead one.
+  {
+    std::lock_guard lock(mu);
+    alive.erase(3);
+    alive.insert(4);
+  }
+  ASSERT_TRUE(wait_for([&] { return replicas_of_shard().count(4) > 0; }, 30s))
+      << "node 3's replica was not re-created on node 4";
+  // A controller failover in the middle: the new leader plans again.
+  const int leader = cluster_->WaitLeader();
+  ASSERT_NE(leader, 0);
+  cluster_->Kill(leader);
+  ASSERT_TRUE(wait_for([&] { return replicas_of_shard() == std::set<uint64_t>{1, 2, 4}; }, 30s))
+      << "the dead replica was not removed";
+  cluster_->Start(leader);
+  stop = true;
+  heartbeats.join();
+  {
+    std::lock_guard lock(mu);
+    bool add4 = false, rm3 = false;
+    for (const auto& c : seen) {
+      add4 = add4 || (c.kind() == "add_replica" && c.node() == 4 && c.reason() == "repair");
+      rm3 = rm3 || (c.kind() == "remove_replica" && c.node() == 3);
+    }
+    EXPECT_TRUE(add4);
+    EXPECT_TRUE(rm3);
+  }
+
+  // The CLI sees the same cluster.
+  ASSERT_TRUE(cluster_->WaitReady(leader));
+  auto nodes = RunCommand({BinDir() + "/gojodb", "--addr", cluster_->GrpcAddr(leader % 3 + 1),
+                           "--output", "json", "node", "list"});
+  ASSERT_EQ(nodes.status, 0) << nodes.err;
+  auto j = json::parse(nodes.out, nullptr, false);
+  ASSERT_TRUE(j.contains("nodes")) << nodes.out;
+  std::map<uint64_t, std::string> liveness;
+  for (const auto& n : j["nodes"]) {
+    liveness[n.value("id", uint64_t{0})] = n.value("liveness", "");
+  }
+  EXPECT_EQ(liveness[3], "dead") << nodes.out;
+  auto shards = RunCommand({BinDir() + "/gojodb", "--addr", cluster_->GrpcAddr(1), "shard", "list"});
+  EXPECT_EQ(shards.status, 0) << shards.err;
+  EXPECT_NE(shards.out.find("1,2,4"), std::string::npos) << shards.out;
+  auto missing = RunCommand(
+      {BinDir() + "/gojodb", "--addr", cluster_->GrpcAddr(2), "node", "decommission", "77"});
+  EXPECT_EQ(missing.status, 1) << missing.out << missing.err;
+  auto status = RunCommand({BinDir() + "/gojodb", "--addr", cluster_->GrpcAddr(3), "cluster",
+                            "status"});
+  EXPECT_EQ(status.status, 0) << status.err;
+  EXPECT_NE(status.out.find("cluster"), std::string::npos) << status.out;
+}
+
 }  // namespace
 }  // namespace gojodb::testing

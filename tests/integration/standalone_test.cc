@@ -123,7 +123,9 @@ TEST_F(StandaloneTest, BadHttpRequestsGetJsonErrorsAndTheServerStaysUp) {
   // A body far above the HTTP limit is refused before it is read.
   auto huge = http_->Put("/v1/collections/default/keys/k", std::string(65 << 20, 'x'),
                          "application/octet-stream");
-  if (huge) EXPECT_EQ(huge->status, 413);
+  if (huge) {
+    EXPECT_EQ(huge->status, 413);
+  }
   auto ok = http_->Get("/healthz");
   ASSERT_TRUE(ok);
   EXPECT_EQ(ok->status, 200);
