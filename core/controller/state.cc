@@ -2,8 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/kv/catalog.h"
 #include "internal/encoding.h"
+#include "internal/names.h"
 
 namespace gojodb::controller {
 
@@ -349,16 +349,10 @@ Status ApplyUpdateShard(ClusterState* st, const json& c, std::vector<std::string
   return Status::OK();
 }
 
-Status ValidateTenantName(const std::string& name) {
-  Status s = kv::Catalog::ValidateName(name);
-  if (!s.ok()) return Status::InvalidArgument("tenant " + s.message());
-  return Status::OK();
-}
-
 Status ApplyCreateTenant(ClusterState* st, const json& c, std::string* result,
                          std::vector<std::string>* touched) {
   const std::string name = c.at("name").get<std::string>();
-  RETURN_IF_ERROR(ValidateTenantName(name));
+  RETURN_IF_ERROR(ValidateName("tenant", name));
   if (st->FindTenant(name)) return Status::AlreadyExists("tenant '" + name + "' already exists");
   TenantRecord t{st->next_tenant_id++, name};
   st->tenants[t.id] = t;
@@ -376,7 +370,7 @@ Status ApplyCreateCollection(ClusterState* st, const json& c, std::string* resul
   CollectionRecord col;
   col.tenant_id = t->id;
   col.name = c.at("name").get<std::string>();
-  RETURN_IF_ERROR(kv::Catalog::ValidateName(col.name));
+  RETURN_IF_ERROR(ValidateName("collection", col.name));
   col.schema_json = c.value("schema_json", std::string());
   if (!col.schema_json.empty() && !json::accept(col.schema_json)) {
     return Status::InvalidArgument("schema is not valid JSON");

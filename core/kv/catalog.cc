@@ -5,6 +5,7 @@
 
 #include "core/mvcc/key_codec.h"
 #include "core/mvcc/mvcc.h"
+#include "internal/names.h"
 
 namespace gojodb::kv {
 namespace {
@@ -53,20 +54,7 @@ Result<CollectionInfo> FromJson(std::string_view text) {
 }  // namespace
 
 Status Catalog::ValidateName(const std::string& name) {
-  if (name.empty() || name.size() > 128) {
-    return Status::InvalidArgument("collection name must be 1 to 128 characters");
-  }
-  for (size_t i = 0; i < name.size(); ++i) {
-    char c = name[i];
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              (i > 0 && (c == '_' || c == '-' || c == '.'));
-    if (!ok) {
-      return Status::InvalidArgument("invalid collection name '" + name +
-                                     "': use letters, digits, '_', '-' and '.', starting "
-                                     "with a letter or digit");
-    }
-  }
-  return Status::OK();
+  return gojodb::ValidateName("collection", name);
 }
 
 Result<std::unique_ptr<Catalog>> Catalog::Open(storage::Engine* engine, uint64_t now_ts) {
