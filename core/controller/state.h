@@ -5,6 +5,12 @@
 // same change, or refuses it with the same Status (the command's outcome, not an
 // error of the member). Records are addressed by keys (RecordKeys) so that the state
 // machine persists only what a command touched. See docs/architecture/controller.md.
+//
+// Record keys: "g" (globals), "m/<id>" members, "n/<id>" storage nodes, "s/<id>"
+// shards, "t/<id>" tenants, "c/<tenant>/<name>" collections. The prefixes "u/" (users),
+// "r/" (roles), "q/" (resource groups) and "l/" (lifecycle policies) are reserved for
+// the records later capabilities add; a binary that meets a record it does not know
+// refuses to load rather than drop it.
 #pragma once
 
 #include <cstdint>

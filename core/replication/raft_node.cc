@@ -163,21 +163,7 @@ Status RaftNode::ReadBarrier(std::chrono::milliseconds timeout) {
   if (leader_.none()) return Status::Unavailable("no raft leader is known");
   const uint64_t id = next_proposal_++;
   read_waiters_[id] = waiter;
-  std::string ctx;
-  mvcc::AppendUint64(&ctx, id);
-  tasks_.push_back([this, id, ctx = std::move(ctx)] {
-    Status s = rn_->ReadIndex(ctx);
-    if (!s.ok()) {
-      std::lock_guard lock(mu_);
-      auto it = read_waiters_.find(id);
-      if (it != read_waiters_.end()) {
-        it->second->done = true;
-        it->second->status = Status::Unavailable("read index refused: " + s.message());
-        read_waiters_.erase(it);
-        done_cv_.notify_all();
-      }
-    }
-  });
+  unsent_reads_.push_back(id);
   work_cv_.notify_one();
   if (!done_cv_.wait_for(lock, timeout, [&] { return waiter->done; })) {
     read_waiters_.erase(id);
@@ -264,15 +250,18 @@ void RaftNode::Loop() {
     std::deque<consensus::Message> inbox;
     std::deque<std::pair<uint64_t, std::string>> proposals;
     std::deque<std::function<void()>> tasks;
+    std::vector<uint64_t> reads;
     {
       std::unique_lock lock(mu_);
       work_cv_.wait_until(lock, next_tick, [&] {
-        return stopping_ || !inbox_.empty() || !proposals_.empty() || !tasks_.empty();
+        return stopping_ || !inbox_.empty() || !proposals_.empty() || !tasks_.empty() ||
+               !unsent_reads_.empty();
       });
       if (stopping_) return;
       inbox.swap(inbox_);
       proposals.swap(proposals_);
       tasks.swap(tasks_);
+      reads.swap(unsent_reads_);
     }
     if (std::chrono::steady_clock::now() >= next_tick) {
       rn_->Tick();
@@ -288,8 +277,14 @@ void RaftNode::Loop() {
       }
     }
     for (auto& task : tasks) task();
+    queued_reads_.insert(queued_reads_.end(), reads.begin(), reads.end());
+    MaybeStartReadRound();
     Status s;
-    while (s.ok() && rn_->HasReady()) s = HandleReady();
+    while (s.ok() && rn_->HasReady()) {
+      s = HandleReady();
+      // A round that just came back lets the barriers gathered meanwhile go.
+      if (s.ok()) MaybeStartReadRound();
+    }
     if (s.ok()) s = MaybeSnapshot();
     if (!s.ok()) {
       // A failed write leaves the log in an unknown state: stop serving.
@@ -313,12 +308,44 @@ void RaftNode::Loop() {
   }
 }
 
+void RaftNode::MaybeStartReadRound() {
+  const auto now = std::chrono::steady_clock::now();
+  // A round that did not come back within two election timeouts was lost: start
+  // another (its barriers time out on their own).
+  const bool round_lost =
+      !read_rounds_.empty() &&
+      now - round_started_ > 2 * options_.election_tick * options_.tick_interval;
+  if (!queued_reads_.empty() && (read_rounds_.empty() || round_lost)) {
+    const uint64_t round = next_read_round_++;
+    std::string ctx;
+    mvcc::AppendUint64(&ctx, round);
+    Status r = rn_->ReadIndex(ctx);
+    if (r.ok()) {
+      read_rounds_[round] = std::move(queued_reads_);
+      round_started_ = now;
+    } else {
+      std::lock_guard lock(mu_);
+      for (uint64_t id : queued_reads_) {
+        auto it = read_waiters_.find(id);
+        if (it == read_waiters_.end()) continue;
+        it->second->done = true;
+        it->second->status = Status::Unavailable("read index refused: " + r.message());
+        read_waiters_.erase(it);
+      }
+      done_cv_.notify_all();
+    }
+    queued_reads_.clear();
+  }
+}
+
 Status RaftNode::HandleReady() {
   consensus::Ready rd = rn_->GetReady();
   if (rd.soft_state) {
     std::lock_guard lock(mu_);
     if (rd.soft_state->lead != leader_) {
       FailReads(Status::Unavailable("raft leadership changed during the read"));
+      read_rounds_.clear();  // rounds of the old leadership never answer
+      queued_reads_.clear();  // failed just now
     }
     leader_ = rd.soft_state->lead;
   }
@@ -350,10 +377,17 @@ Status RaftNode::HandleReady() {
     std::lock_guard lock(mu_);
     for (const auto& rs : rd.read_states) {
       if (rs.context.size() != 8) continue;
-      auto it = read_waiters_.find(mvcc::ReadUint64(rs.context));
-      if (it == read_waiters_.end()) continue;
-      it->second->indexed = true;
-      it->second->index = rs.index;
+      const uint64_t round = mvcc::ReadUint64(rs.context);
+      auto r = read_rounds_.find(round);
+      if (r == read_rounds_.end()) continue;
+      for (uint64_t id : r->second) {
+        auto it = read_waiters_.find(id);
+        if (it == read_waiters_.end()) continue;
+        it->second->indexed = true;
+        it->second->index = rs.index;
+      }
+      // Rounds answer in order; an earlier one still waiting was dropped.
+      read_rounds_.erase(read_rounds_.begin(), std::next(r));
     }
   }
   for (const Entry& e : rd.committed_entries) RETURN_IF_ERROR(ApplyEntry(e));

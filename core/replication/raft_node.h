@@ -126,6 +126,8 @@ class RaftNode {
 
   // A linearizable read barrier: OK once this member has applied everything committed
   // before the call, and a quorum confirmed the leader after the call began (ReadIndex).
+  // Concurrent barriers share a round: while one round is in flight, new barriers
+  // gather for the next.
   // UNAVAILABLE when leadership changes meanwhile or no leader is known.
   Status ReadBarrier(std::chrono::milliseconds timeout);
 
@@ -162,6 +164,7 @@ class RaftNode {
   Status ApplyEntry(const consensus::Entry& e);
   Status MaybeSnapshot();
   void UpdateStatus();
+  void MaybeStartReadRound();  // loop thread
 
   const RaftNodeOptions options_;
   storage::Engine* const engine_;
@@ -179,6 +182,15 @@ class RaftNode {
   // Work the loop runs against the RawNode (conf changes, reads, transfers).
   std::deque<std::function<void()>> tasks_;                      // GUARDED_BY(mu_)
   std::map<uint64_t, std::shared_ptr<ReadWaiter>> read_waiters_;  // GUARDED_BY(mu_)
+  // Barriers not yet in a ReadIndex round: all that queue up between two loop
+  // iterations share one round (one quorum heartbeat).
+  std::vector<uint64_t> unsent_reads_;  // GUARDED_BY(mu_)
+  // Loop thread only: round -> the barriers it confirms. One round is in flight at a
+  // time; barriers that arrive meanwhile wait in queued_reads_ for the next one.
+  std::map<uint64_t, std::vector<uint64_t>> read_rounds_;
+  std::vector<uint64_t> queued_reads_;
+  std::chrono::steady_clock::time_point round_started_;
+  uint64_t next_read_round_ = 1;
   GroupStatus status_;                                            // GUARDED_BY(mu_)
   // Loop thread only.
   consensus::ConfState conf_state_;
