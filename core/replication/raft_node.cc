@@ -2,6 +2,7 @@
 
 #include "core/consensus/bootstrap.h"
 #include "core/consensus/codec.h"
+#include "core/replication/raft_loop.h"
 #include "core/mvcc/key_codec.h"
 
 namespace gojodb::replication {
@@ -49,7 +50,22 @@ Status BootstrapLog(RaftLogStore* store, storage::Engine* engine,
 Result<std::unique_ptr<RaftNode>> RaftNode::Start(const RaftNodeOptions& options,
                                                   storage::Engine* engine, StateMachine* sm,
                                                   Transport* transport) {
+  auto loop = std::make_unique<RaftLoop>(engine, options.tick_interval);
+  RaftLoop* raw = loop.get();
+  return Start(options, raw, sm, transport, std::move(loop));
+}
+
+Result<std::unique_ptr<RaftNode>> RaftNode::Start(const RaftNodeOptions& options, RaftLoop* loop,
+                                                  StateMachine* sm, Transport* transport) {
+  return Start(options, loop, sm, transport, nullptr);
+}
+
+Result<std::unique_ptr<RaftNode>> RaftNode::Start(const RaftNodeOptions& options, RaftLoop* loop,
+                                                  StateMachine* sm, Transport* transport,
+                                                  std::unique_ptr<RaftLoop> own_loop) {
+  storage::Engine* engine = loop->engine();
   std::unique_ptr<RaftNode> node(new RaftNode(options, engine, sm, transport));
+  node->loop_ = loop;
   ASSIGN_OR_RETURN(node->store_, RaftLogStore::Open(engine, options.group));
   ASSIGN_OR_RETURN(auto init, node->store_->GetInitialState());
   ASSIGN_OR_RETURN(LogIndex last, node->store_->LastIndex());
@@ -84,7 +100,8 @@ Result<std::unique_ptr<RaftNode>> RaftNode::Start(const RaftNodeOptions& options
   c.max_size_per_msg = options.max_size_per_msg;
   ASSIGN_OR_RETURN(node->rn_, consensus::RawNode::Create(c));
   node->UpdateStatus();
-  node->thread_ = std::thread([n = node.get()] { n->Loop(); });
+  node->own_loop_ = std::move(own_loop);
+  loop->Attach(node.get());
   return node;
 }
 
@@ -102,15 +119,23 @@ RaftNode::~RaftNode() {
     std::lock_guard lock(mu_);
     stopping_ = true;
   }
-  work_cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
-  std::lock_guard lock(mu_);
-  for (auto& [id, w] : waiters_) {
-    w->done = true;
-    w->status = Status::Unavailable("raft node stopped");
+  if (loop_ != nullptr) loop_->Detach(this);
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [id, w] : waiters_) {
+      w->done = true;
+      w->status = Status::Unavailable("raft node stopped");
+    }
+    waiters_.clear();
+    FailReads(Status::Unavailable("raft node stopped"));
+    for (auto& [id, w] : read_waiters_) {
+      w->done = true;
+      w->status = Status::Unavailable("raft node stopped");
+    }
+    read_waiters_.clear();
+    done_cv_.notify_all();
   }
-  FailReads(Status::Unavailable("raft node stopped"));
-  done_cv_.notify_all();
+  own_loop_.reset();
 }
 
 Status RaftNode::Propose(std::string data, std::chrono::milliseconds timeout,
@@ -122,7 +147,7 @@ Status RaftNode::Propose(std::string data, std::chrono::milliseconds timeout,
   const uint64_t id = next_proposal_++;
   waiters_[id] = waiter;
   proposals_.emplace_back(id, std::move(data));
-  work_cv_.notify_one();
+  loop_->Notify();
   if (!done_cv_.wait_for(lock, timeout, [&] { return waiter->done; })) {
     waiters_.erase(id);
     return Status::DeadlineExceeded("proposal did not apply in time; its outcome is unknown");
@@ -146,7 +171,7 @@ Status RaftNode::ProposeConfChange(consensus::ConfChange cc, std::chrono::millis
       Complete(id, Status::FailedPrecondition("membership change refused: " + s.message()), "");
     }
   });
-  work_cv_.notify_one();
+  loop_->Notify();
   if (!done_cv_.wait_for(lock, timeout, [&] { return waiter->done; })) {
     waiters_.erase(id);
     return Status::DeadlineExceeded(
@@ -164,7 +189,7 @@ Status RaftNode::ReadBarrier(std::chrono::milliseconds timeout) {
   const uint64_t id = next_proposal_++;
   read_waiters_[id] = waiter;
   unsent_reads_.push_back(id);
-  work_cv_.notify_one();
+  loop_->Notify();
   if (!done_cv_.wait_for(lock, timeout, [&] { return waiter->done; })) {
     read_waiters_.erase(id);
     return Status::DeadlineExceeded("leadership was not confirmed in time");
@@ -176,7 +201,7 @@ Status RaftNode::TransferLeadership(NodeId to) {
   std::lock_guard lock(mu_);
   if (stopping_) return Status::Unavailable("raft node stopped");
   tasks_.push_back([this, to] { (void)rn_->TransferLeadership(to); });
-  work_cv_.notify_one();
+  loop_->Notify();
   return Status::OK();
 }
 
@@ -184,7 +209,7 @@ void RaftNode::Deliver(consensus::Message message) {
   std::lock_guard lock(mu_);
   if (stopping_) return;
   inbox_.push_back(std::move(message));
-  work_cv_.notify_one();
+  loop_->Notify();
 }
 
 NodeId RaftNode::Leader() const {
@@ -244,68 +269,64 @@ void RaftNode::UpdateStatus() {
   }
 }
 
-void RaftNode::Loop() {
-  auto next_tick = std::chrono::steady_clock::now() + options_.tick_interval;
-  while (true) {
-    std::deque<consensus::Message> inbox;
-    std::deque<std::pair<uint64_t, std::string>> proposals;
-    std::deque<std::function<void()>> tasks;
-    std::vector<uint64_t> reads;
-    {
-      std::unique_lock lock(mu_);
-      work_cv_.wait_until(lock, next_tick, [&] {
-        return stopping_ || !inbox_.empty() || !proposals_.empty() || !tasks_.empty() ||
-               !unsent_reads_.empty();
-      });
-      if (stopping_) return;
-      inbox.swap(inbox_);
-      proposals.swap(proposals_);
-      tasks.swap(tasks_);
-      reads.swap(unsent_reads_);
-    }
-    if (std::chrono::steady_clock::now() >= next_tick) {
-      rn_->Tick();
-      next_tick += options_.tick_interval;
-    }
-    for (auto& m : inbox) (void)rn_->Step(std::move(m));  // stale or foreign: dropped
-    for (auto& [id, data] : proposals) {
-      Status s = rn_->Propose(EncodeProposal(options_.id, id, data));
-      if (!s.ok()) {
-        std::lock_guard lock(mu_);
-        Complete(id, Status::Unavailable("no raft leader to take the proposal: " + s.message()),
-                 "");
-      }
-    }
-    for (auto& task : tasks) task();
-    queued_reads_.insert(queued_reads_.end(), reads.begin(), reads.end());
-    MaybeStartReadRound();
-    Status s;
-    while (s.ok() && rn_->HasReady()) {
-      s = HandleReady();
-      // A round that just came back lets the barriers gathered meanwhile go.
-      if (s.ok()) MaybeStartReadRound();
-    }
-    if (s.ok()) s = MaybeSnapshot();
-    if (!s.ok()) {
-      // A failed write leaves the log in an unknown state: stop serving.
-      std::lock_guard lock(mu_);
-      failed_ = s.WithContext("raft node failed");
-      stopping_ = true;
-      for (auto& [id, w] : waiters_) {
-        w->done = true;
-        w->status = failed_;
-      }
-      waiters_.clear();
-      for (auto& [id, w] : read_waiters_) {
-        w->done = true;
-        w->status = failed_;
-      }
-      read_waiters_.clear();
-      done_cv_.notify_all();
-      return;
-    }
-    UpdateStatus();
+bool RaftNode::Intake(bool tick) {
+  std::deque<consensus::Message> inbox;
+  std::deque<std::pair<uint64_t, std::string>> proposals;
+  std::deque<std::function<void()>> tasks;
+  std::vector<uint64_t> reads;
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return false;
+    inbox.swap(inbox_);
+    proposals.swap(proposals_);
+    tasks.swap(tasks_);
+    reads.swap(unsent_reads_);
   }
+  if (tick) rn_->Tick();
+  for (auto& m : inbox) (void)rn_->Step(std::move(m));  // stale or foreign: dropped
+  for (auto& [id, data] : proposals) {
+    Status s = rn_->Propose(EncodeProposal(options_.id, id, data));
+    if (!s.ok()) {
+      std::lock_guard lock(mu_);
+      Complete(id, Status::Unavailable("no raft leader to take the proposal: " + s.message()),
+               "");
+    }
+  }
+  for (auto& task : tasks) task();
+  queued_reads_.insert(queued_reads_.end(), reads.begin(), reads.end());
+  MaybeStartReadRound();
+  return true;
+}
+
+bool RaftNode::failed() const {
+  std::lock_guard lock(mu_);
+  return !failed_.ok();
+}
+
+void RaftNode::Fail(const Status& s, bool discard_staged) {
+  if (discard_staged) store_->DiscardStaged();
+  pending_ready_.reset();
+  // A failed write leaves the log in an unknown state: stop serving.
+  std::lock_guard lock(mu_);
+  failed_ = s.WithContext("raft node failed");
+  stopping_ = true;
+  for (auto& [id, w] : waiters_) {
+    w->done = true;
+    w->status = failed_;
+  }
+  waiters_.clear();
+  for (auto& [id, w] : read_waiters_) {
+    w->done = true;
+    w->status = failed_;
+  }
+  read_waiters_.clear();
+  done_cv_.notify_all();
+}
+
+Status RaftNode::AfterIteration() {
+  RETURN_IF_ERROR(MaybeSnapshot());
+  UpdateStatus();
+  return Status::OK();
 }
 
 void RaftNode::MaybeStartReadRound() {
@@ -338,33 +359,42 @@ void RaftNode::MaybeStartReadRound() {
   }
 }
 
-Status RaftNode::HandleReady() {
-  consensus::Ready rd = rn_->GetReady();
+Status RaftNode::StageReady(storage::WriteBatch* batch, bool* sync) {
+  pending_ready_ = rn_->GetReady();
+  consensus::Ready& rd = *pending_ready_;
   if (rd.soft_state) {
     std::lock_guard lock(mu_);
     if (rd.soft_state->lead != leader_) {
       FailReads(Status::Unavailable("raft leadership changed during the read"));
-      read_rounds_.clear();  // rounds of the old leadership never answer
+      read_rounds_.clear();   // rounds of the old leadership never answer
       queued_reads_.clear();  // failed just now
     }
     leader_ = rd.soft_state->lead;
   }
-  // 1. Persist, fsynced when the Ready says so, before any message leaves.
-  storage::WriteBatch batch;
-  if (!rd.snapshot.empty()) RETURN_IF_ERROR(store_->StageSnapshot(rd.snapshot, &batch));
-  RETURN_IF_ERROR(store_->StageEntries(rd.entries, &batch));
-  if (!rd.hard_state.empty()) store_->StageHardState(rd.hard_state, &batch);
-  if (batch.Count() > 0) {
-    Status w = engine_->Write({.sync = rd.must_sync}, batch);
-    if (!w.ok()) {
-      store_->DiscardStaged();
-      return w;
-    }
+  // Persist (staged into the loop's shared batch), fsynced when the Ready says so,
+  // before any message leaves. Staged into a batch of its own first, so that a refusal
+  // leaves nothing of this group in the shared one.
+  storage::WriteBatch mine;
+  Status s;
+  if (!rd.snapshot.empty()) s = store_->StageSnapshot(rd.snapshot, &mine);
+  if (s.ok()) s = store_->StageEntries(rd.entries, &mine);
+  if (!s.ok()) {
+    store_->DiscardStaged();
+    return s;
   }
+  if (!rd.hard_state.empty()) store_->StageHardState(rd.hard_state, &mine);
+  *sync = *sync || (rd.must_sync && mine.Count() > 0);
+  batch->Append(std::move(mine));
+  return Status::OK();
+}
+
+Status RaftNode::FinishReady() {
+  consensus::Ready rd = std::move(*pending_ready_);
+  pending_ready_.reset();
   RETURN_IF_ERROR(store_->OnDurable());
-  // 2. Send.
+  // Send.
   if (!rd.messages.empty()) transport_->Send(std::move(rd.messages));
-  // 3. Apply: the snapshot, then the committed entries.
+  // Apply: the snapshot, then the committed entries.
   if (!rd.snapshot.empty()) {
     const auto& md = rd.snapshot.metadata;
     RETURN_IF_ERROR(sm_->Restore(md.index, rd.snapshot.data));
@@ -391,8 +421,9 @@ Status RaftNode::HandleReady() {
     }
   }
   for (const Entry& e : rd.committed_entries) RETURN_IF_ERROR(ApplyEntry(e));
-  // 4. Advance.
   rn_->Advance();
+  // A round that just came back lets the barriers gathered meanwhile go.
+  MaybeStartReadRound();
   return Status::OK();
 }
 

@@ -4,9 +4,9 @@
 // sent), sends messages through the Transport, applies committed entries to the
 // StateMachine and completes the proposals whose entries applied here.
 //
-// This version drives one group with its own fsync per Ready; the storage node's
-// multi-group loop will share one batch and one fsync across groups (RaftLogStore is
-// built for that).
+// The work is done on a RaftLoop's thread, which may drive many groups of the node and
+// persists all their Readies with one write and one fsync per iteration (raft_loop.h).
+// A node started without a loop gets one of its own.
 //
 // Besides proposals it offers linearizable read barriers (ReadIndex), membership
 // changes, leadership transfer, and state machine snapshots: every `snapshot_entries`
@@ -22,10 +22,12 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "core/consensus/raw_node.h"
 #include "core/replication/raft_log_store.h"
+#include "core/replication/raft_loop.h"
 
 namespace gojodb::replication {
 
@@ -110,7 +112,11 @@ class RaftNode {
   static Result<std::unique_ptr<RaftNode>> Start(const RaftNodeOptions& options,
                                                  storage::Engine* engine, StateMachine* sm,
                                                  Transport* transport);
-  ~RaftNode();  // stops the thread; pending proposals fail with UNAVAILABLE
+  // The same, driven by a shared loop (whose engine holds the log and whose tick
+  // replaces options.tick_interval). `loop` must outlive the node.
+  static Result<std::unique_ptr<RaftNode>> Start(const RaftNodeOptions& options, RaftLoop* loop,
+                                                 StateMachine* sm, Transport* transport);
+  ~RaftNode();  // leaves the loop; pending proposals fail with UNAVAILABLE
 
   // Replicates `data`. OK once it is committed and applied on this node. UNAVAILABLE when
   // no leader is known or the node stops; DEADLINE_EXCEEDED when it did not apply in
@@ -142,11 +148,24 @@ class RaftNode {
   GroupStatus GetStatus() const;
 
  private:
+  friend class RaftLoop;
+  static Result<std::unique_ptr<RaftNode>> Start(const RaftNodeOptions& options, RaftLoop* loop,
+                                                 StateMachine* sm, Transport* transport,
+                                                 std::unique_ptr<RaftLoop> own_loop);
   RaftNode(const RaftNodeOptions& options, storage::Engine* engine, StateMachine* sm,
            Transport* transport);
-  void Loop();
-  // One Ready: persist, send, apply, advance. Returns false on a fatal storage error.
-  Status HandleReady();
+
+  // The loop's steps, on its thread. Intake takes queued work (false once stopping);
+  // StageReady stages the next Ready's writes into the shared batch; after that batch
+  // is durable, FinishReady sends, applies and advances; AfterIteration snapshots and
+  // publishes the status. Fail stops the node with `s`.
+  bool Intake(bool tick);
+  bool HasReady() const { return rn_->HasReady(); }
+  Status StageReady(storage::WriteBatch* batch, bool* sync);
+  Status FinishReady();
+  Status AfterIteration();
+  void Fail(const Status& s, bool discard_staged = false);
+  bool failed() const;
 
   struct Waiter {
     bool done = false;
@@ -172,9 +191,11 @@ class RaftNode {
   Transport* const transport_;
   std::unique_ptr<RaftLogStore> store_;
   std::unique_ptr<consensus::RawNode> rn_;  // used only by the loop thread
+  RaftLoop* loop_ = nullptr;
+  std::unique_ptr<RaftLoop> own_loop_;  // when started without a shared loop
+  std::optional<consensus::Ready> pending_ready_;  // loop thread: staged, not finished
 
   mutable std::mutex mu_;
-  std::condition_variable work_cv_;                         // wakes the loop
   std::condition_variable done_cv_;                         // wakes proposers
   std::deque<consensus::Message> inbox_;                    // GUARDED_BY(mu_)
   std::deque<std::pair<uint64_t, std::string>> proposals_;  // GUARDED_BY(mu_)
@@ -201,7 +222,6 @@ class RaftNode {
   consensus::NodeId leader_;                                // GUARDED_BY(mu_)
   bool stopping_ = false;                                   // GUARDED_BY(mu_)
   Status failed_;                                           // GUARDED_BY(mu_)
-  std::thread thread_;
 };
 
 }  // namespace gojodb::replication

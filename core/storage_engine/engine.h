@@ -47,6 +47,13 @@ class WriteBatch {
     ops_.clear();
     bytes_ = 0;
   }
+  // Moves every mutation of `other` to the end of this batch.
+  void Append(WriteBatch&& other) {
+    ops_.insert(ops_.end(), std::make_move_iterator(other.ops_.begin()),
+                std::make_move_iterator(other.ops_.end()));
+    bytes_ += other.bytes_;
+    other.Clear();
+  }
 
   const std::vector<Op>& ops() const { return ops_; }
   size_t Count() const { return ops_.size(); }
