@@ -1,12 +1,14 @@
 #include "api/grpc/raft_transport.h"
 
+#include <optional>
+
 #include "core/consensus/codec.h"
 
 namespace gojodb::rpc {
 
 GrpcRaftTransport::GrpcRaftTransport(std::map<uint64_t, std::string> peers, size_t queue_limit)
     : queue_limit_(queue_limit) {
-  for (auto& [id, addr] : peers) peers_[id] = StartPeer(addr);
+  for (auto& [id, addr] : peers) peers_[id] = StartPeer(id, addr);
 }
 
 GrpcRaftTransport::~GrpcRaftTransport() {
@@ -19,11 +21,24 @@ GrpcRaftTransport::~GrpcRaftTransport() {
   for (auto& [id, p] : peers) StopPeer(std::move(p));
 }
 
-std::unique_ptr<GrpcRaftTransport::Peer> GrpcRaftTransport::StartPeer(const std::string& addr) {
+std::unique_ptr<GrpcRaftTransport::Peer> GrpcRaftTransport::StartPeer(uint64_t id,
+                                                                     const std::string& addr) {
   auto p = std::make_unique<Peer>();
+  p->id = id;
   p->addr = addr;
   p->sender = std::thread([this, raw = p.get()] { SenderLoop(raw); });
+  p->snapshot_sender = std::thread([this, raw = p.get()] { SnapshotLoop(raw); });
   return p;
+}
+
+void GrpcRaftTransport::SetSnapshotReporter(std::function<void(uint64_t, bool)> report) {
+  std::lock_guard lock(report_mu_);
+  report_ = std::move(report);
+}
+
+void GrpcRaftTransport::Report(uint64_t to, bool ok) {
+  std::lock_guard lock(report_mu_);
+  if (report_) report_(to, ok);
 }
 
 void GrpcRaftTransport::StopPeer(std::unique_ptr<Peer> peer) {
@@ -31,9 +46,11 @@ void GrpcRaftTransport::StopPeer(std::unique_ptr<Peer> peer) {
     std::lock_guard lock(peer->mu);
     peer->stop = true;
     if (peer->ctx != nullptr) peer->ctx->TryCancel();
+    if (peer->snapshot_ctx != nullptr) peer->snapshot_ctx->TryCancel();
   }
   peer->cv.notify_all();
   peer->sender.join();
+  peer->snapshot_sender.join();
 }
 
 void GrpcRaftTransport::SetPeer(uint64_t id, const std::string& addr) {
@@ -43,7 +60,7 @@ void GrpcRaftTransport::SetPeer(uint64_t id, const std::string& addr) {
     auto it = peers_.find(id);
     if (it != peers_.end() && it->second->addr == addr) return;
     if (it != peers_.end()) old = std::move(it->second);
-    peers_[id] = StartPeer(addr);
+    peers_[id] = StartPeer(id, addr);
   }
   if (old) StopPeer(std::move(old));
 }
@@ -69,6 +86,24 @@ void GrpcRaftTransport::Send(std::vector<consensus::Message> messages) {
       continue;
     }
     Peer* p = it->second.get();
+    if (m.type == consensus::MessageType::kSnap && m.snapshot) {
+      bool queued = false;
+      {
+        std::lock_guard lock(p->mu);
+        // One being sent and one waiting is plenty: Raft sends the newest again.
+        if (p->snapshots.size() < 1) {
+          p->snapshots.push_back(std::move(m));
+          queued = true;
+        }
+      }
+      if (queued) {
+        p->cv.notify_all();
+      } else {
+        ++dropped_;
+        Report(it->first, false);
+      }
+      continue;
+    }
     std::string bytes = consensus::EncodeMessage(m);
     {
       std::lock_guard lock(p->mu);
@@ -78,7 +113,7 @@ void GrpcRaftTransport::Send(std::vector<consensus::Message> messages) {
       }
       p->queue.push_back(std::move(bytes));
     }
-    p->cv.notify_one();
+    p->cv.notify_all();  // two threads wait on cv: wake the right one
   }
 }
 
@@ -131,6 +166,102 @@ void GrpcRaftTransport::SenderLoop(Peer* peer) {
     ctx->TryCancel();
     writer->Finish();
   }
+}
+
+void GrpcRaftTransport::SnapshotLoop(Peer* peer) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 10);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  args.SetInt("gojodb-snapshot-channel", 1);  // a connection of its own
+  auto channel = grpc::CreateCustomChannel(peer->addr, grpc::InsecureChannelCredentials(), args);
+  auto stub = v1::RaftTransport::NewStub(channel);
+  while (true) {
+    consensus::Message m;
+    {
+      std::unique_lock lock(peer->mu);
+      peer->cv.wait(lock, [&] { return stopping_ || peer->stop || !peer->snapshots.empty(); });
+      if (stopping_ || peer->stop) return;
+      m = std::move(peer->snapshots.front());
+      peer->snapshots.pop_front();
+    }
+    const uint64_t to = m.to.value();
+    const bool ok = StreamSnapshot(peer, stub.get(), std::move(m));
+    if (ok) {
+      ++snapshots_sent_;
+    } else {
+      ++dropped_;
+    }
+    Report(to, ok);
+  }
+}
+
+bool GrpcRaftTransport::StreamSnapshot(Peer* peer, v1::RaftTransport::Stub* stub,
+                                       consensus::Message m) {
+  std::string data = std::move(m.snapshot->data);
+  m.snapshot->data.clear();
+  grpc::ClientContext ctx;
+  // A snapshot that cannot be delivered in this long is given up (and retried by Raft).
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(10));
+  {
+    std::lock_guard lock(peer->mu);
+    if (peer->stop) return false;
+    peer->snapshot_ctx = &ctx;
+  }
+  v1::RaftAck ack;
+  auto writer = stub->SendSnapshot(&ctx, &ack);
+  bool ok = true;
+  size_t off = 0;
+  bool first = true;
+  do {
+    v1::SnapshotChunk chunk;
+    if (first) chunk.set_header(consensus::EncodeMessage(m));
+    const size_t n = std::min(kSnapshotChunkBytes, data.size() - off);
+    chunk.set_data(data.data() + off, n);
+    off += n;
+    chunk.set_last(off == data.size());
+    ok = writer->Write(chunk);
+    first = false;
+  } while (ok && off < data.size());
+  if (ok) ok = writer->WritesDone();
+  ok = writer->Finish().ok() && ok;
+  std::lock_guard lock(peer->mu);
+  peer->snapshot_ctx = nullptr;
+  return ok;
+}
+
+grpc::Status RaftTransportService::SendSnapshot(grpc::ServerContext*,
+                                                grpc::ServerReader<v1::SnapshotChunk>* reader,
+                                                v1::RaftAck*) {
+  v1::SnapshotChunk chunk;
+  std::optional<consensus::Message> m;
+  std::string data;
+  while (reader->Read(&chunk)) {
+    if (!m) {
+      if (chunk.header().empty()) {
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                            "a snapshot stream must start with its header");
+      }
+      auto decoded = consensus::DecodeMessage(chunk.header());
+      if (!decoded.ok() || decoded->type != consensus::MessageType::kSnap ||
+          !decoded->snapshot) {
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                            "the snapshot stream's header is not a snapshot message");
+      }
+      m = std::move(decoded).value();
+    }
+    if (data.size() + chunk.data().size() > max_snapshot_bytes_) {
+      return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                          "snapshot larger than " + std::to_string(max_snapshot_bytes_) +
+                              " bytes");
+    }
+    data += chunk.data();
+    if (chunk.last()) {
+      m->snapshot->data = std::move(data);
+      deliver_(std::move(*m));
+      return grpc::Status::OK;
+    }
+  }
+  return grpc::Status(grpc::StatusCode::CANCELLED, "the snapshot stream ended early");
 }
 
 grpc::Status RaftTransportService::Send(grpc::ServerContext*,

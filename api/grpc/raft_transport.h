@@ -5,6 +5,11 @@
 // sender thread per peer writes them on one long-lived client stream, batching whatever
 // has queued up. A full queue or a broken stream drops messages (Raft retransmits);
 // broken streams reconnect with exponential backoff (10 ms doubling to 1 s).
+//
+// Snapshot messages go their own way: a second sender thread per peer streams each one
+// in 1 MiB chunks on a stream of its own (SendSnapshot), so a large snapshot never holds
+// up heartbeats and appends, and is never one huge gRPC message. Its outcome is
+// reported back (SetSnapshotReporter) so that the leader retries a failed one.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -37,6 +42,13 @@ class GrpcRaftTransport final : public replication::Transport {
 
   // Messages dropped so far (queue full, unknown peer, broken stream).
   uint64_t dropped() const { return dropped_.load(); }
+  // Snapshots streamed to the end so far.
+  uint64_t snapshots_sent() const { return snapshots_sent_.load(); }
+
+  // Called from a sender thread with each snapshot's outcome (peer id, delivered).
+  void SetSnapshotReporter(std::function<void(uint64_t to, bool ok)> report);
+
+  static constexpr size_t kSnapshotChunkBytes = 1 << 20;
 
  private:
   struct Peer {
@@ -49,9 +61,16 @@ class GrpcRaftTransport final : public replication::Transport {
     // The live stream's context, so that stopping can cancel a Write blocked on a
     // peer that stopped reading.
     grpc::ClientContext* ctx = nullptr;  // GUARDED_BY(mu)
+    std::deque<consensus::Message> snapshots;  // GUARDED_BY(mu)
+    grpc::ClientContext* snapshot_ctx = nullptr;  // GUARDED_BY(mu)
+    std::thread snapshot_sender;
+    uint64_t id = 0;
   };
   void SenderLoop(Peer* peer);
-  std::unique_ptr<Peer> StartPeer(const std::string& addr);
+  void SnapshotLoop(Peer* peer);
+  bool StreamSnapshot(Peer* peer, v1::RaftTransport::Stub* stub, consensus::Message m);
+  void Report(uint64_t to, bool ok);
+  std::unique_ptr<Peer> StartPeer(uint64_t id, const std::string& addr);
   static void StopPeer(std::unique_ptr<Peer> peer);
 
   const size_t queue_limit_;
@@ -59,18 +78,27 @@ class GrpcRaftTransport final : public replication::Transport {
   std::map<uint64_t, std::unique_ptr<Peer>> peers_;  // GUARDED_BY(peers_mu_)
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> dropped_{0};
+  std::atomic<uint64_t> snapshots_sent_{0};
+  std::mutex report_mu_;
+  std::function<void(uint64_t, bool)> report_;  // GUARDED_BY(report_mu_)
 };
 
 // Receives peers' streams and hands each decoded message to `deliver`.
 class RaftTransportService final : public v1::RaftTransport::Service {
  public:
-  explicit RaftTransportService(std::function<void(consensus::Message)> deliver)
-      : deliver_(std::move(deliver)) {}
+  // Snapshots larger than `max_snapshot_bytes` are refused (RESOURCE_EXHAUSTED).
+  explicit RaftTransportService(std::function<void(consensus::Message)> deliver,
+                                uint64_t max_snapshot_bytes = 4ull << 30)
+      : deliver_(std::move(deliver)), max_snapshot_bytes_(max_snapshot_bytes) {}
   grpc::Status Send(grpc::ServerContext* ctx, grpc::ServerReader<v1::RaftMessages>* reader,
                     v1::RaftAck* ack) override;
+  grpc::Status SendSnapshot(grpc::ServerContext* ctx,
+                            grpc::ServerReader<v1::SnapshotChunk>* reader,
+                            v1::RaftAck* ack) override;
 
  private:
   std::function<void(consensus::Message)> deliver_;
+  const uint64_t max_snapshot_bytes_;
 };
 
 }  // namespace gojodb::rpc

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "core/consensus/codec.h"
 #include "core/replication/list_state_machine.h"
 #include "tests/integration/process.h"
 
@@ -62,6 +63,10 @@ class RaftTransportTest : public ::testing::Test {
       if (p != id) peers[p] = "127.0.0.1:" + std::to_string(ports_[p]);
     }
     m->transport = std::make_unique<GrpcRaftTransport>(peers);
+    m->transport->SetSnapshotReporter([raw](uint64_t to, bool ok) {
+      std::lock_guard lock(raw->mu);
+      if (raw->node) raw->node->ReportSnapshot(NodeId(to), ok);
+    });
     storage::EngineOptions eo;
     eo.path = (dir_ / std::to_string(id)).string();
     std::filesystem::create_directories(eo.path);
@@ -72,6 +77,8 @@ class RaftTransportTest : public ::testing::Test {
     o.initial_voters = {NodeId(1), NodeId(2), NodeId(3)};
     o.tick_interval = 10ms;
     o.random_seed = id;
+    o.snapshot_entries = snapshot_entries_;
+    o.retain_entries = 2;
     auto n = replication::RaftNode::Start(o, m->engine.get(), m->sm.get(), m->transport.get());
     ASSERT_TRUE(n.ok()) << n.status().ToString();
     m->owned = std::move(n).value();
@@ -114,6 +121,7 @@ class RaftTransportTest : public ::testing::Test {
     return false;
   }
 
+  uint64_t snapshot_entries_ = 0;
   std::filesystem::path dir_;
   std::map<uint64_t, int> ports_;
   std::map<uint64_t, std::unique_ptr<Member>> members_;
@@ -135,6 +143,68 @@ TEST_F(RaftTransportTest, ReplicatesOverGrpcAndReconnectsAfterARestart) {
   Start(3);  // same port: peers reconnect, and it catches up from its durable log
   ASSERT_TRUE(Converged({1, 2, 3}, values));
   EXPECT_GT(members_[1]->transport->dropped() + members_[2]->transport->dropped(), 0u);
+}
+
+TEST_F(RaftTransportTest, ALaggingMemberCatchesUpFromAChunkedSnapshot) {
+  for (uint64_t id = 1; id <= 3; ++id) Stop(id);
+  snapshot_entries_ = 8;
+  for (uint64_t id = 1; id <= 3; ++id) Start(id);
+  Stop(3);
+  std::filesystem::remove_all(dir_ / "3");
+  // About 3.5 MiB of state: the snapshot takes several chunks.
+  std::vector<std::string> values;
+  for (int i = 0; i < 28; ++i) {
+    values.push_back(std::to_string(i) + std::string(128 << 10, static_cast<char>('a' + i % 26)));
+    ASSERT_TRUE(Propose(1, values.back()).ok()) << i;
+  }
+  ASSERT_TRUE(Converged({1, 2}, values));
+  Start(3);  // empty: the leader's log is compacted, so only a snapshot can help
+  ASSERT_TRUE(Converged({1, 2, 3}, values));
+  EXPECT_GT(members_[1]->transport->snapshots_sent() + members_[2]->transport->snapshots_sent(),
+            0u);
+  EXPECT_GT(members_[3]->owned->GetStatus().snapshot_index.value(), 0u);
+}
+
+TEST_F(RaftTransportTest, MalformedSnapshotStreamsAreRefused) {
+  auto stub = v1::RaftTransport::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string(ports_[1]), grpc::InsecureChannelCredentials()));
+  {
+    grpc::ClientContext ctx;
+    v1::RaftAck ack;
+    auto w = stub->SendSnapshot(&ctx, &ack);
+    v1::SnapshotChunk c;
+    c.set_data("no header");
+    w->Write(c);
+    w->WritesDone();
+    EXPECT_EQ(w->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::RaftAck ack;
+    auto w = stub->SendSnapshot(&ctx, &ack);
+    v1::SnapshotChunk c;
+    c.set_header("\x01garbage");
+    w->Write(c);
+    w->WritesDone();
+    EXPECT_EQ(w->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  {
+    // A header and no last chunk: nothing is delivered.
+    consensus::Message m;
+    m.type = consensus::MessageType::kSnap;
+    m.to = NodeId(1);
+    m.from = NodeId(2);
+    m.snapshot = consensus::Snapshot{};
+    grpc::ClientContext ctx;
+    v1::RaftAck ack;
+    auto w = stub->SendSnapshot(&ctx, &ack);
+    v1::SnapshotChunk c;
+    c.set_header(consensus::EncodeMessage(m));
+    c.set_data("partial");
+    w->Write(c);
+    w->WritesDone();
+    EXPECT_EQ(w->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  }
 }
 
 }  // namespace

@@ -179,6 +179,10 @@ int Run(int argc, char** argv) {
     std::lock_guard lock(node_mu);
     node_ptr = node->get();
   }
+  transport->SetSnapshotReporter([&](uint64_t to, bool ok) {
+    std::lock_guard lock(node_mu);
+    if (node_ptr) node_ptr->ReportSnapshot(consensus::NodeId(to), ok);
+  });
 
   controller::ControllerOptions co;
   co.id = *id;
@@ -270,6 +274,7 @@ int Run(int argc, char** argv) {
     std::lock_guard lock(node_mu);
     node_ptr = nullptr;
   }
+  transport->SetSnapshotReporter(nullptr);
   node->reset();
   transport.reset();
   if (Status s = (*engine)->SyncWal(); !s.ok()) spdlog::error("final WAL sync failed: {}", s.ToString());

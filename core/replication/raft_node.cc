@@ -212,6 +212,16 @@ void RaftNode::Deliver(consensus::Message message) {
   loop_->Notify();
 }
 
+void RaftNode::ReportSnapshot(NodeId to, bool ok) {
+  std::lock_guard lock(mu_);
+  if (stopping_) return;
+  tasks_.push_back([this, to, ok] {
+    rn_->ReportSnapshot(to, ok ? consensus::SnapshotStatus::kFinish
+                               : consensus::SnapshotStatus::kFailure);
+  });
+  loop_->Notify();
+}
+
 NodeId RaftNode::Leader() const {
   std::lock_guard lock(mu_);
   return leader_;

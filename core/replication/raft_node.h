@@ -142,6 +142,9 @@ class RaftNode {
 
   // Hands an incoming message to the node. Thread-safe, never blocks on the node.
   void Deliver(consensus::Message message);
+  // The transport's word on a snapshot this node sent to `to`: a failed one is sent
+  // again. Thread-safe.
+  void ReportSnapshot(consensus::NodeId to, bool ok);
 
   consensus::NodeId Leader() const;
   consensus::NodeId id() const { return options_.id; }
