@@ -49,6 +49,7 @@ void GrpcRaftTransport::StopPeer(std::unique_ptr<Peer> peer) {
     if (peer->snapshot_ctx != nullptr) peer->snapshot_ctx->TryCancel();
   }
   peer->cv.notify_all();
+  peer->snapshot_cv.notify_all();
   peer->sender.join();
   peer->snapshot_sender.join();
 }
@@ -97,7 +98,7 @@ void GrpcRaftTransport::Send(std::vector<consensus::Message> messages) {
         }
       }
       if (queued) {
-        p->cv.notify_all();
+        p->snapshot_cv.notify_one();
       } else {
         ++dropped_;
         Report(it->first, false);
@@ -113,7 +114,7 @@ void GrpcRaftTransport::Send(std::vector<consensus::Message> messages) {
       }
       p->queue.push_back(std::move(bytes));
     }
-    p->cv.notify_all();  // two threads wait on cv: wake the right one
+    p->cv.notify_one();
   }
 }
 
@@ -179,7 +180,8 @@ void GrpcRaftTransport::SnapshotLoop(Peer* peer) {
     consensus::Message m;
     {
       std::unique_lock lock(peer->mu);
-      peer->cv.wait(lock, [&] { return stopping_ || peer->stop || !peer->snapshots.empty(); });
+      peer->snapshot_cv.wait(lock,
+                             [&] { return stopping_ || peer->stop || !peer->snapshots.empty(); });
       if (stopping_ || peer->stop) return;
       m = std::move(peer->snapshots.front());
       peer->snapshots.pop_front();

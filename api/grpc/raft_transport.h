@@ -62,6 +62,7 @@ class GrpcRaftTransport final : public replication::Transport {
     // peer that stopped reading.
     grpc::ClientContext* ctx = nullptr;  // GUARDED_BY(mu)
     std::deque<consensus::Message> snapshots;  // GUARDED_BY(mu)
+    std::condition_variable snapshot_cv;       // wakes the snapshot sender only
     grpc::ClientContext* snapshot_ctx = nullptr;  // GUARDED_BY(mu)
     std::thread snapshot_sender;
     uint64_t id = 0;

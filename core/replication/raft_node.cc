@@ -124,16 +124,17 @@ RaftNode::~RaftNode() {
     std::lock_guard lock(mu_);
     for (auto& [id, w] : waiters_) {
       w->done = true;
+      w->cv.notify_one();
       w->status = Status::Unavailable("raft node stopped");
     }
     waiters_.clear();
     FailReads(Status::Unavailable("raft node stopped"));
     for (auto& [id, w] : read_waiters_) {
       w->done = true;
+      w->cv.notify_one();
       w->status = Status::Unavailable("raft node stopped");
     }
     read_waiters_.clear();
-    done_cv_.notify_all();
   }
   own_loop_.reset();
 }
@@ -148,7 +149,7 @@ Status RaftNode::Propose(std::string data, std::chrono::milliseconds timeout,
   waiters_[id] = waiter;
   proposals_.emplace_back(id, std::move(data));
   loop_->Notify();
-  if (!done_cv_.wait_for(lock, timeout, [&] { return waiter->done; })) {
+  if (!waiter->cv.wait_for(lock, timeout, [&] { return waiter->done; })) {
     waiters_.erase(id);
     return Status::DeadlineExceeded("proposal did not apply in time; its outcome is unknown");
   }
@@ -172,7 +173,7 @@ Status RaftNode::ProposeConfChange(consensus::ConfChange cc, std::chrono::millis
     }
   });
   loop_->Notify();
-  if (!done_cv_.wait_for(lock, timeout, [&] { return waiter->done; })) {
+  if (!waiter->cv.wait_for(lock, timeout, [&] { return waiter->done; })) {
     waiters_.erase(id);
     return Status::DeadlineExceeded(
         "membership change did not apply in time; its outcome is unknown");
@@ -190,7 +191,7 @@ Status RaftNode::ReadBarrier(std::chrono::milliseconds timeout) {
   read_waiters_[id] = waiter;
   unsent_reads_.push_back(id);
   loop_->Notify();
-  if (!done_cv_.wait_for(lock, timeout, [&] { return waiter->done; })) {
+  if (!waiter->cv.wait_for(lock, timeout, [&] { return waiter->done; })) {
     read_waiters_.erase(id);
     return Status::DeadlineExceeded("leadership was not confirmed in time");
   }
@@ -236,10 +237,10 @@ void RaftNode::Complete(uint64_t id, Status status, std::string result) {
   auto it = waiters_.find(id);
   if (it == waiters_.end()) return;
   it->second->done = true;
+  it->second->cv.notify_one();
   it->second->status = std::move(status);
   it->second->result = std::move(result);
   waiters_.erase(it);
-  done_cv_.notify_all();
 }
 
 void RaftNode::FailReads(const Status& status) {
@@ -249,10 +250,10 @@ void RaftNode::FailReads(const Status& status) {
       continue;
     }
     it->second->done = true;
+    it->second->cv.notify_one();
     it->second->status = status;
     it = read_waiters_.erase(it);
   }
-  done_cv_.notify_all();
 }
 
 void RaftNode::UpdateStatus() {
@@ -271,8 +272,8 @@ void RaftNode::UpdateStatus() {
   for (auto it = read_waiters_.begin(); it != read_waiters_.end();) {
     if (it->second->indexed && it->second->index <= applied_) {
       it->second->done = true;
+      it->second->cv.notify_one();
       it = read_waiters_.erase(it);
-      done_cv_.notify_all();
     } else {
       ++it;
     }
@@ -322,15 +323,16 @@ void RaftNode::Fail(const Status& s, bool discard_staged) {
   stopping_ = true;
   for (auto& [id, w] : waiters_) {
     w->done = true;
+    w->cv.notify_one();
     w->status = failed_;
   }
   waiters_.clear();
   for (auto& [id, w] : read_waiters_) {
     w->done = true;
+    w->cv.notify_one();
     w->status = failed_;
   }
   read_waiters_.clear();
-  done_cv_.notify_all();
 }
 
 Status RaftNode::AfterIteration() {
@@ -360,10 +362,10 @@ void RaftNode::MaybeStartReadRound() {
         auto it = read_waiters_.find(id);
         if (it == read_waiters_.end()) continue;
         it->second->done = true;
+        it->second->cv.notify_one();
         it->second->status = Status::Unavailable("read index refused: " + r.message());
         read_waiters_.erase(it);
       }
-      done_cv_.notify_all();
     }
     queued_reads_.clear();
   }

@@ -170,12 +170,16 @@ class RaftNode {
   void Fail(const Status& s, bool discard_staged = false);
   bool failed() const;
 
+  // Each waiter has its own condition variable, so a completion wakes its proposer
+  // only (not every proposer waiting on the node).
   struct Waiter {
+    std::condition_variable cv;
     bool done = false;
     Status status;
     std::string result;
   };
   struct ReadWaiter {
+    std::condition_variable cv;
     bool done = false;
     Status status;
     bool indexed = false;  // the ReadState arrived; wait for applied >= index
@@ -199,7 +203,6 @@ class RaftNode {
   std::optional<consensus::Ready> pending_ready_;  // loop thread: staged, not finished
 
   mutable std::mutex mu_;
-  std::condition_variable done_cv_;                         // wakes proposers
   std::deque<consensus::Message> inbox_;                    // GUARDED_BY(mu_)
   std::deque<std::pair<uint64_t, std::string>> proposals_;  // GUARDED_BY(mu_)
   std::map<uint64_t, std::shared_ptr<Waiter>> waiters_;     // GUARDED_BY(mu_)

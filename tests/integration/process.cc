@@ -1,5 +1,7 @@
 #include "tests/integration/process.h"
 
+#include <sys/prctl.h>
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <httplib.h>
@@ -45,6 +47,8 @@ Process::Process(std::vector<std::string> argv, std::string log_path)
     : log_path_(std::move(log_path)) {
   pid_ = ::fork();
   if (pid_ == 0) {
+    // A test that dies (even by abort) takes its servers with it.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     int fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     ::dup2(fd, 1);
     ::dup2(fd, 2);
