@@ -13,20 +13,6 @@ namespace {
 constexpr char kForwardedKey[] = "gojodb-forwarded";
 constexpr int kLogicalBits = 18;
 
-uint64_t LeaderHint(const Status& s) {
-  for (const auto& [k, v] : s.details()) {
-    if (k == "leader_id") {
-      uint64_t id = 0;
-      for (char c : v) {
-        if (c < '0' || c > '9') return 0;
-        id = id * 10 + static_cast<uint64_t>(c - '0');
-      }
-      return id;
-    }
-  }
-  return 0;
-}
-
 grpc::Status Reply(grpc::ServerContext* ctx, const Status& s) {
   AddDetailsToContext(s, ctx);
   return ToGrpc(s);
@@ -39,7 +25,7 @@ grpc::Status Respond(grpc::ServerContext* ctx, LeaderChannels* leaders, const St
                      const Req& req, Resp* resp,
                      grpc::Status (Svc::Stub::*method)(grpc::ClientContext*, const Req&, Resp*)) {
   if (local.ok()) return grpc::Status::OK;
-  const uint64_t leader = LeaderHint(local);
+  const uint64_t leader = Controller::LeaderHint(local);
   if (local.code() != StatusCode::kUnavailable || leader == 0 ||
       ctx->client_metadata().count(kForwardedKey) > 0) {
     return Reply(ctx, local);
@@ -114,18 +100,6 @@ void ToProto(const ctl::Settings& in, v1::Settings* out) {
   out->set_node_suspect_timeout_ms(in.node_suspect_timeout_ms);
   out->set_node_dead_timeout_ms(in.node_dead_timeout_ms);
   out->set_max_ops_per_round(in.max_ops_per_round);
-}
-
-std::string_view LivenessName(ctl::Liveness l) {
-  switch (l) {
-    case ctl::Liveness::kUp:
-      return "up";
-    case ctl::Liveness::kSuspect:
-      return "suspect";
-    case ctl::Liveness::kDead:
-      return "dead";
-  }
-  return "unknown";
 }
 
 std::shared_ptr<grpc::Channel> LeaderChannels::Get(uint64_t id) {
@@ -208,7 +182,7 @@ class ControllerServices::ControllerImpl final : public v1::Controller::Service 
       for (const auto& n : view.nodes) {
         auto* p = resp->add_nodes();
         ToProto(n.record, p->mutable_node());
-        p->set_liveness(std::string(LivenessName(n.liveness)));
+        p->set_liveness(std::string(ctl::LivenessName(n.liveness)));
         p->mutable_stats()->set_capacity_bytes(n.stats.capacity_bytes);
         p->mutable_stats()->set_used_bytes(n.stats.used_bytes);
         p->mutable_stats()->set_shard_count(n.stats.shard_count);
@@ -304,7 +278,7 @@ class ControllerServices::AdminImpl final : public v1::Admin::Service {
         p->set_role(std::string(ctl::AdminStateName(n.record.admin)));
         p->set_grpc_addr(n.record.grpc_addr);
         p->set_http_addr(n.record.http_addr);
-        p->set_state(std::string(LivenessName(n.liveness)));
+        p->set_state(std::string(ctl::LivenessName(n.liveness)));
       }
       for (const auto& sh : view.shards) {
         auto* p = resp->add_shards();

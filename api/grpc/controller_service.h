@@ -24,7 +24,6 @@ controller::NodeRecord FromProto(const v1::NodeDescriptor& in);
 void ToProto(const controller::ShardRecord& in, v1::ShardDescriptor* out);
 controller::ShardRecord FromProto(const v1::ShardDescriptor& in);
 void ToProto(const controller::Settings& in, v1::Settings* out);
-std::string_view LivenessName(controller::Liveness l);
 
 // Channels to other controller members, by id; addresses come from `resolve`.
 class LeaderChannels {

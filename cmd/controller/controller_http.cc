@@ -31,28 +31,6 @@ json KeyJson(const std::string& key) {
   return json{{"base64", Base64Encode(key)}};
 }
 
-std::string_view LivenessName(ctl::Liveness l) {
-  switch (l) {
-    case ctl::Liveness::kUp:
-      return "up";
-    case ctl::Liveness::kSuspect:
-      return "suspect";
-    case ctl::Liveness::kDead:
-      return "dead";
-  }
-  return "unknown";
-}
-
-uint64_t LeaderHint(const Status& s) {
-  for (const auto& [k, v] : s.details()) {
-    if (k == "leader_id") {
-      auto n = http::ParseUint64(v, k);
-      return n.ok() ? *n : 0;
-    }
-  }
-  return 0;
-}
-
 }  // namespace
 
 Result<std::string> ControllerHttp::ClusterStatusJson() {
@@ -71,7 +49,7 @@ Result<std::string> ControllerHttp::ClusterStatusJson() {
     nodes.push_back({{"id", n.record.id},
                      {"address", n.record.grpc_addr},
                      {"http_address", n.record.http_addr},
-                     {"state", LivenessName(n.liveness)},
+                     {"state", ctl::LivenessName(n.liveness)},
                      {"admin_state", ctl::AdminStateName(n.record.admin)},
                      {"labels", labels},
                      {"capacity_bytes", n.stats.capacity_bytes ? n.stats.capacity_bytes
@@ -164,23 +142,25 @@ http::HttpResponse ControllerHttp::Handle(std::string_view method, std::string_v
   std::string op = "unknown";
   auto r = Serve(method, path, query, &op);
   http::HttpResponse resp;
+  std::string code = "OK";
   if (r.ok()) {
     resp = std::move(r).value();
-  } else if (!forwarded && r.status().code() == StatusCode::kUnavailable &&
-             LeaderHint(r.status()) != 0) {
+  } else if (!forwarded && ctl::Controller::LeaderHint(r.status()) != 0) {
     resp = Forward(r.status(), method, target);
+    code = "FORWARDED";
   } else {
     resp = http::ErrorResponse(r.status());
+    code = std::string(StatusCodeName(r.status().code()));
   }
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  metrics_->RecordRequest("http", op, std::to_string(resp.status), secs);
+  metrics_->RecordRequest("http", op, code, secs);
   return resp;
 }
 
 http::HttpResponse ControllerHttp::Forward(const Status& not_leader, std::string_view method,
                                            std::string_view target) {
-  const uint64_t leader = LeaderHint(not_leader);
+  const uint64_t leader = ctl::Controller::LeaderHint(not_leader);
   const auto st = c_->State();
   auto it = st.members.find(leader);
   if (it == st.members.end() || it->second.http_addr.empty()) {

@@ -63,6 +63,20 @@ Status Controller::NotLeader(uint64_t leader_id) {
       .WithDetail("leader_id", std::to_string(leader_id));
 }
 
+uint64_t Controller::LeaderHint(const Status& s) {
+  if (s.code() != StatusCode::kUnavailable) return 0;
+  for (const auto& [k, v] : s.details()) {
+    if (k != "leader_id" || v.empty() || v.size() > 20) continue;
+    uint64_t id = 0;
+    for (char c : v) {
+      if (c < '0' || c > '9') return 0;
+      id = id * 10 + static_cast<uint64_t>(c - '0');
+    }
+    return id;
+  }
+  return 0;
+}
+
 bool Controller::IsLeader() const { return node_->GetStatus().is_leader; }
 uint64_t Controller::LeaderId() const { return node_->GetStatus().leader.value(); }
 

@@ -86,6 +86,8 @@ class Controller {
   ~Controller();
 
   static Status NotLeader(uint64_t leader_id);
+  // The leader id a NotLeader status names; 0 for any other status.
+  static uint64_t LeaderHint(const Status& s);
   uint64_t id() const { return options_.id; }
   bool IsLeader() const;
   uint64_t LeaderId() const;

@@ -383,4 +383,16 @@ std::vector<Op> PlanRound(const std::vector<NodeView>& nodes, const std::vector<
   return ops;
 }
 
+std::string_view LivenessName(Liveness l) {
+  switch (l) {
+    case Liveness::kUp:
+      return "up";
+    case Liveness::kSuspect:
+      return "suspect";
+    case Liveness::kDead:
+      return "dead";
+  }
+  return "unknown";
+}
+
 }  // namespace gojodb::controller

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "internal/status.h"
@@ -19,6 +20,7 @@ namespace gojodb::controller {
 // What the failure detector says about a node. Suspect is "missed some heartbeats":
 // repairing on suspicion would churn data on every network blip, so only dead counts.
 enum class Liveness { kUp, kSuspect, kDead };
+std::string_view LivenessName(Liveness l);  // "up", "suspect", "dead"
 
 // What the operator asked for. Decommissioning nodes are drained; removed ones are gone.
 enum class AdminState { kActive, kDecommissioning, kRemoved };
