@@ -31,14 +31,33 @@ std::unique_ptr<GrpcRaftTransport::Peer> GrpcRaftTransport::StartPeer(uint64_t i
   return p;
 }
 
-void GrpcRaftTransport::SetSnapshotReporter(std::function<void(uint64_t, bool)> report) {
+void GrpcRaftTransport::SetSnapshotReporter(
+    std::function<void(uint64_t, uint64_t, bool)> report) {
   std::lock_guard lock(report_mu_);
   report_ = std::move(report);
 }
 
-void GrpcRaftTransport::Report(uint64_t to, bool ok) {
+void GrpcRaftTransport::Report(uint64_t group, uint64_t to, bool ok) {
   std::lock_guard lock(report_mu_);
-  if (report_) report_(to, ok);
+  if (report_) report_(group, to, ok);
+}
+
+namespace {
+class GroupTransport final : public replication::Transport {
+ public:
+  GroupTransport(GrpcRaftTransport* t, uint64_t group) : t_(t), group_(group) {}
+  void Send(std::vector<consensus::Message> messages) override {
+    t_->SendGroup(group_, std::move(messages));
+  }
+
+ private:
+  GrpcRaftTransport* const t_;
+  const uint64_t group_;
+};
+}  // namespace
+
+std::unique_ptr<replication::Transport> GrpcRaftTransport::ForGroup(uint64_t group) {
+  return std::make_unique<GroupTransport>(this, group);
 }
 
 void GrpcRaftTransport::StopPeer(std::unique_ptr<Peer> peer) {
@@ -78,7 +97,7 @@ void GrpcRaftTransport::RemovePeer(uint64_t id) {
   StopPeer(std::move(old));
 }
 
-void GrpcRaftTransport::Send(std::vector<consensus::Message> messages) {
+void GrpcRaftTransport::SendGroup(uint64_t group, std::vector<consensus::Message> messages) {
   std::lock_guard peers_lock(peers_mu_);
   for (auto& m : messages) {
     auto it = peers_.find(m.to.value());
@@ -93,7 +112,7 @@ void GrpcRaftTransport::Send(std::vector<consensus::Message> messages) {
         std::lock_guard lock(p->mu);
         // One being sent and one waiting is plenty: Raft sends the newest again.
         if (p->snapshots.size() < 1) {
-          p->snapshots.push_back(std::move(m));
+          p->snapshots.emplace_back(group, std::move(m));
           queued = true;
         }
       }
@@ -101,7 +120,7 @@ void GrpcRaftTransport::Send(std::vector<consensus::Message> messages) {
         p->snapshot_cv.notify_one();
       } else {
         ++dropped_;
-        Report(it->first, false);
+        Report(group, it->first, false);
       }
       continue;
     }
@@ -112,7 +131,7 @@ void GrpcRaftTransport::Send(std::vector<consensus::Message> messages) {
         ++dropped_;
         continue;
       }
-      p->queue.push_back(std::move(bytes));
+      p->queue.emplace_back(group, std::move(bytes));
     }
     p->cv.notify_one();
   }
@@ -134,10 +153,15 @@ void GrpcRaftTransport::SenderLoop(Peer* peer) {
       std::unique_lock lock(peer->mu);
       peer->cv.wait(lock, [&] { return stopping_ || peer->stop || !peer->queue.empty(); });
       if (stopping_ || peer->stop) break;
+      bool any_group = false;
       while (!peer->queue.empty() && batch.messages_size() < 256) {
-        batch.add_messages(std::move(peer->queue.front()));
+        auto& [group, bytes] = peer->queue.front();
+        any_group = any_group || group != 0;
+        batch.add_groups(group);
+        batch.add_messages(std::move(bytes));
         peer->queue.pop_front();
       }
+      if (!any_group) batch.clear_groups();  // all group 0: leave the field out
     }
     if (!writer) {
       ctx = std::make_unique<grpc::ClientContext>();
@@ -178,27 +202,29 @@ void GrpcRaftTransport::SnapshotLoop(Peer* peer) {
   auto stub = v1::RaftTransport::NewStub(channel);
   while (true) {
     consensus::Message m;
+    uint64_t group = 0;
     {
       std::unique_lock lock(peer->mu);
       peer->snapshot_cv.wait(lock,
                              [&] { return stopping_ || peer->stop || !peer->snapshots.empty(); });
       if (stopping_ || peer->stop) return;
-      m = std::move(peer->snapshots.front());
+      group = peer->snapshots.front().first;
+      m = std::move(peer->snapshots.front().second);
       peer->snapshots.pop_front();
     }
     const uint64_t to = m.to.value();
-    const bool ok = StreamSnapshot(peer, stub.get(), std::move(m));
+    const bool ok = StreamSnapshot(peer, stub.get(), group, std::move(m));
     if (ok) {
       ++snapshots_sent_;
     } else {
       ++dropped_;
     }
-    Report(to, ok);
+    Report(group, to, ok);
   }
 }
 
 bool GrpcRaftTransport::StreamSnapshot(Peer* peer, v1::RaftTransport::Stub* stub,
-                                       consensus::Message m) {
+                                       uint64_t group, consensus::Message m) {
   std::string data = std::move(m.snapshot->data);
   m.snapshot->data.clear();
   grpc::ClientContext ctx;
@@ -216,7 +242,10 @@ bool GrpcRaftTransport::StreamSnapshot(Peer* peer, v1::RaftTransport::Stub* stub
   bool first = true;
   do {
     v1::SnapshotChunk chunk;
-    if (first) chunk.set_header(consensus::EncodeMessage(m));
+    if (first) {
+      chunk.set_header(consensus::EncodeMessage(m));
+      chunk.set_group(group);
+    }
     const size_t n = std::min(kSnapshotChunkBytes, data.size() - off);
     chunk.set_data(data.data() + off, n);
     off += n;
@@ -236,9 +265,11 @@ grpc::Status RaftTransportService::SendSnapshot(grpc::ServerContext*,
                                                 v1::RaftAck*) {
   v1::SnapshotChunk chunk;
   std::optional<consensus::Message> m;
+  uint64_t group = 0;
   std::string data;
   while (reader->Read(&chunk)) {
     if (!m) {
+      group = chunk.group();
       if (chunk.header().empty()) {
         return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                             "a snapshot stream must start with its header");
@@ -259,7 +290,7 @@ grpc::Status RaftTransportService::SendSnapshot(grpc::ServerContext*,
     data += chunk.data();
     if (chunk.last()) {
       m->snapshot->data = std::move(data);
-      deliver_(std::move(*m));
+      deliver_(group, std::move(*m));
       return grpc::Status::OK;
     }
   }
@@ -271,13 +302,20 @@ grpc::Status RaftTransportService::Send(grpc::ServerContext*,
                                         v1::RaftAck*) {
   v1::RaftMessages batch;
   while (reader->Read(&batch)) {
-    for (const auto& bytes : batch.messages()) {
-      auto m = consensus::DecodeMessage(bytes);
+    const bool grouped = batch.groups_size() > 0;
+    if (grouped && batch.groups_size() != batch.messages_size()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "raft batch has " + std::to_string(batch.groups_size()) +
+                              " groups for " + std::to_string(batch.messages_size()) +
+                              " messages");
+    }
+    for (int i = 0; i < batch.messages_size(); ++i) {
+      auto m = consensus::DecodeMessage(batch.messages(i));
       if (!m.ok()) {
         return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                             "undecodable raft message: " + m.status().message());
       }
-      deliver_(std::move(m).value());
+      deliver_(grouped ? batch.groups(i) : 0, std::move(m).value());
     }
   }
   return grpc::Status::OK;

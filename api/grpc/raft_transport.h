@@ -33,7 +33,12 @@ class GrpcRaftTransport final : public replication::Transport {
   explicit GrpcRaftTransport(std::map<uint64_t, std::string> peers, size_t queue_limit = 4096);
   ~GrpcRaftTransport() override;
 
-  void Send(std::vector<consensus::Message> messages) override;
+  // Messages of group 0 (a node with one group).
+  void Send(std::vector<consensus::Message> messages) override { SendGroup(0, std::move(messages)); }
+  // Messages of `group`: a node's groups share its peers' streams and queues.
+  void SendGroup(uint64_t group, std::vector<consensus::Message> messages);
+  // A Transport for one group's RaftNode over this one. Must not outlive it.
+  std::unique_ptr<replication::Transport> ForGroup(uint64_t group);
 
   // Adds a peer, or moves it to a new address (a membership change). Thread-safe.
   void SetPeer(uint64_t id, const std::string& addr);
@@ -45,8 +50,8 @@ class GrpcRaftTransport final : public replication::Transport {
   // Snapshots streamed to the end so far.
   uint64_t snapshots_sent() const { return snapshots_sent_.load(); }
 
-  // Called from a sender thread with each snapshot's outcome (peer id, delivered).
-  void SetSnapshotReporter(std::function<void(uint64_t to, bool ok)> report);
+  // Called from a sender thread with each snapshot's outcome (group, peer id, delivered).
+  void SetSnapshotReporter(std::function<void(uint64_t group, uint64_t to, bool ok)> report);
 
   static constexpr size_t kSnapshotChunkBytes = 1 << 20;
 
@@ -55,13 +60,13 @@ class GrpcRaftTransport final : public replication::Transport {
     std::string addr;
     std::mutex mu;
     std::condition_variable cv;
-    std::deque<std::string> queue;  // GUARDED_BY(mu): encoded messages
+    std::deque<std::pair<uint64_t, std::string>> queue;  // GUARDED_BY(mu): group, message
     std::thread sender;
     std::atomic<bool> stop{false};
     // The live stream's context, so that stopping can cancel a Write blocked on a
     // peer that stopped reading.
     grpc::ClientContext* ctx = nullptr;  // GUARDED_BY(mu)
-    std::deque<consensus::Message> snapshots;  // GUARDED_BY(mu)
+    std::deque<std::pair<uint64_t, consensus::Message>> snapshots;  // GUARDED_BY(mu)
     std::condition_variable snapshot_cv;       // wakes the snapshot sender only
     grpc::ClientContext* snapshot_ctx = nullptr;  // GUARDED_BY(mu)
     std::thread snapshot_sender;
@@ -69,8 +74,9 @@ class GrpcRaftTransport final : public replication::Transport {
   };
   void SenderLoop(Peer* peer);
   void SnapshotLoop(Peer* peer);
-  bool StreamSnapshot(Peer* peer, v1::RaftTransport::Stub* stub, consensus::Message m);
-  void Report(uint64_t to, bool ok);
+  bool StreamSnapshot(Peer* peer, v1::RaftTransport::Stub* stub, uint64_t group,
+                      consensus::Message m);
+  void Report(uint64_t group, uint64_t to, bool ok);
   std::unique_ptr<Peer> StartPeer(uint64_t id, const std::string& addr);
   static void StopPeer(std::unique_ptr<Peer> peer);
 
@@ -81,16 +87,22 @@ class GrpcRaftTransport final : public replication::Transport {
   std::atomic<uint64_t> dropped_{0};
   std::atomic<uint64_t> snapshots_sent_{0};
   std::mutex report_mu_;
-  std::function<void(uint64_t, bool)> report_;  // GUARDED_BY(report_mu_)
+  std::function<void(uint64_t, uint64_t, bool)> report_;  // GUARDED_BY(report_mu_)
 };
 
-// Receives peers' streams and hands each decoded message to `deliver`.
+// Receives peers' streams and hands each decoded message, with its group, to `deliver`.
 class RaftTransportService final : public v1::RaftTransport::Service {
  public:
+  using GroupDeliver = std::function<void(uint64_t group, consensus::Message)>;
   // Snapshots larger than `max_snapshot_bytes` are refused (RESOURCE_EXHAUSTED).
+  explicit RaftTransportService(GroupDeliver deliver, uint64_t max_snapshot_bytes = 4ull << 30)
+      : deliver_(std::move(deliver)), max_snapshot_bytes_(max_snapshot_bytes) {}
+  // For a node with one group: the group is ignored.
   explicit RaftTransportService(std::function<void(consensus::Message)> deliver,
                                 uint64_t max_snapshot_bytes = 4ull << 30)
-      : deliver_(std::move(deliver)), max_snapshot_bytes_(max_snapshot_bytes) {}
+      : RaftTransportService(
+            [d = std::move(deliver)](uint64_t, consensus::Message m) { d(std::move(m)); },
+            max_snapshot_bytes) {}
   grpc::Status Send(grpc::ServerContext* ctx, grpc::ServerReader<v1::RaftMessages>* reader,
                     v1::RaftAck* ack) override;
   grpc::Status SendSnapshot(grpc::ServerContext* ctx,
@@ -98,7 +110,7 @@ class RaftTransportService final : public v1::RaftTransport::Service {
                             v1::RaftAck* ack) override;
 
  private:
-  std::function<void(consensus::Message)> deliver_;
+  GroupDeliver deliver_;
   const uint64_t max_snapshot_bytes_;
 };
 

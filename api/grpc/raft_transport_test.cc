@@ -63,7 +63,7 @@ class RaftTransportTest : public ::testing::Test {
       if (p != id) peers[p] = "127.0.0.1:" + std::to_string(ports_[p]);
     }
     m->transport = std::make_unique<GrpcRaftTransport>(peers);
-    m->transport->SetSnapshotReporter([raw](uint64_t to, bool ok) {
+    m->transport->SetSnapshotReporter([raw](uint64_t, uint64_t to, bool ok) {
       std::lock_guard lock(raw->mu);
       if (raw->node) raw->node->ReportSnapshot(NodeId(to), ok);
     });
@@ -165,9 +165,26 @@ TEST_F(RaftTransportTest, ALaggingMemberCatchesUpFromAChunkedSnapshot) {
   EXPECT_GT(members_[3]->owned->GetStatus().snapshot_index.value(), 0u);
 }
 
-TEST_F(RaftTransportTest, MalformedSnapshotStreamsAreRefused) {
+TEST_F(RaftTransportTest, MalformedStreamsAreRefused) {
   auto stub = v1::RaftTransport::NewStub(grpc::CreateChannel(
       "127.0.0.1:" + std::to_string(ports_[1]), grpc::InsecureChannelCredentials()));
+  {
+    // A batch whose groups do not match its messages.
+    grpc::ClientContext ctx;
+    v1::RaftAck ack;
+    auto w = stub->Send(&ctx, &ack);
+    v1::RaftMessages batch;
+    consensus::Message m;
+    m.type = consensus::MessageType::kHeartbeat;
+    m.to = NodeId(1);
+    m.from = NodeId(2);
+    batch.add_messages(consensus::EncodeMessage(m));
+    batch.add_groups(1);
+    batch.add_groups(2);
+    w->Write(batch);
+    w->WritesDone();
+    EXPECT_EQ(w->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  }
   {
     grpc::ClientContext ctx;
     v1::RaftAck ack;
@@ -205,6 +222,108 @@ TEST_F(RaftTransportTest, MalformedSnapshotStreamsAreRefused) {
     w->WritesDone();
     EXPECT_EQ(w->Finish().error_code(), grpc::StatusCode::CANCELLED);
   }
+}
+
+// Several groups per node share one transport (one stream per peer) and one loop:
+// every message carries its group, and each group commits its own entries only.
+TEST(RaftTransportGroupsTest, GroupsShareStreamsAndStayApart) {
+  constexpr uint64_t kGroups = 4;
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("gojodb-raftgroups-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  struct Node {
+    std::unique_ptr<storage::Engine> engine;
+    std::unique_ptr<replication::RaftLoop> loop;
+    std::unique_ptr<GrpcRaftTransport> transport;
+    std::mutex mu;
+    std::map<uint64_t, replication::RaftNode*> groups;  // GUARDED_BY(mu)
+    std::vector<std::unique_ptr<replication::Transport>> group_transports;
+    std::vector<std::unique_ptr<replication::ListStateMachine>> sms;
+    std::vector<std::unique_ptr<replication::RaftNode>> owned;
+    std::unique_ptr<RaftTransportService> service;
+    std::unique_ptr<grpc::Server> server;
+  };
+  std::map<uint64_t, int> ports;
+  for (uint64_t id = 1; id <= 3; ++id) ports[id] = FreePort();
+  std::map<uint64_t, std::unique_ptr<Node>> nodes;
+  for (uint64_t id = 1; id <= 3; ++id) {
+    auto n = std::make_unique<Node>();
+    Node* raw = n.get();
+    n->service = std::make_unique<RaftTransportService>(
+        RaftTransportService::GroupDeliver([raw](uint64_t group, consensus::Message m) {
+          std::lock_guard lock(raw->mu);
+          auto it = raw->groups.find(group);
+          if (it != raw->groups.end()) it->second->Deliver(std::move(m));
+        }));
+    grpc::ServerBuilder b;
+    b.AddListeningPort("127.0.0.1:" + std::to_string(ports[id]), grpc::InsecureServerCredentials());
+    b.RegisterService(n->service.get());
+    n->server = b.BuildAndStart();
+    ASSERT_TRUE(n->server);
+    std::map<uint64_t, std::string> peers;
+    for (uint64_t p = 1; p <= 3; ++p) {
+      if (p != id) peers[p] = "127.0.0.1:" + std::to_string(ports[p]);
+    }
+    n->transport = std::make_unique<GrpcRaftTransport>(peers);
+    storage::EngineOptions eo;
+    eo.path = (dir / std::to_string(id)).string();
+    std::filesystem::create_directories(eo.path);
+    n->engine = std::move(storage::OpenEngine(eo)).value();
+    n->loop = std::make_unique<replication::RaftLoop>(n->engine.get(), 10ms);
+    for (uint64_t g = 1; g <= kGroups; ++g) {
+      n->sms.push_back(std::make_unique<replication::ListStateMachine>());
+      n->group_transports.push_back(n->transport->ForGroup(g));
+      replication::RaftNodeOptions o;
+      o.id = NodeId(id);
+      o.group = g;
+      o.initial_voters = {NodeId(1), NodeId(2), NodeId(3)};
+      o.random_seed = id * 10 + g;
+      auto r = replication::RaftNode::Start(o, n->loop.get(), n->sms.back().get(),
+                                            n->group_transports.back().get());
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      n->owned.push_back(std::move(r).value());
+      std::lock_guard lock(n->mu);
+      n->groups[g] = n->owned.back().get();
+    }
+    nodes[id] = std::move(n);
+  }
+  for (uint64_t g = 1; g <= kGroups; ++g) {
+    for (int i = 0; i < 5; ++i) {
+      Status s;
+      for (int attempt = 0; attempt < 200; ++attempt) {
+        s = nodes[1 + attempt % 3]->owned[g - 1]->Propose(
+            "g" + std::to_string(g) + "-" + std::to_string(i), 2s);
+        if (s.ok()) break;
+        std::this_thread::sleep_for(20ms);
+      }
+      ASSERT_TRUE(s.ok()) << s.ToString();
+    }
+  }
+  for (uint64_t g = 1; g <= kGroups; ++g) {
+    bool same = false;
+    for (int i = 0; i < 300 && !same; ++i) {
+      auto ref = nodes[1]->sms[g - 1]->Items();
+      same = ref.size() >= 5 && nodes[2]->sms[g - 1]->Items() == ref &&
+             nodes[3]->sms[g - 1]->Items() == ref;
+      if (!same) std::this_thread::sleep_for(10ms);
+    }
+    ASSERT_TRUE(same) << "group " << g;
+    for (const auto& item : nodes[3]->sms[g - 1]->Items()) {
+      EXPECT_EQ(item.rfind("g" + std::to_string(g) + "-", 0), 0u) << item;
+    }
+  }
+  for (auto& [id, n] : nodes) {
+    {
+      std::lock_guard lock(n->mu);
+      n->groups.clear();
+    }
+    n->server->Shutdown(std::chrono::system_clock::now() + 200ms);
+    n->owned.clear();
+    n->transport.reset();
+    n->loop.reset();
+    n->engine.reset();
+  }
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

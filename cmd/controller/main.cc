@@ -179,7 +179,7 @@ int Run(int argc, char** argv) {
     std::lock_guard lock(node_mu);
     node_ptr = node->get();
   }
-  transport->SetSnapshotReporter([&](uint64_t to, bool ok) {
+  transport->SetSnapshotReporter([&](uint64_t, uint64_t to, bool ok) {
     std::lock_guard lock(node_mu);
     if (node_ptr) node_ptr->ReportSnapshot(consensus::NodeId(to), ok);
   });
