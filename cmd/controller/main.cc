@@ -194,11 +194,13 @@ int Run(int argc, char** argv) {
   auto ctl = std::make_unique<controller::Controller>(co, node->get(), sm->get(),
                                                       SystemClock::Default());
 
-  // Members' addresses: the founding --peers, then the replicated member records.
+  // Members' addresses: --peers is how this member reaches the founding members (it
+  // may be a proxy or another interface than theirs); members added later are reached
+  // at the address their `controller add` recorded.
   auto resolve = [&, sm_ptr = sm->get()](uint64_t mid) -> std::string {
+    if (auto it = peers->find(mid); it != peers->end()) return it->second;
     const auto st = sm_ptr->State();
     if (auto it = st.members.find(mid); it != st.members.end()) return it->second.grpc_addr;
-    if (auto it = peers->find(mid); it != peers->end()) return it->second;
     return "";
   };
   rpc::LeaderChannels leaders(resolve);
@@ -253,7 +255,9 @@ int Run(int argc, char** argv) {
       if (st.map_version == seen) continue;
       seen = st.map_version;
       for (const auto& [mid, m] : st.members) {
-        if (mid != *id && !m.grpc_addr.empty()) transport->SetPeer(mid, m.grpc_addr);
+        if (mid != *id && !m.grpc_addr.empty() && !peers->count(mid)) {
+          transport->SetPeer(mid, m.grpc_addr);
+        }
       }
     }
   });

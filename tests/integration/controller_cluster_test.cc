@@ -6,6 +6,9 @@
 //   increase in real-time order, and no catalog or membership entry is lost.
 // - The leader is SIGSTOPped: the others take over; after SIGCONT nothing the old
 //   leader answers overlaps what the new one handed out.
+// - The leader is cut off from the others by a real network partition (TCP proxies on
+//   every link): the majority serves, the isolated leader answers no allocation, and
+//   after the partition heals it rejoins.
 // - The group changes membership (add a fourth member, remove the leader) while
 //   clients keep allocating; bad membership requests are refused and change nothing.
 #include <grpcpp/grpcpp.h>
@@ -28,6 +31,7 @@
 #include "gojodb/v1/controller.grpc.pb.h"
 #include "gojodb/v1/kv.grpc.pb.h"
 #include "tests/integration/process.h"
+#include "tests/integration/tcp_proxy.h"
 
 namespace gojodb::testing {
 namespace {
@@ -43,11 +47,33 @@ int64_t NowUs() {
 
 class ControllerCluster {
  public:
-  explicit ControllerCluster(std::string dir, int founders = 3) : dir_(std::move(dir)) {
+  // `proxied`: every member reaches every other founding member through a TcpProxy of
+  // its own (member i reaches j through proxy i→j), so links can be cut.
+  explicit ControllerCluster(std::string dir, int founders = 3, bool proxied = false)
+      : dir_(std::move(dir)), founders_count_(founders), proxied_(proxied) {
     for (int id = 1; id <= founders; ++id) Reserve(id);
     for (int id = 1; id <= founders; ++id) {
       founders_ += (id > 1 ? "," : "") + std::to_string(id) + "=" + GrpcAddr(id);
     }
+    if (proxied_) {
+      for (int from = 1; from <= founders; ++from) {
+        for (int to = 1; to <= founders; ++to) {
+          if (from != to) proxies_[{from, to}] = std::make_unique<TcpProxy>(grpc_port_[to]);
+        }
+      }
+    }
+  }
+  // Cuts (or restores) every link between a member of `a` and a member of `b`.
+  void Partition(const std::vector<int>& a, const std::vector<int>& b, bool cut = true) {
+    for (int x : a) {
+      for (int y : b) {
+        proxies_.at({x, y})->SetBlocked(cut);
+        proxies_.at({y, x})->SetBlocked(cut);
+      }
+    }
+  }
+  void Heal() {
+    for (auto& [link, p] : proxies_) p->SetBlocked(false);
   }
   void Reserve(int id) {
     grpc_port_[id] = FreePort();
@@ -58,6 +84,13 @@ class ControllerCluster {
 
   void Start(int id, bool join = false) {
     std::string peers = founders_;
+    if (proxied_) {
+      peers.clear();
+      for (int j = 1; j <= founders_count_; ++j) {
+        peers += (j > 1 ? "," : "") + std::to_string(j) + "=" +
+                 (j == id ? GrpcAddr(j) : proxies_.at({id, j})->addr());
+      }
+    }
     if (join) peers += "," + std::to_string(id) + "=" + GrpcAddr(id);
     std::vector<std::string> argv{BinDir() + "/gojodb-controller",
                                   "--id", std::to_string(id),
@@ -130,7 +163,10 @@ class ControllerCluster {
  private:
   std::string dir_;
   std::string founders_;
+  const int founders_count_;
+  const bool proxied_;
   std::map<int, int> grpc_port_, http_port_;
+  std::map<std::pair<int, int>, std::unique_ptr<TcpProxy>> proxies_;
   std::map<int, std::unique_ptr<Process>> procs_;
 };
 
@@ -423,6 +459,51 @@ TEST_F(ControllerClusterTest, StoppedLeaderHandsOutNothingTheNewLeaderCould) {
   // The old leader rejoined as a follower.
   const int now_leader = cluster_->WaitLeader();
   EXPECT_NE(now_leader, 0);
+}
+
+TEST_F(ControllerClusterTest, PartitionedLeaderServesNothingAndRejoins) {
+  cluster_ = std::make_unique<ControllerCluster>(dir_, 3, /*proxied=*/true);
+  for (int id = 1; id <= 3; ++id) cluster_->Start(id);
+  for (int id = 1; id <= 3; ++id) ASSERT_TRUE(cluster_->WaitReady(id)) << id;
+  TsoClients clients(cluster_.get(), 3);
+  ASSERT_TRUE(clients.WaitMore(20, 10s));
+  const int old = cluster_->WaitLeader();
+  ASSERT_NE(old, 0);
+  std::vector<int> others;
+  for (int id = 1; id <= 3; ++id)
+    if (id != old) others.push_back(id);
+  cluster_->Partition({old}, others);
+  // Every allocation asked of the isolated leader after the cut fails: it cannot
+  // confirm its leadership, then it steps down.
+  int refused = 0, served = 0;
+  const auto until = std::chrono::steady_clock::now() + 2s;
+  while (std::chrono::steady_clock::now() < until) {
+    httplib::Client c("127.0.0.1", cluster_->http_port(old));
+    c.set_read_timeout(7, 0);
+    auto r = c.Get("/v1/tso?count=1");
+    (r && r->status == 200 ? served : refused)++;
+  }
+  EXPECT_EQ(served, 0);
+  EXPECT_GT(refused, 0);
+  // The majority elects a leader and serves meanwhile.
+  ASSERT_TRUE(clients.WaitMore(30, 20s)) << "the majority served no timestamp";
+  const int new_leader = cluster_->Leader();
+  EXPECT_NE(new_leader, old);
+  cluster_->Heal();
+  // The old leader rejoins as a follower and answers again (forwarding to the leader).
+  bool answered = false;
+  for (int i = 0; i < 200 && !answered; ++i) {
+    httplib::Client c("127.0.0.1", cluster_->http_port(old));
+    c.set_read_timeout(3, 0);
+    auto r = c.Get("/v1/tso?count=1");
+    answered = r && r->status == 200;
+    if (!answered) std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_TRUE(answered) << "the healed member does not answer";
+  ASSERT_TRUE(clients.WaitMore(20, 10s));
+  clients.Stop();
+  CheckTimestamps(clients.Ops());
+  EXPECT_FALSE(clients.bad_);
 }
 
 TEST_F(ControllerClusterTest, MembershipChangesWhileServing) {
