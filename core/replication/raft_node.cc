@@ -124,15 +124,15 @@ RaftNode::~RaftNode() {
     std::lock_guard lock(mu_);
     for (auto& [id, w] : waiters_) {
       w->done = true;
-      w->cv.notify_one();
       w->status = Status::Unavailable("raft node stopped");
+      w->cv.notify_one();
     }
     waiters_.clear();
     FailReads(Status::Unavailable("raft node stopped"));
     for (auto& [id, w] : read_waiters_) {
       w->done = true;
-      w->cv.notify_one();
       w->status = Status::Unavailable("raft node stopped");
+      w->cv.notify_one();
     }
     read_waiters_.clear();
   }
@@ -237,9 +237,9 @@ void RaftNode::Complete(uint64_t id, Status status, std::string result) {
   auto it = waiters_.find(id);
   if (it == waiters_.end()) return;
   it->second->done = true;
-  it->second->cv.notify_one();
   it->second->status = std::move(status);
   it->second->result = std::move(result);
+  it->second->cv.notify_one();
   waiters_.erase(it);
 }
 
@@ -250,8 +250,8 @@ void RaftNode::FailReads(const Status& status) {
       continue;
     }
     it->second->done = true;
-    it->second->cv.notify_one();
     it->second->status = status;
+    it->second->cv.notify_one();
     it = read_waiters_.erase(it);
   }
 }
@@ -323,14 +323,14 @@ void RaftNode::Fail(const Status& s, bool discard_staged) {
   stopping_ = true;
   for (auto& [id, w] : waiters_) {
     w->done = true;
-    w->cv.notify_one();
     w->status = failed_;
+    w->cv.notify_one();
   }
   waiters_.clear();
   for (auto& [id, w] : read_waiters_) {
     w->done = true;
-    w->cv.notify_one();
     w->status = failed_;
+    w->cv.notify_one();
   }
   read_waiters_.clear();
 }
@@ -362,8 +362,8 @@ void RaftNode::MaybeStartReadRound() {
         auto it = read_waiters_.find(id);
         if (it == read_waiters_.end()) continue;
         it->second->done = true;
-        it->second->cv.notify_one();
         it->second->status = Status::Unavailable("read index refused: " + r.message());
+        it->second->cv.notify_one();
         read_waiters_.erase(it);
       }
     }
