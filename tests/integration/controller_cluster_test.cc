@@ -328,6 +328,62 @@ class ControllerClusterTest : public ::testing::Test {
   std::unique_ptr<ControllerCluster> cluster_;
 };
 
+TEST_F(ControllerClusterTest, BadFlagsAndALockedDataDirectoryAreRefused) {
+  const std::string bin = BinDir() + "/gojodb-controller";
+  const std::string d = dir_ + "/flags";
+  auto run = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), bin);
+    return RunCommand(args, "", 20000);
+  };
+  const std::string grpc = "127.0.0.1:" + std::to_string(FreePort());
+  const std::string http = "127.0.0.1:" + std::to_string(FreePort());
+  struct Case {
+    std::vector<std::string> args;
+    std::string says;
+  };
+  const std::vector<Case> cases = {
+      {{"--data-dir", d, "--grpc-addr", grpc, "--http-addr", http, "--peers", "1=" + grpc},
+       "id"},
+      {{"--id", "0", "--data-dir", d, "--grpc-addr", grpc, "--http-addr", http, "--peers",
+        "1=" + grpc},
+       "positive"},
+      {{"--id", "1", "--data-dir", d, "--grpc-addr", grpc, "--http-addr", http, "--peers",
+        "1" + grpc},
+       "ID=host:port"},
+      {{"--id", "1", "--data-dir", d, "--grpc-addr", grpc, "--http-addr", http, "--peers",
+        "2=127.0.0.1:1"},
+       "must include this member"},
+      {{"--id", "1", "--data-dir", d, "--grpc-addr", grpc, "--http-addr", http, "--peers",
+        "1=" + grpc + ",1=127.0.0.1:2"},
+       "twice"},
+      {{"--id", "1", "--data-dir", d, "--grpc-addr", "nowhere", "--http-addr", http, "--peers",
+        "1=" + grpc},
+       "grpc-addr"},
+      {{"--id", "1", "--data-dir", d, "--grpc-addr", grpc, "--http-addr", http, "--peers",
+        "1=" + grpc, "--raft-election-ticks", "1"},
+       "election"},
+  };
+  for (const auto& c : cases) {
+    auto r = run(c.args);
+    EXPECT_EQ(r.status, 2) << c.says << ": " << r.err;
+    EXPECT_NE(r.err.find(c.says), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "one line: " << r.err;
+  }
+  // A second process on a data directory in use is refused (exit 1) and names the holder.
+  Process first({bin, "--id", "1", "--data-dir", d, "--grpc-addr", grpc, "--http-addr", http,
+                 "--peers", "1=" + grpc},
+                dir_ + "/first.log");
+  ASSERT_TRUE(WaitReady(std::stoi(http.substr(http.rfind(':') + 1)), &first));
+  auto second = run({"--id", "1", "--data-dir", d, "--grpc-addr",
+                     "127.0.0.1:" + std::to_string(FreePort()), "--http-addr",
+                     "127.0.0.1:" + std::to_string(FreePort()), "--peers", "1=" + grpc});
+  EXPECT_EQ(second.status, 1) << second.err;
+  EXPECT_NE(second.err.find(std::to_string(first.pid())), std::string::npos) << second.err;
+  // SIGTERM shuts it down cleanly.
+  first.Signal(SIGTERM);
+  EXPECT_EQ(first.Wait(10000), 0);
+}
+
 TEST_F(ControllerClusterTest, LeaderKillsLoseNoTimestampCatalogOrMembership) {
   StartThree();
   int kills = 10;
