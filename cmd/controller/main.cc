@@ -36,6 +36,8 @@ std::vector<server::Setting> ControllerSettings() {
       {"raft.tick_ms", "20", "Raft tick length", false},
       {"raft.election_ticks", "10", "election timeout in ticks (randomized up to twice)", false},
       {"raft.snapshot_entries", "10000", "take a state snapshot every this many entries", false},
+      {"raft.retain_entries", "1000", "log entries kept behind a snapshot for slow followers",
+       false},
       {"tso.window_ms", "3000", "how far ahead the timestamp limit is committed", false},
       {"placement.interval_ms", "1000", "how often the leader plans placement", false},
       {"request_timeout_ms", "5000", "how long a replicated request may take", false},
@@ -106,11 +108,13 @@ int Run(int argc, char** argv) {
   auto tick_ms = config.GetUint("raft.tick_ms");
   auto election_ticks = config.GetUint("raft.election_ticks");
   auto snapshot_entries = config.GetUint("raft.snapshot_entries");
+  auto retain_entries = config.GetUint("raft.retain_entries");
   auto window_ms = config.GetUint("tso.window_ms");
   auto placement_ms = config.GetUint("placement.interval_ms");
   auto timeout_ms = config.GetUint("request_timeout_ms");
   for (const Status* s : {&id.status(), &join.status(), &tick_ms.status(),
                           &election_ticks.status(), &snapshot_entries.status(),
+                          &retain_entries.status(),
                           &window_ms.status(), &placement_ms.status(), &timeout_ms.status()}) {
     if (!s->ok()) return Fail(2, *s);
   }
@@ -172,6 +176,7 @@ int Run(int argc, char** argv) {
   ro.tick_interval = std::chrono::milliseconds(*tick_ms);
   ro.election_tick = static_cast<int>(*election_ticks);
   ro.snapshot_entries = *snapshot_entries;
+  ro.retain_entries = *retain_entries;
   ro.random_seed = *id * 7919 + static_cast<uint64_t>(::getpid());
   auto node = replication::RaftNode::Start(ro, engine->get(), sm->get(), transport.get());
   if (!node.ok()) return Fail(1, node.status().WithContext("raft"));
@@ -224,6 +229,7 @@ int Run(int argc, char** argv) {
                                            {"commit_index", st.commit.value()},
                                            {"applied_index", st.applied.value()},
                                            {"snapshot_index", st.snapshot_index.value()},
+                                           {"snapshots_installed", st.snapshots_installed},
                                            {"is_leader", st.is_leader ? 1 : 0},
                                            {"voters", st.conf_state.voters.size()}};
   });

@@ -266,6 +266,7 @@ void RaftNode::UpdateStatus() {
   status_.commit = ns.hard_state.commit;
   status_.applied = applied_;
   status_.snapshot_index = snapshot_index_;
+  status_.snapshots_installed = snapshots_installed_;
   status_.conf_state = conf_state_;
   status_.progress = std::move(ns.progress);
   // Reads whose index has applied are done.
@@ -414,6 +415,7 @@ Status RaftNode::FinishReady() {
     snapshot_index_ = md.index;
     conf_state_ = md.conf_state;
     conf_index_ = md.index;
+    ++snapshots_installed_;
   }
   if (!rd.read_states.empty()) {
     std::lock_guard lock(mu_);

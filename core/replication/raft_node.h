@@ -101,6 +101,7 @@ struct GroupStatus {
   consensus::LogIndex commit;
   consensus::LogIndex applied;
   consensus::LogIndex snapshot_index;  // of the last snapshot taken or installed
+  uint64_t snapshots_installed = 0;    // received from a leader since start
   consensus::ConfState conf_state;     // as of `applied`
   std::vector<consensus::MemberStatus> progress;  // leader only
 };
@@ -224,6 +225,7 @@ class RaftNode {
   consensus::LogIndex conf_index_;  // entries at or below it are in conf_state_ already
   consensus::LogIndex applied_;
   consensus::LogIndex snapshot_index_;
+  uint64_t snapshots_installed_ = 0;
   uint64_t next_proposal_ = 1;                              // GUARDED_BY(mu_)
   consensus::NodeId leader_;                                // GUARDED_BY(mu_)
   bool stopping_ = false;                                   // GUARDED_BY(mu_)

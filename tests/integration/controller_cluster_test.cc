@@ -82,6 +82,10 @@ class ControllerCluster {
   std::string GrpcAddr(int id) { return "127.0.0.1:" + std::to_string(grpc_port_.at(id)); }
   int http_port(int id) { return http_port_.at(id); }
 
+  // Flags every member gets from now on.
+  void AddFlags(std::vector<std::string> flags) {
+    extra_.insert(extra_.end(), flags.begin(), flags.end());
+  }
   void Start(int id, bool join = false) {
     std::string peers = founders_;
     if (proxied_) {
@@ -103,6 +107,7 @@ class ControllerCluster {
       argv.push_back("--join");
       argv.push_back("true");
     }
+    argv.insert(argv.end(), extra_.begin(), extra_.end());
     procs_[id] = std::make_unique<Process>(argv, dir_ + "/c" + std::to_string(id) + ".log");
   }
   bool Running(int id) { return procs_.count(id) && procs_[id] && procs_[id]->Running(); }
@@ -165,6 +170,7 @@ class ControllerCluster {
   std::string founders_;
   const int founders_count_;
   const bool proxied_;
+  std::vector<std::string> extra_;
   std::map<int, int> grpc_port_, http_port_;
   std::map<std::pair<int, int>, std::unique_ptr<TcpProxy>> proxies_;
   std::map<int, std::unique_ptr<Process>> procs_;
@@ -563,10 +569,27 @@ TEST_F(ControllerClusterTest, PartitionedLeaderServesNothingAndRejoins) {
 }
 
 TEST_F(ControllerClusterTest, MembershipChangesWhileServing) {
-  StartThree();
+  // Frequent snapshots and a short log tail: the member added below can only catch up
+  // through a snapshot streamed by the leader.
+  cluster_ = std::make_unique<ControllerCluster>(dir_);
+  cluster_->AddFlags({"--raft-snapshot-entries", "10", "--raft-retain-entries", "2"});
+  for (int id = 1; id <= 3; ++id) cluster_->Start(id);
+  for (int id = 1; id <= 3; ++id) ASSERT_TRUE(cluster_->WaitReady(id)) << id;
   cluster_->Reserve(4);
   TsoClients clients(cluster_.get(), 3);
   ASSERT_TRUE(clients.WaitMore(20, 10s));
+  for (int i = 0; i < 25; ++i) {  // enough entries for a few snapshots and compactions
+    ASSERT_TRUE(Retry([&] {
+                  v1::CreateCollectionRequest req;
+                  req.set_name("early-" + std::to_string(i));
+                  v1::CollectionInfo resp;
+                  grpc::ClientContext ctx;
+                  ctx.set_deadline(std::chrono::system_clock::now() + 5s);
+                  auto s = cluster_->CatalogStub(1)->CreateCollection(&ctx, req, &resp);
+                  return s.error_code() == grpc::StatusCode::ALREADY_EXISTS ? grpc::Status::OK
+                                                                            : s;
+                }).ok());
+  }
   ASSERT_TRUE(Retry([&] {
                 v1::CreateCollectionRequest req;
                 req.set_name("kept");
@@ -619,6 +642,19 @@ TEST_F(ControllerClusterTest, MembershipChangesWhileServing) {
     if (!got.count("kept")) std::this_thread::sleep_for(50ms);
   }
   EXPECT_TRUE(got.count("kept"));
+  EXPECT_TRUE(got.count("early-0"));
+  EXPECT_TRUE(got.count("early-24"));
+  // It got there through a snapshot: its metrics show one installed.
+  {
+    httplib::Client c("127.0.0.1", cluster_->http_port(4));
+    auto r = c.Get("/metrics");
+    ASSERT_TRUE(r && r->status == 200);
+    const std::string metric = "\ngojodb_raft_snapshots_installed ";
+    auto pos = r->body.find(metric);
+    ASSERT_NE(pos, std::string::npos);
+    EXPECT_GT(std::stoull(r->body.substr(pos + metric.size())), 0u)
+        << r->body.substr(pos, 60);
+  }
   ASSERT_TRUE(clients.WaitMore(20, 10s));
 
   // Remove the leader itself: it hands over leadership first.
