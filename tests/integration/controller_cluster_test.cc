@@ -625,15 +625,17 @@ TEST_F(ControllerClusterTest, MembershipChangesWhileServing) {
               grpc::StatusCode::INVALID_ARGUMENT);
   }
 
-  // Add a fourth member, through a follower (forwarded to the leader).
+  // Add a fourth member with the CLI, through a follower (forwarded to the leader).
   cluster_->Start(4, /*join=*/true);
-  v1::AddControllerRequest add;
-  add.set_id(4);
-  add.set_grpc_addr(cluster_->GrpcAddr(4));
-  v1::AddControllerResponse add_resp;
-  int via = cluster_->WaitLeader() % 3 + 1;
-  auto s = Retry([&] { return call(via, &v1::Controller::Stub::AddController, add, &add_resp); });
-  ASSERT_TRUE(s.ok()) << s.error_message();
+  const int via = cluster_->WaitLeader() % 3 + 1;
+  RunResult added;
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    added = RunCommand({BinDir() + "/gojodb", "--addr", cluster_->GrpcAddr(via), "--timeout-ms",
+                        "20000", "controller", "add", "4", cluster_->GrpcAddr(4)});
+    if (added.status == 0) break;
+    std::this_thread::sleep_for(500ms);
+  }
+  ASSERT_EQ(added.status, 0) << added.out << added.err;
   ASSERT_TRUE(cluster_->WaitReady(4));
   // The new member has the state from before it joined.
   std::set<std::string> got;
@@ -664,7 +666,8 @@ TEST_F(ControllerClusterTest, MembershipChangesWhileServing) {
   rm.set_id(leader);
   v1::RemoveControllerResponse rm_resp;
   const int other = leader == 4 ? 1 : 4;
-  s = Retry([&] { return call(other, &v1::Controller::Stub::RemoveController, rm, &rm_resp); });
+  auto s =
+      Retry([&] { return call(other, &v1::Controller::Stub::RemoveController, rm, &rm_resp); });
   ASSERT_TRUE(s.ok()) << s.error_message();
   std::this_thread::sleep_for(300ms);
   cluster_->Kill(leader);  // the operator stops the removed member
