@@ -35,14 +35,13 @@ grpc::Status Respond(grpc::ServerContext* ctx, LeaderChannels* leaders, const St
   auto stub = Svc::NewStub(channel);
   grpc::ClientContext cctx;
   cctx.AddMetadata(kForwardedKey, "1");
-  cctx.set_deadline(std::min(ctx->deadline(),
-                             std::chrono::system_clock::now() + std::chrono::seconds(15)));
+  cctx.set_deadline(
+      std::min(ctx->deadline(), std::chrono::system_clock::now() + std::chrono::seconds(15)));
   resp->Clear();
   grpc::Status s = ((*stub).*method)(&cctx, req, resp);
   if (s.ok()) return s;
   return Reply(ctx, FromGrpc(s, &cctx));
 }
-
 
 }  // namespace
 
@@ -149,8 +148,7 @@ class ControllerServices::ControllerImpl final : public v1::Controller::Service 
       }
       return Status::OK();
     }();
-    return Respond<v1::Controller>(ctx, leaders_, s, *req, resp,
-                                   &v1::Controller::Stub::Heartbeat);
+    return Respond<v1::Controller>(ctx, leaders_, s, *req, resp, &v1::Controller::Stub::Heartbeat);
   }
 
   grpc::Status GetTimestamps(grpc::ServerContext* ctx, const v1::GetTimestampsRequest* req,
@@ -192,8 +190,7 @@ class ControllerServices::ControllerImpl final : public v1::Controller::Service 
       }
       return Status::OK();
     }();
-    return Respond<v1::Controller>(ctx, leaders_, s, *req, resp,
-                                   &v1::Controller::Stub::ListNodes);
+    return Respond<v1::Controller>(ctx, leaders_, s, *req, resp, &v1::Controller::Stub::ListNodes);
   }
 
   grpc::Status DecommissionNode(grpc::ServerContext* ctx, const v1::DecommissionNodeRequest* req,
@@ -324,13 +321,12 @@ class ControllerServices::CatalogImpl final : public v1::Catalog::Service {
       for (const auto& i : req->indexes()) {
         indexes.push_back({i.name(), {i.fields().begin(), i.fields().end()}, i.unique()});
       }
-      ASSIGN_OR_RETURN(auto c, c_->CreateCollection("default", req->name(), req->schema_json(),
-                                                    indexes));
+      ASSIGN_OR_RETURN(auto c,
+                       c_->CreateCollection("default", req->name(), req->schema_json(), indexes));
       Fill(c, resp);
       return Status::OK();
     }();
-    return Respond<v1::Catalog>(ctx, leaders_, s, *req, resp,
-                                &v1::Catalog::Stub::CreateCollection);
+    return Respond<v1::Catalog>(ctx, leaders_, s, *req, resp, &v1::Catalog::Stub::CreateCollection);
   }
 
   grpc::Status ListCollections(grpc::ServerContext*, const v1::ListCollectionsRequest*,

@@ -22,7 +22,7 @@ GrpcRaftTransport::~GrpcRaftTransport() {
 }
 
 std::unique_ptr<GrpcRaftTransport::Peer> GrpcRaftTransport::StartPeer(uint64_t id,
-                                                                     const std::string& addr) {
+                                                                      const std::string& addr) {
   auto p = std::make_unique<Peer>();
   p->id = id;
   p->addr = addr;
@@ -31,8 +31,7 @@ std::unique_ptr<GrpcRaftTransport::Peer> GrpcRaftTransport::StartPeer(uint64_t i
   return p;
 }
 
-void GrpcRaftTransport::SetSnapshotReporter(
-    std::function<void(uint64_t, uint64_t, bool)> report) {
+void GrpcRaftTransport::SetSnapshotReporter(std::function<void(uint64_t, uint64_t, bool)> report) {
   std::lock_guard lock(report_mu_);
   report_ = std::move(report);
 }
@@ -223,8 +222,8 @@ void GrpcRaftTransport::SnapshotLoop(Peer* peer) {
   }
 }
 
-bool GrpcRaftTransport::StreamSnapshot(Peer* peer, v1::RaftTransport::Stub* stub,
-                                       uint64_t group, consensus::Message m) {
+bool GrpcRaftTransport::StreamSnapshot(Peer* peer, v1::RaftTransport::Stub* stub, uint64_t group,
+                                       consensus::Message m) {
   std::string data = std::move(m.snapshot->data);
   m.snapshot->data.clear();
   grpc::ClientContext ctx;
@@ -275,8 +274,7 @@ grpc::Status RaftTransportService::SendSnapshot(grpc::ServerContext*,
                             "a snapshot stream must start with its header");
       }
       auto decoded = consensus::DecodeMessage(chunk.header());
-      if (!decoded.ok() || decoded->type != consensus::MessageType::kSnap ||
-          !decoded->snapshot) {
+      if (!decoded.ok() || decoded->type != consensus::MessageType::kSnap || !decoded->snapshot) {
         return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                             "the snapshot stream's header is not a snapshot message");
       }
@@ -284,8 +282,7 @@ grpc::Status RaftTransportService::SendSnapshot(grpc::ServerContext*,
     }
     if (data.size() + chunk.data().size() > max_snapshot_bytes_) {
       return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                          "snapshot larger than " + std::to_string(max_snapshot_bytes_) +
-                              " bytes");
+                          "snapshot larger than " + std::to_string(max_snapshot_bytes_) + " bytes");
     }
     data += chunk.data();
     if (chunk.last()) {
@@ -305,9 +302,8 @@ grpc::Status RaftTransportService::Send(grpc::ServerContext*,
     const bool grouped = batch.groups_size() > 0;
     if (grouped && batch.groups_size() != batch.messages_size()) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                          "raft batch has " + std::to_string(batch.groups_size()) +
-                              " groups for " + std::to_string(batch.messages_size()) +
-                              " messages");
+                          "raft batch has " + std::to_string(batch.groups_size()) + " groups for " +
+                              std::to_string(batch.messages_size()) + " messages");
     }
     for (int i = 0; i < batch.messages_size(); ++i) {
       auto m = consensus::DecodeMessage(batch.messages(i));

@@ -34,7 +34,9 @@ class GrpcRaftTransport final : public replication::Transport {
   ~GrpcRaftTransport() override;
 
   // Messages of group 0 (a node with one group).
-  void Send(std::vector<consensus::Message> messages) override { SendGroup(0, std::move(messages)); }
+  void Send(std::vector<consensus::Message> messages) override {
+    SendGroup(0, std::move(messages));
+  }
   // Messages of `group`: a node's groups share its peers' streams and queues.
   void SendGroup(uint64_t group, std::vector<consensus::Message> messages);
   // A Transport for one group's RaftNode over this one. Must not outlive it.
@@ -65,9 +67,9 @@ class GrpcRaftTransport final : public replication::Transport {
     std::atomic<bool> stop{false};
     // The live stream's context, so that stopping can cancel a Write blocked on a
     // peer that stopped reading.
-    grpc::ClientContext* ctx = nullptr;  // GUARDED_BY(mu)
+    grpc::ClientContext* ctx = nullptr;                             // GUARDED_BY(mu)
     std::deque<std::pair<uint64_t, consensus::Message>> snapshots;  // GUARDED_BY(mu)
-    std::condition_variable snapshot_cv;       // wakes the snapshot sender only
+    std::condition_variable snapshot_cv;          // wakes the snapshot sender only
     grpc::ClientContext* snapshot_ctx = nullptr;  // GUARDED_BY(mu)
     std::thread snapshot_sender;
     uint64_t id = 0;
@@ -105,8 +107,7 @@ class RaftTransportService final : public v1::RaftTransport::Service {
             max_snapshot_bytes) {}
   grpc::Status Send(grpc::ServerContext* ctx, grpc::ServerReader<v1::RaftMessages>* reader,
                     v1::RaftAck* ack) override;
-  grpc::Status SendSnapshot(grpc::ServerContext* ctx,
-                            grpc::ServerReader<v1::SnapshotChunk>* reader,
+  grpc::Status SendSnapshot(grpc::ServerContext* ctx, grpc::ServerReader<v1::SnapshotChunk>* reader,
                             v1::RaftAck* ack) override;
 
  private:

@@ -228,8 +228,8 @@ TEST_F(RaftTransportTest, MalformedStreamsAreRefused) {
 // every message carries its group, and each group commits its own entries only.
 TEST(RaftTransportGroupsTest, GroupsShareStreamsAndStayApart) {
   constexpr uint64_t kGroups = 4;
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("gojodb-raftgroups-" + std::to_string(::getpid()));
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("gojodb-raftgroups-" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   struct Node {
     std::unique_ptr<storage::Engine> engine;

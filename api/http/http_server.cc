@@ -48,7 +48,9 @@ HttpServer::HttpServer(HttpApi* api, HttpServerOptions options)
                  options) {}
 
 HttpServer::HttpServer(HttpHandler handler, HttpServerOptions options)
-    : handler_(std::move(handler)), options_(options), server_(std::make_unique<httplib::Server>()) {}
+    : handler_(std::move(handler)),
+      options_(options),
+      server_(std::make_unique<httplib::Server>()) {}
 
 HttpServer::~HttpServer() { Stop(); }
 

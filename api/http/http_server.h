@@ -24,8 +24,8 @@ struct HttpServerOptions {
 // Answers one request: method, target (path and query), body, and a lookup of request
 // headers by name ("" when absent).
 using HeaderLookup = std::function<std::string(const std::string&)>;
-using HttpHandler = std::function<HttpResponse(std::string_view, std::string_view,
-                                               std::string_view, const HeaderLookup&)>;
+using HttpHandler = std::function<HttpResponse(std::string_view, std::string_view, std::string_view,
+                                               const HeaderLookup&)>;
 
 class HttpServer {
  public:

@@ -52,8 +52,8 @@ Result<std::string> ControllerHttp::ClusterStatusJson() {
                      {"state", ctl::LivenessName(n.liveness)},
                      {"admin_state", ctl::AdminStateName(n.record.admin)},
                      {"labels", labels},
-                     {"capacity_bytes", n.stats.capacity_bytes ? n.stats.capacity_bytes
-                                                               : n.record.capacity_bytes},
+                     {"capacity_bytes",
+                      n.stats.capacity_bytes ? n.stats.capacity_bytes : n.record.capacity_bytes},
                      {"used_bytes", n.stats.used_bytes},
                      {"shard_count", n.stats.shard_count},
                      {"leader_count", n.stats.leader_count}});
@@ -176,8 +176,7 @@ http::HttpResponse ControllerHttp::Forward(const Status& not_leader, std::string
                              : httplib::Result(nullptr, httplib::Error::Unknown);
   if (!res) {
     return http::ErrorResponse(
-        Status::Unavailable("the controller leader (" + it->second.http_addr +
-                            ") did not answer")
+        Status::Unavailable("the controller leader (" + it->second.http_addr + ") did not answer")
             .WithDetail("leader_id", std::to_string(leader)));
   }
   http::HttpResponse r;

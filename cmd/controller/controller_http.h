@@ -17,8 +17,8 @@ class ControllerHttp {
   ControllerHttp(controller::Controller* c, replication::RaftNode* node, Metrics* metrics)
       : c_(c), node_(node), metrics_(metrics) {}
 
-  http::HttpResponse Handle(std::string_view method, std::string_view target,
-                            std::string_view body, bool forwarded);
+  http::HttpResponse Handle(std::string_view method, std::string_view target, std::string_view body,
+                            bool forwarded);
 
   // The status document: {"mode":"cluster","controllers":[…],"leader":…,
   // "storage_nodes":[…],"shards":[…],…}. Leader only.

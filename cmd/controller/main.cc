@@ -31,8 +31,10 @@ std::vector<server::Setting> ControllerSettings() {
       {"http_addr", "", "HTTP listen address host:port", true},
       {"grpc_addr", "", "gRPC listen address host:port (clients and Raft)", true},
       {"peers", "", "the group's founding members: 1=host:port,2=host:port,... (gRPC)", true},
-      {"join", "false", "join a running group (after `gojodb controller add`) instead of "
-                        "founding one", false},
+      {"join", "false",
+       "join a running group (after `gojodb controller add`) instead of "
+       "founding one",
+       false},
       {"raft.tick_ms", "20", "Raft tick length", false},
       {"raft.election_ticks", "10", "election timeout in ticks (randomized up to twice)", false},
       {"raft.snapshot_entries", "10000", "take a state snapshot every this many entries", false},
@@ -75,8 +77,8 @@ Result<std::map<uint64_t, std::string>> ParsePeers(const std::string& flag) {
     }
     for (const auto& [other, a] : peers) {
       if (other != *id && a == addr) {
-        return Status::InvalidArgument("--peers gives members " + std::to_string(other) +
-                                       " and " + std::to_string(*id) + " the same address");
+        return Status::InvalidArgument("--peers gives members " + std::to_string(other) + " and " +
+                                       std::to_string(*id) + " the same address");
       }
     }
     pos = end + 1;
@@ -112,10 +114,9 @@ int Run(int argc, char** argv) {
   auto window_ms = config.GetUint("tso.window_ms");
   auto placement_ms = config.GetUint("placement.interval_ms");
   auto timeout_ms = config.GetUint("request_timeout_ms");
-  for (const Status* s : {&id.status(), &join.status(), &tick_ms.status(),
-                          &election_ticks.status(), &snapshot_entries.status(),
-                          &retain_entries.status(),
-                          &window_ms.status(), &placement_ms.status(), &timeout_ms.status()}) {
+  for (const Status* s : {&id.status(), &join.status(), &tick_ms.status(), &election_ticks.status(),
+                          &snapshot_entries.status(), &retain_entries.status(), &window_ms.status(),
+                          &placement_ms.status(), &timeout_ms.status()}) {
     if (!s->ok()) return Fail(2, *s);
   }
   if (*id == 0) return Fail(2, Status::InvalidArgument("--id must be a positive integer"));
@@ -196,8 +197,8 @@ int Run(int argc, char** argv) {
   co.tso_window_ms = *window_ms;
   co.placement_interval = std::chrono::milliseconds(*placement_ms);
   co.request_timeout = std::chrono::milliseconds(*timeout_ms);
-  auto ctl = std::make_unique<controller::Controller>(co, node->get(), sm->get(),
-                                                      SystemClock::Default());
+  auto ctl =
+      std::make_unique<controller::Controller>(co, node->get(), sm->get(), SystemClock::Default());
 
   // Members' addresses: --peers is how this member reaches the founding members (it
   // may be a proxy or another interface than theirs); members added later are reached
@@ -287,7 +288,8 @@ int Run(int argc, char** argv) {
   transport->SetSnapshotReporter(nullptr);
   node->reset();
   transport.reset();
-  if (Status s = (*engine)->SyncWal(); !s.ok()) spdlog::error("final WAL sync failed: {}", s.ToString());
+  if (Status s = (*engine)->SyncWal(); !s.ok())
+    spdlog::error("final WAL sync failed: {}", s.ToString());
   engine->reset();
   spdlog::info("shutdown complete");
   return 0;

@@ -204,11 +204,10 @@ Result<std::vector<ShardCommand>> Controller::Heartbeat(uint64_t node, const Nod
   // Newer descriptors the node reports go into the map.
   for (const auto& r : reports) {
     auto known = st.shards.find(r.id);
-    const bool newer = known == st.shards.end() ||
-                       r.epoch.conf_ver > known->second.epoch.conf_ver ||
-                       r.epoch.version > known->second.epoch.version ||
-                       (r.epoch == known->second.epoch && r.leader != known->second.leader &&
-                        r.leader == node);
+    const bool newer =
+        known == st.shards.end() || r.epoch.conf_ver > known->second.epoch.conf_ver ||
+        r.epoch.version > known->second.epoch.version ||
+        (r.epoch == known->second.epoch && r.leader != known->second.leader && r.leader == node);
     if (newer) {
       Status s = ProposeCommand(cmd::UpdateShard(r));
       if (!s.ok() && s.code() != StatusCode::kFailedPrecondition) return s;
@@ -350,9 +349,8 @@ Status Controller::RemoveController(uint64_t id) {
     }
     if (active < remaining / 2 + 1) {
       return Status::FailedPrecondition(
-          "removing controller " + std::to_string(id) + " would leave " +
-          std::to_string(active) + " of " + std::to_string(remaining) +
-          " voters reachable, below a quorum");
+          "removing controller " + std::to_string(id) + " would leave " + std::to_string(active) +
+          " of " + std::to_string(remaining) + " voters reachable, below a quorum");
     }
   }
   if (id == options_.id) {
@@ -507,8 +505,8 @@ void Controller::LeaderRound() {
 
   if (st.shards.empty()) {
     // The cluster's first shard, once enough nodes are up.
-    auto chosen = ChooseNodesForNewShard(nodes, shards,
-                                         static_cast<int>(st.settings.replication_factor));
+    auto chosen =
+        ChooseNodesForNewShard(nodes, shards, static_cast<int>(st.settings.replication_factor));
     if (!chosen.ok()) return;
     ShardRecord s;
     s.id = st.next_shard_id;

@@ -63,7 +63,7 @@ struct NodeInfo {
 
 struct MemberInfo {
   Member member;
-  std::string role;  // "leader", "follower", "learner"
+  std::string role;       // "leader", "follower", "learner"
   bool reachable = true;  // the leader heard from it within an election timeout
 };
 
@@ -151,11 +151,11 @@ class Controller {
   Tso tso_;  // GUARDED_BY(tso_mu_)
 
   mutable std::mutex mu_;
-  uint64_t leader_term_ = 0;                   // GUARDED_BY(mu_): term of live_/pending_
-  uint64_t term_start_ms_ = 0;                 // GUARDED_BY(mu_)
-  std::map<uint64_t, NodeInfo> live_;          // GUARDED_BY(mu_): heartbeats seen
-  std::map<uint64_t, Pending> pending_;        // GUARDED_BY(mu_): by shard id
-  std::vector<Pending> pending_creates_;       // GUARDED_BY(mu_)
+  uint64_t leader_term_ = 0;              // GUARDED_BY(mu_): term of live_/pending_
+  uint64_t term_start_ms_ = 0;            // GUARDED_BY(mu_)
+  std::map<uint64_t, NodeInfo> live_;     // GUARDED_BY(mu_): heartbeats seen
+  std::map<uint64_t, Pending> pending_;   // GUARDED_BY(mu_): by shard id
+  std::vector<Pending> pending_creates_;  // GUARDED_BY(mu_)
 
   std::mutex loop_mu_;
   std::condition_variable loop_cv_;

@@ -182,7 +182,8 @@ TEST_F(ControllerTest, BootstrapsTheFirstShardThenRepairsAroundADeadNode) {
   // The nodes report the shard, led by node 1: the map learns the leader.
   shard.leader = 1;
   for (uint64_t n = 1; n <= 3; ++n) ASSERT_TRUE(controller_->Heartbeat(n, {}, {shard}).ok());
-  ASSERT_TRUE(WaitState([](const ClusterState& s) { return s.shards.begin()->second.leader == 1; }));
+  ASSERT_TRUE(
+      WaitState([](const ClusterState& s) { return s.shards.begin()->second.leader == 1; }));
 
   // A fourth node joins; node 3 stops heartbeating and is declared dead.
   ASSERT_TRUE(controller_->RegisterNode(Node(4, "c")).ok());
@@ -211,9 +212,8 @@ TEST_F(ControllerTest, BootstrapsTheFirstShardThenRepairsAroundADeadNode) {
   shard.replicas.push_back({4, false});
   shard.epoch.conf_ver++;
   ASSERT_TRUE(controller_->Heartbeat(1, {}, {shard}).ok());
-  ASSERT_TRUE(WaitState([](const ClusterState& s) {
-    return s.shards.begin()->second.replicas.size() == 4;
-  }));
+  ASSERT_TRUE(WaitState(
+      [](const ClusterState& s) { return s.shards.begin()->second.replicas.size() == 4; }));
   got = AwaitCommands(1, {shard});
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].kind, ShardCommand::Kind::kRemoveReplica);
@@ -224,8 +224,8 @@ TEST_F(ControllerTest, DecommissionedNodeIsDrainedThenRemoved) {
   ASSERT_TRUE(Retry([&] { return controller_->RegisterNode(Node(1, "a")); }).ok());
   ASSERT_TRUE(controller_->DecommissionNode(1).ok());
   // It hosts no replica, so it is removed at once.
-  ASSERT_TRUE(WaitState(
-      [](const ClusterState& s) { return s.nodes.at(1).admin == AdminState::kRemoved; }));
+  ASSERT_TRUE(
+      WaitState([](const ClusterState& s) { return s.nodes.at(1).admin == AdminState::kRemoved; }));
   EXPECT_EQ(controller_->Heartbeat(1, {}, {}).status().code(), StatusCode::kFailedPrecondition);
 }
 

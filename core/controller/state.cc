@@ -36,8 +36,7 @@ json ToJson(const Member& m) {
   return {{"id", m.id}, {"grpc_addr", m.grpc_addr}, {"http_addr", m.http_addr}};
 }
 Member MemberFromJson(const json& j) {
-  return {U64(j, "id"), j.at("grpc_addr").get<std::string>(),
-          j.value("http_addr", std::string())};
+  return {U64(j, "id"), j.at("grpc_addr").get<std::string>(), j.value("http_addr", std::string())};
 }
 
 std::optional<AdminState> AdminFromName(std::string_view s) {
@@ -112,7 +111,7 @@ IndexDef IndexFromJson(const json& j) {
 json ToJson(const CollectionRecord& c) {
   json idx = json::array();
   for (const auto& d : c.indexes) idx.push_back(ToJson(d));
-  return {{"tenant_id", c.tenant_id},   {"id", c.id},       {"name", c.name},
+  return {{"tenant_id", c.tenant_id},     {"id", c.id},     {"name", c.name},
           {"schema_json", c.schema_json}, {"indexes", idx}, {"created_ms", c.created_ms}};
 }
 CollectionRecord CollectionFromJson(const json& j) {
@@ -269,8 +268,8 @@ Status ApplyRegisterNode(ClusterState* st, const json& c, std::string* result,
                                         " was removed; a new node needs a new id");
     }
     if (!SameEndpoint(it->second, n)) {
-      return Status::AlreadyExists("storage node " + std::to_string(n.id) +
-                                   " is registered at " + it->second.grpc_addr);
+      return Status::AlreadyExists("storage node " + std::to_string(n.id) + " is registered at " +
+                                   it->second.grpc_addr);
     }
     n.admin = it->second.admin;  // a restart keeps the operator's intent
     if (it->second == n) {
@@ -640,7 +639,9 @@ Status DecodeOutcome(std::string_view outcome, std::string* result_json) {
 }
 
 namespace cmd {
-std::string SetMember(const Member& m) { return json{{"op", "set_member"}, {"member", ToJson(m)}}.dump(); }
+std::string SetMember(const Member& m) {
+  return json{{"op", "set_member"}, {"member", ToJson(m)}}.dump();
+}
 std::string RemoveMember(uint64_t id) { return json{{"op", "remove_member"}, {"id", id}}.dump(); }
 std::string RegisterNode(const NodeRecord& n) {
   return json{{"op", "register_node"}, {"node", ToJson(n)}}.dump();
@@ -667,8 +668,8 @@ std::string CreateCollection(const std::string& tenant, const std::string& name,
                              uint64_t created_ms) {
   json idx = json::array();
   for (const auto& d : indexes) idx.push_back(ToJson(d));
-  return json{{"op", "create_collection"}, {"tenant", tenant},       {"name", name},
-              {"schema_json", schema_json},  {"indexes", idx},         {"created_ms", created_ms}}
+  return json{{"op", "create_collection"},  {"tenant", tenant}, {"name", name},
+              {"schema_json", schema_json}, {"indexes", idx},   {"created_ms", created_ms}}
       .dump();
 }
 std::string DropCollection(const std::string& tenant, const std::string& name) {

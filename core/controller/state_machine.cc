@@ -92,7 +92,8 @@ Result<std::string> ControllerStateMachine::Snapshot() {
 Status ControllerStateMachine::Restore(consensus::LogIndex index, std::string_view data) {
   ASSIGN_OR_RETURN(ClusterState st, DecodeState(data));
   storage::WriteBatch b;
-  b.DeleteRange(kMeta, std::string(kRecordPrefix), mvcc::PrefixSuccessor(std::string(kRecordPrefix)));
+  b.DeleteRange(kMeta, std::string(kRecordPrefix),
+                mvcc::PrefixSuccessor(std::string(kRecordPrefix)));
   for (const auto& key : RecordKeys(st)) b.Put(kMeta, RecordKey(key), *RecordValue(st, key));
   std::string applied;
   mvcc::AppendUint64(&applied, index.value());

@@ -38,8 +38,7 @@ class ControllerStateMachine final : public replication::StateMachine {
   ClusterState State() const;
   // Returns the state once its map_version (or catalog_version when `catalog`) is past
   // `known`, or when `timeout` passes, whichever is first.
-  ClusterState WaitForChange(uint64_t known, bool catalog,
-                             std::chrono::milliseconds timeout) const;
+  ClusterState WaitForChange(uint64_t known, bool catalog, std::chrono::milliseconds timeout) const;
 
  private:
   explicit ControllerStateMachine(storage::Engine* engine) : engine_(engine) {}
@@ -49,7 +48,7 @@ class ControllerStateMachine final : public replication::StateMachine {
   storage::Engine* const engine_;
   mutable std::mutex mu_;
   mutable std::condition_variable changed_;
-  ClusterState state_;         // GUARDED_BY(mu_)
+  ClusterState state_;           // GUARDED_BY(mu_)
   consensus::LogIndex applied_;  // GUARDED_BY(mu_)
 };
 

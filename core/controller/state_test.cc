@@ -66,8 +66,7 @@ TEST_F(StateTest, NodeRegistrationRefusesDuplicatesAndIsIdempotent) {
 
 TEST_F(StateTest, NodeAdminStateMachine) {
   ASSERT_TRUE(Run(cmd::RegisterNode(Node(1, "a:1"))).ok());
-  EXPECT_EQ(Run(cmd::SetNodeAdmin(9, AdminState::kDecommissioning)).code(),
-            StatusCode::kNotFound);
+  EXPECT_EQ(Run(cmd::SetNodeAdmin(9, AdminState::kDecommissioning)).code(), StatusCode::kNotFound);
   // Removal needs a drain first.
   EXPECT_EQ(Run(cmd::SetNodeAdmin(1, AdminState::kRemoved)).code(),
             StatusCode::kFailedPrecondition);
@@ -76,8 +75,7 @@ TEST_F(StateTest, NodeAdminStateMachine) {
   ASSERT_TRUE(Run(cmd::RegisterNode(Node(1, "a:1"))).ok());
   EXPECT_EQ(st_.nodes.at(1).admin, AdminState::kDecommissioning);
   ASSERT_TRUE(Run(cmd::SetNodeAdmin(1, AdminState::kRemoved)).ok());
-  EXPECT_EQ(Run(cmd::SetNodeAdmin(1, AdminState::kActive)).code(),
-            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Run(cmd::SetNodeAdmin(1, AdminState::kActive)).code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(Run(cmd::RegisterNode(Node(1, "a:1"))).code(), StatusCode::kFailedPrecondition);
   // Its address is free again for a new node.
   EXPECT_TRUE(Run(cmd::RegisterNode(Node(2, "a:1"))).ok());

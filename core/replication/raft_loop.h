@@ -34,9 +34,9 @@ class RaftLoop {
 
   struct Stats {
     uint64_t iterations = 0;
-    uint64_t log_writes = 0;   // batches written for Readies
+    uint64_t log_writes = 0;  // batches written for Readies
     uint64_t synced_writes = 0;
-    uint64_t readies = 0;      // group Readies with something to persist, in those writes
+    uint64_t readies = 0;  // group Readies with something to persist, in those writes
   };
   Stats stats() const;
 

@@ -33,7 +33,8 @@ class RaftLoopTest : public ::testing::Test {
   };
 
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() / ("gojodb-raftloop-" + std::to_string(::getpid()));
+    dir_ =
+        std::filesystem::temp_directory_path() / ("gojodb-raftloop-" + std::to_string(::getpid()));
     std::filesystem::remove_all(dir_);
     for (uint64_t id = 1; id <= 3; ++id) StartNode(id);
   }

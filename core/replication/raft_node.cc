@@ -2,8 +2,8 @@
 
 #include "core/consensus/bootstrap.h"
 #include "core/consensus/codec.h"
-#include "core/replication/raft_loop.h"
 #include "core/mvcc/key_codec.h"
+#include "core/replication/raft_loop.h"
 
 namespace gojodb::replication {
 
@@ -139,8 +139,7 @@ RaftNode::~RaftNode() {
   own_loop_.reset();
 }
 
-Status RaftNode::Propose(std::string data, std::chrono::milliseconds timeout,
-                         std::string* result) {
+Status RaftNode::Propose(std::string data, std::chrono::milliseconds timeout, std::string* result) {
   auto waiter = std::make_shared<Waiter>();
   std::unique_lock lock(mu_);
   if (!failed_.ok()) return failed_;
@@ -217,8 +216,8 @@ void RaftNode::ReportSnapshot(NodeId to, bool ok) {
   std::lock_guard lock(mu_);
   if (stopping_) return;
   tasks_.push_back([this, to, ok] {
-    rn_->ReportSnapshot(to, ok ? consensus::SnapshotStatus::kFinish
-                               : consensus::SnapshotStatus::kFailure);
+    rn_->ReportSnapshot(
+        to, ok ? consensus::SnapshotStatus::kFinish : consensus::SnapshotStatus::kFailure);
   });
   loop_->Notify();
 }
@@ -300,8 +299,7 @@ bool RaftNode::Intake(bool tick) {
     Status s = rn_->Propose(EncodeProposal(options_.id, id, data));
     if (!s.ok()) {
       std::lock_guard lock(mu_);
-      Complete(id, Status::Unavailable("no raft leader to take the proposal: " + s.message()),
-               "");
+      Complete(id, Status::Unavailable("no raft leader to take the proposal: " + s.message()), "");
     }
   }
   for (auto& task : tasks) task();
@@ -463,8 +461,7 @@ Status RaftNode::ApplyEntry(const Entry& e) {
         RETURN_IF_ERROR(store_->OnDurable());
       } else {
         // An invalid change is a no-op on every member.
-        outcome = Status::FailedPrecondition("membership change refused: " +
-                                             cs.status().message());
+        outcome = Status::FailedPrecondition("membership change refused: " + cs.status().message());
       }
     }
     if (cc->context.size() >= 16 && mvcc::ReadUint64(cc->context) == options_.id.value()) {

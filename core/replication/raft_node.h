@@ -100,9 +100,9 @@ struct GroupStatus {
   bool is_leader = false;
   consensus::LogIndex commit;
   consensus::LogIndex applied;
-  consensus::LogIndex snapshot_index;  // of the last snapshot taken or installed
-  uint64_t snapshots_installed = 0;    // received from a leader since start
-  consensus::ConfState conf_state;     // as of `applied`
+  consensus::LogIndex snapshot_index;             // of the last snapshot taken or installed
+  uint64_t snapshots_installed = 0;               // received from a leader since start
+  consensus::ConfState conf_state;                // as of `applied`
   std::vector<consensus::MemberStatus> progress;  // leader only
 };
 
@@ -200,7 +200,7 @@ class RaftNode {
   std::unique_ptr<RaftLogStore> store_;
   std::unique_ptr<consensus::RawNode> rn_;  // used only by the loop thread
   RaftLoop* loop_ = nullptr;
-  std::unique_ptr<RaftLoop> own_loop_;  // when started without a shared loop
+  std::unique_ptr<RaftLoop> own_loop_;             // when started without a shared loop
   std::optional<consensus::Ready> pending_ready_;  // loop thread: staged, not finished
 
   mutable std::mutex mu_;
@@ -208,7 +208,7 @@ class RaftNode {
   std::deque<std::pair<uint64_t, std::string>> proposals_;  // GUARDED_BY(mu_)
   std::map<uint64_t, std::shared_ptr<Waiter>> waiters_;     // GUARDED_BY(mu_)
   // Work the loop runs against the RawNode (conf changes, reads, transfers).
-  std::deque<std::function<void()>> tasks_;                      // GUARDED_BY(mu_)
+  std::deque<std::function<void()>> tasks_;                       // GUARDED_BY(mu_)
   std::map<uint64_t, std::shared_ptr<ReadWaiter>> read_waiters_;  // GUARDED_BY(mu_)
   // Barriers not yet in a ReadIndex round: all that queue up between two loop
   // iterations share one round (one quorum heartbeat).
@@ -219,17 +219,17 @@ class RaftNode {
   std::vector<uint64_t> queued_reads_;
   std::chrono::steady_clock::time_point round_started_;
   uint64_t next_read_round_ = 1;
-  GroupStatus status_;                                            // GUARDED_BY(mu_)
+  GroupStatus status_;  // GUARDED_BY(mu_)
   // Loop thread only.
   consensus::ConfState conf_state_;
   consensus::LogIndex conf_index_;  // entries at or below it are in conf_state_ already
   consensus::LogIndex applied_;
   consensus::LogIndex snapshot_index_;
   uint64_t snapshots_installed_ = 0;
-  uint64_t next_proposal_ = 1;                              // GUARDED_BY(mu_)
-  consensus::NodeId leader_;                                // GUARDED_BY(mu_)
-  bool stopping_ = false;                                   // GUARDED_BY(mu_)
-  Status failed_;                                           // GUARDED_BY(mu_)
+  uint64_t next_proposal_ = 1;  // GUARDED_BY(mu_)
+  consensus::NodeId leader_;    // GUARDED_BY(mu_)
+  bool stopping_ = false;       // GUARDED_BY(mu_)
+  Status failed_;               // GUARDED_BY(mu_)
 };
 
 }  // namespace gojodb::replication

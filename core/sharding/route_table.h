@@ -61,7 +61,7 @@ class RouteTable {
   void EraseOverlapping(std::string_view start, std::string_view end);
 
   mutable std::shared_mutex mu_;
-  uint64_t version_ = 0;                     // GUARDED_BY(mu_)
+  uint64_t version_ = 0;                         // GUARDED_BY(mu_)
   std::map<std::string, ShardRecord> by_start_;  // GUARDED_BY(mu_): start key -> shard
 };
 

@@ -63,7 +63,7 @@ TEST(RouteTableTest, LocatesKeysAtBoundaries) {
 TEST(RouteTableTest, GapsAreNotFoundAndRangesRefuseThem) {
   RouteTable t;
   t.Reset(1, {Shard(1, "a", "g"), Shard(2, "k", "")});
-  EXPECT_EQ(t.Locate("").status().code(), StatusCode::kNotFound);  // before the first
+  EXPECT_EQ(t.Locate("").status().code(), StatusCode::kNotFound);   // before the first
   EXPECT_EQ(t.Locate("h").status().code(), StatusCode::kNotFound);  // the gap
   EXPECT_EQ(Where(t, "k"), 2u);
   EXPECT_EQ(Ids(t.Range("b", "f")), (std::vector<uint64_t>{1}));

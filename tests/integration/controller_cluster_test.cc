@@ -97,12 +97,18 @@ class ControllerCluster {
     }
     if (join) peers += "," + std::to_string(id) + "=" + GrpcAddr(id);
     std::vector<std::string> argv{BinDir() + "/gojodb-controller",
-                                  "--id", std::to_string(id),
-                                  "--data-dir", dir_ + "/c" + std::to_string(id),
-                                  "--grpc-addr", GrpcAddr(id),
-                                  "--http-addr", "127.0.0.1:" + std::to_string(http_port_[id]),
-                                  "--peers", peers,
-                                  "--placement-interval-ms", "200"};
+                                  "--id",
+                                  std::to_string(id),
+                                  "--data-dir",
+                                  dir_ + "/c" + std::to_string(id),
+                                  "--grpc-addr",
+                                  GrpcAddr(id),
+                                  "--http-addr",
+                                  "127.0.0.1:" + std::to_string(http_port_[id]),
+                                  "--peers",
+                                  peers,
+                                  "--placement-interval-ms",
+                                  "200"};
     if (join) {
       argv.push_back("--join");
       argv.push_back("true");
@@ -253,6 +259,7 @@ class TsoClients {
 
   ControllerCluster* cluster_;
   std::atomic<bool> stop_{false};
+
  public:
   std::atomic<bool> bad_{false};  // an answer that was not count consecutive timestamps
 
@@ -348,8 +355,7 @@ TEST_F(ControllerClusterTest, BadFlagsAndALockedDataDirectoryAreRefused) {
     std::string says;
   };
   const std::vector<Case> cases = {
-      {{"--data-dir", d, "--grpc-addr", grpc, "--http-addr", http, "--peers", "1=" + grpc},
-       "id"},
+      {{"--data-dir", d, "--grpc-addr", grpc, "--http-addr", http, "--peers", "1=" + grpc}, "id"},
       {{"--id", "0", "--data-dir", d, "--grpc-addr", grpc, "--http-addr", http, "--peers",
         "1=" + grpc},
        "positive"},
@@ -380,9 +386,9 @@ TEST_F(ControllerClusterTest, BadFlagsAndALockedDataDirectoryAreRefused) {
                  "--peers", "1=" + grpc},
                 dir_ + "/first.log");
   ASSERT_TRUE(WaitReady(std::stoi(http.substr(http.rfind(':') + 1)), &first));
-  auto second = run({"--id", "1", "--data-dir", d, "--grpc-addr",
-                     "127.0.0.1:" + std::to_string(FreePort()), "--http-addr",
-                     "127.0.0.1:" + std::to_string(FreePort()), "--peers", "1=" + grpc});
+  auto second =
+      run({"--id", "1", "--data-dir", d, "--grpc-addr", "127.0.0.1:" + std::to_string(FreePort()),
+           "--http-addr", "127.0.0.1:" + std::to_string(FreePort()), "--peers", "1=" + grpc});
   EXPECT_EQ(second.status, 1) << second.err;
   EXPECT_NE(second.err.find(std::to_string(first.pid())), std::string::npos) << second.err;
   // SIGTERM shuts it down cleanly.
@@ -586,8 +592,7 @@ TEST_F(ControllerClusterTest, MembershipChangesWhileServing) {
                   grpc::ClientContext ctx;
                   ctx.set_deadline(std::chrono::system_clock::now() + 5s);
                   auto s = cluster_->CatalogStub(1)->CreateCollection(&ctx, req, &resp);
-                  return s.error_code() == grpc::StatusCode::ALREADY_EXISTS ? grpc::Status::OK
-                                                                            : s;
+                  return s.error_code() == grpc::StatusCode::ALREADY_EXISTS ? grpc::Status::OK : s;
                 }).ok());
   }
   ASSERT_TRUE(Retry([&] {
@@ -654,8 +659,7 @@ TEST_F(ControllerClusterTest, MembershipChangesWhileServing) {
     const std::string metric = "\ngojodb_raft_snapshots_installed ";
     auto pos = r->body.find(metric);
     ASSERT_NE(pos, std::string::npos);
-    EXPECT_GT(std::stoull(r->body.substr(pos + metric.size())), 0u)
-        << r->body.substr(pos, 60);
+    EXPECT_GT(std::stoull(r->body.substr(pos + metric.size())), 0u) << r->body.substr(pos, 60);
   }
   ASSERT_TRUE(clients.WaitMore(20, 10s));
 
@@ -762,11 +766,12 @@ TEST_F(ControllerClusterTest, PlacementBootstrapsAndRepairsThroughHeartbeats) {
   std::atomic<bool> stop{false};
   std::thread heartbeats;
   // Joined on every way out of the test, failed assertions included.
-  std::unique_ptr<void, std::function<void(void*)>> join_heartbeats(
-      reinterpret_cast<void*>(1), [&](void*) {
-        stop = true;
-        if (heartbeats.joinable()) heartbeats.join();
-      });
+  std::unique_ptr<void, std::function<void(void*)>> join_heartbeats(reinterpret_cast<void*>(1),
+                                                                    [&](void*) {
+                                                                      stop = true;
+                                                                      if (heartbeats.joinable())
+                                                                        heartbeats.join();
+                                                                    });
   heartbeats = std::thread([&] {
     while (!stop) {
       std::set<uint64_t> nodes;
@@ -821,14 +826,18 @@ TEST_F(ControllerClusterTest, PlacementBootstrapsAndRepairsThroughHeartbeats) {
     return false;
   };
 
-  for (auto [n, zone] : std::vector<std::pair<uint64_t, std::string>>{
-           {1, "z1"}, {2, "z2"}, {3, "z3"}}) {
+  for (auto [n, zone] :
+       std::vector<std::pair<uint64_t, std::string>>{{1, "z1"}, {2, "z2"}, {3, "z3"}}) {
     ASSERT_TRUE(register_node(n, zone).ok());
     std::lock_guard lock(mu);
     alive.insert(n);
   }
   // The first shard: one replica per zone, each node told to create it.
-  ASSERT_TRUE(wait_for([&] { return replicas_of_shard() == std::set<uint64_t>{1, 2, 3}; }, 20s))
+  ASSERT_TRUE(wait_for(
+      [&] {
+        return replicas_of_shard() == std::set<uint64_t>{1, 2, 3};
+      },
+      20s))
       << "no shard bootstrapped";
   ASSERT_TRUE(wait_for(
       [&] {
@@ -866,7 +875,11 @@ TEST_F(ControllerClusterTest, PlacementBootstrapsAndRepairsThroughHeartbeats) {
   const int leader = cluster_->WaitLeader();
   ASSERT_NE(leader, 0);
   cluster_->Kill(leader);
-  ASSERT_TRUE(wait_for([&] { return replicas_of_shard() == std::set<uint64_t>{1, 2, 4}; }, 30s))
+  ASSERT_TRUE(wait_for(
+      [&] {
+        return replicas_of_shard() == std::set<uint64_t>{1, 2, 4};
+      },
+      30s))
       << "the dead replica was not removed";
   cluster_->Start(leader);
   join_heartbeats.reset();
@@ -893,14 +906,15 @@ TEST_F(ControllerClusterTest, PlacementBootstrapsAndRepairsThroughHeartbeats) {
     liveness[n.value("id", uint64_t{0})] = n.value("liveness", "");
   }
   EXPECT_EQ(liveness[3], "dead") << nodes.out;
-  auto shards = RunCommand({BinDir() + "/gojodb", "--addr", cluster_->GrpcAddr(1), "shard", "list"});
+  auto shards =
+      RunCommand({BinDir() + "/gojodb", "--addr", cluster_->GrpcAddr(1), "shard", "list"});
   EXPECT_EQ(shards.status, 0) << shards.err;
   EXPECT_NE(shards.out.find("1,2,4"), std::string::npos) << shards.out;
   auto missing = RunCommand(
       {BinDir() + "/gojodb", "--addr", cluster_->GrpcAddr(2), "node", "decommission", "77"});
   EXPECT_EQ(missing.status, 1) << missing.out << missing.err;
-  auto status = RunCommand({BinDir() + "/gojodb", "--addr", cluster_->GrpcAddr(3), "cluster",
-                            "status"});
+  auto status =
+      RunCommand({BinDir() + "/gojodb", "--addr", cluster_->GrpcAddr(3), "cluster", "status"});
   EXPECT_EQ(status.status, 0) << status.err;
   EXPECT_NE(status.out.find("cluster"), std::string::npos) << status.out;
 }

@@ -37,8 +37,8 @@ class TcpProxy {
   std::atomic<bool> blocked_{false};
   std::atomic<bool> stopping_{false};
   std::mutex mu_;
-  std::set<int> open_fds_;             // GUARDED_BY(mu_)
-  std::vector<std::thread> pumps_;     // GUARDED_BY(mu_)
+  std::set<int> open_fds_;          // GUARDED_BY(mu_)
+  std::vector<std::thread> pumps_;  // GUARDED_BY(mu_)
   std::thread acceptor_;
 };
 

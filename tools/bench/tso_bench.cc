@@ -85,11 +85,16 @@ int main(int argc, char** argv) {
   const double rps = static_cast<double>(all.count()) / elapsed;
   auto us = [&](double q) { return static_cast<double>(all.ValueAtQuantile(q)) / 1000.0; };
   if (as_json) {
-    nlohmann::json j = {{"threads", threads},        {"batch", batch},
-                        {"seconds", elapsed},        {"requests", all.count()},
-                        {"requests_per_s", rps},     {"timestamps_per_s", rps * batch},
-                        {"p50_us", us(0.5)},         {"p99_us", us(0.99)},
-                        {"p999_us", us(0.999)},      {"errors", errors.load()},
+    nlohmann::json j = {{"threads", threads},
+                        {"batch", batch},
+                        {"seconds", elapsed},
+                        {"requests", all.count()},
+                        {"requests_per_s", rps},
+                        {"timestamps_per_s", rps * batch},
+                        {"p50_us", us(0.5)},
+                        {"p99_us", us(0.99)},
+                        {"p999_us", us(0.999)},
+                        {"errors", errors.load()},
                         {"regressions", regressions.load()}};
     std::printf("%s\n", j.dump().c_str());
   } else {
@@ -97,9 +102,8 @@ int main(int argc, char** argv) {
         "gojodb-tso-bench: %d threads, batch %u, %.1f s: %llu requests, %.0f req/s, %.0f "
         "timestamps/s, p50 %.0f us, p99 %.0f us, p99.9 %.0f us, %llu errors, %llu "
         "regressions\n",
-        threads, batch, elapsed, static_cast<unsigned long long>(all.count()), rps,
-        rps * batch, us(0.5), us(0.99), us(0.999),
-        static_cast<unsigned long long>(errors.load()),
+        threads, batch, elapsed, static_cast<unsigned long long>(all.count()), rps, rps * batch,
+        us(0.5), us(0.99), us(0.999), static_cast<unsigned long long>(errors.load()),
         static_cast<unsigned long long>(regressions.load()));
   }
   return regressions.load() == 0 ? 0 : 1;
