@@ -210,7 +210,11 @@ Result<std::vector<ShardCommand>> Controller::Heartbeat(uint64_t node, const Nod
         (r.epoch == known->second.epoch && r.leader != known->second.leader && r.leader == node);
     if (newer) {
       Status s = ProposeCommand(cmd::UpdateShard(r));
-      if (!s.ok() && s.code() != StatusCode::kFailedPrecondition) return s;
+      // Leadership trouble fails the heartbeat (the node retries elsewhere); a report
+      // the map refuses (stale, malformed) must not: the node is alive all the same.
+      if (s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kDeadlineExceeded) {
+        return s;
+      }
     }
   }
   std::vector<ShardCommand> out;

@@ -206,6 +206,12 @@ TEST_F(ControllerTest, BootstrapsTheFirstShardThenRepairsAroundADeadNode) {
   EXPECT_EQ(got[0].reason, "repair");
   // Followers are not asked.
   EXPECT_TRUE(controller_->Heartbeat(2, {}, {shard})->empty());
+  // A report the map refuses does not fail the heartbeat (the node is alive).
+  ShardRecord malformed = shard;
+  malformed.epoch.conf_ver += 5;
+  malformed.replicas = {{99, false}};  // an unregistered node
+  EXPECT_TRUE(controller_->Heartbeat(2, {}, {malformed}).ok());
+  EXPECT_EQ(sm_->State().shards.at(shard.id).replicas.size(), 3u);
 
   // The leader carries it out and reports the new descriptor: the map takes it, and
   // the next round removes the dead replica.
