@@ -2,11 +2,9 @@
 // docs/operations/controller.md. Exit status: 0 after a clean shutdown, 1 when the
 // server cannot start (bad data directory, port in use), 2 on bad flags or config.
 #include <grpcpp/grpcpp.h>
-#include <signal.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
-#include <cstdio>
 #include <filesystem>
 
 #include "api/grpc/controller_service.h"
@@ -16,6 +14,7 @@
 #include "api/http/http_server.h"
 #include "cmd/common/config.h"
 #include "cmd/common/data_dir.h"
+#include "cmd/common/server_main.h"
 #include "cmd/controller/controller_http.h"
 #include "internal/version.h"
 
@@ -47,10 +46,7 @@ std::vector<server::Setting> ControllerSettings() {
   };
 }
 
-int Fail(int code, const Status& s) {
-  std::fprintf(stderr, "gojodb-controller: %s\n", s.message().c_str());
-  return code;
-}
+int Fail(int code, const Status& s) { return server::Fail("gojodb-controller", code, s); }
 
 // "1=h:p,2=h:p" -> {1: "h:p", 2: "h:p"}.
 Result<std::map<uint64_t, std::string>> ParsePeers(const std::string& flag) {
@@ -89,21 +85,8 @@ Result<std::map<uint64_t, std::string>> ParsePeers(const std::string& flag) {
 int Run(int argc, char** argv) {
   CLI::App app{"GojoDB controller: membership, shard map, timestamps, catalog, placement"};
   server::Config config(ControllerSettings());
-  config.AddFlags(&app);
-  app.set_version_flag("--version", std::string(kVersion));
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForVersion& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "gojodb-controller: %s (see --help)\n", e.what());
-    return 2;
-  }
-  if (Status s = config.Resolve(); !s.ok()) return Fail(2, s);
-  spdlog::set_level(spdlog::level::from_str(config.Get("log.level")));
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
+  if (auto stop = server::ParseCommandLine(&app, &config, argc, argv, "gojodb-controller"))
+    return *stop;
 
   auto id = config.GetUint("id");
   auto join = config.GetBool("join");
@@ -138,11 +121,8 @@ int Run(int argc, char** argv) {
                                            std::to_string(*id) + ")"));
   }
 
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // Before any thread starts: main is the one that receives them.
+  server::ShutdownSignals signals;
 
   const std::string data_dir = config.Get("data_dir");
   auto lock = server::DataDirLock::Acquire(data_dir);
@@ -273,9 +253,7 @@ int Run(int argc, char** argv) {
                kVersion, *id, data_dir, http_addr, grpc_addr, config.Get("peers"),
                *join ? " (joining)" : "");
 
-  int sig = 0;
-  sigwait(&signals, &sig);
-  spdlog::info("received {}, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  signals.Wait();
   stopping = true;
   members_thread.join();
   http_server.Stop();

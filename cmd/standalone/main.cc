@@ -2,11 +2,9 @@
 // See docs/operations/standalone.md. Exit status: 0 after a clean shutdown, 1 when the
 // server cannot start (bad data directory, port in use), 2 on bad flags or config.
 #include <grpcpp/grpcpp.h>
-#include <signal.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
-#include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -15,6 +13,7 @@
 #include "api/http/http_server.h"
 #include "cmd/common/config.h"
 #include "cmd/common/data_dir.h"
+#include "cmd/common/server_main.h"
 #include "core/kv/kv_store.h"
 #include "core/mvcc/mvcc.h"
 #include "core/mvcc/timestamp_oracle.h"
@@ -41,10 +40,7 @@ std::vector<server::Setting> StandaloneSettings() {
   };
 }
 
-int Fail(int code, const Status& s) {
-  std::fprintf(stderr, "gojodb-standalone: %s\n", s.message().c_str());
-  return code;
-}
+int Fail(int code, const Status& s) { return server::Fail("gojodb-standalone", code, s); }
 
 std::string ClusterStatusJson(const std::string& grpc_addr, const std::string& http_addr) {
   nlohmann::json node = {{"id", 1}, {"address", grpc_addr}, {"http_address", http_addr}};
@@ -88,23 +84,8 @@ v1::ClusterStatusResponse ClusterStatusProto(const std::string& grpc_addr,
 int Run(int argc, char** argv) {
   CLI::App app{"GojoDB standalone server: controller, storage and API in one process"};
   server::Config config(StandaloneSettings());
-  config.AddFlags(&app);
-  app.set_version_flag("--version", std::string(kVersion));
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForVersion& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "gojodb-standalone: %s (see --help)\n", e.what());
-    return 2;
-  }
-  if (Status s = config.Resolve(); !s.ok()) return Fail(2, s);
-
-  auto level = spdlog::level::from_str(config.Get("log.level"));
-  spdlog::set_level(level);
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
+  if (auto stop = server::ParseCommandLine(&app, &config, argc, argv, "gojodb-standalone"))
+    return *stop;
 
   // Typed settings, checked before anything starts.
   auto sync = config.GetBool("storage.sync_writes");
@@ -129,12 +110,8 @@ int Run(int argc, char** argv) {
     }
   }
 
-  // Block the shutdown signals in every thread; main waits for them below.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // Before any thread starts: main is the one that receives them.
+  server::ShutdownSignals signals;
 
   const std::string data_dir = config.Get("data_dir");
   auto lock = server::DataDirLock::Acquire(data_dir);
@@ -190,9 +167,7 @@ int Run(int argc, char** argv) {
   spdlog::info("gojodb-standalone {} serving data_dir={} engine={} sync_writes={} http={} grpc={}",
                kVersion, data_dir, eo.kind, *sync, http_addr, grpc_addr);
 
-  int sig = 0;
-  sigwait(&signals, &sig);
-  spdlog::info("received {}, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  signals.Wait();
   http_server.Stop();
   spdlog::info("http listener stopped");
   // In-flight calls get a second to finish; idle client connections do not hold us up.
