@@ -122,62 +122,65 @@ RaftNode::~RaftNode() {
   if (loop_ != nullptr) loop_->Detach(this);
   {
     std::lock_guard lock(mu_);
-    for (auto& [id, w] : waiters_) {
-      w->done = true;
-      w->status = Status::Unavailable("raft node stopped");
-      w->cv.notify_one();
-    }
-    waiters_.clear();
-    FailReads(Status::Unavailable("raft node stopped"));
-    for (auto& [id, w] : read_waiters_) {
-      w->done = true;
-      w->status = Status::Unavailable("raft node stopped");
-      w->cv.notify_one();
-    }
-    read_waiters_.clear();
+    FailAll(Status::Unavailable("raft node stopped"));
   }
   own_loop_.reset();
 }
 
-Status RaftNode::Propose(std::string data, std::chrono::milliseconds timeout, std::string* result) {
+void RaftNode::FailAll(const Status& status) {
+  for (auto& [id, w] : waiters_) {
+    w->done = true;
+    w->status = status;
+    w->cv.notify_one();
+  }
+  waiters_.clear();
+  for (auto& [id, w] : read_waiters_) {
+    w->done = true;
+    w->status = status;
+    w->cv.notify_one();
+  }
+  read_waiters_.clear();
+}
+
+Status RaftNode::Await(const std::function<void(uint64_t id)>& enqueue,
+                       std::chrono::milliseconds timeout, std::string_view what,
+                       std::string* result) {
   auto waiter = std::make_shared<Waiter>();
   std::unique_lock lock(mu_);
   if (!failed_.ok()) return failed_;
   if (stopping_) return Status::Unavailable("raft node stopped");
   const uint64_t id = next_proposal_++;
   waiters_[id] = waiter;
-  proposals_.emplace_back(id, std::move(data));
+  enqueue(id);
   loop_->Notify();
   if (!waiter->cv.wait_for(lock, timeout, [&] { return waiter->done; })) {
     waiters_.erase(id);
-    return Status::DeadlineExceeded("proposal did not apply in time; its outcome is unknown");
+    return Status::DeadlineExceeded(std::string(what) +
+                                    " did not apply in time; its outcome is unknown");
   }
   if (result != nullptr) *result = std::move(waiter->result);
   return waiter->status;
 }
 
+Status RaftNode::Propose(std::string data, std::chrono::milliseconds timeout, std::string* result) {
+  return Await([&](uint64_t id) { proposals_.emplace_back(id, std::move(data)); }, timeout,
+               "proposal", result);
+}
+
 Status RaftNode::ProposeConfChange(consensus::ConfChange cc, std::chrono::milliseconds timeout) {
-  auto waiter = std::make_shared<Waiter>();
-  std::unique_lock lock(mu_);
-  if (!failed_.ok()) return failed_;
-  if (stopping_) return Status::Unavailable("raft node stopped");
-  const uint64_t id = next_proposal_++;
-  waiters_[id] = waiter;
-  cc.context = EncodeProposal(options_.id, id, cc.context);
-  tasks_.push_back([this, id, cc = std::move(cc)] {
-    Status s = rn_->ProposeConfChange(cc);
-    if (!s.ok()) {
-      std::lock_guard lock(mu_);
-      Complete(id, Status::FailedPrecondition("membership change refused: " + s.message()), "");
-    }
-  });
-  loop_->Notify();
-  if (!waiter->cv.wait_for(lock, timeout, [&] { return waiter->done; })) {
-    waiters_.erase(id);
-    return Status::DeadlineExceeded(
-        "membership change did not apply in time; its outcome is unknown");
-  }
-  return waiter->status;
+  return Await(
+      [&](uint64_t id) {
+        cc.context = EncodeProposal(options_.id, id, cc.context);
+        tasks_.push_back([this, id, cc = std::move(cc)] {
+          Status s = rn_->ProposeConfChange(cc);
+          if (!s.ok()) {
+            std::lock_guard lock(mu_);
+            Complete(id, Status::FailedPrecondition("membership change refused: " + s.message()),
+                     "");
+          }
+        });
+      },
+      timeout, "membership change", nullptr);
 }
 
 Status RaftNode::ReadBarrier(std::chrono::milliseconds timeout) {
@@ -320,18 +323,7 @@ void RaftNode::Fail(const Status& s, bool discard_staged) {
   std::lock_guard lock(mu_);
   failed_ = s.WithContext("raft node failed");
   stopping_ = true;
-  for (auto& [id, w] : waiters_) {
-    w->done = true;
-    w->status = failed_;
-    w->cv.notify_one();
-  }
-  waiters_.clear();
-  for (auto& [id, w] : read_waiters_) {
-    w->done = true;
-    w->status = failed_;
-    w->cv.notify_one();
-  }
-  read_waiters_.clear();
+  FailAll(failed_);
 }
 
 Status RaftNode::AfterIteration() {

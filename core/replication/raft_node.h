@@ -186,7 +186,12 @@ class RaftNode {
     bool indexed = false;  // the ReadState arrived; wait for applied >= index
     consensus::LogIndex index;
   };
+  // Registers a waiter, lets `enqueue` queue the work for the loop (under mu_), and
+  // waits until the work applied or `timeout` passed.
+  Status Await(const std::function<void(uint64_t id)>& enqueue, std::chrono::milliseconds timeout,
+               std::string_view what, std::string* result);
   void Complete(uint64_t id, Status status, std::string result);  // REQUIRES: mu_ held
+  void FailAll(const Status& status);                             // REQUIRES: mu_ held
   void FailReads(const Status& status);                           // REQUIRES: mu_ held
   Status ApplyEntry(const consensus::Entry& e);
   Status MaybeSnapshot();
