@@ -626,9 +626,9 @@ TEST_F(CommandsTest, NodeDecommission) {
 TEST_F(CommandsTest, ShardListTable) {
   ASSERT_EQ(Run({"shard", "list"}), 0) << err();
   EXPECT_EQ(out(),
-            "ID  START     END    REPLICAS      LEADER  EPOCH\n"
-            "1   (start)   m      1,4(learner)  1       2.1\n"
-            "2   0x6d00ff  (end)  2             -       1.3\n");
+            "ID  START      END    REPLICAS      LEADER  EPOCH\n"
+            "1   (start)    m      1,4(learner)  1       2.1\n"
+            "2   m\\x00\\xff  (end)  2             -       1.3\n");
 }
 
 TEST_F(CommandsTest, ShardListJson) {

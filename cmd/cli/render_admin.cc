@@ -91,21 +91,6 @@ std::vector<std::pair<std::string, uint64_t>> SettingFields(const v1::Settings& 
 
 }  // namespace
 
-std::string KeyCell(std::string_view key) {
-  if (IsPrintableText(key) && key.find_first_of("\n\t") == std::string_view::npos) {
-    return std::string(key);
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out = "0x";
-  out.reserve(2 + 2 * key.size());
-  for (char c : key) {
-    const auto b = static_cast<unsigned char>(c);
-    out += kHex[b >> 4];
-    out += kHex[b & 0xF];
-  }
-  return out;
-}
-
 std::string HumanBytes(uint64_t bytes) {
   static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
   if (bytes < 1024) return std::to_string(bytes) + " B";
@@ -157,8 +142,8 @@ std::string RenderShardMap(OutputMode mode, const v1::GetShardMapResponse& r) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& sh : r.shards()) {
     rows.push_back({std::to_string(sh.id()),
-                    sh.start_key().empty() ? "(start)" : KeyCell(sh.start_key()),
-                    sh.end_key().empty() ? "(end)" : KeyCell(sh.end_key()), ReplicasCell(sh),
+                    sh.start_key().empty() ? "(start)" : EscapeForDisplay(sh.start_key()),
+                    sh.end_key().empty() ? "(end)" : EscapeForDisplay(sh.end_key()), ReplicasCell(sh),
                     sh.leader() == 0 ? "-" : std::to_string(sh.leader()),
                     std::to_string(sh.conf_ver()) + "." + std::to_string(sh.version())});
   }

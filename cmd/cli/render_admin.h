@@ -28,10 +28,6 @@ std::string RenderSettings(OutputMode mode, const v1::Settings& s);
 // One timestamp a line; JSON: {"timestamps":[...]}.
 std::string RenderTimestamps(OutputMode mode, const v1::GetTimestampsResponse& r);
 
-// A key for a table cell: the text when it is printable UTF-8 on one line, else "0x"
-// and its bytes in hex. Empty keys are the caller's to name.
-std::string KeyCell(std::string_view key);
-
 // 1536 -> "1.5 KiB"; below 1 KiB, "512 B".
 std::string HumanBytes(uint64_t bytes);
 
