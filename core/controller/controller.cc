@@ -395,7 +395,6 @@ Result<ClusterView> Controller::View() {
   v.leader = gs.id.value();
   v.term = gs.term;
   v.map_version = st.map_version;
-  v.settings = st.settings;
   auto add_member = [&](consensus::NodeId nid, const std::string& role) {
     MemberInfo mi;
     auto it = st.members.find(nid.value());

@@ -74,7 +74,6 @@ struct ClusterView {
   std::vector<NodeInfo> nodes;
   std::vector<ShardRecord> shards;
   uint64_t map_version = 0;
-  Settings settings;
 };
 
 class Controller {
