@@ -168,60 +168,46 @@ TEST_F(RaftTransportTest, ALaggingMemberCatchesUpFromAChunkedSnapshot) {
 TEST_F(RaftTransportTest, MalformedStreamsAreRefused) {
   auto stub = v1::RaftTransport::NewStub(grpc::CreateChannel(
       "127.0.0.1:" + std::to_string(ports_[1]), grpc::InsecureChannelCredentials()));
-  {
-    // A batch whose groups do not match its messages.
+  // Sends one item on a fresh stream of `open`'s kind and returns the server's verdict.
+  auto verdict = [](auto open, const auto& item) {
     grpc::ClientContext ctx;
     v1::RaftAck ack;
-    auto w = stub->Send(&ctx, &ack);
-    v1::RaftMessages batch;
+    auto w = open(&ctx, &ack);
+    w->Write(item);
+    w->WritesDone();
+    return w->Finish().error_code();
+  };
+  auto send = [&](grpc::ClientContext* c, v1::RaftAck* a) { return stub->Send(c, a); };
+  auto snapshot = [&](grpc::ClientContext* c, v1::RaftAck* a) { return stub->SendSnapshot(c, a); };
+  auto message = [](consensus::MessageType type) {
     consensus::Message m;
-    m.type = consensus::MessageType::kHeartbeat;
+    m.type = type;
     m.to = NodeId(1);
     m.from = NodeId(2);
-    batch.add_messages(consensus::EncodeMessage(m));
-    batch.add_groups(1);
-    batch.add_groups(2);
-    w->Write(batch);
-    w->WritesDone();
-    EXPECT_EQ(w->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  }
-  {
-    grpc::ClientContext ctx;
-    v1::RaftAck ack;
-    auto w = stub->SendSnapshot(&ctx, &ack);
-    v1::SnapshotChunk c;
-    c.set_data("no header");
-    w->Write(c);
-    w->WritesDone();
-    EXPECT_EQ(w->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  }
-  {
-    grpc::ClientContext ctx;
-    v1::RaftAck ack;
-    auto w = stub->SendSnapshot(&ctx, &ack);
-    v1::SnapshotChunk c;
-    c.set_header("\x01garbage");
-    w->Write(c);
-    w->WritesDone();
-    EXPECT_EQ(w->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  }
-  {
-    // A header and no last chunk: nothing is delivered.
-    consensus::Message m;
-    m.type = consensus::MessageType::kSnap;
-    m.to = NodeId(1);
-    m.from = NodeId(2);
-    m.snapshot = consensus::Snapshot{};
-    grpc::ClientContext ctx;
-    v1::RaftAck ack;
-    auto w = stub->SendSnapshot(&ctx, &ack);
-    v1::SnapshotChunk c;
-    c.set_header(consensus::EncodeMessage(m));
-    c.set_data("partial");
-    w->Write(c);
-    w->WritesDone();
-    EXPECT_EQ(w->Finish().error_code(), grpc::StatusCode::CANCELLED);
-  }
+    if (type == consensus::MessageType::kSnap) m.snapshot = consensus::Snapshot{};
+    return consensus::EncodeMessage(m);
+  };
+
+  // A batch whose groups do not match its messages.
+  v1::RaftMessages batch;
+  batch.add_messages(message(consensus::MessageType::kHeartbeat));
+  batch.add_groups(1);
+  batch.add_groups(2);
+  EXPECT_EQ(verdict(send, batch), grpc::StatusCode::INVALID_ARGUMENT);
+
+  v1::SnapshotChunk no_header;
+  no_header.set_data("no header");
+  EXPECT_EQ(verdict(snapshot, no_header), grpc::StatusCode::INVALID_ARGUMENT);
+
+  v1::SnapshotChunk garbage;
+  garbage.set_header("\x01garbage");
+  EXPECT_EQ(verdict(snapshot, garbage), grpc::StatusCode::INVALID_ARGUMENT);
+
+  // A header and no last chunk: nothing is delivered.
+  v1::SnapshotChunk partial;
+  partial.set_header(message(consensus::MessageType::kSnap));
+  partial.set_data("partial");
+  EXPECT_EQ(verdict(snapshot, partial), grpc::StatusCode::CANCELLED);
 }
 
 // Several groups per node share one transport (one stream per peer) and one loop:
