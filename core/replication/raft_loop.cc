@@ -25,10 +25,10 @@ RaftLoop::Stats RaftLoop::stats() const {
   return stats_;
 }
 
-void RaftLoop::Notify() {
+void RaftLoop::Notify(RaftNode* node) {
   {
     std::lock_guard lock(mu_);
-    notified_ = true;
+    notified_.push_back(node);
   }
   work_cv_.notify_one();
 }
@@ -37,7 +37,7 @@ void RaftLoop::Attach(RaftNode* node) {
   {
     std::lock_guard lock(mu_);
     nodes_.push_back(node);
-    notified_ = true;
+    notified_.push_back(node);
   }
   work_cv_.notify_one();
 }
@@ -45,6 +45,7 @@ void RaftLoop::Attach(RaftNode* node) {
 void RaftLoop::Detach(RaftNode* node) {
   std::unique_lock lock(mu_);
   std::erase(nodes_, node);
+  std::erase(notified_, node);
   idle_cv_.wait(lock, [&] { return !busy_; });
 }
 
@@ -52,20 +53,26 @@ void RaftLoop::Run() {
   auto next_tick = std::chrono::steady_clock::now() + tick_interval_;
   while (true) {
     std::vector<RaftNode*> nodes;
+    bool tick = false;
     {
       std::unique_lock lock(mu_);
-      work_cv_.wait_until(lock, next_tick, [&] { return stopping_ || notified_; });
+      work_cv_.wait_until(lock, next_tick, [&] { return stopping_ || !notified_.empty(); });
       if (stopping_) return;
-      notified_ = false;
-      nodes = nodes_;
+      const auto now = std::chrono::steady_clock::now();
+      tick = now >= next_tick;
+      if (tick) {
+        next_tick += tick_interval_;
+        if (next_tick < now) next_tick = now + tick_interval_;  // fell behind: do not burst
+        nodes = nodes_;                                         // every group ticks
+      } else {
+        // Only the groups with work; each once.
+        std::sort(notified_.begin(), notified_.end());
+        notified_.erase(std::unique(notified_.begin(), notified_.end()), notified_.end());
+        nodes = std::move(notified_);
+      }
+      notified_.clear();
       busy_ = true;
       ++stats_.iterations;
-    }
-    const auto now = std::chrono::steady_clock::now();
-    const bool tick = now >= next_tick;
-    if (tick) {
-      next_tick += tick_interval_;
-      if (next_tick < now) next_tick = now + tick_interval_;  // fell behind: do not burst
     }
     // 1. Intake: messages, proposals, requests, the tick.
     std::vector<RaftNode*> live;

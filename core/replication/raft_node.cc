@@ -152,7 +152,7 @@ Status RaftNode::Await(const std::function<void(uint64_t id)>& enqueue,
   const uint64_t id = next_proposal_++;
   waiters_[id] = waiter;
   enqueue(id);
-  loop_->Notify();
+  loop_->Notify(this);
   if (!waiter->cv.wait_for(lock, timeout, [&] { return waiter->done; })) {
     waiters_.erase(id);
     return Status::DeadlineExceeded(std::string(what) +
@@ -192,7 +192,7 @@ Status RaftNode::ReadBarrier(std::chrono::milliseconds timeout) {
   const uint64_t id = next_proposal_++;
   read_waiters_[id] = waiter;
   unsent_reads_.push_back(id);
-  loop_->Notify();
+  loop_->Notify(this);
   if (!waiter->cv.wait_for(lock, timeout, [&] { return waiter->done; })) {
     read_waiters_.erase(id);
     return Status::DeadlineExceeded("leadership was not confirmed in time");
@@ -204,7 +204,7 @@ Status RaftNode::TransferLeadership(NodeId to) {
   std::lock_guard lock(mu_);
   if (stopping_) return Status::Unavailable("raft node stopped");
   tasks_.push_back([this, to] { (void)rn_->TransferLeadership(to); });
-  loop_->Notify();
+  loop_->Notify(this);
   return Status::OK();
 }
 
@@ -212,7 +212,7 @@ void RaftNode::Deliver(consensus::Message message) {
   std::lock_guard lock(mu_);
   if (stopping_) return;
   inbox_.push_back(std::move(message));
-  loop_->Notify();
+  loop_->Notify(this);
 }
 
 void RaftNode::ReportSnapshot(NodeId to, bool ok) {
@@ -222,7 +222,7 @@ void RaftNode::ReportSnapshot(NodeId to, bool ok) {
     rn_->ReportSnapshot(
         to, ok ? consensus::SnapshotStatus::kFinish : consensus::SnapshotStatus::kFailure);
   });
-  loop_->Notify();
+  loop_->Notify(this);
 }
 
 NodeId RaftNode::Leader() const {
