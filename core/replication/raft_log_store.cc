@@ -44,6 +44,14 @@ std::string RaftLogStore::MetaKey(char tag) const {
   return k;
 }
 
+Status RaftLogStore::Destroy(storage::Engine* engine, uint64_t group) {
+  RaftLogStore keys(engine, group);
+  storage::WriteBatch b;
+  b.DeleteRange(kRaftCf, keys.EntryKey(LogIndex(0)), keys.EntryKey(LogIndex::Max()));
+  for (char tag : {'S', 'C', 'H'}) b.Delete(kRaftCf, keys.MetaKey(tag));
+  return engine->Write({.sync = true}, b);
+}
+
 Result<std::unique_ptr<RaftLogStore>> RaftLogStore::Open(storage::Engine* engine, uint64_t group) {
   std::unique_ptr<RaftLogStore> s(new RaftLogStore(engine, group));
   ASSIGN_OR_RETURN(auto snap_rec, engine->Get({}, kRaftCf, s->MetaKey('S')));

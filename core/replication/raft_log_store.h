@@ -33,6 +33,9 @@ class RaftLogStore final : public consensus::Storage {
  public:
   // Loads group `group` (empty if new). `engine` is not owned and must outlive this.
   static Result<std::unique_ptr<RaftLogStore>> Open(storage::Engine* engine, uint64_t group);
+  // Deletes every record of group `group` (entries, hard state, snapshot, membership).
+  // REQUIRES: no RaftLogStore of the group is open.
+  static Status Destroy(storage::Engine* engine, uint64_t group);
 
   Result<consensus::InitialState> GetInitialState() const override;
   Result<std::vector<consensus::Entry>> Entries(consensus::LogIndex lo, consensus::LogIndex hi,

@@ -142,29 +142,58 @@ void RaftNode::FailAll(const Status& status) {
   read_waiters_.clear();
 }
 
-Status RaftNode::Await(const std::function<void(uint64_t id)>& enqueue,
-                       std::chrono::milliseconds timeout, std::string_view what,
-                       std::string* result) {
-  auto waiter = std::make_shared<Waiter>();
-  std::unique_lock lock(mu_);
-  if (!failed_.ok()) return failed_;
-  if (stopping_) return Status::Unavailable("raft node stopped");
-  const uint64_t id = next_proposal_++;
-  waiters_[id] = waiter;
-  enqueue(id);
+RaftNode::Ticket RaftNode::Enqueue(const std::function<void(uint64_t id)>& enqueue) {
+  Ticket t;
+  std::lock_guard lock(mu_);
+  if (!failed_.ok()) {
+    t.status = failed_;
+    return t;
+  }
+  if (stopping_) {
+    t.status = Status::Unavailable("raft node stopped");
+    return t;
+  }
+  t.id = next_proposal_++;
+  t.waiter = std::make_shared<Waiter>();
+  waiters_[t.id] = t.waiter;
+  enqueue(t.id);
   loop_->Notify(this);
-  if (!waiter->cv.wait_for(lock, timeout, [&] { return waiter->done; })) {
-    waiters_.erase(id);
+  return t;
+}
+
+Status RaftNode::WaitFor(Ticket& t, std::chrono::milliseconds timeout, std::string_view what,
+                         std::string* result) {
+  if (!t.status.ok() || t.waiter == nullptr) {
+    return t.status.ok() ? Status::InvalidArgument("empty proposal ticket") : t.status;
+  }
+  std::unique_lock lock(mu_);
+  if (!t.waiter->cv.wait_for(lock, timeout, [&] { return t.waiter->done; })) {
+    waiters_.erase(t.id);
     return Status::DeadlineExceeded(std::string(what) +
                                     " did not apply in time; its outcome is unknown");
   }
-  if (result != nullptr) *result = std::move(waiter->result);
-  return waiter->status;
+  if (result != nullptr) *result = std::move(t.waiter->result);
+  return t.waiter->status;
+}
+
+Status RaftNode::Await(const std::function<void(uint64_t id)>& enqueue,
+                       std::chrono::milliseconds timeout, std::string_view what,
+                       std::string* result) {
+  Ticket t = Enqueue(enqueue);
+  return WaitFor(t, timeout, what, result);
 }
 
 Status RaftNode::Propose(std::string data, std::chrono::milliseconds timeout, std::string* result) {
   return Await([&](uint64_t id) { proposals_.emplace_back(id, std::move(data)); }, timeout,
                "proposal", result);
+}
+
+RaftNode::Ticket RaftNode::Submit(std::string data) {
+  return Enqueue([&](uint64_t id) { proposals_.emplace_back(id, std::move(data)); });
+}
+
+Status RaftNode::Wait(Ticket& ticket, std::chrono::milliseconds timeout, std::string* result) {
+  return WaitFor(ticket, timeout, "proposal", result);
 }
 
 Status RaftNode::ProposeConfChange(consensus::ConfChange cc, std::chrono::milliseconds timeout) {
@@ -451,6 +480,7 @@ Status RaftNode::ApplyEntry(const Entry& e) {
           return w;
         }
         RETURN_IF_ERROR(store_->OnDurable());
+        RETURN_IF_ERROR(sm_->ApplyConfState(e.index, conf_state_));
       } else {
         // An invalid change is a no-op on every member.
         outcome = Status::FailedPrecondition("membership change refused: " + cs.status().message());

@@ -46,6 +46,13 @@ class StateMachine {
     return Apply(index, data);
   }
   virtual consensus::LogIndex Applied() const = 0;
+  // A membership change applied at `index`; `conf` is the configuration it produced.
+  // An error stops the node.
+  virtual Status ApplyConfState(consensus::LogIndex index, const consensus::ConfState& conf) {
+    (void)index;
+    (void)conf;
+    return Status::OK();
+  }
 
   // The whole state as of Applied(), for a Raft snapshot. UNIMPLEMENTED: the node never
   // snapshots (its log grows without bound).
@@ -108,6 +115,15 @@ struct GroupStatus {
 
 class RaftNode {
  public:
+  // Each waiter has its own condition variable, so a completion wakes its proposer
+  // only (not every proposer waiting on the node).
+  struct Waiter {
+    std::condition_variable cv;
+    bool done = false;
+    Status status;
+    std::string result;
+  };
+
   // Opens (or bootstraps) the group's log and starts the node's thread. Pointers are not
   // owned and must outlive the node.
   static Result<std::unique_ptr<RaftNode>> Start(const RaftNodeOptions& options,
@@ -125,6 +141,18 @@ class RaftNode {
   // `result`, when given, receives StateMachine::ApplyCommand's outcome.
   Status Propose(std::string data, std::chrono::milliseconds timeout,
                  std::string* result = nullptr);
+
+  // Propose in two steps: Submit queues `data` and returns at once; Wait waits for it
+  // as Propose does. Proposals submitted one after another (by one thread, or under a
+  // caller's lock) enter the log in that order, which lets a caller order its commands
+  // by something it assigns under its own lock (say, a timestamp).
+  struct Ticket {
+    uint64_t id = 0;
+    std::shared_ptr<Waiter> waiter;
+    Status status;  // not OK: refused at once (the node failed or is stopping)
+  };
+  Ticket Submit(std::string data);
+  Status Wait(Ticket& ticket, std::chrono::milliseconds timeout, std::string* result = nullptr);
 
   // Proposes a membership change; OK once it applied here. FAILED_PRECONDITION when the
   // group refused it (one change at a time; a change that leaves no voter), and as
@@ -171,14 +199,6 @@ class RaftNode {
   void Fail(const Status& s, bool discard_staged = false);
   bool failed() const;
 
-  // Each waiter has its own condition variable, so a completion wakes its proposer
-  // only (not every proposer waiting on the node).
-  struct Waiter {
-    std::condition_variable cv;
-    bool done = false;
-    Status status;
-    std::string result;
-  };
   struct ReadWaiter {
     std::condition_variable cv;
     bool done = false;
@@ -190,6 +210,9 @@ class RaftNode {
   // waits until the work applied or `timeout` passed.
   Status Await(const std::function<void(uint64_t id)>& enqueue, std::chrono::milliseconds timeout,
                std::string_view what, std::string* result);
+  Ticket Enqueue(const std::function<void(uint64_t id)>& enqueue);  // Await's first half
+  Status WaitFor(Ticket& ticket, std::chrono::milliseconds timeout, std::string_view what,
+                 std::string* result);
   void Complete(uint64_t id, Status status, std::string result);  // REQUIRES: mu_ held
   void FailAll(const Status& status);                             // REQUIRES: mu_ held
   void FailReads(const Status& status);                           // REQUIRES: mu_ held

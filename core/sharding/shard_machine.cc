@@ -1,0 +1,526 @@
+#include "core/sharding/shard_machine.h"
+
+#include <algorithm>
+
+#include "core/mvcc/key_codec.h"
+
+namespace gojodb::sharding {
+namespace {
+
+constexpr auto kMeta = storage::ColumnFamily::kMeta;
+constexpr auto kRows = mvcc::kVersionCf;
+constexpr char kWriteTag = 'W';
+constexpr char kFenceTag = 'F';
+constexpr char kDescribeTag = 'D';
+constexpr std::string_view kRequestPrefix = "sQ";
+constexpr uint32_t kSnapshotVersion = 1;
+
+// Length-prefixed binary fields. Decoding never reads past the input.
+class Writer {
+ public:
+  void U8(uint8_t v) { out_.push_back(static_cast<char>(v)); }
+  void U64(uint64_t v) { mvcc::AppendUint64(&out_, v); }
+  void Bytes(std::string_view b) {
+    mvcc::AppendUint32(&out_, static_cast<uint32_t>(b.size()));
+    out_.append(b);
+  }
+  std::string Take() { return std::move(out_); }
+
+ private:
+  std::string out_;
+};
+
+class Reader {
+ public:
+  explicit Reader(std::string_view in) : in_(in) {}
+  bool U8(uint8_t* v) {
+    if (in_.empty()) return false;
+    *v = static_cast<uint8_t>(in_[0]);
+    in_.remove_prefix(1);
+    return true;
+  }
+  bool U64(uint64_t* v) {
+    if (in_.size() < 8) return false;
+    *v = mvcc::ReadUint64(in_);
+    in_.remove_prefix(8);
+    return true;
+  }
+  bool Bytes(std::string_view* b) {
+    if (in_.size() < 4) return false;
+    const uint32_t n = mvcc::ReadUint32(in_);
+    if (in_.size() - 4 < n) return false;
+    *b = in_.substr(4, n);
+    in_.remove_prefix(4 + size_t{n});
+    return true;
+  }
+  bool Bytes(std::string* b) {
+    std::string_view v;
+    if (!Bytes(&v)) return false;
+    b->assign(v);
+    return true;
+  }
+  bool done() const { return in_.empty(); }
+
+ private:
+  std::string_view in_;
+};
+
+void WriteDescriptor(Writer* w, const ShardRecord& d) {
+  w->U64(d.id);
+  w->Bytes(d.start_key);
+  w->Bytes(d.end_key);
+  w->U64(d.epoch.conf_ver);
+  w->U64(d.epoch.version);
+  w->U64(d.replicas.size());
+  for (const auto& r : d.replicas) {
+    w->U64(r.node);
+    w->U8(r.learner ? 1 : 0);
+  }
+  w->U64(d.leader);
+}
+
+bool ReadDescriptor(Reader* r, ShardRecord* d) {
+  uint64_t n = 0;
+  if (!r->U64(&d->id) || !r->Bytes(&d->start_key) || !r->Bytes(&d->end_key) ||
+      !r->U64(&d->epoch.conf_ver) || !r->U64(&d->epoch.version) || !r->U64(&n) || n > 1000) {
+    return false;
+  }
+  d->replicas.resize(n);
+  for (auto& rep : d->replicas) {
+    uint8_t learner = 0;
+    if (!r->U64(&rep.node) || !r->U8(&learner)) return false;
+    rep.learner = learner != 0;
+  }
+  return r->U64(&d->leader);
+}
+
+std::string RequestKey(std::string_view row_key, std::string_view request_id) {
+  std::string k(kRequestPrefix);
+  k.append(row_key);
+  k.append(request_id);
+  return k;
+}
+
+// The meta-key range of the request records of rows in [start, end).
+std::pair<std::string, std::string> RequestRange(const ShardRecord& d) {
+  std::string lo = std::string(kRequestPrefix) + d.start_key;
+  std::string hi = d.end_key.empty() ? mvcc::PrefixSuccessor(kRequestPrefix)
+                                     : std::string(kRequestPrefix) + d.end_key;
+  return {lo, hi};
+}
+
+// The row-version range of [start, end): version keys are row_key + suffix, and row
+// keys are prefix-free, so the row range bounds the versions too.
+std::pair<std::string, std::string> RowRange(const ShardRecord& d) {
+  return {d.start_key,
+          d.end_key.empty() ? mvcc::PrefixSuccessor(std::string(1, mvcc::kRowTag)) : d.end_key};
+}
+
+struct RequestRecord {
+  uint64_t fingerprint = 0;
+  uint64_t version = 0;
+  uint64_t created_ms = 0;
+  bool existed = false;
+};
+
+std::string EncodeRequest(const RequestRecord& r) {
+  Writer w;
+  w.U64(r.fingerprint);
+  w.U64(r.version);
+  w.U64(r.created_ms);
+  w.U8(r.existed ? 1 : 0);
+  return w.Take();
+}
+
+bool DecodeRequest(std::string_view in, RequestRecord* r) {
+  Reader rd(in);
+  uint8_t existed = 0;
+  if (!rd.U64(&r->fingerprint) || !rd.U64(&r->version) || !rd.U64(&r->created_ms) ||
+      !rd.U8(&existed) || !rd.done()) {
+    return false;
+  }
+  r->existed = existed != 0;
+  return true;
+}
+
+std::string EncodeApplied(uint64_t applied, uint64_t max_ts, bool described) {
+  Writer w;
+  w.U64(applied);
+  w.U64(max_ts);
+  w.U8(described ? 1 : 0);
+  return w.Take();
+}
+
+}  // namespace
+
+std::string AppliedKey(uint64_t shard) {
+  std::string k = "sA";
+  mvcc::AppendUint64(&k, shard);
+  return k;
+}
+
+std::string DescriptorKey(uint64_t shard) {
+  std::string k(kDescriptorPrefix);
+  mvcc::AppendUint64(&k, shard);
+  return k;
+}
+
+bool InRange(const ShardRecord& d, std::string_view row_key) {
+  return row_key >= d.start_key && (d.end_key.empty() || row_key < d.end_key);
+}
+
+std::string EncodeWriteCommand(const WriteCommand& c) {
+  Writer w;
+  w.U8(kWriteTag);
+  w.U64(c.ts);
+  w.Bytes(c.request_id);
+  w.U64(c.fingerprint);
+  w.U64(c.created_ms);
+  w.U64(c.mutations.size());
+  for (const auto& m : c.mutations) {
+    w.U8((m.is_delete ? 1 : 0) | (m.if_version ? 2 : 0));
+    w.Bytes(m.row_key);
+    w.Bytes(m.value);
+    w.U64(m.if_version.value_or(0));
+  }
+  return w.Take();
+}
+
+std::string EncodeFenceCommand(uint64_t ts) {
+  Writer w;
+  w.U8(kFenceTag);
+  w.U64(ts);
+  return w.Take();
+}
+
+std::string EncodeDescribeCommand(const ShardRecord& d) {
+  Writer w;
+  w.U8(kDescribeTag);
+  WriteDescriptor(&w, d);
+  return w.Take();
+}
+
+ShardRecord Uninitialized(uint64_t shard) {
+  ShardRecord d;
+  d.id = shard;
+  d.epoch = {0, 0};
+  return d;
+}
+
+std::string EncodeOutcome(const WriteOutcome& o) {
+  Writer w;
+  w.U8(static_cast<uint8_t>(o.code));
+  w.U64(o.version);
+  w.U8(o.existed ? 1 : 0);
+  w.U64(o.current_version);
+  w.U64(o.max_ts);
+  w.Bytes(o.message);
+  return w.Take();
+}
+
+Result<WriteOutcome> DecodeOutcome(std::string_view in) {
+  Reader r(in);
+  WriteOutcome o;
+  uint8_t code = 0, existed = 0;
+  if (!r.U8(&code) || !r.U64(&o.version) || !r.U8(&existed) || !r.U64(&o.current_version) ||
+      !r.U64(&o.max_ts) || !r.Bytes(&o.message) || !r.done()) {
+    return Status::Corruption("malformed shard command outcome");
+  }
+  o.code = static_cast<StatusCode>(code);
+  o.existed = existed != 0;
+  return o;
+}
+
+std::string EncodeDescriptor(const ShardRecord& d) {
+  Writer w;
+  WriteDescriptor(&w, d);
+  return w.Take();
+}
+
+Result<ShardRecord> DecodeDescriptor(std::string_view in) {
+  Reader r(in);
+  ShardRecord d;
+  if (!ReadDescriptor(&r, &d) || !r.done()) return Status::Corruption("malformed shard descriptor");
+  return d;
+}
+
+// --- ShardMachine -------------------------------------------------------------------------
+
+Result<std::unique_ptr<ShardMachine>> ShardMachine::Load(storage::Engine* engine, uint64_t shard) {
+  ASSIGN_OR_RETURN(auto desc_bytes, engine->Get({}, kMeta, DescriptorKey(shard)));
+  if (!desc_bytes) return Status::NotFound("shard " + std::to_string(shard) + " is not here");
+  ASSIGN_OR_RETURN(ShardRecord d, DecodeDescriptor(*desc_bytes));
+  uint64_t applied = 0, max_ts = 0;
+  uint8_t described = 0;
+  ASSIGN_OR_RETURN(auto applied_bytes, engine->Get({}, kMeta, AppliedKey(shard)));
+  if (applied_bytes) {
+    Reader r(*applied_bytes);
+    if (!r.U64(&applied) || !r.U64(&max_ts) || !r.U8(&described)) {
+      return Status::Corruption("shard " + std::to_string(shard) + ": malformed applied record");
+    }
+  }
+  return std::unique_ptr<ShardMachine>(
+      new ShardMachine(engine, std::move(d), applied, max_ts, described != 0));
+}
+
+Result<std::unique_ptr<ShardMachine>> ShardMachine::Create(storage::Engine* engine,
+                                                           const ShardRecord& descriptor) {
+  storage::WriteBatch b;
+  b.Put(kMeta, DescriptorKey(descriptor.id), EncodeDescriptor(descriptor));
+  b.Put(kMeta, AppliedKey(descriptor.id), EncodeApplied(0, 0, false));
+  RETURN_IF_ERROR(engine->Write({.sync = true}, b));
+  return std::unique_ptr<ShardMachine>(new ShardMachine(engine, descriptor, 0, 0, false));
+}
+
+Status ShardMachine::Destroy(storage::Engine* engine, const ShardRecord& d) {
+  storage::WriteBatch b;
+  if (Initialized(d)) {
+    auto [rlo, rhi] = RowRange(d);
+    b.DeleteRange(kRows, rlo, rhi);
+    auto [qlo, qhi] = RequestRange(d);
+    b.DeleteRange(kMeta, qlo, qhi);
+  }
+  b.Delete(kMeta, DescriptorKey(d.id));
+  b.Delete(kMeta, AppliedKey(d.id));
+  return engine->Write({.sync = true}, b);
+}
+
+ShardRecord ShardMachine::descriptor() const {
+  std::lock_guard lock(mu_);
+  return desc_;
+}
+
+Status ShardMachine::ApplyConfState(consensus::LogIndex index, const consensus::ConfState& conf) {
+  ShardRecord d = descriptor();
+  d.replicas.clear();
+  // Voters of a joint configuration's outgoing half stay voters until it is left.
+  std::vector<consensus::NodeId> voters = conf.voters;
+  for (auto v : conf.voters_outgoing) {
+    if (std::find(voters.begin(), voters.end(), v) == voters.end()) voters.push_back(v);
+  }
+  std::sort(voters.begin(), voters.end());
+  for (auto v : voters) d.replicas.push_back({v.value(), false});
+  std::vector<consensus::NodeId> learners = conf.learners;
+  learners.insert(learners.end(), conf.learners_next.begin(), conf.learners_next.end());
+  std::sort(learners.begin(), learners.end());
+  for (auto l : learners) d.replicas.push_back({l.value(), true});
+  d.epoch.conf_ver++;
+  storage::WriteBatch b;
+  b.Put(kMeta, DescriptorKey(id_), EncodeDescriptor(d));
+  StageApplied(&b, std::max(index.value(), applied_.load()), max_ts_.load());
+  // Synced: Raft has recorded the configuration, and never applies this entry again.
+  RETURN_IF_ERROR(engine_->Write({.sync = true}, b));
+  applied_.store(std::max(index.value(), applied_.load()));
+  std::lock_guard lock(mu_);
+  desc_ = std::move(d);
+  return Status::OK();
+}
+
+void ShardMachine::StageApplied(storage::WriteBatch* batch, uint64_t index, uint64_t max_ts) {
+  batch->Put(kMeta, AppliedKey(id_), EncodeApplied(index, max_ts, described_.load()));
+}
+
+Status ShardMachine::Apply(consensus::LogIndex index, std::string_view data) {
+  std::string ignored;
+  return ApplyCommand(index, data, &ignored);
+}
+
+Status ShardMachine::ApplyCommand(consensus::LogIndex index, std::string_view data,
+                                  std::string* result) {
+  storage::WriteBatch batch;
+  WriteOutcome out;
+  uint64_t max_ts = max_ts_.load();
+  if (!data.empty() && data[0] == kWriteTag) {
+    RETURN_IF_ERROR(ApplyWrite(&batch, data.substr(1), &out));
+    if (out.code == StatusCode::kOk && out.version > max_ts) max_ts = out.version;
+  } else if (!data.empty() && data[0] == kFenceTag) {
+    Reader r(data.substr(1));
+    uint64_t ts = 0;
+    if (!r.U64(&ts)) return Status::Corruption("malformed fence command");
+    max_ts = std::max(max_ts, ts);
+  } else if (!data.empty() && data[0] == kDescribeTag) {
+    Reader r(data.substr(1));
+    ShardRecord d;
+    if (!ReadDescriptor(&r, &d) || !r.done() || d.id != id_) {
+      return Status::Corruption("malformed describe command");
+    }
+    described_.store(true);
+    if (!Initialized(descriptor())) {
+      batch.Put(kMeta, DescriptorKey(id_), EncodeDescriptor(d));
+      std::lock_guard lock(mu_);
+      desc_ = std::move(d);
+    }
+  } else {
+    // A command this binary does not know: stopping is safer than diverging.
+    return Status::Corruption("unknown shard command");
+  }
+  out.max_ts = max_ts;
+  StageApplied(&batch, index.value(), max_ts);
+  // Not synced: the Raft log is, and replay from the applied index restores a lost tail.
+  RETURN_IF_ERROR(engine_->Write({.sync = false}, batch));
+  applied_.store(index.value());
+  max_ts_.store(max_ts);
+  *result = EncodeOutcome(out);
+  return Status::OK();
+}
+
+Status ShardMachine::ApplyWrite(storage::WriteBatch* batch, std::string_view body,
+                                WriteOutcome* out) {
+  Reader r(body);
+  WriteCommand c;
+  uint64_t n = 0;
+  if (!r.U64(&c.ts) || !r.Bytes(&c.request_id) || !r.U64(&c.fingerprint) || !r.U64(&c.created_ms) ||
+      !r.U64(&n)) {
+    return Status::Corruption("malformed write command");
+  }
+  c.mutations.resize(n);
+  for (auto& m : c.mutations) {
+    uint8_t flags = 0;
+    uint64_t v = 0;
+    if (!r.U8(&flags) || !r.Bytes(&m.row_key) || !r.Bytes(&m.value) || !r.U64(&v)) {
+      return Status::Corruption("malformed write command");
+    }
+    m.is_delete = (flags & 1) != 0;
+    if (flags & 2) m.if_version = v;
+  }
+  if (!r.done() || c.mutations.empty()) return Status::Corruption("malformed write command");
+
+  const ShardRecord d = descriptor();
+  for (const auto& m : c.mutations) {
+    if (!InRange(d, m.row_key)) {
+      out->code = StatusCode::kOutOfRange;
+      out->message = "key is outside shard " + std::to_string(d.id) + "'s range";
+      return Status::OK();
+    }
+  }
+  // A retry of a request that already applied answers as the first attempt did.
+  std::string request_key;
+  if (!c.request_id.empty()) {
+    request_key = RequestKey(c.mutations[0].row_key, c.request_id);
+    ASSIGN_OR_RETURN(auto prior, engine_->Get({}, kMeta, request_key));
+    if (prior) {
+      RequestRecord rec;
+      if (!DecodeRequest(*prior, &rec)) return Status::Corruption("malformed request record");
+      if (rec.fingerprint != c.fingerprint) {
+        out->code = StatusCode::kInvalidArgument;
+        out->message = "request id '" + c.request_id + "' was already used for a different request";
+      } else {
+        out->version = rec.version;
+        out->existed = rec.existed;
+      }
+      return Status::OK();
+    }
+  }
+  if (c.ts <= max_ts_.load()) {
+    out->code = StatusCode::kAborted;
+    out->message = "commit timestamp " + std::to_string(c.ts) + " is not above the shard's " +
+                   std::to_string(max_ts_.load());
+    return Status::OK();
+  }
+  mvcc::MvccReader reader(engine_, nullptr);
+  bool existed = false;
+  for (size_t i = 0; i < c.mutations.size(); ++i) {
+    const auto& m = c.mutations[i];
+    if (!m.if_version && !(m.is_delete && c.mutations.size() == 1)) continue;
+    ASSIGN_OR_RETURN(auto cur, reader.Get(m.row_key, mvcc::kMaxTimestamp));
+    const bool live = cur && !cur->deleted;
+    const uint64_t current = live ? cur->version : 0;
+    if (c.mutations.size() == 1) existed = live;
+    if (m.if_version && *m.if_version != current) {
+      out->code = StatusCode::kFailedPrecondition;
+      out->current_version = current;
+      out->message = "version mismatch: expected " + std::to_string(*m.if_version) + ", current " +
+                     std::to_string(current);
+      if (c.mutations.size() > 1) out->message = "ops[" + std::to_string(i) + "]: " + out->message;
+      return Status::OK();
+    }
+  }
+  for (const auto& m : c.mutations) {
+    if (m.is_delete)
+      mvcc::DeleteVersion(batch, m.row_key, c.ts);
+    else
+      mvcc::PutVersion(batch, m.row_key, c.ts, m.value);
+  }
+  if (!request_key.empty()) {
+    batch->Put(kMeta, request_key, EncodeRequest({c.fingerprint, c.ts, c.created_ms, existed}));
+  }
+  out->version = c.ts;
+  out->existed = existed;
+  return Status::OK();
+}
+
+Result<std::string> ShardMachine::Snapshot() {
+  // Called on the loop thread, between applies: the engine's latest state is exactly
+  // the state as of Applied().
+  const ShardRecord d = descriptor();
+  Writer w;
+  w.U64(kSnapshotVersion);
+  WriteDescriptor(&w, d);
+  w.U64(max_ts_.load());
+  auto dump = [&](storage::ColumnFamily cf, std::pair<std::string, std::string> range) -> Status {
+    storage::ReadOptions ro;
+    ro.lower_bound = range.first;
+    ro.upper_bound = range.second;
+    auto it = engine_->NewIterator(ro, cf);
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      w.U8(1);
+      w.Bytes(it->key());
+      w.Bytes(it->value());
+    }
+    RETURN_IF_ERROR(it->status());
+    w.U8(0);
+    return Status::OK();
+  };
+  if (Initialized(d)) {
+    RETURN_IF_ERROR(dump(kRows, RowRange(d)));
+    RETURN_IF_ERROR(dump(kMeta, RequestRange(d)));
+  } else {
+    w.U8(0);
+    w.U8(0);
+  }
+  return w.Take();
+}
+
+Status ShardMachine::Restore(consensus::LogIndex index, std::string_view data) {
+  Reader r(data);
+  uint64_t version = 0, max_ts = 0;
+  ShardRecord d;
+  if (!r.U64(&version) || version != kSnapshotVersion || !ReadDescriptor(&r, &d) ||
+      !r.U64(&max_ts) || d.id != id_) {
+    return Status::Corruption("malformed snapshot of shard " + std::to_string(id_));
+  }
+  storage::WriteBatch b;
+  // Clear what this replica held, under both its old range and the snapshot's.
+  const ShardRecord old = descriptor();
+  for (const ShardRecord* range : {static_cast<const ShardRecord*>(&d), &old}) {
+    if (!Initialized(*range)) continue;
+    auto [rlo, rhi] = RowRange(*range);
+    b.DeleteRange(kRows, rlo, rhi);
+    auto [qlo, qhi] = RequestRange(*range);
+    b.DeleteRange(kMeta, qlo, qhi);
+  }
+  for (auto cf : {kRows, kMeta}) {
+    for (;;) {
+      uint8_t more = 0;
+      std::string_view k, v;
+      if (!r.U8(&more)) return Status::Corruption("truncated snapshot");
+      if (more == 0) break;
+      if (!r.Bytes(&k) || !r.Bytes(&v)) return Status::Corruption("truncated snapshot");
+      b.Put(cf, k, v);
+    }
+  }
+  if (!r.done()) return Status::Corruption("trailing bytes in snapshot");
+  b.Put(kMeta, DescriptorKey(id_), EncodeDescriptor(d));
+  described_.store(true);
+  StageApplied(&b, index.value(), max_ts);
+  RETURN_IF_ERROR(engine_->Write({.sync = true}, b));
+  {
+    std::lock_guard lock(mu_);
+    desc_ = std::move(d);
+  }
+  applied_.store(index.value());
+  max_ts_.store(max_ts);
+  return Status::OK();
+}
+
+}  // namespace gojodb::sharding

@@ -1,0 +1,149 @@
+// ShardMachine: the replicated state of one shard replica, the StateMachine of its Raft
+// group. It applies the shard's commands to the rows of its key range with the MVCC
+// version encoding of core/mvcc, on the node's shared Engine.
+//
+// Commands (the leader proposes them; every replica applies them identically):
+//   Write  a commit timestamp and mutations (put/delete, each optionally conditional on
+//          the row's current version) and an optional request id. Refused, with no
+//          effect, when the timestamp is not above the shard's max_ts, when a condition
+//          fails, when a key is outside the range, or when the request id was used for a
+//          different request; a request id seen before answers as the first attempt did.
+//   Fence  raises max_ts to a read timestamp, so no later write commits at or below it:
+//          a snapshot read at T is then complete on this shard once the fence applied.
+//   Describe  puts the descriptor in the log (the first leader proposes it), so that a
+//          replica added later with an empty log learns its range by replaying the log.
+//          A replica that has a descriptor keeps its own.
+//
+// Because every applied write's timestamp is above max_ts, versions of a shard increase
+// in log order, so "the newest version" of a row is also the last one applied.
+//
+// Persistent layout (meta column family, written in the same batch as the rows):
+//   "sA" shard:u64be            applied index, max_ts, described
+//   "sD" shard:u64be            descriptor (range, epoch, replicas)
+//   "sQ" row_key request_id     request record (fingerprint, version, created_ms, existed)
+// Row keys are memcomparable and prefix-free, so request records sort by row and a
+// range of rows maps to one range of records. See docs/architecture/storage-service.md.
+//
+// Thread-safety: Apply*/Restore/Snapshot run on the Raft loop's thread; the accessors
+// may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/controller/state.h"
+#include "core/mvcc/mvcc.h"
+#include "core/replication/raft_node.h"
+#include "core/storage_engine/engine.h"
+
+namespace gojodb::sharding {
+
+using controller::ShardRecord;
+
+struct Mutation {
+  bool is_delete = false;
+  std::string row_key;  // mvcc::EncodeRowKey
+  std::string value;
+  std::optional<uint64_t> if_version;  // 0: the row must not exist
+};
+
+struct WriteCommand {
+  uint64_t ts = 0;  // commit timestamp
+  std::string request_id;
+  uint64_t fingerprint = 0;  // of the request, to detect a reused request id
+  uint64_t created_ms = 0;
+  std::vector<Mutation> mutations;
+};
+
+// A command's outcome, handed back to the proposer. `code` is a StatusCode:
+//   OK                   applied (or a retry of an applied request id)
+//   FAILED_PRECONDITION  a condition failed; current_version and the op's index are set
+//   INVALID_ARGUMENT     the request id was used for a different request
+//   ABORTED              the timestamp is not above max_ts (retry with a newer one)
+//   OUT_OF_RANGE         a key is outside the shard's range (the range changed)
+struct WriteOutcome {
+  StatusCode code = StatusCode::kOk;
+  std::string message;
+  uint64_t version = 0;
+  bool existed = false;
+  uint64_t current_version = 0;
+  uint64_t max_ts = 0;
+};
+
+std::string EncodeWriteCommand(const WriteCommand& w);
+std::string EncodeFenceCommand(uint64_t ts);
+std::string EncodeDescribeCommand(const ShardRecord& d);
+std::string EncodeOutcome(const WriteOutcome& o);
+Result<WriteOutcome> DecodeOutcome(std::string_view in);
+
+std::string EncodeDescriptor(const ShardRecord& d);
+Result<ShardRecord> DecodeDescriptor(std::string_view in);
+
+// A replica created for a member added to a running group has no descriptor until it
+// replays the Describe command or installs a snapshot: its epoch is {0, 0}.
+ShardRecord Uninitialized(uint64_t shard);
+inline bool Initialized(const ShardRecord& d) { return d.epoch.version != 0; }
+
+// Whether a row key lies in the shard's range.
+bool InRange(const ShardRecord& d, std::string_view row_key);
+
+// Meta keys of a shard's records.
+std::string AppliedKey(uint64_t shard);
+std::string DescriptorKey(uint64_t shard);
+inline constexpr std::string_view kDescriptorPrefix = "sD";
+
+class ShardMachine final : public replication::StateMachine {
+ public:
+  // Loads the shard's applied index, max_ts and descriptor from `engine`; NOT_FOUND if
+  // the shard has no descriptor there.
+  static Result<std::unique_ptr<ShardMachine>> Load(storage::Engine* engine, uint64_t shard);
+  // Writes the records of a new replica (applied index 0) and returns its machine.
+  // `descriptor` may be Uninitialized(id).
+  static Result<std::unique_ptr<ShardMachine>> Create(storage::Engine* engine,
+                                                      const ShardRecord& descriptor);
+
+  Status Apply(consensus::LogIndex index, std::string_view data) override;
+  Status ApplyCommand(consensus::LogIndex index, std::string_view data,
+                      std::string* result) override;
+  consensus::LogIndex Applied() const override { return consensus::LogIndex(applied_.load()); }
+  // The range's rows (every version) and request records, with the descriptor.
+  Result<std::string> Snapshot() override;
+  Status Restore(consensus::LogIndex index, std::string_view data) override;
+
+  uint64_t id() const { return id_; }
+  ShardRecord descriptor() const;
+  uint64_t max_ts() const { return max_ts_.load(); }
+  // Whether a Describe command has applied here (or the state came from a snapshot).
+  bool described() const { return described_.load(); }
+  // A membership change: the descriptor takes the new replicas and conf_ver + 1.
+  Status ApplyConfState(consensus::LogIndex index, const consensus::ConfState& conf) override;
+
+  // Deletes every record of the shard (rows in its range, request records, descriptor,
+  // applied index) from the engine, in one batch.
+  static Status Destroy(storage::Engine* engine, const ShardRecord& descriptor);
+
+ private:
+  ShardMachine(storage::Engine* engine, ShardRecord d, uint64_t applied, uint64_t max_ts,
+               bool described)
+      : engine_(engine),
+        id_(d.id),
+        desc_(std::move(d)),
+        applied_(applied),
+        max_ts_(max_ts),
+        described_(described) {}
+  Status ApplyWrite(storage::WriteBatch* batch, std::string_view body, WriteOutcome* out);
+  void StageApplied(storage::WriteBatch* batch, uint64_t index, uint64_t max_ts);
+
+  storage::Engine* const engine_;
+  const uint64_t id_;
+  mutable std::mutex mu_;
+  ShardRecord desc_;  // GUARDED_BY(mu_); written on the loop thread
+  std::atomic<uint64_t> applied_;
+  std::atomic<uint64_t> max_ts_;
+  std::atomic<bool> described_{false};
+};
+
+}  // namespace gojodb::sharding

@@ -1,0 +1,480 @@
+#include "core/sharding/store.h"
+
+#include <algorithm>
+#include <thread>
+
+#include "core/mvcc/key_codec.h"
+#include "internal/encoding.h"
+
+namespace gojodb::sharding {
+namespace {
+
+using Steady = std::chrono::steady_clock;
+using consensus::NodeId;
+constexpr auto kMeta = storage::ColumnFamily::kMeta;
+constexpr std::string_view kTombstonePrefix = "sT";
+
+std::string TombstoneKey(uint64_t shard) {
+  std::string k(kTombstonePrefix);
+  mvcc::AppendUint64(&k, shard);
+  return k;
+}
+
+std::chrono::milliseconds Remaining(Steady::time_point deadline) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Steady::now());
+  return std::max(left, std::chrono::milliseconds(0));
+}
+
+Status OutcomeStatus(const WriteOutcome& o) {
+  switch (o.code) {
+    case StatusCode::kOk:
+      return Status::OK();
+    case StatusCode::kFailedPrecondition:
+      return Status::FailedPrecondition(o.message).WithDetail("current_version",
+                                                              std::to_string(o.current_version));
+    default:
+      return Status(o.code, o.message);
+  }
+}
+
+}  // namespace
+
+Status NotLeaderError(uint64_t shard, uint64_t leader) {
+  return Status::Unavailable("this node does not lead shard " + std::to_string(shard))
+      .WithDetail("reason", std::string(kReasonNotLeader))
+      .WithDetail("leader", std::to_string(leader));
+}
+
+Status EpochNotMatchError(const ShardRecord& current) {
+  return Status::Unavailable("shard " + std::to_string(current.id) + " has changed (now version " +
+                             std::to_string(current.epoch.version) + ")")
+      .WithDetail("reason", std::string(kReasonEpochNotMatch))
+      .WithDetail("descriptor", Base64Encode(EncodeDescriptor(current)));
+}
+
+Status ShardNotFoundError(uint64_t shard) {
+  return Status::Unavailable("shard " + std::to_string(shard) + " is not on this node")
+      .WithDetail("reason", std::string(kReasonShardNotFound));
+}
+
+std::string ReasonOf(const Status& s) {
+  for (const auto& [k, v] : s.details()) {
+    if (k == "reason") return v;
+  }
+  return "";
+}
+
+Result<std::unique_ptr<Store>> Store::Open(StoreOptions options, storage::Engine* engine,
+                                           mvcc::TimestampOracle* tso, Clock* clock,
+                                           GroupTransports* transports) {
+  if (options.node_id == 0) return Status::InvalidArgument("a store needs a node id");
+  std::unique_ptr<Store> store(new Store(options, engine, tso, clock, transports));
+  for (int i = 0; i < std::max(1, options.loops); ++i) {
+    store->loops_.push_back(std::make_unique<replication::RaftLoop>(engine, options.tick));
+  }
+  // Tombstones, then every recorded replica.
+  storage::ReadOptions ro;
+  ro.lower_bound = std::string(kTombstonePrefix);
+  ro.upper_bound = mvcc::PrefixSuccessor(kTombstonePrefix);
+  auto it = engine->NewIterator(ro, kMeta);
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (it->key().size() == kTombstonePrefix.size() + 8) {
+      store->removed_.insert(mvcc::ReadUint64(it->key().substr(kTombstonePrefix.size())));
+    }
+  }
+  RETURN_IF_ERROR(it->status());
+  std::vector<uint64_t> ids;
+  ro.lower_bound = std::string(kDescriptorPrefix);
+  ro.upper_bound = mvcc::PrefixSuccessor(kDescriptorPrefix);
+  it = engine->NewIterator(ro, kMeta);
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (it->key().size() != kDescriptorPrefix.size() + 8) {
+      return Status::Corruption("malformed shard descriptor key");
+    }
+    ids.push_back(mvcc::ReadUint64(it->key().substr(kDescriptorPrefix.size())));
+  }
+  RETURN_IF_ERROR(it->status());
+  it.reset();
+  for (uint64_t id : ids) {
+    ASSIGN_OR_RETURN(auto machine, ShardMachine::Load(engine, id));
+    const bool join = !Initialized(machine->descriptor());
+    auto r = store->StartReplica(std::move(machine), join);
+    if (!r.ok()) return r.status().WithContext("shard " + std::to_string(id));
+    store->replicas_[id] = *r;
+  }
+  return store;
+}
+
+Store::Store(StoreOptions options, storage::Engine* engine, mvcc::TimestampOracle* tso,
+             Clock* clock, GroupTransports* transports)
+    : options_(options), engine_(engine), tso_(tso), clock_(clock), transports_(transports) {}
+
+Store::~Store() {
+  std::map<uint64_t, std::shared_ptr<Replica>> replicas;
+  {
+    std::unique_lock lock(mu_);
+    replicas.swap(replicas_);
+  }
+  for (auto& [id, r] : replicas) r->node.reset();  // leaves the loops
+  loops_.clear();
+}
+
+Result<std::shared_ptr<Store::Replica>> Store::StartReplica(std::unique_ptr<ShardMachine> machine,
+                                                            bool join) {
+  auto r = std::make_shared<Replica>();
+  const ShardRecord d = machine->descriptor();
+  r->transport = transports_->ForGroup(d.id);
+  replication::RaftNodeOptions o;
+  o.id = NodeId(options_.node_id);
+  o.group = d.id;
+  for (const auto& rep : d.replicas) {
+    if (!rep.learner) o.initial_voters.push_back(NodeId(rep.node));
+  }
+  o.tick_interval = options_.tick;
+  o.election_tick = options_.election_tick;
+  o.random_seed = options_.node_id * 1000003 + d.id;
+  o.max_size_per_msg = options_.max_size_per_msg;
+  o.join = join;
+  o.snapshot_entries = options_.snapshot_entries;
+  o.retain_entries = options_.retain_entries;
+  replication::RaftLoop* loop = loops_[d.id % loops_.size()].get();
+  ASSIGN_OR_RETURN(r->node,
+                   replication::RaftNode::Start(o, loop, machine.get(), r->transport.get()));
+  r->machine = std::move(machine);
+  return r;
+}
+
+std::shared_ptr<Store::Replica> Store::Find(uint64_t shard) const {
+  std::shared_lock lock(mu_);
+  auto it = replicas_.find(shard);
+  return it == replicas_.end() ? nullptr : it->second;
+}
+
+Status Store::CreateReplica(const ShardRecord& d) {
+  if (d.id == 0) return Status::InvalidArgument("shard id 0 is reserved");
+  if (!Initialized(d)) return Status::InvalidArgument("a new shard needs an epoch");
+  const bool member = std::any_of(d.replicas.begin(), d.replicas.end(), [&](const auto& r) {
+    return r.node == options_.node_id && !r.learner;
+  });
+  if (!member) {
+    return Status::InvalidArgument("node " + std::to_string(options_.node_id) +
+                                   " is not a voter of shard " + std::to_string(d.id));
+  }
+  std::lock_guard create(create_mu_);
+  {
+    std::shared_lock lock(mu_);
+    if (replicas_.count(d.id)) return Status::OK();
+    if (removed_.count(d.id)) {
+      return Status::FailedPrecondition("shard " + std::to_string(d.id) +
+                                        " was removed from this node");
+    }
+  }
+  ShardRecord desc = d;
+  desc.leader = 0;
+  ASSIGN_OR_RETURN(auto machine, ShardMachine::Create(engine_, desc));
+  ASSIGN_OR_RETURN(auto r, StartReplica(std::move(machine), /*join=*/false));
+  std::unique_lock lock(mu_);
+  replicas_[d.id] = std::move(r);
+  return Status::OK();
+}
+
+void Store::Deliver(uint64_t group, consensus::Message m) {
+  if (auto r = Find(group)) {
+    r->node->Deliver(std::move(m));
+    return;
+  }
+  if (group == 0 || m.to != NodeId(options_.node_id)) return;
+  {
+    std::shared_lock lock(mu_);
+    if (removed_.count(group)) return;  // a removed replica never comes back
+  }
+  // A member being added: only a leader's append, heartbeat or snapshot creates it.
+  using consensus::MessageType;
+  if (m.type != MessageType::kApp && m.type != MessageType::kHeartbeat &&
+      m.type != MessageType::kSnap) {
+    return;
+  }
+  {
+    std::lock_guard create(create_mu_);
+    if (!Find(group)) {
+      auto machine = ShardMachine::Create(engine_, Uninitialized(group));
+      if (!machine.ok()) return;  // the leader retries
+      auto r = StartReplica(std::move(*machine), /*join=*/true);
+      if (!r.ok()) return;
+      std::unique_lock lock(mu_);
+      replicas_[group] = std::move(*r);
+    }
+  }
+  if (auto r = Find(group)) r->node->Deliver(std::move(m));
+}
+
+void Store::ReportSnapshot(uint64_t group, NodeId to, bool ok) {
+  if (auto r = Find(group)) r->node->ReportSnapshot(to, ok);
+}
+
+Status Store::DestroyReplica(uint64_t shard) {
+  std::lock_guard create(create_mu_);
+  std::shared_ptr<Replica> r;
+  {
+    std::unique_lock lock(mu_);
+    auto it = replicas_.find(shard);
+    if (it == replicas_.end()) return Status::OK();
+    r = it->second;
+    replicas_.erase(it);
+    removed_.insert(shard);
+  }
+  r->node.reset();
+  storage::WriteBatch b;
+  b.Put(kMeta, TombstoneKey(shard), "");
+  RETURN_IF_ERROR(engine_->Write({.sync = true}, b));
+  RETURN_IF_ERROR(ShardMachine::Destroy(engine_, r->machine->descriptor()));
+  return replication::RaftLogStore::Destroy(engine_, shard);
+}
+
+Result<std::shared_ptr<Store::Replica>> Store::Check(const Route& route, bool leader_only) const {
+  auto r = Find(route.shard);
+  if (!r) return ShardNotFoundError(route.shard);
+  const ShardRecord d = r->machine->descriptor();
+  if (!Initialized(d)) return ShardNotFoundError(route.shard);
+  if (route.epoch.version != d.epoch.version) return EpochNotMatchError(d);
+  if (leader_only) {
+    const NodeId leader = r->node->Leader();
+    if (leader != NodeId(options_.node_id)) return NotLeaderError(route.shard, leader.value());
+  }
+  return r;
+}
+
+Result<WriteOutcome> Store::ProposeCommand(Replica& r, const std::string& data,
+                                           Steady::time_point deadline) {
+  std::string result;
+  auto ticket = r.node->Submit(data);
+  RETURN_IF_ERROR(r.node->Wait(ticket, Remaining(deadline), &result));
+  return DecodeOutcome(result);
+}
+
+Status Store::EnsureDescribed(Replica& r, Steady::time_point deadline) {
+  if (r.machine->described()) return Status::OK();
+  ASSIGN_OR_RETURN(auto out,
+                   ProposeCommand(r, EncodeDescribeCommand(r.machine->descriptor()), deadline));
+  return OutcomeStatus(out);
+}
+
+Result<WriteOutcome> Store::Write(const Route& route, WriteCommand w, Steady::time_point deadline) {
+  if (w.mutations.empty()) return Status::InvalidArgument("a write needs at least one mutation");
+  ASSIGN_OR_RETURN(auto r, Check(route, /*leader_only=*/true));
+  const ShardRecord d = r->machine->descriptor();
+  for (const auto& m : w.mutations) {
+    if (!InRange(d, m.row_key)) return EpochNotMatchError(d);
+  }
+  RETURN_IF_ERROR(EnsureDescribed(*r, deadline));
+  w.created_ms = clock_->NowMillis();
+  for (;;) {
+    replication::RaftNode::Ticket ticket;
+    {
+      std::lock_guard order(r->order_mu);
+      ASSIGN_OR_RETURN(w.ts, tso_->Next());
+      ticket = r->node->Submit(EncodeWriteCommand(w));
+    }
+    std::string result;
+    Status s = r->node->Wait(ticket, Remaining(deadline), &result);
+    if (!s.ok()) {
+      if (s.code() == StatusCode::kUnavailable) {
+        return NotLeaderError(route.shard, r->node->Leader().value());
+      }
+      return s;
+    }
+    ASSIGN_OR_RETURN(WriteOutcome out, DecodeOutcome(result));
+    if (out.code == StatusCode::kAborted) {
+      // Our timestamp was overtaken (a fence, or a newer leader's writes): nothing
+      // applied; take a timestamp above the shard's and go again.
+      RETURN_IF_ERROR(tso_->AdvancePast(out.max_ts));
+      if (Steady::now() >= deadline) {
+        return Status::DeadlineExceeded("write did not find a commit timestamp in time");
+      }
+      continue;
+    }
+    if (out.code == StatusCode::kOutOfRange) return EpochNotMatchError(r->machine->descriptor());
+    RETURN_IF_ERROR(OutcomeStatus(out));
+    return out;
+  }
+}
+
+Status Store::PrepareRead(Replica& r, kv::Consistency c, uint64_t at, Steady::time_point deadline) {
+  if (c == kv::Consistency::kStale) {
+    // Any replica, as of what it has applied; a snapshot at `at` needs max_ts >= at.
+    if (at != mvcc::kMaxTimestamp && r.machine->max_ts() < at) {
+      return NotLeaderError(r.machine->id(), r.node->Leader().value());
+    }
+    return Status::OK();
+  }
+  Status s = r.node->ReadBarrier(Remaining(deadline));
+  if (!s.ok()) {
+    if (s.code() == StatusCode::kUnavailable) {
+      return NotLeaderError(r.machine->id(), r.node->Leader().value());
+    }
+    return s;
+  }
+  if (at != mvcc::kMaxTimestamp && r.machine->max_ts() < at) {
+    ASSIGN_OR_RETURN(auto out, ProposeCommand(r, EncodeFenceCommand(at), deadline));
+    RETURN_IF_ERROR(OutcomeStatus(out));
+  }
+  return Status::OK();
+}
+
+Result<std::optional<mvcc::VersionedValue>> Store::Get(const Route& route, std::string_view row_key,
+                                                       kv::Consistency consistency, uint64_t at,
+                                                       Steady::time_point deadline) {
+  const bool any_replica = consistency == kv::Consistency::kStale;
+  ASSIGN_OR_RETURN(auto r, Check(route, !any_replica));
+  if (at == 0) at = mvcc::kMaxTimestamp;
+  RETURN_IF_ERROR(PrepareRead(*r, consistency, at, deadline));
+  // After the barrier: the range may have changed while we waited.
+  const ShardRecord d = r->machine->descriptor();
+  if (d.epoch.version != route.epoch.version || !InRange(d, row_key)) {
+    return EpochNotMatchError(d);
+  }
+  mvcc::MvccReader reader(engine_, nullptr);
+  return reader.Get(row_key, at);
+}
+
+Result<mvcc::ScanOutput> Store::Scan(const Route& route, mvcc::ScanOptions o,
+                                     kv::Consistency consistency, Steady::time_point deadline) {
+  const bool any_replica = consistency == kv::Consistency::kStale;
+  if (!any_replica && o.read_ts == mvcc::kMaxTimestamp) {
+    return Status::InvalidArgument("a linearizable or snapshot scan needs a read timestamp");
+  }
+  ASSIGN_OR_RETURN(auto r, Check(route, !any_replica));
+  RETURN_IF_ERROR(PrepareRead(*r, consistency, o.read_ts, deadline));
+  const ShardRecord d = r->machine->descriptor();
+  if (d.epoch.version != route.epoch.version) return EpochNotMatchError(d);
+  // Clip [start, end) of the collection to the shard's range of row keys.
+  const std::string prefix = mvcc::CollectionPrefix(o.tenant, o.collection);
+  std::string lo = mvcc::EncodeRowKey(o.tenant, o.collection, o.start);
+  std::string hi = o.end.empty() ? mvcc::PrefixSuccessor(prefix)
+                                 : mvcc::EncodeRowKey(o.tenant, o.collection, o.end);
+  if (lo < d.start_key) lo = d.start_key;
+  if (!d.end_key.empty() && d.end_key < hi) hi = d.end_key;
+  if (lo >= hi) return mvcc::ScanOutput{};
+  // The reader takes user keys; a clipped bound that falls inside the collection is
+  // mapped back to the first user key at or after it.
+  auto user_bound = [&](const std::string& row, bool is_end) -> Result<std::string> {
+    if (row <= prefix) return std::string();
+    if (is_end && row >= mvcc::PrefixSuccessor(prefix)) return std::string();
+    std::string user;
+    auto n = mvcc::DecodeComparableBytes(std::string_view(row).substr(prefix.size()), &user);
+    if (!n.ok()) return Status::Internal("shard boundary is not a row key");
+    return user;
+  };
+  ASSIGN_OR_RETURN(o.start, user_bound(lo, false));
+  ASSIGN_OR_RETURN(o.end, user_bound(hi, true));
+  mvcc::MvccReader reader(engine_, nullptr);
+  return reader.Scan(o);
+}
+
+Status Store::AddReplica(uint64_t shard, uint64_t node, std::chrono::milliseconds timeout) {
+  const auto deadline = Steady::now() + timeout;
+  auto r = Find(shard);
+  if (!r) return ShardNotFoundError(shard);
+  if (r->node->Leader() != NodeId(options_.node_id)) {
+    return NotLeaderError(shard, r->node->Leader().value());
+  }
+  RETURN_IF_ERROR(EnsureDescribed(*r, deadline));
+  auto has = [&](bool learner) {
+    const auto d = r->machine->descriptor();
+    return std::any_of(d.replicas.begin(), d.replicas.end(),
+                       [&](const auto& x) { return x.node == node && x.learner == learner; });
+  };
+  using consensus::ConfChangeType;
+  if (!has(true) && !has(false)) {
+    consensus::ConfChange cc;
+    cc.changes.push_back({ConfChangeType::kAddLearnerNode, NodeId(node)});
+    RETURN_IF_ERROR(r->node->ProposeConfChange(cc, Remaining(deadline)));
+  }
+  if (has(false)) return Status::OK();
+  // Wait until the learner has the log up to the leader's commit, then promote it.
+  for (;;) {
+    auto st = r->node->GetStatus();
+    bool caught_up = false;
+    for (const auto& p : st.progress) {
+      if (p.id == NodeId(node) && p.match >= st.commit) caught_up = true;
+    }
+    if (caught_up) break;
+    if (Steady::now() >= deadline) {
+      return Status::DeadlineExceeded("node " + std::to_string(node) +
+                                      " did not catch up in time; it stays a learner");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  consensus::ConfChange cc;
+  cc.changes.push_back({ConfChangeType::kAddNode, NodeId(node)});
+  return r->node->ProposeConfChange(cc, Remaining(deadline));
+}
+
+Status Store::RemoveReplica(uint64_t shard, uint64_t node, std::chrono::milliseconds timeout) {
+  const auto deadline = Steady::now() + timeout;
+  auto r = Find(shard);
+  if (!r) return ShardNotFoundError(shard);
+  if (r->node->Leader() != NodeId(options_.node_id)) {
+    return NotLeaderError(shard, r->node->Leader().value());
+  }
+  const auto d = r->machine->descriptor();
+  if (std::none_of(d.replicas.begin(), d.replicas.end(),
+                   [&](const auto& x) { return x.node == node; })) {
+    return Status::OK();
+  }
+  if (node == options_.node_id) {
+    // A leader does not remove itself: it hands leadership to another voter, whose
+    // leader then carries out the removal.
+    for (const auto& x : d.replicas) {
+      if (!x.learner && x.node != node) return TransferLeader(shard, x.node);
+    }
+    return Status::FailedPrecondition("cannot remove the only voter of shard " +
+                                      std::to_string(shard));
+  }
+  consensus::ConfChange cc;
+  cc.changes.push_back({consensus::ConfChangeType::kRemoveNode, NodeId(node)});
+  return r->node->ProposeConfChange(cc, Remaining(deadline));
+}
+
+Status Store::TransferLeader(uint64_t shard, uint64_t node) {
+  auto r = Find(shard);
+  if (!r) return ShardNotFoundError(shard);
+  return r->node->TransferLeadership(NodeId(node));
+}
+
+std::vector<ShardRecord> Store::Describe() const {
+  std::vector<ShardRecord> out;
+  std::shared_lock lock(mu_);
+  for (const auto& [id, r] : replicas_) {
+    ShardRecord d = r->machine->descriptor();
+    if (!Initialized(d)) continue;
+    const NodeId leader = r->node->Leader();
+    d.leader = leader == NodeId(options_.node_id) ? options_.node_id : 0;
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
+Store::Stats Store::GetStats() const {
+  Stats s;
+  std::shared_lock lock(mu_);
+  for (const auto& [id, r] : replicas_) {
+    s.shards++;
+    if (r->node->Leader() == NodeId(options_.node_id)) s.leaders++;
+  }
+  return s;
+}
+
+Result<replication::GroupStatus> Store::GroupStatusOf(uint64_t shard) const {
+  auto r = Find(shard);
+  if (!r) return Status::NotFound("shard " + std::to_string(shard) + " is not on this node");
+  return r->node->GetStatus();
+}
+
+Result<ShardRecord> Store::DescriptorOf(uint64_t shard) const {
+  auto r = Find(shard);
+  if (!r) return Status::NotFound("shard " + std::to_string(shard) + " is not on this node");
+  return r->machine->descriptor();
+}
+
+}  // namespace gojodb::sharding

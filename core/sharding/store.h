@@ -1,0 +1,165 @@
+// Store: the shard replicas one storage node hosts, over the node's one Engine.
+//
+// Each replica is a RaftNode (group id = shard id) with a ShardMachine. Groups are
+// spread over a small pool of RaftLoops (by shard id), so each loop persists all its
+// groups' Readies with one fsync per iteration. The Store knows neither gRPC nor the
+// controller: the server layer feeds it Raft messages (Deliver), the controller's
+// commands (CreateReplica, AddReplica, ...) and client requests (Write, Get, Scan), and
+// reads Describe() for heartbeats. See docs/architecture/storage-service.md.
+//
+// Errors a caller should act on carry the detail "reason":
+//   UNAVAILABLE reason=NOT_LEADER       detail "leader" (0: unknown); retry there
+//   UNAVAILABLE reason=EPOCH_NOT_MATCH  detail "descriptor" (hex of EncodeDescriptor)
+//   UNAVAILABLE reason=SHARD_NOT_FOUND  the shard is not on this node
+//
+// Thread-safety: every public method may be called from any thread.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <shared_mutex>
+
+#include "core/kv/kv_service.h"
+#include "core/mvcc/mvcc.h"
+#include "core/mvcc/timestamp_oracle.h"
+#include "core/replication/raft_loop.h"
+#include "core/replication/raft_node.h"
+#include "core/sharding/shard_machine.h"
+#include "internal/clock.h"
+
+namespace gojodb::sharding {
+
+struct StoreOptions {
+  uint64_t node_id = 0;
+  int loops = 2;  // RaftLoop threads
+  std::chrono::milliseconds tick{20};
+  int election_tick = 10;
+  uint64_t snapshot_entries = 10000;
+  uint64_t retain_entries = 1000;
+  uint64_t max_size_per_msg = 1 << 20;
+};
+
+// How a replica's Raft messages reach the other members: one Transport per group.
+class GroupTransports {
+ public:
+  virtual ~GroupTransports() = default;
+  virtual std::unique_ptr<replication::Transport> ForGroup(uint64_t group) = 0;
+};
+
+// Which shard and epoch a request was routed with.
+struct Route {
+  uint64_t shard = 0;
+  controller::Epoch epoch;
+};
+
+// Detail values of the errors above, for the server layer.
+inline constexpr std::string_view kReasonNotLeader = "NOT_LEADER";
+inline constexpr std::string_view kReasonEpochNotMatch = "EPOCH_NOT_MATCH";
+inline constexpr std::string_view kReasonShardNotFound = "SHARD_NOT_FOUND";
+Status NotLeaderError(uint64_t shard, uint64_t leader);
+Status EpochNotMatchError(const ShardRecord& current);
+Status ShardNotFoundError(uint64_t shard);
+// The reason detail of a status ("" if none).
+std::string ReasonOf(const Status& s);
+
+class Store {
+ public:
+  // Reopens every replica recorded in `engine`. Pointers are not owned and must
+  // outlive the store.
+  static Result<std::unique_ptr<Store>> Open(StoreOptions options, storage::Engine* engine,
+                                             mvcc::TimestampOracle* tso, Clock* clock,
+                                             GroupTransports* transports);
+  ~Store();
+
+  // --- The controller's commands ---
+  // Creates this node's replica of a new shard whose members are d.replicas (the
+  // voters bootstrap the group). OK if the replica exists.
+  Status CreateReplica(const ShardRecord& d);
+  // On the shard's leader: adds `node` as a learner, waits until it has caught up, and
+  // promotes it to voter.
+  Status AddReplica(uint64_t shard, uint64_t node, std::chrono::milliseconds timeout);
+  // On the shard's leader: removes `node` from the group (hands leadership away first if
+  // it is this node).
+  Status RemoveReplica(uint64_t shard, uint64_t node, std::chrono::milliseconds timeout);
+  Status TransferLeader(uint64_t shard, uint64_t node);
+  // Drops this node's replica and its data (after the group removed it).
+  Status DestroyReplica(uint64_t shard);
+
+  // --- From the transport ---
+  // A message for a replica this node lacks creates it (a member being added) unless
+  // the shard was removed from this node.
+  void Deliver(uint64_t group, consensus::Message m);
+  void ReportSnapshot(uint64_t group, consensus::NodeId to, bool ok);
+
+  // --- Client requests ---
+  // Applies `w` (its ts is assigned here) on the shard's leader. Outcomes of the
+  // command (condition failed, request id reused) come back as statuses:
+  // FAILED_PRECONDITION with detail current_version, INVALID_ARGUMENT.
+  Result<WriteOutcome> Write(const Route& route, WriteCommand w,
+                             std::chrono::steady_clock::time_point deadline);
+  // The newest version of a row at `at` (kMaxTimestamp: the latest) or nullopt.
+  // kLinearizable and kSnapshot are served by the leader, kStale by any replica.
+  Result<std::optional<mvcc::VersionedValue>> Get(const Route& route, std::string_view row_key,
+                                                  kv::Consistency consistency, uint64_t at,
+                                                  std::chrono::steady_clock::time_point deadline);
+  // Rows of one collection in [start, end) ∩ the shard's range, at o.read_ts (a
+  // kMaxTimestamp read_ts is allowed only with kStale).
+  Result<mvcc::ScanOutput> Scan(const Route& route, mvcc::ScanOptions o,
+                                kv::Consistency consistency,
+                                std::chrono::steady_clock::time_point deadline);
+
+  // --- Reports ---
+  // The descriptor of every hosted replica; leader = this node where it leads.
+  std::vector<ShardRecord> Describe() const;
+  struct Stats {
+    uint64_t shards = 0;
+    uint64_t leaders = 0;
+  };
+  Stats GetStats() const;
+  // The replica's Raft status (tests, /metrics); NOT_FOUND if absent.
+  Result<replication::GroupStatus> GroupStatusOf(uint64_t shard) const;
+  Result<ShardRecord> DescriptorOf(uint64_t shard) const;
+  uint64_t node_id() const { return options_.node_id; }
+
+ private:
+  struct Replica {
+    std::unique_ptr<ShardMachine> machine;
+    std::unique_ptr<replication::Transport> transport;
+    std::unique_ptr<replication::RaftNode> node;
+    // Held from taking a commit timestamp to queueing the proposal, so this leader's
+    // writes enter the log in timestamp order.
+    std::mutex order_mu;
+  };
+
+  Store(StoreOptions options, storage::Engine* engine, mvcc::TimestampOracle* tso, Clock* clock,
+        GroupTransports* transports);
+  Result<std::shared_ptr<Replica>> StartReplica(std::unique_ptr<ShardMachine> machine, bool join);
+  std::shared_ptr<Replica> Find(uint64_t shard) const;
+  // The replica of route.shard, with the epoch checked; leader_only: this node leads.
+  Result<std::shared_ptr<Replica>> Check(const Route& route, bool leader_only) const;
+  // Proposes `data` on the leader and returns the command's outcome.
+  Result<WriteOutcome> ProposeCommand(Replica& r, const std::string& data,
+                                      std::chrono::steady_clock::time_point deadline);
+  // Puts the descriptor in the log once (see ShardMachine's Describe).
+  Status EnsureDescribed(Replica& r, std::chrono::steady_clock::time_point deadline);
+  // Makes a read at `at` complete on the leader: a read barrier, then a fence if needed.
+  Status PrepareRead(Replica& r, kv::Consistency c, uint64_t at,
+                     std::chrono::steady_clock::time_point deadline);
+
+  const StoreOptions options_;
+  storage::Engine* const engine_;
+  mvcc::TimestampOracle* const tso_;
+  Clock* const clock_;
+  GroupTransports* const transports_;
+  std::vector<std::unique_ptr<replication::RaftLoop>> loops_;
+
+  mutable std::shared_mutex mu_;
+  std::map<uint64_t, std::shared_ptr<Replica>> replicas_;  // GUARDED_BY(mu_)
+  std::set<uint64_t> removed_;                             // GUARDED_BY(mu_): tombstones
+  std::mutex create_mu_;  // serializes replica creation and destruction
+};
+
+}  // namespace gojodb::sharding

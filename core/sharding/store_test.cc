@@ -1,0 +1,429 @@
+// Stores of several nodes in one process, each on its own RocksDB, over an in-process
+// network: shard replicas created and driven, writes through Raft with conditions and
+// request ids, reads of each consistency, timestamp fences, restarts, leader changes,
+// and replicas added (by log replay or by snapshot) and removed.
+#include "core/sharding/store.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <set>
+#include <thread>
+
+#include "core/mvcc/key_codec.h"
+#include "core/storage_engine/rocksdb_engine.h"
+
+namespace gojodb::sharding {
+namespace {
+
+using consensus::NodeId;
+using namespace std::chrono_literals;
+using SteadyClock = std::chrono::steady_clock;
+
+// Routes (group, message) to the addressed node's Store; a node in `down` neither
+// sends nor receives.
+class Network {
+ public:
+  void Attach(uint64_t node, Store* s) {
+    std::lock_guard lock(mu_);
+    stores_[node] = s;
+  }
+  void Detach(uint64_t node) {
+    std::lock_guard lock(mu_);
+    stores_.erase(node);
+  }
+  void SetDown(uint64_t node, bool down) {
+    std::lock_guard lock(mu_);
+    if (down)
+      down_.insert(node);
+    else
+      down_.erase(node);
+  }
+  void Route(uint64_t group, consensus::Message m) {
+    Store* to = nullptr;
+    {
+      std::lock_guard lock(mu_);
+      if (down_.count(m.to.value()) || down_.count(m.from.value())) return;
+      auto it = stores_.find(m.to.value());
+      if (it == stores_.end()) return;
+      to = it->second;
+    }
+    to->Deliver(group, std::move(m));
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<uint64_t, Store*> stores_;
+  std::set<uint64_t> down_;
+};
+
+class Transports final : public GroupTransports {
+ public:
+  explicit Transports(Network* net) : net_(net) {}
+  std::unique_ptr<replication::Transport> ForGroup(uint64_t group) override {
+    class T final : public replication::Transport {
+     public:
+      T(Network* net, uint64_t group) : net_(net), group_(group) {}
+      void Send(std::vector<consensus::Message> messages) override {
+        for (auto& m : messages) net_->Route(group_, std::move(m));
+      }
+
+     private:
+      Network* net_;
+      uint64_t group_;
+    };
+    return std::make_unique<T>(net_, group);
+  }
+
+ private:
+  Network* net_;
+};
+
+class StoreTest : public ::testing::Test {
+ protected:
+  struct Node {
+    std::unique_ptr<storage::Engine> engine;
+    std::unique_ptr<Store> store;
+  };
+
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() / ("gojodb-store-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir_);
+    storage::EngineOptions eo;
+    eo.path = (dir_ / "tso").string();
+    std::filesystem::create_directories(eo.path);
+    tso_engine_ = std::move(storage::OpenEngine(eo)).value();
+    tso_ = std::move(mvcc::LocalTimestampOracle::Open(tso_engine_.get(), &clock_)).value();
+  }
+  void TearDown() override {
+    for (auto& [id, n] : nodes_) Stop(id);
+    nodes_.clear();
+    tso_.reset();
+    tso_engine_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  StoreOptions options_;
+
+  void Start(uint64_t id) {
+    Node& n = nodes_[id];
+    storage::EngineOptions eo;
+    eo.path = (dir_ / std::to_string(id)).string();
+    std::filesystem::create_directories(eo.path);
+    n.engine = std::move(storage::OpenEngine(eo)).value();
+    StoreOptions o = options_;
+    o.node_id = id;
+    o.tick = 5ms;
+    auto s = Store::Open(o, n.engine.get(), tso_.get(), &clock_, &transports_);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    n.store = std::move(s).value();
+    net_.Attach(id, n.store.get());
+  }
+  void Stop(uint64_t id) {
+    net_.Detach(id);
+    nodes_[id].store.reset();
+    nodes_[id].engine.reset();
+  }
+  Store& S(uint64_t id) { return *nodes_.at(id).store; }
+
+  static ShardRecord Shard(uint64_t id, std::string start, std::string end,
+                           std::vector<uint64_t> nodes) {
+    ShardRecord d;
+    d.id = id;
+    d.start_key = std::move(start);
+    d.end_key = std::move(end);
+    for (uint64_t n : nodes) d.replicas.push_back({n, false});
+    return d;
+  }
+
+  // Waits until some node leads `shard`; returns it.
+  uint64_t LeaderOf(uint64_t shard, std::set<uint64_t> among = {}) {
+    for (int i = 0; i < 1000; ++i) {
+      for (auto& [id, n] : nodes_) {
+        if (!n.store || (!among.empty() && !among.count(id))) continue;
+        auto st = n.store->GroupStatusOf(shard);
+        if (st.ok() && st->is_leader) return id;
+      }
+      std::this_thread::sleep_for(5ms);
+    }
+    ADD_FAILURE() << "no leader for shard " << shard;
+    return 0;
+  }
+
+  static std::string Row(std::string_view key) { return mvcc::EncodeRowKey(0, 1, key); }
+
+  static WriteCommand Put(std::string key, std::string value,
+                          std::optional<uint64_t> if_version = std::nullopt,
+                          std::string request_id = "", uint64_t fingerprint = 0) {
+    WriteCommand w;
+    w.request_id = std::move(request_id);
+    w.fingerprint = fingerprint;
+    w.mutations.push_back({false, Row(key), std::move(value), if_version});
+    return w;
+  }
+
+  Route R(uint64_t shard) {
+    for (auto& [id, n] : nodes_) {
+      if (!n.store) continue;
+      auto d = n.store->DescriptorOf(shard);
+      if (d.ok() && Initialized(*d)) return {shard, d->epoch};
+    }
+    return {shard, {}};
+  }
+
+  static SteadyClock::time_point Deadline(std::chrono::milliseconds d = 5s) {
+    return SteadyClock::now() + d;
+  }
+
+  Result<std::optional<mvcc::VersionedValue>> GetAt(uint64_t node, std::string_view key,
+                                                    kv::Consistency c, uint64_t at = 0) {
+    return S(node).Get(R(1), Row(key), c, at, Deadline());
+  }
+
+  // Waits until `node` has the value (a stale read) or gives up.
+  bool Eventually(uint64_t node, std::string_view key, std::string_view value) {
+    for (int i = 0; i < 1000; ++i) {
+      auto v = GetAt(node, key, kv::Consistency::kStale);
+      if (v.ok() && *v && !(*v)->deleted && (*v)->value == value) return true;
+      std::this_thread::sleep_for(5ms);
+    }
+    return false;
+  }
+
+  std::filesystem::path dir_;
+  SystemClock clock_;
+  std::unique_ptr<storage::Engine> tso_engine_;
+  std::unique_ptr<mvcc::LocalTimestampOracle> tso_;
+  Network net_;
+  Transports transports_{&net_};
+  std::map<uint64_t, Node> nodes_;
+};
+
+TEST_F(StoreTest, WritesGoThroughTheLeaderAndReachEveryReplica) {
+  for (uint64_t id : {1, 2, 3}) Start(id);
+  const auto d = Shard(1, "", "", {1, 2, 3});
+  for (uint64_t id : {1, 2, 3}) ASSERT_TRUE(S(id).CreateReplica(d).ok());
+  ASSERT_TRUE(S(1).CreateReplica(d).ok()) << "creating twice is a no-op";
+  const uint64_t leader = LeaderOf(1);
+  const uint64_t follower = leader == 1 ? 2 : 1;
+
+  auto w = S(leader).Write(R(1), Put("a", "1"), Deadline());
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  EXPECT_GT(w->version, 0u);
+
+  // A follower refuses writes and linearizable reads, naming the leader.
+  auto nl = S(follower).Write(R(1), Put("a", "2"), Deadline());
+  ASSERT_EQ(nl.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(ReasonOf(nl.status()), kReasonNotLeader);
+  bool named = false;
+  for (const auto& [k, v] : nl.status().details())
+    named |= k == "leader" && v == std::to_string(leader);
+  EXPECT_TRUE(named) << nl.status().ToString();
+  EXPECT_EQ(ReasonOf(GetAt(follower, "a", kv::Consistency::kLinearizable).status()),
+            kReasonNotLeader);
+
+  auto r = GetAt(leader, "a", kv::Consistency::kLinearizable);
+  ASSERT_TRUE(r.ok() && *r) << r.status().ToString();
+  EXPECT_EQ((*r)->value, "1");
+  EXPECT_EQ((*r)->version, w->version);
+  for (uint64_t id : {1, 2, 3}) EXPECT_TRUE(Eventually(id, "a", "1")) << "node " << id;
+
+  // Unknown shards and stale epochs are refused with their reasons.
+  EXPECT_EQ(ReasonOf(S(leader).Write({7, {}}, Put("a", "x"), Deadline()).status()),
+            kReasonShardNotFound);
+  Route stale = R(1);
+  stale.epoch.version += 1;
+  auto en = S(leader).Write(stale, Put("a", "x"), Deadline());
+  EXPECT_EQ(ReasonOf(en.status()), kReasonEpochNotMatch) << en.status().ToString();
+}
+
+TEST_F(StoreTest, ConditionsAndRequestIdsApplyOnce) {
+  for (uint64_t id : {1, 2, 3}) Start(id);
+  const auto d = Shard(1, "", "", {1, 2, 3});
+  for (uint64_t id : {1, 2, 3}) ASSERT_TRUE(S(id).CreateReplica(d).ok());
+  uint64_t leader = LeaderOf(1);
+
+  auto created = S(leader).Write(R(1), Put("k", "v1", 0), Deadline());
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  auto again = S(leader).Write(R(1), Put("k", "v2", 0), Deadline());
+  ASSERT_EQ(again.status().code(), StatusCode::kFailedPrecondition);
+  bool current = false;
+  for (const auto& [k, v] : again.status().details()) {
+    current |= k == "current_version" && v == std::to_string(created->version);
+  }
+  EXPECT_TRUE(current) << again.status().ToString();
+
+  // A conditional write with a request id, retried after a leader change: one version.
+  auto first = S(leader).Write(R(1), Put("k", "v3", created->version, "req-1", 42), Deadline());
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  const uint64_t next = leader == 3 ? 1 : leader + 1;
+  ASSERT_TRUE(S(leader).TransferLeader(1, next).ok());
+  leader = LeaderOf(1, {next});
+  ASSERT_EQ(leader, next);
+  auto retry = S(leader).Write(R(1), Put("k", "v3", created->version, "req-1", 42), Deadline());
+  ASSERT_TRUE(retry.ok()) << retry.status().ToString();
+  EXPECT_EQ(retry->version, first->version);
+  auto r = GetAt(leader, "k", kv::Consistency::kLinearizable);
+  ASSERT_TRUE(r.ok() && *r);
+  EXPECT_EQ((*r)->value, "v3");
+  EXPECT_EQ((*r)->version, first->version);
+  // The same id for another request is refused.
+  auto reused = S(leader).Write(R(1), Put("k", "other", std::nullopt, "req-1", 43), Deadline());
+  EXPECT_EQ(reused.status().code(), StatusCode::kInvalidArgument) << reused.status().ToString();
+}
+
+TEST_F(StoreTest, SnapshotReadsFenceLaterWrites) {
+  for (uint64_t id : {1, 2, 3}) Start(id);
+  const auto d = Shard(1, "", "", {1, 2, 3});
+  for (uint64_t id : {1, 2, 3}) ASSERT_TRUE(S(id).CreateReplica(d).ok());
+  const uint64_t leader = LeaderOf(1);
+  auto w1 = S(leader).Write(R(1), Put("x", "old"), Deadline());
+  ASSERT_TRUE(w1.ok());
+  // A read timestamp well above anything written: the fence makes later writes commit
+  // above it, so the snapshot stays what it was.
+  const uint64_t at = *tso_->Next() + 1000;
+  auto before = GetAt(leader, "x", kv::Consistency::kSnapshot, at);
+  ASSERT_TRUE(before.ok() && *before) << before.status().ToString();
+  EXPECT_EQ((*before)->value, "old");
+  auto w2 = S(leader).Write(R(1), Put("x", "new"), Deadline());
+  ASSERT_TRUE(w2.ok()) << w2.status().ToString();
+  EXPECT_GT(w2->version, at);
+  auto after = GetAt(leader, "x", kv::Consistency::kSnapshot, at);
+  ASSERT_TRUE(after.ok() && *after);
+  EXPECT_EQ((*after)->value, "old");
+  auto latest = GetAt(leader, "x", kv::Consistency::kLinearizable);
+  ASSERT_TRUE(latest.ok() && *latest);
+  EXPECT_EQ((*latest)->value, "new");
+}
+
+TEST_F(StoreTest, ScansStayInsideTheShardRange) {
+  for (uint64_t id : {1, 2, 3}) Start(id);
+  const std::string split = Row("m");
+  for (uint64_t id : {1, 2, 3}) {
+    ASSERT_TRUE(S(id).CreateReplica(Shard(1, "", split, {1, 2, 3})).ok());
+    ASSERT_TRUE(S(id).CreateReplica(Shard(2, split, "", {1, 2, 3})).ok());
+  }
+  for (std::string k : {"a", "c", "m", "p", "z"}) {
+    const uint64_t shard = Row(k) < split ? 1 : 2;
+    const uint64_t leader = LeaderOf(shard);
+    ASSERT_TRUE(S(leader).Write(R(shard), Put(k, "v" + k), Deadline()).ok());
+  }
+  // A key outside the shard's range is refused.
+  EXPECT_EQ(ReasonOf(S(LeaderOf(1)).Write(R(1), Put("q", "x"), Deadline()).status()),
+            kReasonEpochNotMatch);
+  auto scan = [&](uint64_t shard, std::string start, std::string end) {
+    mvcc::ScanOptions o;
+    o.tenant = 0;
+    o.collection = 1;
+    o.start = std::move(start);
+    o.end = std::move(end);
+    o.read_ts = *tso_->Next();
+    auto out = S(LeaderOf(shard)).Scan(R(shard), o, kv::Consistency::kLinearizable, Deadline());
+    EXPECT_TRUE(out.ok()) << out.status().ToString();
+    std::vector<std::string> keys;
+    if (out.ok())
+      for (auto& i : out->items) keys.push_back(i.key);
+    return keys;
+  };
+  EXPECT_EQ(scan(1, "", ""), (std::vector<std::string>{"a", "c"}));
+  EXPECT_EQ(scan(2, "", ""), (std::vector<std::string>{"m", "p", "z"}));
+  EXPECT_EQ(scan(2, "n", ""), (std::vector<std::string>{"p", "z"}));
+  EXPECT_EQ(scan(1, "b", "zz"), (std::vector<std::string>{"c"}));
+  EXPECT_TRUE(scan(1, "n", "").empty());
+}
+
+TEST_F(StoreTest, ReplicasSurviveRestart) {
+  for (uint64_t id : {1, 2, 3}) Start(id);
+  const auto d = Shard(1, "", "", {1, 2, 3});
+  for (uint64_t id : {1, 2, 3}) ASSERT_TRUE(S(id).CreateReplica(d).ok());
+  std::map<std::string, uint64_t> written;
+  for (int i = 0; i < 20; ++i) {
+    const std::string k = "k" + std::to_string(i);
+    auto w = S(LeaderOf(1)).Write(R(1), Put(k, "v" + std::to_string(i)), Deadline());
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+    written[k] = w->version;
+  }
+  for (uint64_t id : {1, 2, 3}) Stop(id);
+  for (uint64_t id : {1, 2, 3}) Start(id);
+  const uint64_t leader = LeaderOf(1);
+  for (const auto& [k, version] : written) {
+    auto r = GetAt(leader, k, kv::Consistency::kLinearizable);
+    ASSERT_TRUE(r.ok() && *r) << k << " " << r.status().ToString();
+    EXPECT_EQ((*r)->version, version);
+  }
+  auto w = S(leader).Write(R(1), Put("k0", "after"), Deadline());
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  EXPECT_GT(w->version, written["k19"]);
+}
+
+// A replica added to a running shard, with the log still whole (replayed from the
+// start) and with it compacted (installed from a snapshot); a replica removed and its
+// data dropped, never to be recreated by a late message.
+TEST_F(StoreTest, ReplicasAreAddedAndRemoved) {
+  options_.snapshot_entries = 16;
+  options_.retain_entries = 4;
+  for (uint64_t id : {1, 2, 3, 4, 5}) Start(id);
+  // A start key a joining replica could not guess ("" is what it starts with).
+  const auto d = Shard(1, std::string(1, mvcc::kRowTag), "", {1, 2, 3});
+  for (uint64_t id : {1, 2, 3}) ASSERT_TRUE(S(id).CreateReplica(d).ok());
+  uint64_t leader = LeaderOf(1);
+  ASSERT_TRUE(S(leader).Write(R(1), Put("first", "1"), Deadline()).ok());
+  const uint64_t conf_ver = S(leader).DescriptorOf(1)->epoch.conf_ver;
+
+  // Node 4 joins early: the log from index 1 is still there... or compacted already;
+  // either way it must end up a voter with the data and the range.
+  Status add = S(leader).AddReplica(1, 4, 10s);
+  ASSERT_TRUE(add.ok()) << add.ToString();
+  ASSERT_TRUE(Eventually(4, "first", "1"));
+  auto d4 = S(4).DescriptorOf(1);
+  ASSERT_TRUE(d4.ok());
+  EXPECT_EQ(d4->start_key, d.start_key);
+  EXPECT_GT(d4->epoch.conf_ver, conf_ver);
+
+  // Enough writes to compact the log many times over, then node 5 joins from a snapshot.
+  for (int i = 0; i < 80; ++i) {
+    auto w = S(leader).Write(R(1), Put("k" + std::to_string(i), std::to_string(i)), Deadline());
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+  }
+  add = S(leader).AddReplica(1, 5, 10s);
+  ASSERT_TRUE(add.ok()) << add.ToString();
+  ASSERT_TRUE(Eventually(5, "k79", "79"));
+  ASSERT_TRUE(Eventually(5, "first", "1"));
+  EXPECT_GE(S(5).GroupStatusOf(1)->snapshots_installed, 1u);
+  auto desc = S(leader).DescriptorOf(1);
+  ASSERT_TRUE(desc.ok());
+  std::set<uint64_t> voters;
+  for (const auto& r : desc->replicas) {
+    if (!r.learner) voters.insert(r.node);
+  }
+  EXPECT_EQ(voters, (std::set<uint64_t>{1, 2, 3, 4, 5}));
+  // Every replica agrees on the descriptor once it has applied everything.
+  for (uint64_t id : {1, 2, 3, 4, 5}) {
+    bool same = false;
+    for (int i = 0; i < 400 && !same; ++i) {
+      same = S(id).DescriptorOf(1)->epoch == desc->epoch;
+      if (!same) std::this_thread::sleep_for(5ms);
+    }
+    EXPECT_TRUE(same) << "node " << id;
+  }
+
+  // Remove a follower; it drops its replica and data and ignores later messages.
+  const uint64_t victim = leader == 2 ? 3 : 2;
+  Status rm = S(leader).RemoveReplica(1, victim, 10s);
+  ASSERT_TRUE(rm.ok()) << rm.ToString();
+  ASSERT_TRUE(S(victim).DestroyReplica(1).ok());
+  EXPECT_FALSE(S(victim).DescriptorOf(1).ok());
+  ASSERT_TRUE(S(leader).Write(R(1), Put("after-remove", "x"), Deadline()).ok());
+  std::this_thread::sleep_for(100ms);
+  EXPECT_FALSE(S(victim).DescriptorOf(1).ok()) << "a late message recreated the replica";
+  Stop(victim);
+  Start(victim);
+  EXPECT_FALSE(S(victim).DescriptorOf(1).ok()) << "the removed replica came back on restart";
+  mvcc::MvccReader reader(nodes_[victim].engine.get(), nullptr);
+  auto gone = reader.Get(Row("k5"), mvcc::kMaxTimestamp);
+  ASSERT_TRUE(gone.ok());
+  EXPECT_FALSE(gone->has_value()) << "the removed replica's rows are still there";
+}
+
+}  // namespace
+}  // namespace gojodb::sharding
