@@ -315,6 +315,16 @@ Status Store::PrepareRead(Replica& r, kv::Consistency c, uint64_t at, Steady::ti
     return s;
   }
   if (at != mvcc::kMaxTimestamp && r.machine->max_ts() < at) {
+    // A fence above every timestamp handed out would stall the shard's writes until the
+    // oracle caught up: a read from the future is refused instead.
+    ASSIGN_OR_RETURN(uint64_t now, tso_->Next());
+    if (now < at) {
+      RETURN_IF_ERROR(tso_->AdvancePast(now));
+      ASSIGN_OR_RETURN(now, tso_->Next());
+      if (now < at) {
+        return Status::InvalidArgument("snapshot " + std::to_string(at) + " is in the future");
+      }
+    }
     ASSIGN_OR_RETURN(auto out, ProposeCommand(r, EncodeFenceCommand(at), deadline));
     RETURN_IF_ERROR(OutcomeStatus(out));
   }

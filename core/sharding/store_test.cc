@@ -279,9 +279,9 @@ TEST_F(StoreTest, SnapshotReadsFenceLaterWrites) {
   const uint64_t leader = LeaderOf(1);
   auto w1 = S(leader).Write(R(1), Put("x", "old"), Deadline());
   ASSERT_TRUE(w1.ok());
-  // A read timestamp well above anything written: the fence makes later writes commit
-  // above it, so the snapshot stays what it was.
-  const uint64_t at = *tso_->Next() + 1000;
+  // A read timestamp above anything written: the fence makes later writes commit above
+  // it, so the snapshot stays what it was.
+  const uint64_t at = *tso_->Next();
   auto before = GetAt(leader, "x", kv::Consistency::kSnapshot, at);
   ASSERT_TRUE(before.ok() && *before) << before.status().ToString();
   EXPECT_EQ((*before)->value, "old");
@@ -294,6 +294,11 @@ TEST_F(StoreTest, SnapshotReadsFenceLaterWrites) {
   auto latest = GetAt(leader, "x", kv::Consistency::kLinearizable);
   ASSERT_TRUE(latest.ok() && *latest);
   EXPECT_EQ((*latest)->value, "new");
+  // A snapshot from the future would stall every write behind its fence: refused.
+  const uint64_t future = mvcc::ComposeTimestamp(clock_.NowMillis() + 60'000, 0);
+  EXPECT_EQ(GetAt(leader, "x", kv::Consistency::kSnapshot, future).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_TRUE(S(leader).Write(R(1), Put("x", "newer"), Deadline()).ok());
 }
 
 TEST_F(StoreTest, ScansStayInsideTheShardRange) {

@@ -1,0 +1,116 @@
+#include "api/grpc/shard_service.h"
+
+#include "api/grpc/convert.h"
+#include "core/mvcc/key_codec.h"
+
+namespace gojodb::rpc {
+namespace {
+
+sharding::Route RouteOf(const v1::ShardRoute& r) {
+  return {r.shard(), {r.conf_ver(), r.version()}};
+}
+
+kv::Consistency ConsistencyOf(v1::ReadConsistency c) {
+  switch (c) {
+    case v1::READ_SNAPSHOT:
+      return kv::Consistency::kSnapshot;
+    case v1::READ_STALE:
+      return kv::Consistency::kStale;
+    default:
+      return kv::Consistency::kLinearizable;
+  }
+}
+
+grpc::Status Fail(grpc::ServerContext* ctx, const Status& s) {
+  AddDetailsToContext(s, ctx);
+  return ToGrpc(s);
+}
+
+constexpr size_t kMaxScanLimit = 10000;
+
+}  // namespace
+
+std::chrono::steady_clock::time_point ShardKvService::Deadline(
+    const grpc::ServerContext* ctx) const {
+  const auto now_sys = std::chrono::system_clock::now();
+  const auto now = std::chrono::steady_clock::now();
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(ctx->deadline() - now_sys);
+  if (left > timeout_ || left.count() < 0)
+    left = left.count() < 0 ? std::chrono::milliseconds(0) : timeout_;
+  return now + left;
+}
+
+grpc::Status ShardKvService::Write(grpc::ServerContext* ctx, const v1::ShardWriteRequest* req,
+                                   v1::ShardWriteResponse* resp) {
+  if (req->mutations().empty()) {
+    return Fail(ctx, Status::InvalidArgument("a write needs at least one mutation"));
+  }
+  sharding::WriteCommand w;
+  w.request_id = req->request_id();
+  w.fingerprint = req->fingerprint();
+  w.mutations.reserve(req->mutations_size());
+  for (const auto& m : req->mutations()) {
+    if (m.row_key().empty()) return Fail(ctx, Status::InvalidArgument("empty row key"));
+    sharding::Mutation out;
+    out.is_delete = m.delete_();
+    out.row_key = m.row_key();
+    out.value = m.value();
+    if (m.has_if_version()) out.if_version = m.if_version();
+    w.mutations.push_back(std::move(out));
+  }
+  auto r = store_->Write(RouteOf(req->route()), std::move(w), Deadline(ctx));
+  if (!r.ok()) return Fail(ctx, r.status());
+  resp->set_version(r->version);
+  resp->set_existed(r->existed);
+  return grpc::Status::OK;
+}
+
+grpc::Status ShardKvService::Get(grpc::ServerContext* ctx, const v1::ShardGetRequest* req,
+                                 v1::ShardGetResponse* resp) {
+  if (req->row_key().empty()) return Fail(ctx, Status::InvalidArgument("empty row key"));
+  const auto c = ConsistencyOf(req->consistency());
+  if (c == kv::Consistency::kSnapshot && req->at() == 0) {
+    return Fail(ctx, Status::InvalidArgument("a snapshot read needs a timestamp (at)"));
+  }
+  auto r = store_->Get(RouteOf(req->route()), req->row_key(), c,
+                       req->at() == 0 ? mvcc::kMaxTimestamp : req->at(), Deadline(ctx));
+  if (!r.ok()) return Fail(ctx, r.status());
+  if (*r && !(*r)->deleted) {
+    resp->set_found(true);
+    resp->set_value(std::move((*r)->value));
+    resp->set_version((*r)->version);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status ShardKvService::Scan(grpc::ServerContext* ctx, const v1::ShardScanRequest* req,
+                                  v1::ShardScanResponse* resp) {
+  if (req->limit() == 0 || req->limit() > kMaxScanLimit) {
+    return Fail(ctx,
+                Status::InvalidArgument("scan limit must be 1.." + std::to_string(kMaxScanLimit)));
+  }
+  const auto c = ConsistencyOf(req->consistency());
+  mvcc::ScanOptions o;
+  o.tenant = req->tenant();
+  o.collection = req->collection();
+  o.start = req->start();
+  o.end = req->end();
+  o.limit = req->limit();
+  o.reverse = req->reverse();
+  o.read_ts = req->read_ts() == 0 ? mvcc::kMaxTimestamp : req->read_ts();
+  auto r = store_->Scan(RouteOf(req->route()), std::move(o), c, Deadline(ctx));
+  if (!r.ok()) return Fail(ctx, r.status());
+  for (auto& i : r->items) {
+    auto* item = resp->add_items();
+    item->set_key(std::move(i.key));
+    item->set_value(std::move(i.value));
+    item->set_version(i.version);
+  }
+  if (r->next) {
+    resp->set_has_next(true);
+    resp->set_next(std::move(*r->next));
+  }
+  return grpc::Status::OK;
+}
+
+}  // namespace gojodb::rpc

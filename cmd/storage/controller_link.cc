@@ -1,0 +1,99 @@
+#include "cmd/storage/controller_link.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include "api/grpc/convert.h"
+
+namespace gojodb::storage_node {
+
+ControllerLink::ControllerLink(std::vector<std::string> addrs, std::chrono::milliseconds timeout)
+    : addrs_(std::move(addrs)), timeout_(timeout) {
+  for (const auto& a : addrs_) {
+    stubs_.push_back(
+        v1::Controller::NewStub(grpc::CreateChannel(a, grpc::InsecureChannelCredentials())));
+  }
+}
+
+template <typename Req, typename Resp, typename Method>
+Result<Resp> ControllerLink::Call(Method method, const Req& req,
+                                  std::chrono::milliseconds timeout) {
+  size_t start;
+  {
+    std::lock_guard lock(mu_);
+    start = current_;
+  }
+  Status last = Status::Unavailable("no controller address");
+  for (size_t i = 0; i < stubs_.size(); ++i) {
+    const size_t at = (start + i) % stubs_.size();
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + timeout);
+    Resp resp;
+    grpc::Status gs = (stubs_[at].get()->*method)(&ctx, req, &resp);
+    if (gs.ok()) {
+      std::lock_guard lock(mu_);
+      current_ = at;
+      return resp;
+    }
+    last = rpc::FromGrpc(gs, &ctx).WithContext("controller " + addrs_[at]);
+    // Another member may answer where this one could not; answers about the request
+    // itself would be the same everywhere.
+    if (gs.error_code() != grpc::StatusCode::UNAVAILABLE &&
+        gs.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED) {
+      return last;
+    }
+  }
+  return last;
+}
+
+Result<v1::RegisterNodeResponse> ControllerLink::RegisterNode(const v1::RegisterNodeRequest& req) {
+  return Call<v1::RegisterNodeRequest, v1::RegisterNodeResponse>(
+      &v1::Controller::Stub::RegisterNode, req, timeout_);
+}
+
+Result<v1::HeartbeatResponse> ControllerLink::Heartbeat(const v1::HeartbeatRequest& req) {
+  return Call<v1::HeartbeatRequest, v1::HeartbeatResponse>(&v1::Controller::Stub::Heartbeat, req,
+                                                           timeout_);
+}
+
+Result<v1::GetTimestampsResponse> ControllerLink::GetTimestamps(uint32_t count) {
+  v1::GetTimestampsRequest req;
+  req.set_count(count);
+  return Call<v1::GetTimestampsRequest, v1::GetTimestampsResponse>(
+      &v1::Controller::Stub::GetTimestamps, req, timeout_);
+}
+
+Result<v1::GetShardMapResponse> ControllerLink::GetShardMap(uint64_t known_version,
+                                                            uint32_t wait_ms) {
+  v1::GetShardMapRequest req;
+  req.set_known_version(known_version);
+  req.set_wait_ms(wait_ms);
+  return Call<v1::GetShardMapRequest, v1::GetShardMapResponse>(
+      &v1::Controller::Stub::GetShardMap, req, timeout_ + std::chrono::milliseconds(wait_ms));
+}
+
+Result<mvcc::Timestamp> ControllerTso::Next() {
+  std::lock_guard lock(mu_);
+  if (next_ >= end_) {
+    ASSIGN_OR_RETURN(auto r, link_->GetTimestamps(batch_));
+    if (r.count() == 0 || r.first() == 0) {
+      return Status::Internal("the controller answered an empty timestamp batch");
+    }
+    next_ = r.first();
+    end_ = r.first() + r.count();
+  }
+  last_ = next_++;
+  return last_;
+}
+
+mvcc::Timestamp ControllerTso::Last() const {
+  std::lock_guard lock(mu_);
+  return last_;
+}
+
+Status ControllerTso::AdvancePast(mvcc::Timestamp ts) {
+  std::lock_guard lock(mu_);
+  if (next_ <= ts) next_ = end_;  // the next Next() fetches a fresh batch
+  return Status::OK();
+}
+
+}  // namespace gojodb::storage_node

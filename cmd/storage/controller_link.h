@@ -1,0 +1,59 @@
+// ControllerLink: a storage node's connection to the controller group. Any member
+// answers (followers forward to the leader); a call that finds a member unreachable or
+// without a leader moves on to the next address.
+//
+// ControllerTso: the node's TimestampOracle, backed by the controller's TSO. It takes
+// timestamps in batches; AdvancePast drops a cached batch that is not above `ts`, so the
+// next timestamp comes fresh from the controller (greater than every one handed out
+// anywhere before).
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/mvcc/timestamp_oracle.h"
+#include "gojodb/v1/controller.grpc.pb.h"
+#include "internal/status.h"
+
+namespace gojodb::storage_node {
+
+class ControllerLink {
+ public:
+  ControllerLink(std::vector<std::string> addrs, std::chrono::milliseconds timeout);
+
+  Result<v1::RegisterNodeResponse> RegisterNode(const v1::RegisterNodeRequest& req);
+  Result<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& req);
+  Result<v1::GetTimestampsResponse> GetTimestamps(uint32_t count);
+  Result<v1::GetShardMapResponse> GetShardMap(uint64_t known_version, uint32_t wait_ms);
+
+ private:
+  template <typename Req, typename Resp, typename Method>
+  Result<Resp> Call(Method method, const Req& req, std::chrono::milliseconds timeout);
+
+  std::vector<std::unique_ptr<v1::Controller::Stub>> stubs_;
+  std::vector<std::string> addrs_;
+  const std::chrono::milliseconds timeout_;
+  std::mutex mu_;
+  size_t current_ = 0;  // GUARDED_BY(mu_): the member that answered last
+};
+
+class ControllerTso final : public mvcc::TimestampOracle {
+ public:
+  explicit ControllerTso(ControllerLink* link, uint32_t batch = 64) : link_(link), batch_(batch) {}
+  Result<mvcc::Timestamp> Next() override;
+  mvcc::Timestamp Last() const override;
+  Status AdvancePast(mvcc::Timestamp ts) override;
+
+ private:
+  ControllerLink* const link_;
+  const uint32_t batch_;
+  mutable std::mutex mu_;
+  uint64_t next_ = 0;  // GUARDED_BY(mu_): the cached batch is [next_, end_)
+  uint64_t end_ = 0;   // GUARDED_BY(mu_)
+  uint64_t last_ = 0;  // GUARDED_BY(mu_)
+};
+
+}  // namespace gojodb::storage_node
