@@ -1,0 +1,233 @@
+// ClusterKv: the key-value API (kv::KvService) served over a cluster, the heart of the
+// gateway `gojodb-api`. The HTTP and gRPC front ends of the standalone server run on it
+// unchanged.
+//
+// - Routing. A RouteTable caches the controller's shard map; a background thread
+//   long-polls GetShardMap for newer versions, and requests refresh it on demand. Each
+//   request goes to the shard holding its row key (mvcc::EncodeRowKey of the default
+//   tenant, the collection's id and the user key) over ShardKv (shard.proto), addressed
+//   to the shard's id and epoch.
+// - Errors from storage nodes (trailing metadata "gojodb-reason") correct the table and
+//   the request is retried with a small backoff until the request deadline:
+//   NOT_LEADER moves to the named leader, EPOCH_NOT_MATCH takes the node's descriptor
+//   and refreshes the map, SHARD_NOT_FOUND and unreachable nodes refresh the map and try
+//   another replica. After the deadline the answer is UNAVAILABLE. The operations' own
+//   outcomes (FAILED_PRECONDITION with current_version, INVALID_ARGUMENT, ...) pass
+//   through unchanged.
+// - A write whose outcome is unknown (the node timed out, or the connection broke after
+//   the request may have been sent) is retried only when it carries a request id, which
+//   makes the retry apply once; otherwise the error is returned.
+// - Collections live in the controller's catalog (the Catalog service of every
+//   controller member); names map to ids through a small cache refreshed on a miss.
+// - A batch must stay within one shard (FAILED_PRECONDITION otherwise): atomic
+//   cross-shard writes come with transactions.
+// - Scans take one read timestamp (a fresh one from the controller's TSO for
+//   linearizable scans, `at` for snapshot scans) and walk the shards of the range in key
+//   order (reverse order for reverse scans) at that timestamp. Stale scans read each
+//   replica as of what it has applied and report read_ts 0.
+//
+// See docs/architecture/storage-service.md. Thread-safety: every public method may be
+// called from any thread.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/kv/kv_service.h"
+#include "core/sharding/route_table.h"
+#include "gojodb/v1/controller.grpc.pb.h"
+#include "gojodb/v1/kv.grpc.pb.h"
+#include "gojodb/v1/shard.grpc.pb.h"
+
+namespace gojodb::gateway {
+
+struct ClusterKvOptions {
+  // gRPC addresses of the controller members (any member answers).
+  std::vector<std::string> controllers;
+  // How long one client request may take, retries included.
+  std::chrono::milliseconds request_timeout{10000};
+  // Longest single call to a storage node for a read, or for a write that may be
+  // retried (one with a request id); a stalled node is then left for another replica.
+  std::chrono::milliseconds attempt_timeout{3000};
+  // How long one long-poll of the shard map waits for a newer version.
+  std::chrono::milliseconds map_wait{30000};
+  // Backoff between retries: doubles from min to max, with jitter.
+  std::chrono::milliseconds backoff_min{10};
+  std::chrono::milliseconds backoff_max{500};
+  // A cached collection id is looked up again after this long (so a collection
+  // dropped and created again elsewhere is noticed).
+  std::chrono::milliseconds collection_ttl{5000};
+  // An unreachable node is tried last among a shard's replicas for this long.
+  std::chrono::milliseconds node_suspect{1000};
+  kv::Limits limits;
+};
+
+// --- Pieces that need no network (tested on their own) ---
+
+// The checks KvStore makes before a write (key, value size, request id, batch size).
+// RESOURCE_EXHAUSTED with detail reason=TOO_LARGE for a key or value over its limit.
+Status ValidatePut(const kv::PutRequest& req, const kv::Limits& limits);
+Status ValidateDelete(const kv::DeleteRequest& req, const kv::Limits& limits);
+Status ValidateBatch(const kv::BatchRequest& req, const kv::Limits& limits);
+Status ValidateKey(std::string_view key, const kv::Limits& limits);
+
+// FNV-1a fingerprints of a request's fields, so that a request id reused for a
+// different request is detected by the storage node.
+uint64_t FingerprintPut(const kv::PutRequest& req);
+uint64_t FingerprintDelete(const kv::DeleteRequest& req);
+uint64_t FingerprintBatch(const kv::BatchRequest& req);
+
+// What a storage node's answer asks of the gateway.
+enum class NodeVerdict {
+  kOutcome,        // OK or the operation's own result: return it
+  kNotLeader,      // NOT_LEADER: retry at `leader` (0: unknown, try another replica)
+  kEpochNotMatch,  // EPOCH_NOT_MATCH: take `descriptor`, refresh the map, retry
+  kShardNotFound,  // SHARD_NOT_FOUND: forget the shard, refresh the map, retry
+  kBusy,           // SERVER_BUSY or an UNAVAILABLE the node chose: back off, retry
+  kUnreachable,    // the node could not be reached; the request was never sent
+  kUnknown,        // timed out or lost in flight: a write may or may not have applied
+};
+
+struct NodeAnswer {
+  NodeVerdict verdict = NodeVerdict::kOutcome;
+  uint64_t leader = 0;
+  std::optional<sharding::ShardRecord> descriptor;  // with kEpochNotMatch, if decodable
+};
+
+// Classifies the status of a ShardKv call (as rpc::FromGrpc returned it).
+NodeAnswer ClassifyNodeError(const Status& s);
+// Whether a write may be sent again after `verdict`: always for the errors a node
+// answers before running the request, and for unknown outcomes only with a request id.
+bool WriteRetryable(NodeVerdict verdict, bool has_request_id);
+
+class ClusterKv final : public kv::KvService {
+ public:
+  // Starts the shard-map poller; the service is Ready() once the controller answered
+  // with a map that has a shard.
+  static Result<std::unique_ptr<ClusterKv>> Start(ClusterKvOptions options);
+  ~ClusterKv() override;
+
+  Result<kv::WriteResult> Put(const kv::PutRequest& req) override;
+  Result<kv::WriteResult> Delete(const kv::DeleteRequest& req) override;
+  Result<kv::GetResult> Get(const kv::GetRequest& req) override;
+  Result<kv::ScanResult> Scan(const kv::ScanRequest& req) override;
+  Result<kv::WriteResult> Batch(const kv::BatchRequest& req) override;
+
+  Result<kv::CollectionInfo> CreateCollection(const kv::CollectionSpec& spec) override;
+  Result<std::vector<kv::CollectionInfo>> ListCollections() override;
+  Result<kv::CollectionInfo> DescribeCollection(const std::string& name) override;
+  Status DropCollection(const std::string& name) override;
+
+  const kv::Limits& limits() const override { return options_.limits; }
+  Status Ready() override;
+  std::map<std::string, uint64_t> StorageStats() override;
+
+  // The controller's Admin.ClusterStatus.
+  Result<v1::ClusterStatusResponse> ClusterStatus();
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  struct ControllerConn {
+    std::string addr;
+    std::shared_ptr<grpc::Channel> channel;
+    std::unique_ptr<v1::Controller::Stub> controller;
+    std::unique_ptr<v1::Catalog::Stub> catalog;
+    std::unique_ptr<v1::Admin::Stub> admin;
+  };
+  struct CachedCollection {
+    kv::CollectionInfo info;
+    Clock::time_point fetched;
+  };
+  // How a request picks a shard's replica.
+  enum class Target { kLeader, kAnyReplica };
+  // One call to a shard: receives the shard, the node's stub and the route, returns
+  // the call's status (already converted with rpc::FromGrpc).
+  using ShardCall = std::function<Status(const sharding::ShardRecord& shard,
+                                         v1::ShardKv::Stub* stub, Clock::time_point deadline)>;
+
+  explicit ClusterKv(ClusterKvOptions options);
+
+  // --- Controller ---
+  // Calls `fn` on controller members, starting with the one that answered last, until
+  // one answers with anything but UNAVAILABLE (or a per-call deadline); backs off and
+  // goes round again until `deadline`.
+  Status CallController(Clock::time_point deadline,
+                        const std::function<Status(ControllerConn&, grpc::ClientContext*)>& fn);
+  void PollLoop();
+  // Installs a GetShardMap answer.
+  void InstallMap(const v1::GetShardMapResponse& resp);
+  // Fetches the map at once (at most one fetch at a time; a fetch that finished
+  // recently counts).
+  void RefreshMap(Clock::time_point deadline);
+  Result<uint64_t> FreshTimestamp(Clock::time_point deadline);
+
+  // --- Collections ---
+  Result<kv::CollectionInfo> Describe(const std::string& name, Clock::time_point deadline);
+  Result<uint32_t> CollectionId(const std::string& name, Clock::time_point deadline);
+
+  // --- Storage nodes ---
+  std::shared_ptr<v1::ShardKv::Stub> NodeStub(uint64_t node);
+  void SuspectNode(uint64_t node);
+  // The order in which to try a shard's replicas (leader hint first; unreachable
+  // nodes last; learners only for kAnyReplica).
+  std::vector<uint64_t> Candidates(const sharding::ShardRecord& shard, Target target);
+  // Runs `call` against the shard holding `row_key` (or the shard `fixed` chooses),
+  // retrying as the node's answers ask until `deadline`. `write`: the call changes
+  // data; `has_request_id`: it is safe to resend after an unknown outcome.
+  Status CallShard(std::string_view row_key, Target target, bool write, bool has_request_id,
+                   Clock::time_point deadline, const ShardCall& call);
+  // The same with the shard chosen by `locate` (a reverse scan wants the shard that
+  // ends a range).
+  Status CallShardAt(const std::function<Result<sharding::ShardRecord>()>& locate, Target target,
+                     bool write, bool has_request_id, Clock::time_point deadline,
+                     const ShardCall& call);
+  // Sends a write whose mutations are on `row_keys` to the leader of their one shard.
+  Result<kv::WriteResult> Write(v1::ShardWriteRequest req, std::vector<std::string> row_keys,
+                                Clock::time_point deadline);
+  // Acts on a node's error; false when the request should stop with `s`.
+  bool HandleNodeError(const sharding::ShardRecord& shard, uint64_t node, const Status& s,
+                       bool write, bool has_request_id, Clock::time_point deadline, int* rotate);
+  void Backoff(int attempt, Clock::time_point deadline);
+  Status DeadlineError(const std::string& what, const Status& last) const;
+
+  const ClusterKvOptions options_;
+  sharding::RouteTable routes_;
+
+  std::vector<std::unique_ptr<ControllerConn>> controllers_;
+  std::atomic<size_t> preferred_controller_{0};
+  std::atomic<bool> controller_answered_{false};
+
+  std::mutex refresh_mu_;             // one on-demand map fetch at a time
+  Clock::time_point last_refresh_{};  // GUARDED_BY(refresh_mu_)
+
+  std::mutex nodes_mu_;
+  std::map<uint64_t, std::string> node_addrs_;                       // GUARDED_BY(nodes_mu_)
+  std::map<std::string, std::shared_ptr<v1::ShardKv::Stub>> stubs_;  // GUARDED_BY(nodes_mu_)
+  std::map<uint64_t, Clock::time_point> suspect_until_;              // GUARDED_BY(nodes_mu_)
+
+  std::mutex catalog_mu_;
+  std::map<std::string, CachedCollection> collections_;  // GUARDED_BY(catalog_mu_)
+
+  std::atomic<uint64_t> retries_{0};
+  std::atomic<uint64_t> map_fetches_{0};
+  std::atomic<uint64_t> unavailable_{0};
+
+  std::mutex poll_mu_;
+  std::condition_variable poll_cv_;
+  bool stopping_ = false;                          // GUARDED_BY(poll_mu_)
+  std::shared_ptr<grpc::ClientContext> poll_ctx_;  // GUARDED_BY(poll_mu_)
+  std::thread poller_;
+};
+
+}  // namespace gojodb::gateway

@@ -1,0 +1,235 @@
+// gojodb-api: the gateway. It serves the HTTP API and the gRPC KV, Catalog and Admin
+// services of the standalone server over a cluster: requests go to the storage nodes
+// that hold their keys (gateway::ClusterKv), collections and cluster status to the
+// controllers. It keeps no data. See docs/architecture/storage-service.md.
+//
+// --services names the API families this gateway offers (reads, writes, bulk,
+// aggregation, graphql). The list is checked, but for now every key-value endpoint is
+// served whatever it names; the split into families takes effect when the query,
+// aggregation, bulk and GraphQL endpoints arrive.
+//
+// Exit status: 0 after a clean shutdown, 1 when the server cannot start (port in use),
+// 2 on bad flags or config.
+#include <grpcpp/grpcpp.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "api/gateway/cluster_kv.h"
+#include "api/grpc/convert.h"
+#include "api/grpc/grpc_services.h"
+#include "api/http/http_api.h"
+#include "api/http/http_server.h"
+#include "cmd/common/config.h"
+#include "cmd/common/server_main.h"
+#include "internal/encoding.h"
+#include "internal/version.h"
+
+namespace gojodb {
+namespace {
+
+constexpr const char* kAllServices = "reads,writes,bulk,aggregation,graphql";
+
+std::vector<server::Setting> ApiSettings() {
+  return {
+      {"http_addr", "", "HTTP listen address host:port", true},
+      {"grpc_addr", "", "gRPC listen address host:port", true},
+      {"controllers", "", "the controllers' gRPC addresses: host:port,host:port,...", true},
+      {"services", kAllServices,
+       "API families to serve: a comma-separated subset of " + std::string(kAllServices) +
+           " (every key-value endpoint is served for now)",
+       false},
+      {"request_timeout_ms", "10000", "how long a request may take, retries included", false},
+      {"limits.max_key_bytes", "4096", "largest key accepted", false},
+      {"limits.max_value_bytes", "8388608", "largest value accepted", false},
+      {"http.threads", "64", "HTTP worker threads", false},
+      {"http.max_body_mb", "64", "largest HTTP request body", false},
+      {"log.level", "info", "log level: debug, info, warn, error", false},
+  };
+}
+
+int Fail(int code, const Status& s) { return server::Fail("gojodb-api", code, s); }
+
+std::vector<std::string> SplitList(const std::string& flag) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (pos <= flag.size()) {
+    size_t end = flag.find(',', pos);
+    if (end == std::string::npos) end = flag.size();
+    out.push_back(flag.substr(pos, end - pos));
+    pos = end + 1;
+  }
+  return out;
+}
+
+Result<std::vector<std::string>> ParseControllers(const std::string& flag) {
+  std::vector<std::string> out;
+  for (auto& a : SplitList(flag)) {
+    if (auto hp = http::SplitHostPort(a); !hp.ok()) {
+      return hp.status().WithContext("--controllers entry '" + a + "'");
+    }
+    if (std::find(out.begin(), out.end(), a) != out.end()) {
+      return Status::InvalidArgument("--controllers names " + a + " twice");
+    }
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+Result<std::set<std::string>> ParseServices(const std::string& flag) {
+  static const std::set<std::string> kKnown = {"reads", "writes", "bulk", "aggregation", "graphql"};
+  std::set<std::string> out;
+  for (const auto& s : SplitList(flag)) {
+    if (!kKnown.count(s)) {
+      return Status::InvalidArgument("--services entry '" + s + "' is not one of " +
+                                     std::string(kAllServices));
+    }
+    out.insert(s);
+  }
+  return out;
+}
+
+nlohmann::json KeyJson(const std::string& key) {
+  if (IsValidUtf8(key)) return key;
+  return nlohmann::json{{"base64", Base64Encode(key)}};
+}
+
+// GET /v1/cluster/status: the controllers' view, in the standalone server's shape.
+std::string ClusterStatusJson(gateway::ClusterKv* kv) {
+  auto r = kv->ClusterStatus();
+  if (!r.ok()) {
+    return nlohmann::json{
+               {"mode", "cluster"},
+               {"version", kVersion},
+               {"error",
+                {{"code", StatusCodeName(r.status().code())}, {"message", r.status().message()}}}}
+               .dump() +
+           "\n";
+  }
+  nlohmann::json controllers = nlohmann::json::array(), nodes = nlohmann::json::array(),
+                 shards = nlohmann::json::array();
+  for (const auto& c : r->controllers()) {
+    controllers.push_back({{"id", c.id()},
+                           {"address", c.grpc_addr()},
+                           {"http_address", c.http_addr()},
+                           {"role", c.role()},
+                           {"state", c.state()}});
+  }
+  for (const auto& n : r->storage_nodes()) {
+    nodes.push_back({{"id", n.id()},
+                     {"address", n.grpc_addr()},
+                     {"http_address", n.http_addr()},
+                     {"state", n.state()},
+                     {"admin_state", n.role()}});
+  }
+  for (const auto& s : r->shards()) {
+    nlohmann::json replicas = nlohmann::json::array();
+    for (uint64_t id : s.replicas()) replicas.push_back(id);
+    shards.push_back({{"id", s.id()},
+                      {"range", {KeyJson(s.start_key()), KeyJson(s.end_key())}},
+                      {"replicas", replicas},
+                      {"leader", s.leader()}});
+  }
+  nlohmann::json j = {{"mode", r->mode()},          {"version", kVersion},
+                      {"controllers", controllers}, {"leader", r->leader()},
+                      {"storage_nodes", nodes},     {"shards", shards}};
+  return j.dump() + "\n";
+}
+
+int Run(int argc, char** argv) {
+  CLI::App app{"GojoDB gateway: the HTTP and gRPC API over a cluster"};
+  server::Config config(ApiSettings());
+  if (auto stop = server::ParseCommandLine(&app, &config, argc, argv, "gojodb-api")) return *stop;
+
+  auto timeout_ms = config.GetUint("request_timeout_ms");
+  auto max_key = config.GetUint("limits.max_key_bytes");
+  auto max_value = config.GetUint("limits.max_value_bytes");
+  auto http_threads = config.GetUint("http.threads");
+  auto body_mb = config.GetUint("http.max_body_mb");
+  for (const Status* s : {&timeout_ms.status(), &max_key.status(), &max_value.status(),
+                          &http_threads.status(), &body_mb.status()}) {
+    if (!s->ok()) return Fail(2, *s);
+  }
+  if (*timeout_ms == 0) {
+    return Fail(2, Status::InvalidArgument("--request-timeout-ms must be positive"));
+  }
+  if (*max_key == 0 || *max_key > 4096) {
+    return Fail(2, Status::InvalidArgument("--limits-max-key-bytes must be 1..4096"));
+  }
+  if (*http_threads == 0 || *body_mb == 0) {
+    return Fail(2,
+                Status::InvalidArgument("--http-threads and --http-max-body-mb must be positive"));
+  }
+  for (const char* key : {"http_addr", "grpc_addr"}) {
+    if (auto hp = http::SplitHostPort(config.Get(key)); !hp.ok()) {
+      return Fail(2, hp.status().WithContext(server::Config::FlagName(key)));
+    }
+  }
+  auto controllers = ParseControllers(config.Get("controllers"));
+  if (!controllers.ok()) return Fail(2, controllers.status());
+  auto services = ParseServices(config.Get("services"));
+  if (!services.ok()) return Fail(2, services.status());
+
+  // Before any thread starts: main is the one that receives them.
+  server::ShutdownSignals signals;
+  rpc::TuneGrpcRuntime();
+
+  gateway::ClusterKvOptions o;
+  o.controllers = *controllers;
+  o.request_timeout = std::chrono::milliseconds(*timeout_ms);
+  o.limits.max_key_bytes = *max_key;
+  o.limits.max_value_bytes = *max_value;
+  auto kv = gateway::ClusterKv::Start(o);
+  if (!kv.ok()) return Fail(2, kv.status());
+
+  Metrics metrics;
+  metrics.AddGaugeSource("gateway", [k = kv->get()] { return k->StorageStats(); });
+
+  const std::string grpc_addr = config.Get("grpc_addr");
+  const std::string http_addr = config.Get("http_addr");
+  rpc::GrpcServices grpc_services(kv->get(), &metrics, [k = kv->get()] {
+    auto r = k->ClusterStatus();
+    if (r.ok()) return *r;
+    v1::ClusterStatusResponse empty;
+    empty.set_mode("cluster");
+    empty.set_version(kVersion);
+    return empty;
+  });
+  grpc::ServerBuilder builder;
+  int bound_port = 0;
+  builder.AddListeningPort(grpc_addr, grpc::InsecureServerCredentials(), &bound_port);
+  builder.SetMaxReceiveMessageSize(static_cast<int>((*body_mb) << 20));
+  builder.SetMaxSendMessageSize(static_cast<int>((*body_mb) << 20));
+  grpc_services.RegisterOn(&builder);
+  std::unique_ptr<grpc::Server> grpc_server = builder.BuildAndStart();
+  if (!grpc_server || bound_port == 0) {
+    return Fail(1, Status::Unavailable("cannot listen on " + grpc_addr + " (gRPC)"));
+  }
+
+  http::HttpApi api(kv->get(), &metrics, [k = kv->get()] { return ClusterStatusJson(k); });
+  http::HttpServer http_server(
+      &api, {.max_body_bytes = (*body_mb) << 20, .threads = static_cast<int>(*http_threads)});
+  if (Status s = http_server.Start(http_addr); !s.ok()) {
+    grpc_server->Shutdown();
+    return Fail(1, s);
+  }
+  spdlog::info("gojodb-api {} serving http={} grpc={} controllers={} services={}", kVersion,
+               http_addr, grpc_addr, config.Get("controllers"), config.Get("services"));
+
+  signals.Wait();
+  http_server.Stop();
+  spdlog::info("http listener stopped");
+  grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  grpc_services.Drain();
+  spdlog::info("grpc server stopped");
+  kv->reset();
+  spdlog::info("shutdown complete");
+  return 0;
+}
+
+}  // namespace
+}  // namespace gojodb
+
+int main(int argc, char** argv) { return gojodb::Run(argc, argv); }
