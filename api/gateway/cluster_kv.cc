@@ -584,6 +584,11 @@ void ClusterKv::SuspectNode(uint64_t node) {
   suspect_until_[node] = Clock::now() + options_.node_suspect;
 }
 
+void ClusterKv::TrustNode(uint64_t node) {
+  std::lock_guard lock(nodes_mu_);
+  suspect_until_.erase(node);
+}
+
 std::vector<uint64_t> ClusterKv::Candidates(const sharding::ShardRecord& shard, Target target) {
   std::vector<uint64_t> out;
   if (shard.leader != 0) out.push_back(shard.leader);
@@ -614,7 +619,9 @@ bool ClusterKv::HandleNodeError(const sharding::ShardRecord& shard, uint64_t nod
       return false;
     case NodeVerdict::kNotLeader:
       if (a.leader != 0 && a.leader != node) {
+        // A member that names the leader has heard from it lately: go there first.
         routes_.SetLeader(shard.id, a.leader);
+        TrustNode(a.leader);
         *rotate = 0;
       } else {
         ++*rotate;

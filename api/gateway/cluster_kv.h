@@ -179,6 +179,7 @@ class ClusterKv final : public kv::KvService {
   // --- Storage nodes ---
   std::shared_ptr<v1::ShardKv::Stub> NodeStub(uint64_t node);
   void SuspectNode(uint64_t node);
+  void TrustNode(uint64_t node);
   // The order in which to try a shard's replicas (leader hint first; unreachable
   // nodes last; learners only for kAnyReplica).
   std::vector<uint64_t> Candidates(const sharding::ShardRecord& shard, Target target);

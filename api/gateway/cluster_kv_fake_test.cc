@@ -1,0 +1,519 @@
+// ClusterKv against in-process fakes of the controller and of storage nodes (real gRPC
+// on loopback): routing over several shards, leader hints that are wrong, descriptors
+// that changed, scans stitched across shards and pages, batches that span shards, and
+// writes whose outcome is unknown.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <map>
+#include <mutex>
+
+#include "api/gateway/cluster_kv.h"
+#include "api/grpc/convert.h"
+#include "core/mvcc/key_codec.h"
+#include "core/sharding/store.h"
+
+namespace gojodb::gateway {
+namespace {
+
+using namespace std::chrono_literals;
+using sharding::ShardRecord;
+
+constexpr uint32_t kTenant = 1;
+constexpr uint32_t kDefault = 1;
+
+std::string Row(std::string_view user) { return mvcc::EncodeRowKey(kTenant, kDefault, user); }
+
+ShardRecord Shard(uint64_t id, std::string start, std::string end, uint64_t leader) {
+  ShardRecord d;
+  d.id = id;
+  d.start_key = std::move(start);
+  d.end_key = std::move(end);
+  d.epoch = {1, 1};
+  d.replicas = {{1, false}, {2, false}};
+  d.leader = leader;
+  return d;
+}
+
+bool InRange(const ShardRecord& s, std::string_view row) {
+  return row >= s.start_key && (s.end_key.empty() || row < s.end_key);
+}
+
+grpc::Status Fail(grpc::ServerContext* ctx, const Status& s) {
+  rpc::AddDetailsToContext(s, ctx);
+  return rpc::ToGrpc(s);
+}
+
+// The rows and the true shard descriptors, shared by every fake node.
+struct World {
+  struct Row {
+    std::string user_key;
+    std::string value;
+    uint64_t version = 0;
+  };
+  std::mutex mu;
+  std::map<std::string, Row> rows;              // by row key
+  std::map<uint64_t, ShardRecord> shards;       // the truth
+  std::map<std::string, uint64_t> request_ids;  // request id -> version
+  uint64_t clock = 100;
+  int writes = 0;                // applied write requests
+  int unknown_write_faults = 0;  // writes to apply and then answer DEADLINE_EXCEEDED
+  size_t scan_cap = 1000;        // the most rows a node returns per call
+};
+
+class FakeNode final : public v1::ShardKv::Service {
+ public:
+  FakeNode(uint64_t id, World* w) : id_(id), w_(w) {}
+
+  grpc::Status Write(grpc::ServerContext* ctx, const v1::ShardWriteRequest* req,
+                     v1::ShardWriteResponse* resp) override {
+    std::lock_guard lock(w_->mu);
+    auto d = Check(req->route(), /*leader=*/true);
+    if (!d.ok()) return Fail(ctx, d.status());
+    for (const auto& m : req->mutations()) {
+      if (!InRange(*d, m.row_key())) return Fail(ctx, sharding::EpochNotMatchError(*d));
+    }
+    if (!req->request_id().empty()) {
+      if (auto it = w_->request_ids.find(req->request_id()); it != w_->request_ids.end()) {
+        resp->set_version(it->second);
+        return grpc::Status::OK;
+      }
+    }
+    for (const auto& m : req->mutations()) {
+      if (!m.has_if_version()) continue;
+      auto it = w_->rows.find(m.row_key());
+      const uint64_t current = it == w_->rows.end() ? 0 : it->second.version;
+      if (current != m.if_version()) {
+        return Fail(ctx, Status::FailedPrecondition("version mismatch")
+                             .WithDetail("current_version", std::to_string(current)));
+      }
+    }
+    const uint64_t ts = ++w_->clock;
+    for (const auto& m : req->mutations()) {
+      if (m.delete_()) {
+        resp->set_existed(w_->rows.erase(m.row_key()) > 0);
+      } else {
+        std::string user;
+        (void)mvcc::DecodeComparableBytes(
+            std::string_view(m.row_key()).substr(mvcc::CollectionPrefix(kTenant, kDefault).size()),
+            &user);
+        w_->rows[m.row_key()] = {user, m.value(), ts};
+      }
+    }
+    if (!req->request_id().empty()) w_->request_ids[req->request_id()] = ts;
+    ++w_->writes;
+    resp->set_version(ts);
+    if (w_->unknown_write_faults > 0) {
+      --w_->unknown_write_faults;
+      return Fail(ctx, Status::DeadlineExceeded("the proposal did not apply in time"));
+    }
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Get(grpc::ServerContext* ctx, const v1::ShardGetRequest* req,
+                   v1::ShardGetResponse* resp) override {
+    std::lock_guard lock(w_->mu);
+    auto d = Check(req->route(), req->consistency() != v1::READ_STALE);
+    if (!d.ok()) return Fail(ctx, d.status());
+    if (!InRange(*d, req->row_key())) return Fail(ctx, sharding::EpochNotMatchError(*d));
+    if (auto it = w_->rows.find(req->row_key()); it != w_->rows.end()) {
+      resp->set_found(true);
+      resp->set_value(it->second.value);
+      resp->set_version(it->second.version);
+    }
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Scan(grpc::ServerContext* ctx, const v1::ShardScanRequest* req,
+                    v1::ShardScanResponse* resp) override {
+    std::lock_guard lock(w_->mu);
+    ++scans;
+    auto d = Check(req->route(), req->consistency() != v1::READ_STALE);
+    if (!d.ok()) return Fail(ctx, d.status());
+    const std::string prefix = mvcc::CollectionPrefix(req->tenant(), req->collection());
+    std::string lo = mvcc::EncodeRowKey(req->tenant(), req->collection(), req->start());
+    std::string hi = req->end().empty()
+                         ? mvcc::PrefixSuccessor(prefix)
+                         : mvcc::EncodeRowKey(req->tenant(), req->collection(), req->end());
+    lo = std::max(lo, d->start_key);
+    if (!d->end_key.empty()) hi = std::min(hi, d->end_key);
+    std::vector<const World::Row*> in;
+    for (auto it = w_->rows.lower_bound(lo); it != w_->rows.end() && it->first < hi; ++it) {
+      in.push_back(&it->second);
+    }
+    if (req->reverse()) std::reverse(in.begin(), in.end());
+    const size_t n = std::min<size_t>({in.size(), req->limit(), w_->scan_cap});
+    for (size_t i = 0; i < n; ++i) {
+      auto* item = resp->add_items();
+      item->set_key(in[i]->user_key);
+      item->set_value(in[i]->value);
+      item->set_version(in[i]->version);
+    }
+    if (n < in.size()) {
+      resp->set_has_next(true);
+      resp->set_next(req->reverse() ? in[n - 1]->user_key : in[n]->user_key);
+    }
+    return grpc::Status::OK;
+  }
+
+  int scans = 0;
+
+ private:
+  Result<ShardRecord> Check(const v1::ShardRoute& route, bool leader) {
+    auto it = w_->shards.find(route.shard());
+    if (it == w_->shards.end()) return sharding::ShardNotFoundError(route.shard());
+    const ShardRecord& d = it->second;
+    if (d.epoch.version != route.version()) return sharding::EpochNotMatchError(d);
+    if (leader && d.leader != id_) return sharding::NotLeaderError(d.id, d.leader);
+    return d;
+  }
+
+  const uint64_t id_;
+  World* const w_;
+};
+
+// The controller's map (possibly stale), timestamps and catalog.
+class FakeController final : public v1::Controller::Service, public v1::Catalog::Service {
+ public:
+  grpc::Status GetShardMap(grpc::ServerContext*, const v1::GetShardMapRequest* req,
+                           v1::GetShardMapResponse* resp) override {
+    std::unique_lock lock(mu);
+    if (req->wait_ms() > 0) {
+      cv.wait_for(lock, std::chrono::milliseconds(std::min<uint32_t>(req->wait_ms(), 200)),
+                  [&] { return version > req->known_version(); });
+    }
+    resp->set_version(version);
+    for (const auto& s : shards) {
+      auto* p = resp->add_shards();
+      p->set_id(s.id);
+      p->set_start_key(s.start_key);
+      p->set_end_key(s.end_key);
+      p->set_conf_ver(s.epoch.conf_ver);
+      p->set_version(s.epoch.version);
+      for (const auto& r : s.replicas) p->add_replicas()->set_node(r.node);
+      p->set_leader(s.leader);
+    }
+    for (const auto& [id, addr] : nodes) {
+      auto* n = resp->add_nodes();
+      n->set_id(id);
+      n->set_grpc_addr(addr);
+    }
+    return grpc::Status::OK;
+  }
+  grpc::Status GetTimestamps(grpc::ServerContext*, const v1::GetTimestampsRequest* req,
+                             v1::GetTimestampsResponse* resp) override {
+    std::lock_guard lock(world->mu);
+    resp->set_first(++world->clock);
+    world->clock += req->count() - 1;
+    resp->set_count(req->count());
+    return grpc::Status::OK;
+  }
+  grpc::Status DescribeCollection(grpc::ServerContext* ctx,
+                                  const v1::DescribeCollectionRequest* req,
+                                  v1::CollectionInfo* resp) override {
+    if (req->name() != "default") {
+      return Fail(ctx, Status::NotFound("collection '" + req->name() + "' does not exist"));
+    }
+    resp->set_name("default");
+    resp->set_id(kDefault);
+    return grpc::Status::OK;
+  }
+
+  std::mutex mu;
+  std::condition_variable cv;
+  uint64_t version = 1;
+  std::vector<ShardRecord> shards;
+  std::map<uint64_t, std::string> nodes;
+  World* world = nullptr;
+};
+
+class FakeClusterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // Three shards of the default collection: [.., "h"), ["h", "p"), ["p", ..); node 2
+    // leads all of them.
+    const std::vector<ShardRecord> truth = {
+        Shard(1, "", Row("h"), 2), Shard(2, Row("h"), Row("p"), 2), Shard(3, Row("p"), "", 2)};
+    for (const auto& s : truth) world_.shards[s.id] = s;
+    for (uint64_t id : {1, 2}) {
+      nodes_[id] = std::make_unique<FakeNode>(id, &world_);
+      grpc::ServerBuilder b;
+      int port = 0;
+      b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+      b.RegisterService(nodes_[id].get());
+      servers_.push_back(b.BuildAndStart());
+      ASSERT_NE(port, 0);
+      controller_.nodes[id] = "127.0.0.1:" + std::to_string(port);
+    }
+    // The controller's map names node 1 as every shard's leader: a stale hint.
+    for (auto s : truth) {
+      s.leader = 1;
+      controller_.shards.push_back(s);
+    }
+    controller_.world = &world_;
+    grpc::ServerBuilder b;
+    int port = 0;
+    b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    b.RegisterService(static_cast<v1::Controller::Service*>(&controller_));
+    b.RegisterService(static_cast<v1::Catalog::Service*>(&controller_));
+    servers_.push_back(b.BuildAndStart());
+    ASSERT_NE(port, 0);
+
+    ClusterKvOptions o;
+    o.controllers = {"127.0.0.1:" + std::to_string(port)};
+    o.request_timeout = 3s;
+    o.map_wait = 200ms;
+    auto kv = ClusterKv::Start(o);
+    ASSERT_TRUE(kv.ok()) << kv.status().ToString();
+    kv_ = std::move(*kv);
+    for (int i = 0; i < 200 && !kv_->Ready().ok(); ++i) std::this_thread::sleep_for(10ms);
+    ASSERT_TRUE(kv_->Ready().ok()) << kv_->Ready().ToString();
+  }
+  void TearDown() override {
+    kv_.reset();
+    for (auto& s : servers_) s->Shutdown(std::chrono::system_clock::now() + 1s);
+  }
+
+  void PutAll(const std::string& keys) {
+    for (char c : keys) {
+      auto r = kv_->Put({"", std::string(1, c), std::string("v") + c, std::nullopt, ""});
+      ASSERT_TRUE(r.ok()) << c << ": " << r.status().ToString();
+    }
+  }
+  std::string Keys(const kv::ScanResult& r) {
+    std::string out;
+    for (const auto& i : r.items) out += i.key;
+    return out;
+  }
+  // Pages through a scan with `limit` rows per page; returns the keys in order.
+  std::string Paged(size_t limit, bool reverse, int* pages) {
+    kv::ScanRequest req;
+    req.limit = limit;
+    req.reverse = reverse;
+    std::string out;
+    *pages = 0;
+    for (;;) {
+      auto r = kv_->Scan(req);
+      EXPECT_TRUE(r.ok()) << r.status().ToString();
+      if (!r.ok()) return out;
+      ++*pages;
+      out += Keys(*r);
+      if (!r->next) return out;
+      (reverse ? req.end : req.start) = *r->next;
+      if (*pages > 100) return out;
+    }
+  }
+
+  World world_;
+  FakeController controller_;
+  std::map<uint64_t, std::unique_ptr<FakeNode>> nodes_;
+  std::vector<std::unique_ptr<grpc::Server>> servers_;
+  std::unique_ptr<ClusterKv> kv_;
+};
+
+TEST_F(FakeClusterTest, WritesAndReadsFindTheLeaderOfEachShard) {
+  PutAll("aiz");  // one key in each shard
+  EXPECT_EQ(world_.writes, 3);
+  for (char c : std::string("aiz")) {
+    for (auto consistency : {kv::Consistency::kLinearizable, kv::Consistency::kStale}) {
+      auto g = kv_->Get({"", std::string(1, c), consistency, 0});
+      ASSERT_TRUE(g.ok()) << g.status().ToString();
+      EXPECT_TRUE(g->found);
+      EXPECT_EQ(g->value, std::string("v") + c);
+    }
+  }
+  auto missing = kv_->Get({"", "b", kv::Consistency::kLinearizable, 0});
+  ASSERT_TRUE(missing.ok());
+  EXPECT_FALSE(missing->found);
+  EXPECT_EQ(kv_->Get({"nope", "b", kv::Consistency::kLinearizable, 0}).status().code(),
+            StatusCode::kNotFound);
+
+  // Outcomes pass through unchanged.
+  auto cond = kv_->Put({"", "a", "x", 0, ""});
+  EXPECT_EQ(cond.status().code(), StatusCode::kFailedPrecondition);
+  bool named = false;
+  for (const auto& [k, v] : cond.status().details()) named = named || k == "current_version";
+  EXPECT_TRUE(named) << cond.status().ToString();
+
+  auto del = kv_->Delete({"", "i", std::nullopt, ""});
+  ASSERT_TRUE(del.ok()) << del.status().ToString();
+  EXPECT_TRUE(del->existed);
+}
+
+TEST_F(FakeClusterTest, ScansStitchShardsAndPages) {
+  const std::string all = "abcdefghijklmnopqrstuvwxyz";
+  PutAll(all);
+  std::string rev(all.rbegin(), all.rend());
+
+  auto r = kv_->Scan({});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(Keys(*r), all);
+  EXPECT_FALSE(r->next.has_value());
+  EXPECT_GT(r->read_ts, 0u);
+
+  kv::ScanRequest req;
+  req.reverse = true;
+  r = kv_->Scan(req);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(Keys(*r), rev);
+
+  // Pages of every size, some ending exactly at a shard's end ("h" and "p" start shards).
+  for (size_t limit : {1, 3, 7, 8, 16, 25, 26, 27}) {
+    int pages = 0;
+    EXPECT_EQ(Paged(limit, false, &pages), all) << limit;
+    EXPECT_EQ(pages, static_cast<int>((all.size() + limit - 1) / limit)) << limit;
+    EXPECT_EQ(Paged(limit, true, &pages), rev) << limit;
+    EXPECT_EQ(pages, static_cast<int>((all.size() + limit - 1) / limit)) << limit;
+  }
+
+  // A page that fills exactly at a shard's end still says what comes next.
+  req = {};
+  req.limit = 7;  // a..g; the first shard also holds nothing else
+  r = kv_->Scan(req);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(Keys(*r), "abcdefg");
+  ASSERT_TRUE(r->next.has_value());
+  EXPECT_EQ(*r->next, "h");
+
+  // Nodes that answer fewer rows than asked.
+  world_.scan_cap = 2;
+  int pages = 0;
+  EXPECT_EQ(Paged(5, false, &pages), all);
+  EXPECT_EQ(Paged(5, true, &pages), rev);
+
+  // Bounds and prefixes inside and across shards.
+  req = {};
+  req.start = "f";
+  req.end = "r";
+  r = kv_->Scan(req);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(Keys(*r), "fghijklmnopq");
+  req.reverse = true;
+  r = kv_->Scan(req);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(Keys(*r), "qponmlkjihgf");
+  req = {};
+  req.prefix = "p";
+  r = kv_->Scan(req);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(Keys(*r), "p");
+
+  // A snapshot scan reports its timestamp; a stale one reports 0.
+  req = {};
+  req.consistency = kv::Consistency::kSnapshot;
+  req.at = 12345;
+  r = kv_->Scan(req);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->read_ts, 12345u);
+  req.consistency = kv::Consistency::kStale;
+  req.at = 0;
+  r = kv_->Scan(req);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->read_ts, 0u);
+  EXPECT_EQ(Keys(*r), all);
+}
+
+TEST_F(FakeClusterTest, LinearizableScansTakeAFreshTimestampEachTime) {
+  PutAll("ab");
+  auto first = kv_->Scan({});
+  ASSERT_TRUE(first.ok());
+  PutAll("c");
+  auto second = kv_->Scan({});
+  ASSERT_TRUE(second.ok());
+  EXPECT_GT(second->read_ts, first->read_ts);
+  EXPECT_EQ(Keys(*second), "abc");
+}
+
+TEST_F(FakeClusterTest, BatchesStayWithinOneShard) {
+  kv::BatchRequest b;
+  b.ops.push_back({kv::BatchOp::Kind::kPut, "", "a", "1", std::nullopt});
+  b.ops.push_back({kv::BatchOp::Kind::kPut, "", "b", "2", std::nullopt});
+  auto ok = kv_->Batch(b);
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+
+  b.ops.push_back({kv::BatchOp::Kind::kPut, "", "z", "3", std::nullopt});
+  const int writes = world_.writes;
+  auto across = kv_->Batch(b);
+  EXPECT_EQ(across.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(across.status().message().find("one shard"), std::string::npos);
+  EXPECT_EQ(world_.writes, writes);  // nothing was sent
+}
+
+TEST_F(FakeClusterTest, ChangedDescriptorsAreLearntFromTheNodes) {
+  PutAll("j");
+  // The second shard moves to a new epoch and shrinks to ["h", "m"); a new shard 4
+  // takes ["m", "p"). The controller's map does not know yet.
+  {
+    std::lock_guard lock(world_.mu);
+    auto& s = world_.shards[2];
+    s.end_key = Row("m");
+    s.epoch.version = 2;
+    ShardRecord n = Shard(4, Row("m"), Row("p"), 2);
+    n.epoch.version = 2;
+    world_.shards[4] = n;
+  }
+  auto g = kv_->Get({"", "j", kv::Consistency::kLinearizable, 0});
+  ASSERT_TRUE(g.ok()) << g.status().ToString();
+  EXPECT_TRUE(g->found);
+
+  // A key in the new shard is served once the controller's map has it.
+  std::thread publish([&] {
+    std::this_thread::sleep_for(300ms);
+    std::lock_guard world(world_.mu);
+    std::lock_guard lock(controller_.mu);
+    controller_.shards.clear();
+    for (const auto& [id, s] : world_.shards) controller_.shards.push_back(s);
+    controller_.version = 2;
+    controller_.cv.notify_all();
+  });
+  auto put = kv_->Put({"", "n", "vn", std::nullopt, ""});
+  publish.join();
+  ASSERT_TRUE(put.ok()) << put.status().ToString();
+  auto r = kv_->Scan({});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(Keys(*r), "jn");
+}
+
+TEST_F(FakeClusterTest, WritesWithUnknownOutcomesAreResentOnlyWithARequestId) {
+  world_.unknown_write_faults = 1;
+  auto put = kv_->Put({"", "a", "1", std::nullopt, ""});
+  EXPECT_EQ(put.status().code(), StatusCode::kDeadlineExceeded) << put.status().ToString();
+  EXPECT_EQ(world_.writes, 1);  // applied once, not resent
+
+  world_.unknown_write_faults = 1;
+  put = kv_->Put({"", "b", "2", std::nullopt, "rid-1"});
+  ASSERT_TRUE(put.ok()) << put.status().ToString();
+  EXPECT_EQ(world_.writes, 2);  // resent, and the request id made the retry apply once
+
+  // Reads are always retried.
+  auto g = kv_->Get({"", "b", kv::Consistency::kLinearizable, 0});
+  ASSERT_TRUE(g.ok()) << g.status().ToString();
+  EXPECT_EQ(g->version, put->version);
+}
+
+TEST_F(FakeClusterTest, AnUnreachableNodeIsPassedOver) {
+  PutAll("a");
+  // Node 1 (the map's stale leader hint) goes away; node 2 still answers.
+  servers_[0]->Shutdown(std::chrono::system_clock::now());
+  std::this_thread::sleep_for(200ms);
+  auto g = kv_->Get({"", "a", kv::Consistency::kStale, 0});
+  ASSERT_TRUE(g.ok()) << g.status().ToString();
+  EXPECT_TRUE(g->found);
+  auto put = kv_->Put({"", "b", "2", std::nullopt, ""});
+  ASSERT_TRUE(put.ok()) << put.status().ToString();
+}
+
+TEST_F(FakeClusterTest, NoLeaderAnywhereIsUnavailableAtTheDeadline) {
+  {
+    std::lock_guard lock(world_.mu);
+    for (auto& [id, s] : world_.shards) s.leader = 0;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  auto put = kv_->Put({"", "a", "1", std::nullopt, ""});
+  EXPECT_EQ(put.status().code(), StatusCode::kUnavailable) << put.status().ToString();
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 2900ms);
+  EXPECT_TRUE(put.status().details().empty()) << put.status().ToString();
+}
+
+}  // namespace
+}  // namespace gojodb::gateway
