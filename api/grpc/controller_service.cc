@@ -163,6 +163,18 @@ class ControllerServices::ControllerImpl final : public v1::Controller::Service 
                                    &v1::Controller::Stub::GetTimestamps);
   }
 
+  grpc::Status AllocateShardIds(grpc::ServerContext* ctx, const v1::AllocateShardIdsRequest* req,
+                                v1::AllocateShardIdsResponse* resp) override {
+    Status s = [&]() -> Status {
+      ASSIGN_OR_RETURN(uint64_t first, c_->AllocateShardIds(req->count()));
+      resp->set_first(first);
+      resp->set_count(req->count());
+      return Status::OK();
+    }();
+    return Respond<v1::Controller>(ctx, leaders_, s, *req, resp,
+                                   &v1::Controller::Stub::AllocateShardIds);
+  }
+
   grpc::Status GetShardMap(grpc::ServerContext*, const v1::GetShardMapRequest* req,
                            v1::GetShardMapResponse* resp) override {
     const auto wait = std::chrono::milliseconds(std::min<uint32_t>(req->wait_ms(), 60000));

@@ -71,6 +71,20 @@ Result<v1::GetShardMapResponse> ControllerLink::GetShardMap(uint64_t known_versi
       &v1::Controller::Stub::GetShardMap, req, timeout_ + std::chrono::milliseconds(wait_ms));
 }
 
+Result<uint64_t> ControllerLink::AllocateShardId() {
+  v1::AllocateShardIdsRequest req;
+  req.set_count(1);
+  ASSIGN_OR_RETURN(auto r, (Call<v1::AllocateShardIdsRequest, v1::AllocateShardIdsResponse>(
+                               &v1::Controller::Stub::AllocateShardIds, req, timeout_)));
+  if (r.first() == 0) return Status::Internal("the controller allocated shard id 0");
+  return r.first();
+}
+
+Result<v1::Settings> ControllerLink::GetSettings() {
+  return Call<v1::GetSettingsRequest, v1::Settings>(&v1::Controller::Stub::GetSettings,
+                                                    v1::GetSettingsRequest(), timeout_);
+}
+
 Result<mvcc::Timestamp> ControllerTso::Next() {
   std::lock_guard lock(mu_);
   if (next_ >= end_) {

@@ -28,6 +28,8 @@ class ControllerLink {
   Result<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& req);
   Result<v1::GetTimestampsResponse> GetTimestamps(uint32_t count);
   Result<v1::GetShardMapResponse> GetShardMap(uint64_t known_version, uint32_t wait_ms);
+  Result<uint64_t> AllocateShardId();
+  Result<v1::Settings> GetSettings();
 
  private:
   template <typename Req, typename Resp, typename Method>

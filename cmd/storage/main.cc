@@ -186,6 +186,12 @@ class NodeAgent {
     }
     heartbeats_++;
     for (const auto& c : r->commands()) Execute(c);
+    // The split threshold is a cluster setting; follow it.
+    if (heartbeats_ % 10 == 1) {
+      if (auto settings = link_->GetSettings(); settings.ok()) {
+        store_->SetSplitBytes(settings->shard_split_bytes());
+      }
+    }
   }
 
   // Commands run on their own threads: adding a replica waits for it to catch up.
@@ -364,6 +370,7 @@ int Run(int argc, char** argv) {
   auto store = sharding::Store::Open(so, engine->get(), &tso, SystemClock::Default(), &transports);
   if (!store.ok()) return Fail(1, store.status().WithContext("shards"));
   store_ptr = store->get();
+  (*store)->SetShardIdAllocator([&link] { return link.AllocateShardId(); });
   transport->SetSnapshotReporter([&](uint64_t group, uint64_t to, bool ok) {
     if (auto* s = store_ptr.load()) s->ReportSnapshot(group, consensus::NodeId(to), ok);
   });

@@ -1,6 +1,7 @@
 #include "core/controller/controller.h"
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 
 namespace gojodb::controller {
 
@@ -86,6 +87,16 @@ Status Controller::ProposeCommand(const std::string& command, std::string* resul
   std::string outcome;
   RETURN_IF_ERROR(node_->Propose(command, options_.request_timeout, &outcome));
   return DecodeOutcome(outcome, result);
+}
+
+Result<uint64_t> Controller::AllocateShardIds(uint32_t count) {
+  std::string result;
+  RETURN_IF_ERROR(ProposeCommand(cmd::AllocateShardIds(count), &result));
+  auto j = nlohmann::json::parse(result, nullptr, false);
+  if (!j.is_object() || !j.contains("first") || !j["first"].is_number_unsigned()) {
+    return Status::Internal("malformed shard id allocation outcome");
+  }
+  return j["first"].get<uint64_t>();
 }
 
 // --- Timestamps -------------------------------------------------------------------------

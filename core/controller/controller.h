@@ -97,6 +97,9 @@ class Controller {
                                               const std::vector<ShardRecord>& reports);
   Status DecommissionNode(uint64_t node);
 
+  // New shard ids for splits: `count` consecutive ids; returns the first. Leader only.
+  Result<uint64_t> AllocateShardIds(uint32_t count);
+
   // --- Timestamps ---
   // `count` consecutive timestamps; returns the first. Leader only.
   Result<uint64_t> AllocateTimestamps(uint32_t count);

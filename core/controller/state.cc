@@ -429,6 +429,16 @@ Status ApplyJson(ClusterState* st, const json& c, std::string* result,
   if (op == "set_node_admin") return ApplySetNodeAdmin(st, c, touched);
   if (op == "bootstrap_shards") return ApplyBootstrapShards(st, c, touched);
   if (op == "update_shard") return ApplyUpdateShard(st, c, touched);
+  if (op == "allocate_shard_ids") {
+    const uint64_t count = U64(c, "count");
+    if (count == 0 || count > 1000) {
+      return Status::InvalidArgument("shard ids are allocated 1..1000 at a time");
+    }
+    const uint64_t first = st->next_shard_id;
+    st->next_shard_id += count;
+    *result = json{{"first", first}}.dump();
+    return Status::OK();  // touches only the globals
+  }
   if (op == "tso_limit") {
     st->tso_limit_ms = std::max(st->tso_limit_ms, U64(c, "limit_ms"));
     *result = json{{"limit_ms", st->tso_limit_ms}}.dump();
@@ -657,6 +667,10 @@ std::string BootstrapShards(const std::vector<ShardRecord>& shards) {
 std::string UpdateShard(const ShardRecord& s) {
   return json{{"op", "update_shard"}, {"shard", ToJson(s)}}.dump();
 }
+std::string AllocateShardIds(uint64_t count) {
+  return json{{"op", "allocate_shard_ids"}, {"count", count}}.dump();
+}
+
 std::string TsoLimit(uint64_t limit_ms) {
   return json{{"op", "tso_limit"}, {"limit_ms", limit_ms}}.dump();
 }

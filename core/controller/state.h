@@ -159,6 +159,8 @@ std::string BootstrapShards(const std::vector<ShardRecord>& shards);
 // Replaces a shard's descriptor when its epoch is newer (or the same epoch with a new
 // leader); creates it when absent (a split's new shard). Stale: FAILED_PRECONDITION.
 std::string UpdateShard(const ShardRecord& s);
+// Reserves `count` (1..1000) new shard ids; the outcome is {"first": id}.
+std::string AllocateShardIds(uint64_t count);
 std::string TsoLimit(uint64_t limit_ms);
 std::string CreateTenant(const std::string& name);
 std::string CreateCollection(const std::string& tenant, const std::string& name,

@@ -129,6 +129,26 @@ TEST_F(StateTest, ShardMapBootstrapsOnceAndAcceptsOnlyNewerEpochs) {
   EXPECT_EQ(Run(cmd::UpdateShard(empty_range)).code(), StatusCode::kInvalidArgument);
 }
 
+TEST_F(StateTest, ShardIdsAreNeverHandedOutTwice) {
+  std::string r;
+  const uint64_t next = st_.next_shard_id;
+  ASSERT_TRUE(Run(cmd::AllocateShardIds(3), &r).ok());
+  EXPECT_EQ(r, R"({"first":)" + std::to_string(next) + "}");
+  ASSERT_TRUE(Run(cmd::AllocateShardIds(1), &r).ok());
+  EXPECT_EQ(r, R"({"first":)" + std::to_string(next + 3) + "}");
+  EXPECT_EQ(Run(cmd::AllocateShardIds(0)).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Run(cmd::AllocateShardIds(1001)).code(), StatusCode::kInvalidArgument);
+  // A split's shard reported with an id the map has not seen moves the counter past it.
+  ASSERT_TRUE(Run(cmd::RegisterNode(Node(1, "127.0.0.1:1"))).ok());
+  ShardRecord s;
+  s.id = next + 10;
+  s.replicas = {{1, false}};
+  Status update = Run(cmd::UpdateShard(s));
+  ASSERT_TRUE(update.ok()) << update.ToString();
+  ASSERT_TRUE(Run(cmd::AllocateShardIds(1), &r).ok());
+  EXPECT_EQ(r, R"({"first":)" + std::to_string(next + 11) + "}");
+}
+
 TEST_F(StateTest, TsoLimitNeverGoesBack) {
   std::string r;
   ASSERT_TRUE(Run(cmd::TsoLimit(1000), &r).ok());

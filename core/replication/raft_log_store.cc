@@ -122,7 +122,16 @@ Result<std::vector<Entry>> RaftLogStore::Entries(LogIndex lo, LogIndex hi,
 Result<consensus::Term> RaftLogStore::TermAt(LogIndex i) const { return mem_.TermAt(i); }
 Result<LogIndex> RaftLogStore::FirstIndex() const { return mem_.FirstIndex(); }
 Result<LogIndex> RaftLogStore::LastIndex() const { return mem_.LastIndex(); }
-Result<consensus::Snapshot> RaftLogStore::GetSnapshot() const { return mem_.GetSnapshot(); }
+Result<consensus::Snapshot> RaftLogStore::GetSnapshot() const {
+  ASSIGN_OR_RETURN(auto snap, mem_.GetSnapshot());
+  if (snap.metadata.index > LogIndex() && snap.data.empty()) {
+    snapshot_wanted_ = true;
+    return consensus::ErrSnapshotTemporarilyUnavailable();
+  }
+  return snap;
+}
+
+Result<consensus::Snapshot> RaftLogStore::StoredSnapshot() const { return mem_.GetSnapshot(); }
 
 void RaftLogStore::StageBootstrap(const consensus::ConfState& cs, storage::WriteBatch* batch) {
   consensus::Snapshot s;

@@ -19,6 +19,7 @@
 // Stage* and OnDurable are called by the one thread that drives the group.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -43,7 +44,14 @@ class RaftLogStore final : public consensus::Storage {
   Result<consensus::Term> TermAt(consensus::LogIndex i) const override;
   Result<consensus::LogIndex> FirstIndex() const override;
   Result<consensus::LogIndex> LastIndex() const override;
+  // A stored snapshot without data (a group founded by a split starts from one: its
+  // state is already in the engine) is not sent: GetSnapshot answers "temporarily
+  // unavailable" and records that one is wanted, and the node then takes a real one.
   Result<consensus::Snapshot> GetSnapshot() const override;
+  // The stored snapshot as it is, data or not.
+  Result<consensus::Snapshot> StoredSnapshot() const;
+  // Whether GetSnapshot was asked for a snapshot it could not give since the last call.
+  bool TakeSnapshotWanted() { return snapshot_wanted_.exchange(false); }
 
   // Staging. REQUIRES: the previous staged changes were written and OnDurable() called
   // (or the batch was dropped and DiscardStaged() called).
@@ -77,6 +85,7 @@ class RaftLogStore final : public consensus::Storage {
 
  private:
   RaftLogStore(storage::Engine* engine, uint64_t group) : engine_(engine), group_(group) {}
+  mutable std::atomic<bool> snapshot_wanted_{false};
   std::string EntryKey(consensus::LogIndex i) const;
   std::string MetaKey(char tag) const;
 

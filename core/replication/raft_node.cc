@@ -78,7 +78,7 @@ Result<std::unique_ptr<RaftNode>> RaftNode::Start(const RaftNodeOptions& options
     RETURN_IF_ERROR(BootstrapLog(node->store_.get(), engine, options.initial_voters));
     ASSIGN_OR_RETURN(init, node->store_->GetInitialState());
   }
-  ASSIGN_OR_RETURN(auto snap, node->store_->GetSnapshot());
+  ASSIGN_OR_RETURN(auto snap, node->store_->StoredSnapshot());
   node->snapshot_index_ = snap.metadata.index;
   node->conf_state_ = init.conf_state;
   node->conf_index_ = node->store_->ConfIndex();
@@ -115,16 +115,20 @@ RaftNode::RaftNode(const RaftNodeOptions& options, storage::Engine* engine, Stat
 }
 
 RaftNode::~RaftNode() {
+  Stop();
+  own_loop_.reset();
+}
+
+void RaftNode::Stop() {
   {
     std::lock_guard lock(mu_);
+    if (stopped_) return;
     stopping_ = true;
+    stopped_ = true;
   }
   if (loop_ != nullptr) loop_->Detach(this);
-  {
-    std::lock_guard lock(mu_);
-    FailAll(Status::Unavailable("raft node stopped"));
-  }
-  own_loop_.reset();
+  std::lock_guard lock(mu_);
+  FailAll(Status::Unavailable("raft node stopped"));
 }
 
 void RaftNode::FailAll(const Status& status) {
@@ -356,7 +360,7 @@ void RaftNode::Fail(const Status& s, bool discard_staged) {
 }
 
 Status RaftNode::AfterIteration() {
-  RETURN_IF_ERROR(MaybeSnapshot());
+  RETURN_IF_ERROR(MaybeSnapshot(store_->TakeSnapshotWanted()));
   UpdateStatus();
   return Status::OK();
 }
@@ -506,11 +510,13 @@ Status RaftNode::ApplyEntry(const Entry& e) {
   return Status::OK();
 }
 
-Status RaftNode::MaybeSnapshot() {
-  if (options_.snapshot_entries == 0 ||
-      applied_.value() < snapshot_index_.value() + options_.snapshot_entries) {
+Status RaftNode::MaybeSnapshot(bool force) {
+  if (!force && (options_.snapshot_entries == 0 ||
+                 applied_.value() < snapshot_index_.value() + options_.snapshot_entries)) {
     return Status::OK();
   }
+  // Nothing new to capture yet; Raft asks again when it still needs one.
+  if (applied_ <= snapshot_index_) return Status::OK();
   auto data = sm_->Snapshot();
   if (!data.ok()) {
     if (data.status().code() == StatusCode::kUnimplemented) return Status::OK();

@@ -133,7 +133,12 @@ class RaftNode {
   // replaces options.tick_interval). `loop` must outlive the node.
   static Result<std::unique_ptr<RaftNode>> Start(const RaftNodeOptions& options, RaftLoop* loop,
                                                  StateMachine* sm, Transport* transport);
-  ~RaftNode();  // leaves the loop; pending proposals fail with UNAVAILABLE
+  ~RaftNode();  // Stop()
+
+  // Leaves the loop; pending and later requests fail with UNAVAILABLE and later
+  // messages are dropped. Afterwards nothing touches the group's log. Idempotent;
+  // other threads may keep calling the node's methods meanwhile.
+  void Stop();
 
   // Replicates `data`. OK once it is committed and applied on this node. UNAVAILABLE when
   // no leader is known or the node stops; DEADLINE_EXCEEDED when it did not apply in
@@ -217,7 +222,8 @@ class RaftNode {
   void FailAll(const Status& status);                             // REQUIRES: mu_ held
   void FailReads(const Status& status);                           // REQUIRES: mu_ held
   Status ApplyEntry(const consensus::Entry& e);
-  Status MaybeSnapshot();
+  // Every snapshot_entries applied entries, or now when `force` (a follower needs one).
+  Status MaybeSnapshot(bool force = false);
   void UpdateStatus();
   void MaybeStartReadRound();  // loop thread
 
@@ -257,6 +263,7 @@ class RaftNode {
   uint64_t next_proposal_ = 1;  // GUARDED_BY(mu_)
   consensus::NodeId leader_;    // GUARDED_BY(mu_)
   bool stopping_ = false;       // GUARDED_BY(mu_)
+  bool stopped_ = false;        // GUARDED_BY(mu_): Stop() ran
   Status failed_;               // GUARDED_BY(mu_)
 };
 

@@ -12,6 +12,7 @@ constexpr auto kRows = mvcc::kVersionCf;
 constexpr char kWriteTag = 'W';
 constexpr char kFenceTag = 'F';
 constexpr char kDescribeTag = 'D';
+constexpr char kSplitTag = 'S';
 constexpr std::string_view kRequestPrefix = "sQ";
 constexpr uint32_t kSnapshotVersion = 1;
 
@@ -109,13 +110,6 @@ std::pair<std::string, std::string> RequestRange(const ShardRecord& d) {
   return {lo, hi};
 }
 
-// The row-version range of [start, end): version keys are row_key + suffix, and row
-// keys are prefix-free, so the row range bounds the versions too.
-std::pair<std::string, std::string> RowRange(const ShardRecord& d) {
-  return {d.start_key,
-          d.end_key.empty() ? mvcc::PrefixSuccessor(std::string(1, mvcc::kRowTag)) : d.end_key};
-}
-
 struct RequestRecord {
   uint64_t fingerprint = 0;
   uint64_t version = 0;
@@ -152,6 +146,11 @@ std::string EncodeApplied(uint64_t applied, uint64_t max_ts, bool described) {
 }
 
 }  // namespace
+
+std::pair<std::string, std::string> RowRange(const ShardRecord& d) {
+  return {d.start_key,
+          d.end_key.empty() ? mvcc::PrefixSuccessor(std::string(1, mvcc::kRowTag)) : d.end_key};
+}
 
 std::string AppliedKey(uint64_t shard) {
   std::string k = "sA";
@@ -198,6 +197,40 @@ std::string EncodeDescribeCommand(const ShardRecord& d) {
   w.U8(kDescribeTag);
   WriteDescriptor(&w, d);
   return w.Take();
+}
+
+std::string EncodeSplitCommand(uint64_t expected_version, std::string_view split_key,
+                               uint64_t new_id) {
+  Writer w;
+  w.U8(kSplitTag);
+  w.U64(expected_version);
+  w.Bytes(split_key);
+  w.U64(new_id);
+  return w.Take();
+}
+
+std::string ChildKey(uint64_t shard) {
+  std::string k(kChildPrefix);
+  mvcc::AppendUint64(&k, shard);
+  return k;
+}
+
+namespace {
+std::string EncodeChild(const SplitChild& c) {
+  Writer w;
+  WriteDescriptor(&w, c.descriptor);
+  w.U64(c.max_ts);
+  return w.Take();
+}
+}  // namespace
+
+Result<SplitChild> DecodeChild(std::string_view in) {
+  Reader r(in);
+  SplitChild c;
+  if (!ReadDescriptor(&r, &c.descriptor) || !r.U64(&c.max_ts) || !r.done()) {
+    return Status::Corruption("malformed split child record");
+  }
+  return c;
 }
 
 ShardRecord Uninitialized(uint64_t shard) {
@@ -330,6 +363,7 @@ Status ShardMachine::ApplyCommand(consensus::LogIndex index, std::string_view da
   storage::WriteBatch batch;
   WriteOutcome out;
   uint64_t max_ts = max_ts_.load();
+  uint64_t child = 0;
   if (!data.empty() && data[0] == kWriteTag) {
     RETURN_IF_ERROR(ApplyWrite(&batch, data.substr(1), &out));
     if (out.code == StatusCode::kOk && out.version > max_ts) max_ts = out.version;
@@ -338,6 +372,8 @@ Status ShardMachine::ApplyCommand(consensus::LogIndex index, std::string_view da
     uint64_t ts = 0;
     if (!r.U64(&ts)) return Status::Corruption("malformed fence command");
     max_ts = std::max(max_ts, ts);
+  } else if (!data.empty() && data[0] == kSplitTag) {
+    ASSIGN_OR_RETURN(child, ApplySplit(&batch, data.substr(1), &out));
   } else if (!data.empty() && data[0] == kDescribeTag) {
     Reader r(data.substr(1));
     ShardRecord d;
@@ -361,7 +397,57 @@ Status ShardMachine::ApplyCommand(consensus::LogIndex index, std::string_view da
   applied_.store(index.value());
   max_ts_.store(max_ts);
   *result = EncodeOutcome(out);
+  if (child != 0 && on_split_) on_split_(child);
   return Status::OK();
+}
+
+Result<uint64_t> ShardMachine::ApplySplit(storage::WriteBatch* batch, std::string_view body,
+                                          WriteOutcome* out) {
+  Reader r(body);
+  uint64_t expected = 0, new_id = 0;
+  std::string key;
+  if (!r.U64(&expected) || !r.Bytes(&key) || !r.U64(&new_id) || !r.done()) {
+    return Status::Corruption("malformed split command");
+  }
+  ShardRecord d = descriptor();
+  auto refuse = [&](std::string why) -> Result<uint64_t> {
+    out->code = StatusCode::kFailedPrecondition;
+    out->message = "split of shard " + std::to_string(id_) + " refused: " + why;
+    return uint64_t{0};
+  };
+  if (!Initialized(d)) return refuse("the replica has no range yet");
+  if (d.epoch.version != expected) {
+    return refuse("version " + std::to_string(expected) + " is not the current " +
+                  std::to_string(d.epoch.version));
+  }
+  if (key <= d.start_key || (!d.end_key.empty() && key >= d.end_key)) {
+    return refuse("the split key is not strictly inside the range");
+  }
+  if (new_id == 0 || new_id == id_) return refuse("bad new shard id");
+  SplitChild c;
+  c.descriptor.id = new_id;
+  c.descriptor.start_key = key;
+  c.descriptor.end_key = d.end_key;
+  c.descriptor.epoch = {d.epoch.conf_ver, d.epoch.version + 1};
+  c.descriptor.replicas = d.replicas;
+  c.max_ts = max_ts_.load();
+  d.end_key = key;
+  d.epoch.version++;
+  batch->Put(kMeta, DescriptorKey(id_), EncodeDescriptor(d));
+  batch->Put(kMeta, ChildKey(new_id), EncodeChild(c));
+  {
+    std::lock_guard lock(mu_);
+    desc_ = std::move(d);
+  }
+  return new_id;
+}
+
+Status ShardMachine::FoundChild(storage::Engine* engine, const SplitChild& c) {
+  storage::WriteBatch b;
+  b.Put(kMeta, DescriptorKey(c.descriptor.id), EncodeDescriptor(c.descriptor));
+  b.Put(kMeta, AppliedKey(c.descriptor.id), EncodeApplied(kSplitLogIndex, c.max_ts, true));
+  b.Delete(kMeta, ChildKey(c.descriptor.id));
+  return engine->Write({.sync = true}, b);
 }
 
 Status ShardMachine::ApplyWrite(storage::WriteBatch* batch, std::string_view body,

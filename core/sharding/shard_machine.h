@@ -10,6 +10,12 @@
 //          different request; a request id seen before answers as the first attempt did.
 //   Fence  raises max_ts to a read timestamp, so no later write commits at or below it:
 //          a snapshot read at T is then complete on this shard once the fence applied.
+//   Split  {expected version, split key, new shard id}: the range ends at the split key
+//          and epoch.version goes up by one; a record of the new shard (the "child":
+//          [split key, old end), same replicas and conf_ver, the same new version, and
+//          this shard's max_ts) is written in the same batch, and the Store founds the
+//          child's Raft group from it. Refused (no change) on a version mismatch or a
+//          key not strictly inside the range.
 //   Describe  puts the descriptor in the log (the first leader proposes it), so that a
 //          replica added later with an empty log learns its range by replaying the log.
 //          A replica that has a descriptor keeps its own.
@@ -29,6 +35,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -76,6 +83,20 @@ struct WriteOutcome {
 std::string EncodeWriteCommand(const WriteCommand& w);
 std::string EncodeFenceCommand(uint64_t ts);
 std::string EncodeDescribeCommand(const ShardRecord& d);
+std::string EncodeSplitCommand(uint64_t expected_version, std::string_view split_key,
+                               uint64_t new_id);
+
+// A split's new shard, recorded by the parent's Split until the Store founds it.
+struct SplitChild {
+  ShardRecord descriptor;
+  uint64_t max_ts = 0;
+};
+// The Raft log index (and term) a split's new group starts at: its log begins with a
+// snapshot there, so a member that lacks the group can only join it by a snapshot.
+inline constexpr uint64_t kSplitLogIndex = 5;
+inline constexpr std::string_view kChildPrefix = "sC";
+std::string ChildKey(uint64_t shard);
+Result<SplitChild> DecodeChild(std::string_view in);
 std::string EncodeOutcome(const WriteOutcome& o);
 Result<WriteOutcome> DecodeOutcome(std::string_view in);
 
@@ -89,6 +110,10 @@ inline bool Initialized(const ShardRecord& d) { return d.epoch.version != 0; }
 
 // Whether a row key lies in the shard's range.
 bool InRange(const ShardRecord& d, std::string_view row_key);
+
+// The range of row-version keys (write column family) of the shard's rows: version keys
+// are row_key + suffix, and row keys are prefix-free, so the row range bounds them too.
+std::pair<std::string, std::string> RowRange(const ShardRecord& d);
 
 // Meta keys of a shard's records.
 std::string AppliedKey(uint64_t shard);
@@ -118,6 +143,14 @@ class ShardMachine final : public replication::StateMachine {
   uint64_t max_ts() const { return max_ts_.load(); }
   // Whether a Describe command has applied here (or the state came from a snapshot).
   bool described() const { return described_.load(); }
+  // Called on the loop thread after a Split applied, with the new shard's id.
+  void SetSplitListener(std::function<void(uint64_t child)> listener) {
+    on_split_ = std::move(listener);
+  }
+  // Writes the records of a split's new shard from its SplitChild record (applied index
+  // kSplitLogIndex, described) and deletes that record, in one batch.
+  static Status FoundChild(storage::Engine* engine, const SplitChild& child);
+
   // A membership change: the descriptor takes the new replicas and conf_ver + 1.
   Status ApplyConfState(consensus::LogIndex index, const consensus::ConfState& conf) override;
 
@@ -135,6 +168,8 @@ class ShardMachine final : public replication::StateMachine {
         max_ts_(max_ts),
         described_(described) {}
   Status ApplyWrite(storage::WriteBatch* batch, std::string_view body, WriteOutcome* out);
+  // Returns the child's id (0: refused, with `out` saying why).
+  Result<uint64_t> ApplySplit(storage::WriteBatch* batch, std::string_view body, WriteOutcome* out);
   void StageApplied(storage::WriteBatch* batch, uint64_t index, uint64_t max_ts);
 
   storage::Engine* const engine_;
@@ -144,6 +179,7 @@ class ShardMachine final : public replication::StateMachine {
   std::atomic<uint64_t> applied_;
   std::atomic<uint64_t> max_ts_;
   std::atomic<bool> described_{false};
+  std::function<void(uint64_t)> on_split_;
 };
 
 }  // namespace gojodb::sharding

@@ -102,6 +102,9 @@ Result<std::unique_ptr<Store>> Store::Open(StoreOptions options, storage::Engine
     if (!r.ok()) return r.status().WithContext("shard " + std::to_string(id));
     store->replicas_[id] = *r;
   }
+  store->split_bytes_ = options.split_bytes;
+  store->FoundChildren();
+  store->background_ = std::thread([s = store.get()] { s->BackgroundLoop(); });
   return store;
 }
 
@@ -110,6 +113,12 @@ Store::Store(StoreOptions options, storage::Engine* engine, mvcc::TimestampOracl
     : options_(options), engine_(engine), tso_(tso), clock_(clock), transports_(transports) {}
 
 Store::~Store() {
+  {
+    std::lock_guard lock(bg_mu_);
+    stopping_ = true;
+  }
+  bg_cv_.notify_all();
+  if (background_.joinable()) background_.join();
   std::map<uint64_t, std::shared_ptr<Replica>> replicas;
   {
     std::unique_lock lock(mu_);
@@ -137,6 +146,15 @@ Result<std::shared_ptr<Store::Replica>> Store::StartReplica(std::unique_ptr<Shar
   o.join = join;
   o.snapshot_entries = options_.snapshot_entries;
   o.retain_entries = options_.retain_entries;
+  machine->SetSplitListener([this](uint64_t child) {
+    {
+      std::unique_lock lock(mu_);
+      unfounded_children_.insert(child);
+    }
+    std::lock_guard lock(bg_mu_);
+    children_pending_ = true;
+    bg_cv_.notify_all();
+  });
   replication::RaftLoop* loop = loops_[d.id % loops_.size()].get();
   ASSIGN_OR_RETURN(r->node,
                    replication::RaftNode::Start(o, loop, machine.get(), r->transport.get()));
@@ -187,6 +205,9 @@ void Store::Deliver(uint64_t group, consensus::Message m) {
   {
     std::shared_lock lock(mu_);
     if (removed_.count(group)) return;  // a removed replica never comes back
+    // A split applied here whose new group is not founded yet: it will be in a moment,
+    // with the data; creating an empty member now would only have to be undone.
+    if (unfounded_children_.count(group)) return;
   }
   // A member being added: only a leader's append, heartbeat or snapshot creates it.
   using consensus::MessageType;
@@ -223,7 +244,7 @@ Status Store::DestroyReplica(uint64_t shard) {
     replicas_.erase(it);
     removed_.insert(shard);
   }
-  r->node.reset();
+  r->node->Stop();
   storage::WriteBatch b;
   b.Put(kMeta, TombstoneKey(shard), "");
   RETURN_IF_ERROR(engine_->Write({.sync = true}, b));
@@ -450,6 +471,196 @@ Status Store::TransferLeader(uint64_t shard, uint64_t node) {
   auto r = Find(shard);
   if (!r) return ShardNotFoundError(shard);
   return r->node->TransferLeadership(NodeId(node));
+}
+
+// --- Splits ---------------------------------------------------------------------------
+
+void Store::SetShardIdAllocator(ShardIdAllocator allocate) {
+  std::lock_guard lock(bg_mu_);
+  allocate_ = std::move(allocate);
+}
+
+void Store::BackgroundLoop() {
+  auto next_check = Steady::now() + options_.split_check_interval;
+  std::unique_lock lock(bg_mu_);
+  while (!stopping_) {
+    bg_cv_.wait_until(lock, next_check, [&] { return stopping_ || children_pending_; });
+    if (stopping_) break;
+    if (children_pending_) {
+      children_pending_ = false;
+      lock.unlock();
+      FoundChildren();
+      lock.lock();
+      continue;
+    }
+    if (Steady::now() >= next_check) {
+      lock.unlock();
+      CheckSplits();
+      lock.lock();
+      next_check = Steady::now() + options_.split_check_interval;
+    }
+  }
+}
+
+void Store::FoundChildren() {
+  std::vector<SplitChild> children;
+  storage::ReadOptions ro;
+  ro.lower_bound = std::string(kChildPrefix);
+  ro.upper_bound = mvcc::PrefixSuccessor(kChildPrefix);
+  auto it = engine_->NewIterator(ro, kMeta);
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    auto c = DecodeChild(it->value());
+    if (c.ok()) children.push_back(std::move(*c));
+  }
+  it.reset();
+  for (const auto& c : children) {
+    Status s = FoundChild(c);
+    if (!s.ok()) {
+      // Left recorded: the next round (or a restart) tries again.
+      std::lock_guard lock(bg_mu_);
+      children_pending_ = true;
+    }
+  }
+}
+
+Status Store::FoundChild(const SplitChild& c) {
+  const uint64_t id = c.descriptor.id;
+  std::lock_guard create(create_mu_);
+  consensus::HardState prior;
+  if (auto existing = Find(id)) {
+    if (Initialized(existing->machine->descriptor())) {
+      // A snapshot from the new group's leader got here first: it is a member already.
+      storage::WriteBatch b;
+      b.Delete(kMeta, ChildKey(id));
+      RETURN_IF_ERROR(engine_->Write({.sync = true}, b));
+      std::unique_lock lock(mu_);
+      unfounded_children_.erase(id);
+      return Status::OK();
+    }
+    // An empty member created by a message: it holds no entries (the group's log starts
+    // with a snapshot it never got), but it may have voted; keep its term and vote.
+    {
+      std::unique_lock lock(mu_);
+      replicas_.erase(id);
+    }
+    existing->node->Stop();
+  }
+  {
+    ASSIGN_OR_RETURN(auto old_log, replication::RaftLogStore::Open(engine_, id));
+    ASSIGN_OR_RETURN(auto init, old_log->GetInitialState());
+    prior = init.hard_state;
+  }
+  RETURN_IF_ERROR(replication::RaftLogStore::Destroy(engine_, id));
+  {
+    ASSIGN_OR_RETURN(auto log, replication::RaftLogStore::Open(engine_, id));
+    consensus::Snapshot snap;
+    snap.metadata.index = consensus::LogIndex(kSplitLogIndex);
+    snap.metadata.term = consensus::Term(kSplitLogIndex);
+    for (const auto& r : c.descriptor.replicas) {
+      (r.learner ? snap.metadata.conf_state.learners : snap.metadata.conf_state.voters)
+          .push_back(NodeId(r.node));
+    }
+    consensus::HardState hs;
+    hs.term = std::max(prior.term, consensus::Term(kSplitLogIndex));
+    if (prior.term == hs.term) hs.vote = prior.vote;
+    hs.commit = consensus::LogIndex(kSplitLogIndex);
+    storage::WriteBatch b;
+    RETURN_IF_ERROR(log->StageSnapshot(snap, &b));
+    log->StageHardState(hs, &b);
+    Status w = engine_->Write({.sync = true}, b);
+    if (!w.ok()) {
+      log->DiscardStaged();
+      return w;
+    }
+    RETURN_IF_ERROR(log->OnDurable());
+  }
+  RETURN_IF_ERROR(ShardMachine::FoundChild(engine_, c));
+  ASSIGN_OR_RETURN(auto machine, ShardMachine::Load(engine_, id));
+  ASSIGN_OR_RETURN(auto r, StartReplica(std::move(machine), /*join=*/false));
+  std::unique_lock lock(mu_);
+  replicas_[id] = std::move(r);
+  unfounded_children_.erase(id);
+  return Status::OK();
+}
+
+Status Store::Split(uint64_t shard, const std::string& split_key, uint64_t new_id,
+                    Steady::time_point deadline) {
+  auto r = Find(shard);
+  if (!r) return ShardNotFoundError(shard);
+  if (r->node->Leader() != NodeId(options_.node_id)) {
+    return NotLeaderError(shard, r->node->Leader().value());
+  }
+  RETURN_IF_ERROR(EnsureDescribed(*r, deadline));
+  const ShardRecord d = r->machine->descriptor();
+  ASSIGN_OR_RETURN(
+      auto out,
+      ProposeCommand(*r, EncodeSplitCommand(d.epoch.version, split_key, new_id), deadline));
+  return OutcomeStatus(out);
+}
+
+Result<std::string> Store::SplitKey(uint64_t shard) const {
+  auto r = Find(shard);
+  if (!r) return ShardNotFoundError(shard);
+  const ShardRecord d = r->machine->descriptor();
+  if (!Initialized(d)) return Status::NotFound("shard " + std::to_string(shard) + " has no range");
+  auto [lo, hi] = RowRange(d);
+  // One pass over the rows' versions: remember row boundaries with the bytes before
+  // them, then take the boundary nearest half.
+  std::vector<std::pair<uint64_t, std::string>> rows;  // bytes before the row, row key
+  uint64_t bytes = 0;
+  storage::ReadOptions ro;
+  ro.lower_bound = lo;
+  ro.upper_bound = hi;
+  auto it = engine_->NewIterator(ro, mvcc::kVersionCf);
+  std::string last_row;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    const std::string_view k = it->key();
+    if (k.size() <= 8) continue;
+    const std::string_view row = k.substr(0, k.size() - 8);
+    if (row != last_row) {
+      last_row.assign(row);
+      rows.emplace_back(bytes, last_row);
+    }
+    bytes += k.size() + it->value().size();
+  }
+  RETURN_IF_ERROR(it->status());
+  if (rows.size() < 2) {
+    return Status::NotFound("shard " + std::to_string(shard) + " has fewer than two rows");
+  }
+  size_t best = 1;
+  for (size_t i = 1; i < rows.size(); ++i) {
+    if (rows[i].first <= bytes / 2) best = i;
+  }
+  return rows[best].second;
+}
+
+void Store::CheckSplits() {
+  const uint64_t limit = split_bytes_.load();
+  ShardIdAllocator allocate;
+  {
+    std::lock_guard lock(bg_mu_);
+    allocate = allocate_;
+  }
+  if (limit == 0 || !allocate) return;
+  std::vector<std::shared_ptr<Replica>> led;
+  {
+    std::shared_lock lock(mu_);
+    for (const auto& [id, r] : replicas_) {
+      if (r->node->Leader() == NodeId(options_.node_id)) led.push_back(r);
+    }
+  }
+  for (const auto& r : led) {
+    const ShardRecord d = r->machine->descriptor();
+    if (!Initialized(d)) continue;
+    auto [lo, hi] = RowRange(d);
+    auto size = engine_->ApproximateSize(mvcc::kVersionCf, lo, hi);
+    if (!size.ok() || *size <= limit) continue;
+    auto key = SplitKey(d.id);
+    if (!key.ok()) continue;
+    auto id = allocate();
+    if (!id.ok()) return;  // the controller is away; next round
+    (void)Split(d.id, *key, *id, Steady::now() + std::chrono::seconds(5));
+  }
 }
 
 std::vector<ShardRecord> Store::Describe() const {

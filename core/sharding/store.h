@@ -15,12 +15,16 @@
 // Thread-safety: every public method may be called from any thread.
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <shared_mutex>
+#include <thread>
 
 #include "core/kv/kv_service.h"
 #include "core/mvcc/mvcc.h"
@@ -40,7 +44,14 @@ struct StoreOptions {
   uint64_t snapshot_entries = 10000;
   uint64_t retain_entries = 1000;
   uint64_t max_size_per_msg = 1 << 20;
+  // Automatic split: a shard this node leads is split in two once its rows take more
+  // than split_bytes (0: never; SetSplitBytes changes it), checked at this interval.
+  uint64_t split_bytes = 0;
+  std::chrono::milliseconds split_check_interval{1000};
 };
+
+// Hands out new shard ids (the controller's); used by automatic splits.
+using ShardIdAllocator = std::function<Result<uint64_t>()>;
 
 // How a replica's Raft messages reach the other members: one Transport per group.
 class GroupTransports {
@@ -87,6 +98,20 @@ class Store {
   Status TransferLeader(uint64_t shard, uint64_t node);
   // Drops this node's replica and its data (after the group removed it).
   Status DestroyReplica(uint64_t shard);
+
+  // --- Splits ---
+  // On the shard's leader: splits it at `split_key` (a row key strictly inside its
+  // range); keys from split_key on move to shard `new_id`, founded on every replica.
+  Status Split(uint64_t shard, const std::string& split_key, uint64_t new_id,
+               std::chrono::steady_clock::time_point deadline);
+  // A row key near the middle of the shard's data (by bytes); NOT_FOUND when the shard
+  // has fewer than two rows.
+  Result<std::string> SplitKey(uint64_t shard) const;
+  // Enables automatic splits (see StoreOptions::split_bytes).
+  void SetShardIdAllocator(ShardIdAllocator allocate);
+  void SetSplitBytes(uint64_t bytes) { split_bytes_ = bytes; }
+  // One round of the split check (the background thread runs it); public for tests.
+  void CheckSplits();
 
   // --- From the transport ---
   // A message for a replica this node lacks creates it (a member being added) unless
@@ -145,6 +170,10 @@ class Store {
                                       std::chrono::steady_clock::time_point deadline);
   // Puts the descriptor in the log once (see ShardMachine's Describe).
   Status EnsureDescribed(Replica& r, std::chrono::steady_clock::time_point deadline);
+  // Founds the Raft groups of split children recorded in the engine.
+  void FoundChildren();
+  Status FoundChild(const SplitChild& child);
+  void BackgroundLoop();
   // Makes a read at `at` complete on the leader: a read barrier, then a fence if needed.
   Status PrepareRead(Replica& r, kv::Consistency c, uint64_t at,
                      std::chrono::steady_clock::time_point deadline);
@@ -160,6 +189,15 @@ class Store {
   std::map<uint64_t, std::shared_ptr<Replica>> replicas_;  // GUARDED_BY(mu_)
   std::set<uint64_t> removed_;                             // GUARDED_BY(mu_): tombstones
   std::mutex create_mu_;  // serializes replica creation and destruction
+
+  std::atomic<uint64_t> split_bytes_{0};
+  std::mutex bg_mu_;
+  std::condition_variable bg_cv_;
+  bool stopping_ = false;                  // GUARDED_BY(bg_mu_)
+  bool children_pending_ = false;          // GUARDED_BY(bg_mu_)
+  ShardIdAllocator allocate_;              // GUARDED_BY(bg_mu_)
+  std::set<uint64_t> unfounded_children_;  // GUARDED_BY(mu_): messages for them wait
+  std::thread background_;
 };
 
 }  // namespace gojodb::sharding

@@ -432,3 +432,139 @@ TEST_F(StoreTest, ReplicasAreAddedAndRemoved) {
 
 }  // namespace
 }  // namespace gojodb::sharding
+
+namespace gojodb::sharding {
+namespace {
+
+TEST_F(StoreTest, SplitMovesTheUpperHalfToANewShardOnEveryReplica) {
+  for (uint64_t id : {1, 2, 3, 4}) Start(id);
+  for (uint64_t id : {1, 2, 3}) ASSERT_TRUE(S(id).CreateReplica(Shard(1, "", "", {1, 2, 3})).ok());
+  std::map<std::string, uint64_t> written;
+  for (int i = 0; i < 40; ++i) {
+    char k[8];
+    std::snprintf(k, sizeof(k), "k%02d", i);
+    auto w = S(LeaderOf(1)).Write(R(1), Put(k, std::string(100, 'a' + i % 26)), Deadline());
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+    written[k] = w->version;
+  }
+  const Route before = R(1);
+  const uint64_t leader = LeaderOf(1);
+  auto key = S(leader).SplitKey(1);
+  ASSERT_TRUE(key.ok()) << key.status().ToString();
+  EXPECT_GT(*key, Row("k10"));
+  EXPECT_LT(*key, Row("k30"));
+  const uint64_t parent_max_ts = written["k39"];
+  Status split = S(leader).Split(1, *key, 2, Deadline());
+  ASSERT_TRUE(split.ok()) << split.ToString();
+  // A split at a key the shard no longer holds is refused, and changes nothing.
+  EXPECT_EQ(S(leader).Split(1, Row("k39"), 3, Deadline()).code(), StatusCode::kFailedPrecondition);
+
+  // Every replica has both shards, with the same ranges and the new version.
+  for (uint64_t id : {1, 2, 3}) {
+    Result<ShardRecord> child = Status::NotFound("");
+    for (int i = 0; i < 400 && !child.ok(); ++i) {
+      child = S(id).DescriptorOf(2);
+      if (!child.ok()) std::this_thread::sleep_for(5ms);
+    }
+    ASSERT_TRUE(child.ok()) << "node " << id;
+    EXPECT_EQ(child->start_key, *key);
+    EXPECT_EQ(child->end_key, "");
+    EXPECT_EQ(child->epoch.version, before.epoch.version + 1);
+    auto parent = S(id).DescriptorOf(1);
+    ASSERT_TRUE(parent.ok());
+    EXPECT_EQ(parent->end_key, *key);
+    EXPECT_EQ(parent->epoch.version, before.epoch.version + 1);
+  }
+  // The old route is stale; the new routes serve their halves, with the data in place.
+  EXPECT_EQ(ReasonOf(S(LeaderOf(1)).Write(before, Put("k01", "x"), Deadline()).status()),
+            kReasonEpochNotMatch);
+  EXPECT_EQ(ReasonOf(S(LeaderOf(1)).Write(R(1), Put("k39", "x"), Deadline()).status()),
+            kReasonEpochNotMatch);
+  for (const auto& [k, version] : written) {
+    const uint64_t shard = Row(k) < *key ? 1 : 2;
+    auto r =
+        S(LeaderOf(shard))
+            .Get(R(shard), Row(k), kv::Consistency::kLinearizable, mvcc::kMaxTimestamp, Deadline());
+    ASSERT_TRUE(r.ok() && *r) << k << " " << r.status().ToString();
+    EXPECT_EQ((*r)->version, version) << k;
+  }
+  // The child inherits the parent's max_ts: nothing commits at or below it there.
+  auto w = S(LeaderOf(2)).Write(R(2), Put("k39", "after"), Deadline());
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  EXPECT_GT(w->version, parent_max_ts);
+
+  // A member added to the new shard can only get it by a snapshot (its log starts with
+  // one); the leader takes a real one on demand.
+  Status add = S(LeaderOf(2)).AddReplica(2, 4, 10s);
+  ASSERT_TRUE(add.ok()) << add.ToString();
+  ASSERT_TRUE([&] {
+    for (int i = 0; i < 1000; ++i) {
+      auto v = S(4).Get(R(2), Row("k39"), kv::Consistency::kStale, mvcc::kMaxTimestamp, Deadline());
+      if (v.ok() && *v && (*v)->value == "after") return true;
+      std::this_thread::sleep_for(5ms);
+    }
+    return false;
+  }());
+  EXPECT_GE(S(4).GroupStatusOf(2)->snapshots_installed, 1u);
+  EXPECT_FALSE(S(4).DescriptorOf(1).ok()) << "node 4 only joined the new shard";
+
+  // Both shards survive a restart of every node.
+  for (uint64_t id : {1, 2, 3, 4}) Stop(id);
+  for (uint64_t id : {1, 2, 3, 4}) Start(id);
+  for (const auto& [k, version] : written) {
+    const uint64_t shard = Row(k) < *key ? 1 : 2;
+    auto r =
+        S(LeaderOf(shard))
+            .Get(R(shard), Row(k), kv::Consistency::kLinearizable, mvcc::kMaxTimestamp, Deadline());
+    ASSERT_TRUE(r.ok() && *r) << k << " " << r.status().ToString();
+    if (k != "k39") EXPECT_EQ((*r)->version, version) << k;
+  }
+}
+
+TEST_F(StoreTest, ShardsSplitAutomaticallyBySize) {
+  options_.split_bytes = 4096;
+  options_.split_check_interval = 50ms;
+  for (uint64_t id : {1, 2, 3}) Start(id);
+  std::atomic<uint64_t> next_id{100};
+  for (uint64_t id : {1, 2, 3}) {
+    S(id).SetShardIdAllocator([&]() -> Result<uint64_t> { return next_id++; });
+    ASSERT_TRUE(S(id).CreateReplica(Shard(1, "", "", {1, 2, 3})).ok());
+  }
+  LeaderOf(1);
+  // ~40 KiB: ten times the limit. Each write goes to whichever shard holds its key now.
+  for (int i = 0; i < 160; ++i) {
+    char k[8];
+    std::snprintf(k, sizeof(k), "k%03d", i);
+    bool done = false;
+    for (int attempt = 0; attempt < 200 && !done; ++attempt) {
+      for (uint64_t node : {1, 2, 3}) {
+        for (const auto& d : S(node).Describe()) {
+          if (d.leader != node || !InRange(d, Row(k))) continue;
+          auto w = S(node).Write({d.id, d.epoch}, Put(k, std::string(256, 'v')), Deadline());
+          done = w.ok();
+        }
+      }
+      if (!done) std::this_thread::sleep_for(5ms);
+    }
+    ASSERT_TRUE(done) << k;
+  }
+  // Give the checks a moment to catch up, then every node must hold several shards that
+  // tile the keyspace with no gap or overlap.
+  std::vector<ShardRecord> shards;
+  for (int i = 0; i < 200; ++i) {
+    shards = S(1).Describe();
+    if (shards.size() >= 4) break;
+    std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_GE(shards.size(), 4u);
+  std::sort(shards.begin(), shards.end(),
+            [](const auto& a, const auto& b) { return a.start_key < b.start_key; });
+  EXPECT_EQ(shards.front().start_key, "");
+  EXPECT_EQ(shards.back().end_key, "");
+  for (size_t i = 1; i < shards.size(); ++i) {
+    EXPECT_EQ(shards[i - 1].end_key, shards[i].start_key);
+  }
+}
+
+}  // namespace
+}  // namespace gojodb::sharding

@@ -141,6 +141,10 @@ class Engine {
   virtual Status SyncWal() = 0;
   // Compacts [begin, end) (empty: unbounded), running the column family's KeyFilter.
   virtual Status CompactRange(ColumnFamily cf, std::string_view begin, std::string_view end) = 0;
+  // An estimate of the bytes that keys in [begin, end) take, memtables included (empty
+  // end: unbounded). Cheap: no data is read.
+  virtual Result<uint64_t> ApproximateSize(ColumnFamily cf, std::string_view begin,
+                                           std::string_view end) = 0;
   // Numeric statistics for /metrics, by name (e.g. "l0_files", "live_sst_bytes").
   virtual std::map<std::string, uint64_t> Stats() = 0;
   virtual std::string_view Kind() const = 0;

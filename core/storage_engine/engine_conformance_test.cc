@@ -184,6 +184,26 @@ TEST_P(EngineConformance, CompactionFilterDropsKeys) {
   EXPECT_EQ(Get(kD, "drop/1"), "x");
 }
 
+TEST_P(EngineConformance, ApproximateSizeCountsTheRange) {
+  const std::string value(1024, 'v');
+  for (int i = 0; i < 512; ++i) {
+    char k[16];
+    std::snprintf(k, sizeof(k), "m/%05d", i);
+    Put(kW, k, value);
+  }
+  auto all = engine_->ApproximateSize(kW, "m/", "m0");
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  // An estimate: at least a quarter of the half-megabyte written, at most four times.
+  EXPECT_GE(*all, 512u * 1024 / 4);
+  EXPECT_LE(*all, 512u * 1024 * 4);
+  auto unbounded = engine_->ApproximateSize(kW, "", "");
+  ASSERT_TRUE(unbounded.ok());
+  EXPECT_GE(*unbounded, *all / 2);
+  auto none = engine_->ApproximateSize(kW, "x/", "y/");
+  ASSERT_TRUE(none.ok());
+  EXPECT_LT(*none, *all / 8);
+}
+
 TEST_P(EngineConformance, MatchesAModelUnderRandomOperations) {
   std::mt19937 rng(20261125);
   std::map<std::string, std::string> model;

@@ -80,6 +80,19 @@ class MemoryEngine final : public Engine {
     return Status::OK();
   }
 
+  Result<uint64_t> ApproximateSize(ColumnFamily cf, std::string_view begin,
+                                   std::string_view end) override {
+    std::shared_lock lock(mu_);
+    auto& map = maps_[static_cast<int>(cf)];
+    uint64_t bytes = 0;
+    auto it = begin.empty() ? map.begin() : map.lower_bound(begin);
+    for (; it != map.end() && (end.empty() || it->first < end); ++it) {
+      const Version* v = Visible(it->second, seq_);
+      if (v && v->value) bytes += it->first.size() + v->value->size();
+    }
+    return bytes;
+  }
+
   std::map<std::string, uint64_t> Stats() override {
     std::shared_lock lock(mu_);
     uint64_t keys = 0;

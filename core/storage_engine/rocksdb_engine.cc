@@ -188,6 +188,21 @@ class RocksDbEngine final : public Engine {
         db_->CompactRange(o, handle(cf), begin.empty() ? nullptr : &b, end.empty() ? nullptr : &e));
   }
 
+  Result<uint64_t> ApproximateSize(ColumnFamily cf, std::string_view begin,
+                                   std::string_view end) override {
+    // An empty end is "unbounded": past every key, which starts with a byte below 0xff
+    // in GojoDB's keyspace layouts; a long run of 0xff bounds the rest.
+    const std::string hi = end.empty() ? std::string(64, '\xff') : std::string(end);
+    rocksdb::Range r(ToSlice(begin), rocksdb::Slice(hi));
+    uint64_t size = 0;
+    rocksdb::SizeApproximationOptions o;
+    o.include_memtables = true;
+    o.include_files = true;
+    Status s = FromRocks(db_->GetApproximateSizes(o, handle(cf), &r, 1, &size));
+    if (!s.ok()) return s;
+    return size;
+  }
+
   std::map<std::string, uint64_t> Stats() override {
     static const std::array<std::pair<const char*, const char*>, 8> kProps = {{
         {"estimate_num_keys", "rocksdb.estimate-num-keys"},
