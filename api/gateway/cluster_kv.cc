@@ -26,6 +26,8 @@ constexpr std::string_view kBatchAcrossShards =
     "a batch must stay within one shard until transactions land";
 // Longest single call to a controller member before the next one is asked.
 constexpr auto kControllerCallTimeout = 3s;
+// No call to a storage node starts with less time than this left.
+constexpr auto kMinAttempt = 50ms;
 // On-demand map fetches closer together than this are served by the last one.
 constexpr auto kRefreshInterval = 50ms;
 
@@ -561,7 +563,10 @@ Result<uint32_t> ClusterKv::CollectionId(const std::string& collection,
     }
   }
   RETURN_IF_ERROR(ValidateName("collection", name));
-  auto info = Describe(name, deadline);
+  // With an id cached, the look-up gets one round of the controllers, so that a data
+  // request keeps most of its time when they are unreachable.
+  auto info =
+      Describe(name, stale ? std::min(deadline, Clock::now() + kControllerCallTimeout) : deadline);
   if (info.ok()) return info->id;
   // With no controller reachable, data requests go on with what is cached.
   if (stale && info.status().code() == StatusCode::kUnavailable) return stale->id;
@@ -672,7 +677,9 @@ Status ClusterKv::CallShardAt(const std::function<Result<sharding::ShardRecord>(
           ClassifyNodeError(last).verdict == NodeVerdict::kEpochNotMatch && attempt < 4;
       if (!follow && !new_epoch) Backoff(attempt - 1, deadline);
     }
-    if (Clock::now() >= deadline) {
+    // An attempt needs a moment: one started with no time left would only time out, and
+    // a write that times out leaves its outcome unknown.
+    if (deadline - Clock::now() < kMinAttempt) {
       ++unavailable_;
       return DeadlineError(write ? "write" : "read", last);
     }
