@@ -41,6 +41,10 @@ std::vector<server::Setting> StorageSettings() {
       {"advertise_addr", "", "the gRPC address others reach this node at (default: --grpc-addr)",
        false},
       {"zone", "", "failure domain; replicas of a shard are spread over zones", false},
+      {"peer_addrs", "",
+       "where to reach other storage nodes for Raft, overriding their registered "
+       "addresses: 2=host:port,3=host:port (a proxy, another interface)",
+       false},
       {"capacity_bytes", "0", "disk capacity to report (0: the data directory's file system)",
        false},
       {"raft.tick_ms", "20", "Raft tick length", false},
@@ -67,6 +71,33 @@ Result<std::vector<std::string>> ParseAddrs(const std::string& flag) {
       return hp.status().WithContext("--controllers entry '" + a + "'");
     }
     out.push_back(std::move(a));
+    pos = end + 1;
+  }
+  return out;
+}
+
+// "2=h:p,3=h:p" -> {2: "h:p", 3: "h:p"}; empty: none.
+Result<std::map<uint64_t, std::string>> ParsePeerAddrs(const std::string& flag) {
+  std::map<uint64_t, std::string> out;
+  if (flag.empty()) return out;
+  size_t pos = 0;
+  while (pos <= flag.size()) {
+    size_t end = flag.find(',', pos);
+    if (end == std::string::npos) end = flag.size();
+    const std::string part = flag.substr(pos, end - pos);
+    const size_t eq = part.find('=');
+    auto id = eq == std::string::npos ? Result<uint64_t>(Status::InvalidArgument(""))
+                                      : http::ParseUint64(part.substr(0, eq), "id");
+    if (!id.ok() || *id == 0) {
+      return Status::InvalidArgument("--peer-addrs entry '" + part + "' is not ID=host:port");
+    }
+    const std::string addr = part.substr(eq + 1);
+    if (auto hp = http::SplitHostPort(addr); !hp.ok()) {
+      return hp.status().WithContext("--peer-addrs entry '" + part + "'");
+    }
+    if (!out.emplace(*id, addr).second) {
+      return Status::InvalidArgument("--peer-addrs names node " + std::to_string(*id) + " twice");
+    }
     pos = end + 1;
   }
   return out;
@@ -113,14 +144,18 @@ class NodeAgent {
  public:
   NodeAgent(uint64_t id, v1::NodeDescriptor self, storage_node::ControllerLink* link,
             sharding::Store* store, rpc::GrpcRaftTransport* transport,
-            std::chrono::milliseconds interval, std::string data_dir)
+            std::chrono::milliseconds interval, std::string data_dir,
+            std::map<uint64_t, std::string> peer_addrs)
       : id_(id),
         self_(std::move(self)),
         link_(link),
         store_(store),
         transport_(transport),
         interval_(interval),
-        data_dir_(std::move(data_dir)) {}
+        data_dir_(std::move(data_dir)),
+        peer_addrs_(std::move(peer_addrs)) {
+    for (const auto& [node, addr] : peer_addrs_) transport_->SetPeer(node, addr);
+  }
 
   void Start() {
     thread_ = std::thread([this] { Run(); });
@@ -244,7 +279,8 @@ class NodeAgent {
       }
       known = m->version();
       for (const auto& n : m->nodes()) {
-        if (n.id() != id_ && !n.grpc_addr().empty()) transport_->SetPeer(n.id(), n.grpc_addr());
+        if (n.id() == id_ || n.grpc_addr().empty() || peer_addrs_.count(n.id())) continue;
+        transport_->SetPeer(n.id(), n.grpc_addr());
       }
       for (const auto& sp : m->shards()) {
         const auto d = FromProto(sp);
@@ -267,6 +303,7 @@ class NodeAgent {
   rpc::GrpcRaftTransport* const transport_;
   const std::chrono::milliseconds interval_;
   const std::string data_dir_;
+  const std::map<uint64_t, std::string> peer_addrs_;  // --peer-addrs: these win
   std::atomic<bool> registered_{false};
   std::atomic<uint64_t> heartbeats_{0};
   std::mutex mu_;
@@ -335,6 +372,8 @@ int Run(int argc, char** argv) {
   }
   auto controllers = ParseAddrs(config.Get("controllers"));
   if (!controllers.ok()) return Fail(2, controllers.status());
+  auto peer_addrs = ParsePeerAddrs(config.Get("peer_addrs"));
+  if (!peer_addrs.ok()) return Fail(2, peer_addrs.status());
 
   server::ShutdownSignals signals;
 
@@ -395,7 +434,7 @@ int Run(int argc, char** argv) {
   self.set_capacity_bytes(*capacity);
   if (!config.Get("zone").empty()) (*self.mutable_labels())["zone"] = config.Get("zone");
   NodeAgent agent(*id, self, &link, store->get(), transport.get(),
-                  std::chrono::milliseconds(*heartbeat_ms), data_dir);
+                  std::chrono::milliseconds(*heartbeat_ms), data_dir, *peer_addrs);
 
   Metrics metrics;
   metrics.AddGaugeSource("storage", [s = store->get(), &agent] {

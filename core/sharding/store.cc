@@ -340,7 +340,9 @@ Status Store::PrepareRead(Replica& r, kv::Consistency c, uint64_t at, Steady::ti
     // oracle caught up: a read from the future is refused instead.
     ASSIGN_OR_RETURN(uint64_t now, tso_->Next());
     if (now < at) {
-      RETURN_IF_ERROR(tso_->AdvancePast(now));
+      // `now` may come from a batch taken a while ago: drop the batch (every later
+      // timestamp is above now + 1) and ask again.
+      RETURN_IF_ERROR(tso_->AdvancePast(now + 1));
       ASSIGN_OR_RETURN(now, tso_->Next());
       if (now < at) {
         return Status::InvalidArgument("snapshot " + std::to_string(at) + " is in the future");
