@@ -16,10 +16,19 @@
 #include <thread>
 
 #include "tests/integration/process.h"
-#include "tests/raft_kv/linearizability.h"
+#include "tests/linearizability/checker.h"
 
 namespace gojodb::testing {
 namespace {
+
+// One operation as the clients record it.
+struct RegisterOp {
+  static constexpr int64_t kUnknown = std::numeric_limits<int64_t>::max();
+  bool is_write = false;
+  std::optional<std::string> value;  // written, or read (nullopt: absent)
+  int64_t call = 0;
+  int64_t ret = kUnknown;  // kUnknown: the outcome was never learnt
+};
 
 int64_t Now() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
@@ -179,10 +188,23 @@ TEST(RaftKvTest, LinearizableWhileTheLeaderIsKilledRepeatedly) {
   for (const auto& key : keys) std::printf(" %s=%zu", key.c_str(), history[key].size());
   std::printf("\n");
   EXPECT_GT(acked_writes.load(), 10) << cluster.Logs();
-  for (const auto& key : keys) {
-    EXPECT_TRUE(CheckRegisterLinearizable(history[key]))
-        << "key " << key << ": " << history[key].size() << " operations are not linearizable";
+  std::vector<linearizability::Op> all;
+  for (const auto& [key, ops] : history) {
+    for (const auto& r : ops) {
+      linearizability::Op op;
+      op.kind = r.is_write ? linearizability::Op::Kind::kWrite : linearizability::Op::Kind::kRead;
+      op.key = key;
+      op.call = r.call;
+      op.ret = r.ret;
+      op.unknown = r.ret == RegisterOp::kUnknown;
+      op.found = r.value.has_value();
+      op.value = r.value.value_or("");
+      all.push_back(std::move(op));
+    }
   }
+  const auto verdict = linearizability::Check(all);
+  EXPECT_TRUE(verdict.linearizable && !verdict.gave_up)
+      << "key " << verdict.key << ": " << verdict.explanation;
   for (int id = 1; id <= 3; ++id) cluster.Kill(id);
   std::filesystem::remove_all(dir);
 }
