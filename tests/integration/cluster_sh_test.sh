@@ -57,9 +57,21 @@ put() { [[ $(curl -s -m 15 -o /dev/null -w '%{http_code}' -X PUT --data-binary "
 get_is() { [[ $(curl -s -m 15 "$GATEWAY/v1/collections/default/keys/$1") == "$2" ]]; }
 
 # The leader storage node NAME sees for every shard, space-separated ("0": none).
-leaders_seen_by() { curl -s -m 2 "http://$(field "$UP" "$1" http)/v1/shards" | jq -r '[.shards[].leader] | map(tostring) | join(" ")'; }
+shards_at() { curl -s -m 2 "http://$(field "$UP" "$1" http)/v1/shards"; }
+# The values of number field KEY in JSON text, space-separated.
+numbers() { grep -o "\"$1\":[0-9]*" <<<"$2" | cut -d: -f2 | paste -sd' '; }
+leaders_seen_by() {
+  local body
+  body=$(shards_at "$1") || return 1
+  numbers leader "$body"
+}
 # The sum of the shards' applied indexes at storage node NAME.
-applied_at() { curl -s -m 2 "http://$(field "$UP" "$1" http)/v1/shards" | jq -r '[.shards[].applied] | add // 0'; }
+applied_at() {
+  local body n sum=0
+  body=$(shards_at "$1") || return 1
+  for n in $(numbers applied "$body"); do sum=$((sum + n)); done
+  echo "$sum"
+}
 storage1_behind() {
   local a b
   a=$(applied_at storage-1) && b=$(applied_at storage-2) || return 1
@@ -109,7 +121,7 @@ step "put and get through $GATEWAY"
 put k1 v1 || fail "PUT k1"
 get_is k1 v1 || fail "GET k1"
 
-step "partition storage-1 storage-2,storage-3"
+step "partition storage-1 storage-2,storage-3 (shard leaders: $(leaders_seen_by storage-2 || true))"
 "$CLUSTER" partition storage-1 storage-2,storage-3 --dir "$DIR" || fail "partition"
 LINKS=$(curl -s "http://$(field "$UP" netproxy http)/links")
 [[ $(grep -cE '^storage-1>storage-[23] .* blocked |^storage-[23]>storage-1 .* blocked ' <<<"$LINKS") == 4 ]] ||
@@ -121,7 +133,7 @@ put k2 v2 || fail "PUT k2 during the partition"
 get_is k2 v2 || fail "GET k2 during the partition"
 # The majority applied the write; storage-1 cannot have.
 eventually 5 storage1_behind || fail "storage-1 applied what the majority did: it was not cut off"
-APPLIED1=$(applied_at storage-1)
+APPLIED1=$(applied_at storage-1) || fail "storage-1 does not answer /v1/shards"
 sleep 1
 [[ $(applied_at storage-1) == "$APPLIED1" ]] || fail "storage-1 applies entries while cut off"
 
