@@ -4,7 +4,8 @@
 # - a key put and read through the gateway's HTTP API;
 # - `partition storage-1 storage-2,storage-3`: the netproxy shows the four links between
 #   them blocked, storage-1 leads no shard within a few seconds, storage-2 and storage-3
-#   agree on a leader, and writes through the gateway succeed; `heal`;
+#   agree on a leader, and writes through the gateway succeed; `heal`; the same for
+#   whichever node leads the shard then (it steps down, the other two elect one);
 # - `kill storage-2` (status says dead), a write, `restart storage-2`: every key readable;
 # - `stop` / `cont` seen in `status`; `down` leaves no process behind.
 # GOJODB_BIN: the binaries (default: build/bin of this checkout).
@@ -82,15 +83,24 @@ storage1_caught_up() {
   a=$(applied_at storage-1) && b=$(applied_at storage-2) || return 1
   ((a == b))
 }
-storage1_leads_nothing() {
+# storage-N's own view: it leads no shard.
+leads_nothing() {
   local l
-  l=$(leaders_seen_by storage-1) || return 1
-  [[ -n $l && " $l " != *" 1 "* ]]
+  l=$(leaders_seen_by "storage-$1") || return 1
+  [[ -n $l && " $l " != *" $1 "* ]]
 }
-majority_has_leader() {
-  local a b
-  a=$(leaders_seen_by storage-2) && b=$(leaders_seen_by storage-3) || return 1
-  [[ -n $a && $a == "$b" && " $a " != *" 0 "* && " $a " != *" 1 "* ]]
+# The two storage nodes other than storage-N agree on leaders, none of them N.
+others_have_leader() {
+  local a b others
+  others=$(others_of "$1")
+  a=$(leaders_seen_by "storage-${others% *}") && b=$(leaders_seen_by "storage-${others#* }") ||
+    return 1
+  [[ -n $a && $a == "$b" && " $a " != *" 0 "* && " $a " != *" $1 "* ]]
+}
+others_of() {
+  local i out=()
+  for i in 1 2 3; do if ((i != $1)); then out+=("$i"); fi; done
+  echo "${out[*]}"
 }
 all_agree_on_leader() {
   local a b c
@@ -127,8 +137,8 @@ LINKS=$(curl -s "http://$(field "$UP" netproxy http)/links")
 [[ $(grep -cE '^storage-1>storage-[23] .* blocked |^storage-[23]>storage-1 .* blocked ' <<<"$LINKS") == 4 ]] ||
   fail "want four blocked links, got: $LINKS"
 [[ $(grep -c ' blocked ' <<<"$LINKS") == 4 ]] || fail "other links blocked: $LINKS"
-eventually 15 storage1_leads_nothing || fail "storage-1 still leads: $(leaders_seen_by storage-1)"
-eventually 15 majority_has_leader || fail "no leader on the majority side"
+eventually 15 leads_nothing 1 || fail "storage-1 still leads: $(leaders_seen_by storage-1)"
+eventually 15 others_have_leader 1 || fail "no leader on the majority side"
 put k2 v2 || fail "PUT k2 during the partition"
 get_is k2 v2 || fail "GET k2 during the partition"
 # The majority applied the write; storage-1 cannot have.
@@ -145,6 +155,18 @@ fi
 eventually 15 all_agree_on_leader || fail "storage-1 did not rejoin"
 eventually 15 storage1_caught_up || fail "storage-1 did not catch up after heal"
 
+# Whoever leads the shard now, cut off from both followers, steps down.
+L=$(leaders_seen_by storage-2 | cut -d' ' -f1)
+[[ $L =~ ^[123]$ ]] || fail "no shard leader after heal: '$L'"
+O=$(others_of "$L")
+step "partition the shard leader storage-$L from the others"
+"$CLUSTER" partition "storage-$L" "storage-${O% *},storage-${O#* }" --dir "$DIR" || fail "partition"
+eventually 15 leads_nothing "$L" || fail "storage-$L still leads: $(leaders_seen_by "storage-$L")"
+eventually 15 others_have_leader "$L" || fail "no new leader on the majority side"
+put k5 v5 || fail "PUT k5 with the old leader cut off"
+"$CLUSTER" heal --dir "$DIR" || fail "heal"
+eventually 15 all_agree_on_leader || fail "storage-$L did not rejoin"
+
 step "kill storage-2, write, restart storage-2"
 "$CLUSTER" kill storage-2 --dir "$DIR" || fail "kill"
 grep -q '^storage-2 .* dead$' <<<"$(status)" || fail "status does not say storage-2 is dead"
@@ -154,6 +176,7 @@ PIDS+=("$(awk '{ print $2 }' <<<"$RESTARTED")")
 get_is k1 v1 || fail "GET k1 after the restart"
 get_is k2 v2 || fail "GET k2 after the restart"
 get_is k3 v3 || fail "GET k3 after the restart"
+get_is k5 v5 || fail "GET k5 after the restart"
 "$CLUSTER" status --dir "$DIR" >/dev/null || fail "not every process runs after the restart"
 
 step "stop and cont controller-1"

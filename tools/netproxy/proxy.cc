@@ -16,7 +16,7 @@ namespace gojodb::netproxy {
 
 namespace {
 
-constexpr int kPollMs = 50;  // how late a pump notices a block at worst
+constexpr int kPollMs = 200;  // how late a pump waiting only to write notices a block
 constexpr size_t kBufBytes = 64 << 10;
 
 std::string Errno(std::string_view what) { return std::string(what) + ": " + std::strerror(errno); }
@@ -216,9 +216,17 @@ void Link::Pump(int client, int upstream) {
       if (d[i].wants_read()) pfd[i].events |= POLLIN;
       if (d[i].pending()) pfd[1 - i].events |= POLLOUT;
     }
+    // An fd with nothing to wait for is left out: a hung-up socket would wake poll at once.
+    for (pollfd& p : pfd) {
+      if (p.events == 0) p.fd = -1;
+    }
     int r = ::poll(pfd, 2, kPollMs);
     if (r < 0 && errno != EINTR) cut = true;
     if (r <= 0) continue;
+    if ((pfd[0].revents | pfd[1].revents) & (POLLERR | POLLNVAL)) {
+      cut = true;  // reset by a peer: reset the other side too
+      break;
+    }
     for (int i = 0; i < 2 && !cut; ++i) {
       Direction& x = d[i];
       if (x.wants_read() && (pfd[i].revents & (POLLIN | POLLHUP | POLLERR))) {
