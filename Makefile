@@ -13,7 +13,7 @@ CTEST_ARGS ?=
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: all bootstrap configure build run test unit-test fuzz bench fmt lint clean
+.PHONY: all bootstrap configure build run test unit-test fuzz bench bench-cluster fmt lint clean
 
 all: build
 
@@ -48,6 +48,16 @@ fuzz: bootstrap
 bench: build
 	@scripts/bootstrap.sh --bench
 	tools/bench/run_standalone.sh $(BUILD_DIR)/bin
+
+# A GojoDB cluster (3 controllers, 3 storage nodes, RF 3, a gateway) against a 3-member
+# etcd cluster, both on loopback with fsync (docs/benchmarks.md). RECORDS, OPS, THREADS,
+# VALUE_SIZE, WORKLOADS override its defaults. cmake runs again so that gojodb-bench
+# gets its etcd target once etcd's .proto files are installed.
+bench-cluster: configure
+	@scripts/bootstrap.sh --bench
+	cmake -S . -B $(BUILD_DIR) > /dev/null
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target gojodb-bench gojodb-controller gojodb-storage gojodb-api
+	scripts/bench-cluster.sh $(BUILD_DIR)/bin
 
 fmt:
 	@scripts/bootstrap.sh --lint

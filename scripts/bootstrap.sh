@@ -3,7 +3,8 @@
 # when everything is present; uses sudo when not run as root.
 #   scripts/bootstrap.sh           build + test dependencies
 #   scripts/bootstrap.sh --lint    also clang-format and clang-tidy
-#   scripts/bootstrap.sh --bench   also the benchmark peers
+#   scripts/bootstrap.sh --bench   also the benchmark peers: etcd, and the .proto files of
+#                                  its API that gojodb-bench's etcd target is built from
 set -euo pipefail
 
 packages=(
@@ -20,7 +21,7 @@ packages=(
 for arg in "$@"; do
   case "$arg" in
     --lint) packages+=(clang-format clang-tidy) ;;
-    --bench) packages+=(etcd-server etcd-client) ;;
+    --bench) packages+=(etcd-server etcd-client golang-etcd-server-dev) ;;
     *) echo "bootstrap: unknown option $arg" >&2; exit 2 ;;
   esac
 done

@@ -1,5 +1,6 @@
-// gojodb-bench: YCSB core workloads against a GojoDB server over gRPC, or against
-// RocksDB in-process (--engine-direct) as the upper bound. See tools/bench/README.md.
+// gojodb-bench: YCSB core workloads against a GojoDB server over gRPC, against RocksDB
+// in-process (--engine-direct) as the upper bound, or against an etcd cluster over its
+// gRPC KV API (--target etcd) as a peer. See tools/bench/README.md.
 //
 // Exit status: 0 when every operation succeeded (read-modify-write conflicts are not
 // failures), 1 when some failed, 2 on a usage error, 3 when the target could not be
@@ -19,11 +20,16 @@
 #include "tools/bench/server_target.h"
 #include "tools/bench/workload.h"
 
+#ifdef GOJODB_BENCH_WITH_ETCD
+#include "tools/bench/etcd_target.h"
+#endif
+
 namespace gojodb::bench {
 namespace {
 
 struct Flags {
   std::string addr;
+  std::string target = "gojodb";  // what --addr points at
   std::string engine_direct;
   std::string workload = "a";
   std::string distribution;  // empty: the workload's own
@@ -53,6 +59,11 @@ int Main(int argc, char** argv) {
   auto* direct = app.add_option("--engine-direct", f.engine_direct,
                                 "run in-process on RocksDB in this directory instead of a server");
   addr->excludes(direct);
+  app.add_option("--target", f.target,
+                 "what --addr names: gojodb (a standalone server or gateway) or etcd (etcd v3 "
+                 "members, host:port[,host:port...]; reads are linearizable Ranges, writes Puts)")
+      ->check(CLI::IsMember({"gojodb", "etcd"}))
+      ->capture_default_str();
   app.add_option("--workload", f.workload, "a|b|c|d|e|f|write|load")
       ->check(CLI::IsMember({"a", "b", "c", "d", "e", "f", "write", "load"}))
       ->capture_default_str();
@@ -90,7 +101,7 @@ int Main(int argc, char** argv) {
                  "server mode: client threads sharing one gRPC client")
       ->check(CLI::Range(1, 4096))
       ->capture_default_str();
-  app.add_option("--timeout-ms", f.timeout_ms, "server mode: per-request deadline")
+  app.add_option("--timeout-ms", f.timeout_ms, "server and etcd modes: per-request deadline")
       ->check(CLI::Range(1, 3600000))
       ->capture_default_str();
   try {
@@ -103,6 +114,18 @@ int Main(int argc, char** argv) {
     std::cerr << "gojodb-bench: give exactly one of --addr HOST:PORT or --engine-direct DIR\n";
     return 2;
   }
+  const bool etcd = f.target == "etcd";
+  if (etcd && f.addr.empty()) {
+    std::cerr << "gojodb-bench: --target etcd needs --addr HOST:PORT[,HOST:PORT...]\n";
+    return 2;
+  }
+#ifndef GOJODB_BENCH_WITH_ETCD
+  if (etcd) {
+    std::cerr << "gojodb-bench: built without the etcd target (etcd's .proto files were not "
+                 "found at configure time; install golang-etcd-server-dev and reconfigure)\n";
+    return 2;
+  }
+#endif
   auto spec = WorkloadByName(f.workload);
   if (!spec.ok()) {
     std::cerr << "gojodb-bench: " << spec.status().message() << "\n";
@@ -119,7 +142,18 @@ int Main(int argc, char** argv) {
   }
 
   std::unique_ptr<Target> target;
-  if (!f.addr.empty()) {
+  if (etcd) {
+#ifdef GOJODB_BENCH_WITH_ETCD
+    EtcdTargetOptions options{.timeout_ms = f.timeout_ms};
+    for (size_t start = 0; start <= f.addr.size();) {
+      size_t comma = f.addr.find(',', start);
+      if (comma == std::string::npos) comma = f.addr.size();
+      if (comma > start) options.endpoints.push_back(f.addr.substr(start, comma - start));
+      start = comma + 1;
+    }
+    target = std::make_unique<EtcdTarget>(std::move(options));
+#endif
+  } else if (!f.addr.empty()) {
     target = std::make_unique<ServerTarget>(ServerTargetOptions{
         .addr = f.addr,
         .collection = f.collection,
@@ -179,7 +213,7 @@ int Main(int argc, char** argv) {
   int rc = failures > 0 ? 1 : 0;
   if (!f.json_path.empty()) {
     nlohmann::json cfg = {
-        {"mode", f.addr.empty() ? "engine-direct" : "server"},
+        {"mode", f.addr.empty() ? "engine-direct" : (etcd ? "etcd" : "server")},
         {"target", target->Describe()},
         {"workload", spec->name},
         {"description", spec->description},
@@ -196,7 +230,7 @@ int Main(int argc, char** argv) {
       cfg["sync"] = f.sync;
     } else {
       cfg["addr"] = f.addr;
-      cfg["collection"] = f.collection;
+      if (!etcd) cfg["collection"] = f.collection;
     }
     nlohmann::json doc = {{"config", cfg}, {"phases", nlohmann::json::array()}};
     for (const auto& p : phases) doc["phases"].push_back(PhaseJson(p));
