@@ -26,6 +26,10 @@ constexpr std::string_view kBatchAcrossShards =
     "a batch must stay within one shard until transactions land";
 // Longest single call to a controller member before the next one is asked.
 constexpr auto kControllerCallTimeout = 3s;
+// Descriptors learnt from storage nodes are kept until the controller's map has them,
+// at most this long and this many.
+constexpr auto kLearntTtl = std::chrono::seconds(60);
+constexpr size_t kMaxLearnt = 4096;
 // No call to a storage node starts with less time than this left.
 constexpr auto kMinAttempt = 50ms;
 // On-demand map fetches closer together than this are served by the last one.
@@ -347,6 +351,25 @@ void ClusterKv::InstallMap(const v1::GetShardMapResponse& resp) {
       if (!n.grpc_addr().empty()) node_addrs_[n.id()] = n.grpc_addr();
     }
   }
+  // Descriptors learnt from storage nodes that this map does not know yet (its version
+  // may be newer because of other shards' changes).
+  std::vector<sharding::ShardRecord> learnt;
+  {
+    std::lock_guard lock(learnt_mu_);
+    const auto now = Clock::now();
+    for (auto it = learnt_.begin(); it != learnt_.end();) {
+      bool known = false;
+      for (const auto& d : shards) {
+        known = known || (d.id == it->first && d.epoch.version >= it->second.first.epoch.version);
+      }
+      if (known || now - it->second.second > kLearntTtl) {
+        it = learnt_.erase(it);
+      } else {
+        learnt.push_back(it->second.first);
+        ++it;
+      }
+    }
+  }
   if (resp.version() > routes_.version() || routes_.size() == 0) {
     routes_.Reset(resp.version(), std::move(shards));
   } else {
@@ -354,7 +377,20 @@ void ClusterKv::InstallMap(const v1::GetShardMapResponse& resp) {
     // undoing newer descriptors learnt from storage nodes.
     routes_.Update(shards);
   }
+  if (!learnt.empty()) routes_.Update(learnt);
   ++map_fetches_;
+}
+
+void ClusterKv::Learn(const sharding::ShardRecord& d) {
+  routes_.Update({d});
+  std::lock_guard lock(learnt_mu_);
+  auto it = learnt_.find(d.id);
+  if (it == learnt_.end() || it->second.first.epoch.version < d.epoch.version ||
+      (it->second.first.epoch.version == d.epoch.version &&
+       it->second.first.epoch.conf_ver <= d.epoch.conf_ver)) {
+    learnt_[d.id] = {d, Clock::now()};
+  }
+  if (learnt_.size() > kMaxLearnt) learnt_.erase(learnt_.begin());
 }
 
 void ClusterKv::PollLoop() {
@@ -633,7 +669,7 @@ bool ClusterKv::HandleNodeError(const sharding::ShardRecord& shard, uint64_t nod
       }
       return true;
     case NodeVerdict::kEpochNotMatch:
-      if (a.descriptor) routes_.Update({*a.descriptor});
+      if (a.descriptor) Learn(*a.descriptor);
       RefreshMap(deadline);
       return true;
     case NodeVerdict::kShardNotFound:

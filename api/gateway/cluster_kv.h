@@ -165,8 +165,13 @@ class ClusterKv final : public kv::KvService {
   Status CallController(Clock::time_point deadline,
                         const std::function<Status(ControllerConn&, grpc::ClientContext*)>& fn);
   void PollLoop();
-  // Installs a GetShardMap answer.
+  // Installs a GetShardMap answer, then the descriptors learnt from storage nodes that
+  // are newer than the map's.
   void InstallMap(const v1::GetShardMapResponse& resp);
+  // Takes a descriptor a storage node answered with (EPOCH_NOT_MATCH) and keeps it until
+  // the controller's map catches up, so that a map whose version moved on because of
+  // other shards does not put this shard's older descriptor back.
+  void Learn(const sharding::ShardRecord& d);
   // Fetches the map at once (at most one fetch at a time; a fetch that finished
   // recently counts).
   void RefreshMap(Clock::time_point deadline);
@@ -216,6 +221,11 @@ class ClusterKv final : public kv::KvService {
   std::map<uint64_t, std::string> node_addrs_;                       // GUARDED_BY(nodes_mu_)
   std::map<std::string, std::shared_ptr<v1::ShardKv::Stub>> stubs_;  // GUARDED_BY(nodes_mu_)
   std::map<uint64_t, Clock::time_point> suspect_until_;              // GUARDED_BY(nodes_mu_)
+
+  std::mutex learnt_mu_;
+  // shard id -> (descriptor, when learnt)
+  std::map<uint64_t, std::pair<sharding::ShardRecord, Clock::time_point>>
+      learnt_;  // GUARDED_BY(learnt_mu_)
 
   std::mutex catalog_mu_;
   std::map<std::string, CachedCollection> collections_;  // GUARDED_BY(catalog_mu_)
