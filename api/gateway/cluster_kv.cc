@@ -374,7 +374,9 @@ void ClusterKv::InstallMap(const v1::GetShardMapResponse& resp) {
     routes_.Reset(resp.version(), std::move(shards));
   } else {
     // The same map again: it restores shards forgotten after SHARD_NOT_FOUND without
-    // undoing newer descriptors learnt from storage nodes.
+    // undoing newer descriptors learnt from storage nodes. Its leader hints are no newer
+    // than the ones storage nodes gave since, so they are left out.
+    for (auto& d : shards) d.leader = 0;
     routes_.Update(shards);
   }
   if (!learnt.empty()) routes_.Update(learnt);
