@@ -175,10 +175,20 @@ class ControllerServices::ControllerImpl final : public v1::Controller::Service 
                                    &v1::Controller::Stub::AllocateShardIds);
   }
 
-  grpc::Status GetShardMap(grpc::ServerContext*, const v1::GetShardMapRequest* req,
+  grpc::Status GetShardMap(grpc::ServerContext* ctx, const v1::GetShardMapRequest* req,
                            v1::GetShardMapResponse* resp) override {
-    const auto wait = std::chrono::milliseconds(std::min<uint32_t>(req->wait_ms(), 60000));
-    const ctl::ClusterState st = c_->WaitForChange(req->known_version(), false, wait);
+    // A long poll waits in slices, so a cancelled call (the client went away, or the
+    // server is shutting down) lets its thread go within one slice.
+    const auto deadline = std::chrono::steady_clock::now() +
+                          std::chrono::milliseconds(std::min<uint32_t>(req->wait_ms(), 60000));
+    ctl::ClusterState st = c_->WaitForChange(req->known_version(), false, {});
+    while (st.map_version <= req->known_version() && !ctx->IsCancelled()) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) break;
+      st = c_->WaitForChange(req->known_version(), false,
+                             std::min(left, std::chrono::milliseconds(200)));
+    }
     resp->set_version(st.map_version);
     for (const auto& [id, s] : st.shards) ToProto(s, resp->add_shards());
     for (const auto& [id, n] : st.nodes) ToProto(n, resp->add_nodes());

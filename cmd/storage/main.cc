@@ -14,14 +14,12 @@
 #include <thread>
 
 #include "api/grpc/convert.h"
-#include "api/grpc/raft_transport.h"
-#include "api/grpc/shard_service.h"
 #include "api/http/codec.h"
 #include "api/http/http_server.h"
 #include "cmd/common/config.h"
 #include "cmd/common/data_dir.h"
 #include "cmd/common/server_main.h"
-#include "cmd/storage/controller_link.h"
+#include "cmd/storage/storage_node.h"
 #include "core/sharding/shard_machine.h"
 #include "internal/metrics.h"
 #include "internal/version.h"
@@ -103,218 +101,6 @@ Result<std::map<uint64_t, std::string>> ParsePeerAddrs(const std::string& flag) 
   return out;
 }
 
-controller::ShardRecord FromProto(const v1::ShardDescriptor& p) {
-  controller::ShardRecord d;
-  d.id = p.id();
-  d.start_key = p.start_key();
-  d.end_key = p.end_key();
-  d.epoch = {p.conf_ver(), p.version()};
-  for (const auto& r : p.replicas()) d.replicas.push_back({r.node(), r.learner()});
-  d.leader = p.leader();
-  return d;
-}
-
-void ToProto(const controller::ShardRecord& d, v1::ShardDescriptor* p) {
-  p->set_id(d.id);
-  p->set_start_key(d.start_key);
-  p->set_end_key(d.end_key);
-  p->set_conf_ver(d.epoch.conf_ver);
-  p->set_version(d.epoch.version);
-  for (const auto& r : d.replicas) {
-    auto* rp = p->add_replicas();
-    rp->set_node(r.node);
-    rp->set_learner(r.learner);
-  }
-  p->set_leader(d.leader);
-}
-
-class Transports final : public sharding::GroupTransports {
- public:
-  explicit Transports(rpc::GrpcRaftTransport* t) : t_(t) {}
-  std::unique_ptr<replication::Transport> ForGroup(uint64_t group) override {
-    return t_->ForGroup(group);
-  }
-
- private:
-  rpc::GrpcRaftTransport* t_;
-};
-
-// Registration, heartbeats, the controller's commands, and peers' addresses.
-class NodeAgent {
- public:
-  NodeAgent(uint64_t id, v1::NodeDescriptor self, storage_node::ControllerLink* link,
-            sharding::Store* store, rpc::GrpcRaftTransport* transport,
-            std::chrono::milliseconds interval, std::string data_dir,
-            std::map<uint64_t, std::string> peer_addrs)
-      : id_(id),
-        self_(std::move(self)),
-        link_(link),
-        store_(store),
-        transport_(transport),
-        interval_(interval),
-        data_dir_(std::move(data_dir)),
-        peer_addrs_(std::move(peer_addrs)) {
-    for (const auto& [node, addr] : peer_addrs_) transport_->SetPeer(node, addr);
-  }
-
-  void Start() {
-    thread_ = std::thread([this] { Run(); });
-    map_thread_ = std::thread([this] { WatchMap(); });
-  }
-  void Stop() {
-    {
-      std::lock_guard lock(mu_);
-      stopping_ = true;
-    }
-    cv_.notify_all();
-    if (thread_.joinable()) thread_.join();
-    if (map_thread_.joinable()) map_thread_.join();
-    std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return running_commands_ == 0; });
-  }
-  bool registered() const { return registered_.load(); }
-  uint64_t heartbeats() const { return heartbeats_.load(); }
-
- private:
-  bool Sleep(std::chrono::milliseconds d) {
-    std::unique_lock lock(mu_);
-    return !cv_.wait_for(lock, d, [&] { return stopping_; });
-  }
-
-  void Run() {
-    v1::RegisterNodeRequest reg;
-    *reg.mutable_node() = self_;
-    while (!registered_) {
-      auto r = link_->RegisterNode(reg);
-      if (r.ok()) {
-        registered_ = true;
-        spdlog::info("registered with the controller as node {}", id_);
-        break;
-      }
-      spdlog::warn("registration failed: {}", r.status().ToString());
-      // Refusals (a taken id or address, a removed node) will not change by retrying
-      // quickly; unavailability will.
-      if (!Sleep(r.status().code() == StatusCode::kUnavailable ? 200ms : 2s)) return;
-    }
-    while (Sleep(interval_)) Beat();
-  }
-
-  void Beat() {
-    v1::HeartbeatRequest req;
-    req.set_node_id(id_);
-    const auto stats = store_->GetStats();
-    auto* st = req.mutable_stats();
-    std::error_code ec;
-    auto space = std::filesystem::space(data_dir_, ec);
-    st->set_capacity_bytes(self_.capacity_bytes() != 0 ? self_.capacity_bytes()
-                           : ec                        ? 0
-                                                       : space.capacity);
-    st->set_used_bytes(ec ? 0 : space.capacity - space.available);
-    st->set_shard_count(stats.shards);
-    st->set_leader_count(stats.leaders);
-    for (const auto& d : store_->Describe()) ToProto(d, req.add_shards());
-    auto r = link_->Heartbeat(req);
-    if (!r.ok()) {
-      spdlog::warn("heartbeat failed: {}", r.status().ToString());
-      if (r.status().code() == StatusCode::kNotFound) registered_ = false;
-      return;
-    }
-    heartbeats_++;
-    for (const auto& c : r->commands()) Execute(c);
-    // The split threshold is a cluster setting; follow it.
-    if (heartbeats_ % 10 == 1) {
-      if (auto settings = link_->GetSettings(); settings.ok()) {
-        store_->SetSplitBytes(settings->shard_split_bytes());
-      }
-    }
-  }
-
-  // Commands run on their own threads: adding a replica waits for it to catch up.
-  void Execute(const v1::ShardCommand& c) {
-    const uint64_t shard = c.shard().id();
-    {
-      std::lock_guard lock(mu_);
-      if (stopping_ || !busy_.insert(shard).second) return;  // one command per shard at once
-      running_commands_++;
-    }
-    std::thread([this, c, shard] {
-      Status s;
-      const auto d = FromProto(c.shard());
-      if (c.kind() == "create") {
-        s = store_->CreateReplica(d);
-      } else if (c.kind() == "add_replica") {
-        s = store_->AddReplica(shard, c.node(), 30s);
-      } else if (c.kind() == "remove_replica") {
-        s = store_->RemoveReplica(shard, c.node(), 10s);
-      } else if (c.kind() == "transfer_leader") {
-        s = store_->TransferLeader(shard, c.node());
-      } else {
-        s = Status::InvalidArgument("unknown command '" + c.kind() + "'");
-      }
-      if (s.ok()) {
-        spdlog::info("shard {}: {} node {} done ({})", shard, c.kind(), c.node(), c.reason());
-      } else {
-        spdlog::warn("shard {}: {} node {} failed: {}", shard, c.kind(), c.node(), s.ToString());
-      }
-      std::lock_guard lock(mu_);
-      busy_.erase(shard);
-      running_commands_--;
-      cv_.notify_all();
-    }).detach();
-  }
-
-  // Follows the controller's map: peers' addresses for the transport, and replicas the
-  // map says this node no longer holds (a removal this replica did not apply itself).
-  void WatchMap() {
-    uint64_t known = 0;
-    while (true) {
-      {
-        std::lock_guard lock(mu_);
-        if (stopping_) return;
-      }
-      auto m = link_->GetShardMap(known, 2000);
-      if (!m.ok()) {
-        if (!Sleep(500ms)) return;
-        continue;
-      }
-      known = m->version();
-      for (const auto& n : m->nodes()) {
-        if (n.id() == id_ || n.grpc_addr().empty() || peer_addrs_.count(n.id())) continue;
-        transport_->SetPeer(n.id(), n.grpc_addr());
-      }
-      for (const auto& sp : m->shards()) {
-        const auto d = FromProto(sp);
-        auto local = store_->DescriptorOf(d.id);
-        if (!local.ok() || !sharding::Initialized(*local)) continue;
-        const bool member = std::any_of(d.replicas.begin(), d.replicas.end(),
-                                        [&](const auto& r) { return r.node == id_; });
-        if (!member && d.epoch.conf_ver > local->epoch.conf_ver) {
-          Status s = store_->DestroyReplica(d.id);
-          spdlog::info("shard {}: removed from this node; replica dropped: {}", d.id, s.ToString());
-        }
-      }
-    }
-  }
-
-  const uint64_t id_;
-  const v1::NodeDescriptor self_;
-  storage_node::ControllerLink* const link_;
-  sharding::Store* const store_;
-  rpc::GrpcRaftTransport* const transport_;
-  const std::chrono::milliseconds interval_;
-  const std::string data_dir_;
-  const std::map<uint64_t, std::string> peer_addrs_;  // --peer-addrs: these win
-  std::atomic<bool> registered_{false};
-  std::atomic<uint64_t> heartbeats_{0};
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stopping_ = false;     // GUARDED_BY(mu_)
-  std::set<uint64_t> busy_;   // GUARDED_BY(mu_)
-  int running_commands_ = 0;  // GUARDED_BY(mu_)
-  std::thread thread_;
-  std::thread map_thread_;
-};
-
 http::HttpResponse Reply(int status, std::string body,
                          std::string content_type = "application/json") {
   http::HttpResponse r;
@@ -322,15 +108,6 @@ http::HttpResponse Reply(int status, std::string body,
   r.body = std::move(body);
   r.content_type = std::move(content_type);
   return r;
-}
-
-std::string Json(const std::map<std::string, uint64_t>& m) {
-  std::string out = "{";
-  for (const auto& [k, v] : m) {
-    if (out.size() > 1) out += ",";
-    out += "\"" + k + "\":" + std::to_string(v);
-  }
-  return out + "}";
 }
 
 int Run(int argc, char** argv) {
@@ -386,65 +163,46 @@ int Run(int argc, char** argv) {
   if (!engine.ok()) return Fail(1, engine.status().WithContext("storage"));
 
   rpc::TuneGrpcRuntime();
-  const auto timeout = std::chrono::milliseconds(*timeout_ms);
-  storage_node::ControllerLink link(*controllers,
-                                    std::min(timeout, std::chrono::milliseconds(3000)));
-  storage_node::ControllerTso tso(&link);
-  auto transport = std::make_unique<rpc::GrpcRaftTransport>(std::map<uint64_t, std::string>{});
-  Transports transports(transport.get());
+  storage_node::StorageNodeOptions no;
+  no.self.set_id(*id);
+  no.self.set_grpc_addr(advertise);
+  no.self.set_http_addr(config.Get("http_addr"));
+  no.self.set_capacity_bytes(*capacity);
+  if (!config.Get("zone").empty()) (*no.self.mutable_labels())["zone"] = config.Get("zone");
+  no.controllers = *controllers;
+  no.peer_addrs = *peer_addrs;
+  no.store.loops = static_cast<int>(*loops);
+  no.store.tick = std::chrono::milliseconds(*tick_ms);
+  no.store.election_tick = static_cast<int>(*election_ticks);
+  no.store.snapshot_entries = *snapshot_entries;
+  no.store.retain_entries = *retain_entries;
+  no.heartbeat = std::chrono::milliseconds(*heartbeat_ms);
+  no.request_timeout = std::chrono::milliseconds(*timeout_ms);
+  no.data_dir = data_dir;
+  auto node = storage_node::StorageNode::Open(std::move(no), engine->get());
+  if (!node.ok()) return Fail(1, node.status().WithContext("shards"));
 
-  // Raft messages may arrive before the store opens; they are dropped (Raft retries).
-  std::atomic<sharding::Store*> store_ptr{nullptr};
-  rpc::RaftTransportService raft_service([&](uint64_t group, consensus::Message m) {
-    if (auto* s = store_ptr.load()) s->Deliver(group, std::move(m));
-  });
-
-  sharding::StoreOptions so;
-  so.node_id = *id;
-  so.loops = static_cast<int>(*loops);
-  so.tick = std::chrono::milliseconds(*tick_ms);
-  so.election_tick = static_cast<int>(*election_ticks);
-  so.snapshot_entries = *snapshot_entries;
-  so.retain_entries = *retain_entries;
-  auto store = sharding::Store::Open(so, engine->get(), &tso, SystemClock::Default(), &transports);
-  if (!store.ok()) return Fail(1, store.status().WithContext("shards"));
-  store_ptr = store->get();
-  (*store)->SetShardIdAllocator([&link] { return link.AllocateShardId(); });
-  transport->SetSnapshotReporter([&](uint64_t group, uint64_t to, bool ok) {
-    if (auto* s = store_ptr.load()) s->ReportSnapshot(group, consensus::NodeId(to), ok);
-  });
-
-  rpc::ShardKvService shard_service(store->get(), timeout);
   grpc::ServerBuilder builder;
   int bound_port = 0;
   builder.AddListeningPort(config.Get("grpc_addr"), grpc::InsecureServerCredentials(), &bound_port);
   builder.SetMaxReceiveMessageSize(64 << 20);
   builder.SetMaxSendMessageSize(64 << 20);
-  builder.RegisterService(&raft_service);
-  builder.RegisterService(&shard_service);
+  (*node)->RegisterOn(&builder);
   std::unique_ptr<grpc::Server> grpc_server = builder.BuildAndStart();
   if (!grpc_server || bound_port == 0) {
     return Fail(1, Status::Unavailable("cannot listen on " + config.Get("grpc_addr") + " (gRPC)"));
   }
 
-  v1::NodeDescriptor self;
-  self.set_id(*id);
-  self.set_grpc_addr(advertise);
-  self.set_http_addr(config.Get("http_addr"));
-  self.set_capacity_bytes(*capacity);
-  if (!config.Get("zone").empty()) (*self.mutable_labels())["zone"] = config.Get("zone");
-  NodeAgent agent(*id, self, &link, store->get(), transport.get(),
-                  std::chrono::milliseconds(*heartbeat_ms), data_dir, *peer_addrs);
-
   Metrics metrics;
-  metrics.AddGaugeSource("storage", [s = store->get(), &agent] {
-    auto st = s->GetStats();
+  metrics.AddGaugeSource("storage", [n = node->get()] {
+    auto st = n->store()->GetStats();
     return std::map<std::string, uint64_t>{{"shards", st.shards},
                                            {"leaders", st.leaders},
-                                           {"registered", agent.registered() ? 1 : 0},
-                                           {"heartbeats", agent.heartbeats()}};
+                                           {"registered", n->registered() ? 1 : 0},
+                                           {"heartbeats", n->heartbeats()}};
   });
   metrics.AddGaugeSource("engine", [e = engine->get()] { return e->Stats(); });
+  storage_node::StorageNode* n = node->get();
   http::HttpServer http_server(
       [&](std::string_view method, std::string_view target, std::string_view,
           const http::HeaderLookup&) -> http::HttpResponse {
@@ -455,28 +213,14 @@ int Run(int argc, char** argv) {
         }
         if (path == "/healthz") return Reply(200, "{\"status\":\"ok\"}");
         if (path == "/readyz") {
-          if (!agent.registered()) {
+          if (!n->registered()) {
             return http::ErrorResponse(
                 Status::Unavailable("not registered with the controller yet"));
           }
           return Reply(200, "{\"status\":\"ready\"}");
         }
         if (path == "/metrics") return Reply(200, metrics.Render(), "text/plain; version=0.0.4");
-        if (path == "/v1/shards") {
-          std::string out = "{\"shards\":[";
-          bool first = true;
-          for (const auto& d : store_ptr.load()->Describe()) {
-            if (!first) out += ",";
-            first = false;
-            auto gs = store_ptr.load()->GroupStatusOf(d.id);
-            out += Json({{"id", d.id},
-                         {"conf_ver", d.epoch.conf_ver},
-                         {"version", d.epoch.version},
-                         {"leader", gs.ok() ? gs->leader.value() : 0},
-                         {"applied", gs.ok() ? gs->applied.value() : 0}});
-          }
-          return Reply(200, out + "]}");
-        }
+        if (path == "/v1/shards") return Reply(200, n->ShardsJson());
         return http::ErrorResponse(Status::NotFound("no such path: " + std::string(path)));
       },
       {.max_body_bytes = 1u << 16, .threads = 4});
@@ -484,20 +228,16 @@ int Run(int argc, char** argv) {
     grpc_server->Shutdown();
     return Fail(1, s);
   }
-  agent.Start();
+  n->Start();
 
   spdlog::info("gojodb-storage {} id={} serving data_dir={} http={} grpc={} controllers={}",
                kVersion, *id, data_dir, config.Get("http_addr"), config.Get("grpc_addr"),
                config.Get("controllers"));
 
   signals.Wait();
-  agent.Stop();
   http_server.Stop();
   grpc_server->Shutdown(std::chrono::system_clock::now() + 1s);
-  store_ptr = nullptr;
-  transport->SetSnapshotReporter(nullptr);
-  store->reset();
-  transport.reset();
+  node->reset();
   if (Status s = (*engine)->SyncWal(); !s.ok())
     spdlog::error("final WAL sync failed: {}", s.ToString());
   engine->reset();

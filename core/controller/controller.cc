@@ -212,20 +212,22 @@ Result<std::vector<ShardCommand>> Controller::Heartbeat(uint64_t node, const Nod
     return Status::FailedPrecondition("storage node " + std::to_string(node) + " was removed");
   }
   const uint64_t now = clock_->NowMillis();
-  // Newer descriptors the node reports go into the map.
+  // Newer descriptors the node reports go into the map, all in one command.
+  std::vector<ShardRecord> newer;
   for (const auto& r : reports) {
     auto known = st.shards.find(r.id);
-    const bool newer =
-        known == st.shards.end() || r.epoch.conf_ver > known->second.epoch.conf_ver ||
+    if (known == st.shards.end() || r.epoch.conf_ver > known->second.epoch.conf_ver ||
         r.epoch.version > known->second.epoch.version ||
-        (r.epoch == known->second.epoch && r.leader != known->second.leader && r.leader == node);
-    if (newer) {
-      Status s = ProposeCommand(cmd::UpdateShard(r));
-      // Leadership trouble fails the heartbeat (the node retries elsewhere); a report
-      // the map refuses (stale, malformed) must not: the node is alive all the same.
-      if (s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kDeadlineExceeded) {
-        return s;
-      }
+        (r.epoch == known->second.epoch && r.leader != known->second.leader && r.leader == node)) {
+      newer.push_back(r);
+    }
+  }
+  if (!newer.empty()) {
+    Status s = ProposeCommand(cmd::UpdateShards(newer));
+    // Leadership trouble fails the heartbeat (the node retries elsewhere); reports the
+    // map refuses (stale, malformed) are skipped: the node is alive all the same.
+    if (s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kDeadlineExceeded) {
+      return s;
     }
   }
   std::vector<ShardCommand> out;

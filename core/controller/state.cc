@@ -429,6 +429,24 @@ Status ApplyJson(ClusterState* st, const json& c, std::string* result,
   if (op == "set_node_admin") return ApplySetNodeAdmin(st, c, touched);
   if (op == "bootstrap_shards") return ApplyBootstrapShards(st, c, touched);
   if (op == "update_shard") return ApplyUpdateShard(st, c, touched);
+  if (op == "update_shards") {
+    // Each report on its own: a stale or malformed one is skipped, the rest apply.
+    if (!c.contains("shards") || !c["shards"].is_array()) {
+      return Status::InvalidArgument("update_shards needs a list of shards");
+    }
+    int applied = 0;
+    for (const auto& one : c["shards"]) {
+      // ApplyUpdateShard changes nothing when it refuses.
+      std::vector<std::string> one_touched;
+      json single = {{"shard", one}};
+      Status s = ApplyUpdateShard(st, single, &one_touched);
+      if (!s.ok()) continue;
+      applied++;
+      touched->insert(touched->end(), one_touched.begin(), one_touched.end());
+    }
+    *result = json{{"applied", applied}}.dump();
+    return Status::OK();
+  }
   if (op == "allocate_shard_ids") {
     const uint64_t count = U64(c, "count");
     if (count == 0 || count > 1000) {
@@ -666,6 +684,11 @@ std::string BootstrapShards(const std::vector<ShardRecord>& shards) {
 }
 std::string UpdateShard(const ShardRecord& s) {
   return json{{"op", "update_shard"}, {"shard", ToJson(s)}}.dump();
+}
+std::string UpdateShards(const std::vector<ShardRecord>& shards) {
+  json list = json::array();
+  for (const auto& s : shards) list.push_back(ToJson(s));
+  return json{{"op", "update_shards"}, {"shards", list}}.dump();
 }
 std::string AllocateShardIds(uint64_t count) {
   return json{{"op", "allocate_shard_ids"}, {"count", count}}.dump();

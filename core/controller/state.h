@@ -159,6 +159,9 @@ std::string BootstrapShards(const std::vector<ShardRecord>& shards);
 // Replaces a shard's descriptor when its epoch is newer (or the same epoch with a new
 // leader); creates it when absent (a split's new shard). Stale: FAILED_PRECONDITION.
 std::string UpdateShard(const ShardRecord& s);
+// UpdateShard for each descriptor in one command; stale ones are skipped (the outcome
+// is {"applied": n}).
+std::string UpdateShards(const std::vector<ShardRecord>& shards);
 // Reserves `count` (1..1000) new shard ids; the outcome is {"first": id}.
 std::string AllocateShardIds(uint64_t count);
 std::string TsoLimit(uint64_t limit_ms);

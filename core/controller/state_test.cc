@@ -149,6 +149,28 @@ TEST_F(StateTest, ShardIdsAreNeverHandedOutTwice) {
   EXPECT_EQ(r, R"({"first":)" + std::to_string(next + 11) + "}");
 }
 
+TEST_F(StateTest, UpdateShardsAppliesEachReportOnItsOwn) {
+  ASSERT_TRUE(Run(cmd::RegisterNode(Node(1, "127.0.0.1:1"))).ok());
+  ShardRecord a;
+  a.id = 7;
+  a.replicas = {{1, false}};
+  a.epoch = {3, 2};
+  ShardRecord b = a;
+  b.id = 8;
+  ASSERT_TRUE(Run(cmd::UpdateShards({a, b})).ok());
+  EXPECT_EQ(st_.shards.at(7).epoch, (Epoch{3, 2}));
+  // One stale report does not stop a newer one in the same command.
+  ShardRecord stale = a;
+  stale.epoch = {1, 1};
+  ShardRecord newer = b;
+  newer.epoch = {4, 2};
+  std::string r;
+  ASSERT_TRUE(Run(cmd::UpdateShards({stale, newer}), &r).ok());
+  EXPECT_EQ(r, R"({"applied":1})");
+  EXPECT_EQ(st_.shards.at(7).epoch, (Epoch{3, 2}));
+  EXPECT_EQ(st_.shards.at(8).epoch, (Epoch{4, 2}));
+}
+
 TEST_F(StateTest, TsoLimitNeverGoesBack) {
   std::string r;
   ASSERT_TRUE(Run(cmd::TsoLimit(1000), &r).ok());

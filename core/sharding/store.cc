@@ -296,13 +296,16 @@ Result<WriteOutcome> Store::Write(const Route& route, WriteCommand w, Steady::ti
       ASSIGN_OR_RETURN(w.ts, tso_->Next());
       ticket = r->node->Submit(EncodeWriteCommand(w));
     }
+    if (!ticket.status.ok()) {
+      // Refused before it was queued: nothing can apply.
+      return NotLeaderError(route.shard, r->node->Leader().value());
+    }
     std::string result;
     Status s = r->node->Wait(ticket, Remaining(deadline), &result);
     if (!s.ok()) {
-      if (s.code() == StatusCode::kUnavailable) {
-        return NotLeaderError(route.shard, r->node->Leader().value());
-      }
-      return s;
+      // Queued, so it may still commit (under this leader or the next): the outcome is
+      // unknown, which is not the same as "not the leader, try elsewhere".
+      return Status::Unavailable("the write's outcome is unknown: " + s.message());
     }
     ASSIGN_OR_RETURN(WriteOutcome out, DecodeOutcome(result));
     if (out.code == StatusCode::kAborted) {
@@ -600,7 +603,7 @@ Status Store::Split(uint64_t shard, const std::string& split_key, uint64_t new_i
   return OutcomeStatus(out);
 }
 
-Result<std::string> Store::SplitKey(uint64_t shard) const {
+Result<Store::SplitPoint> Store::FindSplitPoint(uint64_t shard) const {
   auto r = Find(shard);
   if (!r) return ShardNotFoundError(shard);
   const ShardRecord d = r->machine->descriptor();
@@ -633,7 +636,7 @@ Result<std::string> Store::SplitKey(uint64_t shard) const {
   for (size_t i = 1; i < rows.size(); ++i) {
     if (rows[i].first <= bytes / 2) best = i;
   }
-  return rows[best].second;
+  return SplitPoint{rows[best].second, bytes};
 }
 
 void Store::CheckSplits() {
@@ -657,11 +660,20 @@ void Store::CheckSplits() {
     auto [lo, hi] = RowRange(d);
     auto size = engine_->ApproximateSize(mvcc::kVersionCf, lo, hi);
     if (!size.ok() || *size <= limit) continue;
-    auto key = SplitKey(d.id);
-    if (!key.ok()) continue;
+    // The estimate says big; measure, unless little has changed since the last time.
+    const uint64_t applied = r->machine->Applied().value();
+    if (r->measured_at_applied != 0 && r->measured_bytes <= limit &&
+        applied < r->measured_at_applied + 256 &&
+        r->measured_bytes + (applied - r->measured_at_applied) * 1024 <= limit) {
+      continue;
+    }
+    auto point = FindSplitPoint(d.id);
+    r->measured_at_applied = std::max<uint64_t>(applied, 1);
+    r->measured_bytes = point.ok() ? point->bytes : 0;
+    if (!point.ok() || point->bytes <= limit) continue;
     auto id = allocate();
     if (!id.ok()) return;  // the controller is away; next round
-    (void)Split(d.id, *key, *id, Steady::now() + std::chrono::seconds(5));
+    (void)Split(d.id, point->key, *id, Steady::now() + std::chrono::seconds(5));
   }
 }
 

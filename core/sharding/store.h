@@ -9,7 +9,9 @@
 //
 // Errors a caller should act on carry the detail "reason":
 //   UNAVAILABLE reason=NOT_LEADER       detail "leader" (0: unknown); retry there
-//   UNAVAILABLE reason=EPOCH_NOT_MATCH  detail "descriptor" (hex of EncodeDescriptor)
+//   UNAVAILABLE reason=EPOCH_NOT_MATCH  detail "descriptor" (base64 of EncodeDescriptor)
+//   UNAVAILABLE without a reason, from Write: the write was queued but its outcome is
+//     unknown (leadership moved, the node stopped); DEADLINE_EXCEEDED likewise
 //   UNAVAILABLE reason=SHARD_NOT_FOUND  the shard is not on this node
 //
 // Thread-safety: every public method may be called from any thread.
@@ -104,9 +106,18 @@ class Store {
   // range); keys from split_key on move to shard `new_id`, founded on every replica.
   Status Split(uint64_t shard, const std::string& split_key, uint64_t new_id,
                std::chrono::steady_clock::time_point deadline);
-  // A row key near the middle of the shard's data (by bytes); NOT_FOUND when the shard
-  // has fewer than two rows.
-  Result<std::string> SplitKey(uint64_t shard) const;
+  // A row key near the middle of the shard's data (by bytes), and the bytes its rows
+  // take (keys and values of every version); NOT_FOUND when the shard has fewer than
+  // two rows.
+  struct SplitPoint {
+    std::string key;
+    uint64_t bytes = 0;
+  };
+  Result<SplitPoint> FindSplitPoint(uint64_t shard) const;
+  Result<std::string> SplitKey(uint64_t shard) const {
+    ASSIGN_OR_RETURN(auto p, FindSplitPoint(shard));
+    return p.key;
+  }
   // Enables automatic splits (see StoreOptions::split_bytes).
   void SetShardIdAllocator(ShardIdAllocator allocate);
   void SetSplitBytes(uint64_t bytes) { split_bytes_ = bytes; }
@@ -157,6 +168,11 @@ class Store {
     // Held from taking a commit timestamp to queueing the proposal, so this leader's
     // writes enter the log in timestamp order.
     std::mutex order_mu;
+    // The split check's last exact measure (background thread only): the engine's size
+    // estimate is coarse for small ranges, so a shard it flags is measured by reading
+    // it, and not again until enough new entries applied.
+    uint64_t measured_at_applied = 0;
+    uint64_t measured_bytes = 0;
   };
 
   Store(StoreOptions options, storage::Engine* engine, mvcc::TimestampOracle* tso, Clock* clock,
