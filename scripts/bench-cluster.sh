@@ -163,16 +163,15 @@ wait_http() {  # wait_http URL SECONDS NAME: until URL answers 2xx
   done
 }
 
-cpu_ticks() {  # user + system ticks of the servers started so far
-  local total=0 name stat
+cpu_ticks() {  # "NAME TICKS" per running server: its user + system CPU so far
+  local name stat
   local -a f
   for name in "${!PIDS[@]}"; do
     stat=$(cat "/proc/${PIDS[$name]}/stat" 2>/dev/null) || continue
     stat=${stat##*) }  # fields after "(comm) "; utime and stime are fields 14, 15
     read -r -a f <<< "$stat"
-    total=$((total + f[11] + f[12]))
-  done
-  echo "$total"
+    echo "$name $((f[11] + f[12]))"
+  done | sort
 }
 
 COMMON=(--records "$RECORDS" --ops "$OPS" --threads "$THREADS" --value-size "$VALUE_SIZE"
@@ -195,8 +194,12 @@ bench() {
   rc=${PIPESTATUS[0]}
   set -e
   cat "$OUT_DIR/$system-$phase.err" >&2
-  awk -v a="$before" -v b="$(cpu_ticks)" -v t="$CLK_TCK" 'BEGIN { printf "%.2f\n", (b - a) / t }' \
-    > "$OUT_DIR/$system-$phase.server_cpu"
+  # Server CPU seconds during the run: the total, and per process.
+  cpu_ticks | awk -v t="$CLK_TCK" -v before="$before" '
+    BEGIN { n = split(before, b, "\n"); for (i = 1; i <= n; i++) { split(b[i], kv, " "); was[kv[1]] = kv[2] } }
+    { d = ($2 - was[$1]) / t; total += d; per = per sprintf(" %s=%.2f", $1, d) }
+    END { printf "%.2f\n", total > out; print substr(per, 2) > by }' \
+    out="$OUT_DIR/$system-$phase.server_cpu" by="$OUT_DIR/$system-$phase.server_cpu_by_process"
   if [[ $rc -ne 0 ]]; then
     echo "bench-cluster: gojodb-bench exited $rc on $system $phase (failures are in the summary)" |
       tee -a "$OUT_DIR/$system-$phase.err" >&2
@@ -207,7 +210,7 @@ bench() {
   echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "host: $(uname -srm), $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)"
   echo "git: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (with uncommitted changes)')"
-  echo "etcd: $("$ETCD" --version 2>/dev/null | head -1 || echo none)"
+  echo "etcd: $("$ETCD" --version 2>/dev/null | sed -n 1p)"
   echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "records $RECORDS, ops $OPS, threads $THREADS, value size $VALUE_SIZE, workloads $WORKLOADS, seed $SEED"
 } | tee "$OUT_DIR/environment.txt"
@@ -323,5 +326,9 @@ echo "server CPU seconds per phase (all server processes; client CPU in each .tx
 for w in load $WORKLOADS; do
   printf '  %-6s gojodb %s s, etcd %s s\n' "$w" "$(cat "$OUT_DIR/gojodb-$w.server_cpu" 2>/dev/null || echo -)" \
     "$(cat "$OUT_DIR/etcd-$w.server_cpu" 2>/dev/null || echo -)"
+  for sys in gojodb etcd; do
+    [[ -f $OUT_DIR/$sys-$w.server_cpu_by_process ]] &&
+      echo "           $(cat "$OUT_DIR/$sys-$w.server_cpu_by_process")"
+  done
 done
 echo "results in $OUT_DIR"
