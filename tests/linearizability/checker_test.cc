@@ -80,6 +80,16 @@ TEST(Checker, UnknownOutcomesMayOrMayNotTakeEffect) {
       Check({W(1, 0, 1, "a", 10), R(3, 2, 3, "x", 15), Unknown(W(2, 5, 0, "x", 0))}).linearizable);
 }
 
+TEST(Checker, AnUnseenUnknownWriteStillExplainsAFailedCas) {
+  // Only the unknown write can explain why the cas on version 10 failed.
+  EXPECT_TRUE(Check({W(1, 0, 1, "a", 10), Unknown(W(2, 2, 0, "x", 0)), R(3, 2, 3, "a", 10),
+                     Cas(3, 5, 6, 10, "b", false)})
+                  .linearizable);
+  // Without it, the same failure is refused.
+  EXPECT_FALSE(
+      Check({W(1, 0, 1, "a", 10), R(3, 2, 3, "a", 10), Cas(3, 5, 6, 10, "b", false)}).linearizable);
+}
+
 TEST(Checker, CompareAndSetFollowsVersions) {
   // A cas that failed although nothing else could have intervened: refused.
   EXPECT_FALSE(Check({W(1, 0, 1, "a", 10), Cas(2, 2, 3, 10, "b", false)}).linearizable);
