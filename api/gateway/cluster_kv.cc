@@ -471,6 +471,7 @@ Result<uint64_t> ClusterKv::FreshTimestamp(Clock::time_point deadline) {
 Status ClusterKv::Ready() {
   if (!controller_answered_) return Status::Unavailable("no controller has answered yet");
   if (routes_.size() == 0) return Status::Unavailable("the cluster has no shard yet");
+  if (options_.ready_check) return options_.ready_check();
   return Status::OK();
 }
 

@@ -71,6 +71,9 @@ struct ClusterKvOptions {
   // An unreachable node is tried last among a shard's replicas for this long.
   std::chrono::milliseconds node_suspect{1000};
   kv::Limits limits;
+  // A further condition for Ready(), checked after the gateway's own (none if empty):
+  // the standalone server waits for its shards' leaders.
+  std::function<Status()> ready_check;
 };
 
 // --- Pieces that need no network (tested on their own) ---

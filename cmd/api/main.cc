@@ -14,17 +14,16 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
 #include <set>
 
 #include "api/gateway/cluster_kv.h"
+#include "api/gateway/cluster_status.h"
 #include "api/grpc/convert.h"
 #include "api/grpc/grpc_services.h"
 #include "api/http/http_api.h"
 #include "api/http/http_server.h"
 #include "cmd/common/config.h"
 #include "cmd/common/server_main.h"
-#include "internal/encoding.h"
 #include "internal/version.h"
 
 namespace gojodb {
@@ -91,53 +90,6 @@ Result<std::set<std::string>> ParseServices(const std::string& flag) {
   return out;
 }
 
-nlohmann::json KeyJson(const std::string& key) {
-  if (IsValidUtf8(key)) return key;
-  return nlohmann::json{{"base64", Base64Encode(key)}};
-}
-
-// GET /v1/cluster/status: the controllers' view, in the standalone server's shape.
-std::string ClusterStatusJson(gateway::ClusterKv* kv) {
-  auto r = kv->ClusterStatus();
-  if (!r.ok()) {
-    return nlohmann::json{
-               {"mode", "cluster"},
-               {"version", kVersion},
-               {"error",
-                {{"code", StatusCodeName(r.status().code())}, {"message", r.status().message()}}}}
-               .dump() +
-           "\n";
-  }
-  nlohmann::json controllers = nlohmann::json::array(), nodes = nlohmann::json::array(),
-                 shards = nlohmann::json::array();
-  for (const auto& c : r->controllers()) {
-    controllers.push_back({{"id", c.id()},
-                           {"address", c.grpc_addr()},
-                           {"http_address", c.http_addr()},
-                           {"role", c.role()},
-                           {"state", c.state()}});
-  }
-  for (const auto& n : r->storage_nodes()) {
-    nodes.push_back({{"id", n.id()},
-                     {"address", n.grpc_addr()},
-                     {"http_address", n.http_addr()},
-                     {"state", n.state()},
-                     {"admin_state", n.role()}});
-  }
-  for (const auto& s : r->shards()) {
-    nlohmann::json replicas = nlohmann::json::array();
-    for (uint64_t id : s.replicas()) replicas.push_back(id);
-    shards.push_back({{"id", s.id()},
-                      {"range", {KeyJson(s.start_key()), KeyJson(s.end_key())}},
-                      {"replicas", replicas},
-                      {"leader", s.leader()}});
-  }
-  nlohmann::json j = {{"mode", r->mode()},          {"version", kVersion},
-                      {"controllers", controllers}, {"leader", r->leader()},
-                      {"storage_nodes", nodes},     {"shards", shards}};
-  return j.dump() + "\n";
-}
-
 int Run(int argc, char** argv) {
   CLI::App app{"GojoDB gateway: the HTTP and gRPC API over a cluster"};
   server::Config config(ApiSettings());
@@ -189,14 +141,8 @@ int Run(int argc, char** argv) {
 
   const std::string grpc_addr = config.Get("grpc_addr");
   const std::string http_addr = config.Get("http_addr");
-  rpc::GrpcServices grpc_services(kv->get(), &metrics, [k = kv->get()] {
-    auto r = k->ClusterStatus();
-    if (r.ok()) return *r;
-    v1::ClusterStatusResponse empty;
-    empty.set_mode("cluster");
-    empty.set_version(kVersion);
-    return empty;
-  });
+  rpc::GrpcServices grpc_services(
+      kv->get(), &metrics, [k = kv->get()] { return gateway::ClusterStatusProto(k, "cluster"); });
   grpc::ServerBuilder builder;
   int bound_port = 0;
   builder.AddListeningPort(grpc_addr, grpc::InsecureServerCredentials(), &bound_port);
@@ -208,7 +154,8 @@ int Run(int argc, char** argv) {
     return Fail(1, Status::Unavailable("cannot listen on " + grpc_addr + " (gRPC)"));
   }
 
-  http::HttpApi api(kv->get(), &metrics, [k = kv->get()] { return ClusterStatusJson(k); });
+  http::HttpApi api(kv->get(), &metrics,
+                    [k = kv->get()] { return gateway::ClusterStatusJson(k, "cluster"); });
   http::HttpServer http_server(
       &api, {.max_body_bytes = (*body_mb) << 20, .threads = static_cast<int>(*http_threads)});
   if (Status s = http_server.Start(http_addr); !s.ok()) {

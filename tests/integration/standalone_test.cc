@@ -4,6 +4,7 @@
 #include <httplib.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -196,6 +197,44 @@ TEST_F(StandaloneTest, CliRoundTripsWithHttpAndGrpc) {
   EXPECT_NE(shell.out.find("v"), std::string::npos) << shell.out;
   auto unreachable = RunCommand({cli, "--addr", "127.0.0.1:1", "--timeout-ms", "500", "get", "k"});
   EXPECT_EQ(unreachable.status, 3);
+}
+
+TEST_F(StandaloneTest, ClusterStatusIsStandaloneWithOneShardOnNodeOne) {
+  auto res = http_->Get("/v1/cluster/status");
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  auto j = json::parse(res->body);
+  EXPECT_EQ(j["mode"], "standalone") << res->body;
+  ASSERT_EQ(j["controllers"].size(), 1u) << res->body;
+  EXPECT_EQ(j["controllers"][0]["id"], 1) << res->body;
+  EXPECT_EQ(j["leader"], 1) << res->body;
+  ASSERT_EQ(j["storage_nodes"].size(), 1u) << res->body;
+  EXPECT_EQ(j["storage_nodes"][0]["id"], 1) << res->body;
+  ASSERT_EQ(j["shards"].size(), 1u) << res->body;
+  EXPECT_EQ(j["shards"][0]["replicas"], json::array({1})) << res->body;
+  auto status = client_->ClusterStatus();
+  ASSERT_TRUE(status.ok()) << status.status().ToString();
+  EXPECT_EQ(status->mode(), "standalone");
+  ASSERT_EQ(status->shards_size(), 1);
+  ASSERT_EQ(status->shards(0).replicas_size(), 1);
+  EXPECT_EQ(status->shards(0).replicas(0), 1u);
+}
+
+TEST(StandaloneFlagsTest, DataDirOfTheOldFormatIsRefused) {
+  // The previous standalone server kept a single-node store in db/ and nothing else.
+  const std::string dir = TempDir("standalone-old");
+  std::filesystem::create_directories(dir + "/data/db");
+  std::ofstream(dir + "/data/db/CURRENT") << "MANIFEST-000005\n";
+  auto r = RunCommand({BinDir() + "/gojodb-standalone", "--data-dir", dir + "/data", "--http-addr",
+                       "127.0.0.1:" + std::to_string(FreePort()), "--grpc-addr",
+                       "127.0.0.1:" + std::to_string(FreePort())});
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_NE(r.err.find("format has changed"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("empty data directory"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  // Nothing was written next to it.
+  EXPECT_FALSE(std::filesystem::exists(dir + "/data/controller"));
+  std::filesystem::remove_all(dir);
 }
 
 TEST(StandaloneFlagsTest, BadFlagsExitTwoWithOneLine) {
