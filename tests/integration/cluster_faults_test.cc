@@ -12,8 +12,8 @@
 //   within one of even.
 //
 // Bounded for CI. GOJODB_NEMESIS_SECONDS (default 20) and GOJODB_NEMESIS_SEED (default:
-// from the clock, printed) replay or lengthen the nemesis run; `--long` in
-// scripts/nemesis-long.sh sets them for a soak.
+// from the clock, printed) lengthen or replay the nemesis run; `--long` runs it for ten
+// minutes (build/bin/cluster_faults_test --long --gtest_filter='*Nemesis*').
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <signal.h>
@@ -332,6 +332,11 @@ TEST(ClusterFaults, LinearizableAndNothingLostUnderANemesis) {
     }
     return "controller-" + std::to_string(1 + rng() % 3);
   };
+  // A harness command that must work; its output says why when it does not.
+  auto must = [&](const std::string& cmd, const std::vector<std::string>& names = {}) {
+    auto r = cluster.Do(cmd, names);
+    EXPECT_EQ(r.status, 0) << cmd << " failed: " << r.out << r.err << "\n" << cluster.Logs();
+  };
   auto pause = [&](int min_ms, int max_ms) {
     std::this_thread::sleep_for(std::chrono::milliseconds(min_ms + rng() % (max_ms - min_ms)));
   };
@@ -340,15 +345,15 @@ TEST(ClusterFaults, LinearizableAndNothingLostUnderANemesis) {
     std::string victim;
     if (action == 0) {
       victim = storage();
-      EXPECT_EQ(cluster.Do("kill", {victim}).status, 0);
+      must("kill", {victim});
       pause(500, 2000);
-      EXPECT_EQ(cluster.Do("restart", {victim}).status, 0);
+      must("restart", {victim});
       actions.push_back("kill+restart " + victim);
     } else if (action == 1) {
       victim = storage();
-      EXPECT_EQ(cluster.Do("stop", {victim}).status, 0);
+      must("stop", {victim});
       pause(500, 2500);
-      EXPECT_EQ(cluster.Do("cont", {victim}).status, 0);
+      must("cont", {victim});
       actions.push_back("stop/cont " + victim);
     } else if (action == 2) {
       victim = storage();
@@ -357,15 +362,15 @@ TEST(ClusterFaults, LinearizableAndNothingLostUnderANemesis) {
         const std::string n = "storage-" + std::to_string(i);
         if (n != victim) others += (others.empty() ? "" : ",") + n;
       }
-      EXPECT_EQ(cluster.Do("partition", {victim, others}).status, 0);
+      must("partition", {victim, others});
       pause(1000, 3000);
-      EXPECT_EQ(cluster.Do("heal").status, 0);
+      must("heal");
       actions.push_back("partition " + victim + " | " + others);
     } else if (action == 3) {
       victim = controller_leader();
-      EXPECT_EQ(cluster.Do("kill", {victim}).status, 0);
+      must("kill", {victim});
       pause(500, 1500);
-      EXPECT_EQ(cluster.Do("restart", {victim}).status, 0);
+      must("restart", {victim});
       actions.push_back("kill+restart " + victim);
     } else {
       victim = controller_leader();
@@ -374,9 +379,9 @@ TEST(ClusterFaults, LinearizableAndNothingLostUnderANemesis) {
         const std::string n = "controller-" + std::to_string(i);
         if (n != victim) others += (others.empty() ? "" : ",") + n;
       }
-      EXPECT_EQ(cluster.Do("partition", {victim, others}).status, 0);
+      must("partition", {victim, others});
       pause(1000, 3000);
-      EXPECT_EQ(cluster.Do("heal").status, 0);
+      must("heal");
       actions.push_back("partition " + victim + " | " + others);
     }
     pause(300, 1000);
@@ -573,3 +578,18 @@ TEST(ClusterFaults, ANewNodeEvensOutReplicasAndLeaders) {
 
 }  // namespace
 }  // namespace gojodb::testing
+
+// `--long`: a soak instead of the bounded CI run.
+int main(int argc, char** argv) {
+  std::vector<char*> args;
+  for (int i = 0; i < argc; ++i) {
+    if (std::string_view(argv[i]) == "--long") {
+      ::setenv("GOJODB_NEMESIS_SECONDS", "600", /*overwrite=*/0);
+    } else {
+      args.push_back(argv[i]);
+    }
+  }
+  int n = static_cast<int>(args.size());
+  ::testing::InitGoogleTest(&n, args.data());
+  return RUN_ALL_TESTS();
+}
