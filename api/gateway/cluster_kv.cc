@@ -11,6 +11,7 @@
 #include "core/sharding/shard_machine.h"
 #include "core/sharding/store.h"
 #include "internal/encoding.h"
+#include "internal/fingerprint.h"
 #include "internal/names.h"
 
 namespace gojodb::gateway {
@@ -34,25 +35,6 @@ constexpr size_t kMaxLearnt = 4096;
 constexpr auto kMinAttempt = 50ms;
 // On-demand map fetches closer together than this are served by the last one.
 constexpr auto kRefreshInterval = 50ms;
-
-// FNV-1a: a stable fingerprint of a request, so a reused request id is detected. The
-// same construction as the standalone server's.
-class Fingerprint {
- public:
-  void Add(std::string_view s) {
-    AddRaw(std::to_string(s.size()));
-    AddRaw(s);
-  }
-  void Add(uint64_t v) { Add(std::string_view(std::to_string(v))); }
-  uint64_t value() const { return h_; }
-
- private:
-  void AddRaw(std::string_view s) {
-    for (unsigned char c : s) h_ = (h_ ^ c) * 1099511628211ull;
-    h_ = (h_ ^ 0xff) * 1099511628211ull;
-  }
-  uint64_t h_ = 14695981039346656037ull;
-};
 
 const std::string& OrDefault(const std::string& collection) {
   static const std::string kDefault = kDefaultCollection;

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <mutex>
 
+#include "internal/fingerprint.h"
+
 namespace gojodb::kv {
 namespace {
 
@@ -12,24 +14,6 @@ const std::string kRequestIdPrefix =
     "request_id/";
 constexpr size_t kMaxRequestIdBytes = 256;
 constexpr uint64_t kMaxFutureSnapshotMs = 5000;
-
-// FNV-1a: a stable fingerprint of a request, so a reused request id is detected.
-class Fingerprint {
- public:
-  void Add(std::string_view s) {
-    AddRaw(std::to_string(s.size()));
-    AddRaw(s);
-  }
-  void Add(uint64_t v) { Add(std::to_string(v)); }
-  uint64_t value() const { return h_; }
-
- private:
-  void AddRaw(std::string_view s) {
-    for (unsigned char c : s) h_ = (h_ ^ c) * 1099511628211ull;
-    h_ = (h_ ^ 0xff) * 1099511628211ull;
-  }
-  uint64_t h_ = 14695981039346656037ull;
-};
 
 struct RequestRecord {
   uint64_t fingerprint = 0;
