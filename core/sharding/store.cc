@@ -217,6 +217,11 @@ void Store::Deliver(uint64_t group, consensus::Message m) {
   }
   {
     std::lock_guard create(create_mu_);
+    {
+      // Again under create_mu_: a removal or a split may have landed meanwhile.
+      std::shared_lock lock(mu_);
+      if (removed_.count(group) || unfounded_children_.count(group)) return;
+    }
     if (!Find(group)) {
       auto machine = ShardMachine::Create(engine_, Uninitialized(group));
       if (!machine.ok()) return;  // the leader retries
