@@ -23,19 +23,9 @@ grpc::Status Serve(Metrics* metrics, const char* op, grpc::ServerContextBase* ct
   return ToGrpc(s);
 }
 
-// The callback API runs the handler on gRPC's own threads, without the sync server's
-// hand-offs between polling and worker threads.
-template <typename Fn>
-grpc::ServerUnaryReactor* ServeUnary(Metrics* metrics, const char* op,
-                                     grpc::CallbackServerContext* ctx, Fn&& fn) {
-  grpc::Status st = Serve(metrics, op, ctx, std::forward<Fn>(fn));
-  auto* reactor = ctx->DefaultReactor();
-  reactor->Finish(st);
-  return reactor;
-}
-
-// Work that may block (writes wait for their fsync) runs on `pool`; the reactor is
-// finished from there. The request and response outlive the call until Finish.
+// KV operations run on `pool`, not on gRPC's few callback threads: they block (a write
+// waits for its commit, a read for a read barrier); the reactor is finished from there. The request
+// and response outlive the call until Finish.
 template <typename Fn>
 grpc::ServerUnaryReactor* ServeOnPool(ThreadPool* pool, Metrics* metrics, const char* op,
                                       grpc::CallbackServerContext* ctx, Fn fn) {
@@ -67,7 +57,9 @@ class GrpcServices::KvImpl final : public v1::KV::CallbackService {
 
   grpc::ServerUnaryReactor* Get(grpc::CallbackServerContext* ctx, const v1::GetRequest* req,
                                 v1::GetResponse* resp) override {
-    return ServeUnary(m_, "get", ctx, [&]() -> Status {
+    // On the pool too: over a cluster a read waits for a read barrier and a network
+    // round trip, which must not hold one of gRPC's few callback threads.
+    return ServeOnPool(pool_, m_, "get", ctx, [=, this]() -> Status {
       ASSIGN_OR_RETURN(auto r, kv_->Get({req->collection(), req->key(),
                                          FromProto(req->consistency()), req->at()}));
       resp->set_found(r.found);
