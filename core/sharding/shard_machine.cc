@@ -305,13 +305,32 @@ Result<std::unique_ptr<ShardMachine>> ShardMachine::Create(storage::Engine* engi
   return std::unique_ptr<ShardMachine>(new ShardMachine(engine, descriptor, 0, 0, false));
 }
 
-Status ShardMachine::Destroy(storage::Engine* engine, const ShardRecord& d) {
+Status ShardMachine::Destroy(storage::Engine* engine, const ShardRecord& d,
+                             const std::vector<ShardRecord>& keep) {
   storage::WriteBatch b;
   if (Initialized(d)) {
-    auto [rlo, rhi] = RowRange(d);
-    b.DeleteRange(kRows, rlo, rhi);
-    auto [qlo, qhi] = RequestRange(d);
-    b.DeleteRange(kMeta, qlo, qhi);
+    // The range minus the ranges of `keep`: a replica that fell behind may still think
+    // its range reaches into shards split off it, whose rows are not its to delete.
+    auto [lo, hi] = RowRange(d);
+    std::vector<std::pair<std::string, std::string>> pieces = {{lo, hi}};
+    for (const auto& k : keep) {
+      if (!Initialized(k) || k.id == d.id) continue;
+      auto [klo, khi] = RowRange(k);
+      std::vector<std::pair<std::string, std::string>> next;
+      for (const auto& [plo, phi] : pieces) {
+        if (khi <= plo || phi <= klo) {
+          next.emplace_back(plo, phi);
+          continue;
+        }
+        if (plo < klo) next.emplace_back(plo, klo);
+        if (khi < phi) next.emplace_back(khi, phi);
+      }
+      pieces = std::move(next);
+    }
+    for (const auto& [plo, phi] : pieces) {
+      b.DeleteRange(kRows, plo, phi);
+      b.DeleteRange(kMeta, std::string(kRequestPrefix) + plo, std::string(kRequestPrefix) + phi);
+    }
   }
   b.Delete(kMeta, DescriptorKey(d.id));
   b.Delete(kMeta, AppliedKey(d.id));
@@ -577,12 +596,13 @@ Status ShardMachine::Restore(consensus::LogIndex index, std::string_view data) {
   }
   storage::WriteBatch b;
   // Clear what this replica held, under both its old range and the snapshot's.
-  const ShardRecord old = descriptor();
-  for (const ShardRecord* range : {static_cast<const ShardRecord*>(&d), &old}) {
-    if (!Initialized(*range)) continue;
-    auto [rlo, rhi] = RowRange(*range);
+  // Clear the snapshot's range only. What this replica held beyond it (it fell behind a
+  // split) belongs to the shards split off, which may be on this node with their own
+  // rows; leftovers there are the children's versions, never read through this shard.
+  {
+    auto [rlo, rhi] = RowRange(d);
     b.DeleteRange(kRows, rlo, rhi);
-    auto [qlo, qhi] = RequestRange(*range);
+    auto [qlo, qhi] = RequestRange(d);
     b.DeleteRange(kMeta, qlo, qhi);
   }
   for (auto cf : {kRows, kMeta}) {

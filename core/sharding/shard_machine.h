@@ -155,8 +155,10 @@ class ShardMachine final : public replication::StateMachine {
   Status ApplyConfState(consensus::LogIndex index, const consensus::ConfState& conf) override;
 
   // Deletes every record of the shard (rows in its range, request records, descriptor,
-  // applied index) from the engine, in one batch.
-  static Status Destroy(storage::Engine* engine, const ShardRecord& descriptor);
+  // applied index) from the engine, in one batch, except rows in the ranges of `keep`
+  // (the node's other replicas).
+  static Status Destroy(storage::Engine* engine, const ShardRecord& descriptor,
+                        const std::vector<ShardRecord>& keep = {});
 
  private:
   ShardMachine(storage::Engine* engine, ShardRecord d, uint64_t applied, uint64_t max_ts,

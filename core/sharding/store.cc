@@ -253,7 +253,12 @@ Status Store::DestroyReplica(uint64_t shard) {
   storage::WriteBatch b;
   b.Put(kMeta, TombstoneKey(shard), "");
   RETURN_IF_ERROR(engine_->Write({.sync = true}, b));
-  RETURN_IF_ERROR(ShardMachine::Destroy(engine_, r->machine->descriptor()));
+  std::vector<ShardRecord> others;
+  {
+    std::shared_lock lock(mu_);
+    for (const auto& [id, o] : replicas_) others.push_back(o->machine->descriptor());
+  }
+  RETURN_IF_ERROR(ShardMachine::Destroy(engine_, r->machine->descriptor(), others));
   return replication::RaftLogStore::Destroy(engine_, shard);
 }
 

@@ -568,3 +568,37 @@ TEST_F(StoreTest, ShardsSplitAutomaticallyBySize) {
 
 }  // namespace
 }  // namespace gojodb::sharding
+
+namespace gojodb::sharding {
+namespace {
+
+// A replica that fell behind a split still thinks its range reaches into the shard split
+// off it; dropping it must not delete that shard's rows on the same node.
+TEST(ShardMachineTest, DestroyLeavesTheRowsOfOtherReplicas) {
+  storage::EngineOptions eo;
+  eo.kind = "memory";
+  auto engine = std::move(storage::OpenEngine(eo)).value();
+  auto row = [](std::string_view k) { return mvcc::EncodeRowKey(0, 1, k); };
+  storage::WriteBatch b;
+  for (std::string k : {"a", "c", "m", "p", "z"}) mvcc::PutVersion(&b, row(k), 10, "v" + k);
+  ASSERT_TRUE(engine->Write({}, b).ok());
+  ShardRecord stale_parent;
+  stale_parent.id = 1;
+  stale_parent.replicas = {{1, false}};
+  ShardRecord child = stale_parent;
+  child.id = 2;
+  child.start_key = row("m");
+  ASSERT_TRUE(ShardMachine::Create(engine.get(), stale_parent).ok());
+  ASSERT_TRUE(ShardMachine::Destroy(engine.get(), stale_parent, {stale_parent, child}).ok());
+  mvcc::MvccReader reader(engine.get(), nullptr);
+  for (std::string k : {"a", "c"}) {
+    EXPECT_FALSE(reader.Get(row(k), mvcc::kMaxTimestamp)->has_value()) << k;
+  }
+  for (std::string k : {"m", "p", "z"}) {
+    EXPECT_TRUE(reader.Get(row(k), mvcc::kMaxTimestamp)->has_value()) << k;
+  }
+  EXPECT_EQ(ShardMachine::Load(engine.get(), 1).status().code(), StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace gojodb::sharding
