@@ -198,6 +198,7 @@ int Run(int argc, char** argv) {
     auto st = n->store()->GetStats();
     return std::map<std::string, uint64_t>{{"shards", st.shards},
                                            {"leaders", st.leaders},
+                                           {"failed_replicas", st.failed},
                                            {"registered", n->registered() ? 1 : 0},
                                            {"heartbeats", n->heartbeats()}};
   });
@@ -216,6 +217,12 @@ int Run(int argc, char** argv) {
           if (!n->registered()) {
             return http::ErrorResponse(
                 Status::Unavailable("not registered with the controller yet"));
+          }
+          // A replica that stopped on a failed write (a full disk) makes the node unready,
+          // and says why; its shards are served by their other replicas meanwhile.
+          if (auto st = n->store()->GetStats(); st.failed > 0) {
+            return http::ErrorResponse(Status::Unavailable(
+                std::to_string(st.failed) + " shard replica(s) stopped; first: " + st.failure));
           }
           return Reply(200, "{\"status\":\"ready\"}");
         }

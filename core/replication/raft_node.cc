@@ -349,6 +349,11 @@ bool RaftNode::failed() const {
   return !failed_.ok();
 }
 
+Status RaftNode::Health() const {
+  std::lock_guard lock(mu_);
+  return failed_;
+}
+
 void RaftNode::Fail(const Status& s, bool discard_staged) {
   if (discard_staged) store_->DiscardStaged();
   pending_ready_.reset();

@@ -181,6 +181,8 @@ class RaftNode {
   void ReportSnapshot(consensus::NodeId to, bool ok);
 
   consensus::NodeId Leader() const;
+  // OK, or why this member stopped (a write to the log failed, say for a full disk).
+  Status Health() const;
   consensus::NodeId id() const { return options_.id; }
   GroupStatus GetStatus() const;
 

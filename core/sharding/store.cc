@@ -262,9 +262,19 @@ Status Store::DestroyReplica(uint64_t shard) {
   return replication::RaftLogStore::Destroy(engine_, shard);
 }
 
+Status Store::FailedReplicaError(uint64_t shard, const Status& why) const {
+  return Status::Unavailable("the replica of shard " + std::to_string(shard) + " on node " +
+                             std::to_string(options_.node_id) + " has stopped: " + why.message())
+      .WithDetail("reason", std::string(kReasonNotLeader))
+      .WithDetail("leader", "0");
+}
+
 Result<std::shared_ptr<Store::Replica>> Store::Check(const Route& route, bool leader_only) const {
   auto r = Find(route.shard);
   if (!r) return ShardNotFoundError(route.shard);
+  if (Status health = r->node->Health(); !health.ok()) {
+    return FailedReplicaError(route.shard, health);
+  }
   const ShardRecord d = r->machine->descriptor();
   if (!Initialized(d)) return ShardNotFoundError(route.shard);
   if (route.epoch.version != d.epoch.version) return EpochNotMatchError(d);
@@ -308,6 +318,9 @@ Result<WriteOutcome> Store::Write(const Route& route, WriteCommand w, Steady::ti
     }
     if (!ticket.status.ok()) {
       // Refused before it was queued: nothing can apply.
+      if (Status health = r->node->Health(); !health.ok()) {
+        return FailedReplicaError(route.shard, health);
+      }
       return NotLeaderError(route.shard, r->node->Leader().value());
     }
     std::string result;
@@ -694,7 +707,7 @@ std::vector<ShardRecord> Store::Describe() const {
     ShardRecord d = r->machine->descriptor();
     if (!Initialized(d)) continue;
     const NodeId leader = r->node->Leader();
-    d.leader = leader == NodeId(options_.node_id) ? options_.node_id : 0;
+    d.leader = leader == NodeId(options_.node_id) && r->node->Health().ok() ? options_.node_id : 0;
     out.push_back(std::move(d));
   }
   return out;
@@ -705,6 +718,10 @@ Store::Stats Store::GetStats() const {
   std::shared_lock lock(mu_);
   for (const auto& [id, r] : replicas_) {
     s.shards++;
+    if (Status health = r->node->Health(); !health.ok()) {
+      if (s.failed++ == 0) s.failure = "shard " + std::to_string(id) + ": " + health.message();
+      continue;
+    }
     if (r->node->Leader() == NodeId(options_.node_id)) s.leaders++;
   }
   return s;

@@ -13,6 +13,8 @@
 //   UNAVAILABLE without a reason, from Write: the write was queued but its outcome is
 //     unknown (leadership moved, the node stopped); DEADLINE_EXCEEDED likewise
 //   UNAVAILABLE reason=SHARD_NOT_FOUND  the shard is not on this node
+//   UNAVAILABLE reason=NOT_LEADER leader=0, message naming the cause: the replica here
+//     stopped because a write failed (a full disk): try another replica
 //
 // Thread-safety: every public method may be called from any thread.
 #pragma once
@@ -153,6 +155,11 @@ class Store {
   struct Stats {
     uint64_t shards = 0;
     uint64_t leaders = 0;
+    // Replicas that stopped because a write failed (a full disk, say), and why the
+    // first of them did. Their requests go to other replicas; restart the node once the
+    // cause is fixed (the replica replays its log).
+    uint64_t failed = 0;
+    std::string failure;
   };
   Stats GetStats() const;
   // The replica's Raft status (tests, /metrics); NOT_FOUND if absent.
@@ -184,6 +191,8 @@ class Store {
   // Proposes `data` on the leader and returns the command's outcome.
   Result<WriteOutcome> ProposeCommand(Replica& r, const std::string& data,
                                       std::chrono::steady_clock::time_point deadline);
+  // A replica that stopped: clients go to another replica.
+  Status FailedReplicaError(uint64_t shard, const Status& why) const;
   // Puts the descriptor in the log once (see ShardMachine's Describe).
   Status EnsureDescribed(Replica& r, std::chrono::steady_clock::time_point deadline);
   // Founds the Raft groups of split children recorded in the engine.

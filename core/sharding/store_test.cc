@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <filesystem>
 #include <set>
 #include <thread>
@@ -79,10 +80,44 @@ class Transports final : public GroupTransports {
   Network* net_;
 };
 
+// An engine whose writes can be made to fail as RocksDB's do on a full disk.
+class FillableEngine final : public storage::Engine {
+ public:
+  explicit FillableEngine(std::unique_ptr<storage::Engine> inner) : inner_(std::move(inner)) {}
+  std::atomic<bool> full{false};
+
+  Status Write(const storage::WriteOptions& o, const storage::WriteBatch& b) override {
+    if (full) return Status::ResourceExhausted("disk full: IO error: No space left on device");
+    return inner_->Write(o, b);
+  }
+  Result<std::optional<std::string>> Get(const storage::ReadOptions& o, storage::ColumnFamily cf,
+                                         std::string_view key) override {
+    return inner_->Get(o, cf, key);
+  }
+  std::unique_ptr<storage::Iterator> NewIterator(const storage::ReadOptions& o,
+                                                 storage::ColumnFamily cf) override {
+    return inner_->NewIterator(o, cf);
+  }
+  std::shared_ptr<const storage::Snapshot> GetSnapshot() override { return inner_->GetSnapshot(); }
+  Status SyncWal() override { return inner_->SyncWal(); }
+  Status CompactRange(storage::ColumnFamily cf, std::string_view b, std::string_view e) override {
+    return inner_->CompactRange(cf, b, e);
+  }
+  Result<uint64_t> ApproximateSize(storage::ColumnFamily cf, std::string_view b,
+                                   std::string_view e) override {
+    return inner_->ApproximateSize(cf, b, e);
+  }
+  std::map<std::string, uint64_t> Stats() override { return inner_->Stats(); }
+  std::string_view Kind() const override { return inner_->Kind(); }
+
+ private:
+  std::unique_ptr<storage::Engine> inner_;
+};
+
 class StoreTest : public ::testing::Test {
  protected:
   struct Node {
-    std::unique_ptr<storage::Engine> engine;
+    std::unique_ptr<FillableEngine> engine;
     std::unique_ptr<Store> store;
   };
 
@@ -110,7 +145,7 @@ class StoreTest : public ::testing::Test {
     storage::EngineOptions eo;
     eo.path = (dir_ / std::to_string(id)).string();
     std::filesystem::create_directories(eo.path);
-    n.engine = std::move(storage::OpenEngine(eo)).value();
+    n.engine = std::make_unique<FillableEngine>(std::move(storage::OpenEngine(eo)).value());
     StoreOptions o = options_;
     o.node_id = id;
     o.tick = 5ms;
@@ -335,6 +370,43 @@ TEST_F(StoreTest, ScansStayInsideTheShardRange) {
   EXPECT_EQ(scan(2, "n", ""), (std::vector<std::string>{"p", "z"}));
   EXPECT_EQ(scan(1, "b", "zz"), (std::vector<std::string>{"c"}));
   EXPECT_TRUE(scan(1, "n", "").empty());
+}
+
+// A full disk on the leader's node: its replica stops and says why, requests to it are
+// sent elsewhere (NOT_LEADER with no leader named), another replica takes over, and once
+// the disk has room and the node restarts its replica catches up with nothing lost.
+TEST_F(StoreTest, AFullDiskStopsTheReplicaAndTheShardMovesOn) {
+  for (uint64_t id : {1, 2, 3}) Start(id);
+  const auto d = Shard(1, "", "", {1, 2, 3});
+  for (uint64_t id : {1, 2, 3}) ASSERT_TRUE(S(id).CreateReplica(d).ok());
+  const uint64_t full = LeaderOf(1);
+  ASSERT_TRUE(S(full).Write(R(1), Put("before", "1"), Deadline()).ok());
+  nodes_[full].engine->full = true;
+
+  auto w = S(full).Write(R(1), Put("during", "x"), Deadline(2s));
+  ASSERT_FALSE(w.ok());
+  EXPECT_NE(w.status().message().find("disk full"), std::string::npos) << w.status().ToString();
+  auto again = S(full).Write(R(1), Put("during", "x"), Deadline(2s));
+  ASSERT_EQ(again.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(ReasonOf(again.status()), kReasonNotLeader);
+  EXPECT_NE(again.status().message().find("disk full"), std::string::npos);
+  const auto stats = S(full).GetStats();
+  EXPECT_EQ(stats.failed, 1u);
+  EXPECT_NE(stats.failure.find("No space left"), std::string::npos) << stats.failure;
+  EXPECT_EQ(stats.leaders, 0u);
+
+  std::set<uint64_t> others = {1, 2, 3};
+  others.erase(full);
+  const uint64_t next = LeaderOf(1, others);
+  ASSERT_NE(next, 0u);
+  auto moved = S(next).Write(R(1), Put("after", "2"), Deadline());
+  ASSERT_TRUE(moved.ok()) << moved.status().ToString();
+
+  Stop(full);
+  Start(full);
+  EXPECT_TRUE(Eventually(full, "before", "1"));
+  EXPECT_TRUE(Eventually(full, "after", "2"));
+  EXPECT_EQ(S(full).GetStats().failed, 0u);
 }
 
 TEST_F(StoreTest, ReplicasSurviveRestart) {
