@@ -149,6 +149,7 @@ class StoreTest : public ::testing::Test {
     StoreOptions o = options_;
     o.node_id = id;
     o.tick = 5ms;
+    o.election_tick = 20;  // 100-200 ms: leaders stay put on a busy machine
     auto s = Store::Open(o, n.engine.get(), tso_.get(), &clock_, &transports_);
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     n.store = std::move(s).value();
@@ -186,6 +187,25 @@ class StoreTest : public ::testing::Test {
   }
 
   static std::string Row(std::string_view key) { return mvcc::EncodeRowKey(0, 1, key); }
+
+  // Runs `op(leader)` on the shard's current leader, again while the answer is
+  // NOT_LEADER (refused before anything was queued, so a retry is safe): leadership may
+  // move on a busy machine in the middle of a test.
+  template <typename Op>
+  auto OnLeader(uint64_t shard, Op op) {
+    for (int attempt = 0;; ++attempt) {
+      auto r = op(LeaderOf(shard));
+      const Status s = [&] {
+        if constexpr (std::is_same_v<decltype(r), Status>) {
+          return r;
+        } else {
+          return r.status();
+        }
+      }();
+      if (attempt >= 50 || s.ok() || ReasonOf(s) != kReasonNotLeader) return r;
+      std::this_thread::sleep_for(20ms);
+    }
+  }
 
   static WriteCommand Put(std::string key, std::string value,
                           std::optional<uint64_t> if_version = std::nullopt,
@@ -428,7 +448,8 @@ TEST_F(StoreTest, ReplicasSurviveRestart) {
     ASSERT_TRUE(r.ok() && *r) << k << " " << r.status().ToString();
     EXPECT_EQ((*r)->version, version);
   }
-  auto w = S(leader).Write(R(1), Put("k0", "after"), Deadline());
+  auto w =
+      OnLeader(1, [&](uint64_t l) { return S(l).Write(R(1), Put("k0", "after"), Deadline()); });
   ASSERT_TRUE(w.ok()) << w.status().ToString();
   EXPECT_GT(w->version, written["k19"]);
 }
@@ -444,12 +465,14 @@ TEST_F(StoreTest, ReplicasAreAddedAndRemoved) {
   const auto d = Shard(1, std::string(1, mvcc::kRowTag), "", {1, 2, 3});
   for (uint64_t id : {1, 2, 3}) ASSERT_TRUE(S(id).CreateReplica(d).ok());
   uint64_t leader = LeaderOf(1);
-  ASSERT_TRUE(S(leader).Write(R(1), Put("first", "1"), Deadline()).ok());
+  ASSERT_TRUE(OnLeader(1, [&](uint64_t l) {
+                return S(l).Write(R(1), Put("first", "1"), Deadline());
+              }).ok());
   const uint64_t conf_ver = S(leader).DescriptorOf(1)->epoch.conf_ver;
 
   // Node 4 joins early: the log from index 1 is still there... or compacted already;
   // either way it must end up a voter with the data and the range.
-  Status add = S(leader).AddReplica(1, 4, 10s);
+  Status add = OnLeader(1, [&](uint64_t l) { return S(l).AddReplica(1, 4, 10s); });
   ASSERT_TRUE(add.ok()) << add.ToString();
   ASSERT_TRUE(Eventually(4, "first", "1"));
   auto d4 = S(4).DescriptorOf(1);
@@ -459,14 +482,17 @@ TEST_F(StoreTest, ReplicasAreAddedAndRemoved) {
 
   // Enough writes to compact the log many times over, then node 5 joins from a snapshot.
   for (int i = 0; i < 80; ++i) {
-    auto w = S(leader).Write(R(1), Put("k" + std::to_string(i), std::to_string(i)), Deadline());
+    auto w = OnLeader(1, [&](uint64_t l) {
+      return S(l).Write(R(1), Put("k" + std::to_string(i), std::to_string(i)), Deadline());
+    });
     ASSERT_TRUE(w.ok()) << w.status().ToString();
   }
-  add = S(leader).AddReplica(1, 5, 10s);
+  add = OnLeader(1, [&](uint64_t l) { return S(l).AddReplica(1, 5, 10s); });
   ASSERT_TRUE(add.ok()) << add.ToString();
   ASSERT_TRUE(Eventually(5, "k79", "79"));
   ASSERT_TRUE(Eventually(5, "first", "1"));
   EXPECT_GE(S(5).GroupStatusOf(1)->snapshots_installed, 1u);
+  leader = LeaderOf(1);
   auto desc = S(leader).DescriptorOf(1);
   ASSERT_TRUE(desc.ok());
   std::set<uint64_t> voters;
@@ -486,11 +512,22 @@ TEST_F(StoreTest, ReplicasAreAddedAndRemoved) {
 
   // Remove a follower; it drops its replica and data and ignores later messages.
   const uint64_t victim = leader == 2 ? 3 : 2;
-  Status rm = S(leader).RemoveReplica(1, victim, 10s);
-  ASSERT_TRUE(rm.ok()) << rm.ToString();
+  // (Should the victim lead by now, it hands leadership over first; ask again.)
+  bool removed = false;
+  for (int i = 0; i < 50 && !removed; ++i) {
+    Status rm = OnLeader(1, [&](uint64_t l) { return S(l).RemoveReplica(1, victim, 10s); });
+    ASSERT_TRUE(rm.ok()) << rm.ToString();
+    const auto now = S(LeaderOf(1)).DescriptorOf(1);
+    removed = now.ok() && std::none_of(now->replicas.begin(), now->replicas.end(),
+                                       [&](const auto& r) { return r.node == victim; });
+    if (!removed) std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_TRUE(removed);
   ASSERT_TRUE(S(victim).DestroyReplica(1).ok());
   EXPECT_FALSE(S(victim).DescriptorOf(1).ok());
-  ASSERT_TRUE(S(leader).Write(R(1), Put("after-remove", "x"), Deadline()).ok());
+  ASSERT_TRUE(OnLeader(1, [&](uint64_t l) {
+                return S(l).Write(R(1), Put("after-remove", "x"), Deadline());
+              }).ok());
   std::this_thread::sleep_for(100ms);
   EXPECT_FALSE(S(victim).DescriptorOf(1).ok()) << "a late message recreated the replica";
   Stop(victim);
