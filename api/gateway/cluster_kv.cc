@@ -6,6 +6,7 @@
 #include <random>
 
 #include "api/grpc/convert.h"
+#include "api/grpc/shard_convert.h"
 #include "core/controller/state.h"
 #include "core/mvcc/key_codec.h"
 #include "core/sharding/shard_machine.h"
@@ -75,18 +76,6 @@ bool NeverSent(std::string_view message) {
 std::chrono::system_clock::time_point ToSystem(Steady::time_point t) {
   return std::chrono::system_clock::now() +
          std::chrono::duration_cast<std::chrono::system_clock::duration>(t - Steady::now());
-}
-
-sharding::ShardRecord FromProto(const v1::ShardDescriptor& in) {
-  sharding::ShardRecord s;
-  s.id = in.id();
-  s.start_key = in.start_key();
-  s.end_key = in.end_key();
-  s.epoch.conf_ver = in.conf_ver();
-  s.epoch.version = in.version();
-  for (const auto& r : in.replicas()) s.replicas.push_back({r.node(), r.learner()});
-  s.leader = in.leader();
-  return s;
 }
 
 bool InRange(const sharding::ShardRecord& s, std::string_view row_key) {
@@ -326,7 +315,7 @@ Status ClusterKv::CallController(
 void ClusterKv::InstallMap(const v1::GetShardMapResponse& resp) {
   std::vector<sharding::ShardRecord> shards;
   shards.reserve(resp.shards_size());
-  for (const auto& d : resp.shards()) shards.push_back(FromProto(d));
+  for (const auto& d : resp.shards()) shards.push_back(rpc::FromProto(d));
   {
     std::lock_guard lock(nodes_mu_);
     for (const auto& n : resp.nodes()) {

@@ -1,6 +1,7 @@
 #include "api/grpc/controller_service.h"
 
 #include "api/grpc/convert.h"
+#include "api/grpc/shard_convert.h"
 #include "internal/version.h"
 
 namespace gojodb::rpc {
@@ -64,32 +65,6 @@ ctl::NodeRecord FromProto(const v1::NodeDescriptor& in) {
   n.capacity_bytes = in.capacity_bytes();
   for (const auto& [k, v] : in.labels()) n.labels[k] = v;
   return n;
-}
-
-void ToProto(const ctl::ShardRecord& in, v1::ShardDescriptor* out) {
-  out->set_id(in.id);
-  out->set_start_key(in.start_key);
-  out->set_end_key(in.end_key);
-  out->set_conf_ver(in.epoch.conf_ver);
-  out->set_version(in.epoch.version);
-  for (const auto& r : in.replicas) {
-    auto* p = out->add_replicas();
-    p->set_node(r.node);
-    p->set_learner(r.learner);
-  }
-  out->set_leader(in.leader);
-}
-
-ctl::ShardRecord FromProto(const v1::ShardDescriptor& in) {
-  ctl::ShardRecord s;
-  s.id = in.id();
-  s.start_key = in.start_key();
-  s.end_key = in.end_key();
-  s.epoch.conf_ver = in.conf_ver();
-  s.epoch.version = in.version();
-  for (const auto& r : in.replicas()) s.replicas.push_back({r.node(), r.learner()});
-  s.leader = in.leader();
-  return s;
 }
 
 void ToProto(const ctl::Settings& in, v1::Settings* out) {

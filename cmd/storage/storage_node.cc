@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "api/grpc/raft_transport.h"
+#include "api/grpc/shard_convert.h"
 #include "api/grpc/shard_service.h"
 #include "cmd/storage/controller_link.h"
 
@@ -17,34 +18,7 @@ namespace gojodb::storage_node {
 
 using namespace std::chrono_literals;
 
-namespace {
-
-controller::ShardRecord FromProto(const v1::ShardDescriptor& p) {
-  controller::ShardRecord d;
-  d.id = p.id();
-  d.start_key = p.start_key();
-  d.end_key = p.end_key();
-  d.epoch = {p.conf_ver(), p.version()};
-  for (const auto& r : p.replicas()) d.replicas.push_back({r.node(), r.learner()});
-  d.leader = p.leader();
-  return d;
-}
-
-void ToProto(const controller::ShardRecord& d, v1::ShardDescriptor* p) {
-  p->set_id(d.id);
-  p->set_start_key(d.start_key);
-  p->set_end_key(d.end_key);
-  p->set_conf_ver(d.epoch.conf_ver);
-  p->set_version(d.epoch.version);
-  for (const auto& r : d.replicas) {
-    auto* rp = p->add_replicas();
-    rp->set_node(r.node);
-    rp->set_learner(r.learner);
-  }
-  p->set_leader(d.leader);
-}
-
-}  // namespace
+namespace {}  // namespace
 
 class GroupTransportsAdapter final : public sharding::GroupTransports {
  public:
@@ -140,7 +114,7 @@ class NodeAgent {
     st->set_used_bytes(ec ? 0 : space.capacity - space.available);
     st->set_shard_count(stats.shards);
     st->set_leader_count(stats.leaders);
-    for (const auto& d : store_->Describe()) ToProto(d, req.add_shards());
+    for (const auto& d : store_->Describe()) rpc::ToProto(d, req.add_shards());
     auto r = link_->Heartbeat(req);
     if (!r.ok()) {
       spdlog::warn("heartbeat failed: {}", r.status().ToString());
@@ -167,7 +141,7 @@ class NodeAgent {
     }
     std::thread([this, c, shard] {
       Status s;
-      const auto d = FromProto(c.shard());
+      const auto d = rpc::FromProto(c.shard());
       if (c.kind() == "create") {
         s = store_->CreateReplica(d);
       } else if (c.kind() == "add_replica") {
@@ -211,7 +185,7 @@ class NodeAgent {
         transport_->SetPeer(n.id(), n.grpc_addr());
       }
       for (const auto& sp : m->shards()) {
-        const auto d = FromProto(sp);
+        const auto d = rpc::FromProto(sp);
         auto local = store_->DescriptorOf(d.id);
         if (!local.ok() || !sharding::Initialized(*local)) continue;
         const bool member = std::any_of(d.replicas.begin(), d.replicas.end(),

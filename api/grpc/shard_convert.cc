@@ -1,0 +1,30 @@
+#include "api/grpc/shard_convert.h"
+
+namespace gojodb::rpc {
+
+void ToProto(const controller::ShardRecord& in, v1::ShardDescriptor* out) {
+  out->set_id(in.id);
+  out->set_start_key(in.start_key);
+  out->set_end_key(in.end_key);
+  out->set_conf_ver(in.epoch.conf_ver);
+  out->set_version(in.epoch.version);
+  for (const auto& r : in.replicas) {
+    auto* p = out->add_replicas();
+    p->set_node(r.node);
+    p->set_learner(r.learner);
+  }
+  out->set_leader(in.leader);
+}
+
+controller::ShardRecord FromProto(const v1::ShardDescriptor& in) {
+  controller::ShardRecord s;
+  s.id = in.id();
+  s.start_key = in.start_key();
+  s.end_key = in.end_key();
+  s.epoch = {in.conf_ver(), in.version()};
+  for (const auto& r : in.replicas()) s.replicas.push_back({r.node(), r.learner()});
+  s.leader = in.leader();
+  return s;
+}
+
+}  // namespace gojodb::rpc
