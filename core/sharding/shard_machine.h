@@ -27,6 +27,8 @@
 //   "sA" shard:u64be            applied index, max_ts, described
 //   "sD" shard:u64be            descriptor (range, epoch, replicas)
 //   "sQ" row_key request_id     request record (fingerprint, version, created_ms, existed)
+//   "sC" shard:u64be            a split's new shard, until the Store founds its group
+// (The Store keeps "sT" shard:u64be tombstones of replicas removed from the node.)
 // Row keys are memcomparable and prefix-free, so request records sort by row and a
 // range of rows maps to one range of records. See docs/architecture/storage-service.md.
 //
