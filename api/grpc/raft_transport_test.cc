@@ -162,7 +162,13 @@ TEST_F(RaftTransportTest, ALaggingMemberCatchesUpFromAChunkedSnapshot) {
   ASSERT_TRUE(Converged({1, 2, 3}, values));
   EXPECT_GT(members_[1]->transport->snapshots_sent() + members_[2]->transport->snapshots_sent(),
             0u);
-  EXPECT_GT(members_[3]->owned->GetStatus().snapshot_index.value(), 0u);
+  // Its status is published after the entries apply: wait for it, briefly.
+  uint64_t snapshot_index = 0;
+  for (int i = 0; i < 200 && snapshot_index == 0; ++i) {
+    snapshot_index = members_[3]->owned->GetStatus().snapshot_index.value();
+    if (snapshot_index == 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_GT(snapshot_index, 0u);
 }
 
 TEST_F(RaftTransportTest, MalformedStreamsAreRefused) {
