@@ -4,6 +4,7 @@
 
 #include <chrono>
 
+#include "api/gateway/cluster_kv.h"
 #include "api/grpc/convert.h"
 #include "gojodb/v1/controller.grpc.pb.h"
 #include "gojodb/v1/kv.grpc.pb.h"
@@ -38,9 +39,26 @@ void SetVersion(const std::optional<uint64_t>& v, auto* msg) {
 }  // namespace
 
 Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
-  if (options.addr.empty()) return Status::InvalidArgument("no server address given");
+  if (options.addr.empty() && options.controllers.empty()) {
+    return Status::InvalidArgument("no server or controller address given");
+  }
+  if (options.timeout_ms <= 0) return Status::InvalidArgument("timeout_ms must be positive");
+  for (const auto& c : options.controllers) {
+    if (c.empty()) return Status::InvalidArgument("an empty controller address was given");
+  }
   rpc::TuneGrpcRuntime();
-  return std::unique_ptr<Client>(new Client(options));
+  ClientOptions o = options;
+  if (o.addr.empty()) o.addr = o.controllers.front();
+  std::unique_ptr<Client> client(new Client(o));
+  if (!o.controllers.empty()) {
+    gateway::ClusterKvOptions ro;
+    ro.controllers = o.controllers;
+    ro.request_timeout = std::chrono::milliseconds(o.timeout_ms);
+    ro.attempt_timeout = std::min(ro.attempt_timeout, ro.request_timeout);
+    ASSIGN_OR_RETURN(client->routed_, gateway::ClusterKv::Start(std::move(ro)));
+    client->limits_ = client->routed_->limits();
+  }
+  return client;
 }
 
 Client::Client(const ClientOptions& options) : options_(options), stubs_(new Stubs) {
@@ -58,6 +76,7 @@ Client::Client(const ClientOptions& options) : options_(options), stubs_(new Stu
 Client::~Client() = default;
 
 Result<kv::WriteResult> Client::Put(const kv::PutRequest& r) {
+  if (routed_) return routed_->Put(r);
   v1::PutRequest req;
   req.set_collection(r.collection);
   req.set_key(r.key);
@@ -70,6 +89,7 @@ Result<kv::WriteResult> Client::Put(const kv::PutRequest& r) {
 }
 
 Result<kv::WriteResult> Client::Delete(const kv::DeleteRequest& r) {
+  if (routed_) return routed_->Delete(r);
   v1::DeleteRequest req;
   req.set_collection(r.collection);
   req.set_key(r.key);
@@ -81,6 +101,7 @@ Result<kv::WriteResult> Client::Delete(const kv::DeleteRequest& r) {
 }
 
 Result<kv::GetResult> Client::Get(const kv::GetRequest& r) {
+  if (routed_) return routed_->Get(r);
   v1::GetRequest req;
   req.set_collection(r.collection);
   req.set_key(r.key);
@@ -92,6 +113,7 @@ Result<kv::GetResult> Client::Get(const kv::GetRequest& r) {
 }
 
 Result<kv::ScanResult> Client::Scan(const kv::ScanRequest& r) {
+  if (routed_) return routed_->Scan(r);
   v1::ScanRequest req;
   req.set_collection(r.collection);
   req.set_start(r.start);
@@ -114,6 +136,7 @@ Result<kv::ScanResult> Client::Scan(const kv::ScanRequest& r) {
 }
 
 Result<kv::WriteResult> Client::Batch(const kv::BatchRequest& r) {
+  if (routed_) return routed_->Batch(r);
   v1::BatchRequest req;
   req.set_request_id(r.request_id);
   for (const auto& op : r.ops) {
@@ -130,6 +153,7 @@ Result<kv::WriteResult> Client::Batch(const kv::BatchRequest& r) {
 }
 
 Result<kv::CollectionInfo> Client::CreateCollection(const kv::CollectionSpec& spec) {
+  if (routed_) return routed_->CreateCollection(spec);
   v1::CreateCollectionRequest req;
   req.set_name(spec.name);
   req.set_schema_json(spec.schema_json);
@@ -141,6 +165,7 @@ Result<kv::CollectionInfo> Client::CreateCollection(const kv::CollectionSpec& sp
 }
 
 Result<std::vector<kv::CollectionInfo>> Client::ListCollections() {
+  if (routed_) return routed_->ListCollections();
   v1::ListCollectionsRequest req;
   v1::ListCollectionsResponse resp;
   RETURN_IF_ERROR(
@@ -151,6 +176,7 @@ Result<std::vector<kv::CollectionInfo>> Client::ListCollections() {
 }
 
 Result<kv::CollectionInfo> Client::DescribeCollection(const std::string& name) {
+  if (routed_) return routed_->DescribeCollection(name);
   v1::DescribeCollectionRequest req;
   req.set_name(name);
   v1::CollectionInfo resp;
@@ -160,6 +186,7 @@ Result<kv::CollectionInfo> Client::DescribeCollection(const std::string& name) {
 }
 
 Status Client::DropCollection(const std::string& name) {
+  if (routed_) return routed_->DropCollection(name);
   v1::DropCollectionRequest req;
   req.set_name(name);
   v1::DropCollectionResponse resp;
@@ -167,13 +194,22 @@ Status Client::DropCollection(const std::string& name) {
 }
 
 Result<v1::ClusterStatusResponse> Client::ClusterStatus() {
+  if (routed_) return routed_->ClusterStatus();
   v1::ClusterStatusRequest req;
   v1::ClusterStatusResponse resp;
   RETURN_IF_ERROR(Call(options_, stubs_->admin.get(), &v1::Admin::Stub::ClusterStatus, req, &resp));
   return resp;
 }
 
-Status Client::Ready() { return ClusterStatus().status(); }
+Status Client::Ready() {
+  if (routed_) return routed_->Ready();
+  return ClusterStatus().status();
+}
+
+std::map<std::string, uint64_t> Client::StorageStats() {
+  if (routed_) return routed_->StorageStats();
+  return {};
+}
 
 Result<v1::ListNodesResponse> Client::ListNodes() {
   v1::ListNodesRequest req;

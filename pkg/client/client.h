@@ -1,14 +1,34 @@
 // The C++ client library: GojoDB's gRPC API as a KvService.
 //
-//   auto c = gojodb::client::Client::Connect({.addr = "127.0.0.1:7001"});
-//   auto w = (*c)->Put({.key = "k", .value = "v"});
+// Two ways to reach a database:
 //
-// Thread-safe: one Client may serve many threads (it shares one gRPC channel).
+// - Through a server (`addr`): a gojodb-standalone or a gateway (gojodb-api) answers the
+//   KV, Catalog and Admin services of kv.proto.
+//
+//     auto c = gojodb::client::Client::Connect({.addr = "127.0.0.1:7001"});
+//     auto w = (*c)->Put({.key = "k", .value = "v"});
+//
+// - Routed (`controllers`): the client caches the controller's shard map and sends each
+//   key-value request straight to the storage node that holds the key's shard (its leader
+//   for writes and linearizable reads), one network hop fewer than through a gateway. It
+//   refreshes the map on NOT_LEADER, EPOCH_NOT_MATCH and SHARD_NOT_FOUND and on
+//   unreachable nodes, and retries within the request deadline; scans across shards are
+//   stitched at one read timestamp. This is the gateway's own routing (gateway::ClusterKv,
+//   docs/architecture/storage-service.md), run in the client's process.
+//
+//     auto c = gojodb::client::Client::Connect(
+//         {.controllers = {"127.0.0.1:7100", "127.0.0.1:7101", "127.0.0.1:7102"}});
+//
+//   Catalog calls go to the controllers' Catalog service, and the operator calls below
+//   (ListNodes, GetShardMap, ...) to the first controller unless `addr` names another.
+//
+// Thread-safe: one Client may serve many threads (it shares its gRPC channels).
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/kv/kv_service.h"
 #include "internal/status.h"
@@ -21,11 +41,18 @@ class ListNodesResponse;
 class Settings;
 }  // namespace gojodb::v1
 
+namespace gojodb::gateway {
+class ClusterKv;
+}  // namespace gojodb::gateway
+
 namespace gojodb::client {
 
 struct ClientOptions {
-  std::string addr;        // host:port of a gateway or standalone server
-  int timeout_ms = 10000;  // per-request deadline
+  std::string addr;  // host:port of a gateway or standalone server
+  // host:port of the controller members: route requests by the shard map straight to
+  // the storage nodes (see above). Empty: send everything to `addr`.
+  std::vector<std::string> controllers;
+  int timeout_ms = 10000;  // per-request deadline, retries included
 };
 
 class Client final : public kv::KvService {
@@ -48,9 +75,12 @@ class Client final : public kv::KvService {
   const kv::Limits& limits() const override { return limits_; }
   // OK when the server answers ClusterStatus.
   Status Ready() override;
-  std::map<std::string, uint64_t> StorageStats() override { return {}; }
+  // Routed: the route cache's counters (map_version, shards, retries, ...); else empty.
+  std::map<std::string, uint64_t> StorageStats() override;
 
   Result<v1::ClusterStatusResponse> ClusterStatus();
+  // Whether requests are routed by the shard map (`controllers` was given).
+  bool routed() const { return routed_ != nullptr; }
 
   // The controller's operator API (gojodb.v1.Controller, controller.proto). The address
   // must be a controller's; any member answers and followers forward to the leader.
@@ -72,6 +102,7 @@ class Client final : public kv::KvService {
   ClientOptions options_;
   kv::Limits limits_;
   std::unique_ptr<Stubs> stubs_;
+  std::unique_ptr<gateway::ClusterKv> routed_;  // routed mode only
 };
 
 }  // namespace gojodb::client

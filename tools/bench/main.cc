@@ -60,9 +60,11 @@ int Main(int argc, char** argv) {
                                 "run in-process on RocksDB in this directory instead of a server");
   addr->excludes(direct);
   app.add_option("--target", f.target,
-                 "what --addr names: gojodb (a standalone server or gateway) or etcd (etcd v3 "
-                 "members, host:port[,host:port...]; reads are linearizable Ranges, writes Puts)")
-      ->check(CLI::IsMember({"gojodb", "etcd"}))
+                 "what --addr names: gojodb (a standalone server or gateway), cluster (a GojoDB "
+                 "cluster's controllers, host:port[,host:port...]: the client library routes "
+                 "by the shard map straight to the storage nodes) or etcd (etcd v3 members, "
+                 "host:port[,host:port...]; reads are linearizable Ranges, writes Puts)")
+      ->check(CLI::IsMember({"gojodb", "cluster", "etcd"}))
       ->capture_default_str();
   app.add_option("--workload", f.workload, "a|b|c|d|e|f|write|load")
       ->check(CLI::IsMember({"a", "b", "c", "d", "e", "f", "write", "load"}))
@@ -115,8 +117,9 @@ int Main(int argc, char** argv) {
     return 2;
   }
   const bool etcd = f.target == "etcd";
-  if (etcd && f.addr.empty()) {
-    std::cerr << "gojodb-bench: --target etcd needs --addr HOST:PORT[,HOST:PORT...]\n";
+  const bool cluster = f.target == "cluster";
+  if ((etcd || cluster) && f.addr.empty()) {
+    std::cerr << "gojodb-bench: --target " << f.target << " needs --addr HOST:PORT[,HOST:PORT...]\n";
     return 2;
   }
 #ifndef GOJODB_BENCH_WITH_ETCD
@@ -141,21 +144,23 @@ int Main(int argc, char** argv) {
                  "writes with its own durability setting\n";
   }
 
+  std::vector<std::string> addrs;  // --addr split at commas
+  for (size_t start = 0; start <= f.addr.size();) {
+    size_t comma = f.addr.find(',', start);
+    if (comma == std::string::npos) comma = f.addr.size();
+    if (comma > start) addrs.push_back(f.addr.substr(start, comma - start));
+    start = comma + 1;
+  }
   std::unique_ptr<Target> target;
   if (etcd) {
 #ifdef GOJODB_BENCH_WITH_ETCD
-    EtcdTargetOptions options{.timeout_ms = f.timeout_ms};
-    for (size_t start = 0; start <= f.addr.size();) {
-      size_t comma = f.addr.find(',', start);
-      if (comma == std::string::npos) comma = f.addr.size();
-      if (comma > start) options.endpoints.push_back(f.addr.substr(start, comma - start));
-      start = comma + 1;
-    }
-    target = std::make_unique<EtcdTarget>(std::move(options));
+    target = std::make_unique<EtcdTarget>(
+        EtcdTargetOptions{.endpoints = addrs, .timeout_ms = f.timeout_ms});
 #endif
   } else if (!f.addr.empty()) {
     target = std::make_unique<ServerTarget>(ServerTargetOptions{
-        .addr = f.addr,
+        .addr = cluster ? "" : f.addr,
+        .controllers = cluster ? addrs : std::vector<std::string>{},
         .collection = f.collection,
         .threads = f.threads,
         .threads_per_client = f.threads_per_client,
@@ -213,7 +218,7 @@ int Main(int argc, char** argv) {
   int rc = failures > 0 ? 1 : 0;
   if (!f.json_path.empty()) {
     nlohmann::json cfg = {
-        {"mode", f.addr.empty() ? "engine-direct" : (etcd ? "etcd" : "server")},
+        {"mode", f.addr.empty() ? "engine-direct" : (etcd ? "etcd" : (cluster ? "cluster" : "server"))},
         {"target", target->Describe()},
         {"workload", spec->name},
         {"description", spec->description},

@@ -65,8 +65,17 @@ class ServerConnection final : public Connection {
 ServerTarget::ServerTarget(ServerTargetOptions options) : options_(std::move(options)) {}
 ServerTarget::~ServerTarget() = default;
 
+std::string ServerTarget::Where() const {
+  if (options_.controllers.empty()) return "server " + options_.addr;
+  std::string out = "cluster (routed by the shard map; controllers ";
+  for (size_t i = 0; i < options_.controllers.size(); ++i) {
+    out += (i ? "," : "") + options_.controllers[i];
+  }
+  return out + ")";
+}
+
 std::string ServerTarget::Describe() const {
-  return "server " + options_.addr + " collection " + options_.collection + " (" +
+  return Where() + " collection " + options_.collection + " (" +
          std::to_string(clients_.size()) + " gRPC clients)";
 }
 
@@ -74,8 +83,9 @@ Status ServerTarget::Open() {
   const int per = std::max(1, options_.threads_per_client);
   const int n = std::max(1, (options_.threads + per - 1) / per);
   for (int i = 0; i < n; ++i) {
-    ASSIGN_OR_RETURN(auto c, client::Client::Connect(
-                                 {.addr = options_.addr, .timeout_ms = options_.timeout_ms}));
+    ASSIGN_OR_RETURN(auto c, client::Client::Connect({.addr = options_.addr,
+                                                      .controllers = options_.controllers,
+                                                      .timeout_ms = options_.timeout_ms}));
     clients_.push_back(std::shared_ptr<client::Client>(std::move(c)));
   }
   // A server that was just started may need a moment before it answers.
@@ -86,7 +96,7 @@ Status ServerTarget::Open() {
     if (ready.ok() || std::chrono::steady_clock::now() >= deadline) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
-  if (!ready.ok()) return ready.WithContext("server " + options_.addr + " is not ready");
+  if (!ready.ok()) return ready.WithContext(Where() + " is not ready");
 
   auto described = clients_[0]->DescribeCollection(options_.collection);
   if (described.ok()) return Status::OK();

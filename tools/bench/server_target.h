@@ -1,4 +1,5 @@
-// tools/bench: GojoDB over gRPC through the C++ client library (pkg/client).
+// tools/bench: GojoDB over gRPC through the C++ client library (pkg/client), either
+// through a server (standalone or gateway) or routed by the shard map to the storage nodes.
 #pragma once
 
 #include <memory>
@@ -14,7 +15,9 @@ class Client;
 namespace gojodb::bench {
 
 struct ServerTargetOptions {
-  std::string addr;                    // host:port of a standalone server or gateway
+  std::string addr;  // host:port of a standalone server or gateway
+  // Or the controllers of a cluster: the client library routes by the shard map.
+  std::vector<std::string> controllers;
   std::string collection = "default";  // created when missing
   int threads = 1;
   int threads_per_client = 8;  // client threads sharing one Client (gRPC channel)
@@ -32,6 +35,7 @@ class ServerTarget final : public Target {
   std::unique_ptr<Connection> Connect(int thread) override;
 
  private:
+  std::string Where() const;
   ServerTargetOptions options_;
   std::vector<std::shared_ptr<client::Client>> clients_;
 };
