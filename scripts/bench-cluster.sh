@@ -19,6 +19,9 @@
 #   --max-seconds S  [MAX_SECONDS, 120]     per phase
 #   --out DIR        [OUT_DIR, BIN_DIR/../bench-results/cluster-<UTC time>]
 #   --only gojodb|etcd                      run one side only (no ratios)
+#   --route direct|gateway [ROUTE, direct]  how GojoDB's clients reach the data: the
+#                    client library routed by the shard map straight to the storage
+#                    nodes (as etcd's client talks to the members), or through a gateway
 # ETCD (etcd) names the etcd binary. Needs gojodb-bench built with its etcd target
 # (golang-etcd-server-dev installed when it was configured), etcd and curl.
 #
@@ -36,9 +39,10 @@ MAX_SECONDS=${MAX_SECONDS:-120}
 OUT_DIR=${OUT_DIR:-}
 ETCD=${ETCD:-etcd}
 ONLY=
+ROUTE=${ROUTE:-direct}
 BIN_DIR=
 
-usage() { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --records) RECORDS=$2; shift 2 ;;
@@ -50,6 +54,7 @@ while [[ $# -gt 0 ]]; do
     --max-seconds) MAX_SECONDS=$2; shift 2 ;;
     --out) OUT_DIR=$2; shift 2 ;;
     --only) ONLY=$2; shift 2 ;;
+    --route) ROUTE=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     -*) echo "bench-cluster: unknown option $1" >&2; usage >&2; exit 2 ;;
     *) [[ -z $BIN_DIR ]] || { echo "bench-cluster: one BIN_DIR only" >&2; exit 2; }
@@ -58,6 +63,7 @@ while [[ $# -gt 0 ]]; do
 done
 BIN_DIR=${BIN_DIR:-build/bin}
 case "$ONLY" in ""|gojodb|etcd) ;; *) echo "bench-cluster: --only gojodb|etcd" >&2; exit 2 ;; esac
+case "$ROUTE" in direct|gateway) ;; *) echo "bench-cluster: --route direct|gateway" >&2; exit 2 ;; esac
 
 BENCH=$BIN_DIR/gojodb-bench
 needed=(gojodb-bench)
@@ -212,7 +218,7 @@ bench() {
   echo "git: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (with uncommitted changes)')"
   echo "etcd: $("$ETCD" --version 2>/dev/null | sed -n 1p)"
   echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "records $RECORDS, ops $OPS, threads $THREADS, value size $VALUE_SIZE, workloads $WORKLOADS, seed $SEED"
+  echo "records $RECORDS, ops $OPS, threads $THREADS, value size $VALUE_SIZE, workloads $WORKLOADS, seed $SEED, GojoDB route $ROUTE"
 } | tee "$OUT_DIR/environment.txt"
 echo "results in $OUT_DIR"
 
@@ -248,9 +254,15 @@ run_gojodb() {
     sleep 0.5
   done
   curl -fsS --max-time 5 "http://127.0.0.1:${ch[1]}/v1/cluster/status" > "$OUT_DIR/gojodb-cluster-status.json" || true
-  echo "GojoDB cluster: gateway gRPC 127.0.0.1:$ag; controllers $ctrls"
-  bench gojodb load --addr "127.0.0.1:$ag"
-  for w in $WORKLOADS; do bench gojodb "$w" --addr "127.0.0.1:$ag"; done
+  echo "GojoDB cluster: gateway gRPC 127.0.0.1:$ag; controllers $ctrls; route $ROUTE"
+  local -a via=(--addr "127.0.0.1:$ag")
+  if [[ $ROUTE == direct ]]; then
+    # The gateway only told us the cluster takes writes; the clients route themselves.
+    stop_group api-
+    via=(--target cluster --addr "$ctrls")
+  fi
+  bench gojodb load "${via[@]}"
+  for w in $WORKLOADS; do bench gojodb "$w" "${via[@]}"; done
   curl -fsS --max-time 5 "http://127.0.0.1:${ch[1]}/v1/cluster/status" > "$OUT_DIR/gojodb-cluster-status-after.json" || true
   stop_all
 }

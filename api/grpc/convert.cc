@@ -9,6 +9,13 @@ constexpr std::string_view kDetailPrefix = "gojodb-";
 
 void TuneGrpcRuntime() { absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore); }
 
+void TuneServerBuilder(grpc::ServerBuilder* builder) {
+  using Option = grpc::ServerBuilder::SyncServerOption;
+  builder->SetSyncServerOption(Option::MIN_POLLERS, 2);
+  // Idle threads beyond this exit; the number in use is bounded by concurrent requests.
+  builder->SetSyncServerOption(Option::MAX_POLLERS, 1024);
+}
+
 grpc::Status ToGrpc(const Status& s) {
   if (s.ok()) return grpc::Status::OK;
   return grpc::Status(static_cast<grpc::StatusCode>(s.code()), s.message());

@@ -20,6 +20,12 @@ Status FromGrpc(const grpc::Status& s, const grpc::ClientContext* ctx);
 // graph; this turns the detection off (idempotent).
 void TuneGrpcRuntime();
 
+// Settings every GojoDB gRPC server takes. A synchronous server's handler threads stay
+// for the next request: gRPC's default (at most 2 idle polling threads) makes a thread
+// that finished a request exit whenever more than two are idle, so under concurrent
+// load nearly every request started and tore down a thread.
+void TuneServerBuilder(grpc::ServerBuilder* builder);
+
 kv::Consistency FromProto(v1::Consistency c);
 v1::Consistency ToProto(kv::Consistency c);
 

@@ -144,6 +144,7 @@ int Run(int argc, char** argv) {
   rpc::GrpcServices grpc_services(
       kv->get(), &metrics, [k = kv->get()] { return gateway::ClusterStatusProto(k, "cluster"); });
   grpc::ServerBuilder builder;
+  rpc::TuneServerBuilder(&builder);
   int bound_port = 0;
   builder.AddListeningPort(grpc_addr, grpc::InsecureServerCredentials(), &bound_port);
   builder.SetMaxReceiveMessageSize(static_cast<int>((*body_mb) << 20));

@@ -192,6 +192,7 @@ int Run(int argc, char** argv) {
   rpc::LeaderChannels leaders(resolve);
   rpc::ControllerServices services(ctl.get(), &leaders);
   grpc::ServerBuilder builder;
+  rpc::TuneServerBuilder(&builder);
   int bound_port = 0;
   builder.AddListeningPort(grpc_addr, grpc::InsecureServerCredentials(), &bound_port);
   builder.SetMaxReceiveMessageSize(64 << 20);

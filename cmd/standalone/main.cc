@@ -290,6 +290,7 @@ int Run(int argc, char** argv) {
     }
   });
   grpc::ServerBuilder internal_builder;
+  rpc::TuneServerBuilder(&internal_builder);
   int internal_port = 0;
   internal_builder.AddListeningPort(internal_addr, grpc::InsecureServerCredentials(),
                                     &internal_port);
@@ -416,6 +417,7 @@ int Run(int argc, char** argv) {
   grpc_services = std::make_unique<rpc::GrpcServices>(
       kv.get(), &metrics, [k = kv.get()] { return gateway::ClusterStatusProto(k, "standalone"); });
   grpc::ServerBuilder builder;
+  rpc::TuneServerBuilder(&builder);
   int bound_port = 0;
   builder.AddListeningPort(grpc_addr, grpc::InsecureServerCredentials(), &bound_port);
   builder.SetMaxReceiveMessageSize(static_cast<int>((*body_mb) << 20));

@@ -50,6 +50,10 @@ std::vector<server::Setting> StorageSettings() {
       {"raft.loops", "2", "threads driving the node's Raft groups", false},
       {"raft.snapshot_entries", "10000", "snapshot a shard every this many entries", false},
       {"raft.retain_entries", "1000", "log entries kept behind a snapshot", false},
+      {"raft.lease_reads", "true",
+       "serve linearizable reads under the shard leader's lease (false: a ReadIndex "
+       "heartbeat round per batch of reads; needs clocks that tick at the same rate)",
+       false},
       {"heartbeat_ms", "500", "how often the node reports to the controller", false},
       {"request_timeout_ms", "5000", "longest time a request may take here", false},
       {"log.level", "info", "log level: debug, info, warn, error", false},
@@ -124,10 +128,12 @@ int Run(int argc, char** argv) {
   auto snapshot_entries = config.GetUint("raft.snapshot_entries");
   auto retain_entries = config.GetUint("raft.retain_entries");
   auto heartbeat_ms = config.GetUint("heartbeat_ms");
+  auto lease_reads = config.GetBool("raft.lease_reads");
   auto timeout_ms = config.GetUint("request_timeout_ms");
   for (const Status* s : {&id.status(), &capacity.status(), &tick_ms.status(),
                           &election_ticks.status(), &loops.status(), &snapshot_entries.status(),
-                          &retain_entries.status(), &heartbeat_ms.status(), &timeout_ms.status()}) {
+                          &retain_entries.status(), &heartbeat_ms.status(), &timeout_ms.status(),
+                          &lease_reads.status()}) {
     if (!s->ok()) return Fail(2, *s);
   }
   if (*id == 0) return Fail(2, Status::InvalidArgument("--id must be a positive integer"));
@@ -176,6 +182,7 @@ int Run(int argc, char** argv) {
   no.store.election_tick = static_cast<int>(*election_ticks);
   no.store.snapshot_entries = *snapshot_entries;
   no.store.retain_entries = *retain_entries;
+  no.store.lease_reads = *lease_reads;
   no.heartbeat = std::chrono::milliseconds(*heartbeat_ms);
   no.request_timeout = std::chrono::milliseconds(*timeout_ms);
   no.data_dir = data_dir;
@@ -183,6 +190,8 @@ int Run(int argc, char** argv) {
   if (!node.ok()) return Fail(1, node.status().WithContext("shards"));
 
   grpc::ServerBuilder builder;
+
+  rpc::TuneServerBuilder(&builder);
   int bound_port = 0;
   builder.AddListeningPort(config.Get("grpc_addr"), grpc::InsecureServerCredentials(), &bound_port);
   builder.SetMaxReceiveMessageSize(64 << 20);

@@ -96,6 +96,7 @@ Result<std::unique_ptr<RaftNode>> RaftNode::Start(const RaftNodeOptions& options
   c.applied = node->applied_;
   c.pre_vote = options.pre_vote;
   c.check_quorum = options.check_quorum;
+  if (options.lease_reads) c.read_only_option = consensus::ReadOnlyOption::kLeaseBased;
   c.random_seed = options.random_seed;
   c.max_size_per_msg = options.max_size_per_msg;
   ASSIGN_OR_RETURN(node->rn_, consensus::RawNode::Create(c));
@@ -316,7 +317,7 @@ void RaftNode::UpdateStatus() {
   }
 }
 
-bool RaftNode::Intake(bool tick) {
+bool RaftNode::Intake(int ticks) {
   std::deque<consensus::Message> inbox;
   std::deque<std::pair<uint64_t, std::string>> proposals;
   std::deque<std::function<void()>> tasks;
@@ -329,7 +330,12 @@ bool RaftNode::Intake(bool tick) {
     tasks.swap(tasks_);
     reads.swap(unsent_reads_);
   }
-  if (tick) rn_->Tick();
+  // Ticks before messages: a follower's promise not to vote, which a leader's lease
+  // rests on, must count from the tick at which it heard the leader, not one from
+  // before the loop was held up. Past two election timeouts (longer than any lease or
+  // election timer) more ticks change nothing but cost a loop per group.
+  ticks = std::min(ticks, 2 * options_.election_tick + 2);
+  for (int i = 0; i < ticks; ++i) rn_->Tick();
   for (auto& m : inbox) (void)rn_->Step(std::move(m));  // stale or foreign: dropped
   for (auto& [id, data] : proposals) {
     Status s = rn_->Propose(EncodeProposal(options_.id, id, data));

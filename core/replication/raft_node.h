@@ -86,6 +86,10 @@ struct RaftNodeOptions {
   int heartbeat_tick = 1;
   bool pre_vote = true;
   bool check_quorum = true;
+  // Linearizable reads under the leader lease (no heartbeat round while the lease
+  // holds; needs check_quorum). Rests on every member's ticks keeping pace with real
+  // time at the same rate within ~10% (docs/architecture/consensus.md, "The lease").
+  bool lease_reads = false;
   uint64_t random_seed = 1;
   // Upper bound of entry bytes in one append message (at least one entry is sent): the
   // replication batching knob.
@@ -198,7 +202,8 @@ class RaftNode {
   // StageReady stages the next Ready's writes into the shared batch; after that batch
   // is durable, FinishReady sends, applies and advances; AfterIteration snapshots and
   // publishes the status. Fail stops the node with `s`.
-  bool Intake(bool tick);
+  // `ticks`: how many ticks came due since the last intake (0: none).
+  bool Intake(int ticks);
   bool HasReady() const { return rn_->HasReady(); }
   Status StageReady(storage::WriteBatch* batch, bool* sync);
   Status FinishReady();

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <thread>
 
@@ -18,12 +19,29 @@ using consensus::LogIndex;
 using consensus::NodeId;
 using namespace std::chrono_literals;
 
+// Forwards to the in-process network, counting heartbeats that carry a ReadIndex round.
+class CountingTransport final : public Transport {
+ public:
+  CountingTransport(LocalNetwork* net, std::atomic<uint64_t>* read_rounds)
+      : net_(net), read_rounds_(read_rounds) {}
+  void Send(std::vector<consensus::Message> messages) override {
+    for (auto& m : messages) {
+      if (m.type == consensus::MessageType::kHeartbeat && !m.context.empty()) ++*read_rounds_;
+      net_->Route(std::move(m));
+    }
+  }
+
+ private:
+  LocalNetwork* net_;
+  std::atomic<uint64_t>* read_rounds_;
+};
+
 class RaftNodeTest : public ::testing::Test {
  protected:
   struct Member {
     std::unique_ptr<storage::Engine> engine;
     std::unique_ptr<ListStateMachine> sm;
-    std::unique_ptr<LocalTransport> transport;
+    std::unique_ptr<Transport> transport;
     std::unique_ptr<RaftNode> node;
   };
 
@@ -42,6 +60,8 @@ class RaftNodeTest : public ::testing::Test {
   // Member options the next StartMember uses.
   uint64_t snapshot_entries_ = 0;
   uint64_t retain_entries_ = 1000;
+  bool lease_reads_ = false;
+  std::chrono::milliseconds tick_interval_{5};
 
   void StartMember(uint64_t id, bool join = false) {
     Member& m = members_[id];
@@ -50,11 +70,12 @@ class RaftNodeTest : public ::testing::Test {
     std::filesystem::create_directories(eo.path);
     m.engine = std::move(storage::OpenEngine(eo)).value();
     m.sm = std::make_unique<ListStateMachine>();  // in memory: rebuilt from the log
-    m.transport = std::make_unique<LocalTransport>(&net_);
+    m.transport = std::make_unique<CountingTransport>(&net_, &read_rounds_);
     RaftNodeOptions o;
     o.id = NodeId(id);
     o.initial_voters = {NodeId(1), NodeId(2), NodeId(3)};
-    o.tick_interval = 5ms;
+    o.tick_interval = tick_interval_;
+    o.lease_reads = lease_reads_;
     o.random_seed = id;
     o.join = join;
     o.snapshot_entries = snapshot_entries_;
@@ -120,6 +141,7 @@ class RaftNodeTest : public ::testing::Test {
 
   std::filesystem::path dir_;
   LocalNetwork net_;
+  std::atomic<uint64_t> read_rounds_{0};
   std::map<uint64_t, Member> members_;
 };
 
@@ -239,6 +261,60 @@ TEST_F(RaftNodeTest, ReadBarrierNeedsAQuorum) {
     if (id != leader) StopMember(id);
   Status s = members_[leader].node->ReadBarrier(300ms);
   EXPECT_FALSE(s.ok());
+}
+
+class LeaseReadTest : public RaftNodeTest {
+ protected:
+  // Restarts every member with lease reads `on` and 20 ms ticks; returns the leader.
+  uint64_t Restart(bool on) {
+    for (auto& [id, m] : members_) StopMember(id);
+    members_.clear();
+    lease_reads_ = on;
+    tick_interval_ = 20ms;
+    for (uint64_t id = 1; id <= 3; ++id) StartMember(id);
+    if (!ProposeVia(1, "x").ok()) return 0;
+    return WaitLeader(1);
+  }
+};
+
+// Under a lease the leader answers read barriers without a heartbeat round; with
+// ReadIndex every batch of barriers costs one.
+TEST_F(LeaseReadTest, LeaseReadsNeedNoHeartbeatRound) {
+  for (bool lease : {false, true}) {
+    SCOPED_TRACE(lease ? "lease reads" : "ReadIndex");
+    const uint64_t leader = Restart(lease);
+    ASSERT_NE(leader, 0u);
+    // The leader's first barrier may come before it holds a lease (it has heard no
+    // acknowledged heartbeat yet), so it may take a round.
+    ASSERT_TRUE(members_[leader].node->ReadBarrier(2s).ok());
+    std::this_thread::sleep_for(100ms);
+    const uint64_t before = read_rounds_.load();
+    int served = 0;
+    for (int i = 0; i < 50; ++i) served += members_[leader].node->ReadBarrier(2s).ok() ? 1 : 0;
+    const uint64_t rounds = read_rounds_.load() - before;
+    if (lease) {
+      // A leader whose lease lapses mid-test (a slow machine) falls back to a round for
+      // that barrier; most are served under the lease.
+      EXPECT_EQ(served, 50);
+      EXPECT_LT(rounds, 50u);
+    } else {
+      EXPECT_EQ(served, 50);
+      EXPECT_GE(rounds, 50u);  // one round (a heartbeat to each follower) per barrier
+    }
+  }
+}
+
+// A leader cut off from its followers serves no read once its lease has run out.
+TEST_F(LeaseReadTest, ACutOffLeaderStopsServingWhenItsLeaseEnds) {
+  const uint64_t leader = Restart(true);
+  ASSERT_NE(leader, 0u);
+  ASSERT_TRUE(members_[leader].node->ReadBarrier(2s).ok());
+  for (uint64_t id = 1; id <= 3; ++id)
+    if (id != leader) net_.Detach(NodeId(id));
+  net_.Detach(NodeId(leader));  // nothing reaches it either
+  // The lease is under one election timeout (10 ticks of 20 ms); wait for two.
+  std::this_thread::sleep_for(400ms);
+  EXPECT_FALSE(members_[leader].node->ReadBarrier(300ms).ok());
 }
 
 }  // namespace

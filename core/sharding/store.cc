@@ -143,6 +143,7 @@ Result<std::shared_ptr<Store::Replica>> Store::StartReplica(std::unique_ptr<Shar
   o.election_tick = options_.election_tick;
   o.random_seed = options_.node_id * 1000003 + d.id;
   o.max_size_per_msg = options_.max_size_per_msg;
+  o.lease_reads = options_.lease_reads;
   o.join = join;
   o.snapshot_entries = options_.snapshot_entries;
   o.retain_entries = options_.retain_entries;

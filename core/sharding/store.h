@@ -48,6 +48,9 @@ struct StoreOptions {
   uint64_t snapshot_entries = 10000;
   uint64_t retain_entries = 1000;
   uint64_t max_size_per_msg = 1 << 20;
+  // Linearizable reads under the leader lease instead of a heartbeat round per batch
+  // of reads (replication::RaftNodeOptions::lease_reads).
+  bool lease_reads = false;
   // Automatic split: a shard this node leads is split in two once its rows take more
   // than split_bytes (0: never; SetSplitBytes changes it), checked at this interval.
   uint64_t split_bytes = 0;
