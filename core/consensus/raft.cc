@@ -150,7 +150,9 @@ bool Raft::HasValidLease() const {
   LogIndex acked = trk_.config.voters.CommittedIndex([this](NodeId id) -> std::optional<LogIndex> {
     if (id == id_) return LogIndex(ticks_ + 1);
     const Progress* pr = trk_.Get(id);
-    if (pr == nullptr || !pr->lease_acked) return std::nullopt;
+    if (pr == nullptr || !pr->lease_acked || pr->lease_ack_tick < lease_floor_tick_) {
+      return std::nullopt;
+    }
     return LogIndex(pr->lease_ack_tick + 1);
   });
   if (acked == LogIndex{}) return false;

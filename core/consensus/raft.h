@@ -67,6 +67,10 @@ class Raft {
   int election_elapsed() const { return election_elapsed_; }
   // Whether the leader holds a lease valid at this tick (lease reads only).
   bool HasValidLease() const;
+  // The driver's word that ticks fell behind real time (its thread was held up): the
+  // lease, counted in ticks, may have run out meanwhile. Until a quorum acks a
+  // heartbeat sent at a later tick, the leader holds no lease.
+  void VoidLease() { lease_floor_tick_ = ticks_ + 1; }
 
   // Output accumulated since last taken.
   std::vector<Message>& msgs() { return msgs_; }
@@ -175,6 +179,8 @@ class Raft {
   // Lease reads are disabled for the rest of this term once leadership was offered
   // to another node (TimeoutNow bypasses followers' leases).
   bool lease_revoked_ = false;
+  // Acks of heartbeats sent before this tick do not count toward the lease (VoidLease).
+  uint64_t lease_floor_tick_ = 0;
   // Campaigning as a removed node to unblock the group (see HandleVoteRequest).
   bool rescue_campaign_ = false;
   uint64_t rng_state_;

@@ -146,6 +146,40 @@ TEST(RaftLeaseTest, LeaseExpiresWithoutAcksAndFallsBackToReadIndex) {
   EXPECT_TRUE(n.raft(1)->read_states().empty());
 }
 
+// The driver reports that ticks fell behind real time (a paused process): the lease is
+// void, acks of heartbeats sent before then (still in flight) do not bring it back,
+// reads take a heartbeat round, and acks of a heartbeat sent at a later tick restore it.
+TEST(RaftLeaseTest, AVoidedLeaseNeedsAcksOfLaterHeartbeats) {
+  Network n(3, LeaseOn);
+  StartLeaseGroup(n);
+  ASSERT_TRUE(n.raft(1)->HasValidLease());
+  // Heartbeats go out at this tick, then the leader's clock stalls; their acks arrive
+  // after it resumes.
+  n.raft(1)->Tick();
+  std::vector<Message> in_flight = ReadMessages(n.raft(1));
+  n.raft(1)->VoidLease();
+  EXPECT_FALSE(n.raft(1)->HasValidLease());
+  n.Send(in_flight);
+  EXPECT_FALSE(n.raft(1)->HasValidLease()) << "acks of earlier heartbeats restored the lease";
+
+  int heartbeats = 0;
+  n.set_intercept([&](const Message& m) { heartbeats += m.type == MessageType::kHeartbeat; });
+  n.Send(ReadReq(1, "v1"));
+  EXPECT_EQ(heartbeats, 2) << "a read under a void lease must take a heartbeat round";
+  ASSERT_EQ(n.raft(1)->read_states().size(), 1u);
+  n.raft(1)->read_states().clear();
+  EXPECT_FALSE(n.raft(1)->HasValidLease()) << "the round's heartbeats were sent before the void";
+
+  // A heartbeat sent at the next tick, acked by a quorum: the lease is back.
+  n.raft(1)->Tick();
+  n.Send(ReadMessages(n.raft(1)));
+  EXPECT_TRUE(n.raft(1)->HasValidLease());
+  heartbeats = 0;
+  n.Send(ReadReq(1, "v2"));
+  EXPECT_EQ(heartbeats, 0);
+  EXPECT_EQ(n.raft(1)->read_states().size(), 1u);
+}
+
 TEST(RaftLeaseTest, FollowersRefuseVotesWhileLeaseHolds) {
   // The other side of the lease: a follower that acked the leader refuses to vote
   // for election_timeout ticks, even after it learns a higher term from elsewhere.

@@ -53,19 +53,18 @@ void RaftLoop::Run() {
   auto next_tick = std::chrono::steady_clock::now() + tick_interval_;
   while (true) {
     std::vector<RaftNode*> nodes;
-    int ticks = 0;
+    bool tick = false;
     {
       std::unique_lock lock(mu_);
       work_cv_.wait_until(lock, next_tick, [&] { return stopping_ || !notified_.empty(); });
       if (stopping_) return;
       const auto now = std::chrono::steady_clock::now();
-      if (now >= next_tick) {
-        // Every tick that came due, so that ticks keep pace with real time after the
-        // loop was held up (a long write, a paused process): leader leases and
-        // followers' promises not to vote are counted in ticks (RaftNode::Intake).
-        const auto behind = (now - next_tick) / tick_interval_;
-        ticks = static_cast<int>(std::min<int64_t>(behind, 1 << 20)) + 1;
-        next_tick += tick_interval_ * ticks;
+      tick = now >= next_tick;
+      if (tick) {
+        next_tick += tick_interval_;
+        // Fell behind: do not burst. Ticks then run slower than real time, which the
+        // groups notice and allow for (RaftNode::Intake voids leases).
+        if (next_tick < now) next_tick = now + tick_interval_;
         nodes = nodes_;  // every group ticks
       } else {
         // Only the groups with work; each once.
@@ -80,7 +79,7 @@ void RaftLoop::Run() {
     // 1. Intake: messages, proposals, requests, the tick.
     std::vector<RaftNode*> live;
     for (RaftNode* n : nodes) {
-      if (n->Intake(ticks)) live.push_back(n);
+      if (n->Intake(tick)) live.push_back(n);
     }
     // 2. Readies, until none is left: stage all, one write, then finish each.
     while (true) {

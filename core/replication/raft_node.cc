@@ -317,7 +317,7 @@ void RaftNode::UpdateStatus() {
   }
 }
 
-bool RaftNode::Intake(int ticks) {
+bool RaftNode::Intake(bool tick) {
   std::deque<consensus::Message> inbox;
   std::deque<std::pair<uint64_t, std::string>> proposals;
   std::deque<std::function<void()>> tasks;
@@ -330,12 +330,19 @@ bool RaftNode::Intake(int ticks) {
     tasks.swap(tasks_);
     reads.swap(unsent_reads_);
   }
-  // Ticks before messages: a follower's promise not to vote, which a leader's lease
-  // rests on, must count from the tick at which it heard the leader, not one from
-  // before the loop was held up. Past two election timeouts (longer than any lease or
-  // election timer) more ticks change nothing but cost a loop per group.
-  ticks = std::min(ticks, 2 * options_.election_tick + 2);
-  for (int i = 0; i < ticks; ++i) rn_->Tick();
+  if (tick) rn_->Tick();
+  if (options_.lease_reads) {
+    // The lease is counted in ticks, and a leader whose ticks run slow holds it longer
+    // in real time. When a quarter of a tick more than one tick has passed since the
+    // last tick (the loop was held up: a long write, a paused process), void it: reads
+    // are confirmed by a heartbeat round until a quorum acks a heartbeat sent from now
+    // on. The lease (election - 2 - drift ticks) stays inside followers' promises
+    // (election - 1 ticks) with every tick up to 1.25 ticks long. The clock is read
+    // after the reads were taken, so every one of them began before this check.
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_tick_ > options_.tick_interval * 5 / 4) rn_->raft().VoidLease();
+    if (tick) last_tick_ = now;
+  }
   for (auto& m : inbox) (void)rn_->Step(std::move(m));  // stale or foreign: dropped
   for (auto& [id, data] : proposals) {
     Status s = rn_->Propose(EncodeProposal(options_.id, id, data));

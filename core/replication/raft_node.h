@@ -87,8 +87,9 @@ struct RaftNodeOptions {
   bool pre_vote = true;
   bool check_quorum = true;
   // Linearizable reads under the leader lease (no heartbeat round while the lease
-  // holds; needs check_quorum). Rests on every member's ticks keeping pace with real
-  // time at the same rate within ~10% (docs/architecture/consensus.md, "The lease").
+  // holds; needs check_quorum). Rests on every member's clock running at the same rate
+  // within ~10%; a leader whose ticks fall behind its clock voids its lease
+  // (docs/architecture/consensus.md, "The lease").
   bool lease_reads = false;
   uint64_t random_seed = 1;
   // Upper bound of entry bytes in one append message (at least one entry is sent): the
@@ -202,8 +203,7 @@ class RaftNode {
   // StageReady stages the next Ready's writes into the shared batch; after that batch
   // is durable, FinishReady sends, applies and advances; AfterIteration snapshots and
   // publishes the status. Fail stops the node with `s`.
-  // `ticks`: how many ticks came due since the last intake (0: none).
-  bool Intake(int ticks);
+  bool Intake(bool tick);
   bool HasReady() const { return rn_->HasReady(); }
   Status StageReady(storage::WriteBatch* batch, bool* sync);
   Status FinishReady();
@@ -266,6 +266,7 @@ class RaftNode {
   consensus::LogIndex conf_index_;  // entries at or below it are in conf_state_ already
   consensus::LogIndex applied_;
   consensus::LogIndex snapshot_index_;
+  std::chrono::steady_clock::time_point last_tick_;  // lease reads: when we last ticked
   uint64_t snapshots_installed_ = 0;
   uint64_t next_proposal_ = 1;  // GUARDED_BY(mu_)
   consensus::NodeId leader_;    // GUARDED_BY(mu_)

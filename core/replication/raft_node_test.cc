@@ -290,16 +290,15 @@ TEST_F(LeaseReadTest, LeaseReadsNeedNoHeartbeatRound) {
     std::this_thread::sleep_for(100ms);
     const uint64_t before = read_rounds_.load();
     int served = 0;
-    for (int i = 0; i < 50; ++i) served += members_[leader].node->ReadBarrier(2s).ok() ? 1 : 0;
-    const uint64_t rounds = read_rounds_.load() - before;
+    for (int i = 0; i < 100; ++i) served += members_[leader].node->ReadBarrier(2s).ok() ? 1 : 0;
+    const uint64_t heartbeats = read_rounds_.load() - before;
+    EXPECT_EQ(served, 100);
     if (lease) {
-      // A leader whose lease lapses mid-test (a slow machine) falls back to a round for
-      // that barrier; most are served under the lease.
-      EXPECT_EQ(served, 50);
-      EXPECT_LT(rounds, 50u);
+      // A lease voided meanwhile (the loop was late for a tick on a busy machine) sends
+      // the barriers of that moment through a round; the others need none.
+      EXPECT_LT(heartbeats, 100u);
     } else {
-      EXPECT_EQ(served, 50);
-      EXPECT_GE(rounds, 50u);  // one round (a heartbeat to each follower) per barrier
+      EXPECT_GE(heartbeats, 200u);  // a round, one heartbeat per follower, per barrier
     }
   }
 }
