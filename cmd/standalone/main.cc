@@ -270,6 +270,7 @@ int Run(int argc, char** argv) {
   no.controllers = {internal_addr};
   no.store.loops = 1;
   no.store.tick = std::chrono::milliseconds(*tick_ms);
+  no.store.request_id_ttl = std::chrono::seconds(*rid_ttl);
   no.heartbeat = 250ms;
   no.data_dir = data_dir;
   auto node = storage_node::StorageNode::Open(std::move(no), db_engine->get());

@@ -13,6 +13,7 @@ constexpr char kWriteTag = 'W';
 constexpr char kFenceTag = 'F';
 constexpr char kDescribeTag = 'D';
 constexpr char kSplitTag = 'S';
+constexpr char kExpireTag = 'X';
 constexpr std::string_view kRequestPrefix = "sQ";
 constexpr uint32_t kSnapshotVersion = 1;
 
@@ -185,6 +186,16 @@ std::string EncodeWriteCommand(const WriteCommand& c) {
   return w.Take();
 }
 
+std::string EncodeExpireRequestsCommand(uint64_t cutoff_ms, std::string_view resume_after,
+                                        uint64_t max_examine) {
+  Writer w;
+  w.U8(kExpireTag);
+  w.U64(cutoff_ms);
+  w.Bytes(resume_after);
+  w.U64(max_examine);
+  return w.Take();
+}
+
 std::string EncodeFenceCommand(uint64_t ts) {
   Writer w;
   w.U8(kFenceTag);
@@ -248,6 +259,7 @@ std::string EncodeOutcome(const WriteOutcome& o) {
   w.U64(o.current_version);
   w.U64(o.max_ts);
   w.Bytes(o.message);
+  w.Bytes(o.resume_after);
   return w.Take();
 }
 
@@ -256,7 +268,7 @@ Result<WriteOutcome> DecodeOutcome(std::string_view in) {
   WriteOutcome o;
   uint8_t code = 0, existed = 0;
   if (!r.U8(&code) || !r.U64(&o.version) || !r.U8(&existed) || !r.U64(&o.current_version) ||
-      !r.U64(&o.max_ts) || !r.Bytes(&o.message) || !r.done()) {
+      !r.U64(&o.max_ts) || !r.Bytes(&o.message) || !r.Bytes(&o.resume_after) || !r.done()) {
     return Status::Corruption("malformed shard command outcome");
   }
   o.code = static_cast<StatusCode>(code);
@@ -393,6 +405,8 @@ Status ShardMachine::ApplyCommand(consensus::LogIndex index, std::string_view da
     max_ts = std::max(max_ts, ts);
   } else if (!data.empty() && data[0] == kSplitTag) {
     ASSIGN_OR_RETURN(child, ApplySplit(&batch, data.substr(1), &out));
+  } else if (!data.empty() && data[0] == kExpireTag) {
+    RETURN_IF_ERROR(ApplyExpireRequests(&batch, data.substr(1), &out));
   } else if (!data.empty() && data[0] == kDescribeTag) {
     Reader r(data.substr(1));
     ShardRecord d;
@@ -459,6 +473,48 @@ Result<uint64_t> ShardMachine::ApplySplit(storage::WriteBatch* batch, std::strin
     desc_ = std::move(d);
   }
   return new_id;
+}
+
+Status ShardMachine::ApplyExpireRequests(storage::WriteBatch* batch, std::string_view body,
+                                         WriteOutcome* out) {
+  Reader r(body);
+  uint64_t cutoff_ms = 0, max_examine = 0;
+  std::string after;
+  if (!r.U64(&cutoff_ms) || !r.Bytes(&after) || !r.U64(&max_examine) || !r.done() ||
+      max_examine == 0) {
+    return Status::Corruption("malformed expire-requests command");
+  }
+  const ShardRecord d = descriptor();
+  if (!Initialized(d)) return Status::OK();
+  auto [lo, hi] = RequestRange(d);
+  if (!after.empty()) {
+    after.push_back('\0');  // the first key after it
+    if (after > lo) lo = std::move(after);
+  }
+  if (lo >= hi) return Status::OK();
+  storage::ReadOptions ro;
+  ro.lower_bound = lo;
+  ro.upper_bound = hi;
+  auto it = engine_->NewIterator(ro, kMeta);
+  uint64_t examined = 0, deleted = 0;
+  std::string last;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (examined == max_examine) {
+      out->resume_after = std::move(last);  // more remain: the next command goes on after it
+      break;
+    }
+    ++examined;
+    last.assign(it->key());
+    RequestRecord rec;
+    if (!DecodeRequest(it->value(), &rec)) return Status::Corruption("malformed request record");
+    if (rec.created_ms < cutoff_ms) {
+      batch->Delete(kMeta, it->key());
+      ++deleted;
+    }
+  }
+  RETURN_IF_ERROR(it->status());
+  out->version = deleted;
+  return Status::OK();
 }
 
 Status ShardMachine::FoundChild(storage::Engine* engine, const SplitChild& c) {

@@ -16,6 +16,9 @@
 //          this shard's max_ts) is written in the same batch, and the Store founds the
 //          child's Raft group from it. Refused (no change) on a version mismatch or a
 //          key not strictly inside the range.
+//   ExpireRequests  {cutoff_ms, resume key, limit}: deletes the request records of the
+//          range's rows created before the cutoff, examining at most `limit` records
+//          (the leader proposes it periodically, continuing where the last one stopped).
 //   Describe  puts the descriptor in the log (the first leader proposes it), so that a
 //          replica added later with an empty log learns its range by replaying the log.
 //          A replica that has a descriptor keeps its own.
@@ -80,6 +83,9 @@ struct WriteOutcome {
   bool existed = false;
   uint64_t current_version = 0;
   uint64_t max_ts = 0;
+  // ExpireRequests: the records it deleted (in `version`), and the meta key to go on
+  // after when it stopped at its limit (empty: it reached the end of the range).
+  std::string resume_after;
 };
 
 std::string EncodeWriteCommand(const WriteCommand& w);
@@ -87,6 +93,12 @@ std::string EncodeFenceCommand(uint64_t ts);
 std::string EncodeDescribeCommand(const ShardRecord& d);
 std::string EncodeSplitCommand(uint64_t expected_version, std::string_view split_key,
                                uint64_t new_id);
+// Deletes the request records of the shard's rows created before `cutoff_ms` (the
+// proposer's clock; every replica deletes the same ones), examining at most
+// `max_examine` records after the meta key `resume_after` (empty: from the start). A
+// retry of a request whose record is gone applies again.
+std::string EncodeExpireRequestsCommand(uint64_t cutoff_ms, std::string_view resume_after,
+                                        uint64_t max_examine);
 
 // A split's new shard, recorded by the parent's Split until the Store founds it.
 struct SplitChild {
@@ -174,6 +186,7 @@ class ShardMachine final : public replication::StateMachine {
   Status ApplyWrite(storage::WriteBatch* batch, std::string_view body, WriteOutcome* out);
   // Returns the child's id (0: refused, with `out` saying why).
   Result<uint64_t> ApplySplit(storage::WriteBatch* batch, std::string_view body, WriteOutcome* out);
+  Status ApplyExpireRequests(storage::WriteBatch* batch, std::string_view body, WriteOutcome* out);
   void StageApplied(storage::WriteBatch* batch, uint64_t index, uint64_t max_ts);
 
   storage::Engine* const engine_;

@@ -511,9 +511,12 @@ void Store::SetShardIdAllocator(ShardIdAllocator allocate) {
 
 void Store::BackgroundLoop() {
   auto next_check = Steady::now() + options_.split_check_interval;
+  auto next_expiry = Steady::now() + options_.request_expiry_interval;
   std::unique_lock lock(bg_mu_);
   while (!stopping_) {
-    bg_cv_.wait_until(lock, next_check, [&] { return stopping_ || children_pending_; });
+    const auto wake = options_.request_id_ttl.count() > 0 ? std::min(next_check, next_expiry)
+                                                          : next_check;
+    bg_cv_.wait_until(lock, wake, [&] { return stopping_ || children_pending_; });
     if (stopping_) break;
     if (children_pending_) {
       children_pending_ = false;
@@ -528,7 +531,57 @@ void Store::BackgroundLoop() {
       lock.lock();
       next_check = Steady::now() + options_.split_check_interval;
     }
+    if (options_.request_id_ttl.count() > 0 && Steady::now() >= next_expiry) {
+      lock.unlock();
+      CheckRequestExpiry();
+      lock.lock();
+      next_expiry = Steady::now() + options_.request_expiry_interval;
+    }
   }
+}
+
+void Store::CheckRequestExpiry() {
+  const uint64_t now_ms = clock_->NowMillis();
+  const uint64_t ttl_ms = static_cast<uint64_t>(options_.request_id_ttl.count());
+  if (now_ms <= ttl_ms) return;
+  std::vector<uint64_t> led;
+  {
+    std::shared_lock lock(mu_);
+    for (const auto& [id, r] : replicas_) {
+      if (r->node->Leader() == NodeId(options_.node_id)) led.push_back(id);
+    }
+  }
+  for (uint64_t id : led) {
+    // A shard that is not ready now (a leader change, a split) is tried next round.
+    (void)ExpireRequests(id, now_ms - ttl_ms, Steady::now() + std::chrono::seconds(10));
+  }
+}
+
+Result<uint64_t> Store::ExpireRequests(uint64_t shard, uint64_t cutoff_ms,
+                                       Steady::time_point deadline) {
+  auto r = Find(shard);
+  if (!r) return ShardNotFoundError(shard);
+  if (r->node->Leader() != NodeId(options_.node_id)) {
+    return NotLeaderError(shard, r->node->Leader().value());
+  }
+  RETURN_IF_ERROR(EnsureDescribed(*r, deadline));
+  uint64_t deleted = 0;
+  std::string after;
+  do {
+    if (Steady::now() >= deadline) {
+      return Status::DeadlineExceeded("request records of shard " + std::to_string(shard) +
+                                      " not all examined in time");
+    }
+    ASSIGN_OR_RETURN(
+        WriteOutcome out,
+        ProposeCommand(*r, EncodeExpireRequestsCommand(cutoff_ms, after,
+                                                       std::max<uint64_t>(1, options_.request_expiry_batch)),
+                       deadline));
+    RETURN_IF_ERROR(OutcomeStatus(out));
+    deleted += out.version;
+    after = std::move(out.resume_after);
+  } while (!after.empty());
+  return deleted;
 }
 
 void Store::FoundChildren() {

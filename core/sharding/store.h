@@ -55,6 +55,12 @@ struct StoreOptions {
   // than split_bytes (0: never; SetSplitBytes changes it), checked at this interval.
   uint64_t split_bytes = 0;
   std::chrono::milliseconds split_check_interval{1000};
+  // A request id makes a retry apply once for at least this long; the leaders of the
+  // node's shards then delete older request records (0: keep them forever), checked at
+  // this interval, examining up to `request_expiry_batch` records per command.
+  std::chrono::milliseconds request_id_ttl{0};
+  std::chrono::milliseconds request_expiry_interval{60000};
+  uint64_t request_expiry_batch = 10000;
 };
 
 // Hands out new shard ids (the controller's); used by automatic splits.
@@ -106,6 +112,13 @@ class Store {
   // Drops this node's replica and its data (after the group removed it).
   Status DestroyReplica(uint64_t shard);
 
+  // --- Request ids ---
+  // On the shard's leader: deletes, on every replica, the request records of its rows
+  // created before `cutoff_ms` (by this node's clock); returns how many. A retry of such
+  // a request applies again. Done in commands of request_expiry_batch records each.
+  Result<uint64_t> ExpireRequests(uint64_t shard, uint64_t cutoff_ms,
+                                  std::chrono::steady_clock::time_point deadline);
+
   // --- Splits ---
   // On the shard's leader: splits it at `split_key` (a row key strictly inside its
   // range); keys from split_key on move to shard `new_id`, founded on every replica.
@@ -128,6 +141,8 @@ class Store {
   void SetSplitBytes(uint64_t bytes) { split_bytes_ = bytes; }
   // One round of the split check (the background thread runs it); public for tests.
   void CheckSplits();
+  // Expires old request records on the shards this node leads (request_id_ttl).
+  void CheckRequestExpiry();
 
   // --- From the transport ---
   // A message for a replica this node lacks creates it (a member being added) unless

@@ -327,6 +327,96 @@ TEST_F(StoreTest, ConditionsAndRequestIdsApplyOnce) {
   EXPECT_EQ(reused.status().code(), StatusCode::kInvalidArgument) << reused.status().ToString();
 }
 
+// Request records on `node` (the meta column family's "sQ" keys).
+size_t RequestRecords(storage::Engine* engine) {
+  storage::ReadOptions ro;
+  ro.lower_bound = "sQ";
+  ro.upper_bound = "sR";
+  auto it = engine->NewIterator(ro, storage::ColumnFamily::kMeta);
+  size_t n = 0;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) ++n;
+  return n;
+}
+
+// Old request records are deleted on every replica by a replicated command, in batches;
+// a retry of an expired request applies again, one of a kept request still once.
+TEST_F(StoreTest, OldRequestRecordsExpireOnEveryReplica) {
+  options_.request_expiry_batch = 2;  // several commands, each going on where one stopped
+  for (uint64_t id : {1, 2, 3}) Start(id);
+  const auto d = Shard(1, "", "", {1, 2, 3});
+  for (uint64_t id : {1, 2, 3}) ASSERT_TRUE(S(id).CreateReplica(d).ok());
+  std::map<std::string, uint64_t> first;  // request id -> version
+  auto put = [&](const std::string& n) {
+    auto w = OnLeader(1, [&](uint64_t l) {
+      return S(l).Write(R(1), Put("key-" + n, "v", std::nullopt, "req-" + n, 7), Deadline());
+    });
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+    first[n] = w->version;
+  };
+  for (const char* n : {"0", "1", "2", "3", "4"}) put(n);
+  std::this_thread::sleep_for(20ms);
+  const uint64_t cutoff = clock_.NowMillis();
+  std::this_thread::sleep_for(20ms);
+  for (const char* n : {"5", "6"}) put(n);
+
+  uint64_t follower = LeaderOf(1) == 1 ? 2 : 1;
+  auto refused = S(follower).ExpireRequests(1, cutoff, Deadline());
+  EXPECT_EQ(ReasonOf(refused.status()), kReasonNotLeader) << refused.status().ToString();
+
+  auto expired = OnLeader(1, [&](uint64_t l) { return S(l).ExpireRequests(1, cutoff, Deadline()); });
+  ASSERT_TRUE(expired.ok()) << expired.status().ToString();
+  EXPECT_EQ(*expired, 5u);
+  for (uint64_t id : {1, 2, 3}) {
+    bool done = false;
+    for (int i = 0; i < 400 && !done; ++i) {
+      done = RequestRecords(nodes_[id].engine.get()) == 2;
+      if (!done) std::this_thread::sleep_for(5ms);
+    }
+    EXPECT_TRUE(done) << "node " << id << " keeps " << RequestRecords(nodes_[id].engine.get());
+  }
+  // Nothing older is left: a second pass deletes nothing.
+  auto again = OnLeader(1, [&](uint64_t l) { return S(l).ExpireRequests(1, cutoff, Deadline()); });
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, 0u);
+
+  // A kept request id still applies once; an expired one applies again.
+  auto kept = OnLeader(1, [&](uint64_t l) {
+    return S(l).Write(R(1), Put("key-5", "v", std::nullopt, "req-5", 7), Deadline());
+  });
+  ASSERT_TRUE(kept.ok());
+  EXPECT_EQ(kept->version, first["5"]);
+  auto anew = OnLeader(1, [&](uint64_t l) {
+    return S(l).Write(R(1), Put("key-0", "v", std::nullopt, "req-0", 7), Deadline());
+  });
+  ASSERT_TRUE(anew.ok());
+  EXPECT_GT(anew->version, first["0"]);
+}
+
+// With request_id_ttl set, the shard's leader expires old records by itself.
+TEST_F(StoreTest, LeadersExpireRequestRecordsOnTheirOwn) {
+  options_.request_id_ttl = 100ms;
+  options_.request_expiry_interval = 50ms;
+  for (uint64_t id : {1, 2, 3}) Start(id);
+  const auto d = Shard(1, "", "", {1, 2, 3});
+  for (uint64_t id : {1, 2, 3}) ASSERT_TRUE(S(id).CreateReplica(d).ok());
+  for (int i = 0; i < 4; ++i) {
+    auto w = OnLeader(1, [&](uint64_t l) {
+      return S(l).Write(R(1), Put("k" + std::to_string(i), "v", std::nullopt,
+                                  "auto-" + std::to_string(i), 1),
+                        Deadline());
+    });
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+  }
+  for (uint64_t id : {1, 2, 3}) {
+    bool gone = false;
+    for (int i = 0; i < 1000 && !gone; ++i) {
+      gone = RequestRecords(nodes_[id].engine.get()) == 0;
+      if (!gone) std::this_thread::sleep_for(5ms);
+    }
+    EXPECT_TRUE(gone) << "node " << id << " keeps " << RequestRecords(nodes_[id].engine.get());
+  }
+}
+
 TEST_F(StoreTest, SnapshotReadsFenceLaterWrites) {
   for (uint64_t id : {1, 2, 3}) Start(id);
   const auto d = Shard(1, "", "", {1, 2, 3});
