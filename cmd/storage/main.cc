@@ -55,8 +55,7 @@ std::vector<server::Setting> StorageSettings() {
        "heartbeat round per batch of reads; needs clocks that tick at the same rate)",
        false},
       {"request_id_ttl_seconds", "3600",
-       "how long a request id makes retries apply once (0: keep request records forever)",
-       false},
+       "how long a request id makes retries apply once (0: keep request records forever)", false},
       {"heartbeat_ms", "500", "how often the node reports to the controller", false},
       {"request_timeout_ms", "5000", "longest time a request may take here", false},
       {"log.level", "info", "log level: debug, info, warn, error", false},
@@ -134,10 +133,10 @@ int Run(int argc, char** argv) {
   auto lease_reads = config.GetBool("raft.lease_reads");
   auto rid_ttl = config.GetUint("request_id_ttl_seconds");
   auto timeout_ms = config.GetUint("request_timeout_ms");
-  for (const Status* s : {&id.status(), &capacity.status(), &tick_ms.status(),
-                          &election_ticks.status(), &loops.status(), &snapshot_entries.status(),
-                          &retain_entries.status(), &heartbeat_ms.status(), &timeout_ms.status(),
-                          &lease_reads.status(), &rid_ttl.status()}) {
+  for (const Status* s :
+       {&id.status(), &capacity.status(), &tick_ms.status(), &election_ticks.status(),
+        &loops.status(), &snapshot_entries.status(), &retain_entries.status(),
+        &heartbeat_ms.status(), &timeout_ms.status(), &lease_reads.status(), &rid_ttl.status()}) {
     if (!s->ok()) return Fail(2, *s);
   }
   if (*id == 0) return Fail(2, Status::InvalidArgument("--id must be a positive integer"));

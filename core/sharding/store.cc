@@ -514,8 +514,8 @@ void Store::BackgroundLoop() {
   auto next_expiry = Steady::now() + options_.request_expiry_interval;
   std::unique_lock lock(bg_mu_);
   while (!stopping_) {
-    const auto wake = options_.request_id_ttl.count() > 0 ? std::min(next_check, next_expiry)
-                                                          : next_check;
+    const auto wake =
+        options_.request_id_ttl.count() > 0 ? std::min(next_check, next_expiry) : next_check;
     bg_cv_.wait_until(lock, wake, [&] { return stopping_ || children_pending_; });
     if (stopping_) break;
     if (children_pending_) {
@@ -574,8 +574,9 @@ Result<uint64_t> Store::ExpireRequests(uint64_t shard, uint64_t cutoff_ms,
     }
     ASSIGN_OR_RETURN(
         WriteOutcome out,
-        ProposeCommand(*r, EncodeExpireRequestsCommand(cutoff_ms, after,
-                                                       std::max<uint64_t>(1, options_.request_expiry_batch)),
+        ProposeCommand(*r,
+                       EncodeExpireRequestsCommand(
+                           cutoff_ms, after, std::max<uint64_t>(1, options_.request_expiry_batch)),
                        deadline));
     RETURN_IF_ERROR(OutcomeStatus(out));
     deleted += out.version;

@@ -363,7 +363,8 @@ TEST_F(StoreTest, OldRequestRecordsExpireOnEveryReplica) {
   auto refused = S(follower).ExpireRequests(1, cutoff, Deadline());
   EXPECT_EQ(ReasonOf(refused.status()), kReasonNotLeader) << refused.status().ToString();
 
-  auto expired = OnLeader(1, [&](uint64_t l) { return S(l).ExpireRequests(1, cutoff, Deadline()); });
+  auto expired =
+      OnLeader(1, [&](uint64_t l) { return S(l).ExpireRequests(1, cutoff, Deadline()); });
   ASSERT_TRUE(expired.ok()) << expired.status().ToString();
   EXPECT_EQ(*expired, 5u);
   for (uint64_t id : {1, 2, 3}) {
@@ -401,9 +402,9 @@ TEST_F(StoreTest, LeadersExpireRequestRecordsOnTheirOwn) {
   for (uint64_t id : {1, 2, 3}) ASSERT_TRUE(S(id).CreateReplica(d).ok());
   for (int i = 0; i < 4; ++i) {
     auto w = OnLeader(1, [&](uint64_t l) {
-      return S(l).Write(R(1), Put("k" + std::to_string(i), "v", std::nullopt,
-                                  "auto-" + std::to_string(i), 1),
-                        Deadline());
+      return S(l).Write(
+          R(1), Put("k" + std::to_string(i), "v", std::nullopt, "auto-" + std::to_string(i), 1),
+          Deadline());
     });
     ASSERT_TRUE(w.ok()) << w.status().ToString();
   }

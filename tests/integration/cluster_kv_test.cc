@@ -515,14 +515,17 @@ TEST_F(ClusterKvTest, RoutedClientServesTheApiWithoutAGateway) {
   EXPECT_EQ(got->version, json::parse(first->body)["version"].get<uint64_t>());
   auto put = c->Put({.collection = "default", .key = "beta", .value = "b1"});
   ASSERT_TRUE(put.ok()) << put.status().ToString();
-  auto stale = c->Put({.collection = "default", .key = "beta", .value = "b2",
-                       .if_version = put->version - 1});
+  auto stale = c->Put(
+      {.collection = "default", .key = "beta", .value = "b2", .if_version = put->version - 1});
   EXPECT_EQ(stale.status().code(), StatusCode::kFailedPrecondition) << stale.status().ToString();
-  auto cas = c->Put(
-      {.collection = "default", .key = "beta", .value = "b2", .if_version = put->version});
+  auto cas =
+      c->Put({.collection = "default", .key = "beta", .value = "b2", .if_version = put->version});
   ASSERT_TRUE(cas.ok()) << cas.status().ToString();
-  auto again = c->Put({.collection = "default", .key = "beta", .value = "b2",
-                       .if_version = put->version, .request_id = "r-1"});
+  auto again = c->Put({.collection = "default",
+                       .key = "beta",
+                       .value = "b2",
+                       .if_version = put->version,
+                       .request_id = "r-1"});
   EXPECT_EQ(again.status().code(), StatusCode::kFailedPrecondition);
   auto rid = c->Put({.collection = "default", .key = "gamma", .value = "g", .request_id = "r-2"});
   ASSERT_TRUE(rid.ok()) << rid.status().ToString();
@@ -559,7 +562,9 @@ TEST_F(ClusterKvTest, RoutedClientServesTheApiWithoutAGateway) {
   std::map<std::string, std::string> acked;
   for (int i = 0; i < 30; ++i) {
     const std::string key = "after-" + std::to_string(i);
-    auto w = c->Put({.collection = "default", .key = key, .value = "v" + std::to_string(i),
+    auto w = c->Put({.collection = "default",
+                     .key = key,
+                     .value = "v" + std::to_string(i),
                      .request_id = "after-" + std::to_string(i)});
     ASSERT_TRUE(w.ok()) << key << ": " << w.status().ToString();
     acked[key] = "v" + std::to_string(i);

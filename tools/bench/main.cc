@@ -119,7 +119,8 @@ int Main(int argc, char** argv) {
   const bool etcd = f.target == "etcd";
   const bool cluster = f.target == "cluster";
   if ((etcd || cluster) && f.addr.empty()) {
-    std::cerr << "gojodb-bench: --target " << f.target << " needs --addr HOST:PORT[,HOST:PORT...]\n";
+    std::cerr << "gojodb-bench: --target " << f.target
+              << " needs --addr HOST:PORT[,HOST:PORT...]\n";
     return 2;
   }
 #ifndef GOJODB_BENCH_WITH_ETCD
@@ -218,7 +219,8 @@ int Main(int argc, char** argv) {
   int rc = failures > 0 ? 1 : 0;
   if (!f.json_path.empty()) {
     nlohmann::json cfg = {
-        {"mode", f.addr.empty() ? "engine-direct" : (etcd ? "etcd" : (cluster ? "cluster" : "server"))},
+        {"mode",
+         f.addr.empty() ? "engine-direct" : (etcd ? "etcd" : (cluster ? "cluster" : "server"))},
         {"target", target->Describe()},
         {"workload", spec->name},
         {"description", spec->description},

@@ -75,8 +75,8 @@ std::string ServerTarget::Where() const {
 }
 
 std::string ServerTarget::Describe() const {
-  return Where() + " collection " + options_.collection + " (" +
-         std::to_string(clients_.size()) + " gRPC clients)";
+  return Where() + " collection " + options_.collection + " (" + std::to_string(clients_.size()) +
+         " gRPC clients)";
 }
 
 Status ServerTarget::Open() {
