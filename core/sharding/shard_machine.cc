@@ -62,6 +62,7 @@ class Reader {
     return true;
   }
   bool done() const { return in_.empty(); }
+  size_t remaining() const { return in_.size(); }
 
  private:
   std::string_view in_;
@@ -534,6 +535,9 @@ Status ShardMachine::ApplyWrite(storage::WriteBatch* batch, std::string_view bod
       !r.U64(&n)) {
     return Status::Corruption("malformed write command");
   }
+  // Each mutation takes at least 17 bytes (flags, two lengths, a version): a count the
+  // input cannot hold is damage, not a reason to allocate.
+  if (n > r.remaining() / 17) return Status::Corruption("malformed write command");
   c.mutations.resize(n);
   for (auto& m : c.mutations) {
     uint8_t flags = 0;
