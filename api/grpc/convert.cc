@@ -9,7 +9,8 @@ constexpr std::string_view kDetailPrefix = "gojodb-";
 
 void TuneGrpcRuntime() { absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore); }
 
-void TuneServerBuilder(grpc::ServerBuilder* builder) {
+void TuneServerBuilder(grpc::ServerBuilder* builder, bool share_port) {
+  builder->AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, share_port ? 1 : 0);
   using Option = grpc::ServerBuilder::SyncServerOption;
   builder->SetSyncServerOption(Option::MIN_POLLERS, 2);
   // Idle threads beyond this exit; the number in use is bounded by concurrent requests.

@@ -23,8 +23,11 @@ void TuneGrpcRuntime();
 // Settings every GojoDB gRPC server takes. A synchronous server's handler threads stay
 // for the next request: gRPC's default (at most 2 idle polling threads) makes a thread
 // that finished a request exit whenever more than two are idle, so under concurrent
-// load nearly every request started and tore down a thread.
-void TuneServerBuilder(grpc::ServerBuilder* builder);
+// load nearly every request started and tore down a thread. And the listening port is
+// the server's alone (no SO_REUSEPORT, gRPC's default): a second process given the same
+// address fails to start instead of silently taking half the connections.
+// `share_port`: keep SO_REUSEPORT (a port handed over from a socket that reserved it).
+void TuneServerBuilder(grpc::ServerBuilder* builder, bool share_port = false);
 
 kv::Consistency FromProto(v1::Consistency c);
 v1::Consistency ToProto(kv::Consistency c);

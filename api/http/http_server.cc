@@ -1,6 +1,7 @@
 #include "api/http/http_server.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include "api/http/codec.h"
 
@@ -86,6 +87,12 @@ Status HttpServer::Start(const std::string& addr) {
         res.set_content(r.body, r.content_type);
         return httplib::Server::HandlerResponse::Handled;
       }));
+  // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, with which a second process
+  // given the same address binds it too and the kernel splits connections between them.
+  s.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   if (!s.bind_to_port(hp.first, hp.second)) {
     return Status::Unavailable("cannot listen on " + addr + " (address in use or not local?)");
   }

@@ -291,7 +291,7 @@ int Run(int argc, char** argv) {
     }
   });
   grpc::ServerBuilder internal_builder;
-  rpc::TuneServerBuilder(&internal_builder);
+  rpc::TuneServerBuilder(&internal_builder, /*share_port=*/true);  // taken over from the reservation
   int internal_port = 0;
   internal_builder.AddListeningPort(internal_addr, grpc::InsecureServerCredentials(),
                                     &internal_port);

@@ -594,5 +594,39 @@ TEST(ClusterKvFlagsTest, BadFlagsExitTwoWithOneLine) {
   }
 }
 
+// A listening address is one process's: a second gateway given the gRPC or the HTTP
+// address of a running one fails to start (exit 1, saying why) instead of sharing the
+// port with it (SO_REUSEPORT would let the kernel split connections between the two).
+TEST(ClusterKvFlagsTest, AnAddressInUseIsRefused) {
+  const std::string bin = BinDir() + "/gojodb-api";
+  const std::string dir = TempDir("port-in-use");
+  const int grpc = FreePort(), http = FreePort(), nowhere = FreePort();
+  auto addr = [](int port) { return "127.0.0.1:" + std::to_string(port); };
+  Process first({bin, "--grpc-addr", addr(grpc), "--http-addr", addr(http), "--controllers",
+                 addr(nowhere)},
+                dir + "/first.log");
+  httplib::Client probe("127.0.0.1", http);
+  probe.set_connection_timeout(0, 200000);
+  bool up = false;
+  for (int i = 0; i < 150 && !up; ++i) {
+    auto r = probe.Get("/healthz");
+    up = r && r->status == 200;
+    if (!up) std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_TRUE(up) << first.Log();
+  for (const auto& [g, h] : {std::pair{grpc, FreePort()}, std::pair{FreePort(), http}}) {
+    auto r = RunCommand(
+        {bin, "--grpc-addr", addr(g), "--http-addr", addr(h), "--controllers", addr(nowhere)});
+    EXPECT_EQ(r.status, 1) << r.err;
+    // The last line says which address (gRPC may log its own line before it).
+    const std::string last = r.err.substr(r.err.rfind('\n', r.err.size() - 2) + 1);
+    EXPECT_EQ(last.rfind("gojodb-api: cannot listen on 127.0.0.1:", 0), 0u) << r.err;
+  }
+  EXPECT_TRUE(first.Running()) << first.Log();
+  first.Signal(SIGTERM);
+  EXPECT_EQ(first.Wait(), 0) << first.Log();
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace gojodb::testing
