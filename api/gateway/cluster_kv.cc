@@ -209,6 +209,11 @@ NodeAnswer ClassifyNodeError(const Status& s) {
     if (auto raw = Base64Decode(DetailOf(s, "descriptor")); raw.ok()) {
       if (auto d = sharding::DecodeDescriptor(*raw); d.ok()) a.descriptor = std::move(*d);
     }
+    if (const std::string_view nd = DetailOf(s, "new_descriptor"); !nd.empty()) {
+      if (auto raw = Base64Decode(nd); raw.ok()) {
+        if (auto d = sharding::DecodeDescriptor(*raw); d.ok()) a.new_descriptor = std::move(*d);
+      }
+    }
   } else if (reason == sharding::kReasonShardNotFound) {
     a.verdict = NodeVerdict::kShardNotFound;
   } else if (!reason.empty()) {
@@ -644,6 +649,7 @@ bool ClusterKv::HandleNodeError(const sharding::ShardRecord& shard, uint64_t nod
       return true;
     case NodeVerdict::kEpochNotMatch:
       if (a.descriptor) Learn(*a.descriptor);
+      if (a.new_descriptor) Learn(*a.new_descriptor);
       RefreshMap(deadline);
       return true;
     case NodeVerdict::kShardNotFound:

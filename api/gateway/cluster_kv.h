@@ -106,6 +106,9 @@ struct NodeAnswer {
   NodeVerdict verdict = NodeVerdict::kOutcome;
   uint64_t leader = 0;
   std::optional<sharding::ShardRecord> descriptor;  // with kEpochNotMatch, if decodable
+  // With kEpochNotMatch: the shard on that node that holds the request's key now (a
+  // split's new shard), if the node has it.
+  std::optional<sharding::ShardRecord> new_descriptor;
 };
 
 // Classifies the status of a ShardKv call (as rpc::FromGrpc returned it).

@@ -59,6 +59,7 @@ struct World {
   int writes = 0;                // applied write requests
   int unknown_write_faults = 0;  // writes to apply and then answer DEADLINE_EXCEEDED
   size_t scan_cap = 1000;        // the most rows a node returns per call
+  bool name_holders = false;     // EPOCH_NOT_MATCH names the shard that holds the key
 };
 
 class FakeNode final : public v1::ShardKv::Service {
@@ -68,10 +69,10 @@ class FakeNode final : public v1::ShardKv::Service {
   grpc::Status Write(grpc::ServerContext* ctx, const v1::ShardWriteRequest* req,
                      v1::ShardWriteResponse* resp) override {
     std::lock_guard lock(w_->mu);
-    auto d = Check(req->route(), /*leader=*/true);
+    auto d = Check(req->route(), /*leader=*/true, req->mutations(0).row_key());
     if (!d.ok()) return Fail(ctx, d.status());
     for (const auto& m : req->mutations()) {
-      if (!InRange(*d, m.row_key())) return Fail(ctx, sharding::EpochNotMatchError(*d));
+      if (!InRange(*d, m.row_key())) return Fail(ctx, EpochNotMatch(*d, m.row_key()));
     }
     if (!req->request_id().empty()) {
       if (auto it = w_->request_ids.find(req->request_id()); it != w_->request_ids.end()) {
@@ -113,9 +114,9 @@ class FakeNode final : public v1::ShardKv::Service {
   grpc::Status Get(grpc::ServerContext* ctx, const v1::ShardGetRequest* req,
                    v1::ShardGetResponse* resp) override {
     std::lock_guard lock(w_->mu);
-    auto d = Check(req->route(), req->consistency() != v1::READ_STALE);
+    auto d = Check(req->route(), req->consistency() != v1::READ_STALE, req->row_key());
     if (!d.ok()) return Fail(ctx, d.status());
-    if (!InRange(*d, req->row_key())) return Fail(ctx, sharding::EpochNotMatchError(*d));
+    if (!InRange(*d, req->row_key())) return Fail(ctx, EpochNotMatch(*d, req->row_key()));
     if (auto it = w_->rows.find(req->row_key()); it != w_->rows.end()) {
       resp->set_found(true);
       resp->set_value(it->second.value);
@@ -159,11 +160,22 @@ class FakeNode final : public v1::ShardKv::Service {
   int scans = 0;
 
  private:
-  Result<ShardRecord> Check(const v1::ShardRoute& route, bool leader) {
+  // As a storage node answers: with the shard that holds `key` now, when asked to.
+  Status EpochNotMatch(const ShardRecord& d, const std::string& key) {
+    std::optional<ShardRecord> holder;
+    if (w_->name_holders && !key.empty() && !InRange(d, key)) {
+      for (const auto& [id, s] : w_->shards) {
+        if (InRange(s, key)) holder = s;
+      }
+    }
+    return sharding::EpochNotMatchError(d, holder);
+  }
+
+  Result<ShardRecord> Check(const v1::ShardRoute& route, bool leader, const std::string& key = "") {
     auto it = w_->shards.find(route.shard());
     if (it == w_->shards.end()) return sharding::ShardNotFoundError(route.shard());
     const ShardRecord& d = it->second;
-    if (d.epoch.version != route.version()) return sharding::EpochNotMatchError(d);
+    if (d.epoch.version != route.version()) return EpochNotMatch(d, key);
     if (leader && d.leader != id_) return sharding::NotLeaderError(d.id, d.leader);
     return d;
   }
@@ -472,6 +484,29 @@ TEST_F(FakeClusterTest, ChangedDescriptorsAreLearntFromTheNodes) {
   auto r = kv_->Scan({});
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(Keys(*r), "jn");
+}
+
+// A node that names the shard now holding the key (a split's new shard) sends the
+// request there at once: the controller's map never learns of the split in this test.
+TEST_F(FakeClusterTest, AKeyInASplitsNewShardIsFoundThroughTheNode) {
+  PutAll("j");
+  {
+    std::lock_guard lock(world_.mu);
+    world_.name_holders = true;
+    auto& s = world_.shards[2];
+    s.end_key = Row("m");
+    s.epoch.version = 2;
+    ShardRecord n = Shard(4, Row("m"), Row("p"), 2);
+    n.epoch.version = 2;
+    world_.shards[4] = n;
+  }
+  auto put = kv_->Put({"", "n", "vn", std::nullopt, ""});
+  ASSERT_TRUE(put.ok()) << put.status().ToString();
+  auto got = kv_->Get({"", "n", kv::Consistency::kLinearizable, 0});
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->value, "vn");
+  std::lock_guard lock(controller_.mu);
+  EXPECT_EQ(controller_.version, 1u) << "the map moved on; the test proves nothing";
 }
 
 TEST_F(FakeClusterTest, WritesWithUnknownOutcomesAreResentOnlyWithARequestId) {

@@ -141,6 +141,15 @@ TEST(ClassifyNodeError, ReadsTheStorageNodesReasons) {
   EXPECT_EQ(a.descriptor->start_key, "a");
   EXPECT_EQ(a.descriptor->end_key, "m");
   EXPECT_EQ(a.descriptor->epoch, d.epoch);
+  EXPECT_FALSE(a.new_descriptor.has_value());
+  // With the shard on that node that now holds the key (a split's new shard).
+  const auto child = Shard(6, "m", "");
+  a = ClassifyNodeError(sharding::EpochNotMatchError(d, child));
+  EXPECT_EQ(a.verdict, NodeVerdict::kEpochNotMatch);
+  ASSERT_TRUE(a.new_descriptor.has_value());
+  EXPECT_EQ(a.new_descriptor->id, 6u);
+  EXPECT_EQ(a.new_descriptor->start_key, "m");
+  EXPECT_EQ(a.descriptor->id, 5u);
   // A descriptor that does not decode still asks for a refresh.
   a = ClassifyNodeError(Status::Unavailable("changed")
                             .WithDetail("reason", "EPOCH_NOT_MATCH")

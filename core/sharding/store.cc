@@ -45,11 +45,14 @@ Status NotLeaderError(uint64_t shard, uint64_t leader) {
       .WithDetail("leader", std::to_string(leader));
 }
 
-Status EpochNotMatchError(const ShardRecord& current) {
-  return Status::Unavailable("shard " + std::to_string(current.id) + " has changed (now version " +
-                             std::to_string(current.epoch.version) + ")")
-      .WithDetail("reason", std::string(kReasonEpochNotMatch))
-      .WithDetail("descriptor", Base64Encode(EncodeDescriptor(current)));
+Status EpochNotMatchError(const ShardRecord& current, const std::optional<ShardRecord>& holder) {
+  Status s =
+      Status::Unavailable("shard " + std::to_string(current.id) + " has changed (now version " +
+                          std::to_string(current.epoch.version) + ")")
+          .WithDetail("reason", std::string(kReasonEpochNotMatch))
+          .WithDetail("descriptor", Base64Encode(EncodeDescriptor(current)));
+  if (holder) s = s.WithDetail("new_descriptor", Base64Encode(EncodeDescriptor(*holder)));
+  return s;
 }
 
 Status ShardNotFoundError(uint64_t shard) {
@@ -270,7 +273,23 @@ Status Store::FailedReplicaError(uint64_t shard, const Status& why) const {
       .WithDetail("leader", "0");
 }
 
-Result<std::shared_ptr<Store::Replica>> Store::Check(const Route& route, bool leader_only) const {
+Status Store::EpochNotMatch(const ShardRecord& current, std::string_view row_key) const {
+  std::optional<ShardRecord> holder;
+  if (!row_key.empty() && !InRange(current, row_key)) {
+    std::shared_lock lock(mu_);
+    for (const auto& [id, r] : replicas_) {
+      ShardRecord d = r->machine->descriptor();
+      if (id != current.id && Initialized(d) && InRange(d, row_key)) {
+        holder = std::move(d);
+        break;
+      }
+    }
+  }
+  return EpochNotMatchError(current, holder);
+}
+
+Result<std::shared_ptr<Store::Replica>> Store::Check(const Route& route, bool leader_only,
+                                                     std::string_view row_key) const {
   auto r = Find(route.shard);
   if (!r) return ShardNotFoundError(route.shard);
   if (Status health = r->node->Health(); !health.ok()) {
@@ -278,7 +297,7 @@ Result<std::shared_ptr<Store::Replica>> Store::Check(const Route& route, bool le
   }
   const ShardRecord d = r->machine->descriptor();
   if (!Initialized(d)) return ShardNotFoundError(route.shard);
-  if (route.epoch.version != d.epoch.version) return EpochNotMatchError(d);
+  if (route.epoch.version != d.epoch.version) return EpochNotMatch(d, row_key);
   if (leader_only) {
     const NodeId leader = r->node->Leader();
     if (leader != NodeId(options_.node_id)) return NotLeaderError(route.shard, leader.value());
@@ -303,10 +322,10 @@ Status Store::EnsureDescribed(Replica& r, Steady::time_point deadline) {
 
 Result<WriteOutcome> Store::Write(const Route& route, WriteCommand w, Steady::time_point deadline) {
   if (w.mutations.empty()) return Status::InvalidArgument("a write needs at least one mutation");
-  ASSIGN_OR_RETURN(auto r, Check(route, /*leader_only=*/true));
+  ASSIGN_OR_RETURN(auto r, Check(route, /*leader_only=*/true, w.mutations[0].row_key));
   const ShardRecord d = r->machine->descriptor();
   for (const auto& m : w.mutations) {
-    if (!InRange(d, m.row_key)) return EpochNotMatchError(d);
+    if (!InRange(d, m.row_key)) return EpochNotMatch(d, m.row_key);
   }
   RETURN_IF_ERROR(EnsureDescribed(*r, deadline));
   w.created_ms = clock_->NowMillis();
@@ -341,7 +360,9 @@ Result<WriteOutcome> Store::Write(const Route& route, WriteCommand w, Steady::ti
       }
       continue;
     }
-    if (out.code == StatusCode::kOutOfRange) return EpochNotMatchError(r->machine->descriptor());
+    if (out.code == StatusCode::kOutOfRange) {
+      return EpochNotMatch(r->machine->descriptor(), w.mutations[0].row_key);
+    }
     RETURN_IF_ERROR(OutcomeStatus(out));
     return out;
   }
@@ -385,13 +406,13 @@ Result<std::optional<mvcc::VersionedValue>> Store::Get(const Route& route, std::
                                                        kv::Consistency consistency, uint64_t at,
                                                        Steady::time_point deadline) {
   const bool any_replica = consistency == kv::Consistency::kStale;
-  ASSIGN_OR_RETURN(auto r, Check(route, !any_replica));
+  ASSIGN_OR_RETURN(auto r, Check(route, !any_replica, row_key));
   if (at == 0) at = mvcc::kMaxTimestamp;
   RETURN_IF_ERROR(PrepareRead(*r, consistency, at, deadline));
   // After the barrier: the range may have changed while we waited.
   const ShardRecord d = r->machine->descriptor();
   if (d.epoch.version != route.epoch.version || !InRange(d, row_key)) {
-    return EpochNotMatchError(d);
+    return EpochNotMatch(d, row_key);
   }
   mvcc::MvccReader reader(engine_, nullptr);
   return reader.Get(row_key, at);

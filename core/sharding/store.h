@@ -26,6 +26,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <shared_mutex>
 #include <thread>
@@ -84,7 +85,11 @@ inline constexpr std::string_view kReasonNotLeader = "NOT_LEADER";
 inline constexpr std::string_view kReasonEpochNotMatch = "EPOCH_NOT_MATCH";
 inline constexpr std::string_view kReasonShardNotFound = "SHARD_NOT_FOUND";
 Status NotLeaderError(uint64_t shard, uint64_t leader);
-Status EpochNotMatchError(const ShardRecord& current);
+// `holder`: the descriptor of another shard on the node that holds the key the request
+// was about (a split's new shard), so the router can go there without asking the
+// controller; sent as the detail "new_descriptor".
+Status EpochNotMatchError(const ShardRecord& current,
+                          const std::optional<ShardRecord>& holder = std::nullopt);
 Status ShardNotFoundError(uint64_t shard);
 // The reason detail of a status ("" if none).
 std::string ReasonOf(const Status& s);
@@ -205,7 +210,12 @@ class Store {
   Result<std::shared_ptr<Replica>> StartReplica(std::unique_ptr<ShardMachine> machine, bool join);
   std::shared_ptr<Replica> Find(uint64_t shard) const;
   // The replica of route.shard, with the epoch checked; leader_only: this node leads.
-  Result<std::shared_ptr<Replica>> Check(const Route& route, bool leader_only) const;
+  // `row_key` (if any): the key the request is about, for EPOCH_NOT_MATCH's holder.
+  Result<std::shared_ptr<Replica>> Check(const Route& route, bool leader_only,
+                                         std::string_view row_key = {}) const;
+  // EPOCH_NOT_MATCH with `current`, and the descriptor of the initialized replica here
+  // whose range holds `row_key`, if another one does.
+  Status EpochNotMatch(const ShardRecord& current, std::string_view row_key) const;
   // Proposes `data` on the leader and returns the command's outcome.
   Result<WriteOutcome> ProposeCommand(Replica& r, const std::string& data,
                                       std::chrono::steady_clock::time_point deadline);
