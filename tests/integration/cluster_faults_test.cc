@@ -22,6 +22,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -62,7 +63,12 @@ class ScriptCluster {
  public:
   ~ScriptCluster() {
     if (up_) Run({"down"});
-    std::filesystem::remove_all(dir_);
+    if (::testing::Test::HasFailure()) {
+      // Every process's whole log stays for the post-mortem.
+      std::fprintf(stderr, "cluster logs kept in %s/logs\n", dir_.c_str());
+    } else {
+      std::filesystem::remove_all(dir_);
+    }
   }
 
   bool Up(int storage, std::string* why) {
@@ -138,11 +144,18 @@ class ScriptCluster {
     return out;
   }
 
+  // The last 25 lines of every process's log.
   std::string Logs() const {
     std::string out;
-    for (const auto& entry : std::filesystem::directory_iterator(dir_ + "/logs")) {
-      auto r = RunCommand({"tail", "-n", "15", entry.path().string()});
-      out += "--- " + entry.path().filename().string() + "\n" + r.out;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(dir_ + "/logs", ec)) {
+      std::ifstream f(entry.path());
+      std::vector<std::string> lines;
+      for (std::string line; std::getline(f, line);) lines.push_back(std::move(line));
+      out += "--- " + entry.path().filename().string() + "\n";
+      for (size_t i = lines.size() > 25 ? lines.size() - 25 : 0; i < lines.size(); ++i) {
+        out += lines[i] + "\n";
+      }
     }
     return out;
   }
