@@ -641,8 +641,7 @@ Status Store::FoundChild(const SplitChild& c) {
       unfounded_children_.erase(id);
       return Status::OK();
     }
-    // An empty member created by a message: it holds no entries (the group's log starts
-    // with a snapshot it never got), but it may have voted; keep its term and vote.
+    // A member created by a message. Stopped first, so that its log no longer moves.
     {
       std::unique_lock lock(mu_);
       replicas_.erase(id);
@@ -651,6 +650,26 @@ Status Store::FoundChild(const SplitChild& c) {
   }
   {
     ASSIGN_OR_RETURN(auto old_log, replication::RaftLogStore::Open(engine_, id));
+    ASSIGN_OR_RETURN(auto last, old_log->LastIndex());
+    if (last.value() > 0) {
+      // It got the group's snapshot (and maybe entries) from the new group's leader
+      // meanwhile, and acknowledged them; the snapshot may not have reached its state
+      // machine yet, so its descriptor did not say so. Its log is the group's: start it
+      // again from there, never from the split's empty snapshot, which would lose what
+      // it acknowledged.
+      old_log.reset();
+      ASSIGN_OR_RETURN(auto machine, ShardMachine::Load(engine_, id));
+      ASSIGN_OR_RETURN(auto r, StartReplica(std::move(machine), /*join=*/true));
+      storage::WriteBatch b;
+      b.Delete(kMeta, ChildKey(id));
+      RETURN_IF_ERROR(engine_->Write({.sync = true}, b));
+      std::unique_lock lock(mu_);
+      replicas_[id] = std::move(r);
+      unfounded_children_.erase(id);
+      return Status::OK();
+    }
+    // Empty: it holds no entries (the group's log starts with a snapshot it never got),
+    // but it may have voted; keep its term and vote.
     ASSIGN_OR_RETURN(auto init, old_log->GetInitialState());
     prior = init.hard_state;
   }
