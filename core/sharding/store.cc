@@ -565,27 +565,36 @@ void Store::CheckRequestExpiry() {
   const uint64_t now_ms = clock_->NowMillis();
   const uint64_t ttl_ms = static_cast<uint64_t>(options_.request_id_ttl.count());
   if (now_ms <= ttl_ms) return;
-  std::vector<uint64_t> led;
-  {
-    std::shared_lock lock(mu_);
-    for (const auto& [id, r] : replicas_) {
-      if (r->node->Leader() == NodeId(options_.node_id)) led.push_back(id);
-    }
-  }
-  for (uint64_t id : led) {
+  for (const auto& r : LedReplicas()) {
     // A shard that is not ready now (a leader change, a split) is tried next round.
-    (void)ExpireRequests(id, now_ms - ttl_ms, Steady::now() + std::chrono::seconds(10));
+    (void)ExpireRequests(r->machine->id(), now_ms - ttl_ms,
+                         Steady::now() + std::chrono::seconds(10));
   }
 }
 
-Result<uint64_t> Store::ExpireRequests(uint64_t shard, uint64_t cutoff_ms,
-                                       Steady::time_point deadline) {
+std::vector<std::shared_ptr<Store::Replica>> Store::LedReplicas() const {
+  std::vector<std::shared_ptr<Replica>> led;
+  std::shared_lock lock(mu_);
+  for (const auto& [id, r] : replicas_) {
+    if (r->node->Leader() == NodeId(options_.node_id)) led.push_back(r);
+  }
+  return led;
+}
+
+Result<std::shared_ptr<Store::Replica>> Store::LeaderReplica(uint64_t shard,
+                                                             Steady::time_point deadline) {
   auto r = Find(shard);
   if (!r) return ShardNotFoundError(shard);
   if (r->node->Leader() != NodeId(options_.node_id)) {
     return NotLeaderError(shard, r->node->Leader().value());
   }
   RETURN_IF_ERROR(EnsureDescribed(*r, deadline));
+  return r;
+}
+
+Result<uint64_t> Store::ExpireRequests(uint64_t shard, uint64_t cutoff_ms,
+                                       Steady::time_point deadline) {
+  ASSIGN_OR_RETURN(auto r, LeaderReplica(shard, deadline));
   uint64_t deleted = 0;
   std::string after;
   do {
@@ -708,12 +717,7 @@ Status Store::FoundChild(const SplitChild& c) {
 
 Status Store::Split(uint64_t shard, const std::string& split_key, uint64_t new_id,
                     Steady::time_point deadline) {
-  auto r = Find(shard);
-  if (!r) return ShardNotFoundError(shard);
-  if (r->node->Leader() != NodeId(options_.node_id)) {
-    return NotLeaderError(shard, r->node->Leader().value());
-  }
-  RETURN_IF_ERROR(EnsureDescribed(*r, deadline));
+  ASSIGN_OR_RETURN(auto r, LeaderReplica(shard, deadline));
   const ShardRecord d = r->machine->descriptor();
   ASSIGN_OR_RETURN(
       auto out,
@@ -765,14 +769,7 @@ void Store::CheckSplits() {
     allocate = allocate_;
   }
   if (limit == 0 || !allocate) return;
-  std::vector<std::shared_ptr<Replica>> led;
-  {
-    std::shared_lock lock(mu_);
-    for (const auto& [id, r] : replicas_) {
-      if (r->node->Leader() == NodeId(options_.node_id)) led.push_back(r);
-    }
-  }
-  for (const auto& r : led) {
+  for (const auto& r : LedReplicas()) {
     const ShardRecord d = r->machine->descriptor();
     if (!Initialized(d)) continue;
     auto [lo, hi] = RowRange(d);

@@ -216,6 +216,12 @@ class Store {
   // EPOCH_NOT_MATCH with `current`, and the descriptor of the initialized replica here
   // whose range holds `row_key`, if another one does.
   Status EpochNotMatch(const ShardRecord& current, std::string_view row_key) const;
+  // The replicas whose groups this node leads now.
+  std::vector<std::shared_ptr<Replica>> LedReplicas() const;
+  // The shard's replica if this node leads it (NOT_LEADER, SHARD_NOT_FOUND otherwise),
+  // with its descriptor in the log: what a command the leader proposes needs.
+  Result<std::shared_ptr<Replica>> LeaderReplica(uint64_t shard,
+                                                 std::chrono::steady_clock::time_point deadline);
   // Proposes `data` on the leader and returns the command's outcome.
   Result<WriteOutcome> ProposeCommand(Replica& r, const std::string& data,
                                       std::chrono::steady_clock::time_point deadline);
