@@ -286,6 +286,18 @@ class FakeClusterTest : public ::testing::Test {
     for (auto& s : servers_) s->Shutdown(std::chrono::system_clock::now() + 1s);
   }
 
+  // The second shard moves to a new epoch and shrinks to ["h", "m"); a new shard 4 takes
+  // ["m", "p"). The controller's map is left as it was.
+  void SplitSecondShard() {
+    std::lock_guard lock(world_.mu);
+    auto& s = world_.shards[2];
+    s.end_key = Row("m");
+    s.epoch.version = 2;
+    ShardRecord n = Shard(4, Row("m"), Row("p"), 2);
+    n.epoch.version = 2;
+    world_.shards[4] = n;
+  }
+
   void PutAll(const std::string& keys) {
     for (char c : keys) {
       auto r = kv_->Put({"", std::string(1, c), std::string("v") + c, std::nullopt, ""});
@@ -453,17 +465,7 @@ TEST_F(FakeClusterTest, BatchesStayWithinOneShard) {
 
 TEST_F(FakeClusterTest, ChangedDescriptorsAreLearntFromTheNodes) {
   PutAll("j");
-  // The second shard moves to a new epoch and shrinks to ["h", "m"); a new shard 4
-  // takes ["m", "p"). The controller's map does not know yet.
-  {
-    std::lock_guard lock(world_.mu);
-    auto& s = world_.shards[2];
-    s.end_key = Row("m");
-    s.epoch.version = 2;
-    ShardRecord n = Shard(4, Row("m"), Row("p"), 2);
-    n.epoch.version = 2;
-    world_.shards[4] = n;
-  }
+  SplitSecondShard();  // the controller's map does not know yet
   auto g = kv_->Get({"", "j", kv::Consistency::kLinearizable, 0});
   ASSERT_TRUE(g.ok()) << g.status().ToString();
   EXPECT_TRUE(g->found);
@@ -493,13 +495,8 @@ TEST_F(FakeClusterTest, AKeyInASplitsNewShardIsFoundThroughTheNode) {
   {
     std::lock_guard lock(world_.mu);
     world_.name_holders = true;
-    auto& s = world_.shards[2];
-    s.end_key = Row("m");
-    s.epoch.version = 2;
-    ShardRecord n = Shard(4, Row("m"), Row("p"), 2);
-    n.epoch.version = 2;
-    world_.shards[4] = n;
   }
+  SplitSecondShard();
   auto put = kv_->Put({"", "n", "vn", std::nullopt, ""});
   ASSERT_TRUE(put.ok()) << put.status().ToString();
   auto got = kv_->Get({"", "n", kv::Consistency::kLinearizable, 0});
