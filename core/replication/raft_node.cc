@@ -4,6 +4,7 @@
 #include "core/consensus/codec.h"
 #include "core/mvcc/key_codec.h"
 #include "core/replication/raft_loop.h"
+#include "internal/failpoint.h"
 
 namespace gojodb::replication {
 
@@ -451,6 +452,8 @@ Status RaftNode::FinishReady() {
   // Apply: the snapshot, then the committed entries.
   if (!rd.snapshot.empty()) {
     const auto& md = rd.snapshot.metadata;
+    // Durable and acknowledged, not yet restored.
+    failpoint::Hit("raft_node.before_restore", options_.group);
     RETURN_IF_ERROR(sm_->Restore(md.index, rd.snapshot.data));
     applied_ = md.index;
     snapshot_index_ = md.index;

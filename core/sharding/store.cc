@@ -5,6 +5,7 @@
 
 #include "core/mvcc/key_codec.h"
 #include "internal/encoding.h"
+#include "internal/failpoint.h"
 
 namespace gojodb::sharding {
 namespace {
@@ -651,6 +652,7 @@ Status Store::FoundChild(const SplitChild& c) {
       return Status::OK();
     }
     // A member created by a message. Stopped first, so that its log no longer moves.
+    failpoint::Hit("store.found_child.stop_member", id);
     {
       std::unique_lock lock(mu_);
       replicas_.erase(id);

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <filesystem>
 #include <map>
 #include <random>
@@ -16,6 +17,7 @@
 #include "core/mvcc/key_codec.h"
 #include "core/storage_engine/rocksdb_engine.h"
 #include "internal/encoding.h"
+#include "internal/failpoint.h"
 
 namespace gojodb::sharding {
 namespace {
@@ -43,11 +45,20 @@ class Network {
     else
       down_.erase(node);
   }
+  // Cuts `node` off one group only: its other replicas keep talking.
+  void SetCut(uint64_t node, uint64_t group, bool cut) {
+    std::lock_guard lock(mu_);
+    if (cut)
+      cut_.insert({node, group});
+    else
+      cut_.erase({node, group});
+  }
   void Route(uint64_t group, consensus::Message m) {
     Store* to = nullptr;
     {
       std::lock_guard lock(mu_);
       if (down_.count(m.to.value()) || down_.count(m.from.value())) return;
+      if (cut_.count({m.to.value(), group}) || cut_.count({m.from.value(), group})) return;
       auto it = stores_.find(m.to.value());
       if (it == stores_.end()) return;
       to = it->second;
@@ -59,6 +70,7 @@ class Network {
   std::mutex mu_;
   std::map<uint64_t, Store*> stores_;
   std::set<uint64_t> down_;
+  std::set<std::pair<uint64_t, uint64_t>> cut_;  // (node, group)
 };
 
 class Transports final : public GroupTransports {
@@ -746,6 +758,100 @@ TEST_F(StoreTest, SplitMovesTheUpperHalfToANewShardOnEveryReplica) {
             .Get(R(shard), Row(k), kv::Consistency::kLinearizable, mvcc::kMaxTimestamp, Deadline());
     ASSERT_TRUE(r.ok() && *r) << k << " " << r.status().ToString();
     if (k != "k39") EXPECT_EQ((*r)->version, version) << k;
+  }
+}
+
+// A node that applies a split late may already hold a replica of the new shard, created
+// by a message from the new group's leader, that has persisted and acknowledged the
+// group's snapshot but not restored it yet. Founding the new shard there must keep that
+// replica's log (what it acknowledged), not reset it to the split's empty snapshot; the
+// reset made the replica's log shorter than its leader knew, and the node died with
+// "commit index is out of range". Fail points hold the replica in that state while the
+// node founds the shard, so the ordering happens every run.
+TEST_F(StoreTest, ASplitAppliedLateKeepsTheNewShardsSnapshotItAcknowledged) {
+  for (uint64_t id : {1, 2, 3}) Start(id);
+  for (uint64_t id : {1, 2, 3}) ASSERT_TRUE(S(id).CreateReplica(Shard(1, "", "", {1, 2, 3})).ok());
+  std::map<std::string, uint64_t> written;
+  for (int i = 0; i < 40; ++i) {
+    char k[8];
+    std::snprintf(k, sizeof(k), "k%02d", i);
+    auto w = OnLeader(1, [&](uint64_t l) { return S(l).Write(R(1), Put(k, "v"), Deadline()); });
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+    written[k] = w->version;
+  }
+  for (const auto& [k, v] : written) ASSERT_TRUE(Eventually(3, k, "v")) << k;
+
+  std::mutex mu;
+  std::condition_variable cv;
+  bool restoring = false;  // a replica of shard 2 holds its snapshot, unrestored
+  bool founding = false;   // its node decided to found shard 2 over it
+  failpoint::Scoped hold("raft_node.before_restore", [&](uint64_t group) {
+    if (group != 2) return;
+    std::unique_lock lock(mu);
+    if (restoring) return;  // the first one only
+    restoring = true;
+    cv.notify_all();
+    cv.wait(lock, [&] { return founding; });
+  });
+  failpoint::Scoped found("store.found_child.stop_member", [&](uint64_t shard) {
+    if (shard != 2) return;
+    std::lock_guard lock(mu);
+    founding = true;
+    cv.notify_all();
+  });
+
+  // Node 3 stops hearing shard 1, so it applies the split last; shard 2's leader, on
+  // node 1 or 2, then reaches it first, and its replica gets shard 2 by snapshot.
+  net_.SetCut(3, 1, true);
+  const uint64_t leader = LeaderOf(1, {1, 2});
+  auto key = S(leader).SplitKey(1);
+  ASSERT_TRUE(key.ok()) << key.status().ToString();
+  Status split = Status::Unavailable("");
+  for (int i = 0; i < 50 && !split.ok(); ++i) {
+    split = S(LeaderOf(1, {1, 2})).Split(1, *key, 2, Deadline());
+    if (!split.ok()) std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_TRUE(split.ok()) << split.ToString();
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, 20s, [&] { return restoring; }))
+        << "no replica of shard 2 got a snapshot";
+  }
+  net_.SetCut(3, 1, false);
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, 20s, [&] { return founding; }))
+        << "the split never reached the replica holding the snapshot";
+  }
+
+  // Every replica serves shard 2 with its data, takes new writes, and shard 1 ends at the
+  // split key everywhere.
+  auto w =
+      OnLeader(2, [&](uint64_t l) { return S(l).Write(R(2), Put("k39", "after"), Deadline()); });
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  for (uint64_t id : {1, 2, 3}) {
+    bool caught_up = false;
+    for (int i = 0; i < 1000 && !caught_up; ++i) {
+      auto v =
+          S(id).Get(R(2), Row("k39"), kv::Consistency::kStale, mvcc::kMaxTimestamp, Deadline());
+      caught_up = v.ok() && *v && (*v)->value == "after";
+      if (!caught_up) std::this_thread::sleep_for(5ms);
+    }
+    ASSERT_TRUE(caught_up) << "node " << id;
+    for (const auto& [k, version] : written) {
+      if (Row(k) < *key || k == "k39") continue;
+      auto v = S(id).Get(R(2), Row(k), kv::Consistency::kStale, mvcc::kMaxTimestamp, Deadline());
+      ASSERT_TRUE(v.ok() && *v) << "node " << id << " " << k << " " << v.status().ToString();
+      EXPECT_EQ((*v)->version, version) << "node " << id << " " << k;
+    }
+    Result<ShardRecord> parent = Status::NotFound("");
+    for (int i = 0; i < 400; ++i) {
+      parent = S(id).DescriptorOf(1);
+      if (parent.ok() && parent->end_key == *key) break;
+      std::this_thread::sleep_for(5ms);
+    }
+    ASSERT_TRUE(parent.ok());
+    EXPECT_EQ(parent->end_key, *key) << "node " << id;
   }
 }
 
