@@ -590,13 +590,37 @@ Result<uint32_t> ClusterKv::CollectionId(const std::string& collection,
 
 // --- Storage nodes ---
 
-std::shared_ptr<v1::ShardKv::Stub> ClusterKv::NodeStub(uint64_t node) {
+std::optional<ClusterKv::NodeConn> ClusterKv::Node(uint64_t node) {
   std::lock_guard lock(nodes_mu_);
   auto it = node_addrs_.find(node);
-  if (it == node_addrs_.end()) return nullptr;
-  auto& stub = stubs_[it->second];
-  if (!stub) stub = v1::ShardKv::NewStub(NewChannel(it->second));
-  return stub;
+  if (it == node_addrs_.end()) return std::nullopt;
+  auto& conn = conns_[it->second];
+  if (!conn.stub) {
+    conn.stub = v1::ShardKv::NewStub(NewChannel(it->second));
+    if (options_.batch_in_flight > 0) {
+      NodeBatcher::Options o;
+      o.max_in_flight = options_.batch_in_flight;
+      conn.batcher = std::make_shared<NodeBatcher>(conn.stub, o);
+    }
+  }
+  return conn;
+}
+
+Status ClusterKv::CallNode(const NodeConn& node, const v1::ShardBatchItem& item,
+                           Clock::time_point deadline, v1::ShardBatchResult* out) {
+  if (node.batcher && !batch_unsupported_.load(std::memory_order_relaxed)) {
+    Status s = node.batcher->Call(item, deadline, out);
+    if (s.code() != StatusCode::kUnimplemented) return s.ok() ? NodeBatcher::StatusOf(*out) : s;
+    // A node of a version without Batch: every request is its own call from now on.
+    batch_unsupported_.store(true, std::memory_order_relaxed);
+  }
+  grpc::ClientContext ctx;
+  ctx.set_deadline(ToSystem(deadline));
+  out->Clear();
+  if (item.has_write()) {
+    return rpc::FromGrpc(node.stub->Write(&ctx, item.write(), out->mutable_write()), &ctx);
+  }
+  return rpc::FromGrpc(node.stub->Get(&ctx, item.get(), out->mutable_get()), &ctx);
 }
 
 void ClusterKv::SuspectNode(uint64_t node) {
@@ -716,8 +740,8 @@ Status ClusterKv::CallShardAt(const std::function<Result<sharding::ShardRecord>(
       continue;
     }
     const uint64_t node = candidates[static_cast<size_t>(rotate) % candidates.size()];
-    auto stub = NodeStub(node);
-    if (!stub) {
+    auto conn = Node(node);
+    if (!conn) {
       last = Status::Unavailable("no address for storage node " + std::to_string(node));
       RefreshMap(deadline);
       ++rotate;
@@ -728,7 +752,7 @@ Status ClusterKv::CallShardAt(const std::function<Result<sharding::ShardRecord>(
     const auto attempt_deadline =
         resendable ? std::min(deadline, Clock::now() + options_.attempt_timeout) : deadline;
     last_node = node;
-    Status s = call(*shard, stub.get(), attempt_deadline);
+    Status s = call(*shard, *conn, attempt_deadline);
     if (s.ok()) return s;
     if (!HandleNodeError(*shard, node, s, write, has_request_id, deadline, &rotate)) {
       if (s.code() == StatusCode::kUnavailable &&
@@ -753,24 +777,22 @@ Status ClusterKv::CallShardAt(const std::function<Result<sharding::ShardRecord>(
 Result<kv::WriteResult> ClusterKv::Write(v1::ShardWriteRequest req,
                                          std::vector<std::string> row_keys,
                                          Clock::time_point deadline) {
-  v1::ShardWriteResponse resp;
+  v1::ShardBatchResult result;
   const bool has_request_id = !req.request_id().empty();
-  RETURN_IF_ERROR(
-      CallShard(row_keys.front(), Target::kLeader, /*write=*/true, has_request_id, deadline,
-                [&](const sharding::ShardRecord& shard, v1::ShardKv::Stub* stub,
-                    Clock::time_point d) -> Status {
-                  for (const auto& k : row_keys) {
-                    if (!InRange(shard, k)) {
-                      return Status::FailedPrecondition(std::string(kBatchAcrossShards));
-                    }
-                  }
-                  SetRoute(shard, req.mutable_route());
-                  grpc::ClientContext ctx;
-                  ctx.set_deadline(ToSystem(d));
-                  resp.Clear();
-                  return rpc::FromGrpc(stub->Write(&ctx, req, &resp), &ctx);
-                }));
-  return kv::WriteResult{resp.version(), resp.existed()};
+  RETURN_IF_ERROR(CallShard(
+      row_keys.front(), Target::kLeader, /*write=*/true, has_request_id, deadline,
+      [&](const sharding::ShardRecord& shard, const NodeConn& node, Clock::time_point d) -> Status {
+        for (const auto& k : row_keys) {
+          if (!InRange(shard, k)) {
+            return Status::FailedPrecondition(std::string(kBatchAcrossShards));
+          }
+        }
+        SetRoute(shard, req.mutable_route());
+        v1::ShardBatchItem item;
+        *item.mutable_write() = req;
+        return CallNode(node, item, d, &result);
+      }));
+  return kv::WriteResult{result.write().version(), result.write().existed()};
 }
 
 Result<kv::WriteResult> ClusterKv::Put(const kv::PutRequest& req) {
@@ -848,18 +870,18 @@ Result<kv::GetResult> ClusterKv::Get(const kv::GetRequest& req) {
   g.set_row_key(mvcc::EncodeRowKey(kTenant, id, req.key));
   g.set_consistency(ToShard(req.consistency));
   if (req.consistency == kv::Consistency::kSnapshot) g.set_at(req.at);
-  v1::ShardGetResponse resp;
+  v1::ShardBatchResult result;
   const Target target =
       req.consistency == kv::Consistency::kStale ? Target::kAnyReplica : Target::kLeader;
-  RETURN_IF_ERROR(CallShard(
-      g.row_key(), target, /*write=*/false, false, deadline,
-      [&](const sharding::ShardRecord& shard, v1::ShardKv::Stub* stub, Clock::time_point d) {
-        SetRoute(shard, g.mutable_route());
-        grpc::ClientContext ctx;
-        ctx.set_deadline(ToSystem(d));
-        resp.Clear();
-        return rpc::FromGrpc(stub->Get(&ctx, g, &resp), &ctx);
-      }));
+  RETURN_IF_ERROR(
+      CallShard(g.row_key(), target, /*write=*/false, false, deadline,
+                [&](const sharding::ShardRecord& shard, const NodeConn& node, Clock::time_point d) {
+                  SetRoute(shard, g.mutable_route());
+                  v1::ShardBatchItem item;
+                  *item.mutable_get() = g;
+                  return CallNode(node, item, d, &result);
+                }));
+  const v1::ShardGetResponse& resp = result.get();
   kv::GetResult out;
   out.found = resp.found();
   if (out.found) {
@@ -924,7 +946,7 @@ Result<kv::ScanResult> ClusterKv::Scan(const kv::ScanRequest& req) {
     };
     RETURN_IF_ERROR(CallShardAt(
         locate, target, /*write=*/false, false, deadline,
-        [&](const sharding::ShardRecord& shard, v1::ShardKv::Stub* stub, Clock::time_point d) {
+        [&](const sharding::ShardRecord& shard, const NodeConn& node, Clock::time_point d) {
           v1::ShardScanRequest s;
           SetRoute(shard, s.mutable_route());
           s.set_tenant(kTenant);
@@ -939,7 +961,7 @@ Result<kv::ScanResult> ClusterKv::Scan(const kv::ScanRequest& req) {
           ctx.set_deadline(ToSystem(d));
           resp.Clear();
           used = shard;
-          return rpc::FromGrpc(stub->Scan(&ctx, s, &resp), &ctx);
+          return rpc::FromGrpc(node.stub->Scan(&ctx, s, &resp), &ctx);
         }));
     if (probing) {
       if (resp.items_size() > 0) {

@@ -44,6 +44,7 @@
 #include <thread>
 #include <vector>
 
+#include "api/gateway/node_batcher.h"
 #include "core/kv/kv_service.h"
 #include "core/sharding/route_table.h"
 #include "gojodb/v1/controller.grpc.pb.h"
@@ -71,6 +72,9 @@ struct ClusterKvOptions {
   // An unreachable node is tried last among a shard's replicas for this long.
   std::chrono::milliseconds node_suspect{1000};
   kv::Limits limits;
+  // Gets and writes to a storage node wait while this many calls to it are out, then go
+  // out together in one ShardKv.Batch call (0: every request is its own call).
+  int batch_in_flight = 2;
   // A further condition for Ready(), checked after the gateway's own (none if empty):
   // the standalone server waits for its shards' leaders.
   std::function<Status()> ready_check;
@@ -157,10 +161,15 @@ class ClusterKv final : public kv::KvService {
   };
   // How a request picks a shard's replica.
   enum class Target { kLeader, kAnyReplica };
-  // One call to a shard: receives the shard, the node's stub and the route, returns
-  // the call's status (already converted with rpc::FromGrpc).
-  using ShardCall = std::function<Status(const sharding::ShardRecord& shard,
-                                         v1::ShardKv::Stub* stub, Clock::time_point deadline)>;
+  // A storage node's stub, and the batcher that gathers its gets and writes.
+  struct NodeConn {
+    std::shared_ptr<v1::ShardKv::Stub> stub;
+    std::shared_ptr<NodeBatcher> batcher;  // null: batching is off
+  };
+  // One call to a shard: receives the shard, the node's connection and the route,
+  // returns the call's status (already converted with rpc::FromGrpc).
+  using ShardCall = std::function<Status(const sharding::ShardRecord& shard, const NodeConn& node,
+                                         Clock::time_point deadline)>;
 
   explicit ClusterKv(ClusterKvOptions options);
 
@@ -188,7 +197,11 @@ class ClusterKv final : public kv::KvService {
   Result<uint32_t> CollectionId(const std::string& name, Clock::time_point deadline);
 
   // --- Storage nodes ---
-  std::shared_ptr<v1::ShardKv::Stub> NodeStub(uint64_t node);
+  std::optional<NodeConn> Node(uint64_t node);
+  // Sends a get or a write to a node: through its batcher, or as its own call when
+  // batching is off or the node has no Batch method.
+  Status CallNode(const NodeConn& node, const v1::ShardBatchItem& item, Clock::time_point deadline,
+                  v1::ShardBatchResult* out);
   void SuspectNode(uint64_t node);
   void TrustNode(uint64_t node);
   // The order in which to try a shard's replicas (leader hint first; unreachable
@@ -224,9 +237,10 @@ class ClusterKv final : public kv::KvService {
   Clock::time_point last_refresh_{};  // GUARDED_BY(refresh_mu_)
 
   std::mutex nodes_mu_;
-  std::map<uint64_t, std::string> node_addrs_;                       // GUARDED_BY(nodes_mu_)
-  std::map<std::string, std::shared_ptr<v1::ShardKv::Stub>> stubs_;  // GUARDED_BY(nodes_mu_)
-  std::map<uint64_t, Clock::time_point> suspect_until_;              // GUARDED_BY(nodes_mu_)
+  std::map<uint64_t, std::string> node_addrs_;           // GUARDED_BY(nodes_mu_)
+  std::map<std::string, NodeConn> conns_;                // GUARDED_BY(nodes_mu_)
+  std::atomic<bool> batch_unsupported_{false};           // a node answered Batch UNIMPLEMENTED
+  std::map<uint64_t, Clock::time_point> suspect_until_;  // GUARDED_BY(nodes_mu_)
 
   std::mutex learnt_mu_;
   // shard id -> (descriptor, when learnt)

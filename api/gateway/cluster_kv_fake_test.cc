@@ -7,6 +7,8 @@
 
 #include <map>
 #include <mutex>
+#include <set>
+#include <thread>
 
 #include "api/gateway/cluster_kv.h"
 #include "api/grpc/convert.h"
@@ -56,10 +58,16 @@ struct World {
   std::map<uint64_t, ShardRecord> shards;       // the truth
   std::map<std::string, uint64_t> request_ids;  // request id -> version
   uint64_t clock = 100;
-  int writes = 0;                // applied write requests
-  int unknown_write_faults = 0;  // writes to apply and then answer DEADLINE_EXCEEDED
-  size_t scan_cap = 1000;        // the most rows a node returns per call
-  bool name_holders = false;     // EPOCH_NOT_MATCH names the shard that holds the key
+  int writes = 0;                            // applied write requests
+  int unknown_write_faults = 0;              // writes to apply and then answer DEADLINE_EXCEEDED
+  bool no_batch = false;                     // nodes answer Batch UNIMPLEMENTED (an older version)
+  std::chrono::milliseconds batch_delay{0};  // each Batch call takes this long first
+  int unary_calls = 0;                       // Write and Get calls
+  int batch_calls = 0;                       // Batch calls, the items they carried, and the most
+  int batch_items = 0;                       // that were out at once to one node
+  int batch_in_flight_max = 0;
+  size_t scan_cap = 1000;     // the most rows a node returns per call
+  bool name_holders = false;  // EPOCH_NOT_MATCH names the shard that holds the key
 };
 
 class FakeNode final : public v1::ShardKv::Service {
@@ -69,15 +77,56 @@ class FakeNode final : public v1::ShardKv::Service {
   grpc::Status Write(grpc::ServerContext* ctx, const v1::ShardWriteRequest* req,
                      v1::ShardWriteResponse* resp) override {
     std::lock_guard lock(w_->mu);
+    ++w_->unary_calls;
+    Status s = DoWrite(*req, resp);
+    return s.ok() ? grpc::Status::OK : Fail(ctx, s);
+  }
+
+  grpc::Status Get(grpc::ServerContext* ctx, const v1::ShardGetRequest* req,
+                   v1::ShardGetResponse* resp) override {
+    std::lock_guard lock(w_->mu);
+    ++w_->unary_calls;
+    Status s = DoGet(*req, resp);
+    return s.ok() ? grpc::Status::OK : Fail(ctx, s);
+  }
+
+  // Each item as its own call would go; statuses in the results.
+  grpc::Status Batch(grpc::ServerContext*, const v1::ShardBatchRequest* req,
+                     v1::ShardBatchResponse* resp) override {
+    std::chrono::milliseconds delay;
+    {
+      std::lock_guard lock(w_->mu);
+      if (w_->no_batch) return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no Batch here");
+      ++w_->batch_calls;
+      w_->batch_items += req->items_size();
+      w_->batch_in_flight_max = std::max(w_->batch_in_flight_max, ++batch_in_flight_);
+      delay = w_->batch_delay;
+    }
+    std::this_thread::sleep_for(delay);
+    std::lock_guard lock(w_->mu);
+    --batch_in_flight_;
+    for (const auto& item : req->items()) {
+      auto* r = resp->add_results();
+      Status s = item.has_write() ? DoWrite(item.write(), r->mutable_write())
+                                  : DoGet(item.get(), r->mutable_get());
+      r->set_code(static_cast<int>(s.code()));
+      r->set_message(s.message());
+      for (const auto& [k, v] : s.details()) (*r->mutable_details())[k] = v;
+    }
+    return grpc::Status::OK;
+  }
+
+  Status DoWrite(const v1::ShardWriteRequest& request, v1::ShardWriteResponse* resp) {
+    const auto* req = &request;
     auto d = Check(req->route(), /*leader=*/true, req->mutations(0).row_key());
-    if (!d.ok()) return Fail(ctx, d.status());
+    if (!d.ok()) return d.status();
     for (const auto& m : req->mutations()) {
-      if (!InRange(*d, m.row_key())) return Fail(ctx, EpochNotMatch(*d, m.row_key()));
+      if (!InRange(*d, m.row_key())) return EpochNotMatch(*d, m.row_key());
     }
     if (!req->request_id().empty()) {
       if (auto it = w_->request_ids.find(req->request_id()); it != w_->request_ids.end()) {
         resp->set_version(it->second);
-        return grpc::Status::OK;
+        return Status::OK();
       }
     }
     for (const auto& m : req->mutations()) {
@@ -85,8 +134,8 @@ class FakeNode final : public v1::ShardKv::Service {
       auto it = w_->rows.find(m.row_key());
       const uint64_t current = it == w_->rows.end() ? 0 : it->second.version;
       if (current != m.if_version()) {
-        return Fail(ctx, Status::FailedPrecondition("version mismatch")
-                             .WithDetail("current_version", std::to_string(current)));
+        return Status::FailedPrecondition("version mismatch")
+            .WithDetail("current_version", std::to_string(current));
       }
     }
     const uint64_t ts = ++w_->clock;
@@ -106,23 +155,22 @@ class FakeNode final : public v1::ShardKv::Service {
     resp->set_version(ts);
     if (w_->unknown_write_faults > 0) {
       --w_->unknown_write_faults;
-      return Fail(ctx, Status::DeadlineExceeded("the proposal did not apply in time"));
+      return Status::DeadlineExceeded("the proposal did not apply in time");
     }
-    return grpc::Status::OK;
+    return Status::OK();
   }
 
-  grpc::Status Get(grpc::ServerContext* ctx, const v1::ShardGetRequest* req,
-                   v1::ShardGetResponse* resp) override {
-    std::lock_guard lock(w_->mu);
+  Status DoGet(const v1::ShardGetRequest& request, v1::ShardGetResponse* resp) {
+    const auto* req = &request;
     auto d = Check(req->route(), req->consistency() != v1::READ_STALE, req->row_key());
-    if (!d.ok()) return Fail(ctx, d.status());
-    if (!InRange(*d, req->row_key())) return Fail(ctx, EpochNotMatch(*d, req->row_key()));
+    if (!d.ok()) return d.status();
+    if (!InRange(*d, req->row_key())) return EpochNotMatch(*d, req->row_key());
     if (auto it = w_->rows.find(req->row_key()); it != w_->rows.end()) {
       resp->set_found(true);
       resp->set_value(it->second.value);
       resp->set_version(it->second.version);
     }
-    return grpc::Status::OK;
+    return Status::OK();
   }
 
   grpc::Status Scan(grpc::ServerContext* ctx, const v1::ShardScanRequest* req,
@@ -182,6 +230,7 @@ class FakeNode final : public v1::ShardKv::Service {
 
   const uint64_t id_;
   World* const w_;
+  int batch_in_flight_ = 0;  // GUARDED_BY(w_->mu)
 };
 
 // The controller's map (possibly stale), timestamps and catalog.
@@ -533,6 +582,99 @@ TEST_F(FakeClusterTest, AnUnreachableNodeIsPassedOver) {
   EXPECT_TRUE(g->found);
   auto put = kv_->Put({"", "b", "2", std::nullopt, ""});
   ASSERT_TRUE(put.ok()) << put.status().ToString();
+}
+
+TEST_F(FakeClusterTest, RequestsWaitingForANodeGoOutTogether) {
+  world_.batch_delay = 20ms;  // calls take a while, so that requests queue behind them
+  constexpr int kThreads = 24;
+  constexpr int kPerThread = 8;
+  std::vector<std::map<std::string, uint64_t>> written(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        // Keys of all three shards (each led by node 2).
+        const std::string key = std::string(1, "bkr"[i % 3]) + std::to_string(t * 100 + i);
+        auto put = kv_->Put({"", key, "v" + key, std::nullopt, ""});
+        ASSERT_TRUE(put.ok()) << key << ": " << put.status().ToString();
+        written[t][key] = put->version;
+        auto get = kv_->Get({"", key, kv::Consistency::kLinearizable, 0});
+        ASSERT_TRUE(get.ok()) << key << ": " << get.status().ToString();
+        EXPECT_TRUE(get->found) << key;
+        EXPECT_EQ(get->value, "v" + key);
+        EXPECT_EQ(get->version, put->version) << key;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::set<uint64_t> versions;
+  for (const auto& w : written) {
+    for (const auto& [key, version] : w) versions.insert(version);
+  }
+  EXPECT_EQ(versions.size(), static_cast<size_t>(kThreads * kPerThread)) << "one write each";
+  std::lock_guard lock(world_.mu);
+  EXPECT_EQ(world_.writes, kThreads * kPerThread);
+  EXPECT_EQ(world_.unary_calls, 0);
+  // Requests went out together: fewer calls than requests, never more than two calls
+  // out to the node at once.
+  // (More items than requests: the map's stale leader hint sends the first requests of
+  // each shard to node 1, which answers NOT_LEADER.)
+  EXPECT_GE(world_.batch_items, 2 * kThreads * kPerThread);
+  EXPECT_LT(world_.batch_calls * 2, world_.batch_items);
+  EXPECT_LE(world_.batch_in_flight_max, 2);
+}
+
+TEST_F(FakeClusterTest, NodesWithoutBatchGetOneCallPerRequest) {
+  world_.no_batch = true;
+  PutAll("aiz");
+  for (char c : std::string("aiz")) {
+    auto g = kv_->Get({"", std::string(1, c), kv::Consistency::kLinearizable, 0});
+    ASSERT_TRUE(g.ok()) << g.status().ToString();
+    EXPECT_EQ(g->value, std::string("v") + c);
+  }
+  auto cond = kv_->Put({"", "a", "x", 0, ""});
+  EXPECT_EQ(cond.status().code(), StatusCode::kFailedPrecondition) << cond.status().ToString();
+  std::lock_guard lock(world_.mu);
+  EXPECT_EQ(world_.batch_calls, 0);
+  EXPECT_GE(world_.unary_calls, 7);
+}
+
+TEST_F(FakeClusterTest, ARequestThatFindsNoFreeCallByItsDeadlineIsNotSent) {
+  world_.batch_delay = 1s;
+  auto channel = grpc::CreateChannel(controller_.nodes[2], grpc::InsecureChannelCredentials());
+  NodeBatcher::Options o;
+  o.max_in_flight = 1;
+  NodeBatcher batcher(v1::ShardKv::NewStub(channel), o);
+  auto write = [](const std::string& key) {
+    v1::ShardBatchItem item;
+    auto* w = item.mutable_write();
+    w->mutable_route()->set_shard(1);
+    w->mutable_route()->set_conf_ver(1);
+    w->mutable_route()->set_version(1);
+    auto* m = w->add_mutations();
+    m->set_row_key(Row(key));
+    m->set_value("v");
+    return item;
+  };
+  std::thread first([&] {
+    v1::ShardBatchResult r;
+    const auto item = write("a");
+    Status s = batcher.Call(item, std::chrono::steady_clock::now() + 5s, &r);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    EXPECT_EQ(NodeBatcher::StatusOf(r).code(), StatusCode::kOk) << r.message();
+  });
+  for (int i = 0; i < 200 && batcher.calls() == 0; ++i) std::this_thread::sleep_for(5ms);
+  ASSERT_EQ(batcher.calls(), 1u);
+  v1::ShardBatchResult r;
+  const auto second = write("b");
+  Status s = batcher.Call(second, std::chrono::steady_clock::now() + 100ms, &r);
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s.ToString();
+  EXPECT_EQ(ClassifyNodeError(s).verdict, NodeVerdict::kBusy) << "safe to resend";
+  first.join();
+  EXPECT_EQ(batcher.calls(), 1u);
+  std::lock_guard lock(world_.mu);
+  EXPECT_EQ(world_.writes, 1);
+  EXPECT_EQ(world_.rows.count(Row("b")), 0u);
 }
 
 TEST_F(FakeClusterTest, NoLeaderAnywhereIsUnavailableAtTheDeadline) {

@@ -28,6 +28,31 @@ grpc::Status Fail(grpc::ServerContext* ctx, const Status& s) {
 
 constexpr size_t kMaxScanLimit = 10000;
 
+Result<sharding::WriteCommand> CommandOf(const v1::ShardWriteRequest& req) {
+  if (req.mutations().empty())
+    return Status::InvalidArgument("a write needs at least one mutation");
+  sharding::WriteCommand w;
+  w.request_id = req.request_id();
+  w.fingerprint = req.fingerprint();
+  w.mutations.reserve(req.mutations_size());
+  for (const auto& m : req.mutations()) {
+    if (m.row_key().empty()) return Status::InvalidArgument("empty row key");
+    sharding::Mutation out;
+    out.is_delete = m.delete_();
+    out.row_key = m.row_key();
+    out.value = m.value();
+    if (m.has_if_version()) out.if_version = m.if_version();
+    w.mutations.push_back(std::move(out));
+  }
+  return w;
+}
+
+void SetStatus(const Status& s, v1::ShardBatchResult* r) {
+  r->set_code(static_cast<int32_t>(s.code()));
+  r->set_message(s.message());
+  for (const auto& [name, value] : s.details()) (*r->mutable_details())[name] = value;
+}
+
 }  // namespace
 
 std::chrono::steady_clock::time_point ShardKvService::Deadline(
@@ -42,43 +67,91 @@ std::chrono::steady_clock::time_point ShardKvService::Deadline(
 
 grpc::Status ShardKvService::Write(grpc::ServerContext* ctx, const v1::ShardWriteRequest* req,
                                    v1::ShardWriteResponse* resp) {
-  if (req->mutations().empty()) {
-    return Fail(ctx, Status::InvalidArgument("a write needs at least one mutation"));
-  }
-  sharding::WriteCommand w;
-  w.request_id = req->request_id();
-  w.fingerprint = req->fingerprint();
-  w.mutations.reserve(req->mutations_size());
-  for (const auto& m : req->mutations()) {
-    if (m.row_key().empty()) return Fail(ctx, Status::InvalidArgument("empty row key"));
-    sharding::Mutation out;
-    out.is_delete = m.delete_();
-    out.row_key = m.row_key();
-    out.value = m.value();
-    if (m.has_if_version()) out.if_version = m.if_version();
-    w.mutations.push_back(std::move(out));
-  }
-  auto r = store_->Write(RouteOf(req->route()), std::move(w), Deadline(ctx));
+  auto w = CommandOf(*req);
+  if (!w.ok()) return Fail(ctx, w.status());
+  auto r = store_->Write(RouteOf(req->route()), std::move(*w), Deadline(ctx));
   if (!r.ok()) return Fail(ctx, r.status());
   resp->set_version(r->version);
   resp->set_existed(r->existed);
   return grpc::Status::OK;
 }
 
+Status ShardKvService::DoGet(const v1::ShardGetRequest& req,
+                             std::chrono::steady_clock::time_point deadline,
+                             v1::ShardGetResponse* resp) {
+  if (req.row_key().empty()) return Status::InvalidArgument("empty row key");
+  const auto c = ConsistencyOf(req.consistency());
+  if (c == kv::Consistency::kSnapshot && req.at() == 0) {
+    return Status::InvalidArgument("a snapshot read needs a timestamp (at)");
+  }
+  ASSIGN_OR_RETURN(auto r, store_->Get(RouteOf(req.route()), req.row_key(), c,
+                                       req.at() == 0 ? mvcc::kMaxTimestamp : req.at(), deadline));
+  if (r && !r->deleted) {
+    resp->set_found(true);
+    resp->set_value(std::move(r->value));
+    resp->set_version(r->version);
+  }
+  return Status::OK();
+}
+
 grpc::Status ShardKvService::Get(grpc::ServerContext* ctx, const v1::ShardGetRequest* req,
                                  v1::ShardGetResponse* resp) {
-  if (req->row_key().empty()) return Fail(ctx, Status::InvalidArgument("empty row key"));
-  const auto c = ConsistencyOf(req->consistency());
-  if (c == kv::Consistency::kSnapshot && req->at() == 0) {
-    return Fail(ctx, Status::InvalidArgument("a snapshot read needs a timestamp (at)"));
+  Status s = DoGet(*req, Deadline(ctx), resp);
+  return s.ok() ? grpc::Status::OK : Fail(ctx, s);
+}
+
+grpc::Status ShardKvService::Batch(grpc::ServerContext* ctx, const v1::ShardBatchRequest* req,
+                                   v1::ShardBatchResponse* resp) {
+  const int n = req->items_size();
+  if (n == 0 || n > kMaxBatchItems) {
+    return Fail(ctx, Status::InvalidArgument("a batch holds 1.." + std::to_string(kMaxBatchItems) +
+                                             " items, not " + std::to_string(n)));
   }
-  auto r = store_->Get(RouteOf(req->route()), req->row_key(), c,
-                       req->at() == 0 ? mvcc::kMaxTimestamp : req->at(), Deadline(ctx));
-  if (!r.ok()) return Fail(ctx, r.status());
-  if (*r && !(*r)->deleted) {
-    resp->set_found(true);
-    resp->set_value(std::move((*r)->value));
-    resp->set_version((*r)->version);
+  const auto deadline = Deadline(ctx);
+  const auto now = std::chrono::steady_clock::now();
+  auto item_deadline = [&](const v1::ShardBatchItem& item) {
+    if (item.timeout_ms() == 0) return deadline;
+    return std::min(deadline, now + std::chrono::milliseconds(item.timeout_ms()));
+  };
+  for (int i = 0; i < n; ++i) resp->add_results();
+  // Reads first (they wait for nothing but a lease check), then the writes, all proposed
+  // before any is waited for.
+  std::vector<sharding::Store::RoutedWrite> writes;
+  std::vector<int> write_items;
+  for (int i = 0; i < n; ++i) {
+    const auto& item = req->items(i);
+    auto* result = resp->mutable_results(i);
+    switch (item.op_case()) {
+      case v1::ShardBatchItem::kWrite: {
+        auto w = CommandOf(item.write());
+        if (!w.ok()) {
+          SetStatus(w.status(), result);
+          break;
+        }
+        writes.push_back({RouteOf(item.write().route()), std::move(*w), item_deadline(item)});
+        write_items.push_back(i);
+        break;
+      }
+      case v1::ShardBatchItem::kGet:
+        SetStatus(DoGet(item.get(), item_deadline(item), result->mutable_get()), result);
+        if (result->code() != 0) result->clear_get();
+        break;
+      default:
+        SetStatus(Status::InvalidArgument("batch item " + std::to_string(i) + " has no operation"),
+                  result);
+    }
+  }
+  if (!writes.empty()) {
+    auto outcomes = store_->WriteAll(std::move(writes));
+    for (size_t k = 0; k < outcomes.size(); ++k) {
+      auto* result = resp->mutable_results(write_items[k]);
+      if (!outcomes[k].ok()) {
+        SetStatus(outcomes[k].status(), result);
+        continue;
+      }
+      result->mutable_write()->set_version(outcomes[k]->version);
+      result->mutable_write()->set_existed(outcomes[k]->existed);
+    }
   }
   return grpc::Status::OK;
 }

@@ -21,9 +21,15 @@ class ShardKvService final : public v1::ShardKv::Service {
                    v1::ShardGetResponse* resp) override;
   grpc::Status Scan(grpc::ServerContext* ctx, const v1::ShardScanRequest* req,
                     v1::ShardScanResponse* resp) override;
+  grpc::Status Batch(grpc::ServerContext* ctx, const v1::ShardBatchRequest* req,
+                     v1::ShardBatchResponse* resp) override;
+
+  static constexpr int kMaxBatchItems = 1024;
 
  private:
   std::chrono::steady_clock::time_point Deadline(const grpc::ServerContext* ctx) const;
+  Status DoGet(const v1::ShardGetRequest& req, std::chrono::steady_clock::time_point deadline,
+               v1::ShardGetResponse* resp);
 
   sharding::Store* const store_;
   const std::chrono::milliseconds timeout_;

@@ -56,6 +56,10 @@ std::vector<server::Setting> StorageSettings() {
        false},
       {"request_id_ttl_seconds", "3600",
        "how long a request id makes retries apply once (0: keep request records forever)", false},
+      {"timestamp_batch", "1024",
+       "timestamps taken from the controller's oracle per call (1..65536); writes use them "
+       "in turn",
+       false},
       {"heartbeat_ms", "500", "how often the node reports to the controller", false},
       {"request_timeout_ms", "5000", "longest time a request may take here", false},
       {"log.level", "info", "log level: debug, info, warn, error", false},
@@ -133,10 +137,11 @@ int Run(int argc, char** argv) {
   auto lease_reads = config.GetBool("raft.lease_reads");
   auto rid_ttl = config.GetUint("request_id_ttl_seconds");
   auto timeout_ms = config.GetUint("request_timeout_ms");
-  for (const Status* s :
-       {&id.status(), &capacity.status(), &tick_ms.status(), &election_ticks.status(),
-        &loops.status(), &snapshot_entries.status(), &retain_entries.status(),
-        &heartbeat_ms.status(), &timeout_ms.status(), &lease_reads.status(), &rid_ttl.status()}) {
+  auto ts_batch = config.GetUint("timestamp_batch");
+  for (const Status* s : {&id.status(), &capacity.status(), &tick_ms.status(),
+                          &election_ticks.status(), &loops.status(), &snapshot_entries.status(),
+                          &retain_entries.status(), &heartbeat_ms.status(), &timeout_ms.status(),
+                          &lease_reads.status(), &rid_ttl.status(), &ts_batch.status()}) {
     if (!s->ok()) return Fail(2, *s);
   }
   if (*id == 0) return Fail(2, Status::InvalidArgument("--id must be a positive integer"));
@@ -145,6 +150,9 @@ int Run(int argc, char** argv) {
     return Fail(2, Status::InvalidArgument(
                        "--raft-tick-ms, --heartbeat-ms and --request-timeout-ms must be "
                        "positive; --raft-election-ticks at least 2; --raft-loops 1..64"));
+  }
+  if (*ts_batch == 0 || *ts_batch > 65536) {
+    return Fail(2, Status::InvalidArgument("--timestamp-batch must be 1..65536"));
   }
   for (const char* key : {"http_addr", "grpc_addr"}) {
     if (auto hp = http::SplitHostPort(config.Get(key)); !hp.ok()) {
@@ -187,6 +195,7 @@ int Run(int argc, char** argv) {
   no.store.retain_entries = *retain_entries;
   no.store.lease_reads = *lease_reads;
   no.store.request_id_ttl = std::chrono::seconds(*rid_ttl);
+  no.timestamp_batch = static_cast<uint32_t>(*ts_batch);
   no.heartbeat = std::chrono::milliseconds(*heartbeat_ms);
   no.request_timeout = std::chrono::milliseconds(*timeout_ms);
   no.data_dir = data_dir;

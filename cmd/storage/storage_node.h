@@ -39,6 +39,8 @@ struct StorageNodeOptions {
   sharding::StoreOptions store;  // node_id is taken from `self`
   std::chrono::milliseconds heartbeat{500};
   std::chrono::milliseconds request_timeout{5000};
+  // Timestamps taken from the controller per call (ControllerTso).
+  uint32_t timestamp_batch = 1024;
   std::string data_dir;  // its file system's capacity is reported when self has none
 };
 

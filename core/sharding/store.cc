@@ -322,6 +322,45 @@ Status Store::EnsureDescribed(Replica& r, Steady::time_point deadline) {
 }
 
 Result<WriteOutcome> Store::Write(const Route& route, WriteCommand w, Steady::time_point deadline) {
+  ASSIGN_OR_RETURN(auto r, PrepareWrite(route, w, deadline));
+  ASSIGN_OR_RETURN(auto ticket, SubmitWrite(*r, route.shard, w));
+  return FinishWrite(*r, route.shard, w, std::move(ticket), deadline);
+}
+
+std::vector<Result<WriteOutcome>> Store::WriteAll(std::vector<RoutedWrite> writes) {
+  std::vector<Result<WriteOutcome>> out;
+  out.reserve(writes.size());
+  struct Submitted {
+    std::shared_ptr<Replica> replica;
+    replication::RaftNode::Ticket ticket;
+  };
+  std::vector<std::optional<Submitted>> submitted(writes.size());
+  for (size_t i = 0; i < writes.size(); ++i) {
+    auto& x = writes[i];
+    auto r = PrepareWrite(x.route, x.command, x.deadline);
+    if (!r.ok()) {
+      out.emplace_back(r.status());
+      continue;
+    }
+    auto ticket = SubmitWrite(**r, x.route.shard, x.command);
+    if (!ticket.ok()) {
+      out.emplace_back(ticket.status());
+      continue;
+    }
+    submitted[i] = Submitted{std::move(*r), std::move(*ticket)};
+    out.emplace_back(Status::Internal("not waited for"));  // replaced below
+  }
+  for (size_t i = 0; i < writes.size(); ++i) {
+    if (!submitted[i]) continue;
+    auto& x = writes[i];
+    out[i] = FinishWrite(*submitted[i]->replica, x.route.shard, x.command,
+                         std::move(submitted[i]->ticket), x.deadline);
+  }
+  return out;
+}
+
+Result<std::shared_ptr<Store::Replica>> Store::PrepareWrite(const Route& route, WriteCommand& w,
+                                                            Steady::time_point deadline) {
   if (w.mutations.empty()) return Status::InvalidArgument("a write needs at least one mutation");
   ASSIGN_OR_RETURN(auto r, Check(route, /*leader_only=*/true, w.mutations[0].row_key));
   const ShardRecord d = r->machine->descriptor();
@@ -330,22 +369,37 @@ Result<WriteOutcome> Store::Write(const Route& route, WriteCommand w, Steady::ti
   }
   RETURN_IF_ERROR(EnsureDescribed(*r, deadline));
   w.created_ms = clock_->NowMillis();
-  for (;;) {
-    replication::RaftNode::Ticket ticket;
-    {
-      std::lock_guard order(r->order_mu);
+  return r;
+}
+
+Result<replication::RaftNode::Ticket> Store::SubmitWrite(Replica& r, uint64_t shard,
+                                                         WriteCommand& w) {
+  replication::RaftNode::Ticket ticket;
+  {
+    std::lock_guard order(r.order_mu);
+    ASSIGN_OR_RETURN(w.ts, tso_->Next());
+    if (const uint64_t max_ts = r.machine->max_ts(); w.ts <= max_ts) {
+      // Overtaken already (a fence, or a newer leader's writes): it would only come back
+      // aborted after a Raft round. Take a timestamp above the shard's now.
+      RETURN_IF_ERROR(tso_->AdvancePast(max_ts));
       ASSIGN_OR_RETURN(w.ts, tso_->Next());
-      ticket = r->node->Submit(EncodeWriteCommand(w));
     }
-    if (!ticket.status.ok()) {
-      // Refused before it was queued: nothing can apply.
-      if (Status health = r->node->Health(); !health.ok()) {
-        return FailedReplicaError(route.shard, health);
-      }
-      return NotLeaderError(route.shard, r->node->Leader().value());
-    }
+    ticket = r.node->Submit(EncodeWriteCommand(w));
+  }
+  if (!ticket.status.ok()) {
+    // Refused before it was queued: nothing can apply.
+    if (Status health = r.node->Health(); !health.ok()) return FailedReplicaError(shard, health);
+    return NotLeaderError(shard, r.node->Leader().value());
+  }
+  return ticket;
+}
+
+Result<WriteOutcome> Store::FinishWrite(Replica& r, uint64_t shard, WriteCommand& w,
+                                        replication::RaftNode::Ticket ticket,
+                                        Steady::time_point deadline) {
+  for (;;) {
     std::string result;
-    Status s = r->node->Wait(ticket, Remaining(deadline), &result);
+    Status s = r.node->Wait(ticket, Remaining(deadline), &result);
     if (!s.ok()) {
       // Queued, so it may still commit (under this leader or the next): the outcome is
       // unknown, which is not the same as "not the leader, try elsewhere".
@@ -359,10 +413,11 @@ Result<WriteOutcome> Store::Write(const Route& route, WriteCommand w, Steady::ti
       if (Steady::now() >= deadline) {
         return Status::DeadlineExceeded("write did not find a commit timestamp in time");
       }
+      ASSIGN_OR_RETURN(ticket, SubmitWrite(r, shard, w));
       continue;
     }
     if (out.code == StatusCode::kOutOfRange) {
-      return EpochNotMatch(r->machine->descriptor(), w.mutations[0].row_key);
+      return EpochNotMatch(r.machine->descriptor(), w.mutations[0].row_key);
     }
     RETURN_IF_ERROR(OutcomeStatus(out));
     return out;

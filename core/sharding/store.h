@@ -161,6 +161,15 @@ class Store {
   // FAILED_PRECONDITION with detail current_version, INVALID_ARGUMENT.
   Result<WriteOutcome> Write(const Route& route, WriteCommand w,
                              std::chrono::steady_clock::time_point deadline);
+  // Several writes, each as Write would apply it, with their own routes and deadlines:
+  // all are proposed before any is waited for, so that they share the Raft loop's
+  // iterations and the caller wakes once rather than once per write. Answers in order.
+  struct RoutedWrite {
+    Route route;
+    WriteCommand command;
+    std::chrono::steady_clock::time_point deadline;
+  };
+  std::vector<Result<WriteOutcome>> WriteAll(std::vector<RoutedWrite> writes);
   // The newest version of a row at `at` (kMaxTimestamp: the latest) or nullopt.
   // kLinearizable and kSnapshot are served by the leader, kStale by any replica.
   Result<std::optional<mvcc::VersionedValue>> Get(const Route& route, std::string_view row_key,
@@ -222,6 +231,15 @@ class Store {
   // with its descriptor in the log: what a command the leader proposes needs.
   Result<std::shared_ptr<Replica>> LeaderReplica(uint64_t shard,
                                                  std::chrono::steady_clock::time_point deadline);
+  // Write's steps: checks the route and ranges (and stamps w), then proposes it with a
+  // fresh timestamp, then waits for its outcome (proposing it again with a newer
+  // timestamp while a fence or a newer leader's writes overtake it).
+  Result<std::shared_ptr<Replica>> PrepareWrite(const Route& route, WriteCommand& w,
+                                                std::chrono::steady_clock::time_point deadline);
+  Result<replication::RaftNode::Ticket> SubmitWrite(Replica& r, uint64_t shard, WriteCommand& w);
+  Result<WriteOutcome> FinishWrite(Replica& r, uint64_t shard, WriteCommand& w,
+                                   replication::RaftNode::Ticket ticket,
+                                   std::chrono::steady_clock::time_point deadline);
   // Proposes `data` on the leader and returns the command's outcome.
   Result<WriteOutcome> ProposeCommand(Replica& r, const std::string& data,
                                       std::chrono::steady_clock::time_point deadline);

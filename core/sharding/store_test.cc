@@ -129,6 +129,43 @@ class FillableEngine final : public storage::Engine {
   std::unique_ptr<storage::Engine> inner_;
 };
 
+// Hands out timestamps from batches taken ahead, as a storage node's ControllerTso does
+// with the controller's oracle.
+class BatchingOracle final : public mvcc::TimestampOracle {
+ public:
+  BatchingOracle(mvcc::TimestampOracle* source, int batch) : source_(source), batch_(batch) {}
+  Result<mvcc::Timestamp> Next() override {
+    std::lock_guard lock(mu_);
+    if (next_ >= end_) {
+      ASSIGN_OR_RETURN(next_, source_->Next());
+      uint64_t last = next_;
+      for (int i = 1; i < batch_; ++i) {
+        ASSIGN_OR_RETURN(last, source_->Next());
+      }
+      end_ = last + 1;
+      ++fetches;
+    }
+    last_ = next_++;
+    return last_;
+  }
+  mvcc::Timestamp Last() const override {
+    std::lock_guard lock(mu_);
+    return last_;
+  }
+  Status AdvancePast(mvcc::Timestamp ts) override {
+    std::lock_guard lock(mu_);
+    if (next_ <= ts) next_ = end_;
+    return Status::OK();
+  }
+  int fetches = 0;  // GUARDED_BY(mu_)
+
+ private:
+  mvcc::TimestampOracle* const source_;
+  const int batch_;
+  mutable std::mutex mu_;
+  uint64_t next_ = 0, end_ = 0, last_ = 0;
+};
+
 class StoreTest : public ::testing::Test {
  protected:
   struct Node {
@@ -165,7 +202,8 @@ class StoreTest : public ::testing::Test {
     o.node_id = id;
     o.tick = 5ms;
     o.election_tick = 20;  // 100-200 ms: leaders stay put on a busy machine
-    auto s = Store::Open(o, n.engine.get(), tso_.get(), &clock_, &transports_);
+    auto s =
+        Store::Open(o, n.engine.get(), node_tso_ ? node_tso_ : tso_.get(), &clock_, &transports_);
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     n.store = std::move(s).value();
     net_.Attach(id, n.store.get());
@@ -264,6 +302,7 @@ class StoreTest : public ::testing::Test {
   SystemClock clock_;
   std::unique_ptr<storage::Engine> tso_engine_;
   std::unique_ptr<mvcc::LocalTimestampOracle> tso_;
+  mvcc::TimestampOracle* node_tso_ = nullptr;  // what the stores use, if not tso_
   Network net_;
   Transports transports_{&net_};
   std::map<uint64_t, Node> nodes_;
@@ -460,6 +499,78 @@ TEST_F(StoreTest, SnapshotReadsFenceLaterWrites) {
   EXPECT_EQ(GetAt(leader, "x", kv::Consistency::kSnapshot, future).status().code(),
             StatusCode::kInvalidArgument);
   EXPECT_TRUE(S(leader).Write(R(1), Put("x", "newer"), Deadline()).ok());
+}
+
+// A storage node takes timestamps in batches; a fence above its batch must not let a
+// later write commit below the fence with a timestamp left over from the batch.
+TEST_F(StoreTest, WritesFromAnOldTimestampBatchCommitAboveAFence) {
+  BatchingOracle batches(tso_.get(), 1000);
+  node_tso_ = &batches;
+  for (uint64_t id : {1, 2, 3}) Start(id);
+  for (uint64_t id : {1, 2, 3}) ASSERT_TRUE(S(id).CreateReplica(Shard(1, "", "", {1, 2, 3})).ok());
+  auto w1 = OnLeader(1, [&](uint64_t l) { return S(l).Write(R(1), Put("x", "old"), Deadline()); });
+  ASSERT_TRUE(w1.ok()) << w1.status().ToString();
+  const uint64_t at = *tso_->Next();  // above the whole batch
+  auto before = GetAt(LeaderOf(1), "x", kv::Consistency::kSnapshot, at);
+  ASSERT_TRUE(before.ok() && *before) << before.status().ToString();
+  const int fetches = batches.fetches;
+  auto w2 = OnLeader(1, [&](uint64_t l) { return S(l).Write(R(1), Put("x", "new"), Deadline()); });
+  ASSERT_TRUE(w2.ok()) << w2.status().ToString();
+  EXPECT_GT(w2->version, at);
+  EXPECT_LE(batches.fetches, fetches + 1);
+  auto after = GetAt(LeaderOf(1), "x", kv::Consistency::kSnapshot, at);
+  ASSERT_TRUE(after.ok() && *after);
+  EXPECT_EQ((*after)->value, "old");
+  // The next writes use the new batch.
+  auto w3 =
+      OnLeader(1, [&](uint64_t l) { return S(l).Write(R(1), Put("x", "newer"), Deadline()); });
+  ASSERT_TRUE(w3.ok());
+  EXPECT_EQ(w3->version, w2->version + 1);
+  EXPECT_LE(batches.fetches, fetches + 1);
+}
+
+TEST_F(StoreTest, WriteAllAnswersEachWriteAsItsOwnCallWould) {
+  for (uint64_t id : {1, 2, 3}) Start(id);
+  for (uint64_t id : {1, 2, 3}) ASSERT_TRUE(S(id).CreateReplica(Shard(1, "", "", {1, 2, 3})).ok());
+  auto first = OnLeader(1, [&](uint64_t l) { return S(l).Write(R(1), Put("a", "1"), Deadline()); });
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  const uint64_t leader = LeaderOf(1);
+  Route stale = R(1);
+  stale.epoch.version += 1;
+  std::vector<Store::RoutedWrite> writes;
+  writes.push_back({R(1), Put("b", "2"), Deadline()});                      // applies
+  writes.push_back({R(1), Put("a", "x", first->version + 1), Deadline()});  // condition fails
+  writes.push_back({stale, Put("c", "3"), Deadline()});                     // wrong epoch
+  writes.push_back({R(1), Put("a", "3", first->version), Deadline()});      // applies
+  writes.push_back({{9, {}}, Put("d", "4"), Deadline()});                   // no such shard
+  writes.push_back({R(1), WriteCommand{}, Deadline()});                     // empty
+  auto out = S(leader).WriteAll(std::move(writes));
+  ASSERT_EQ(out.size(), 6u);
+  ASSERT_TRUE(out[0].ok()) << out[0].status().ToString();
+  EXPECT_EQ(out[1].status().code(), StatusCode::kFailedPrecondition) << out[1].status().ToString();
+  EXPECT_EQ(ReasonOf(out[2].status()), kReasonEpochNotMatch) << out[2].status().ToString();
+  ASSERT_TRUE(out[3].ok()) << out[3].status().ToString();
+  EXPECT_EQ(ReasonOf(out[4].status()), kReasonShardNotFound) << out[4].status().ToString();
+  EXPECT_EQ(out[5].status().code(), StatusCode::kInvalidArgument);
+  EXPECT_GT(out[3]->version, first->version);
+  EXPECT_NE(out[0]->version, out[3]->version);
+  auto a = GetAt(leader, "a", kv::Consistency::kLinearizable);
+  ASSERT_TRUE(a.ok() && *a);
+  EXPECT_EQ((*a)->value, "3");
+  EXPECT_EQ((*a)->version, out[3]->version);
+  auto b = GetAt(leader, "b", kv::Consistency::kLinearizable);
+  ASSERT_TRUE(b.ok() && *b);
+  EXPECT_EQ((*b)->version, out[0]->version);
+  auto c = GetAt(leader, "c", kv::Consistency::kLinearizable);
+  ASSERT_TRUE(c.ok());
+  EXPECT_FALSE(c->has_value());
+  // On a follower every write is refused before anything is proposed.
+  const uint64_t follower = leader == 1 ? 2 : 1;
+  std::vector<Store::RoutedWrite> elsewhere;
+  elsewhere.push_back({R(1), Put("e", "5"), Deadline()});
+  auto refused = S(follower).WriteAll(std::move(elsewhere));
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_EQ(ReasonOf(refused[0].status()), kReasonNotLeader) << refused[0].status().ToString();
 }
 
 TEST_F(StoreTest, ScansStayInsideTheShardRange) {

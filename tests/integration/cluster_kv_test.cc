@@ -8,6 +8,7 @@
 //   gateway acknowledged is readable afterwards with its value;
 // - the C++ client library in routed mode (pkg/client with `controllers`) serves the same
 //   API with the gateway dead, straight from the storage nodes, across a leader's death.
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <signal.h>
@@ -23,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "gojodb/v1/shard.grpc.pb.h"
 #include "pkg/client/client.h"
 #include "tests/integration/process.h"
 
@@ -486,6 +488,59 @@ TEST_F(ClusterKvTest, WritesAndScansGoOnAcrossSplits) {
 }
 
 // The client library routed by the shard map: no gateway in the path (it is killed first).
+// ShardKv.Batch on a storage node itself: a malformed batch is refused as a whole; a
+// malformed item, or one for a shard the node lacks, gets its own error while the others
+// are answered.
+TEST_F(ClusterKvTest, StorageNodesAnswerEachItemOfABatch) {
+  auto first = PutUntilServed("/v1/collections/default/keys/alpha", "one");
+  ASSERT_TRUE(first);
+  ASSERT_EQ(first->status, 200) << first->body;
+  auto stub = v1::ShardKv::NewStub(grpc::CreateChannel(Cluster::Addr(cluster_->storage(1).grpc),
+                                                       grpc::InsecureChannelCredentials()));
+  auto call = [&](const v1::ShardBatchRequest& req, v1::ShardBatchResponse* resp) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+    return stub->Batch(&ctx, req, resp);
+  };
+  v1::ShardBatchRequest empty;
+  v1::ShardBatchResponse resp;
+  grpc::Status s = call(empty, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_NE(s.error_message().find("1..1024"), std::string::npos) << s.error_message();
+
+  v1::ShardBatchRequest big;
+  for (int i = 0; i < 1025; ++i) big.add_items()->mutable_get()->set_row_key("k");
+  s = call(big, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+
+  v1::ShardBatchRequest mixed;
+  mixed.add_items();                                    // no operation
+  mixed.add_items()->mutable_get();                     // empty row key
+  mixed.add_items()->mutable_write()->mutable_route();  // no mutations
+  auto* missing = mixed.add_items()->mutable_get();     // a shard no node has
+  missing->mutable_route()->set_shard(987654);
+  missing->set_row_key("k");
+  auto* w = mixed.add_items()->mutable_write();  // the same, a write
+  w->mutable_route()->set_shard(987654);
+  w->add_mutations()->set_row_key("k");
+  resp.Clear();
+  s = call(mixed, &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_EQ(resp.results_size(), 5);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(resp.results(i).code(), static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT))
+        << i << ": " << resp.results(i).message();
+  }
+  EXPECT_NE(resp.results(0).message().find("no operation"), std::string::npos);
+  for (int i = 3; i < 5; ++i) {
+    EXPECT_EQ(resp.results(i).code(), static_cast<int>(grpc::StatusCode::UNAVAILABLE)) << i;
+    EXPECT_EQ(resp.results(i).details().count("reason"), 1u) << i;
+    if (resp.results(i).details().count("reason")) {
+      EXPECT_EQ(resp.results(i).details().at("reason"), "SHARD_NOT_FOUND") << i;
+    }
+  }
+}
+
 TEST_F(ClusterKvTest, RoutedClientServesTheApiWithoutAGateway) {
   auto first = PutUntilServed("/v1/collections/default/keys/alpha", "one");
   ASSERT_TRUE(first);
@@ -602,9 +657,9 @@ TEST(ClusterKvFlagsTest, AnAddressInUseIsRefused) {
   const std::string dir = TempDir("port-in-use");
   const int grpc = FreePort(), http = FreePort(), nowhere = FreePort();
   auto addr = [](int port) { return "127.0.0.1:" + std::to_string(port); };
-  Process first({bin, "--grpc-addr", addr(grpc), "--http-addr", addr(http), "--controllers",
-                 addr(nowhere)},
-                dir + "/first.log");
+  Process first(
+      {bin, "--grpc-addr", addr(grpc), "--http-addr", addr(http), "--controllers", addr(nowhere)},
+      dir + "/first.log");
   httplib::Client probe("127.0.0.1", http);
   probe.set_connection_timeout(0, 200000);
   bool up = false;
