@@ -600,7 +600,8 @@ std::optional<ClusterKv::NodeConn> ClusterKv::Node(uint64_t node) {
     if (options_.batch_in_flight > 0) {
       NodeBatcher::Options o;
       o.max_in_flight = options_.batch_in_flight;
-      conn.batcher = std::make_shared<NodeBatcher>(conn.stub, o);
+      conn.reads = std::make_shared<NodeBatcher>(conn.stub, o);
+      conn.writes = std::make_shared<NodeBatcher>(conn.stub, o);
     }
   }
   return conn;
@@ -608,8 +609,9 @@ std::optional<ClusterKv::NodeConn> ClusterKv::Node(uint64_t node) {
 
 Status ClusterKv::CallNode(const NodeConn& node, const v1::ShardBatchItem& item,
                            Clock::time_point deadline, v1::ShardBatchResult* out) {
-  if (node.batcher && !batch_unsupported_.load(std::memory_order_relaxed)) {
-    Status s = node.batcher->Call(item, deadline, out);
+  NodeBatcher* batcher = item.has_write() ? node.writes.get() : node.reads.get();
+  if (batcher && !batch_unsupported_.load(std::memory_order_relaxed)) {
+    Status s = batcher->Call(item, deadline, out);
     if (s.code() != StatusCode::kUnimplemented) return s.ok() ? NodeBatcher::StatusOf(*out) : s;
     // A node of a version without Batch: every request is its own call from now on.
     batch_unsupported_.store(true, std::memory_order_relaxed);

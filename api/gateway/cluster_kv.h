@@ -72,9 +72,10 @@ struct ClusterKvOptions {
   // An unreachable node is tried last among a shard's replicas for this long.
   std::chrono::milliseconds node_suspect{1000};
   kv::Limits limits;
-  // Gets and writes to a storage node wait while this many calls to it are out, then go
-  // out together in one ShardKv.Batch call (0: every request is its own call).
-  int batch_in_flight = 2;
+  // Gets to a storage node wait while this many calls of gets to it are out, then go out
+  // together in one ShardKv.Batch call; writes likewise, apart from gets (0: every
+  // request is its own call).
+  int batch_in_flight = 1;
   // A further condition for Ready(), checked after the gateway's own (none if empty):
   // the standalone server waits for its shards' leaders.
   std::function<Status()> ready_check;
@@ -161,10 +162,12 @@ class ClusterKv final : public kv::KvService {
   };
   // How a request picks a shard's replica.
   enum class Target { kLeader, kAnyReplica };
-  // A storage node's stub, and the batcher that gathers its gets and writes.
+  // A storage node's stub, and the batchers that gather its gets and its writes (apart,
+  // so that a read never waits for a call of writes, which takes a Raft round).
   struct NodeConn {
     std::shared_ptr<v1::ShardKv::Stub> stub;
-    std::shared_ptr<NodeBatcher> batcher;  // null: batching is off
+    std::shared_ptr<NodeBatcher> reads;   // null: batching is off
+    std::shared_ptr<NodeBatcher> writes;  // null: batching is off
   };
   // One call to a shard: receives the shard, the node's connection and the route,
   // returns the call's status (already converted with rpc::FromGrpc).

@@ -616,7 +616,7 @@ TEST_F(FakeClusterTest, RequestsWaitingForANodeGoOutTogether) {
   EXPECT_EQ(world_.writes, kThreads * kPerThread);
   EXPECT_EQ(world_.unary_calls, 0);
   // Requests went out together: fewer calls than requests, never more than two calls
-  // out to the node at once.
+  // out to the node at once (one of gets, one of writes).
   // (More items than requests: the map's stale leader hint sends the first requests of
   // each shard to node 1, which answers NOT_LEADER.)
   EXPECT_GE(world_.batch_items, 2 * kThreads * kPerThread);

@@ -27,7 +27,7 @@ class NodeBatcher {
  public:
   using Clock = std::chrono::steady_clock;
   struct Options {
-    int max_in_flight = 2;        // calls out to the node at once
+    int max_in_flight = 1;        // calls out to the node at once
     int max_items = 256;          // requests per call (the node takes up to 1024)
     size_t max_bytes = 4u << 20;  // and their size; a larger request goes alone
   };
