@@ -23,16 +23,16 @@ Registry& Get() {
 
 }  // namespace
 
-void detail::Run(std::string_view name, uint64_t arg) {
+Status detail::Run(std::string_view name, uint64_t arg) {
   std::shared_ptr<const Action> action;
   {
     Registry& r = Get();
     std::lock_guard lock(r.mu);
     auto it = r.actions.find(name);
-    if (it == r.actions.end()) return;
+    if (it == r.actions.end()) return Status::OK();
     action = it->second;
   }
-  (*action)(arg);
+  return (*action)(arg);
 }
 
 void Set(std::string_view name, Action action) {

@@ -591,10 +591,15 @@ void Store::BackgroundLoop() {
   auto next_expiry = Steady::now() + options_.request_expiry_interval;
   std::unique_lock lock(bg_mu_);
   while (!stopping_) {
-    const auto wake =
-        options_.request_id_ttl.count() > 0 ? std::min(next_check, next_expiry) : next_check;
+    const auto wake = std::min(children_retry_, options_.request_id_ttl.count() > 0
+                                                    ? std::min(next_check, next_expiry)
+                                                    : next_check);
     bg_cv_.wait_until(lock, wake, [&] { return stopping_ || children_pending_; });
     if (stopping_) break;
+    if (Steady::now() >= children_retry_) {
+      children_retry_ = Steady::time_point::max();
+      children_pending_ = true;
+    }
     if (children_pending_) {
       children_pending_ = false;
       lock.unlock();
@@ -685,9 +690,9 @@ void Store::FoundChildren() {
   for (const auto& c : children) {
     Status s = FoundChild(c);
     if (!s.ok()) {
-      // Left recorded: the next round (or a restart) tries again.
+      // Left recorded: tried again in a moment (or at a restart).
       std::lock_guard lock(bg_mu_);
-      children_pending_ = true;
+      children_retry_ = std::min(children_retry_, Steady::now() + std::chrono::milliseconds(200));
     }
   }
 }
@@ -717,15 +722,20 @@ Status Store::FoundChild(const SplitChild& c) {
   {
     ASSIGN_OR_RETURN(auto old_log, replication::RaftLogStore::Open(engine_, id));
     ASSIGN_OR_RETURN(auto last, old_log->LastIndex());
-    if (last.value() > 0) {
+    // A log with no state machine beside it is what an earlier founding left when it
+    // stopped between the two (written in that order): founded again below.
+    auto machine = ShardMachine::Load(engine_, id);
+    if (!machine.ok() && machine.status().code() != StatusCode::kNotFound) {
+      return machine.status();
+    }
+    if (last.value() > 0 && machine.ok()) {
       // It got the group's snapshot (and maybe entries) from the new group's leader
       // meanwhile, and acknowledged them; the snapshot may not have reached its state
       // machine yet, so its descriptor did not say so. Its log is the group's: start it
       // again from there, never from the split's empty snapshot, which would lose what
       // it acknowledged.
       old_log.reset();
-      ASSIGN_OR_RETURN(auto machine, ShardMachine::Load(engine_, id));
-      ASSIGN_OR_RETURN(auto r, StartReplica(std::move(machine), /*join=*/true));
+      ASSIGN_OR_RETURN(auto r, StartReplica(std::move(*machine), /*join=*/true));
       storage::WriteBatch b;
       b.Delete(kMeta, ChildKey(id));
       RETURN_IF_ERROR(engine_->Write({.sync = true}, b));
@@ -763,6 +773,7 @@ Status Store::FoundChild(const SplitChild& c) {
     }
     RETURN_IF_ERROR(log->OnDurable());
   }
+  RETURN_IF_ERROR(failpoint::Inject("store.found_child.between_log_and_machine", id));
   RETURN_IF_ERROR(ShardMachine::FoundChild(engine_, c));
   ASSIGN_OR_RETURN(auto machine, ShardMachine::Load(engine_, id));
   ASSIGN_OR_RETURN(auto r, StartReplica(std::move(machine), /*join=*/false));

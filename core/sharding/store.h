@@ -272,6 +272,9 @@ class Store {
   std::condition_variable bg_cv_;
   bool stopping_ = false;                  // GUARDED_BY(bg_mu_)
   bool children_pending_ = false;          // GUARDED_BY(bg_mu_)
+  // When to try again children whose founding failed (max(): none failed).
+  std::chrono::steady_clock::time_point children_retry_ =
+      std::chrono::steady_clock::time_point::max();  // GUARDED_BY(bg_mu_)
   ShardIdAllocator allocate_;              // GUARDED_BY(bg_mu_)
   std::set<uint64_t> unfounded_children_;  // GUARDED_BY(mu_): messages for them wait
   std::thread background_;

@@ -966,6 +966,49 @@ TEST_F(StoreTest, ASplitAppliedLateKeepsTheNewShardsSnapshotItAcknowledged) {
   }
 }
 
+// Founding a split's new shard writes its Raft log, then its state machine. A node that
+// stops between the two (here: the founding fails there once, as a crash would leave
+// it) must found the shard again from that state, not stay without it.
+TEST_F(StoreTest, AFoundingStoppedBetweenLogAndMachineIsDoneAgain) {
+  for (uint64_t id : {1, 2, 3}) Start(id);
+  for (uint64_t id : {1, 2, 3}) ASSERT_TRUE(S(id).CreateReplica(Shard(1, "", "", {1, 2, 3})).ok());
+  std::map<std::string, uint64_t> written;
+  for (int i = 0; i < 20; ++i) {
+    const std::string k = "k" + std::to_string(10 + i);
+    auto w = OnLeader(1, [&](uint64_t l) { return S(l).Write(R(1), Put(k, "v"), Deadline()); });
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+    written[k] = w->version;
+  }
+  std::atomic<int> failed{0};
+  failpoint::ScopedError stop("store.found_child.between_log_and_machine", [&](uint64_t shard) {
+    if (shard == 2 && failed.fetch_add(1) < 2) return Status::IOError("stopped here");
+    return Status::OK();
+  });
+  auto key = S(LeaderOf(1)).SplitKey(1);
+  ASSERT_TRUE(key.ok()) << key.status().ToString();
+  ASSERT_TRUE(OnLeader(1, [&](uint64_t l) { return S(l).Split(1, *key, 2, Deadline()); }).ok());
+  auto w =
+      OnLeader(2, [&](uint64_t l) { return S(l).Write(R(2), Put("k29", "after"), Deadline()); });
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  EXPECT_GE(failed.load(), 2) << "two foundings stopped between log and machine";
+  for (uint64_t id : {1, 2, 3}) {
+    bool caught_up = false;
+    for (int i = 0; i < 1000 && !caught_up; ++i) {
+      auto v =
+          S(id).Get(R(2), Row("k29"), kv::Consistency::kStale, mvcc::kMaxTimestamp, Deadline());
+      caught_up = v.ok() && *v && (*v)->value == "after";
+      if (!caught_up) std::this_thread::sleep_for(5ms);
+    }
+    ASSERT_TRUE(caught_up) << "node " << id;
+    for (const auto& [k, version] : written) {
+      if (Row(k) < *key || k == "k29") continue;
+      auto v = S(id).Get(R(2), Row(k), kv::Consistency::kStale, mvcc::kMaxTimestamp, Deadline());
+      ASSERT_TRUE(v.ok() && *v) << "node " << id << " " << k << " " << v.status().ToString();
+      EXPECT_EQ((*v)->version, version) << "node " << id << " " << k;
+    }
+  }
+}
+
 TEST_F(StoreTest, ShardsSplitAutomaticallyBySize) {
   options_.split_bytes = 4096;
   options_.split_check_interval = 50ms;
