@@ -105,7 +105,11 @@ Status MemoryStorage::ApplySnapshot(const Snapshot& snap) {
 
 Result<Snapshot> MemoryStorage::CreateSnapshot(LogIndex i, const ConfState* cs, std::string data) {
   std::lock_guard<std::mutex> l(mu_);
-  if (i <= snapshot_.metadata.index) return ErrSnapOutOfDate();
+  // The same index again only to add data to a snapshot that has none.
+  if (i < snapshot_.metadata.index ||
+      (i == snapshot_.metadata.index && (!snapshot_.data.empty() || data.empty()))) {
+    return ErrSnapOutOfDate();
+  }
   RAFT_CHECK(i <= LastIndexLocked(), "snapshot index is out of bound");
   LogIndex offset = ents_[0].index;
   snapshot_.metadata.index = i;

@@ -73,7 +73,8 @@ class MemoryStorage final : public Storage {
   void Bootstrap(const ConfState& cs);
   // Replaces everything with the snapshot. ErrSnapOutOfDate if it is older.
   Status ApplySnapshot(const Snapshot& snap);
-  // Records a snapshot of the state machine at applied index i (<= LastIndex).
+  // Records a snapshot of the state machine at applied index i (<= LastIndex): above
+  // the current snapshot's index, or at it to give data to a snapshot that has none.
   Result<Snapshot> CreateSnapshot(LogIndex i, const ConfState* cs, std::string data);
   // Discards entries before compact_index. ErrCompacted if already compacted.
   Status Compact(LogIndex compact_index);

@@ -158,7 +158,11 @@ Status RaftLogStore::StageSnapshot(const consensus::Snapshot& snap, storage::Wri
 Status RaftLogStore::StageCreateSnapshot(LogIndex index, const consensus::ConfState& cs,
                                          std::string data, storage::WriteBatch* batch) {
   ASSIGN_OR_RETURN(auto cur, mem_.GetSnapshot());
-  if (index <= cur.metadata.index) return consensus::ErrSnapOutOfDate();
+  // The same index again only to add the data a snapshot without it lacks.
+  if (index < cur.metadata.index ||
+      (index == cur.metadata.index && (!cur.data.empty() || data.empty()))) {
+    return consensus::ErrSnapOutOfDate();
+  }
   ASSIGN_OR_RETURN(LogIndex last, mem_.LastIndex());
   if (index > last) return Status::FailedPrecondition("snapshot index is past the log's end");
   consensus::Snapshot snap;

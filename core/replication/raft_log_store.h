@@ -60,7 +60,8 @@ class RaftLogStore final : public consensus::Storage {
   // Replaces the whole log with the snapshot (as MemoryStorage::ApplySnapshot does).
   Status StageSnapshot(const consensus::Snapshot& snap, storage::WriteBatch* batch);
   // Records a snapshot of the state machine at applied index `index` (<= LastIndex),
-  // keeping the log; compaction may then drop entries up to it.
+  // keeping the log; compaction may then drop entries up to it. `index` is above the
+  // stored snapshot's, or equal to it to give data to a stored snapshot without any.
   Status StageCreateSnapshot(consensus::LogIndex index, const consensus::ConfState& cs,
                              std::string data, storage::WriteBatch* batch);
   // Appends, first truncating any existing entries at or after entries[0].index.

@@ -162,6 +162,37 @@ TEST_F(RaftLogStoreTest, SnapshotReplacesTheLogAndCompactionKeepsTheTail) {
   EXPECT_EQ(*G(0).TermAt(LogIndex(10)), Term(2));
 }
 
+// A snapshot without data (the state is in the engine) is not sent; the same index may
+// be recorded again with the data for a follower, but not again without, nor over data.
+TEST_F(RaftLogStoreTest, ASnapshotWithoutDataIsGivenDataAtTheSameIndex) {
+  storage::WriteBatch b;
+  ASSERT_TRUE(G(0).StageEntries(Range(1, 1, 10), &b).ok());
+  Commit(b);
+  consensus::ConfState cs;
+  cs.voters = {NodeId(1)};
+  storage::WriteBatch bare;
+  ASSERT_TRUE(G(0).StageCreateSnapshot(LogIndex(8), cs, "", &bare).ok());
+  Commit(bare);
+  EXPECT_EQ(G(0).GetSnapshot().status().code(),
+            consensus::ErrSnapshotTemporarilyUnavailable().code());
+  EXPECT_TRUE(G(0).TakeSnapshotWanted());
+  storage::WriteBatch again;
+  EXPECT_FALSE(G(0).StageCreateSnapshot(LogIndex(8), cs, "", &again).ok());
+  storage::WriteBatch older;
+  EXPECT_FALSE(G(0).StageCreateSnapshot(LogIndex(7), cs, "state@7", &older).ok());
+  storage::WriteBatch filled;
+  ASSERT_TRUE(G(0).StageCreateSnapshot(LogIndex(8), cs, "state@8", &filled).ok());
+  Commit(filled);
+  ASSERT_TRUE(G(0).GetSnapshot().ok());
+  EXPECT_EQ(G(0).GetSnapshot()->data, "state@8");
+  EXPECT_EQ(G(0).GetSnapshot()->metadata.index, LogIndex(8));
+  storage::WriteBatch over;
+  EXPECT_FALSE(G(0).StageCreateSnapshot(LogIndex(8), cs, "other", &over).ok());
+  Reopen();
+  EXPECT_EQ(G(0).GetSnapshot()->data, "state@8");
+  EXPECT_EQ(Indexes(G(0)), (std::vector<uint64_t>{901, 1001})) << "the tail is kept";
+}
+
 TEST_F(RaftLogStoreTest, CorruptEntriesAreDataLossNotCrashes) {
   storage::WriteBatch b;
   ASSERT_TRUE(G(0).StageEntries(Range(1, 1, 3), &b).ok());

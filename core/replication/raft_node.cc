@@ -81,10 +81,19 @@ Result<std::unique_ptr<RaftNode>> RaftNode::Start(const RaftNodeOptions& options
   }
   ASSIGN_OR_RETURN(auto snap, node->store_->StoredSnapshot());
   node->snapshot_index_ = snap.metadata.index;
+  node->snapshot_bytes_ = snap.data.size();
   node->conf_state_ = init.conf_state;
   node->conf_index_ = node->store_->ConfIndex();
   node->applied_ = std::max(sm->Applied(), snap.metadata.index);
   if (sm->Applied() < snap.metadata.index) {
+    if (snap.data.empty()) {
+      // Only a state kept in the log's engine makes snapshots without data, and it is
+      // durable before them: the engine lost writes it had acknowledged.
+      return Status::Corruption(
+          "raft group " + std::to_string(options.group) + ": the state machine is at index " +
+          std::to_string(sm->Applied().value()) + ", behind the log's snapshot at " +
+          std::to_string(snap.metadata.index.value()) + ", which holds no data to restore it from");
+    }
     // The state machine lost what the snapshot holds (its writes were not synced, or it
     // was wiped): restore it, as the log behind the snapshot may be gone.
     RETURN_IF_ERROR(sm->Restore(snap.metadata.index, snap.data));
@@ -303,6 +312,7 @@ void RaftNode::UpdateStatus() {
   status_.commit = ns.hard_state.commit;
   status_.applied = applied_;
   status_.snapshot_index = snapshot_index_;
+  status_.snapshot_bytes = snapshot_bytes_;
   status_.snapshots_installed = snapshots_installed_;
   status_.conf_state = conf_state_;
   status_.progress = std::move(ns.progress);
@@ -457,6 +467,7 @@ Status RaftNode::FinishReady() {
     RETURN_IF_ERROR(sm_->Restore(md.index, rd.snapshot.data));
     applied_ = md.index;
     snapshot_index_ = md.index;
+    snapshot_bytes_ = rd.snapshot.data.size();
     conf_state_ = md.conf_state;
     conf_index_ = md.index;
     ++snapshots_installed_;
@@ -536,15 +547,27 @@ Status RaftNode::MaybeSnapshot(bool force) {
                  applied_.value() < snapshot_index_.value() + options_.snapshot_entries)) {
     return Status::OK();
   }
+  // A follower needs one with data (force) and the stored one at this index has none:
+  // taken again, with the data, at the same index.
+  bool refill = false;
+  if (force && applied_ == snapshot_index_) {
+    ASSIGN_OR_RETURN(auto stored, store_->StoredSnapshot());
+    refill = stored.data.empty();
+  }
   // Nothing new to capture yet; Raft asks again when it still needs one.
-  if (applied_ <= snapshot_index_) return Status::OK();
-  auto data = sm_->Snapshot();
-  if (!data.ok()) {
-    if (data.status().code() == StatusCode::kUnimplemented) return Status::OK();
-    return data.status();
+  if (applied_ <= snapshot_index_ && !refill) return Status::OK();
+  std::string data;
+  if (force || !options_.state_in_log_engine) {
+    auto taken = sm_->Snapshot();
+    if (!taken.ok()) {
+      if (taken.status().code() == StatusCode::kUnimplemented) return Status::OK();
+      return taken.status();
+    }
+    data = std::move(*taken);
   }
   storage::WriteBatch b;
-  RETURN_IF_ERROR(store_->StageCreateSnapshot(applied_, conf_state_, std::move(*data), &b));
+  const uint64_t bytes = data.size();
+  RETURN_IF_ERROR(store_->StageCreateSnapshot(applied_, conf_state_, std::move(data), &b));
   Status w = engine_->Write({}, b);
   if (!w.ok()) {
     store_->DiscardStaged();
@@ -552,6 +575,7 @@ Status RaftNode::MaybeSnapshot(bool force) {
   }
   RETURN_IF_ERROR(store_->OnDurable());
   snapshot_index_ = applied_;
+  snapshot_bytes_ = bytes;
   if (applied_.value() > options_.retain_entries) {
     LogIndex keep_from(applied_.value() - options_.retain_entries);
     ASSIGN_OR_RETURN(LogIndex first, store_->FirstIndex());

@@ -102,6 +102,12 @@ struct RaftNodeOptions {
   // this many entries behind it for followers that lag a little.
   uint64_t snapshot_entries = 0;
   uint64_t retain_entries = 1000;
+  // The state machine writes its state to the log's engine, through the same write-ahead
+  // log, before the snapshot record that follows it: once that record is durable, so is
+  // the state. Periodic snapshots then record only where the state is (index, term,
+  // membership) and copy no data, and the log is compacted behind them; a snapshot with
+  // the data is taken when a follower needs one.
+  bool state_in_log_engine = false;
 };
 
 // A point-in-time view of the group from this member.
@@ -113,6 +119,8 @@ struct GroupStatus {
   consensus::LogIndex commit;
   consensus::LogIndex applied;
   consensus::LogIndex snapshot_index;             // of the last snapshot taken or installed
+  uint64_t snapshot_bytes = 0;                    // the data it holds (state_in_log_engine: 0
+                                                  // unless one was taken for a follower)
   uint64_t snapshots_installed = 0;               // received from a leader since start
   consensus::ConfState conf_state;                // as of `applied`
   std::vector<consensus::MemberStatus> progress;  // leader only
@@ -266,6 +274,7 @@ class RaftNode {
   consensus::LogIndex conf_index_;  // entries at or below it are in conf_state_ already
   consensus::LogIndex applied_;
   consensus::LogIndex snapshot_index_;
+  uint64_t snapshot_bytes_ = 0;                      // of the stored snapshot's data
   std::chrono::steady_clock::time_point last_tick_;  // lease reads: when we last ticked
   uint64_t snapshots_installed_ = 0;
   uint64_t next_proposal_ = 1;  // GUARDED_BY(mu_)

@@ -671,6 +671,43 @@ TEST_F(StoreTest, ReplicasSurviveRestart) {
   EXPECT_GT(w->version, written["k19"]);
 }
 
+// Shard replicas keep their state in the engine, so their periodic snapshots hold no
+// data: they only let the log be compacted. A replica that joins once the log is gone
+// gets a snapshot with the data, taken for it, even when nothing was applied since the
+// last periodic one (the log compacted right to its last entry).
+TEST_F(StoreTest, PeriodicSnapshotsHoldNoDataAndJoinersStillGetIt) {
+  options_.snapshot_entries = 1;
+  options_.retain_entries = 0;
+  for (uint64_t id : {1, 2, 3, 4}) Start(id);
+  for (uint64_t id : {1, 2, 3}) ASSERT_TRUE(S(id).CreateReplica(Shard(1, "", "", {1, 2, 3})).ok());
+  for (int i = 0; i < 30; ++i) {
+    auto w = OnLeader(1, [&](uint64_t l) {
+      return S(l).Write(R(1), Put("k" + std::to_string(i), std::string(200, 'a' + i % 26)),
+                        Deadline());
+    });
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+  }
+  // Every replica: a snapshot at (about) its applied index, and a log of no entries.
+  for (uint64_t id : {1, 2, 3}) {
+    ASSERT_TRUE(Eventually(id, "k29", std::string(200, 'a' + 29 % 26)));
+    auto st = S(id).GroupStatusOf(1);
+    ASSERT_TRUE(st.ok());
+    EXPECT_GE(st->snapshot_index.value(), 30u) << "node " << id;
+    EXPECT_EQ(st->snapshot_bytes, 0u) << "node " << id;
+  }
+  // Restarts come back from the engine, not from snapshot data.
+  Stop(2);
+  Start(2);
+  ASSERT_TRUE(Eventually(2, "k0", std::string(200, 'a')));
+  ASSERT_TRUE(Eventually(2, "k29", std::string(200, 'a' + 29 % 26)));
+  Status add = OnLeader(1, [&](uint64_t l) { return S(l).AddReplica(1, 4, 10s); });
+  ASSERT_TRUE(add.ok()) << add.ToString();
+  for (int i = 0; i < 30; ++i) {
+    ASSERT_TRUE(Eventually(4, "k" + std::to_string(i), std::string(200, 'a' + i % 26))) << i;
+  }
+  EXPECT_GE(S(4).GroupStatusOf(1)->snapshots_installed, 1u);
+}
+
 // A replica added to a running shard, with the log still whole (replayed from the
 // start) and with it compacted (installed from a snapshot); a replica removed and its
 // data dropped, never to be recreated by a late message.
