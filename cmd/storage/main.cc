@@ -222,7 +222,11 @@ int Run(int argc, char** argv) {
                                            {"leaders", st.leaders},
                                            {"failed_replicas", st.failed},
                                            {"registered", n->registered() ? 1 : 0},
-                                           {"heartbeats", n->heartbeats()}};
+                                           {"heartbeats", n->heartbeats()},
+                                           {"raft_loop_iterations", st.loops.iterations},
+                                           {"raft_log_writes", st.loops.log_writes},
+                                           {"raft_synced_writes", st.loops.synced_writes},
+                                           {"raft_readies", st.loops.readies}};
   });
   metrics.AddGaugeSource("engine", [e = engine->get()] { return e->Stats(); });
   storage_node::StorageNode* n = node->get();

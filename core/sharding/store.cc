@@ -885,6 +885,13 @@ Store::Stats Store::GetStats() const {
     }
     if (r->node->Leader() == NodeId(options_.node_id)) s.leaders++;
   }
+  for (const auto& loop : loops_) {
+    const auto l = loop->stats();
+    s.loops.iterations += l.iterations;
+    s.loops.log_writes += l.log_writes;
+    s.loops.synced_writes += l.synced_writes;
+    s.loops.readies += l.readies;
+  }
   return s;
 }
 

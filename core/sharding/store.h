@@ -192,6 +192,9 @@ class Store {
     // cause is fixed (the replica replays its log).
     uint64_t failed = 0;
     std::string failure;
+    // The Raft loops' work since the start, summed over loops: iterations, engine writes
+    // of Readies (and how many were synced), and the group Readies they carried.
+    replication::RaftLoop::Stats loops;
   };
   Stats GetStats() const;
   // The replica's Raft status (tests, /metrics); NOT_FOUND if absent.

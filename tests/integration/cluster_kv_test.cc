@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -532,6 +533,18 @@ TEST_F(ClusterKvTest, StorageNodesAnswerEachItemOfABatch) {
         << i << ": " << resp.results(i).message();
   }
   EXPECT_NE(resp.results(0).message().find("no operation"), std::string::npos);
+  // The node's Raft loops report their work.
+  httplib::Client node_http("127.0.0.1", cluster_->storage(1).http);
+  auto metrics = node_http.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  for (const char* name :
+       {"\ngojodb_storage_raft_loop_iterations ", "\ngojodb_storage_raft_log_writes ",
+        "\ngojodb_storage_raft_synced_writes ", "\ngojodb_storage_raft_readies "}) {
+    const size_t at = metrics->body.find(name);
+    ASSERT_NE(at, std::string::npos) << name << " in\n" << metrics->body;
+    EXPECT_GT(std::strtoull(metrics->body.c_str() + at + std::strlen(name), nullptr, 10), 0u)
+        << name;
+  }
   for (int i = 3; i < 5; ++i) {
     EXPECT_EQ(resp.results(i).code(), static_cast<int>(grpc::StatusCode::UNAVAILABLE)) << i;
     EXPECT_EQ(resp.results(i).details().count("reason"), 1u) << i;
