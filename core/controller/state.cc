@@ -22,6 +22,10 @@ uint64_t U64(const json& j, const char* key) {
   }
   return v.get<uint64_t>();
 }
+// The same for a field that may be absent.
+uint64_t U64Or(const json& j, const char* key, uint64_t absent) {
+  return j.contains(key) ? U64(j, key) : absent;
+}
 uint32_t U32(const json& j, const char* key) {
   const uint64_t v = U64(j, key);
   if (v > UINT32_MAX) {
@@ -59,7 +63,7 @@ NodeRecord NodeFromJson(const json& j) {
   n.id = U64(j, "id");
   n.grpc_addr = j.at("grpc_addr").get<std::string>();
   n.http_addr = j.value("http_addr", std::string());
-  n.capacity_bytes = j.value("capacity_bytes", uint64_t{0});
+  n.capacity_bytes = U64Or(j, "capacity_bytes", 0);
   if (j.contains("labels")) n.labels = j.at("labels").get<std::map<std::string, std::string>>();
   auto admin = AdminFromName(j.value("admin", std::string("active")));
   if (!admin) throw json::other_error::create(501, "unknown admin state", nullptr);
@@ -86,12 +90,12 @@ ShardRecord ShardFromJson(const json& j) {
   if (!start.ok() || !end.ok()) throw json::other_error::create(501, "bad shard key", nullptr);
   s.start_key = *start;
   s.end_key = *end;
-  s.epoch.conf_ver = j.value("conf_ver", uint64_t{1});
-  s.epoch.version = j.value("version", uint64_t{1});
+  s.epoch.conf_ver = U64Or(j, "conf_ver", 1);
+  s.epoch.version = U64Or(j, "version", 1);
   for (const auto& r : j.at("replicas")) {
     s.replicas.push_back({U64(r, "node"), r.value("learner", false)});
   }
-  s.leader = j.value("leader", uint64_t{0});
+  s.leader = U64Or(j, "leader", 0);
   return s;
 }
 
@@ -121,7 +125,7 @@ CollectionRecord CollectionFromJson(const json& j) {
   c.name = j.at("name").get<std::string>();
   c.schema_json = j.value("schema_json", std::string());
   for (const auto& d : j.value("indexes", json::array())) c.indexes.push_back(IndexFromJson(d));
-  c.created_ms = j.value("created_ms", uint64_t{0});
+  c.created_ms = U64Or(j, "created_ms", 0);
   return c;
 }
 
@@ -386,7 +390,7 @@ Status ApplyCreateCollection(ClusterState* st, const json& c, std::string* resul
       }
     }
   }
-  col.created_ms = c.value("created_ms", uint64_t{0});
+  col.created_ms = U64Or(c, "created_ms", 0);
   auto key = std::make_pair(t->id, col.name);
   if (st->collections.count(key)) {
     return Status::AlreadyExists("collection '" + col.name + "' already exists");

@@ -264,7 +264,14 @@ TEST_F(StateTest, MalformedCommandsAreRefusedNotFatal) {
        {"", "null", "[]", "{}", R"({"op":"nope"})", R"({"op":"register_node"})",
         R"({"op":"register_node","node":{"id":"x"}})", R"({"op":"tso_limit","limit_ms":-5})",
         R"({"op":"update_shard","shard":{"id":1,"replicas":[],"start_key_b64":"!!"}})",
-        R"({"op":"set_node_admin","id":1,"admin":"sleepy"})"}) {
+        R"({"op":"set_node_admin","id":1,"admin":"sleepy"})",
+        // Optional numbers are as strict as required ones: not too large for 64 bits (a
+        // float out of range was undefined behaviour to convert), not negative, not
+        // fractional.
+        R"({"op":"update_shard","shard":{"id":1,"replicas":[],"leader":2.2e108}})",
+        R"({"op":"update_shard","shard":{"id":1,"replicas":[],"conf_ver":-1}})",
+        R"({"op":"update_shard","shard":{"id":1,"replicas":[],"version":1.5}})",
+        R"({"op":"register_node","node":{"id":4,"grpc_addr":"n:4","capacity_bytes":1e30}})"}) {
     Status s = Run(c);
     EXPECT_FALSE(s.ok()) << c;
   }
