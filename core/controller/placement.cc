@@ -223,8 +223,9 @@ std::vector<uint64_t> EligibleNodes(const Cluster& c) {
 // Adds a replica on the least-loaded node for a shard on a node at least two replicas
 // heavier; the excess rule trims the heavy side next round. Only shards at exactly RF
 // healthy voters qualify (others are the repair rules' business), shards not led by the
-// source first (excess removal keeps leaders, so the move would miss the source), and
-// never a move that lowers the number of zones the shard spans.
+// source first (excess removal keeps leaders, so the move would miss the source: for a
+// shard the source leads, leadership moves off it first), and never a move that lowers
+// the number of zones the shard spans.
 std::optional<Op> BalanceReplicas(const Cluster& c, const std::vector<const ShardView*>& order,
                                   const std::set<uint64_t>& touched, int rf) {
   std::vector<uint64_t> ids = EligibleNodes(c);
@@ -252,6 +253,20 @@ std::optional<Op> BalanceReplicas(const Cluster& c, const std::vector<const Shar
         if (!source_zone.empty() && --zones[source_zone] == 0) zones.erase(source_zone);
         if (!target_zone.empty()) ++zones[target_zone];
         if (zones.size() < before) continue;
+        if (s->leader == source) {
+          // The excess rule keeps leaders: a replica added now would be the one trimmed
+          // next round, again and again. Leadership moves off the source first.
+          uint64_t to = 0;
+          for (const ReplicaView& r : s->replicas) {
+            if (r.node == source || r.learner || !c.Healthy(r) || !c.Eligible(r.node)) continue;
+            if (to == 0 ||
+                std::make_pair(c.Leaders(r.node), r.node) < std::make_pair(c.Leaders(to), to)) {
+              to = r.node;
+            }
+          }
+          if (to == 0) continue;
+          return Op{OpKind::kTransferLeader, s->id, to, "balance-replicas"};
+        }
         return Op{OpKind::kAddReplica, s->id, target, "balance-replicas"};
       }
     }

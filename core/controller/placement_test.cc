@@ -204,6 +204,10 @@ TEST(PlanRound, Table) {
        {S(1, {1, 2, 3}, 1), S(2, {1, 2, 3}, 2), S(3, {1, 2, 3}, 3)},
        {Add(2, 4, "balance-replicas"), Add(3, 4, "balance-replicas")},
        {.replication_factor = 3, .max_ops = 4, .max_balance_ops = 2}},
+      {"balance: a shard the source leads gets a new leader first, not a replica",
+       {N(1, "a"), N(2, "b"), N(3, "c"), N(4, "d")},
+       {S(1, {1, 2, 3}, 1), S(2, {1, 2, 3}, 1), S(3, {1, 2, 4}, 2), S(4, {1, 3, 4}, 3)},
+       {Transfer(1, 2, "balance-replicas")}},
       {"balance: never narrows the zone spread",
        {N(1, "a"), N(2, "b"), N(3, "c"), N(4, "a")},
        {S(1, {1, 2, 3}, 1), S(2, {2, 3, 4}, 2), S(3, {1, 2, 3}, 3)},
@@ -315,6 +319,20 @@ TEST(PlanRound, NewNodeFillsUpUntilBalanced) {
   const std::vector<ShardView> out = Converge(nodes, shards, 40);
   const std::map<uint64_t, int> hosted = Hosted(out);
   ASSERT_EQ(hosted.size(), 4u);
+  int lo = 1 << 30, hi = 0;
+  for (const auto& [node, n] : hosted) lo = std::min(lo, n), hi = std::max(hi, n);
+  EXPECT_LE(hi - lo, 1);
+  for (const ShardView& s : out) EXPECT_EQ(s.replicas.size(), 3u);
+}
+
+// The cluster the fault test ended in once: the only heavy node leads every shard the
+// new node lacks. Adding there had the excess rule trim the new replica each round.
+TEST(PlanRound, AHeavyNodeLeadingTheCandidatesStillGivesUpAReplica) {
+  const std::vector<NodeView> nodes = {N(1, "a"), N(2, "b"), N(3, "c"), N(4, "d")};
+  const std::vector<ShardView> shards = {S(1, {1, 2, 3}, 1), S(2, {1, 2, 3}, 1), S(3, {1, 2, 4}, 2),
+                                         S(4, {1, 3, 4}, 3)};
+  const std::vector<ShardView> out = Converge(nodes, shards, 20);
+  const std::map<uint64_t, int> hosted = Hosted(out);
   int lo = 1 << 30, hi = 0;
   for (const auto& [node, n] : hosted) lo = std::min(lo, n), hi = std::max(hi, n);
   EXPECT_LE(hi - lo, 1);
