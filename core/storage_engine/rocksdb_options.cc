@@ -13,6 +13,11 @@ rocksdb::DBOptions RocksDbDbOptions() {
   o.max_open_files = 4096;
   o.keep_log_file_num = 4;
   o.max_total_wal_size = 256ull << 20;
+  // (RocksDB's default, stated because correctness rests on it.) Recovery replays the
+  // WAL up to its first damaged record, so what survives a crash is a prefix of what
+  // was written: an unsynced write survives only with every write before it. Shards
+  // rely on that for their applied index and their data-less snapshots (decision 24).
+  o.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
   return o;
 }
 
