@@ -549,11 +549,7 @@ Status RaftNode::MaybeSnapshot(bool force) {
   }
   // A follower needs one with data (force) and the stored one at this index has none:
   // taken again, with the data, at the same index.
-  bool refill = false;
-  if (force && applied_ == snapshot_index_) {
-    ASSIGN_OR_RETURN(auto stored, store_->StoredSnapshot());
-    refill = stored.data.empty();
-  }
+  const bool refill = force && applied_ == snapshot_index_ && snapshot_bytes_ == 0;
   // Nothing new to capture yet; Raft asks again when it still needs one.
   if (applied_ <= snapshot_index_ && !refill) return Status::OK();
   std::string data;
