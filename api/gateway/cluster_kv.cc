@@ -612,7 +612,7 @@ Status ClusterKv::CallNode(const NodeConn& node, const v1::ShardBatchItem& item,
   NodeBatcher* batcher = item.has_write() ? node.writes.get() : node.reads.get();
   if (batcher && !batch_unsupported_.load(std::memory_order_relaxed)) {
     Status s = batcher->Call(item, deadline, out);
-    if (s.code() != StatusCode::kUnimplemented) return s.ok() ? NodeBatcher::StatusOf(*out) : s;
+    if (s.code() != StatusCode::kUnimplemented) return s.ok() ? rpc::StatusOf(*out) : s;
     // A node of a version without Batch: every request is its own call from now on.
     batch_unsupported_.store(true, std::memory_order_relaxed);
   }

@@ -12,6 +12,7 @@
 
 #include "api/gateway/cluster_kv.h"
 #include "api/grpc/convert.h"
+#include "api/grpc/shard_convert.h"
 #include "core/mvcc/key_codec.h"
 #include "core/sharding/store.h"
 
@@ -109,9 +110,7 @@ class FakeNode final : public v1::ShardKv::Service {
       auto* r = resp->add_results();
       Status s = item.has_write() ? DoWrite(item.write(), r->mutable_write())
                                   : DoGet(item.get(), r->mutable_get());
-      r->set_code(static_cast<int>(s.code()));
-      r->set_message(s.message());
-      for (const auto& [k, v] : s.details()) (*r->mutable_details())[k] = v;
+      rpc::SetStatus(s, r);
     }
     return grpc::Status::OK;
   }
@@ -661,7 +660,7 @@ TEST_F(FakeClusterTest, ARequestThatFindsNoFreeCallByItsDeadlineIsNotSent) {
     const auto item = write("a");
     Status s = batcher.Call(item, std::chrono::steady_clock::now() + 5s, &r);
     EXPECT_TRUE(s.ok()) << s.ToString();
-    EXPECT_EQ(NodeBatcher::StatusOf(r).code(), StatusCode::kOk) << r.message();
+    EXPECT_EQ(rpc::StatusOf(r).code(), StatusCode::kOk) << r.message();
   });
   for (int i = 0; i < 200 && batcher.calls() == 0; ++i) std::this_thread::sleep_for(5ms);
   ASSERT_EQ(batcher.calls(), 1u);

@@ -17,15 +17,6 @@ struct NodeBatcher::Pending {
   std::condition_variable cv;
 };
 
-Status NodeBatcher::StatusOf(const v1::ShardBatchResult& r) {
-  if (r.code() == 0) return Status::OK();
-  const int code = r.code();
-  Status s(code > 0 && code <= 16 ? static_cast<StatusCode>(code) : StatusCode::kUnknown,
-           r.message());
-  for (const auto& [name, value] : r.details()) s = s.WithDetail(name, value);
-  return s;
-}
-
 Status NodeBatcher::Call(const v1::ShardBatchItem& item, Clock::time_point deadline,
                          v1::ShardBatchResult* out) {
   Pending me;

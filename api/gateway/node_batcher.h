@@ -37,7 +37,7 @@ class NodeBatcher {
       : NodeBatcher(std::move(stub), Options()) {}
 
   // Sends `item` and waits for its answer until `deadline`. On OK, `*out` holds the
-  // item's result, whose own code may still be an error (see StatusOf). An error here
+  // item's result, whose own code may still be an error (rpc::StatusOf). An error here
   // is the call's: UNAVAILABLE with reason NOT_SENT when the deadline came before a
   // call was free (nothing was sent: safe to resend), or the gRPC call's failure as
   // rpc::FromGrpc reads it (for a write, its outcome is then as unknown as a failed
@@ -46,9 +46,6 @@ class NodeBatcher {
               v1::ShardBatchResult* out);
 
   static constexpr std::string_view kReasonNotSent = "NOT_SENT";
-
-  // The status an item's result carries.
-  static Status StatusOf(const v1::ShardBatchResult& r);
 
   // Calls sent and requests they carried, since the start.
   uint64_t calls() const;

@@ -27,4 +27,19 @@ controller::ShardRecord FromProto(const v1::ShardDescriptor& in) {
   return s;
 }
 
+void SetStatus(const Status& in, v1::ShardBatchResult* out) {
+  out->set_code(static_cast<int32_t>(in.code()));
+  out->set_message(in.message());
+  for (const auto& [name, value] : in.details()) (*out->mutable_details())[name] = value;
+}
+
+Status StatusOf(const v1::ShardBatchResult& in) {
+  if (in.code() == 0) return Status::OK();
+  const int code = in.code();
+  Status s(code > 0 && code <= 16 ? static_cast<StatusCode>(code) : StatusCode::kUnknown,
+           in.message());
+  for (const auto& [name, value] : in.details()) s = s.WithDetail(name, value);
+  return s;
+}
+
 }  // namespace gojodb::rpc

@@ -1,6 +1,7 @@
 #include "api/grpc/shard_service.h"
 
 #include "api/grpc/convert.h"
+#include "api/grpc/shard_convert.h"
 #include "core/mvcc/key_codec.h"
 
 namespace gojodb::rpc {
@@ -45,12 +46,6 @@ Result<sharding::WriteCommand> CommandOf(const v1::ShardWriteRequest& req) {
     w.mutations.push_back(std::move(out));
   }
   return w;
-}
-
-void SetStatus(const Status& s, v1::ShardBatchResult* r) {
-  r->set_code(static_cast<int32_t>(s.code()));
-  r->set_message(s.message());
-  for (const auto& [name, value] : s.details()) (*r->mutable_details())[name] = value;
 }
 
 }  // namespace
