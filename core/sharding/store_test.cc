@@ -298,6 +298,29 @@ class StoreTest : public ::testing::Test {
     return false;
   }
 
+  // `node`'s replica of `shard`, a split's new shard from row `split_key` up, catches up
+  // to `latest` = `value` (written there after the split) and holds every row of
+  // `written` (key -> version) in its range at its version.
+  void ExpectNewShardOn(uint64_t node, uint64_t shard, const std::string& split_key,
+                        const std::map<std::string, uint64_t>& written, const std::string& latest,
+                        const std::string& value) {
+    bool caught_up = false;
+    for (int i = 0; i < 1000 && !caught_up; ++i) {
+      auto v = S(node).Get(R(shard), Row(latest), kv::Consistency::kStale, mvcc::kMaxTimestamp,
+                           Deadline());
+      caught_up = v.ok() && *v && (*v)->value == value;
+      if (!caught_up) std::this_thread::sleep_for(5ms);
+    }
+    ASSERT_TRUE(caught_up) << "node " << node;
+    for (const auto& [k, version] : written) {
+      if (Row(k) < split_key || k == latest) continue;
+      auto v =
+          S(node).Get(R(shard), Row(k), kv::Consistency::kStale, mvcc::kMaxTimestamp, Deadline());
+      ASSERT_TRUE(v.ok() && *v) << "node " << node << " " << k << " " << v.status().ToString();
+      EXPECT_EQ((*v)->version, version) << "node " << node << " " << k;
+    }
+  }
+
   std::filesystem::path dir_;
   SystemClock clock_;
   std::unique_ptr<storage::Engine> tso_engine_;
@@ -978,20 +1001,7 @@ TEST_F(StoreTest, ASplitAppliedLateKeepsTheNewShardsSnapshotItAcknowledged) {
       OnLeader(2, [&](uint64_t l) { return S(l).Write(R(2), Put("k39", "after"), Deadline()); });
   ASSERT_TRUE(w.ok()) << w.status().ToString();
   for (uint64_t id : {1, 2, 3}) {
-    bool caught_up = false;
-    for (int i = 0; i < 1000 && !caught_up; ++i) {
-      auto v =
-          S(id).Get(R(2), Row("k39"), kv::Consistency::kStale, mvcc::kMaxTimestamp, Deadline());
-      caught_up = v.ok() && *v && (*v)->value == "after";
-      if (!caught_up) std::this_thread::sleep_for(5ms);
-    }
-    ASSERT_TRUE(caught_up) << "node " << id;
-    for (const auto& [k, version] : written) {
-      if (Row(k) < *key || k == "k39") continue;
-      auto v = S(id).Get(R(2), Row(k), kv::Consistency::kStale, mvcc::kMaxTimestamp, Deadline());
-      ASSERT_TRUE(v.ok() && *v) << "node " << id << " " << k << " " << v.status().ToString();
-      EXPECT_EQ((*v)->version, version) << "node " << id << " " << k;
-    }
+    ExpectNewShardOn(id, 2, *key, written, "k39", "after");
     Result<ShardRecord> parent = Status::NotFound("");
     for (int i = 0; i < 400; ++i) {
       parent = S(id).DescriptorOf(1);
@@ -1028,22 +1038,7 @@ TEST_F(StoreTest, AFoundingStoppedBetweenLogAndMachineIsDoneAgain) {
       OnLeader(2, [&](uint64_t l) { return S(l).Write(R(2), Put("k29", "after"), Deadline()); });
   ASSERT_TRUE(w.ok()) << w.status().ToString();
   EXPECT_GE(failed.load(), 2) << "two foundings stopped between log and machine";
-  for (uint64_t id : {1, 2, 3}) {
-    bool caught_up = false;
-    for (int i = 0; i < 1000 && !caught_up; ++i) {
-      auto v =
-          S(id).Get(R(2), Row("k29"), kv::Consistency::kStale, mvcc::kMaxTimestamp, Deadline());
-      caught_up = v.ok() && *v && (*v)->value == "after";
-      if (!caught_up) std::this_thread::sleep_for(5ms);
-    }
-    ASSERT_TRUE(caught_up) << "node " << id;
-    for (const auto& [k, version] : written) {
-      if (Row(k) < *key || k == "k29") continue;
-      auto v = S(id).Get(R(2), Row(k), kv::Consistency::kStale, mvcc::kMaxTimestamp, Deadline());
-      ASSERT_TRUE(v.ok() && *v) << "node " << id << " " << k << " " << v.status().ToString();
-      EXPECT_EQ((*v)->version, version) << "node " << id << " " << k;
-    }
-  }
+  for (uint64_t id : {1, 2, 3}) ExpectNewShardOn(id, 2, *key, written, "k29", "after");
 }
 
 TEST_F(StoreTest, ShardsSplitAutomaticallyBySize) {
