@@ -5,21 +5,38 @@ namespace {
 
 constexpr char kPutTag = 'P';
 constexpr char kDeleteTag = 'D';
-
-Result<VersionedValue> DecodeRecord(Timestamp ts, std::string_view record) {
-  if (record.empty() || (record[0] != kPutTag && record[0] != kDeleteTag)) {
-    return Status::Corruption("bad version record");
-  }
-  VersionedValue v;
-  v.version = ts;
-  v.deleted = record[0] == kDeleteTag;
-  if (!v.deleted) v.value.assign(record.substr(1));
-  return v;
-}
+constexpr char kTxnPutTag = 'p';
+constexpr char kTxnDeleteTag = 'd';
 
 bool HasPrefix(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
 
 }  // namespace
+
+Result<VersionedValue> DecodeVersion(Timestamp ts, std::string_view record) {
+  VersionedValue v;
+  v.version = ts;
+  v.start_ts = ts;
+  const char tag = record.empty() ? '\0' : record[0];
+  switch (tag) {
+    case kPutTag:
+    case kDeleteTag:
+      record.remove_prefix(1);
+      break;
+    case kTxnPutTag:
+    case kTxnDeleteTag:
+      if (record.size() < 9) return Status::Corruption("short transactional version record");
+      v.start_ts = ReadUint64(record.substr(1));
+      if (v.start_ts >= ts) return Status::Corruption("version starts at or after its commit");
+      record.remove_prefix(9);
+      break;
+    default:
+      return Status::Corruption("bad version record");
+  }
+  v.deleted = tag == kDeleteTag || tag == kTxnDeleteTag;
+  if (v.deleted && !record.empty()) return Status::Corruption("tombstone with a value");
+  if (!v.deleted) v.value.assign(record);
+  return v;
+}
 
 void PutVersion(storage::WriteBatch* batch, std::string_view row_key, Timestamp ts,
                 std::string_view value) {
@@ -34,6 +51,40 @@ void DeleteVersion(storage::WriteBatch* batch, std::string_view row_key, Timesta
   batch->Put(kVersionCf, EncodeVersionKey(row_key, ts), std::string_view(&kDeleteTag, 1));
 }
 
+void PutCommitted(storage::WriteBatch* batch, std::string_view row_key, Timestamp commit_ts,
+                  Timestamp start_ts, std::string_view value) {
+  std::string record;
+  record.reserve(value.size() + 9);
+  record.push_back(kTxnPutTag);
+  AppendUint64(&record, start_ts);
+  record.append(value);
+  batch->Put(kVersionCf, EncodeVersionKey(row_key, commit_ts), record);
+}
+
+void DeleteCommitted(storage::WriteBatch* batch, std::string_view row_key, Timestamp commit_ts,
+                     Timestamp start_ts) {
+  std::string record(1, kTxnDeleteTag);
+  AppendUint64(&record, start_ts);
+  batch->Put(kVersionCf, EncodeVersionKey(row_key, commit_ts), record);
+}
+
+Result<std::optional<Timestamp>> MvccReader::FindCommit(std::string_view row_key,
+                                                        Timestamp start_ts) {
+  if (start_ts == kMaxTimestamp) return std::optional<Timestamp>();
+  storage::ReadOptions ro;
+  ro.snapshot = snapshot_;
+  ro.lower_bound = EncodeVersionKey(row_key, kMaxTimestamp);
+  ro.upper_bound = EncodeVersionKey(row_key, start_ts);  // versions above start_ts only
+  auto it = engine_->NewIterator(ro, kVersionCf);
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    const Timestamp ts = ~ReadUint64(it->key().substr(row_key.size()));
+    ASSIGN_OR_RETURN(auto v, DecodeVersion(ts, it->value()));
+    if (v.start_ts == start_ts) return std::optional<Timestamp>(ts);
+  }
+  RETURN_IF_ERROR(it->status());
+  return std::optional<Timestamp>();
+}
+
 Result<std::optional<VersionedValue>> MvccReader::Get(std::string_view row_key, Timestamp read_ts) {
   storage::ReadOptions ro;
   ro.snapshot = snapshot_;
@@ -46,7 +97,7 @@ Result<std::optional<VersionedValue>> MvccReader::Get(std::string_view row_key, 
     return std::optional<VersionedValue>();
   }
   ASSIGN_OR_RETURN(auto v,
-                   DecodeRecord(~ReadUint64(it->key().substr(row_key.size())), it->value()));
+                   DecodeVersion(~ReadUint64(it->key().substr(row_key.size())), it->value()));
   return std::optional<VersionedValue>(std::move(v));
 }
 
@@ -71,7 +122,7 @@ Result<ScanOutput> MvccReader::Scan(const ScanOptions& o) {
     if (d.ts > o.read_ts) it->Seek(EncodeVersionKey(row_key, o.read_ts));
     if (it->Valid() && HasPrefix(it->key(), row_key) && it->key().size() == row_key.size() + 8) {
       Timestamp ts = ~ReadUint64(it->key().substr(row_key.size()));
-      ASSIGN_OR_RETURN(auto v, DecodeRecord(ts, it->value()));
+      ASSIGN_OR_RETURN(auto v, DecodeVersion(ts, it->value()));
       if (!v.deleted) *visible = ScanItem{std::move(d.user_key), std::move(v.value), ts};
     }
     RETURN_IF_ERROR(it->status());

@@ -1,7 +1,9 @@
 // Multi-version rows over a storage Engine.
 //
 // Every write of a row stores a new version under EncodeVersionKey(row_key, commit_ts)
-// in the `write` column family: 'P' + value for a put, 'D' for a delete (tombstone).
+// in the `write` column family: 'P' + value for a put, 'D' for a delete (tombstone);
+// a transaction's commit also names its start timestamp: 'p' start_ts:u64be + value,
+// 'd' start_ts:u64be (docs/architecture/transactions.md). Readers treat both alike.
 // A read at timestamp T sees, for each row, the newest version with commit_ts <= T;
 // a tombstone reads as absent. Versions below the GC safe point are dropped by
 // VersionGcFilter, which always keeps the newest such version, so every read at a
@@ -25,11 +27,21 @@ struct VersionedValue {
   Timestamp version = 0;
   bool deleted = false;  // a tombstone
   std::string value;
+  // The start timestamp of the transaction that wrote it; `version` for a write that
+  // was not part of a multi-shard transaction.
+  Timestamp start_ts = 0;
 };
 
 void PutVersion(storage::WriteBatch* batch, std::string_view row_key, Timestamp ts,
                 std::string_view value);
 void DeleteVersion(storage::WriteBatch* batch, std::string_view row_key, Timestamp ts);
+// A transaction's commit of a row: the version at commit_ts, naming start_ts.
+void PutCommitted(storage::WriteBatch* batch, std::string_view row_key, Timestamp commit_ts,
+                  Timestamp start_ts, std::string_view value);
+void DeleteCommitted(storage::WriteBatch* batch, std::string_view row_key, Timestamp commit_ts,
+                     Timestamp start_ts);
+// Decodes a version record stored at `ts` (DATA_LOSS when malformed).
+Result<VersionedValue> DecodeVersion(Timestamp ts, std::string_view record);
 
 struct ScanOptions {
   uint32_t tenant = 0;
@@ -63,6 +75,10 @@ class MvccReader {
 
   // The newest version (a tombstone included) with commit_ts <= read_ts, or nullopt.
   Result<std::optional<VersionedValue>> Get(std::string_view row_key, Timestamp read_ts);
+
+  // The commit timestamp of transaction `start_ts` on the row: the version above
+  // start_ts that names it, or nullopt. Reads only the versions above start_ts.
+  Result<std::optional<Timestamp>> FindCommit(std::string_view row_key, Timestamp start_ts);
 
   // Live rows in [start, end) at read_ts, at most `limit`, in key order (or reverse).
   Result<ScanOutput> Scan(const ScanOptions& options);
