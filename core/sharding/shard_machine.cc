@@ -9,13 +9,21 @@ namespace {
 
 constexpr auto kMeta = storage::ColumnFamily::kMeta;
 constexpr auto kRows = mvcc::kVersionCf;
+constexpr auto kLocks = txn::kLockCf;
 constexpr char kWriteTag = 'W';
 constexpr char kFenceTag = 'F';
 constexpr char kDescribeTag = 'D';
 constexpr char kSplitTag = 'S';
 constexpr char kExpireTag = 'X';
+constexpr char kTxnTag = 'T';  // then one of:
+constexpr char kPrewriteOp = 'P';
+constexpr char kCommitOp = 'C';
+constexpr char kRollbackOp = 'R';
+constexpr char kCheckStatusOp = 'S';
+constexpr char kHeartbeatOp = 'H';
 constexpr std::string_view kRequestPrefix = "sQ";
-constexpr uint32_t kSnapshotVersion = 1;
+// 1: rows and request records; 2: and the range's locks and rollback markers.
+constexpr uint32_t kSnapshotVersion = 2;
 
 // Length-prefixed binary fields. Decoding never reads past the input.
 class Writer {
@@ -184,6 +192,85 @@ std::string EncodeWriteCommand(const WriteCommand& c) {
     w.Bytes(m.value);
     w.U64(m.if_version.value_or(0));
   }
+  if (c.start_ts != 0) w.U64(c.start_ts);  // optional: entries written before it lack it
+  return w.Take();
+}
+
+namespace {
+void WriteRows(Writer* w, const std::vector<std::string>& rows) {
+  w->U64(rows.size());
+  for (const auto& r : rows) w->Bytes(r);
+}
+bool ReadRows(Reader* r, std::vector<std::string>* rows) {
+  uint64_t n = 0;
+  if (!r->U64(&n) || n > r->remaining() / 4) return false;
+  rows->resize(n);
+  for (auto& row : *rows) {
+    if (!r->Bytes(&row)) return false;
+  }
+  return true;
+}
+}  // namespace
+
+std::string EncodePrewriteCommand(const txn::PrewriteRequest& r) {
+  Writer w;
+  w.U8(kTxnTag);
+  w.U8(kPrewriteOp);
+  w.U64(r.start_ts);
+  w.Bytes(r.primary);
+  w.U64(r.ttl_ms);
+  w.U64(r.mutations.size());
+  for (const auto& m : r.mutations) {
+    w.U8(static_cast<uint8_t>(m.kind));
+    w.U8(m.if_version ? 1 : 0);
+    w.U64(m.if_version.value_or(0));
+    w.Bytes(m.row_key);
+    w.Bytes(m.value);
+  }
+  return w.Take();
+}
+
+std::string EncodeTxnCommitCommand(uint64_t start_ts, uint64_t commit_ts,
+                                   const std::vector<std::string>& rows, bool primary) {
+  Writer w;
+  w.U8(kTxnTag);
+  w.U8(kCommitOp);
+  w.U64(start_ts);
+  w.U64(commit_ts);
+  w.U8(primary ? 1 : 0);
+  WriteRows(&w, rows);
+  return w.Take();
+}
+
+std::string EncodeTxnRollbackCommand(uint64_t start_ts, const std::vector<std::string>& rows) {
+  Writer w;
+  w.U8(kTxnTag);
+  w.U8(kRollbackOp);
+  w.U64(start_ts);
+  WriteRows(&w, rows);
+  return w.Take();
+}
+
+std::string EncodeCheckTxnStatusCommand(const txn::CheckStatusRequest& r) {
+  Writer w;
+  w.U8(kTxnTag);
+  w.U8(kCheckStatusOp);
+  w.Bytes(r.primary);
+  w.U64(r.start_ts);
+  w.U64(r.current_ts);
+  w.U64(r.caller_ts);
+  w.U8(r.rollback_if_missing ? 1 : 0);
+  return w.Take();
+}
+
+std::string EncodeTxnHeartbeatCommand(std::string_view primary, uint64_t start_ts,
+                                      uint64_t ttl_ms) {
+  Writer w;
+  w.U8(kTxnTag);
+  w.U8(kHeartbeatOp);
+  w.Bytes(primary);
+  w.U64(start_ts);
+  w.U64(ttl_ms);
   return w.Take();
 }
 
@@ -261,6 +348,15 @@ std::string EncodeOutcome(const WriteOutcome& o) {
   w.U64(o.max_ts);
   w.Bytes(o.message);
   w.Bytes(o.resume_after);
+  const txn::TxnOutcome& t = o.txn;
+  w.U8(static_cast<uint8_t>(t.error));
+  w.Bytes(t.message);
+  w.Bytes(t.row_key);
+  w.Bytes(t.lock ? txn::EncodeLock(*t.lock) : std::string());
+  w.U64(t.conflict_ts);
+  w.U64(t.commit_ts);
+  w.U64(t.min_commit_ts);
+  w.U8(static_cast<uint8_t>(t.state));
   return w.Take();
 }
 
@@ -269,8 +365,24 @@ Result<WriteOutcome> DecodeOutcome(std::string_view in) {
   WriteOutcome o;
   uint8_t code = 0, existed = 0;
   if (!r.U8(&code) || !r.U64(&o.version) || !r.U8(&existed) || !r.U64(&o.current_version) ||
-      !r.U64(&o.max_ts) || !r.Bytes(&o.message) || !r.Bytes(&o.resume_after) || !r.done()) {
+      !r.U64(&o.max_ts) || !r.Bytes(&o.message) || !r.Bytes(&o.resume_after)) {
     return Status::Corruption("malformed shard command outcome");
+  }
+  txn::TxnOutcome& t = o.txn;
+  uint8_t error = 0, state = 0;
+  std::string_view lock;
+  if (!r.U8(&error) || !r.Bytes(&t.message) || !r.Bytes(&t.row_key) || !r.Bytes(&lock) ||
+      !r.U64(&t.conflict_ts) || !r.U64(&t.commit_ts) || !r.U64(&t.min_commit_ts) || !r.U8(&state) ||
+      !r.done() || error > uint8_t(txn::TxnError::kInvalid) ||
+      state > uint8_t(txn::TxnState::kNotFound)) {
+    return Status::Corruption("malformed shard command outcome");
+  }
+  t.error = static_cast<txn::TxnError>(error);
+  t.state = static_cast<txn::TxnState>(state);
+  if (!lock.empty()) {
+    auto l = txn::DecodeLock(lock);
+    if (!l.ok()) return Status::Corruption("malformed shard command outcome");
+    t.lock = std::move(*l);
   }
   o.code = static_cast<StatusCode>(code);
   o.existed = existed != 0;
@@ -342,6 +454,7 @@ Status ShardMachine::Destroy(storage::Engine* engine, const ShardRecord& d,
     }
     for (const auto& [plo, phi] : pieces) {
       b.DeleteRange(kRows, plo, phi);
+      b.DeleteRange(kLocks, plo, phi);
       b.DeleteRange(kMeta, std::string(kRequestPrefix) + plo, std::string(kRequestPrefix) + phi);
     }
   }
@@ -406,6 +519,9 @@ Status ShardMachine::ApplyCommand(consensus::LogIndex index, std::string_view da
     max_ts = std::max(max_ts, ts);
   } else if (!data.empty() && data[0] == kSplitTag) {
     ASSIGN_OR_RETURN(child, ApplySplit(&batch, data.substr(1), &out));
+  } else if (!data.empty() && data[0] == kTxnTag) {
+    ASSIGN_OR_RETURN(uint64_t commit_ts, ApplyTxn(&batch, data.substr(1), &out));
+    max_ts = std::max(max_ts, commit_ts);
   } else if (!data.empty() && data[0] == kExpireTag) {
     RETURN_IF_ERROR(ApplyExpireRequests(&batch, data.substr(1), &out));
   } else if (!data.empty() && data[0] == kDescribeTag) {
@@ -526,6 +642,112 @@ Status ShardMachine::FoundChild(storage::Engine* engine, const SplitChild& c) {
   return engine->Write({.sync = true}, b);
 }
 
+Result<uint64_t> ShardMachine::ApplyTxn(storage::WriteBatch* batch, std::string_view body,
+                                        WriteOutcome* out) {
+  Reader r(body);
+  uint8_t op = 0;
+  if (!r.U8(&op)) return Status::Corruption("malformed transaction command");
+  const ShardRecord d = descriptor();
+  auto out_of_range = [&](std::string_view row) {
+    if (InRange(d, row)) return false;
+    out->code = StatusCode::kOutOfRange;
+    out->message = "key is outside shard " + std::to_string(d.id) + "'s range";
+    return true;
+  };
+  auto any_out_of_range = [&](const std::vector<std::string>& rows) {
+    for (const auto& row : rows) {
+      if (out_of_range(row)) return true;
+    }
+    return false;
+  };
+  txn::TxnRows rows(engine_);
+  storage::WriteBatch staged;
+  uint64_t committed_at = 0;
+  Result<txn::TxnOutcome> result = txn::TxnOutcome{};
+  switch (op) {
+    case kPrewriteOp: {
+      txn::PrewriteRequest p;
+      uint64_t n = 0;
+      if (!r.U64(&p.start_ts) || !r.Bytes(&p.primary) || !r.U64(&p.ttl_ms) || !r.U64(&n) ||
+          n > r.remaining() / 18) {
+        return Status::Corruption("malformed prewrite command");
+      }
+      p.mutations.resize(n);
+      for (auto& m : p.mutations) {
+        uint8_t kind = 0, has_if = 0;
+        uint64_t if_version = 0;
+        if (!r.U8(&kind) || !r.U8(&has_if) || !r.U64(&if_version) || !r.Bytes(&m.row_key) ||
+            !r.Bytes(&m.value) ||
+            (kind != uint8_t(txn::LockKind::kPut) && kind != uint8_t(txn::LockKind::kDelete) &&
+             kind != uint8_t(txn::LockKind::kCheck))) {
+          return Status::Corruption("malformed prewrite command");
+        }
+        m.kind = static_cast<txn::LockKind>(kind);
+        if (has_if) m.if_version = if_version;
+      }
+      if (!r.done()) return Status::Corruption("malformed prewrite command");
+      for (const auto& m : p.mutations) {
+        if (out_of_range(m.row_key)) return uint64_t{0};
+      }
+      result = rows.Prewrite(p, max_ts_.load(), &staged);
+      break;
+    }
+    case kCommitOp: {
+      uint64_t start_ts = 0, commit_ts = 0;
+      uint8_t primary = 0;
+      std::vector<std::string> keys;
+      if (!r.U64(&start_ts) || !r.U64(&commit_ts) || !r.U8(&primary) || !ReadRows(&r, &keys) ||
+          !r.done()) {
+        return Status::Corruption("malformed commit command");
+      }
+      if (any_out_of_range(keys)) return uint64_t{0};
+      result = rows.Commit(start_ts, commit_ts, keys, primary != 0, &staged);
+      if (result.ok() && result->ok()) committed_at = commit_ts;
+      break;
+    }
+    case kRollbackOp: {
+      uint64_t start_ts = 0;
+      std::vector<std::string> keys;
+      if (!r.U64(&start_ts) || !ReadRows(&r, &keys) || !r.done()) {
+        return Status::Corruption("malformed rollback command");
+      }
+      if (any_out_of_range(keys)) return uint64_t{0};
+      result = rows.Rollback(start_ts, keys, &staged);
+      break;
+    }
+    case kCheckStatusOp: {
+      txn::CheckStatusRequest c;
+      uint8_t rollback = 0;
+      if (!r.Bytes(&c.primary) || !r.U64(&c.start_ts) || !r.U64(&c.current_ts) ||
+          !r.U64(&c.caller_ts) || !r.U8(&rollback) || !r.done()) {
+        return Status::Corruption("malformed check-status command");
+      }
+      c.rollback_if_missing = rollback != 0;
+      if (out_of_range(c.primary)) return uint64_t{0};
+      result = rows.CheckTxnStatus(c, &staged);
+      break;
+    }
+    case kHeartbeatOp: {
+      std::string primary;
+      uint64_t start_ts = 0, ttl_ms = 0;
+      if (!r.Bytes(&primary) || !r.U64(&start_ts) || !r.U64(&ttl_ms) || !r.done()) {
+        return Status::Corruption("malformed heartbeat command");
+      }
+      if (out_of_range(primary)) return uint64_t{0};
+      result = rows.Heartbeat(primary, start_ts, ttl_ms, &staged);
+      break;
+    }
+    default:
+      return Status::Corruption("unknown transaction command");
+  }
+  // A failed read of the engine here would fail on every replica alike only by chance:
+  // stop rather than diverge.
+  if (!result.ok()) return result.status();
+  out->txn = std::move(*result);
+  if (out->txn.ok()) batch->Append(std::move(staged));
+  return committed_at;
+}
+
 Status ShardMachine::ApplyWrite(storage::WriteBatch* batch, std::string_view body,
                                 WriteOutcome* out) {
   Reader r(body);
@@ -547,6 +769,9 @@ Status ShardMachine::ApplyWrite(storage::WriteBatch* batch, std::string_view bod
     }
     m.is_delete = (flags & 1) != 0;
     if (flags & 2) m.if_version = v;
+  }
+  if (!r.done() && !r.U64(&c.start_ts)) {
+    return Status::Corruption("malformed write command");
   }
   if (!r.done() || c.mutations.empty()) return Status::Corruption("malformed write command");
 
@@ -576,6 +801,11 @@ Status ShardMachine::ApplyWrite(storage::WriteBatch* batch, std::string_view bod
       return Status::OK();
     }
   }
+  if (c.start_ts >= c.ts) {
+    out->code = StatusCode::kInvalidArgument;
+    out->message = "a transaction's commit timestamp must be above its start";
+    return Status::OK();
+  }
   if (c.ts <= max_ts_.load()) {
     out->code = StatusCode::kAborted;
     out->message = "commit timestamp " + std::to_string(c.ts) + " is not above the shard's " +
@@ -583,6 +813,30 @@ Status ShardMachine::ApplyWrite(storage::WriteBatch* batch, std::string_view bod
     return Status::OK();
   }
   mvcc::MvccReader reader(engine_, nullptr);
+  txn::TxnRows locks(engine_);
+  for (const auto& m : c.mutations) {
+    // A transaction's lock holds the row until its fate is known: the caller resolves it.
+    ASSIGN_OR_RETURN(auto lock, locks.LockOf(m.row_key));
+    if (lock) {
+      out->code = StatusCode::kAborted;
+      out->message = "the row is locked by transaction " + std::to_string(lock->start_ts);
+      out->txn.error = txn::TxnError::kLocked;
+      out->txn.row_key = m.row_key;
+      out->txn.lock = std::move(lock);
+      return Status::OK();
+    }
+    if (c.start_ts == 0) continue;
+    ASSIGN_OR_RETURN(auto cur, reader.Get(m.row_key, mvcc::kMaxTimestamp));
+    if (cur && cur->version > c.start_ts) {
+      out->code = StatusCode::kAborted;
+      out->message = "write conflict: the row was written at " + std::to_string(cur->version) +
+                     ", after the transaction started";
+      out->txn.error = txn::TxnError::kWriteConflict;
+      out->txn.row_key = m.row_key;
+      out->txn.conflict_ts = cur->version;
+      return Status::OK();
+    }
+  }
   bool existed = false;
   for (size_t i = 0; i < c.mutations.size(); ++i) {
     const auto& m = c.mutations[i];
@@ -639,7 +893,9 @@ Result<std::string> ShardMachine::Snapshot() {
   if (Initialized(d)) {
     RETURN_IF_ERROR(dump(kRows, RowRange(d)));
     RETURN_IF_ERROR(dump(kMeta, RequestRange(d)));
+    RETURN_IF_ERROR(dump(kLocks, RowRange(d)));
   } else {
+    w.U8(0);
     w.U8(0);
     w.U8(0);
   }
@@ -650,7 +906,7 @@ Status ShardMachine::Restore(consensus::LogIndex index, std::string_view data) {
   Reader r(data);
   uint64_t version = 0, max_ts = 0;
   ShardRecord d;
-  if (!r.U64(&version) || version != kSnapshotVersion || !ReadDescriptor(&r, &d) ||
+  if (!r.U64(&version) || version < 1 || version > kSnapshotVersion || !ReadDescriptor(&r, &d) ||
       !r.U64(&max_ts) || d.id != id_) {
     return Status::Corruption("malformed snapshot of shard " + std::to_string(id_));
   }
@@ -662,10 +918,13 @@ Status ShardMachine::Restore(consensus::LogIndex index, std::string_view data) {
   {
     auto [rlo, rhi] = RowRange(d);
     b.DeleteRange(kRows, rlo, rhi);
+    b.DeleteRange(kLocks, rlo, rhi);
     auto [qlo, qhi] = RequestRange(d);
     b.DeleteRange(kMeta, qlo, qhi);
   }
-  for (auto cf : {kRows, kMeta}) {
+  std::vector<storage::ColumnFamily> sections = {kRows, kMeta};
+  if (version >= 2) sections.push_back(kLocks);
+  for (auto cf : sections) {
     for (;;) {
       uint8_t more = 0;
       std::string_view k, v;

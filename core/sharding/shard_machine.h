@@ -19,6 +19,10 @@
 //   ExpireRequests  {cutoff_ms, resume key, limit}: deletes the request records of the
 //          range's rows created before the cutoff, examining at most `limit` records
 //          (the leader proposes it periodically, continuing where the last one stopped).
+//   Txn    Percolator's commands on the range's rows (core/txn): Prewrite, Commit
+//          (raises max_ts to its commit timestamp), Rollback, CheckTxnStatus, Heartbeat.
+//          A Write also refuses rows that hold a transaction's lock (ABORTED, the lock in
+//          the outcome), and with a start timestamp, rows written after it.
 //   Describe  puts the descriptor in the log (the first leader proposes it), so that a
 //          replica added later with an empty log learns its range by replaying the log.
 //          A replica that has a descriptor keeps its own.
@@ -26,7 +30,9 @@
 // Because every applied write's timestamp is above max_ts, versions of a shard increase
 // in log order, so "the newest version" of a row is also the last one applied.
 //
-// Persistent layout (meta column family, written in the same batch as the rows):
+// Persistent layout: rows in the write column family, transactions' locks and rollback
+// markers in the lock column family (both under row keys, so a range of rows is one
+// range in each); in the meta column family, written in the same batch as the rows:
 //   "sA" shard:u64be            applied index, max_ts, described
 //   "sD" shard:u64be            descriptor (range, epoch, replicas)
 //   "sQ" row_key request_id     request record (fingerprint, version, created_ms, existed)
@@ -50,6 +56,7 @@
 #include "core/mvcc/mvcc.h"
 #include "core/replication/raft_node.h"
 #include "core/storage_engine/engine.h"
+#include "core/txn/percolator.h"
 
 namespace gojodb::sharding {
 
@@ -64,6 +71,9 @@ struct Mutation {
 
 struct WriteCommand {
   uint64_t ts = 0;  // commit timestamp
+  // A transaction whose writes all fall in this shard (one phase): refused with a write
+  // conflict if a written row has a version after it. 0: none.
+  uint64_t start_ts = 0;
   std::string request_id;
   uint64_t fingerprint = 0;  // of the request, to detect a reused request id
   uint64_t created_ms = 0;
@@ -76,6 +86,9 @@ struct WriteCommand {
 //   INVALID_ARGUMENT     the request id was used for a different request
 //   ABORTED              the timestamp is not above max_ts (retry with a newer one)
 //   OUT_OF_RANGE         a key is outside the shard's range (the range changed)
+// A transaction command's outcome is in `txn` (code OK unless the command was malformed
+// or out of range); a Write refused by a lock or a write conflict has code ABORTED and
+// `txn` says which.
 struct WriteOutcome {
   StatusCode code = StatusCode::kOk;
   std::string message;
@@ -86,6 +99,7 @@ struct WriteOutcome {
   // ExpireRequests: the records it deleted (in `version`), and the meta key to go on
   // after when it stopped at its limit (empty: it reached the end of the range).
   std::string resume_after;
+  txn::TxnOutcome txn;
 };
 
 std::string EncodeWriteCommand(const WriteCommand& w);
@@ -99,6 +113,14 @@ std::string EncodeSplitCommand(uint64_t expected_version, std::string_view split
 // retry of a request whose record is gone applies again.
 std::string EncodeExpireRequestsCommand(uint64_t cutoff_ms, std::string_view resume_after,
                                         uint64_t max_examine);
+
+// Percolator's commands (docs/architecture/transactions.md).
+std::string EncodePrewriteCommand(const txn::PrewriteRequest& r);
+std::string EncodeTxnCommitCommand(uint64_t start_ts, uint64_t commit_ts,
+                                   const std::vector<std::string>& rows, bool primary);
+std::string EncodeTxnRollbackCommand(uint64_t start_ts, const std::vector<std::string>& rows);
+std::string EncodeCheckTxnStatusCommand(const txn::CheckStatusRequest& r);
+std::string EncodeTxnHeartbeatCommand(std::string_view primary, uint64_t start_ts, uint64_t ttl_ms);
 
 // A split's new shard, recorded by the parent's Split until the Store founds it.
 struct SplitChild {
@@ -187,6 +209,8 @@ class ShardMachine final : public replication::StateMachine {
   // Returns the child's id (0: refused, with `out` saying why).
   Result<uint64_t> ApplySplit(storage::WriteBatch* batch, std::string_view body, WriteOutcome* out);
   Status ApplyExpireRequests(storage::WriteBatch* batch, std::string_view body, WriteOutcome* out);
+  // Returns the commit timestamp a Commit applied (0: none).
+  Result<uint64_t> ApplyTxn(storage::WriteBatch* batch, std::string_view body, WriteOutcome* out);
   void StageApplied(storage::WriteBatch* batch, uint64_t index, uint64_t max_ts);
 
   storage::Engine* const engine_;

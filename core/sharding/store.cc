@@ -27,6 +27,10 @@ std::chrono::milliseconds Remaining(Steady::time_point deadline) {
 }
 
 Status OutcomeStatus(const WriteOutcome& o) {
+  if (o.txn.error == txn::TxnError::kLocked && o.txn.lock) {
+    return txn::LockedError(o.txn.row_key, *o.txn.lock);
+  }
+  if (!o.txn.ok()) return o.txn.ToStatus();
   switch (o.code) {
     case StatusCode::kOk:
       return Status::OK();
@@ -379,10 +383,11 @@ Result<replication::RaftNode::Ticket> Store::SubmitWrite(Replica& r, uint64_t sh
   {
     std::lock_guard order(r.order_mu);
     ASSIGN_OR_RETURN(w.ts, tso_->Next());
-    if (const uint64_t max_ts = r.machine->max_ts(); w.ts <= max_ts) {
-      // Overtaken already (a fence, or a newer leader's writes): it would only come back
-      // aborted after a Raft round. Take a timestamp above the shard's now.
-      RETURN_IF_ERROR(tso_->AdvancePast(max_ts));
+    if (const uint64_t floor = std::max(r.machine->max_ts(), w.start_ts); w.ts <= floor) {
+      // Overtaken already (a fence, or a newer leader's writes), or not above the
+      // transaction's start: it would only come back refused after a Raft round. Take a
+      // timestamp above both.
+      RETURN_IF_ERROR(tso_->AdvancePast(floor));
       ASSIGN_OR_RETURN(w.ts, tso_->Next());
     }
     ticket = r.node->Submit(EncodeWriteCommand(w));
@@ -407,7 +412,7 @@ Result<WriteOutcome> Store::FinishWrite(Replica& r, uint64_t shard, WriteCommand
       return Status::Unavailable("the write's outcome is unknown: " + s.message());
     }
     ASSIGN_OR_RETURN(WriteOutcome out, DecodeOutcome(result));
-    if (out.code == StatusCode::kAborted) {
+    if (out.code == StatusCode::kAborted && out.txn.ok()) {
       // Our timestamp was overtaken (a fence, or a newer leader's writes): nothing
       // applied; take a timestamp above the shard's and go again.
       RETURN_IF_ERROR(tso_->AdvancePast(out.max_ts));
@@ -461,7 +466,8 @@ Status Store::PrepareRead(Replica& r, kv::Consistency c, uint64_t at, Steady::ti
 
 Result<std::optional<mvcc::VersionedValue>> Store::Get(const Route& route, std::string_view row_key,
                                                        kv::Consistency consistency, uint64_t at,
-                                                       Steady::time_point deadline) {
+                                                       Steady::time_point deadline,
+                                                       const std::vector<uint64_t>& resolved) {
   const bool any_replica = consistency == kv::Consistency::kStale;
   ASSIGN_OR_RETURN(auto r, Check(route, !any_replica, row_key));
   if (at == 0) at = mvcc::kMaxTimestamp;
@@ -471,12 +477,19 @@ Result<std::optional<mvcc::VersionedValue>> Store::Get(const Route& route, std::
   if (d.epoch.version != route.epoch.version || !InRange(d, row_key)) {
     return EpochNotMatch(d, row_key);
   }
+  // The lock first: a commit removes it in the batch that writes the version, so a
+  // read that finds no lock finds the version of any commit that could hide one at `at`.
+  txn::TxnRows locks(engine_);
+  ASSIGN_OR_RETURN(auto blocker,
+                   locks.ReadBlocker(row_key, {at, resolved, at == mvcc::kMaxTimestamp}));
+  if (blocker) return txn::LockedError(row_key, *blocker);
   mvcc::MvccReader reader(engine_, nullptr);
   return reader.Get(row_key, at);
 }
 
 Result<mvcc::ScanOutput> Store::Scan(const Route& route, mvcc::ScanOptions o,
-                                     kv::Consistency consistency, Steady::time_point deadline) {
+                                     kv::Consistency consistency, Steady::time_point deadline,
+                                     const std::vector<uint64_t>& resolved) {
   const bool any_replica = consistency == kv::Consistency::kStale;
   if (!any_replica && o.read_ts == mvcc::kMaxTimestamp) {
     return Status::InvalidArgument("a linearizable or snapshot scan needs a read timestamp");
@@ -503,10 +516,44 @@ Result<mvcc::ScanOutput> Store::Scan(const Route& route, mvcc::ScanOptions o,
     if (!n.ok()) return Status::Internal("shard boundary is not a row key");
     return user;
   };
+  // Locks of the scanned rows first, as in Get. (The whole clipped range: a scan that
+  // stops at its limit early still answers LOCKED for a lock beyond it.)
+  {
+    txn::TxnRows locks(engine_);
+    ASSIGN_OR_RETURN(
+        auto blockers,
+        locks.ReadBlockers(lo, hi, {o.read_ts, resolved, o.read_ts == mvcc::kMaxTimestamp}, 1));
+    if (!blockers.empty()) return txn::LockedError(blockers[0].first, blockers[0].second);
+  }
   ASSIGN_OR_RETURN(o.start, user_bound(lo, false));
   ASSIGN_OR_RETURN(o.end, user_bound(hi, true));
   mvcc::MvccReader reader(engine_, nullptr);
   return reader.Scan(o);
+}
+
+Result<txn::TxnOutcome> Store::Txn(const Route& route, const std::string& command,
+                                   std::string_view row, Steady::time_point deadline) {
+  ASSIGN_OR_RETURN(auto r, Check(route, /*leader_only=*/true, row));
+  const ShardRecord d = r->machine->descriptor();
+  if (!InRange(d, row)) return EpochNotMatch(d, row);
+  RETURN_IF_ERROR(EnsureDescribed(*r, deadline));
+  auto ticket = r->node->Submit(command);
+  if (!ticket.status.ok()) {
+    if (Status health = r->node->Health(); !health.ok()) {
+      return FailedReplicaError(route.shard, health);
+    }
+    return NotLeaderError(route.shard, r->node->Leader().value());
+  }
+  std::string result;
+  if (Status s = r->node->Wait(ticket, Remaining(deadline), &result); !s.ok()) {
+    // Queued: it may still apply. Every transaction command is idempotent, so the
+    // caller retries it as it would a lost answer.
+    return Status::Unavailable("the transaction command's outcome is unknown: " + s.message());
+  }
+  ASSIGN_OR_RETURN(WriteOutcome out, DecodeOutcome(result));
+  if (out.code == StatusCode::kOutOfRange) return EpochNotMatch(r->machine->descriptor(), row);
+  if (out.code != StatusCode::kOk) return Status(out.code, out.message);
+  return std::move(out.txn);
 }
 
 Status Store::AddReplica(uint64_t shard, uint64_t node, std::chrono::milliseconds timeout) {

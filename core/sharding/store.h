@@ -15,6 +15,10 @@
 //   UNAVAILABLE reason=SHARD_NOT_FOUND  the shard is not on this node
 //   UNAVAILABLE reason=NOT_LEADER leader=0, message naming the cause: the replica here
 //     stopped because a write failed (a full disk): try another replica
+//   ABORTED reason=LOCKED               a transaction's lock holds the row (txn::LockedFrom
+//     gives it): resolve it through its primary, then retry
+//   ABORTED reason=WRITE_CONFLICT       a one-phase transaction's row was written after
+//     its start (detail conflict_ts)
 //
 // Thread-safety: every public method may be called from any thread.
 #pragma once
@@ -172,14 +176,24 @@ class Store {
   std::vector<Result<WriteOutcome>> WriteAll(std::vector<RoutedWrite> writes);
   // The newest version of a row at `at` (kMaxTimestamp: the latest) or nullopt.
   // kLinearizable and kSnapshot are served by the leader, kStale by any replica.
+  // A transaction's lock that may hide a version at `at` answers reason=LOCKED, unless
+  // its start timestamp is in `resolved` (the caller resolved it as invisible here).
   Result<std::optional<mvcc::VersionedValue>> Get(const Route& route, std::string_view row_key,
                                                   kv::Consistency consistency, uint64_t at,
-                                                  std::chrono::steady_clock::time_point deadline);
+                                                  std::chrono::steady_clock::time_point deadline,
+                                                  const std::vector<uint64_t>& resolved = {});
   // Rows of one collection in [start, end) ∩ the shard's range, at o.read_ts (a
-  // kMaxTimestamp read_ts is allowed only with kStale).
+  // kMaxTimestamp read_ts is allowed only with kStale). Locks as for Get.
   Result<mvcc::ScanOutput> Scan(const Route& route, mvcc::ScanOptions o,
                                 kv::Consistency consistency,
-                                std::chrono::steady_clock::time_point deadline);
+                                std::chrono::steady_clock::time_point deadline,
+                                const std::vector<uint64_t>& resolved = {});
+  // --- Transactions (docs/architecture/transactions.md) ---
+  // Applies a transaction command (EncodePrewriteCommand, EncodeTxnCommitCommand, ...)
+  // on the shard's leader; `row` is one of its rows. The command's own refusals come
+  // back in the outcome (outcome.ok() false), errors of routing and Raft as statuses.
+  Result<txn::TxnOutcome> Txn(const Route& route, const std::string& command, std::string_view row,
+                              std::chrono::steady_clock::time_point deadline);
 
   // --- Reports ---
   // The descriptor of every hosted replica; leader = this node where it leads.
@@ -273,13 +287,13 @@ class Store {
   std::atomic<uint64_t> split_bytes_{0};
   std::mutex bg_mu_;
   std::condition_variable bg_cv_;
-  bool stopping_ = false;                  // GUARDED_BY(bg_mu_)
-  bool children_pending_ = false;          // GUARDED_BY(bg_mu_)
+  bool stopping_ = false;          // GUARDED_BY(bg_mu_)
+  bool children_pending_ = false;  // GUARDED_BY(bg_mu_)
   // When to try again children whose founding failed (max(): none failed).
   std::chrono::steady_clock::time_point children_retry_ =
       std::chrono::steady_clock::time_point::max();  // GUARDED_BY(bg_mu_)
-  ShardIdAllocator allocate_;              // GUARDED_BY(bg_mu_)
-  std::set<uint64_t> unfounded_children_;  // GUARDED_BY(mu_): messages for them wait
+  ShardIdAllocator allocate_;                        // GUARDED_BY(bg_mu_)
+  std::set<uint64_t> unfounded_children_;            // GUARDED_BY(mu_): messages for them wait
   std::thread background_;
 };
 

@@ -1094,6 +1094,172 @@ namespace {
 
 // A replica that fell behind a split still thinks its range reaches into the shard split
 // off it; dropping it must not delete that shard's rows on the same node.
+// Percolator's commands through Raft on two shards: locks hold rows against plain
+// writes and reads until resolved, commits reach every replica, and a commit raises the
+// shard's max_ts so that later writes land above it.
+TEST_F(StoreTest, TransactionCommandsApplyOnEveryReplicaAndLocksHoldRows) {
+  for (uint64_t id : {1, 2, 3}) Start(id);
+  for (uint64_t id : {1, 2, 3}) {
+    ASSERT_TRUE(S(id).CreateReplica(Shard(1, "", Row("m"), {1, 2, 3})).ok());
+    ASSERT_TRUE(S(id).CreateReplica(Shard(2, Row("m"), "", {1, 2, 3})).ok());
+  }
+  ASSERT_TRUE(
+      OnLeader(1, [&](uint64_t l) { return S(l).Write(R(1), Put("a", "a0"), Deadline()); }).ok());
+  const uint64_t start = tso_->Next().value();
+  auto txn = [&](uint64_t shard, const std::string& cmd, const std::string& row) {
+    return OnLeader(shard, [&](uint64_t l) { return S(l).Txn(R(shard), cmd, row, Deadline()); });
+  };
+  txn::PrewriteRequest p;
+  p.start_ts = start;
+  p.primary = Row("a");
+  p.ttl_ms = 60000;
+  p.mutations = {{txn::LockKind::kPut, Row("a"), "a1", std::nullopt}};
+  auto pw = txn(1, EncodePrewriteCommand(p), Row("a"));
+  ASSERT_TRUE(pw.ok() && pw->ok()) << pw.status().ToString() << " " << (pw.ok() ? pw->message : "");
+  EXPECT_GT(pw->min_commit_ts, start);
+  p.mutations = {{txn::LockKind::kPut, Row("x"), "x1", std::nullopt}};
+  pw = txn(2, EncodePrewriteCommand(p), Row("x"));
+  ASSERT_TRUE(pw.ok() && pw->ok());
+  // A row outside the shard: the range changed, as for writes.
+  p.mutations = {{txn::LockKind::kPut, Row("b"), "", std::nullopt}};
+  EXPECT_EQ(ReasonOf(txn(2, EncodePrewriteCommand(p), Row("x")).status()), kReasonEpochNotMatch);
+
+  // A plain write to a locked row: LOCKED, naming the lock, nothing applied.
+  auto w = OnLeader(1, [&](uint64_t l) { return S(l).Write(R(1), Put("a", "plain"), Deadline()); });
+  ASSERT_EQ(w.status().code(), StatusCode::kAborted) << w.status().ToString();
+  auto locked = txn::LockedFrom(w.status());
+  ASSERT_TRUE(locked);
+  EXPECT_EQ(locked->row_key, Row("a"));
+  EXPECT_EQ(locked->lock.start_ts, start);
+  EXPECT_EQ(locked->lock.primary, Row("a"));
+  // Reads: the latest read skips a primary's own lock (not committed), not a secondary's;
+  // a snapshot read at or above start_ts stops at both, unless it resolved them.
+  const uint64_t la = LeaderOf(1), lx = LeaderOf(2);
+  auto ga = S(la).Get(R(1), Row("a"), kv::Consistency::kLinearizable, 0, Deadline());
+  ASSERT_TRUE(ga.ok() && *ga) << ga.status().ToString();
+  EXPECT_EQ((*ga)->value, "a0");
+  auto gx = S(lx).Get(R(2), Row("x"), kv::Consistency::kLinearizable, 0, Deadline());
+  EXPECT_TRUE(txn::LockedFrom(gx.status())) << gx.status().ToString();
+  const uint64_t snap = tso_->Next().value();
+  EXPECT_TRUE(txn::LockedFrom(
+      S(la).Get(R(1), Row("a"), kv::Consistency::kSnapshot, snap, Deadline()).status()));
+  gx = S(lx).Get(R(2), Row("x"), kv::Consistency::kSnapshot, snap, Deadline(), {start});
+  ASSERT_TRUE(gx.ok()) << gx.status().ToString();
+  EXPECT_FALSE(*gx);
+  EXPECT_FALSE(txn::LockedFrom(
+      S(lx).Get(R(2), Row("x"), kv::Consistency::kSnapshot, start - 1, Deadline()).status()));
+  mvcc::ScanOptions so;
+  so.collection = 1;
+  so.read_ts = snap;
+  auto sc = S(lx).Scan(R(2), so, kv::Consistency::kSnapshot, Deadline());
+  EXPECT_TRUE(txn::LockedFrom(sc.status())) << sc.status().ToString();
+  EXPECT_TRUE(S(lx).Scan(R(2), so, kv::Consistency::kSnapshot, Deadline(), {start}).ok());
+
+  // The snapshot read fenced shard 1 at `snap`: the primary's min_commit_ts is not yet
+  // pushed (only CheckTxnStatus pushes), so commit above `snap`, as a coordinator does.
+  const uint64_t commit = tso_->Next().value();
+  ASSERT_GT(commit, snap);
+  auto c = txn(1, EncodeTxnCommitCommand(start, commit, {Row("a")}, true), Row("a"));
+  ASSERT_TRUE(c.ok() && c->ok()) << c.status().ToString();
+  c = txn(2, EncodeTxnCommitCommand(start, commit, {Row("x")}, false), Row("x"));
+  ASSERT_TRUE(c.ok() && c->ok());
+  for (uint64_t id : {1, 2, 3}) {
+    EXPECT_TRUE(Eventually(id, "a", "a1")) << id;
+    bool seen = false;
+    for (int i = 0; i < 1000 && !seen; ++i) {
+      auto v = S(id).Get(R(2), Row("x"), kv::Consistency::kStale, mvcc::kMaxTimestamp, Deadline());
+      seen = v.ok() && *v && (*v)->value == "x1" && (*v)->version == commit;
+      if (!seen) std::this_thread::sleep_for(5ms);
+    }
+    EXPECT_TRUE(seen) << id;
+  }
+  // The status check answers committed, with the timestamp.
+  txn::CheckStatusRequest cs;
+  cs.primary = Row("a");
+  cs.start_ts = start;
+  cs.current_ts = tso_->Next().value();
+  auto st = txn(1, EncodeCheckTxnStatusCommand(cs), Row("a"));
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->state, txn::TxnState::kCommitted);
+  EXPECT_EQ(st->commit_ts, commit);
+  // Shard 2 never saw a write at or above `commit` but its max_ts rose to it.
+  auto after = OnLeader(2, [&](uint64_t l) { return S(l).Write(R(2), Put("y", "y"), Deadline()); });
+  ASSERT_TRUE(after.ok());
+  EXPECT_GT(after->version, commit);
+
+  // One phase: a write that carries a start timestamp conflicts with a newer version.
+  WriteCommand one = Put("a", "late");
+  one.start_ts = start;  // below the commit of "a"
+  auto conflict = OnLeader(1, [&](uint64_t l) { return S(l).Write(R(1), one, Deadline()); });
+  ASSERT_EQ(conflict.status().code(), StatusCode::kAborted) << conflict.status().ToString();
+  EXPECT_EQ(ReasonOf(conflict.status()), "WRITE_CONFLICT");
+  one.start_ts = tso_->Next().value();
+  auto fine = OnLeader(1, [&](uint64_t l) { return S(l).Write(R(1), one, Deadline()); });
+  ASSERT_TRUE(fine.ok()) << fine.status().ToString();
+  EXPECT_GT(fine->version, one.start_ts);
+}
+
+// Locks and rollback markers travel in snapshots; a snapshot from before they existed
+// (format 1) still restores.
+TEST(ShardMachineTest, SnapshotsCarryLocksAndMarkers) {
+  storage::EngineOptions eo;
+  eo.kind = "memory";
+  auto engine = std::move(storage::OpenEngine(eo)).value();
+  auto row = [](std::string_view k) { return mvcc::EncodeRowKey(0, 1, k); };
+  ShardRecord d;
+  d.id = 1;
+  d.start_key = row("a");
+  d.end_key = row("z");
+  d.epoch = {1, 1};
+  d.replicas = {{1, false}};
+  auto machine = std::move(ShardMachine::Create(engine.get(), d)).value();
+  txn::PrewriteRequest p;
+  p.start_ts = 10;
+  p.primary = row("k");
+  p.ttl_ms = 100;
+  p.mutations = {{txn::LockKind::kPut, row("k"), "v", std::nullopt}};
+  std::string result;
+  ASSERT_TRUE(
+      machine->ApplyCommand(consensus::LogIndex(1), EncodePrewriteCommand(p), &result).ok());
+  ASSERT_TRUE(DecodeOutcome(result)->txn.ok());
+  ASSERT_TRUE(
+      machine
+          ->ApplyCommand(consensus::LogIndex(2), EncodeTxnRollbackCommand(7, {row("q")}), &result)
+          .ok());
+  auto snap = machine->Snapshot();
+  ASSERT_TRUE(snap.ok());
+  auto other_engine = std::move(storage::OpenEngine(eo)).value();
+  auto other = std::move(ShardMachine::Create(other_engine.get(), Uninitialized(1))).value();
+  ASSERT_TRUE(other->Restore(consensus::LogIndex(2), *snap).ok());
+  txn::TxnRows rows(other_engine.get());
+  auto lock = rows.LockOf(row("k"));
+  ASSERT_TRUE(lock.ok() && *lock);
+  EXPECT_EQ((*lock)->value, "v");
+  // The marker came too: the rolled-back transaction cannot prewrite "q".
+  ASSERT_TRUE(other
+                  ->ApplyCommand(
+                      consensus::LogIndex(3),
+                      EncodePrewriteCommand(
+                          {7, row("q"), 100, {{txn::LockKind::kPut, row("q"), "x", std::nullopt}}}),
+                      &result)
+                  .ok());
+  EXPECT_EQ(DecodeOutcome(result)->txn.error, txn::TxnError::kRolledBack);
+
+  // Format 1: version, descriptor, max_ts, rows, request records; no lock section.
+  std::string v1;
+  mvcc::AppendUint64(&v1, 1);
+  v1 += EncodeDescriptor(d);
+  mvcc::AppendUint64(&v1, 5);
+  v1.push_back(0);
+  v1.push_back(0);
+  auto third_engine = std::move(storage::OpenEngine(eo)).value();
+  auto third = std::move(ShardMachine::Create(third_engine.get(), Uninitialized(1))).value();
+  ASSERT_TRUE(third->Restore(consensus::LogIndex(4), v1).ok());
+  EXPECT_EQ(third->max_ts(), 5u);
+  v1.push_back(0);  // a lock section in format 1 is trailing junk
+  EXPECT_FALSE(third->Restore(consensus::LogIndex(4), v1).ok());
+}
+
 TEST(ShardMachineTest, DestroyLeavesTheRowsOfOtherReplicas) {
   storage::EngineOptions eo;
   eo.kind = "memory";
@@ -1164,6 +1330,24 @@ TEST(ShardMachineTest, DamagedCommandsAreRefusedWithoutEffect) {
   valid.push_back(EncodeSplitCommand(1, row("m"), 2));
   valid.push_back(EncodeExpireRequestsCommand(10, row("c"), 3));
   valid.push_back(EncodeDescribeCommand(d));
+  {
+    txn::PrewriteRequest p;
+    p.start_ts = 50;
+    p.primary = row("k");
+    p.ttl_ms = 10;
+    p.mutations = {{txn::LockKind::kPut, row("k"), "v", 60},
+                   {txn::LockKind::kCheck, row("c"), "", std::nullopt}};
+    valid.push_back(EncodePrewriteCommand(p));
+    valid.push_back(EncodeTxnCommitCommand(50, 70, {row("k"), row("c")}, true));
+    valid.push_back(EncodeTxnRollbackCommand(50, {row("k")}));
+    valid.push_back(EncodeCheckTxnStatusCommand({row("k"), 50, 1 << 30, 60, true}));
+    valid.push_back(EncodeTxnHeartbeatCommand(row("k"), 50, 100));
+    WriteCommand one;
+    one.ts = 300;
+    one.start_ts = 40;
+    one.mutations.push_back({false, row("j"), "value", std::nullopt});
+    valid.push_back(EncodeWriteCommand(one));
+  }
 
   const uint64_t seed = 20261125;
   std::mt19937_64 rng(seed);

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "core/mvcc/timestamp_oracle.h"
+#include "internal/encoding.h"
 
 namespace gojodb::txn {
 namespace {
@@ -148,6 +149,30 @@ Status TxnOutcome::ToStatus() const {
   if (commit_ts != 0) s = s.WithDetail("commit_ts", std::to_string(commit_ts));
   if (lock) s = s.WithDetail("lock_start_ts", std::to_string(lock->start_ts));
   return s;
+}
+
+Status LockedError(std::string_view row_key, const Lock& lock) {
+  return Status::Aborted("the row is locked by transaction " + std::to_string(lock.start_ts))
+      .WithDetail("reason", std::string(TxnErrorName(TxnError::kLocked)))
+      .WithDetail("lock_row", Base64Encode(row_key))
+      .WithDetail("lock", Base64Encode(EncodeLock(lock)));
+}
+
+std::optional<LockedRow> LockedFrom(const Status& s) {
+  if (s.code() != StatusCode::kAborted) return std::nullopt;
+  std::optional<std::string> reason, row, lock;
+  for (const auto& [k, v] : s.details()) {
+    if (k == "reason") reason = v;
+    if (k == "lock_row") row = v;
+    if (k == "lock") lock = v;
+  }
+  if (reason != TxnErrorName(TxnError::kLocked) || !row || !lock) return std::nullopt;
+  auto row_key = Base64Decode(*row);
+  auto raw = Base64Decode(*lock);
+  if (!row_key.ok() || !raw.ok()) return std::nullopt;
+  auto l = DecodeLock(*raw);
+  if (!l.ok()) return std::nullopt;
+  return LockedRow{std::move(*row_key), std::move(*l)};
 }
 
 Result<std::optional<Lock>> TxnRows::LockOf(std::string_view row_key) {

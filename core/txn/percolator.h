@@ -125,6 +125,16 @@ struct ReadLockRules {
   bool latest = false;
 };
 
+// The error a read or write answers when a row's lock must be resolved first: ABORTED,
+// reason LOCKED, with the row and the lock (base64, details "lock_row" and "lock").
+Status LockedError(std::string_view row_key, const Lock& lock);
+struct LockedRow {
+  std::string row_key;
+  Lock lock;
+};
+// The row and lock of a LockedError; nullopt for any other status.
+std::optional<LockedRow> LockedFrom(const Status& s);
+
 class TxnRows {
  public:
   explicit TxnRows(storage::Engine* engine) : engine_(engine) {}
