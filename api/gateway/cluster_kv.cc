@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <random>
 
+#include "api/gateway/call_util.h"
 #include "api/grpc/convert.h"
 #include "api/grpc/shard_convert.h"
 #include "core/controller/state.h"
@@ -71,21 +72,6 @@ bool NeverSent(std::string_view message) {
     if (message.find(m) != std::string_view::npos) return true;
   }
   return false;
-}
-
-std::chrono::system_clock::time_point ToSystem(Steady::time_point t) {
-  return std::chrono::system_clock::now() +
-         std::chrono::duration_cast<std::chrono::system_clock::duration>(t - Steady::now());
-}
-
-bool InRange(const sharding::ShardRecord& s, std::string_view row_key) {
-  return row_key >= s.start_key && (s.end_key.empty() || row_key < s.end_key);
-}
-
-void SetRoute(const sharding::ShardRecord& s, v1::ShardRoute* r) {
-  r->set_shard(s.id);
-  r->set_conf_ver(s.epoch.conf_ver);
-  r->set_version(s.epoch.version);
 }
 
 v1::ReadConsistency ToShard(kv::Consistency c) {
@@ -781,19 +767,22 @@ Result<kv::WriteResult> ClusterKv::Write(v1::ShardWriteRequest req,
                                          Clock::time_point deadline) {
   v1::ShardBatchResult result;
   const bool has_request_id = !req.request_id().empty();
-  RETURN_IF_ERROR(CallShard(
-      row_keys.front(), Target::kLeader, /*write=*/true, has_request_id, deadline,
-      [&](const sharding::ShardRecord& shard, const NodeConn& node, Clock::time_point d) -> Status {
-        for (const auto& k : row_keys) {
-          if (!InRange(shard, k)) {
-            return Status::FailedPrecondition(std::string(kBatchAcrossShards));
-          }
-        }
-        SetRoute(shard, req.mutable_route());
-        v1::ShardBatchItem item;
-        *item.mutable_write() = req;
-        return CallNode(node, item, d, &result);
-      }));
+  // A row held by a transaction: nothing applied, so resolve it and send the write again.
+  RETURN_IF_ERROR(WithLocksResolved(0, nullptr, deadline, [&] {
+    return CallShard(row_keys.front(), Target::kLeader, /*write=*/true, has_request_id, deadline,
+                     [&](const sharding::ShardRecord& shard, const NodeConn& node,
+                         Clock::time_point d) -> Status {
+                       for (const auto& k : row_keys) {
+                         if (!InRange(shard, k)) {
+                           return Status::FailedPrecondition(std::string(kBatchAcrossShards));
+                         }
+                       }
+                       SetRoute(shard, req.mutable_route());
+                       v1::ShardBatchItem item;
+                       *item.mutable_write() = req;
+                       return CallNode(node, item, d, &result);
+                     });
+  }));
   return kv::WriteResult{result.write().version(), result.write().existed()};
 }
 
@@ -854,9 +843,34 @@ Result<kv::WriteResult> ClusterKv::Batch(const kv::BatchRequest& req) {
   }
   w.set_request_id(req.request_id);
   w.set_fingerprint(FingerprintBatch(req));
-  ASSIGN_OR_RETURN(auto out, Write(std::move(w), std::move(row_keys), deadline));
-  out.existed = false;
-  return out;
+  ASSIGN_OR_RETURN(auto groups, GroupByShard(row_keys, deadline));
+  if (groups.size() == 1) {
+    auto out = Write(w, row_keys, deadline);
+    if (out.ok() || out.status().code() != StatusCode::kFailedPrecondition ||
+        out.status().message() != kBatchAcrossShards) {
+      if (out.ok()) out->existed = false;
+      return out;
+    }
+    // The shard split under the batch: it spans shards now.
+  }
+  if (!req.request_id.empty()) {
+    return Status::InvalidArgument(
+        "a batch across shards is a transaction and takes no request id (a retry could apply "
+        "twice)");
+  }
+  ASSIGN_OR_RETURN(uint64_t start_ts, FreshTimestamp(deadline));
+  std::vector<txn::TxnMutation> mutations;
+  mutations.reserve(w.mutations_size());
+  for (auto& m : *w.mutable_mutations()) {
+    txn::TxnMutation t;
+    t.kind = m.delete_() ? txn::LockKind::kDelete : txn::LockKind::kPut;
+    t.row_key = std::move(*m.mutable_row_key());
+    t.value = std::move(*m.mutable_value());
+    if (m.has_if_version()) t.if_version = m.if_version();
+    mutations.push_back(std::move(t));
+  }
+  ASSIGN_OR_RETURN(uint64_t commit_ts, CommitTransaction(start_ts, std::move(mutations), deadline));
+  return kv::WriteResult{commit_ts, false};
 }
 
 // --- Reads ---
@@ -875,14 +889,20 @@ Result<kv::GetResult> ClusterKv::Get(const kv::GetRequest& req) {
   v1::ShardBatchResult result;
   const Target target =
       req.consistency == kv::Consistency::kStale ? Target::kAnyReplica : Target::kLeader;
-  RETURN_IF_ERROR(
-      CallShard(g.row_key(), target, /*write=*/false, false, deadline,
-                [&](const sharding::ShardRecord& shard, const NodeConn& node, Clock::time_point d) {
-                  SetRoute(shard, g.mutable_route());
-                  v1::ShardBatchItem item;
-                  *item.mutable_get() = g;
-                  return CallNode(node, item, d, &result);
-                }));
+  const uint64_t read_ts =
+      req.consistency == kv::Consistency::kSnapshot ? req.at : mvcc::kMaxTimestamp;
+  std::vector<uint64_t> resolved;
+  RETURN_IF_ERROR(WithLocksResolved(read_ts, &resolved, deadline, [&] {
+    g.mutable_resolved()->Assign(resolved.begin(), resolved.end());
+    return CallShard(
+        g.row_key(), target, /*write=*/false, false, deadline,
+        [&](const sharding::ShardRecord& shard, const NodeConn& node, Clock::time_point d) {
+          SetRoute(shard, g.mutable_route());
+          v1::ShardBatchItem item;
+          *item.mutable_get() = g;
+          return CallNode(node, item, d, &result);
+        });
+  }));
   const v1::ShardGetResponse& resp = result.get();
   kv::GetResult out;
   out.found = resp.found();
@@ -937,6 +957,8 @@ Result<kv::ScanResult> ClusterKv::Scan(const kv::ScanRequest& req) {
   // Once the limit is filled at the end of a shard, later shards are asked for one row
   // only, to learn whether `next` is due.
   bool probing = false;
+  std::vector<uint64_t> resolved;
+  const uint64_t lock_ts = out.read_ts == 0 ? mvcc::kMaxTimestamp : out.read_ts;
   while (lo < hi) {
     const size_t want = probing ? 1 : limit - out.items.size();
     v1::ShardScanResponse resp;
@@ -946,25 +968,28 @@ Result<kv::ScanResult> ClusterKv::Scan(const kv::ScanRequest& req) {
       ASSIGN_OR_RETURN(auto shards, routes_.Range(lo, hi));
       return shards.back();
     };
-    RETURN_IF_ERROR(CallShardAt(
-        locate, target, /*write=*/false, false, deadline,
-        [&](const sharding::ShardRecord& shard, const NodeConn& node, Clock::time_point d) {
-          v1::ShardScanRequest s;
-          SetRoute(shard, s.mutable_route());
-          s.set_tenant(kTenant);
-          s.set_collection(id);
-          s.set_start(cur_start);
-          s.set_end(cur_end);
-          s.set_limit(static_cast<uint32_t>(std::min(want, options_.limits.max_scan_limit)));
-          s.set_reverse(req.reverse);
-          s.set_consistency(ToShard(req.consistency));
-          s.set_read_ts(out.read_ts);
-          grpc::ClientContext ctx;
-          ctx.set_deadline(ToSystem(d));
-          resp.Clear();
-          used = shard;
-          return rpc::FromGrpc(node.stub->Scan(&ctx, s, &resp), &ctx);
-        }));
+    RETURN_IF_ERROR(WithLocksResolved(lock_ts, &resolved, deadline, [&] {
+      return CallShardAt(
+          locate, target, /*write=*/false, false, deadline,
+          [&](const sharding::ShardRecord& shard, const NodeConn& node, Clock::time_point d) {
+            v1::ShardScanRequest s;
+            s.mutable_resolved()->Assign(resolved.begin(), resolved.end());
+            SetRoute(shard, s.mutable_route());
+            s.set_tenant(kTenant);
+            s.set_collection(id);
+            s.set_start(cur_start);
+            s.set_end(cur_end);
+            s.set_limit(static_cast<uint32_t>(std::min(want, options_.limits.max_scan_limit)));
+            s.set_reverse(req.reverse);
+            s.set_consistency(ToShard(req.consistency));
+            s.set_read_ts(out.read_ts);
+            grpc::ClientContext ctx;
+            ctx.set_deadline(ToSystem(d));
+            resp.Clear();
+            used = shard;
+            return rpc::FromGrpc(node.stub->Scan(&ctx, s, &resp), &ctx);
+          });
+    }));
     if (probing) {
       if (resp.items_size() > 0) {
         // More rows remain: forward, the first key not returned; reverse, the last one

@@ -19,8 +19,16 @@
 //   makes the retry apply once; otherwise the error is returned.
 // - Collections live in the controller's catalog (the Catalog service of every
 //   controller member); names map to ids through a small cache refreshed on a miss.
-// - A batch must stay within one shard (FAILED_PRECONDITION otherwise): atomic
-//   cross-shard writes come with transactions.
+// - A batch within one shard is one write. A batch that spans shards is a transaction
+//   (Percolator, docs/architecture/transactions.md): prewrite on every shard, commit of
+//   the primary row (the commit point), then of the others. It is refused with ABORTED
+//   on a write conflict or a row held by a live transaction (after a bounded wait,
+//   txn_lock_wait, so no deadlock) and with FAILED_PRECONDITION on a failed condition;
+//   nothing then applies.
+// - A read or write that meets a transaction's lock resolves it through the lock's
+//   primary (committed: roll the row forward; rolled back or expired: roll it back;
+//   alive: a reader pushes the transaction's commit above its read and skips the lock,
+//   a writer backs off) and retries within the deadline.
 // - Scans take one read timestamp (a fresh one from the controller's TSO for
 //   linearizable scans, `at` for snapshot scans) and walk the shards of the range in key
 //   order (reverse order for reverse scans) at that timestamp. Stale scans read each
@@ -47,6 +55,7 @@
 #include "api/gateway/node_batcher.h"
 #include "core/kv/kv_service.h"
 #include "core/sharding/route_table.h"
+#include "core/txn/percolator.h"
 #include "gojodb/v1/controller.grpc.pb.h"
 #include "gojodb/v1/kv.grpc.pb.h"
 #include "gojodb/v1/shard.grpc.pb.h"
@@ -76,6 +85,12 @@ struct ClusterKvOptions {
   // together in one ShardKv.Batch call; writes likewise, apart from gets (0: every
   // request is its own call).
   int batch_in_flight = 1;
+  // A transaction's locks live this long without a heartbeat: the longest another
+  // request waits for a coordinator that vanished.
+  std::chrono::milliseconds txn_lock_ttl{3000};
+  // A transaction that meets a live transaction's lock while locking its rows waits at
+  // most this long (from the start of its commit) for it to finish, then aborts.
+  std::chrono::milliseconds txn_lock_wait{500};
   // A further condition for Ready(), checked after the gateway's own (none if empty):
   // the standalone server waits for its shards' leaders.
   std::function<Status()> ready_check;
@@ -227,6 +242,34 @@ class ClusterKv final : public kv::KvService {
   bool HandleNodeError(const sharding::ShardRecord& shard, uint64_t node, const Status& s,
                        bool write, bool has_request_id, Clock::time_point deadline, int* rotate);
   void Backoff(int attempt, Clock::time_point deadline);
+
+  // --- Transactions (cluster_txn.cc) ---
+  // Sends a transaction command on `rows` (all in one shard) to the shard's leader,
+  // retried like a write with a request id (the commands are idempotent). FAILED_
+  // PRECONDITION reason=ROWS_MOVED when the rows no longer share a shard.
+  Result<txn::TxnOutcome> TxnCall(const std::vector<std::string>& rows, v1::ShardTxnRequest req,
+                                  Clock::time_point deadline);
+  // Groups row indexes by the shard holding each row, as the cached map says.
+  Result<std::vector<std::vector<size_t>>> GroupByShard(const std::vector<std::string>& rows,
+                                                        Clock::time_point deadline);
+  // Resolves a lock met on `locked.row_key` through its primary. A reader at `read_ts`
+  // (kMaxTimestamp: a linearizable read of the latest) adds the transaction to
+  // `resolved` when it may skip the lock; a writer (resolved == nullptr) backs off
+  // while the transaction lives. OK: retry the request.
+  Status ResolveLock(const txn::LockedRow& locked, uint64_t read_ts,
+                     std::vector<uint64_t>* resolved, int attempt, Clock::time_point deadline);
+  // Runs `call` again after resolving every lock it meets, until it succeeds, fails
+  // otherwise, or the deadline passes.
+  Status WithLocksResolved(uint64_t read_ts, std::vector<uint64_t>* resolved,
+                           Clock::time_point deadline, const std::function<Status()>& call);
+  // Two-phase commit of `mutations` (rows of several shards) at `start_ts`; returns the
+  // commit timestamp.
+  Result<uint64_t> CommitTransaction(uint64_t start_ts, std::vector<txn::TxnMutation> mutations,
+                                     Clock::time_point deadline);
+  // Rolls back the rows of `groups` (best effort: a lock left behind is resolved by
+  // whoever meets it).
+  void RollbackRows(uint64_t start_ts, const std::vector<std::string>& rows,
+                    Clock::time_point deadline);
   Status DeadlineError(const std::string& what, const Status& last) const;
 
   const ClusterKvOptions options_;

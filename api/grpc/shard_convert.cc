@@ -42,4 +42,47 @@ Status StatusOf(const v1::ShardBatchResult& in) {
   return s;
 }
 
+void ToProto(const txn::TxnOutcome& in, v1::ShardTxnResponse* out) {
+  if (!in.ok()) out->set_error(std::string(txn::TxnErrorName(in.error)));
+  out->set_message(in.message);
+  out->set_row_key(in.row_key);
+  if (in.lock) {
+    auto* l = out->mutable_lock();
+    l->set_start_ts(in.lock->start_ts);
+    l->set_primary(in.lock->primary);
+    l->set_ttl_ms(in.lock->ttl_ms);
+    l->set_min_commit_ts(in.lock->min_commit_ts);
+  }
+  out->set_conflict_ts(in.conflict_ts);
+  out->set_commit_ts(in.commit_ts);
+  out->set_min_commit_ts(in.min_commit_ts);
+  out->set_state(std::string(txn::TxnStateName(in.state)));
+}
+
+Result<txn::TxnOutcome> FromProto(const v1::ShardTxnResponse& in) {
+  txn::TxnOutcome o;
+  auto error = txn::TxnErrorFromName(in.error());
+  auto state = txn::TxnStateFromName(in.state());
+  if (!error || !state) {
+    return Status::DataLoss("unknown transaction outcome '" + in.error() + "'/'" + in.state() +
+                            "'");
+  }
+  o.error = *error;
+  o.state = *state;
+  o.message = in.message();
+  o.row_key = in.row_key();
+  if (in.has_lock()) {
+    txn::Lock l;
+    l.start_ts = in.lock().start_ts();
+    l.primary = in.lock().primary();
+    l.ttl_ms = in.lock().ttl_ms();
+    l.min_commit_ts = in.lock().min_commit_ts();
+    o.lock = std::move(l);
+  }
+  o.conflict_ts = in.conflict_ts();
+  o.commit_ts = in.commit_ts();
+  o.min_commit_ts = in.min_commit_ts();
+  return o;
+}
+
 }  // namespace gojodb::rpc

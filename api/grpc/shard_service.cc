@@ -35,6 +35,7 @@ Result<sharding::WriteCommand> CommandOf(const v1::ShardWriteRequest& req) {
   sharding::WriteCommand w;
   w.request_id = req.request_id();
   w.fingerprint = req.fingerprint();
+  w.start_ts = req.start_ts();
   w.mutations.reserve(req.mutations_size());
   for (const auto& m : req.mutations()) {
     if (m.row_key().empty()) return Status::InvalidArgument("empty row key");
@@ -48,7 +49,89 @@ Result<sharding::WriteCommand> CommandOf(const v1::ShardWriteRequest& req) {
   return w;
 }
 
+std::vector<std::string> RowsOf(const google::protobuf::RepeatedPtrField<std::string>& rows) {
+  return {rows.begin(), rows.end()};
+}
+
+// The command a Txn request asks for, and one of its rows (for the range check).
+Result<std::pair<std::string, std::string>> TxnCommandOf(const v1::ShardTxnRequest& req) {
+  auto need_rows = [](int n) -> Status {
+    if (n == 0) return Status::InvalidArgument("a transaction command needs at least one row");
+    return Status::OK();
+  };
+  switch (req.op_case()) {
+    case v1::ShardTxnRequest::kPrewrite: {
+      const auto& p = req.prewrite();
+      RETURN_IF_ERROR(need_rows(p.mutations_size()));
+      txn::PrewriteRequest r;
+      r.start_ts = p.start_ts();
+      r.primary = p.primary();
+      r.ttl_ms = p.ttl_ms();
+      for (const auto& m : p.mutations()) {
+        if (m.row_key().empty()) return Status::InvalidArgument("empty row key");
+        txn::TxnMutation t;
+        switch (m.kind()) {
+          case v1::TxnMutation::PUT:
+            t.kind = txn::LockKind::kPut;
+            break;
+          case v1::TxnMutation::DELETE:
+            t.kind = txn::LockKind::kDelete;
+            break;
+          case v1::TxnMutation::CHECK:
+            t.kind = txn::LockKind::kCheck;
+            break;
+          default:
+            return Status::InvalidArgument("unknown mutation kind");
+        }
+        t.row_key = m.row_key();
+        if (t.kind == txn::LockKind::kPut) t.value = m.value();
+        if (m.has_if_version()) t.if_version = m.if_version();
+        r.mutations.push_back(std::move(t));
+      }
+      return std::pair{sharding::EncodePrewriteCommand(r), p.mutations(0).row_key()};
+    }
+    case v1::ShardTxnRequest::kCommit: {
+      const auto& c = req.commit();
+      RETURN_IF_ERROR(need_rows(c.rows_size()));
+      return std::pair{sharding::EncodeTxnCommitCommand(c.start_ts(), c.commit_ts(),
+                                                        RowsOf(c.rows()), c.primary()),
+                       c.rows(0)};
+    }
+    case v1::ShardTxnRequest::kRollback: {
+      const auto& r = req.rollback();
+      RETURN_IF_ERROR(need_rows(r.rows_size()));
+      return std::pair{sharding::EncodeTxnRollbackCommand(r.start_ts(), RowsOf(r.rows())),
+                       r.rows(0)};
+    }
+    case v1::ShardTxnRequest::kCheckStatus: {
+      const auto& c = req.check_status();
+      if (c.primary().empty()) return Status::InvalidArgument("a status check needs the primary");
+      txn::CheckStatusRequest r{c.primary(), c.start_ts(), c.current_ts(), c.caller_ts(),
+                                c.rollback_if_missing()};
+      return std::pair{sharding::EncodeCheckTxnStatusCommand(r), c.primary()};
+    }
+    case v1::ShardTxnRequest::kHeartbeat: {
+      const auto& h = req.heartbeat();
+      if (h.primary().empty()) return Status::InvalidArgument("a heartbeat needs the primary");
+      return std::pair{sharding::EncodeTxnHeartbeatCommand(h.primary(), h.start_ts(), h.ttl_ms()),
+                       h.primary()};
+    }
+    default:
+      return Status::InvalidArgument("a transaction request names no command");
+  }
+}
+
 }  // namespace
+
+grpc::Status ShardKvService::Txn(grpc::ServerContext* ctx, const v1::ShardTxnRequest* req,
+                                 v1::ShardTxnResponse* resp) {
+  auto command = TxnCommandOf(*req);
+  if (!command.ok()) return Fail(ctx, command.status());
+  auto out = store_->Txn(RouteOf(req->route()), command->first, command->second, Deadline(ctx));
+  if (!out.ok()) return Fail(ctx, out.status());
+  ToProto(*out, resp);
+  return grpc::Status::OK;
+}
 
 std::chrono::steady_clock::time_point ShardKvService::Deadline(
     const grpc::ServerContext* ctx) const {
@@ -79,8 +162,10 @@ Status ShardKvService::DoGet(const v1::ShardGetRequest& req,
   if (c == kv::Consistency::kSnapshot && req.at() == 0) {
     return Status::InvalidArgument("a snapshot read needs a timestamp (at)");
   }
-  ASSIGN_OR_RETURN(auto r, store_->Get(RouteOf(req.route()), req.row_key(), c,
-                                       req.at() == 0 ? mvcc::kMaxTimestamp : req.at(), deadline));
+  const std::vector<uint64_t> resolved(req.resolved().begin(), req.resolved().end());
+  ASSIGN_OR_RETURN(auto r,
+                   store_->Get(RouteOf(req.route()), req.row_key(), c,
+                               req.at() == 0 ? mvcc::kMaxTimestamp : req.at(), deadline, resolved));
   if (r && !r->deleted) {
     resp->set_found(true);
     resp->set_value(std::move(r->value));
@@ -166,7 +251,8 @@ grpc::Status ShardKvService::Scan(grpc::ServerContext* ctx, const v1::ShardScanR
   o.limit = req->limit();
   o.reverse = req->reverse();
   o.read_ts = req->read_ts() == 0 ? mvcc::kMaxTimestamp : req->read_ts();
-  auto r = store_->Scan(RouteOf(req->route()), std::move(o), c, Deadline(ctx));
+  const std::vector<uint64_t> resolved(req->resolved().begin(), req->resolved().end());
+  auto r = store_->Scan(RouteOf(req->route()), std::move(o), c, Deadline(ctx), resolved);
   if (!r.ok()) return Fail(ctx, r.status());
   for (auto& i : r->items) {
     auto* item = resp->add_items();

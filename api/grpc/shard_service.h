@@ -21,6 +21,8 @@ class ShardKvService final : public v1::ShardKv::Service {
                    v1::ShardGetResponse* resp) override;
   grpc::Status Scan(grpc::ServerContext* ctx, const v1::ShardScanRequest* req,
                     v1::ShardScanResponse* resp) override;
+  grpc::Status Txn(grpc::ServerContext* ctx, const v1::ShardTxnRequest* req,
+                   v1::ShardTxnResponse* resp) override;
   grpc::Status Batch(grpc::ServerContext* ctx, const v1::ShardBatchRequest* req,
                      v1::ShardBatchResponse* resp) override;
 

@@ -111,6 +111,21 @@ std::string_view TxnErrorName(TxnError e) {
   return "UNKNOWN";
 }
 
+std::optional<TxnError> TxnErrorFromName(std::string_view name) {
+  if (name.empty()) return TxnError::kNone;
+  for (uint8_t e = 1; e <= uint8_t(TxnError::kInvalid); ++e) {
+    if (TxnErrorName(TxnError(e)) == name) return TxnError(e);
+  }
+  return std::nullopt;
+}
+
+std::optional<TxnState> TxnStateFromName(std::string_view name) {
+  for (uint8_t s = 0; s <= uint8_t(TxnState::kNotFound); ++s) {
+    if (TxnStateName(TxnState(s)) == name) return TxnState(s);
+  }
+  return std::nullopt;
+}
+
 StatusCode TxnErrorCode(TxnError e) {
   switch (e) {
     case TxnError::kNone:
@@ -151,11 +166,19 @@ Status TxnOutcome::ToStatus() const {
   return s;
 }
 
+namespace {
+// A lock as resolvers need it: a value can be megabytes, and nobody outside needs it.
+Lock WithoutValue(Lock lock) {
+  lock.value.clear();
+  return lock;
+}
+}  // namespace
+
 Status LockedError(std::string_view row_key, const Lock& lock) {
   return Status::Aborted("the row is locked by transaction " + std::to_string(lock.start_ts))
       .WithDetail("reason", std::string(TxnErrorName(TxnError::kLocked)))
       .WithDetail("lock_row", Base64Encode(row_key))
-      .WithDetail("lock", Base64Encode(EncodeLock(lock)));
+      .WithDetail("lock", Base64Encode(EncodeLock(WithoutValue(lock))));
 }
 
 std::optional<LockedRow> LockedFrom(const Status& s) {

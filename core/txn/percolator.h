@@ -90,7 +90,8 @@ enum class TxnError : uint8_t {
   kConditionFailed,  // a mutation's if_version is not the row's version (`conflict_ts`)
   kInvalid,          // a malformed request (`message`)
 };
-std::string_view TxnErrorName(TxnError e);  // "LOCKED", "WRITE_CONFLICT", ...
+std::string_view TxnErrorName(TxnError e);                        // "LOCKED", "WRITE_CONFLICT", ...
+std::optional<TxnError> TxnErrorFromName(std::string_view name);  // "" is kNone
 // The status a client sees: ABORTED for conflicts and rolled-back transactions,
 // FAILED_PRECONDITION for a failed condition, INVALID_ARGUMENT for a malformed request.
 StatusCode TxnErrorCode(TxnError e);
@@ -98,6 +99,7 @@ StatusCode TxnErrorCode(TxnError e);
 // A transaction's fate, as CheckTxnStatus finds it on the primary.
 enum class TxnState : uint8_t { kLocked, kCommitted, kRolledBack, kNotFound };
 std::string_view TxnStateName(TxnState s);
+std::optional<TxnState> TxnStateFromName(std::string_view name);
 
 struct TxnOutcome {
   TxnError error = TxnError::kNone;

@@ -55,6 +55,7 @@ Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
     ro.controllers = o.controllers;
     ro.request_timeout = std::chrono::milliseconds(o.timeout_ms);
     ro.attempt_timeout = std::min(ro.attempt_timeout, ro.request_timeout);
+    ro.txn_lock_ttl = std::chrono::milliseconds(o.txn_lock_ttl_ms);
     ASSIGN_OR_RETURN(client->routed_, gateway::ClusterKv::Start(std::move(ro)));
     client->limits_ = client->routed_->limits();
   }

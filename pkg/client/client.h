@@ -53,6 +53,9 @@ struct ClientOptions {
   // the storage nodes (see above). Empty: send everything to `addr`.
   std::vector<std::string> controllers;
   int timeout_ms = 10000;  // per-request deadline, retries included
+  // Routed: how long a transaction's locks live without its coordinator (this client)
+  // before others may roll it back (gateway::ClusterKvOptions::txn_lock_ttl).
+  int txn_lock_ttl_ms = 3000;
 };
 
 class Client final : public kv::KvService {

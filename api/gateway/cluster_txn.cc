@@ -1,0 +1,326 @@
+// ClusterKv's side of transactions: the coordinator of Percolator's two-phase commit and
+// the resolution of locks met by reads and writes (docs/architecture/transactions.md).
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "api/gateway/call_util.h"
+#include "api/gateway/cluster_kv.h"
+#include "api/grpc/convert.h"
+#include "api/grpc/shard_convert.h"
+#include "internal/failpoint.h"
+
+namespace gojodb::gateway {
+namespace {
+
+constexpr std::string_view kRowsMoved = "ROWS_MOVED";
+
+bool RowsMoved(const Status& s) {
+  if (s.code() != StatusCode::kFailedPrecondition) return false;
+  for (const auto& [k, v] : s.details()) {
+    if (k == "reason" && v == kRowsMoved) return true;
+  }
+  return false;
+}
+
+v1::TxnMutation::Kind KindOf(txn::LockKind k) {
+  switch (k) {
+    case txn::LockKind::kDelete:
+      return v1::TxnMutation::DELETE;
+    case txn::LockKind::kCheck:
+      return v1::TxnMutation::CHECK;
+    default:
+      return v1::TxnMutation::PUT;
+  }
+}
+
+}  // namespace
+
+Result<txn::TxnOutcome> ClusterKv::TxnCall(const std::vector<std::string>& rows,
+                                           v1::ShardTxnRequest req, Clock::time_point deadline) {
+  v1::ShardTxnResponse resp;
+  RETURN_IF_ERROR(CallShard(
+      rows.front(), Target::kLeader, /*write=*/true, /*has_request_id=*/true, deadline,
+      [&](const sharding::ShardRecord& shard, const NodeConn& node, Clock::time_point d) -> Status {
+        for (const auto& r : rows) {
+          if (!InRange(shard, r)) {
+            return Status::FailedPrecondition("the transaction's rows no longer share a shard")
+                .WithDetail("reason", std::string(kRowsMoved));
+          }
+        }
+        SetRoute(shard, req.mutable_route());
+        grpc::ClientContext ctx;
+        ctx.set_deadline(ToSystem(d));
+        resp.Clear();
+        return rpc::FromGrpc(node.stub->Txn(&ctx, req, &resp), &ctx);
+      }));
+  return rpc::FromProto(resp);
+}
+
+Result<std::vector<std::vector<size_t>>> ClusterKv::GroupByShard(
+    const std::vector<std::string>& rows, Clock::time_point deadline) {
+  std::map<uint64_t, std::vector<size_t>> by_shard;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    auto shard = routes_.Locate(rows[i]);
+    if (!shard.ok()) {
+      RefreshMap(deadline);
+      shard = routes_.Locate(rows[i]);
+      if (!shard.ok()) return Status::Unavailable("no shard of the cached map holds a row");
+    }
+    by_shard[shard->id].push_back(i);
+  }
+  std::vector<std::vector<size_t>> out;
+  for (auto& [id, idx] : by_shard) out.push_back(std::move(idx));
+  return out;
+}
+
+Status ClusterKv::ResolveLock(const txn::LockedRow& locked, uint64_t read_ts,
+                              std::vector<uint64_t>* resolved, int attempt,
+                              Clock::time_point deadline) {
+  const txn::Lock& lock = locked.lock;
+  ASSIGN_OR_RETURN(uint64_t now, FreshTimestamp(deadline));
+  v1::ShardTxnRequest check;
+  auto* c = check.mutable_check_status();
+  c->set_primary(lock.primary);
+  c->set_start_ts(lock.start_ts);
+  c->set_current_ts(now);
+  if (resolved) c->set_caller_ts(read_ts);
+  // Only once the lock met has expired may a missing primary lock mean "never coming":
+  // before that, the primary's prewrite may still be on its way.
+  c->set_rollback_if_missing(txn::Expired(lock, now));
+  ASSIGN_OR_RETURN(auto status, TxnCall({lock.primary}, check, deadline));
+  if (!status.ok()) return status.ToStatus();
+  switch (status.state) {
+    case txn::TxnState::kCommitted: {
+      v1::ShardTxnRequest commit;
+      auto* m = commit.mutable_commit();
+      m->set_start_ts(lock.start_ts);
+      m->set_commit_ts(status.commit_ts);
+      m->add_rows(locked.row_key);
+      ASSIGN_OR_RETURN(auto out, TxnCall({locked.row_key}, commit, deadline));
+      // LOCK_NOT_FOUND: someone resolved the row differently in between? Only a rollback
+      // could, and a committed transaction is never rolled back.
+      if (!out.ok()) return out.ToStatus().WithContext("rolling a committed row forward");
+      return Status::OK();
+    }
+    case txn::TxnState::kRolledBack: {
+      if (locked.row_key == lock.primary) return Status::OK();  // the check rolled it back
+      v1::ShardTxnRequest rollback;
+      auto* r = rollback.mutable_rollback();
+      r->set_start_ts(lock.start_ts);
+      r->add_rows(locked.row_key);
+      ASSIGN_OR_RETURN(auto out, TxnCall({locked.row_key}, rollback, deadline));
+      if (!out.ok()) return out.ToStatus().WithContext("rolling a row back");
+      return Status::OK();
+    }
+    case txn::TxnState::kLocked:
+      if (resolved) {
+        // Not committed when asked; a reader at a timestamp pushed its commit above it.
+        resolved->push_back(lock.start_ts);
+        return Status::OK();
+      }
+      Backoff(attempt, deadline);
+      return Status::OK();
+    case txn::TxnState::kNotFound:
+      Backoff(attempt, deadline);  // the lock met expires in time; its check then decides
+      return Status::OK();
+  }
+  return Status::Internal("unknown transaction state");
+}
+
+Status ClusterKv::WithLocksResolved(uint64_t read_ts, std::vector<uint64_t>* resolved,
+                                    Clock::time_point deadline,
+                                    const std::function<Status()>& call) {
+  for (int attempt = 0;; ++attempt) {
+    Status s = call();
+    auto locked = txn::LockedFrom(s);
+    if (!locked) return s;
+    if (Clock::now() >= deadline) {
+      return Status::Aborted("the row is held by transaction " +
+                             std::to_string(locked->lock.start_ts) +
+                             ", which did not finish within the request deadline")
+          .WithDetail("reason", "LOCKED");
+    }
+    RETURN_IF_ERROR(ResolveLock(*locked, read_ts, resolved, attempt, deadline));
+  }
+}
+
+void ClusterKv::RollbackRows(uint64_t start_ts, const std::vector<std::string>& rows,
+                             Clock::time_point deadline) {
+  auto groups = GroupByShard(rows, deadline);
+  if (!groups.ok()) return;
+  for (const auto& g : *groups) {
+    v1::ShardTxnRequest req;
+    auto* r = req.mutable_rollback();
+    r->set_start_ts(start_ts);
+    std::vector<std::string> part;
+    for (size_t i : g) {
+      part.push_back(rows[i]);
+      r->add_rows(rows[i]);
+    }
+    auto out = TxnCall(part, req, deadline);
+    if (!out.ok() || !out->ok()) {
+      spdlog::debug("rollback of transaction {} left locks behind: {}", start_ts,
+                    out.ok() ? out->message : out.status().ToString());
+    }
+  }
+}
+
+Result<uint64_t> ClusterKv::CommitTransaction(uint64_t start_ts,
+                                              std::vector<txn::TxnMutation> mutations,
+                                              Clock::time_point deadline) {
+  std::vector<std::string> rows;
+  rows.reserve(mutations.size());
+  for (const auto& m : mutations) rows.push_back(m.row_key);
+  auto primary_it = std::find_if(mutations.begin(), mutations.end(),
+                                 [](const auto& m) { return m.kind != txn::LockKind::kCheck; });
+  if (primary_it == mutations.end()) {
+    return Status::InvalidArgument("a transaction needs at least one write");
+  }
+  const std::string primary = primary_it->row_key;
+  const auto ttl_ms = static_cast<uint64_t>(options_.txn_lock_ttl.count());
+
+  // Phase one: lock every row, shard by shard. The rows locked so far are rolled back if
+  // any shard refuses.
+  std::vector<std::string> locked_rows;
+  uint64_t min_commit_ts = start_ts + 1;
+  auto abort = [&](Status why) -> Status {
+    RollbackRows(start_ts, locked_rows, deadline);
+    return why;
+  };
+  const auto wait_until = Clock::now() + options_.txn_lock_wait;
+  std::vector<size_t> pending(mutations.size());
+  for (size_t i = 0; i < pending.size(); ++i) pending[i] = i;
+  for (int attempt = 0; !pending.empty(); ++attempt) {
+    std::vector<std::string> pending_rows;
+    for (size_t i : pending) pending_rows.push_back(rows[i]);
+    auto groups = GroupByShard(pending_rows, deadline);
+    if (!groups.ok()) return abort(groups.status());
+    std::vector<size_t> next;
+    for (const auto& g : *groups) {
+      // A test stops the coordinator here (arg: the rows locked so far), as a crash would.
+      RETURN_IF_ERROR(failpoint::Inject("cluster_txn.before_prewrite", locked_rows.size()));
+      v1::ShardTxnRequest req;
+      auto* p = req.mutable_prewrite();
+      p->set_start_ts(start_ts);
+      p->set_primary(primary);
+      p->set_ttl_ms(ttl_ms);
+      std::vector<std::string> part;
+      for (size_t gi : g) {
+        const auto& m = mutations[pending[gi]];
+        auto* out = p->add_mutations();
+        out->set_kind(KindOf(m.kind));
+        out->set_row_key(m.row_key);
+        out->set_value(m.value);
+        if (m.if_version) {
+          out->set_has_if_version(true);
+          out->set_if_version(*m.if_version);
+        }
+        part.push_back(m.row_key);
+      }
+      auto out = TxnCall(part, req, deadline);
+      if (!out.ok() && RowsMoved(out.status())) {
+        for (size_t gi : g) next.push_back(pending[gi]);  // a split: group them again
+        continue;
+      }
+      if (!out.ok()) return abort(out.status());
+      if (out->error == txn::TxnError::kLocked && out->lock) {
+        // Held by another transaction. One that finished (committed, rolled back, or
+        // expired) is resolved and this group tried again. A live one is waited for at
+        // most txn_lock_wait from the start of this commit, then wins: this transaction
+        // aborts. No wait is unbounded, so two transactions waiting on each other both
+        // give up instead of deadlocking.
+        txn::LockedRow met{out->row_key, *out->lock};
+        std::vector<uint64_t> skip;
+        if (Status r = ResolveLock(met, mvcc::kMaxTimestamp, &skip, attempt, deadline); !r.ok()) {
+          return abort(r);
+        }
+        if (!skip.empty()) {
+          if (Clock::now() >= wait_until) {
+            return abort(Status::Aborted("write conflict: a row is held by transaction " +
+                                         std::to_string(out->lock->start_ts) +
+                                         ", which has not finished")
+                             .WithDetail("reason", "LOCKED"));
+          }
+          Backoff(attempt, std::min(deadline, wait_until));
+        }
+        for (size_t gi : g) next.push_back(pending[gi]);
+        continue;
+      }
+      if (!out->ok()) return abort(out->ToStatus());
+      locked_rows.insert(locked_rows.end(), part.begin(), part.end());
+      min_commit_ts = std::max(min_commit_ts, out->min_commit_ts);
+    }
+    pending = std::move(next);
+    if (!pending.empty() && Clock::now() >= deadline) {
+      return abort(Status::Unavailable("the transaction could not lock its rows in time"));
+    }
+  }
+
+  // Phase two: the primary's commit decides.
+  RETURN_IF_ERROR(failpoint::Inject("cluster_txn.before_primary_commit"));
+  ASSIGN_OR_RETURN(uint64_t commit_ts, FreshTimestamp(deadline));
+  commit_ts = std::max(commit_ts, min_commit_ts);
+  for (;;) {
+    v1::ShardTxnRequest req;
+    auto* c = req.mutable_commit();
+    c->set_start_ts(start_ts);
+    c->set_commit_ts(commit_ts);
+    c->add_rows(primary);
+    c->set_primary(true);
+    auto out = TxnCall({primary}, req, deadline);
+    if (!out.ok()) {
+      // The commit may or may not have applied; the transaction's fate is its primary's
+      // record, which readers will find either way.
+      return Status::Unavailable("the transaction's commit outcome is unknown: " +
+                                 out.status().message());
+    }
+    if (out->error == txn::TxnError::kCommitTsTooLow) {
+      // A reader pushed it: commit above the read.
+      ASSIGN_OR_RETURN(uint64_t fresh, FreshTimestamp(deadline));
+      commit_ts = std::max(fresh, out->min_commit_ts);
+      continue;
+    }
+    if (out->error == txn::TxnError::kRolledBack || out->error == txn::TxnError::kLockNotFound) {
+      // Its locks expired and someone rolled it back first.
+      return abort(Status::Aborted("the transaction was rolled back before it could commit "
+                                   "(its locks expired)")
+                       .WithDetail("reason", "ROLLED_BACK"));
+    }
+    if (!out->ok()) return out->ToStatus();
+    break;
+  }
+
+  // Committed. The other rows are rolled forward now; any left (a failure here) are
+  // rolled forward by whoever meets them.
+  RETURN_IF_ERROR(failpoint::Inject("cluster_txn.before_secondaries", commit_ts));
+  std::vector<std::string> secondaries;
+  for (const auto& r : rows) {
+    if (r != primary) secondaries.push_back(r);
+  }
+  if (!secondaries.empty()) {
+    auto groups = GroupByShard(secondaries, deadline);
+    if (groups.ok()) {
+      for (const auto& g : *groups) {
+        v1::ShardTxnRequest req;
+        auto* c = req.mutable_commit();
+        c->set_start_ts(start_ts);
+        c->set_commit_ts(commit_ts);
+        std::vector<std::string> part;
+        for (size_t i : g) {
+          part.push_back(secondaries[i]);
+          c->add_rows(secondaries[i]);
+        }
+        auto out = TxnCall(part, req, deadline);
+        if (!out.ok() || !out->ok()) {
+          spdlog::debug(
+              "transaction {} committed; rows left locked for readers to roll forward: {}",
+              start_ts, out.ok() ? out->message : out.status().ToString());
+        }
+      }
+    }
+  }
+  return commit_ts;
+}
+
+}  // namespace gojodb::gateway
