@@ -1,18 +1,39 @@
 // Small helpers shared by ClusterKv's source files (not a public interface).
 #pragma once
 
+#include <algorithm>
 #include <chrono>
+#include <string>
 #include <string_view>
+#include <utility>
 
 #include "core/controller/state.h"
+#include "core/mvcc/key_codec.h"
 #include "gojodb/v1/shard.pb.h"
 
 namespace gojodb::gateway {
+
+// What a write's call answers when its rows no longer fall in one shard (a split).
+inline constexpr std::string_view kBatchAcrossShards = "the batch's rows span shards";
 
 inline std::chrono::system_clock::time_point ToSystem(std::chrono::steady_clock::time_point t) {
   return std::chrono::system_clock::now() +
          std::chrono::duration_cast<std::chrono::system_clock::duration>(
              t - std::chrono::steady_clock::now());
+}
+
+// The user-key range [start, end) a scan covers: its bounds narrowed by its prefix
+// (empty end: unbounded).
+inline std::pair<std::string, std::string> ScanRange(const std::string& start,
+                                                     const std::string& end,
+                                                     const std::string& prefix) {
+  std::string lo = start, hi = end;
+  if (!prefix.empty()) {
+    lo = std::max(lo, prefix);
+    std::string succ = mvcc::PrefixSuccessor(prefix);
+    if (!succ.empty() && (hi.empty() || succ < hi)) hi = succ;
+  }
+  return {lo, hi};
 }
 
 inline bool InRange(const controller::ShardRecord& s, std::string_view row_key) {

@@ -25,8 +25,6 @@ using namespace std::chrono_literals;
 constexpr uint32_t kTenant = controller::kDefaultTenantId;
 constexpr size_t kMaxRequestIdBytes = 256;
 constexpr const char* kDefaultCollection = "default";
-constexpr std::string_view kBatchAcrossShards =
-    "a batch must stay within one shard until transactions land";
 // Longest single call to a controller member before the next one is asked.
 constexpr auto kControllerCallTimeout = 3s;
 // Descriptors learnt from storage nodes are kept until the controller's map has them,
@@ -924,12 +922,7 @@ Result<kv::ScanResult> ClusterKv::Scan(const kv::ScanRequest& req) {
     return Status::InvalidArgument("a snapshot read needs a timestamp (at)");
   }
   ASSIGN_OR_RETURN(uint32_t id, CollectionId(req.collection, deadline));
-  std::string start = req.start, end = req.end;
-  if (!req.prefix.empty()) {
-    start = std::max(start, req.prefix);
-    std::string succ = mvcc::PrefixSuccessor(req.prefix);
-    if (!succ.empty() && (end.empty() || succ < end)) end = succ;
-  }
+  auto [start, end] = ScanRange(req.start, req.end, req.prefix);
   kv::ScanResult out;
   switch (req.consistency) {
     case kv::Consistency::kLinearizable: {

@@ -91,6 +91,10 @@ struct ClusterKvOptions {
   // A transaction that meets a live transaction's lock while locking its rows waits at
   // most this long (from the start of its commit) for it to finish, then aborts.
   std::chrono::milliseconds txn_lock_wait{500};
+  // An interactive transaction untouched this long is dropped (its writes were never
+  // sent); at most this many are open at once (RESOURCE_EXHAUSTED beyond).
+  std::chrono::milliseconds txn_idle_timeout{60000};
+  size_t max_open_txns = 10000;
   // A further condition for Ready(), checked after the gateway's own (none if empty):
   // the standalone server waits for its shards' leaders.
   std::function<Status()> ready_check;
@@ -149,6 +153,16 @@ class ClusterKv final : public kv::KvService {
   Result<kv::GetResult> Get(const kv::GetRequest& req) override;
   Result<kv::ScanResult> Scan(const kv::ScanRequest& req) override;
   Result<kv::WriteResult> Batch(const kv::BatchRequest& req) override;
+
+  // Transactions (cluster_txn.cc). One-shot, and interactive ones whose writes wait here,
+  // in this process, until commit (so a session lives on the gateway that began it).
+  Result<kv::TxnResult> Txn(const kv::TxnRequest& req) override;
+  Result<kv::TxnHandle> BeginTxn() override;
+  Result<kv::GetResult> TxnGet(const std::string& txn, const kv::TxnRead& read) override;
+  Status TxnWrite(const std::string& txn, const kv::BatchOp& op) override;
+  Result<kv::ScanResult> TxnScan(const std::string& txn, const kv::ScanRequest& req) override;
+  Result<uint64_t> CommitTxn(const std::string& txn) override;
+  Status RollbackTxn(const std::string& txn) override;
 
   Result<kv::CollectionInfo> CreateCollection(const kv::CollectionSpec& spec) override;
   Result<std::vector<kv::CollectionInfo>> ListCollections() override;
@@ -266,6 +280,25 @@ class ClusterKv final : public kv::KvService {
   // commit timestamp.
   Result<uint64_t> CommitTransaction(uint64_t start_ts, std::vector<txn::TxnMutation> mutations,
                                      Clock::time_point deadline);
+  // Commits `mutations` at `start_ts`: in one phase when they fall in one shard and
+  // none only checks a row, else by CommitTransaction. Returns the commit timestamp.
+  Result<uint64_t> CommitMutations(uint64_t start_ts, std::vector<txn::TxnMutation> mutations,
+                                   Clock::time_point deadline);
+  // An interactive transaction: its snapshot and the writes it buffers until commit.
+  struct TxnSession {
+    struct Write {
+      bool is_delete = false;
+      std::string value;
+      uint32_t collection = 0;
+      std::string key;
+    };
+    uint64_t start_ts = 0;
+    std::mutex mu;                        // one call of the session at a time
+    std::map<std::string, Write> writes;  // row key -> its last write; GUARDED_BY(mu)
+    Clock::time_point last_used;          // GUARDED_BY(txns_mu_)
+  };
+  // The open session `id`, touched; NOT_FOUND if unknown, finished or idle too long.
+  Result<std::shared_ptr<TxnSession>> FindTxn(const std::string& id);
   // Rolls back the rows of `groups` (best effort: a lock left behind is resolved by
   // whoever meets it).
   void RollbackRows(uint64_t start_ts, const std::vector<std::string>& rows,
@@ -295,6 +328,9 @@ class ClusterKv final : public kv::KvService {
 
   std::mutex catalog_mu_;
   std::map<std::string, CachedCollection> collections_;  // GUARDED_BY(catalog_mu_)
+
+  std::mutex txns_mu_;
+  std::map<std::string, std::shared_ptr<TxnSession>> txns_;  // GUARDED_BY(txns_mu_)
 
   std::atomic<uint64_t> retries_{0};
   std::atomic<uint64_t> map_fetches_{0};

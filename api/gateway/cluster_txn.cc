@@ -3,11 +3,14 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <random>
 
 #include "api/gateway/call_util.h"
 #include "api/gateway/cluster_kv.h"
 #include "api/grpc/convert.h"
 #include "api/grpc/shard_convert.h"
+#include "core/mvcc/key_codec.h"
 #include "internal/failpoint.h"
 
 namespace gojodb::gateway {
@@ -321,6 +324,290 @@ Result<uint64_t> ClusterKv::CommitTransaction(uint64_t start_ts,
     }
   }
   return commit_ts;
+}
+
+}  // namespace gojodb::gateway
+
+// --- The transaction API ---------------------------------------------------------------
+
+namespace gojodb::gateway {
+namespace {
+
+constexpr uint32_t kTenant = controller::kDefaultTenantId;
+
+bool IsAcrossShards(const Status& s) {
+  return s.code() == StatusCode::kFailedPrecondition && s.message() == kBatchAcrossShards;
+}
+
+std::string NewTxnId() {
+  static thread_local std::mt19937_64 rng(std::random_device{}());
+  char buf[33];
+  std::snprintf(buf, sizeof(buf), "%016llx%016llx", static_cast<unsigned long long>(rng()),
+                static_cast<unsigned long long>(rng()));
+  return buf;
+}
+
+Status ConditionFailed(size_t i, std::string why, uint64_t current) {
+  return Status::FailedPrecondition("conditions[" + std::to_string(i) + "]: " + why)
+      .WithDetail("condition", std::to_string(i))
+      .WithDetail("current_version", std::to_string(current));
+}
+
+}  // namespace
+
+Result<uint64_t> ClusterKv::CommitMutations(uint64_t start_ts,
+                                            std::vector<txn::TxnMutation> mutations,
+                                            Clock::time_point deadline) {
+  std::vector<std::string> rows;
+  bool checks = false;
+  for (const auto& m : mutations) {
+    rows.push_back(m.row_key);
+    checks |= m.kind == txn::LockKind::kCheck;
+  }
+  ASSIGN_OR_RETURN(auto groups, GroupByShard(rows, deadline));
+  if (groups.size() == 1 && !checks) {
+    // One phase: one write at a timestamp above start_ts, refused if a row changed since.
+    v1::ShardWriteRequest w;
+    w.set_start_ts(start_ts);
+    for (const auto& m : mutations) {
+      auto* out = w.add_mutations();
+      out->set_delete_(m.kind == txn::LockKind::kDelete);
+      out->set_row_key(m.row_key);
+      out->set_value(m.value);
+      if (m.if_version) {
+        out->set_has_if_version(true);
+        out->set_if_version(*m.if_version);
+      }
+    }
+    auto out = Write(std::move(w), rows, deadline);
+    if (out.ok()) return out->version;
+    if (!IsAcrossShards(out.status())) return out.status();
+    // A split under it: the rows span shards now.
+  }
+  return CommitTransaction(start_ts, std::move(mutations), deadline);
+}
+
+Result<kv::TxnResult> ClusterKv::Txn(const kv::TxnRequest& req) {
+  const auto deadline = Clock::now() + options_.request_timeout;
+  if (req.reads.empty() && req.ops.empty() && req.conditions.empty()) {
+    return Status::InvalidArgument("a transaction needs reads, ops or conditions");
+  }
+  if (!req.ops.empty()) RETURN_IF_ERROR(ValidateBatch({req.ops, ""}, options_.limits));
+  for (size_t i = 0; i < req.reads.size(); ++i) {
+    RETURN_IF_ERROR(ValidateKey(req.reads[i].key, options_.limits)
+                        .WithContext("reads[" + std::to_string(i) + "]"));
+  }
+  for (size_t i = 0; i < req.conditions.size(); ++i) {
+    const auto& c = req.conditions[i];
+    const std::string where = "conditions[" + std::to_string(i) + "]";
+    RETURN_IF_ERROR(ValidateKey(c.key, options_.limits).WithContext(where));
+    if (int(c.version.has_value()) + int(c.value.has_value()) + int(c.exists.has_value()) != 1) {
+      return Status::InvalidArgument(where + ": give exactly one of version, value and exists");
+    }
+  }
+  kv::TxnResult out;
+  ASSIGN_OR_RETURN(out.start_ts, FreshTimestamp(deadline));
+  auto read = [&](const std::string& collection, const std::string& key) {
+    return Get({collection, key, kv::Consistency::kSnapshot, out.start_ts});
+  };
+  for (const auto& r : req.reads) {
+    ASSIGN_OR_RETURN(auto g, read(r.collection, r.key));
+    out.reads.push_back(std::move(g));
+  }
+  // Row key -> mutation index, for the ops and the rows the conditions hold.
+  std::map<std::string, size_t> row_index;
+  std::vector<txn::TxnMutation> mutations;
+  for (size_t i = 0; i < req.ops.size(); ++i) {
+    const auto& op = req.ops[i];
+    auto id = CollectionId(op.collection, deadline);
+    if (!id.ok()) return id.status().WithContext("ops[" + std::to_string(i) + "]");
+    txn::TxnMutation m;
+    m.kind = op.kind == kv::BatchOp::Kind::kDelete ? txn::LockKind::kDelete : txn::LockKind::kPut;
+    m.row_key = mvcc::EncodeRowKey(kTenant, *id, op.key);
+    if (m.kind == txn::LockKind::kPut) m.value = op.value;
+    m.if_version = op.if_version;
+    if (!row_index.emplace(m.row_key, mutations.size()).second) {
+      return Status::InvalidArgument("ops[" + std::to_string(i) + "]: the key is written twice");
+    }
+    mutations.push_back(std::move(m));
+  }
+  for (size_t i = 0; i < req.conditions.size(); ++i) {
+    const auto& c = req.conditions[i];
+    ASSIGN_OR_RETURN(auto g, read(c.collection, c.key));
+    const uint64_t current = g.found ? g.version : 0;
+    if (c.version && *c.version != current) {
+      return ConditionFailed(
+          i, "the version is " + std::to_string(current) + ", not " + std::to_string(*c.version),
+          current);
+    }
+    if (c.value && (!g.found || g.value != *c.value)) {
+      return ConditionFailed(i, g.found ? "the value differs" : "the key is absent", current);
+    }
+    if (c.exists && *c.exists != g.found) {
+      return ConditionFailed(i, g.found ? "the key exists" : "the key is absent", current);
+    }
+    if (mutations.empty() && req.ops.empty()) continue;  // read-only: nothing to hold
+    ASSIGN_OR_RETURN(uint32_t id, CollectionId(c.collection, deadline));
+    txn::TxnMutation m;
+    m.kind = txn::LockKind::kCheck;
+    m.row_key = mvcc::EncodeRowKey(kTenant, id, c.key);
+    // Held until commit: a version after start_ts on it is a conflict.
+    if (row_index.emplace(m.row_key, mutations.size()).second) mutations.push_back(std::move(m));
+  }
+  if (req.ops.empty()) return out;
+  ASSIGN_OR_RETURN(out.commit_ts, CommitMutations(out.start_ts, std::move(mutations), deadline));
+  return out;
+}
+
+Result<std::shared_ptr<ClusterKv::TxnSession>> ClusterKv::FindTxn(const std::string& id) {
+  std::lock_guard lock(txns_mu_);
+  auto it = txns_.find(id);
+  const auto now = Clock::now();
+  if (it != txns_.end() && now - it->second->last_used > options_.txn_idle_timeout) {
+    txns_.erase(it);
+    it = txns_.end();
+  }
+  if (it == txns_.end()) {
+    return Status::NotFound("transaction '" + id.substr(0, 64) +
+                            "' is not open here (finished, idle too long, or begun on another "
+                            "gateway or before a restart)");
+  }
+  it->second->last_used = now;
+  return it->second;
+}
+
+Result<kv::TxnHandle> ClusterKv::BeginTxn() {
+  const auto deadline = Clock::now() + options_.request_timeout;
+  ASSIGN_OR_RETURN(uint64_t start_ts, FreshTimestamp(deadline));
+  auto session = std::make_shared<TxnSession>();
+  session->start_ts = start_ts;
+  std::lock_guard lock(txns_mu_);
+  const auto now = Clock::now();
+  std::erase_if(
+      txns_, [&](const auto& e) { return now - e.second->last_used > options_.txn_idle_timeout; });
+  if (txns_.size() >= options_.max_open_txns) {
+    return Status::ResourceExhausted("too many open transactions (" +
+                                     std::to_string(options_.max_open_txns) + ")");
+  }
+  session->last_used = now;
+  std::string id = NewTxnId();
+  txns_[id] = std::move(session);
+  return kv::TxnHandle{std::move(id), start_ts};
+}
+
+Result<kv::GetResult> ClusterKv::TxnGet(const std::string& txn, const kv::TxnRead& read) {
+  const auto deadline = Clock::now() + options_.request_timeout;
+  RETURN_IF_ERROR(ValidateKey(read.key, options_.limits));
+  ASSIGN_OR_RETURN(auto s, FindTxn(txn));
+  std::lock_guard lock(s->mu);
+  ASSIGN_OR_RETURN(uint32_t id, CollectionId(read.collection, deadline));
+  auto it = s->writes.find(mvcc::EncodeRowKey(kTenant, id, read.key));
+  if (it != s->writes.end()) {
+    // Its own write: version 0 until it commits.
+    kv::GetResult g;
+    g.found = !it->second.is_delete;
+    if (g.found) g.value = it->second.value;
+    return g;
+  }
+  return Get({read.collection, read.key, kv::Consistency::kSnapshot, s->start_ts});
+}
+
+Status ClusterKv::TxnWrite(const std::string& txn, const kv::BatchOp& op) {
+  const auto deadline = Clock::now() + options_.request_timeout;
+  RETURN_IF_ERROR(ValidateBatch({{op}, ""}, options_.limits));
+  if (op.if_version) {
+    return Status::InvalidArgument(
+        "an interactive transaction's writes take no if_version: read the key in the "
+        "transaction instead (a change after its start is a conflict at commit)");
+  }
+  ASSIGN_OR_RETURN(auto s, FindTxn(txn));
+  std::lock_guard lock(s->mu);
+  ASSIGN_OR_RETURN(uint32_t id, CollectionId(op.collection, deadline));
+  const std::string row = mvcc::EncodeRowKey(kTenant, id, op.key);
+  if (!s->writes.count(row) && s->writes.size() >= options_.limits.max_batch_ops) {
+    return Status::InvalidArgument("a transaction may write at most " +
+                                   std::to_string(options_.limits.max_batch_ops) + " keys");
+  }
+  auto& w = s->writes[row];
+  w.is_delete = op.kind == kv::BatchOp::Kind::kDelete;
+  w.value = w.is_delete ? std::string() : op.value;
+  w.collection = id;
+  w.key = op.key;
+  return Status::OK();
+}
+
+Result<kv::ScanResult> ClusterKv::TxnScan(const std::string& txn, const kv::ScanRequest& req) {
+  const auto deadline = Clock::now() + options_.request_timeout;
+  ASSIGN_OR_RETURN(auto s, FindTxn(txn));
+  std::lock_guard lock(s->mu);
+  if (req.consistency != kv::Consistency::kLinearizable || req.at != 0) {
+    return Status::InvalidArgument("a transaction's scan reads at its own snapshot");
+  }
+  kv::ScanRequest at = req;
+  at.consistency = kv::Consistency::kSnapshot;
+  at.at = s->start_ts;
+  ASSIGN_OR_RETURN(auto out, Scan(at));
+  ASSIGN_OR_RETURN(uint32_t id, CollectionId(req.collection, deadline));
+  // The range the answer covers, in user keys: [lo, hi) (empty hi: unbounded).
+  auto [lo, hi] = ScanRange(req.start, req.end, req.prefix);
+  if (out.next) (req.reverse ? lo : hi) = *out.next;
+  // The transaction's own writes in that range, if any, replace what the snapshot has.
+  std::vector<const TxnSession::Write*> own;
+  for (const auto& [row, w] : s->writes) {
+    if (w.collection == id && w.key >= lo && (hi.empty() || w.key < hi)) own.push_back(&w);
+  }
+  if (own.empty()) return out;
+  std::map<std::string, kv::KeyValue> merged;
+  for (auto& item : out.items) {
+    std::string key = item.key;
+    merged.emplace(std::move(key), std::move(item));
+  }
+  for (const auto* w : own) {
+    if (w->is_delete) {
+      merged.erase(w->key);
+    } else {
+      merged[w->key] = kv::KeyValue{w->key, w->value, 0};
+    }
+  }
+  const size_t limit = req.limit == 0 ? options_.limits.default_scan_limit : req.limit;
+  std::vector<kv::KeyValue> items;
+  for (auto& [k, v] : merged) items.push_back(std::move(v));
+  if (req.reverse) std::reverse(items.begin(), items.end());
+  if (items.size() > limit) {
+    out.next = req.reverse ? items[limit - 1].key : items[limit].key;
+    items.resize(limit);
+  }
+  out.items = std::move(items);
+  return out;
+}
+
+Result<uint64_t> ClusterKv::CommitTxn(const std::string& txn) {
+  const auto deadline = Clock::now() + options_.request_timeout;
+  ASSIGN_OR_RETURN(auto s, FindTxn(txn));
+  {
+    std::lock_guard lock(txns_mu_);
+    txns_.erase(txn);  // finished whatever the outcome: a retry must begin anew
+  }
+  std::lock_guard lock(s->mu);
+  if (s->writes.empty()) return s->start_ts;  // read-only: its snapshot
+  std::vector<txn::TxnMutation> mutations;
+  mutations.reserve(s->writes.size());
+  for (auto& [row, w] : s->writes) {
+    txn::TxnMutation m;
+    m.kind = w.is_delete ? txn::LockKind::kDelete : txn::LockKind::kPut;
+    m.row_key = row;
+    m.value = std::move(w.value);
+    mutations.push_back(std::move(m));
+  }
+  return CommitMutations(s->start_ts, std::move(mutations), deadline);
+}
+
+Status ClusterKv::RollbackTxn(const std::string& txn) {
+  std::lock_guard lock(txns_mu_);
+  if (txns_.erase(txn) == 0) {
+    return Status::NotFound("transaction '" + txn.substr(0, 64) + "' is not open here");
+  }
+  return Status::OK();  // nothing was sent: its writes were buffered here
 }
 
 }  // namespace gojodb::gateway

@@ -38,6 +38,44 @@ std::optional<uint64_t> OptVersion(bool has, uint64_t v) {
   return has ? std::optional<uint64_t>(v) : std::nullopt;
 }
 
+Result<kv::BatchOp> OpOf(const v1::BatchOp& op, const std::string& where) {
+  if (op.op() != v1::BatchOp::PUT && op.op() != v1::BatchOp::DELETE) {
+    return Status::InvalidArgument(where + "op must be PUT or DELETE");
+  }
+  return kv::BatchOp{
+      op.op() == v1::BatchOp::PUT ? kv::BatchOp::Kind::kPut : kv::BatchOp::Kind::kDelete,
+      op.collection(), op.key(), op.value(), OptVersion(op.has_if_version(), op.if_version())};
+}
+
+void SetGet(kv::GetResult r, v1::GetResponse* resp) {
+  resp->set_found(r.found);
+  resp->set_value(std::move(r.value));
+  resp->set_version(r.version);
+}
+
+void SetScan(kv::ScanResult r, v1::ScanResponse* resp) {
+  for (auto& item : r.items) {
+    auto* kv = resp->add_items();
+    kv->set_key(std::move(item.key));
+    kv->set_value(std::move(item.value));
+    kv->set_version(item.version);
+  }
+  resp->set_has_more(r.next.has_value());
+  if (r.next) resp->set_next(*r.next);
+  resp->set_read_ts(r.read_ts);
+}
+
+kv::ScanRequest ScanOf(const v1::ScanRequest& req) {
+  return {req.collection(),
+          req.start(),
+          req.end(),
+          req.prefix(),
+          req.limit(),
+          req.reverse(),
+          FromProto(req.consistency()),
+          req.at()};
+}
+
 }  // namespace
 
 class GrpcServices::KvImpl final : public v1::KV::CallbackService {
@@ -62,9 +100,7 @@ class GrpcServices::KvImpl final : public v1::KV::CallbackService {
     return ServeOnPool(pool_, m_, "get", ctx, [=, this]() -> Status {
       ASSIGN_OR_RETURN(auto r, kv_->Get({req->collection(), req->key(),
                                          FromProto(req->consistency()), req->at()}));
-      resp->set_found(r.found);
-      resp->set_value(std::move(r.value));
-      resp->set_version(r.version);
+      SetGet(std::move(r), resp);
       return Status::OK();
     });
   }
@@ -84,18 +120,8 @@ class GrpcServices::KvImpl final : public v1::KV::CallbackService {
   grpc::ServerUnaryReactor* Scan(grpc::CallbackServerContext* ctx, const v1::ScanRequest* req,
                                  v1::ScanResponse* resp) override {
     return ServeOnPool(pool_, m_, "scan", ctx, [=, this]() -> Status {
-      ASSIGN_OR_RETURN(auto r, kv_->Scan({req->collection(), req->start(), req->end(),
-                                          req->prefix(), req->limit(), req->reverse(),
-                                          FromProto(req->consistency()), req->at()}));
-      for (auto& item : r.items) {
-        auto* kv = resp->add_items();
-        kv->set_key(std::move(item.key));
-        kv->set_value(std::move(item.value));
-        kv->set_version(item.version);
-      }
-      resp->set_has_more(r.next.has_value());
-      if (r.next) resp->set_next(*r.next);
-      resp->set_read_ts(r.read_ts);
+      ASSIGN_OR_RETURN(auto r, kv_->Scan(ScanOf(*req)));
+      SetScan(std::move(r), resp);
       return Status::OK();
     });
   }
@@ -106,20 +132,104 @@ class GrpcServices::KvImpl final : public v1::KV::CallbackService {
       kv::BatchRequest b;
       b.request_id = req->request_id();
       for (int i = 0; i < req->ops_size(); ++i) {
-        const auto& op = req->ops(i);
-        if (op.op() != v1::BatchOp::PUT && op.op() != v1::BatchOp::DELETE) {
-          return Status::InvalidArgument("ops[" + std::to_string(i) +
-                                         "]: op must be PUT or DELETE");
-        }
-        b.ops.push_back(
-            {op.op() == v1::BatchOp::PUT ? kv::BatchOp::Kind::kPut : kv::BatchOp::Kind::kDelete,
-             op.collection(), op.key(), op.value(),
-             OptVersion(op.has_if_version(), op.if_version())});
+        ASSIGN_OR_RETURN(auto op, OpOf(req->ops(i), "ops[" + std::to_string(i) + "]: "));
+        b.ops.push_back(std::move(op));
       }
       ASSIGN_OR_RETURN(auto r, kv_->Batch(b));
       resp->set_version(r.version);
       return Status::OK();
     });
+  }
+
+  grpc::ServerUnaryReactor* Txn(grpc::CallbackServerContext* ctx, const v1::TxnRequest* req,
+                                v1::TxnResponse* resp) override {
+    return ServeOnPool(pool_, m_, "txn", ctx, [=, this]() -> Status {
+      kv::TxnRequest t;
+      for (const auto& r : req->reads()) t.reads.push_back({r.collection(), r.key()});
+      for (int i = 0; i < req->ops_size(); ++i) {
+        ASSIGN_OR_RETURN(auto op, OpOf(req->ops(i), "ops[" + std::to_string(i) + "]: "));
+        t.ops.push_back(std::move(op));
+      }
+      for (int i = 0; i < req->conditions_size(); ++i) {
+        const auto& c = req->conditions(i);
+        kv::TxnCondition out{c.collection(), c.key(), {}, {}, {}};
+        switch (c.expect_case()) {
+          case v1::TxnCondition::kVersion:
+            out.version = c.version();
+            break;
+          case v1::TxnCondition::kValue:
+            out.value = c.value();
+            break;
+          case v1::TxnCondition::kExists:
+            out.exists = c.exists();
+            break;
+          default:
+            return Status::InvalidArgument("conditions[" + std::to_string(i) +
+                                           "]: give one of version, value and exists");
+        }
+        t.conditions.push_back(std::move(out));
+      }
+      ASSIGN_OR_RETURN(auto r, kv_->Txn(t));
+      resp->set_start_ts(r.start_ts);
+      resp->set_commit_ts(r.commit_ts);
+      for (auto& g : r.reads) SetGet(std::move(g), resp->add_reads());
+      return Status::OK();
+    });
+  }
+
+  grpc::ServerUnaryReactor* BeginTxn(grpc::CallbackServerContext* ctx, const v1::BeginTxnRequest*,
+                                     v1::BeginTxnResponse* resp) override {
+    return ServeOnPool(pool_, m_, "txn_begin", ctx, [=, this]() -> Status {
+      ASSIGN_OR_RETURN(auto h, kv_->BeginTxn());
+      resp->set_txn(h.id);
+      resp->set_start_ts(h.start_ts);
+      return Status::OK();
+    });
+  }
+
+  grpc::ServerUnaryReactor* TxnGet(grpc::CallbackServerContext* ctx, const v1::TxnGetRequest* req,
+                                   v1::GetResponse* resp) override {
+    return ServeOnPool(pool_, m_, "txn_get", ctx, [=, this]() -> Status {
+      ASSIGN_OR_RETURN(auto r,
+                       kv_->TxnGet(req->txn(), {req->key().collection(), req->key().key()}));
+      SetGet(std::move(r), resp);
+      return Status::OK();
+    });
+  }
+
+  grpc::ServerUnaryReactor* TxnWrite(grpc::CallbackServerContext* ctx,
+                                     const v1::TxnWriteRequest* req,
+                                     v1::TxnWriteResponse*) override {
+    return ServeOnPool(pool_, m_, "txn_write", ctx, [=, this]() -> Status {
+      ASSIGN_OR_RETURN(auto op, OpOf(req->op(), ""));
+      return kv_->TxnWrite(req->txn(), op);
+    });
+  }
+
+  grpc::ServerUnaryReactor* TxnScan(grpc::CallbackServerContext* ctx, const v1::TxnScanRequest* req,
+                                    v1::ScanResponse* resp) override {
+    return ServeOnPool(pool_, m_, "txn_scan", ctx, [=, this]() -> Status {
+      ASSIGN_OR_RETURN(auto r, kv_->TxnScan(req->txn(), ScanOf(req->scan())));
+      SetScan(std::move(r), resp);
+      return Status::OK();
+    });
+  }
+
+  grpc::ServerUnaryReactor* CommitTxn(grpc::CallbackServerContext* ctx,
+                                      const v1::CommitTxnRequest* req,
+                                      v1::CommitTxnResponse* resp) override {
+    return ServeOnPool(pool_, m_, "txn_commit", ctx, [=, this]() -> Status {
+      ASSIGN_OR_RETURN(auto ts, kv_->CommitTxn(req->txn()));
+      resp->set_commit_ts(ts);
+      return Status::OK();
+    });
+  }
+
+  grpc::ServerUnaryReactor* RollbackTxn(grpc::CallbackServerContext* ctx,
+                                        const v1::RollbackTxnRequest* req,
+                                        v1::RollbackTxnResponse*) override {
+    return ServeOnPool(pool_, m_, "txn_rollback", ctx,
+                       [=, this]() -> Status { return kv_->RollbackTxn(req->txn()); });
   }
 
  private:

@@ -67,6 +67,62 @@ Result<std::optional<std::string>> BytesField(const json& obj, const std::string
   return std::optional<std::string>(StoredBytesFromJson(v));
 }
 
+// One write of a batch or transaction: {"op":"put"|"delete","collection":…,"key"|
+// "key_base64":…,"value"|"value_base64":…,"if_version":V}.
+Result<kv::BatchOp> DecodeOp(const json& o, const std::string& where) {
+  if (!o.is_object()) return Status::InvalidArgument(where + "must be an object");
+  RETURN_IF_ERROR(OnlyFields(
+      o, {"op", "collection", "key", "key_base64", "value", "value_base64", "if_version"}, where));
+  kv::BatchOp op;
+  if (!o.contains("op")) return Status::InvalidArgument(where + "'op' is required");
+  ASSIGN_OR_RETURN(std::string kind, StringField(o, "op", where));
+  if (kind == "put")
+    op.kind = kv::BatchOp::Kind::kPut;
+  else if (kind == "delete")
+    op.kind = kv::BatchOp::Kind::kDelete;
+  else
+    return Status::InvalidArgument(where + "'op' must be \"put\" or \"delete\"");
+  if (o.contains("collection")) {
+    ASSIGN_OR_RETURN(op.collection, StringField(o, "collection", where));
+  }
+  ASSIGN_OR_RETURN(auto key, BytesField(o, "key", false, where));
+  if (!key) return Status::InvalidArgument(where + "'key' is required");
+  op.key = std::move(*key);
+  ASSIGN_OR_RETURN(auto value, BytesField(o, "value", true, where));
+  if (op.kind == kv::BatchOp::Kind::kPut) {
+    if (!value) return Status::InvalidArgument(where + "a put needs 'value' or 'value_base64'");
+    op.value = std::move(*value);
+  } else if (value) {
+    return Status::InvalidArgument(where + "a delete takes no value");
+  }
+  if (o.contains("if_version")) {
+    ASSIGN_OR_RETURN(op.if_version, VersionField(o["if_version"], where));
+  }
+  return op;
+}
+
+// {"collection":…,"key"|"key_base64":…} and the `extra` fields the caller reads.
+Result<kv::TxnRead> DecodeKeyRef(const json& o, std::initializer_list<const char*> fields,
+                                 const std::string& where) {
+  if (!o.is_object()) return Status::InvalidArgument(where + "must be an object");
+  RETURN_IF_ERROR(OnlyFields(o, fields, where));
+  kv::TxnRead r;
+  if (o.contains("collection")) {
+    ASSIGN_OR_RETURN(r.collection, StringField(o, "collection", where));
+  }
+  ASSIGN_OR_RETURN(auto key, BytesField(o, "key", false, where));
+  if (!key) return Status::InvalidArgument(where + "'key' is required");
+  r.key = std::move(*key);
+  return r;
+}
+
+Result<const json*> OptionalArray(const json& j, const char* name) {
+  if (!j.contains(name)) return static_cast<const json*>(nullptr);
+  if (!j[name].is_array())
+    return Status::InvalidArgument(std::string("'") + name + "' must be an array");
+  return &j[name];
+}
+
 }  // namespace
 
 Result<kv::BatchRequest> DecodeBatchBody(std::string_view body) {
@@ -81,40 +137,106 @@ Result<kv::BatchRequest> DecodeBatchBody(std::string_view body) {
   }
   const auto& ops = j["ops"];
   for (size_t i = 0; i < ops.size(); ++i) {
-    const std::string where = "ops[" + std::to_string(i) + "]: ";
-    const auto& o = ops[i];
-    if (!o.is_object()) return Status::InvalidArgument(where + "must be an object");
-    RETURN_IF_ERROR(OnlyFields(
-        o, {"op", "collection", "key", "key_base64", "value", "value_base64", "if_version"},
-        where));
-    kv::BatchOp op;
-    if (!o.contains("op")) return Status::InvalidArgument(where + "'op' is required");
-    ASSIGN_OR_RETURN(std::string kind, StringField(o, "op", where));
-    if (kind == "put")
-      op.kind = kv::BatchOp::Kind::kPut;
-    else if (kind == "delete")
-      op.kind = kv::BatchOp::Kind::kDelete;
-    else
-      return Status::InvalidArgument(where + "'op' must be \"put\" or \"delete\"");
-    if (o.contains("collection")) {
-      ASSIGN_OR_RETURN(op.collection, StringField(o, "collection", where));
-    }
-    ASSIGN_OR_RETURN(auto key, BytesField(o, "key", false, where));
-    if (!key) return Status::InvalidArgument(where + "'key' is required");
-    op.key = std::move(*key);
-    ASSIGN_OR_RETURN(auto value, BytesField(o, "value", true, where));
-    if (op.kind == kv::BatchOp::Kind::kPut) {
-      if (!value) return Status::InvalidArgument(where + "a put needs 'value' or 'value_base64'");
-      op.value = std::move(*value);
-    } else if (value) {
-      return Status::InvalidArgument(where + "a delete takes no value");
-    }
-    if (o.contains("if_version")) {
-      ASSIGN_OR_RETURN(op.if_version, VersionField(o["if_version"], where));
-    }
+    ASSIGN_OR_RETURN(auto op, DecodeOp(ops[i], "ops[" + std::to_string(i) + "]: "));
     out.ops.push_back(std::move(op));
   }
   return out;
+}
+
+Result<kv::TxnRequest> DecodeTxnBody(std::string_view body) {
+  ASSIGN_OR_RETURN(json j, ParseObject(body));
+  RETURN_IF_ERROR(OnlyFields(j, {"reads", "ops", "conditions"}, ""));
+  kv::TxnRequest out;
+  ASSIGN_OR_RETURN(const json* reads, OptionalArray(j, "reads"));
+  ASSIGN_OR_RETURN(const json* ops, OptionalArray(j, "ops"));
+  ASSIGN_OR_RETURN(const json* conditions, OptionalArray(j, "conditions"));
+  if (reads) {
+    for (size_t i = 0; i < reads->size(); ++i) {
+      ASSIGN_OR_RETURN(auto r, DecodeKeyRef((*reads)[i], {"collection", "key", "key_base64"},
+                                            "reads[" + std::to_string(i) + "]: "));
+      out.reads.push_back(std::move(r));
+    }
+  }
+  if (ops) {
+    for (size_t i = 0; i < ops->size(); ++i) {
+      ASSIGN_OR_RETURN(auto op, DecodeOp((*ops)[i], "ops[" + std::to_string(i) + "]: "));
+      out.ops.push_back(std::move(op));
+    }
+  }
+  if (conditions) {
+    for (size_t i = 0; i < conditions->size(); ++i) {
+      const std::string where = "conditions[" + std::to_string(i) + "]: ";
+      const json& o = (*conditions)[i];
+      ASSIGN_OR_RETURN(auto ref, DecodeKeyRef(o,
+                                              {"collection", "key", "key_base64", "version",
+                                               "value", "value_base64", "exists"},
+                                              where));
+      kv::TxnCondition c;
+      c.collection = std::move(ref.collection);
+      c.key = std::move(ref.key);
+      if (o.contains("version")) {
+        ASSIGN_OR_RETURN(c.version, VersionField(o["version"], where));
+      }
+      ASSIGN_OR_RETURN(c.value, BytesField(o, "value", true, where));
+      if (o.contains("exists")) {
+        if (!o["exists"].is_boolean()) {
+          return Status::InvalidArgument(where + "'exists' must be true or false");
+        }
+        c.exists = o["exists"].get<bool>();
+      }
+      if (int(c.version.has_value()) + int(c.value.has_value()) + int(c.exists.has_value()) != 1) {
+        return Status::InvalidArgument(where + "give exactly one of version, value and exists");
+      }
+      out.conditions.push_back(std::move(c));
+    }
+  }
+  if (out.reads.empty() && out.ops.empty() && out.conditions.empty()) {
+    return Status::InvalidArgument("a transaction needs reads, ops or conditions");
+  }
+  return out;
+}
+
+Result<kv::TxnRead> DecodeTxnKeyBody(std::string_view body) {
+  ASSIGN_OR_RETURN(json j, ParseObject(body));
+  return DecodeKeyRef(j, {"collection", "key", "key_base64"}, "");
+}
+
+Result<kv::BatchOp> DecodeTxnWriteBody(std::string_view body, bool is_delete) {
+  ASSIGN_OR_RETURN(json j, ParseObject(body));
+  if (j.contains("op")) return Status::InvalidArgument("unknown field 'op' (the path names it)");
+  j["op"] = is_delete ? "delete" : "put";
+  return DecodeOp(j, "");
+}
+
+Result<kv::ScanRequest> DecodeTxnScanBody(std::string_view body) {
+  ASSIGN_OR_RETURN(json j, ParseObject(body));
+  RETURN_IF_ERROR(OnlyFields(j,
+                             {"collection", "start", "start_base64", "end", "end_base64", "prefix",
+                              "prefix_base64", "limit", "reverse"},
+                             ""));
+  kv::ScanRequest s;
+  if (j.contains("collection")) {
+    ASSIGN_OR_RETURN(s.collection, StringField(j, "collection", ""));
+  }
+  ASSIGN_OR_RETURN(auto start, BytesField(j, "start", false, ""));
+  ASSIGN_OR_RETURN(auto end, BytesField(j, "end", false, ""));
+  ASSIGN_OR_RETURN(auto prefix, BytesField(j, "prefix", false, ""));
+  s.start = start.value_or("");
+  s.end = end.value_or("");
+  s.prefix = prefix.value_or("");
+  if (j.contains("limit")) {
+    const auto& l = j["limit"];
+    if (!l.is_number_unsigned() || l.get<uint64_t>() == 0 || l.get<uint64_t>() > 1'000'000) {
+      return Status::InvalidArgument("'limit' must be a positive integer");
+    }
+    s.limit = l.get<uint64_t>();
+  }
+  if (j.contains("reverse")) {
+    if (!j["reverse"].is_boolean())
+      return Status::InvalidArgument("'reverse' must be true or false");
+    s.reverse = j["reverse"].get<bool>();
+  }
+  return s;
 }
 
 Result<kv::CollectionSpec> DecodeCollectionBody(std::string_view body) {

@@ -13,6 +13,17 @@ namespace gojodb::http {
 //          "value"|"value_base64":…,"if_version":V}], "request_id":…}
 Result<kv::BatchRequest> DecodeBatchBody(std::string_view body);
 
+// {"reads":[{"collection":…,"key"|"key_base64":…}], "ops":[as in a batch],
+//  "conditions":[{"collection":…,"key"|"key_base64":…, then exactly one of
+//                 "version":V | "value"|"value_base64":… | "exists":bool}]}
+Result<kv::TxnRequest> DecodeTxnBody(std::string_view body);
+// An interactive transaction's calls: {"collection":…,"key"|"key_base64":…} (get);
+// the same with "value"|"value_base64" (put; delete takes none); the scan parameters
+// {"collection","start","end","prefix" (each also _base64),"limit","reverse"}.
+Result<kv::TxnRead> DecodeTxnKeyBody(std::string_view body);
+Result<kv::BatchOp> DecodeTxnWriteBody(std::string_view body, bool is_delete);
+Result<kv::ScanRequest> DecodeTxnScanBody(std::string_view body);
+
 // {"name":…,"schema":{…},"indexes":[{"name":…,"fields":[…],"unique":false}]}
 Result<kv::CollectionSpec> DecodeCollectionBody(std::string_view body);
 

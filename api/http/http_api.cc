@@ -81,6 +81,20 @@ Result<std::string> KeyParam(const std::map<std::string, std::string>& q, const 
 
 void SetKey(json& obj, std::string_view key) { SetBytesField(obj, "key", key, false); }
 
+json ScanJson(const kv::ScanResult& r) {
+  json items = json::array();
+  for (const auto& kv : r.items) {
+    json item = {{"version", kv.version}};
+    SetKey(item, kv.key);
+    SetBytesField(item, "value", kv.value, true);
+    items.push_back(std::move(item));
+  }
+  json out = {{"items", std::move(items)}, {"read_ts", r.read_ts}};
+  out["next"] = nullptr;
+  if (r.next) SetBytesField(out, "next", *r.next, false);
+  return out;
+}
+
 }  // namespace
 
 int HttpStatusFor(const Status& s) {
@@ -204,23 +218,74 @@ HttpResponse HttpApi::Handle(std::string_view method, std::string_view target,
         ASSIGN_OR_RETURN(auto at, OptionalUint(q, "at"));
         s.at = at.value_or(0);
         ASSIGN_OR_RETURN(auto r, kv_->Scan(s));
-        json items = json::array();
-        for (const auto& kv : r.items) {
-          json item = {{"version", kv.version}};
-          SetKey(item, kv.key);
-          SetBytesField(item, "value", kv.value, true);
-          items.push_back(std::move(item));
-        }
-        json out = {{"items", std::move(items)}, {"read_ts", r.read_ts}};
-        out["next"] = nullptr;
-        if (r.next) SetBytesField(out, "next", *r.next, false);
-        resp = Json(200, out);
+        resp = Json(200, ScanJson(r));
         return Status::OK();
       }
       case Route::kBatch: {
         ASSIGN_OR_RETURN(auto batch, DecodeBatchBody(body));
         ASSIGN_OR_RETURN(auto w, kv_->Batch(batch));
         resp = Json(200, {{"version", w.version}, {"ops", batch.ops.size()}});
+        return Status::OK();
+      }
+      case Route::kTxn: {
+        ASSIGN_OR_RETURN(auto req, DecodeTxnBody(body));
+        ASSIGN_OR_RETURN(auto r, kv_->Txn(req));
+        json reads = json::array();
+        for (size_t i = 0; i < r.reads.size(); ++i) {
+          json item = {{"found", r.reads[i].found}};
+          SetKey(item, req.reads[i].key);
+          if (r.reads[i].found) {
+            SetBytesField(item, "value", r.reads[i].value, true);
+            item["version"] = r.reads[i].version;
+          }
+          reads.push_back(std::move(item));
+        }
+        json out = {{"start_ts", r.start_ts}, {"reads", std::move(reads)}};
+        out["commit_ts"] = r.commit_ts == 0 ? json(nullptr) : json(r.commit_ts);
+        resp = Json(200, out);
+        return Status::OK();
+      }
+      case Route::kTxnBegin: {
+        if (!body.empty() && body != "{}") {
+          return Status::InvalidArgument("begin takes no body (or {})");
+        }
+        ASSIGN_OR_RETURN(auto h, kv_->BeginTxn());
+        resp = Json(200, {{"txn", h.id}, {"start_ts", h.start_ts}});
+        return Status::OK();
+      }
+      case Route::kTxnGet: {
+        ASSIGN_OR_RETURN(auto read, DecodeTxnKeyBody(body));
+        ASSIGN_OR_RETURN(auto g, kv_->TxnGet(m.txn, read));
+        if (!g.found) return Status::NotFound("key not found");
+        json out = {{"version", g.version}};
+        SetKey(out, read.key);
+        SetBytesField(out, "value", g.value, true);
+        resp = Json(200, out);
+        return Status::OK();
+      }
+      case Route::kTxnPut:
+      case Route::kTxnDelete: {
+        ASSIGN_OR_RETURN(auto op, DecodeTxnWriteBody(body, m.route == Route::kTxnDelete));
+        RETURN_IF_ERROR(kv_->TxnWrite(m.txn, op));
+        json out = {{"txn", m.txn}};
+        SetKey(out, op.key);
+        resp = Json(200, out);
+        return Status::OK();
+      }
+      case Route::kTxnScan: {
+        ASSIGN_OR_RETURN(auto s, DecodeTxnScanBody(body));
+        ASSIGN_OR_RETURN(auto r, kv_->TxnScan(m.txn, s));
+        resp = Json(200, ScanJson(r));
+        return Status::OK();
+      }
+      case Route::kTxnCommit: {
+        ASSIGN_OR_RETURN(auto ts, kv_->CommitTxn(m.txn));
+        resp = Json(200, {{"commit_ts", ts}});
+        return Status::OK();
+      }
+      case Route::kTxnRollback: {
+        RETURN_IF_ERROR(kv_->RollbackTxn(m.txn));
+        resp = Json(200, {{"rolled_back", m.txn}});
         return Status::OK();
       }
       case Route::kCollectionCreate: {

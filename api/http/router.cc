@@ -92,7 +92,24 @@ Result<RouteMatch> MatchRoute(std::string_view method, std::string_view target) 
   }
   if (seg[1] == "txn") {
     if (!post) return MethodNotAllowed(method, path, "POST");
-    return route(Route::kNotImplemented, "txn");
+    RETURN_IF_ERROR(CheckParams(m.query, {}));
+    if (is({"v1", "txn"})) return route(Route::kTxn, "txn");
+    if (is({"v1", "txn", "begin"})) return route(Route::kTxnBegin, "txn_begin");
+    if (seg.size() == 4 && !seg[2].empty()) {
+      ASSIGN_OR_RETURN(m.txn, PercentDecode(seg[2], false));
+      static constexpr std::pair<const char*, Route> kCalls[] = {
+          {"get", Route::kTxnGet},       {"put", Route::kTxnPut},
+          {"delete", Route::kTxnDelete}, {"scan", Route::kTxnScan},
+          {"commit", Route::kTxnCommit}, {"rollback", Route::kTxnRollback}};
+      for (const auto& [name, r] : kCalls) {
+        if (seg[3] == name) {
+          m.route = r;
+          m.op = std::string("txn_") + name;
+          return std::move(m);
+        }
+      }
+    }
+    return Status::NotFound("no such endpoint: " + std::string(path.substr(0, 256)));
   }
   if (seg[1] != "collections") {
     return Status::NotFound("no such endpoint: " + std::string(path.substr(0, 256)));

@@ -18,6 +18,14 @@ enum class Route {
   kKeyDelete,
   kScan,
   kBatch,
+  kTxn,       // POST /v1/txn: one-shot
+  kTxnBegin,  // POST /v1/txn/begin
+  kTxnGet,    // POST /v1/txn/{txn}/get, and so on
+  kTxnPut,
+  kTxnDelete,
+  kTxnScan,
+  kTxnCommit,
+  kTxnRollback,
   kCollectionCreate,
   kCollectionList,
   kCollectionDescribe,
@@ -34,6 +42,7 @@ struct RouteMatch {
   std::string op;                            // metric label, e.g. "put"
   std::string collection;                    // decoded
   std::string key;                           // decoded (path or key_base64)
+  std::string txn;                           // an interactive transaction's id
   std::map<std::string, std::string> query;  // decoded
 };
 

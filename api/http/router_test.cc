@@ -30,7 +30,22 @@ TEST(RouterTest, CollectionAndMiscRoutes) {
   EXPECT_EQ(MatchRoute("POST", "/v1/batch")->route, Route::kBatch);
   EXPECT_EQ(MatchRoute("GET", "/healthz")->route, Route::kHealthz);
   EXPECT_EQ(MatchRoute("GET", "/metrics")->route, Route::kMetrics);
-  EXPECT_EQ(MatchRoute("POST", "/v1/txn/begin")->route, Route::kNotImplemented);
+  EXPECT_EQ(MatchRoute("POST", "/v1/txn/begin")->route, Route::kTxnBegin);
+  EXPECT_EQ(MatchRoute("POST", "/v1/txn")->route, Route::kTxn);
+  auto get = MatchRoute("POST", "/v1/txn/ab%2Fc/get");
+  ASSERT_TRUE(get.ok());
+  EXPECT_EQ(get->route, Route::kTxnGet);
+  EXPECT_EQ(get->txn, "ab/c");
+  EXPECT_EQ(MatchRoute("POST", "/v1/txn/t/put")->route, Route::kTxnPut);
+  EXPECT_EQ(MatchRoute("POST", "/v1/txn/t/delete")->route, Route::kTxnDelete);
+  EXPECT_EQ(MatchRoute("POST", "/v1/txn/t/scan")->route, Route::kTxnScan);
+  EXPECT_EQ(MatchRoute("POST", "/v1/txn/t/commit")->route, Route::kTxnCommit);
+  EXPECT_EQ(MatchRoute("POST", "/v1/txn/t/rollback")->route, Route::kTxnRollback);
+  EXPECT_EQ(MatchRoute("POST", "/v1/txn/t/merge").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(MatchRoute("POST", "/v1/txn//get").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(MatchRoute("GET", "/v1/txn/t/get").status().code(), StatusCode::kUnimplemented);
+  EXPECT_EQ(MatchRoute("POST", "/v1/txn/t/commit?x=1").status().code(),
+            StatusCode::kInvalidArgument);
 }
 
 TEST(RouterTest, ErrorsHaveTheRightCodes) {

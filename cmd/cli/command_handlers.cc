@@ -50,6 +50,67 @@ Result<kv::IndexSpec> ParseIndexSpec(const std::string& text) {
 }
 }  // namespace
 
+int Cli::TxnOnly(const Args& a, const std::string& command) {
+  if (a.has_if_version || !a.request_id.empty()) {
+    return Usage(command,
+                 "--if-version and --request-id do not apply inside a transaction (its writes "
+                 "commit together, and conflict if their keys changed after begin)");
+  }
+  if (a.has_at || a.has_consistency) {
+    return Usage(command, "a transaction reads at its own snapshot: no --at or --consistency");
+  }
+  if (a.g.addr != txn_->addr) {
+    return Usage(command, "the open transaction is on " + txn_->addr + ", not " + a.g.addr);
+  }
+  return 0;
+}
+
+int Cli::ShellBegin() {
+  if (txn_) return Usage("begin", "a transaction is already open: commit or rollback it first");
+  auto backend = BackendFor(defaults_.addr, defaults_.timeout_ms);
+  if (!backend.ok()) return Fail(backend.status());
+  auto h = (*backend)->kv().BeginTxn();
+  if (!h.ok()) return Fail(h.status());
+  txn_ = OpenTxn{h->id, defaults_.addr, defaults_.timeout_ms};
+  if (defaults_.output == OutputMode::kJson) {
+    Print("{\"txn\":\"" + h->id + "\",\"start_ts\":" + std::to_string(h->start_ts) + "}\n");
+  } else {
+    Print("transaction " + h->id + " begun at " + std::to_string(h->start_ts) + "\n");
+  }
+  return 0;
+}
+
+int Cli::ShellCommit() {
+  if (!txn_) return Usage("commit", "no transaction is open (begin one)");
+  const OpenTxn t = *txn_;
+  txn_.reset();  // ended whatever the outcome
+  auto backend = BackendFor(t.addr, t.timeout_ms);
+  if (!backend.ok()) return Fail(backend.status());
+  auto ts = (*backend)->kv().CommitTxn(t.id);
+  if (!ts.ok()) return Fail(ts.status());
+  if (defaults_.output == OutputMode::kJson) {
+    Print("{\"commit_ts\":" + std::to_string(*ts) + "}\n");
+  } else {
+    Print("committed at " + std::to_string(*ts) + "\n");
+  }
+  return 0;
+}
+
+int Cli::ShellRollback() {
+  if (!txn_) return Usage("rollback", "no transaction is open");
+  const OpenTxn t = *txn_;
+  txn_.reset();
+  auto backend = BackendFor(t.addr, t.timeout_ms);
+  if (!backend.ok()) return Fail(backend.status());
+  if (Status s = (*backend)->kv().RollbackTxn(t.id); !s.ok()) return Fail(s);
+  if (defaults_.output == OutputMode::kJson) {
+    Print("{\"rolled_back\":\"" + t.id + "\"}\n");
+  } else {
+    Print("rolled back\n");
+  }
+  return 0;
+}
+
 int Cli::DoPut(const Args& a) {
   if (a.key.empty()) return Usage("put", "KEY must not be empty");
   std::string value = a.value;
@@ -58,6 +119,16 @@ int Cli::DoPut(const Args& a) {
       return Usage("put", "VALUE '-' reads stdin, which the shell is reading; quote the value");
     }
     value.assign(std::istreambuf_iterator<char>(*io_.in), std::istreambuf_iterator<char>());
+  }
+  if (txn_) {
+    if (int u = TxnOnly(a, "put"); u != 0) return u;
+    auto backend = BackendFor(txn_->addr, txn_->timeout_ms);
+    if (!backend.ok()) return Fail(backend.status());
+    Status s = (*backend)->kv().TxnWrite(
+        txn_->id, {kv::BatchOp::Kind::kPut, a.g.collection, a.key, value, std::nullopt});
+    if (!s.ok()) return Fail(s);
+    Print(a.g.output == OutputMode::kJson ? "{\"buffered\":true}\n" : "OK (in the transaction)\n");
+    return 0;
   }
   kv::PutRequest req;
   req.collection = a.g.collection;
@@ -75,6 +146,12 @@ int Cli::DoPut(const Args& a) {
 
 int Cli::DoGet(const Args& a) {
   if (a.key.empty()) return Usage("get", "KEY must not be empty");
+  if (txn_) {
+    if (int u = TxnOnly(a, "get"); u != 0) return u;
+    auto backend = BackendFor(txn_->addr, txn_->timeout_ms);
+    if (!backend.ok()) return Fail(backend.status());
+    return PrintGot(a, (*backend)->kv().TxnGet(txn_->id, {a.g.collection, a.key}));
+  }
   kv::GetRequest req;
   req.collection = a.g.collection;
   req.key = a.key;
@@ -89,7 +166,10 @@ int Cli::DoGet(const Args& a) {
   }
   auto backend = BackendFor(a.g.addr, a.g.timeout_ms);
   if (!backend.ok()) return Fail(backend.status());
-  auto r = (*backend)->kv().Get(req);
+  return PrintGot(a, (*backend)->kv().Get(req));
+}
+
+int Cli::PrintGot(const Args& a, const Result<kv::GetResult>& r) {
   if (!r.ok()) return Fail(r.status());
   if (!r->found) {
     return Fail(Status::NotFound("key '" + EscapeForDisplay(a.key) +
@@ -101,6 +181,16 @@ int Cli::DoGet(const Args& a) {
 
 int Cli::DoDelete(const Args& a) {
   if (a.key.empty()) return Usage("delete", "KEY must not be empty");
+  if (txn_) {
+    if (int u = TxnOnly(a, "delete"); u != 0) return u;
+    auto backend = BackendFor(txn_->addr, txn_->timeout_ms);
+    if (!backend.ok()) return Fail(backend.status());
+    Status s = (*backend)->kv().TxnWrite(
+        txn_->id, {kv::BatchOp::Kind::kDelete, a.g.collection, a.key, "", std::nullopt});
+    if (!s.ok()) return Fail(s);
+    Print(a.g.output == OutputMode::kJson ? "{\"buffered\":true}\n" : "OK (in the transaction)\n");
+    return 0;
+  }
   kv::DeleteRequest req;
   req.collection = a.g.collection;
   req.key = a.key;
@@ -131,7 +221,12 @@ int Cli::DoScan(const Args& a) {
     req.consistency = kv::Consistency::kSnapshot;
     req.at = a.at;
   }
-  auto backend = BackendFor(a.g.addr, a.g.timeout_ms);
+  if (txn_) {
+    if (int u = TxnOnly(a, "scan"); u != 0) return u;
+    req.consistency = kv::Consistency::kLinearizable;
+    req.at = 0;
+  }
+  auto backend = BackendFor(txn_ ? txn_->addr : a.g.addr, txn_ ? txn_->timeout_ms : a.g.timeout_ms);
   if (!backend.ok()) return Fail(backend.status());
   kv::KvService& kv = (*backend)->kv();
   const size_t page_max = std::max<size_t>(1, kv.limits().max_scan_limit);
@@ -141,7 +236,8 @@ int Cli::DoScan(const Args& a) {
   bool first = true;
   while (true) {
     if (a.has_limit) req.limit = std::min(a.limit - out.items.size(), page_max);
-    auto r = kv.Scan(req);
+    // Inside a transaction every page reads its snapshot and its own writes.
+    auto r = txn_ ? kv.TxnScan(txn_->id, req) : kv.Scan(req);
     if (!r.ok()) return Fail(r.status());
     if (first) out.read_ts = r->read_ts;
     first = false;
@@ -149,8 +245,10 @@ int Cli::DoScan(const Args& a) {
     out.next = r->next;
     if (!follow || !r->next || (a.has_limit && out.items.size() >= a.limit)) break;
     // Later pages read the same snapshot as the first.
-    req.consistency = kv::Consistency::kSnapshot;
-    req.at = out.read_ts;
+    if (!txn_) {
+      req.consistency = kv::Consistency::kSnapshot;
+      req.at = out.read_ts;
+    }
     (a.reverse ? req.end : req.start) = *r->next;
   }
   Print(RenderScan(a.g.output, out, a.reverse));

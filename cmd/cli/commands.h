@@ -9,6 +9,7 @@
 #include <iosfwd>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,13 @@ class Cli {
   // The backend for addr, connected on first use and kept.
   Result<Backend*> BackendFor(const std::string& addr, int timeout_ms);
 
+  // The shell's interactive transaction: `begin` opens one on the shell's server; until
+  // `commit` or `rollback`, put, get, delete and scan run inside it.
+  int ShellBegin();
+  int ShellCommit();
+  int ShellRollback();
+  bool in_txn() const { return txn_.has_value(); }
+
  private:
   struct Args;
   int Dispatch(const std::vector<std::string>& args, bool in_shell);
@@ -89,6 +97,16 @@ class Cli {
   std::string version_;
   bool in_shell_ = false;
   std::string addr_;  // the server of the command being run
+  struct OpenTxn {
+    std::string id;
+    std::string addr;
+    int timeout_ms = 0;
+  };
+  std::optional<OpenTxn> txn_;  // the shell's open transaction
+  // A data command inside the open transaction refuses the flags that do not apply.
+  int TxnOnly(const Args& a, const std::string& command);
+  // Prints a get's answer, or fails with NOT_FOUND naming the key.
+  int PrintGot(const Args& a, const Result<kv::GetResult>& r);
   std::map<std::pair<std::string, int>, std::unique_ptr<Backend>> backends_;
 };
 

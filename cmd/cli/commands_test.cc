@@ -63,6 +63,50 @@ class FakeKv final : public kv::KvService {
   Result<kv::WriteResult> Batch(const kv::BatchRequest&) override {
     return Status::Unimplemented("batch");
   }
+  // Transactions: writes buffered by id until commit (no snapshot: enough for the CLI).
+  Result<kv::TxnHandle> BeginTxn() override {
+    const std::string id = "t" + std::to_string(++txn_ids_);
+    txns_[id];
+    return kv::TxnHandle{id, 100 + txn_ids_};
+  }
+  Result<kv::GetResult> TxnGet(const std::string& txn, const kv::TxnRead& read) override {
+    auto t = txns_.find(txn);
+    if (t == txns_.end()) return Status::NotFound("no transaction " + txn);
+    for (const auto& op : t->second) {
+      if (op.key == read.key) return kv::GetResult{op.kind == kv::BatchOp::Kind::kPut, op.value, 0};
+    }
+    return Get({read.collection, read.key, kv::Consistency::kSnapshot, 1});
+  }
+  Status TxnWrite(const std::string& txn, const kv::BatchOp& op) override {
+    auto t = txns_.find(txn);
+    if (t == txns_.end()) return Status::NotFound("no transaction " + txn);
+    t->second.push_back(op);
+    return Status::OK();
+  }
+  Result<kv::ScanResult> TxnScan(const std::string& txn, const kv::ScanRequest& req) override {
+    if (!txns_.count(txn)) return Status::NotFound("no transaction " + txn);
+    txn_scans.push_back(req);
+    return Scan(req);
+  }
+  Result<uint64_t> CommitTxn(const std::string& txn) override {
+    auto t = txns_.find(txn);
+    if (t == txns_.end()) return Status::NotFound("no transaction " + txn);
+    auto ops = std::move(t->second);
+    txns_.erase(t);
+    for (const auto& op : ops) {
+      ASSIGN_OR_RETURN(auto* rows, Rows(op.collection));
+      RETURN_IF_ERROR(
+          Write(*rows, op.key, op.value, std::nullopt, op.kind == kv::BatchOp::Kind::kDelete)
+              .status());
+    }
+    return clock_;
+  }
+  Status RollbackTxn(const std::string& txn) override {
+    if (!txns_.erase(txn)) return Status::NotFound("no transaction " + txn);
+    return Status::OK();
+  }
+  size_t open_txns() const { return txns_.size(); }
+  std::vector<kv::ScanRequest> txn_scans;
   Result<kv::CollectionInfo> CreateCollection(const kv::CollectionSpec& spec) override {
     if (collections_.count(spec.name)) {
       return Status::AlreadyExists("collection '" + spec.name + "' already exists");
@@ -96,6 +140,8 @@ class FakeKv final : public kv::KvService {
 
  private:
   using RowMap = std::map<std::string, std::pair<std::string, uint64_t>>;
+  uint64_t txn_ids_ = 0;
+  std::map<std::string, std::vector<kv::BatchOp>> txns_;
 
   static Status NoCollection(const std::string& name) {
     return Status::NotFound("collection '" + name + "' does not exist");
@@ -806,6 +852,48 @@ TEST_F(CommandsTest, AdminCommandsInTheShell) {
   EXPECT_EQ(out(), "1000\n{\"admin_state\":\"decommissioning\",\"node\":2}\n");
   EXPECT_EQ(Shell("help\n"), 0);
   EXPECT_NE(out().find("settings get | set NAME=VALUE"), std::string::npos);
+}
+
+// The shell's transactions: writes wait for commit, reads see them, flags that do not
+// apply are refused, and a transaction left open at the end is rolled back.
+TEST_F(CommandsTest, ShellTransactionsCommitOrRollBackTogether) {
+  const int status = Shell(
+      "begin\n"
+      "put a 1\n"
+      "get a\n"
+      "put b 2 --if-version 3\n"
+      "begin\n"
+      "scan\n"
+      "commit\n"
+      "get a\n"
+      "begin\n"
+      "put c 3\n"
+      "rollback\n"
+      "commit\n"
+      "begin now\n"
+      "begin\n"
+      "put d 4\n");
+  EXPECT_EQ(status, 2) << err();  // the last failure: a usage error
+  const std::string o = out(), e = err();
+  EXPECT_NE(o.find("transaction t1 begun at 101"), std::string::npos) << o;
+  EXPECT_NE(o.find("OK (in the transaction)"), std::string::npos) << o;
+  EXPECT_NE(o.find("committed at"), std::string::npos) << o;
+  EXPECT_NE(o.find("rolled back"), std::string::npos) << o;
+  EXPECT_NE(e.find("--if-version and --request-id do not apply inside a transaction"),
+            std::string::npos)
+      << e;
+  EXPECT_NE(e.find("already open"), std::string::npos) << e;
+  EXPECT_NE(e.find("no transaction is open"), std::string::npos) << e;
+  EXPECT_NE(e.find("begin takes no arguments"), std::string::npos) << e;
+  EXPECT_NE(e.find("the open transaction was rolled back"), std::string::npos) << e;
+  EXPECT_EQ(kv_.txn_scans.size(), 1u);  // the scan ran inside the transaction
+  EXPECT_EQ(kv_.open_txns(), 0u);
+  // Committed: a and nothing else; c was rolled back and d never committed.
+  ASSERT_EQ(Run({"get", "a"}), 0);
+  EXPECT_EQ(out(), "1\n");
+  EXPECT_EQ(Run({"get", "b"}), 1);
+  EXPECT_EQ(Run({"get", "c"}), 1);
+  EXPECT_EQ(Run({"get", "d"}), 1);
 }
 
 }  // namespace

@@ -33,6 +33,8 @@ constexpr char kHelp[] =
     "  settings get | set NAME=VALUE [NAME=VALUE...]\n"
     "  tso [--count N]\n"
     "  version\n"
+    "  begin                open a transaction: put, get, delete and scan run in it\n"
+    "  commit | rollback    end it (its writes apply together, or not at all)\n"
     "  use COLLECTION       switch the current collection\n"
     "  output table|json    switch the output format\n"
     "  help [COMMAND]       this text, or the flags of COMMAND\n"
@@ -144,7 +146,8 @@ int RunTerminal(Cli& cli) {
   int last_failure = 0;
   std::string previous;
   while (true) {
-    auto line = ReadTerminalLine("gojodb:" + cli.defaults().collection + "> ");
+    auto line = ReadTerminalLine("gojodb:" + cli.defaults().collection +
+                                 (cli.in_txn() ? " (txn)> " : "> "));
     if (!line) {
       std::cout << std::endl;
       break;
@@ -199,14 +202,24 @@ int RunShellLine(Cli& cli, const std::string& line, bool* quit) {
     return cli.RunInShell(args);
   }
   if (cmd == "use") return Use(cli, *words);
+  if (cmd == "begin" || cmd == "commit" || cmd == "rollback") {
+    if (words->size() != 1) return UsageError(cli, cmd + " takes no arguments");
+    if (cmd == "begin") return cli.ShellBegin();
+    return cmd == "commit" ? cli.ShellCommit() : cli.ShellRollback();
+  }
   if (cmd == "output") return Output(cli, *words);
   if (cmd == "shell") return UsageError(cli, "already in the shell");
   return cli.RunInShell(*words);
 }
 
 int RunShell(Cli& cli) {
-  if (cli.io().in_is_tty && cli.io().in == &std::cin) return RunTerminal(cli);
-  return RunScript(cli);
+  int status = cli.io().in_is_tty && cli.io().in == &std::cin ? RunTerminal(cli) : RunScript(cli);
+  if (cli.in_txn()) {
+    // Its writes were never sent: rolling back only frees the server's session.
+    *cli.io().err << "the open transaction was rolled back" << std::endl;
+    (void)cli.ShellRollback();
+  }
+  return status;
 }
 
 }  // namespace gojodb::cli

@@ -9,6 +9,7 @@
 //   FAILED_PRECONDITION if_version did not match (detail current_version)
 //   ALREADY_EXISTS    collection exists
 //   OUT_OF_RANGE      snapshot read below the GC safe point
+//   ABORTED           a transaction conflicted (retry it with a new one)
 #pragma once
 
 #include <cstdint>
@@ -102,6 +103,44 @@ struct BatchRequest {
   std::string request_id;
 };
 
+// --- Transactions (docs/architecture/transactions.md) ---
+
+struct TxnRead {
+  std::string collection;
+  std::string key;
+};
+
+// A condition on a row as of the transaction's snapshot, held until it commits: exactly
+// one of `version` (0: the row is absent), `value` or `exists`.
+struct TxnCondition {
+  std::string collection;
+  std::string key;
+  std::optional<uint64_t> version;
+  std::optional<std::string> value;
+  std::optional<bool> exists;
+};
+
+// A one-shot transaction: reads and conditions at one snapshot, then the ops, all
+// committed at one timestamp or none (FAILED_PRECONDITION with detail "condition" = the
+// index of the first failing condition, or "op" for an op's if_version).
+struct TxnRequest {
+  std::vector<TxnRead> reads;
+  std::vector<BatchOp> ops;
+  std::vector<TxnCondition> conditions;
+};
+
+struct TxnResult {
+  uint64_t start_ts = 0;         // the snapshot the reads and conditions saw
+  uint64_t commit_ts = 0;        // 0 when there were no ops
+  std::vector<GetResult> reads;  // in the order asked
+};
+
+// An interactive transaction: its id (for the other calls) and snapshot.
+struct TxnHandle {
+  std::string id;
+  uint64_t start_ts = 0;
+};
+
 struct IndexSpec {
   std::string name;
   std::vector<std::string> fields;
@@ -133,6 +172,20 @@ class KvService {
   // All ops commit at one timestamp, or none does.
   virtual Result<WriteResult> Batch(const BatchRequest& req) = 0;
 
+  // Transactions. A service that cannot run them answers UNIMPLEMENTED.
+  virtual Result<TxnResult> Txn(const TxnRequest&) { return NoTransactions(); }
+  // Interactive: begin, reads (at the snapshot, seeing the transaction's own writes),
+  // buffered writes, then commit (answers the commit timestamp; 0 for no writes) or
+  // rollback. NOT_FOUND for an id that is unknown, finished or expired.
+  virtual Result<TxnHandle> BeginTxn() { return NoTransactions(); }
+  virtual Result<GetResult> TxnGet(const std::string&, const TxnRead&) { return NoTransactions(); }
+  virtual Status TxnWrite(const std::string&, const BatchOp&) { return NoTransactions(); }
+  virtual Result<ScanResult> TxnScan(const std::string&, const ScanRequest&) {
+    return NoTransactions();
+  }
+  virtual Result<uint64_t> CommitTxn(const std::string&) { return NoTransactions(); }
+  virtual Status RollbackTxn(const std::string&) { return NoTransactions(); }
+
   virtual Result<CollectionInfo> CreateCollection(const CollectionSpec& spec) = 0;
   virtual Result<std::vector<CollectionInfo>> ListCollections() = 0;
   virtual Result<CollectionInfo> DescribeCollection(const std::string& name) = 0;
@@ -143,6 +196,11 @@ class KvService {
   virtual Status Ready() = 0;
   // Storage statistics by name, for /metrics.
   virtual std::map<std::string, uint64_t> StorageStats() = 0;
+
+ protected:
+  static Status NoTransactions() {
+    return Status::Unimplemented("this service does not run transactions");
+  }
 };
 
 }  // namespace gojodb::kv

@@ -36,6 +36,46 @@ void SetVersion(const std::optional<uint64_t>& v, auto* msg) {
   if (v) msg->set_if_version(*v);
 }
 
+void ToProto(const kv::ScanRequest& r, v1::ScanRequest* req) {
+  req->set_collection(r.collection);
+  req->set_start(r.start);
+  req->set_end(r.end);
+  req->set_prefix(r.prefix);
+  req->set_limit(static_cast<uint32_t>(std::min<size_t>(r.limit, UINT32_MAX)));
+  req->set_reverse(r.reverse);
+  req->set_consistency(rpc::ToProto(r.consistency));
+  req->set_at(r.at);
+}
+
+kv::ScanResult FromProto(v1::ScanResponse resp) {
+  kv::ScanResult out;
+  for (auto& item : *resp.mutable_items()) {
+    out.items.push_back(
+        {std::move(*item.mutable_key()), std::move(*item.mutable_value()), item.version()});
+  }
+  if (resp.has_more()) out.next = resp.next();
+  out.read_ts = resp.read_ts();
+  return out;
+}
+
+kv::GetResult FromProto(v1::GetResponse resp) {
+  kv::GetResult out;
+  out.found = resp.found();
+  if (out.found) {
+    out.value = std::move(*resp.mutable_value());
+    out.version = resp.version();
+  }
+  return out;
+}
+
+void ToProto(const kv::BatchOp& op, v1::BatchOp* p) {
+  p->set_op(op.kind == kv::BatchOp::Kind::kPut ? v1::BatchOp::PUT : v1::BatchOp::DELETE);
+  p->set_collection(op.collection);
+  p->set_key(op.key);
+  p->set_value(op.value);
+  SetVersion(op.if_version, p);
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
@@ -110,47 +150,107 @@ Result<kv::GetResult> Client::Get(const kv::GetRequest& r) {
   req.set_at(r.at);
   v1::GetResponse resp;
   RETURN_IF_ERROR(Call(options_, stubs_->kv.get(), &v1::KV::Stub::Get, req, &resp));
-  return kv::GetResult{resp.found(), std::move(*resp.mutable_value()), resp.version()};
+  return FromProto(std::move(resp));
 }
 
 Result<kv::ScanResult> Client::Scan(const kv::ScanRequest& r) {
   if (routed_) return routed_->Scan(r);
   v1::ScanRequest req;
-  req.set_collection(r.collection);
-  req.set_start(r.start);
-  req.set_end(r.end);
-  req.set_prefix(r.prefix);
-  req.set_limit(static_cast<uint32_t>(std::min<size_t>(r.limit, UINT32_MAX)));
-  req.set_reverse(r.reverse);
-  req.set_consistency(rpc::ToProto(r.consistency));
-  req.set_at(r.at);
+  ToProto(r, &req);
   v1::ScanResponse resp;
   RETURN_IF_ERROR(Call(options_, stubs_->kv.get(), &v1::KV::Stub::Scan, req, &resp));
-  kv::ScanResult out;
-  for (auto& item : *resp.mutable_items()) {
-    out.items.push_back(
-        {std::move(*item.mutable_key()), std::move(*item.mutable_value()), item.version()});
-  }
-  if (resp.has_more()) out.next = resp.next();
-  out.read_ts = resp.read_ts();
-  return out;
+  return FromProto(std::move(resp));
 }
 
 Result<kv::WriteResult> Client::Batch(const kv::BatchRequest& r) {
   if (routed_) return routed_->Batch(r);
   v1::BatchRequest req;
   req.set_request_id(r.request_id);
-  for (const auto& op : r.ops) {
-    auto* p = req.add_ops();
-    p->set_op(op.kind == kv::BatchOp::Kind::kPut ? v1::BatchOp::PUT : v1::BatchOp::DELETE);
-    p->set_collection(op.collection);
-    p->set_key(op.key);
-    p->set_value(op.value);
-    SetVersion(op.if_version, p);
-  }
+  for (const auto& op : r.ops) ToProto(op, req.add_ops());
   v1::BatchResponse resp;
   RETURN_IF_ERROR(Call(options_, stubs_->kv.get(), &v1::KV::Stub::Batch, req, &resp));
   return kv::WriteResult{resp.version(), false};
+}
+
+Result<kv::TxnResult> Client::Txn(const kv::TxnRequest& r) {
+  if (routed_) return routed_->Txn(r);
+  v1::TxnRequest req;
+  for (const auto& read : r.reads) {
+    auto* k = req.add_reads();
+    k->set_collection(read.collection);
+    k->set_key(read.key);
+  }
+  for (const auto& op : r.ops) ToProto(op, req.add_ops());
+  for (const auto& c : r.conditions) {
+    auto* p = req.add_conditions();
+    p->set_collection(c.collection);
+    p->set_key(c.key);
+    if (c.version) p->set_version(*c.version);
+    if (c.value) p->set_value(*c.value);
+    if (c.exists) p->set_exists(*c.exists);
+  }
+  v1::TxnResponse resp;
+  RETURN_IF_ERROR(Call(options_, stubs_->kv.get(), &v1::KV::Stub::Txn, req, &resp));
+  kv::TxnResult out;
+  out.start_ts = resp.start_ts();
+  out.commit_ts = resp.commit_ts();
+  for (auto& g : *resp.mutable_reads()) out.reads.push_back(FromProto(std::move(g)));
+  return out;
+}
+
+Result<kv::TxnHandle> Client::BeginTxn() {
+  if (routed_) return routed_->BeginTxn();
+  v1::BeginTxnRequest req;
+  v1::BeginTxnResponse resp;
+  RETURN_IF_ERROR(Call(options_, stubs_->kv.get(), &v1::KV::Stub::BeginTxn, req, &resp));
+  return kv::TxnHandle{resp.txn(), resp.start_ts()};
+}
+
+Result<kv::GetResult> Client::TxnGet(const std::string& txn, const kv::TxnRead& read) {
+  if (routed_) return routed_->TxnGet(txn, read);
+  v1::TxnGetRequest req;
+  req.set_txn(txn);
+  req.mutable_key()->set_collection(read.collection);
+  req.mutable_key()->set_key(read.key);
+  v1::GetResponse resp;
+  RETURN_IF_ERROR(Call(options_, stubs_->kv.get(), &v1::KV::Stub::TxnGet, req, &resp));
+  return FromProto(std::move(resp));
+}
+
+Status Client::TxnWrite(const std::string& txn, const kv::BatchOp& op) {
+  if (routed_) return routed_->TxnWrite(txn, op);
+  v1::TxnWriteRequest req;
+  req.set_txn(txn);
+  ToProto(op, req.mutable_op());
+  v1::TxnWriteResponse resp;
+  return Call(options_, stubs_->kv.get(), &v1::KV::Stub::TxnWrite, req, &resp);
+}
+
+Result<kv::ScanResult> Client::TxnScan(const std::string& txn, const kv::ScanRequest& r) {
+  if (routed_) return routed_->TxnScan(txn, r);
+  v1::TxnScanRequest req;
+  req.set_txn(txn);
+  ToProto(r, req.mutable_scan());
+  v1::ScanResponse resp;
+  RETURN_IF_ERROR(Call(options_, stubs_->kv.get(), &v1::KV::Stub::TxnScan, req, &resp));
+  return FromProto(std::move(resp));
+}
+
+Result<uint64_t> Client::CommitTxn(const std::string& txn) {
+  if (routed_) return routed_->CommitTxn(txn);
+  v1::CommitTxnRequest req;
+  req.set_txn(txn);
+  v1::CommitTxnResponse resp;
+  RETURN_IF_ERROR(Call(options_, stubs_->kv.get(), &v1::KV::Stub::CommitTxn, req, &resp));
+  return resp.commit_ts();
+}
+
+Status Client::RollbackTxn(const std::string& txn) {
+  if (routed_) return routed_->RollbackTxn(txn);
+  v1::RollbackTxnRequest req;
+  req.set_txn(txn);
+  v1::RollbackTxnResponse resp;
+  return Call(options_, stubs_->kv.get(), &v1::KV::Stub::RollbackTxn, req, &resp);
 }
 
 Result<kv::CollectionInfo> Client::CreateCollection(const kv::CollectionSpec& spec) {

@@ -70,6 +70,17 @@ class Client final : public kv::KvService {
   Result<kv::ScanResult> Scan(const kv::ScanRequest& req) override;
   Result<kv::WriteResult> Batch(const kv::BatchRequest& req) override;
 
+  // Transactions (docs/api/http.md#transactions). Routed, this client coordinates them
+  // itself; otherwise the server does, and an interactive transaction lives on the
+  // server that began it.
+  Result<kv::TxnResult> Txn(const kv::TxnRequest& req) override;
+  Result<kv::TxnHandle> BeginTxn() override;
+  Result<kv::GetResult> TxnGet(const std::string& txn, const kv::TxnRead& read) override;
+  Status TxnWrite(const std::string& txn, const kv::BatchOp& op) override;
+  Result<kv::ScanResult> TxnScan(const std::string& txn, const kv::ScanRequest& req) override;
+  Result<uint64_t> CommitTxn(const std::string& txn) override;
+  Status RollbackTxn(const std::string& txn) override;
+
   Result<kv::CollectionInfo> CreateCollection(const kv::CollectionSpec& spec) override;
   Result<std::vector<kv::CollectionInfo>> ListCollections() override;
   Result<kv::CollectionInfo> DescribeCollection(const std::string& name) override;

@@ -35,6 +35,26 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
   (void)DecodeCollectionBody(body);
+  if (m.ok() && m->route >= Route::kTxnGet && m->route <= Route::kTxnRollback && m->txn.empty()) {
+    std::abort();  // an interactive transaction's call always names it
+  }
+  auto txn = DecodeTxnBody(body);
+  if (txn.ok()) {
+    if (txn->reads.empty() && txn->ops.empty() && txn->conditions.empty()) std::abort();
+    for (const auto& c : txn->conditions) {
+      if (int(c.version.has_value()) + int(c.value.has_value()) + int(c.exists.has_value()) != 1) {
+        std::abort();  // exactly one kind of condition
+      }
+    }
+  }
+  (void)DecodeTxnKeyBody(body);
+  for (bool del : {false, true}) {
+    auto w = DecodeTxnWriteBody(body, del);
+    if (w.ok() && del != (w->kind == gojodb::kv::BatchOp::Kind::kDelete)) std::abort();
+    if (w.ok() && del && !w->value.empty()) std::abort();
+  }
+  auto scan = DecodeTxnScanBody(body);
+  if (scan.ok() && scan->consistency != gojodb::kv::Consistency::kLinearizable) std::abort();
   if (auto dec = PercentDecode(in, true); dec.ok() && dec->size() > in.size()) std::abort();
   auto b64 = Base64Decode(in);
   if (b64.ok() && Base64Encode(*b64) != in) std::abort();  // canonical: one encoding

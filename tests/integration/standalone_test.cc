@@ -199,6 +199,67 @@ TEST_F(StandaloneTest, CliRoundTripsWithHttpAndGrpc) {
   EXPECT_EQ(unreachable.status, 3);
 }
 
+// Transactions on the standalone server, over gRPC (the client library and the CLI
+// shell) and HTTP: one-shot with a condition, interactive with a conflict, the shell's
+// begin/commit.
+TEST_F(StandaloneTest, TransactionsOverGrpcHttpAndTheShell) {
+  ASSERT_TRUE(client_->Put({.key = "acct/a", .value = "100"}).ok());
+  auto r = client_->Txn({.reads = {{"", "acct/a"}},
+                         .ops = {{kv::BatchOp::Kind::kPut, "", "acct/a", "70", std::nullopt},
+                                 {kv::BatchOp::Kind::kPut, "", "acct/b", "30", std::nullopt}},
+                         .conditions = {{"", "acct/b", std::nullopt, std::nullopt, false}}});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->reads.size(), 1u);
+  EXPECT_EQ(r->reads[0].value, "100");
+  EXPECT_GT(r->commit_ts, r->start_ts);
+  // The same condition now fails: acct/b exists.
+  auto again = client_->Txn({.ops = {{kv::BatchOp::Kind::kPut, "", "acct/b", "0", std::nullopt}},
+                             .conditions = {{"", "acct/b", std::nullopt, std::nullopt, false}}});
+  EXPECT_EQ(again.status().code(), StatusCode::kFailedPrecondition) << again.status().ToString();
+
+  // Interactive over gRPC: a write committed after begin makes the commit conflict.
+  auto t = client_->BeginTxn();
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  auto got = client_->TxnGet(t->id, {"", "acct/a"});
+  ASSERT_TRUE(got.ok() && got->found);
+  EXPECT_EQ(got->value, "70");
+  ASSERT_TRUE(
+      client_->TxnWrite(t->id, {kv::BatchOp::Kind::kPut, "", "acct/a", "60", std::nullopt}).ok());
+  auto theirs = client_->TxnScan(t->id, {.prefix = "acct/b"});  // none of its own writes
+  ASSERT_TRUE(theirs.ok()) << theirs.status().ToString();
+  ASSERT_EQ(theirs->items.size(), 1u);
+  EXPECT_EQ(theirs->items[0].key, "acct/b");
+  EXPECT_EQ(theirs->items[0].value, "30");
+  auto mine = client_->TxnScan(t->id, {.prefix = "acct/"});
+  ASSERT_TRUE(mine.ok()) << mine.status().ToString();
+  ASSERT_EQ(mine->items.size(), 2u);
+  EXPECT_EQ(mine->items[0].value, "60");  // its own write
+  ASSERT_TRUE(client_->Put({.key = "acct/a", .value = "outside"}).ok());
+  auto conflict = client_->CommitTxn(t->id);
+  EXPECT_EQ(conflict.status().code(), StatusCode::kAborted) << conflict.status().ToString();
+  EXPECT_EQ(client_->CommitTxn(t->id).status().code(), StatusCode::kNotFound);
+
+  // HTTP one-shot reads.
+  auto h = http_->Post("/v1/txn", R"({"reads":[{"key":"acct/a"},{"key":"acct/b"}]})",
+                       "application/json");
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, 200) << h->body;
+  EXPECT_NE(h->body.find("outside"), std::string::npos) << h->body;
+
+  // The shell.
+  const std::string cli = BinDir() + "/gojodb";
+  auto shell = RunCommand({cli, "--addr", server_->grpc_addr(), "shell"},
+                          "begin\nput acct/a 1\nput acct/b 2\nget acct/a\ncommit\n");
+  EXPECT_EQ(shell.status, 0) << shell.err;
+  EXPECT_NE(shell.out.find("committed at"), std::string::npos) << shell.out;
+  auto a = client_->Get({.key = "acct/a"});
+  auto b = client_->Get({.key = "acct/b"});
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->value, "1");
+  EXPECT_EQ(b->value, "2");
+  EXPECT_EQ(a->version, b->version);  // one commit timestamp
+}
+
 TEST_F(StandaloneTest, ClusterStatusIsStandaloneWithOneShardOnNodeOne) {
   auto res = http_->Get("/v1/cluster/status");
   ASSERT_TRUE(res);

@@ -1,0 +1,83 @@
+#include "api/http/body_decoder.h"
+
+#include <gtest/gtest.h>
+
+namespace gojodb::http {
+namespace {
+
+TEST(TxnBodies, OneShotDecodesEveryPart) {
+  auto t = DecodeTxnBody(
+      R"({"reads":[{"collection":"c","key":"a"},{"key_base64":"AP8="}],)"
+      R"("ops":[{"op":"put","key":"b","value":{"x":1},"if_version":"7"},{"op":"delete","key":"d"}],)"
+      R"("conditions":[{"key":"a","version":3},{"key":"v","value":"x"},{"key":"e","exists":false}]})");
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  ASSERT_EQ(t->reads.size(), 2u);
+  EXPECT_EQ(t->reads[0].collection, "c");
+  EXPECT_EQ(t->reads[1].key, std::string("\0\xff", 2));
+  ASSERT_EQ(t->ops.size(), 2u);
+  EXPECT_EQ(t->ops[0].value, R"({"x":1})");
+  EXPECT_EQ(t->ops[0].if_version, 7u);
+  EXPECT_EQ(t->ops[1].kind, kv::BatchOp::Kind::kDelete);
+  ASSERT_EQ(t->conditions.size(), 3u);
+  EXPECT_EQ(t->conditions[0].version, 3u);
+  EXPECT_EQ(t->conditions[1].value, "x");
+  EXPECT_EQ(t->conditions[2].exists, false);
+  // Reads alone, or conditions alone, are transactions too.
+  EXPECT_TRUE(DecodeTxnBody(R"({"reads":[{"key":"a"}]})").ok());
+}
+
+TEST(TxnBodies, BadBodiesNameTheField) {
+  struct Case {
+    const char* body;
+    const char* says;
+  };
+  for (const Case& c : {
+           Case{"", "empty"},
+           Case{"[]", "object"},
+           Case{"{}", "needs reads, ops or conditions"},
+           Case{R"({"reads":{}})", "'reads' must be an array"},
+           Case{R"({"reads":[{"collection":"c"}]})", "reads[0]: 'key' is required"},
+           Case{R"({"reads":[{"key":"a","value":"x"}]})", "reads[0]: unknown field 'value'"},
+           Case{R"({"ops":[{"op":"merge","key":"a"}]})", "ops[0]: 'op' must be"},
+           Case{R"({"conditions":[{"key":"a"}]})", "exactly one of version, value and exists"},
+           Case{R"({"conditions":[{"key":"a","version":1,"exists":true}]})", "exactly one"},
+           Case{R"({"conditions":[{"key":"a","exists":"yes"}]})", "'exists' must be true or false"},
+           Case{R"({"conditions":[{"key":"a","version":-1}]})", "conditions[0]: 'if_version'"},
+           Case{R"({"writes":[]})", "unknown field 'writes'"},
+       }) {
+    auto t = DecodeTxnBody(c.body);
+    ASSERT_FALSE(t.ok()) << c.body;
+    EXPECT_EQ(t.status().code(), StatusCode::kInvalidArgument) << c.body;
+    EXPECT_NE(t.status().message().find(c.says), std::string::npos)
+        << c.body << " -> " << t.status().message();
+  }
+}
+
+TEST(TxnBodies, InteractiveCalls) {
+  auto r = DecodeTxnKeyBody(R"({"collection":"c","key":"k"})");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->key, "k");
+  EXPECT_FALSE(DecodeTxnKeyBody(R"({"collection":"c"})").ok());
+  auto put = DecodeTxnWriteBody(R"({"key":"k","value":"v"})", false);
+  ASSERT_TRUE(put.ok());
+  EXPECT_EQ(put->kind, kv::BatchOp::Kind::kPut);
+  EXPECT_EQ(put->value, "v");
+  EXPECT_FALSE(DecodeTxnWriteBody(R"({"key":"k"})", false).ok());  // a put needs a value
+  auto del = DecodeTxnWriteBody(R"({"key":"k"})", true);
+  ASSERT_TRUE(del.ok());
+  EXPECT_EQ(del->kind, kv::BatchOp::Kind::kDelete);
+  EXPECT_FALSE(DecodeTxnWriteBody(R"({"key":"k","value":"v"})", true).ok());
+  EXPECT_FALSE(DecodeTxnWriteBody(R"({"op":"put","key":"k","value":"v"})", false).ok());
+  auto scan = DecodeTxnScanBody(
+      R"({"collection":"c","start":"a","end_base64":"eg==","limit":5,"reverse":true})");
+  ASSERT_TRUE(scan.ok()) << scan.status().ToString();
+  EXPECT_EQ(scan->end, "z");
+  EXPECT_EQ(scan->limit, 5u);
+  EXPECT_TRUE(scan->reverse);
+  EXPECT_FALSE(DecodeTxnScanBody(R"({"limit":0})").ok());
+  EXPECT_FALSE(DecodeTxnScanBody(R"({"limit":-3})").ok());
+  EXPECT_FALSE(DecodeTxnScanBody(R"({"at":5})").ok());  // a transaction reads its snapshot
+}
+
+}  // namespace
+}  // namespace gojodb::http
