@@ -10,6 +10,10 @@
 //   live nodes, with a leader, and the data is all there.
 // - Balance: a fourth node joins a loaded cluster; replica and leader counts converge to
 //   within one of even.
+// - Bank: transfers between accounts spread over several shards, as transactions through
+//   two gateways, while a nemesis SIGKILLs and SIGSTOPs gateways (coordinators in the
+//   middle of commits), storage nodes and the controller leader and partitions them;
+//   every snapshot of all balances, and the final one, sums to the starting total.
 //
 // Bounded for CI. GOJODB_NEMESIS_SECONDS (default 20) and GOJODB_NEMESIS_SEED (default:
 // from the clock, printed) lengthen or replay the nemesis run; `--long` runs it for ten
@@ -71,17 +75,17 @@ class ScriptCluster {
     }
   }
 
-  bool Up(int storage, std::string* why) {
+  bool Up(int storage, std::string* why, int gateways = 1) {
     ::setenv("GOJODB_BIN", BinDir().c_str(), 1);
     dir_ = TempDir("faults");
     std::filesystem::remove_all(dir_);  // cluster.sh wants to create it
     std::mt19937 rng(static_cast<uint32_t>(NowNanos()));
     for (int attempt = 0; attempt < 4; ++attempt) {
       const int base = 20000 + static_cast<int>(rng() % 300) * 40;
-      auto r =
-          RunCommand({script_, "up", "--controllers", "3", "--storage", std::to_string(storage),
-                      "--api", "1", "--dir", dir_, "--base-port", std::to_string(base)},
-                     "", 120000);
+      auto r = RunCommand(
+          {script_, "up", "--controllers", "3", "--storage", std::to_string(storage), "--api",
+           std::to_string(gateways), "--dir", dir_, "--base-port", std::to_string(base)},
+          "", 120000);
       if (r.status == 0) {
         up_ = true;
         Parse(r.out);
@@ -214,6 +218,15 @@ class Http {
       auto j = json::parse(r->body, nullptr, false);
       if (j.is_object() && j.contains("version")) a.version = j["version"].get<uint64_t>();
     }
+    return a;
+  }
+  // POST of a JSON body.
+  Answer Post(const std::string& path, const json& body) {
+    auto r = c_.Post(path, body.dump(), "application/json");
+    Answer a;
+    if (!r) return a;
+    a.status = r->status;
+    a.body = r->body;
     return a;
   }
   Answer Get(const std::string& key) {
@@ -464,6 +477,211 @@ TEST(ClusterFaults, LinearizableAndNothingLostUnderANemesis) {
   EXPECT_EQ(lost, 0u);
   auto st = cluster.Status();
   std::printf("nemesis: %zu shards at the end\n", st.is_object() ? st["shards"].size() : 0);
+}
+
+// Bank: N accounts on several shards, concurrent transfers (one-shot transactions
+// conditioned on the versions just read) through two gateways, concurrent snapshot
+// reads of every balance, while a nemesis kills and stops gateways mid-commit, storage
+// nodes and the controller leader, and partitions storage nodes. Every total observed
+// and the final one equal the starting total; GOJODB_NEMESIS_SEED/SECONDS replay it.
+TEST(ClusterFaults, BankTransfersKeepTheTotalUnderANemesis) {
+  ScriptCluster cluster;
+  std::string why;
+  ASSERT_TRUE(cluster.Up(3, &why, /*gateways=*/2)) << why;
+  auto set = cluster.Cli({"settings", "set", "shard_split_bytes=32768"});
+  ASSERT_EQ(set.status, 0) << set.out << set.err;
+  const uint64_t seconds = EnvOr("GOJODB_NEMESIS_SECONDS", 20);
+  const uint64_t seed = EnvOr("GOJODB_NEMESIS_SEED", static_cast<uint64_t>(NowNanos()) % 100000);
+  std::printf("bank: seed %llu, %llu s\n", static_cast<unsigned long long>(seed),
+              static_cast<unsigned long long>(seconds));
+
+  // Accounts with filler rows after each, so that splits fall between accounts.
+  constexpr int kAccounts = 8;
+  constexpr int kStart = 100;
+  std::vector<std::string> accounts;
+  for (int i = 0; i < kAccounts; ++i) accounts.push_back("acct" + std::to_string(i));
+  {
+    Http http(cluster.At("api-1"));
+    const std::string filler(1000, 'f');
+    for (int i = 0; i < kAccounts; ++i) {
+      ASSERT_EQ(http.Put(accounts[i], std::to_string(kStart), std::nullopt).status, 200);
+      for (int f = 0; f < 12; ++f) {
+        auto a = http.Put(accounts[i] + "-fill" + std::to_string(f), filler, std::nullopt);
+        ASSERT_EQ(a.status, 200) << a.body;
+      }
+    }
+  }
+  size_t shards = 0;
+  for (int i = 0; i < 100 && shards < 3; ++i) {
+    auto st = cluster.Status();
+    shards = st.is_object() && st.contains("shards") ? st["shards"].size() : 0;
+    if (shards < 3) std::this_thread::sleep_for(200ms);
+  }
+  ASSERT_GE(shards, 3u) << "the accounts did not spread over shards";
+  ASSERT_EQ(cluster.Cli({"settings", "set", "shard_split_bytes=1073741824"}).status, 0);
+
+  json read_all = {{"reads", json::array()}};
+  for (const auto& a : accounts) read_all["reads"].push_back({{"key", a}});
+  // One snapshot of every balance; nullopt if the cluster did not answer.
+  auto snapshot = [&](Http& http, std::vector<std::pair<int, uint64_t>>* out) -> bool {
+    auto a = http.Post("/v1/txn", read_all);
+    if (a.status != 200) return false;
+    auto j = json::parse(a.body, nullptr, false);
+    if (!j.is_object() || j["reads"].size() != accounts.size()) {
+      ADD_FAILURE() << "bad answer: " << a.body;
+      return false;
+    }
+    out->clear();
+    for (const auto& r : j["reads"]) {
+      if (!r["found"].get<bool>()) {
+        ADD_FAILURE() << "an account vanished: " << a.body;
+        return false;
+      }
+      out->emplace_back(r["value"].get<int>(), r["version"].get<uint64_t>());
+    }
+    return true;
+  };
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> committed{0}, refused{0}, unknown{0}, snapshots{0};
+  std::mutex mu;
+  std::vector<std::string> bad_totals;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 3; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(static_cast<uint32_t>(seed * 7 + t));
+      Http gateways[2] = {Http(cluster.At("api-1")), Http(cluster.At("api-2"))};
+      std::vector<std::pair<int, uint64_t>> bal;
+      while (!stop) {
+        Http& http = gateways[rng() % 2];
+        if (!snapshot(http, &bal)) {
+          std::this_thread::sleep_for(50ms);
+          continue;
+        }
+        const int from = static_cast<int>(rng() % kAccounts);
+        int to = static_cast<int>(rng() % (kAccounts - 1));
+        if (to >= from) ++to;
+        const int amount = 1 + static_cast<int>(rng() % 10);
+        json ops = json::array();
+        ops.push_back({{"op", "put"},
+                       {"key", accounts[from]},
+                       {"value", std::to_string(bal[from].first - amount)},
+                       {"if_version", bal[from].second}});
+        ops.push_back({{"op", "put"},
+                       {"key", accounts[to]},
+                       {"value", std::to_string(bal[to].first + amount)},
+                       {"if_version", bal[to].second}});
+        auto a = http.Post("/v1/txn", {{"ops", ops}});
+        if (a.status == 200) {
+          ++committed;
+        } else if (a.status == 409) {
+          ++refused;  // a conflict or a changed version: nothing applied
+        } else if (a.status >= 400 && a.status < 500) {
+          ADD_FAILURE() << "unexpected answer " << a.status << ": " << a.body;
+        } else {
+          ++unknown;  // no answer or 5xx: it may or may not have committed
+        }
+      }
+    });
+  }
+  threads.emplace_back([&] {
+    Http gateways[2] = {Http(cluster.At("api-1")), Http(cluster.At("api-2"))};
+    std::vector<std::pair<int, uint64_t>> bal;
+    for (int n = 0; !stop; ++n) {
+      if (!snapshot(gateways[n % 2], &bal)) {
+        std::this_thread::sleep_for(50ms);
+        continue;
+      }
+      int total = 0;
+      for (const auto& [v, version] : bal) total += v;
+      ++snapshots;
+      if (total != kAccounts * kStart) {
+        std::lock_guard lock(mu);
+        std::string line = "total " + std::to_string(total) + ":";
+        for (const auto& [v, version] : bal) line += " " + std::to_string(v);
+        bad_totals.push_back(line);
+      }
+    }
+  });
+
+  // The nemesis: gateways (the coordinators), storage nodes, the controller leader.
+  std::mt19937 rng(static_cast<uint32_t>(seed));
+  std::vector<std::string> actions;
+  auto must = [&](const std::string& cmd, const std::vector<std::string>& names = {}) {
+    auto r = cluster.Do(cmd, names);
+    EXPECT_EQ(r.status, 0) << cmd << " failed: " << r.out << r.err << "\n" << cluster.Logs();
+  };
+  auto pause = [&](int min_ms, int max_ms) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(min_ms + rng() % (max_ms - min_ms)));
+  };
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  while (std::chrono::steady_clock::now() < end) {
+    const int action = static_cast<int>(rng() % 6);
+    const std::string gateway = "api-" + std::to_string(1 + rng() % 2);
+    const std::string node = "storage-" + std::to_string(1 + rng() % 3);
+    if (action <= 1) {
+      must("kill", {gateway});
+      pause(300, 1500);
+      must("restart", {gateway});
+      actions.push_back("kill+restart " + gateway);
+    } else if (action == 2) {
+      must("stop", {gateway});
+      pause(500, 2000);
+      must("cont", {gateway});
+      actions.push_back("stop/cont " + gateway);
+    } else if (action == 3) {
+      must("kill", {node});
+      pause(500, 2000);
+      must("restart", {node});
+      actions.push_back("kill+restart " + node);
+    } else if (action == 4) {
+      std::string others;
+      for (int i = 1; i <= 3; ++i) {
+        const std::string n = "storage-" + std::to_string(i);
+        if (n != node) others += (others.empty() ? "" : ",") + n;
+      }
+      must("partition", {node, others});
+      pause(1000, 3000);
+      must("heal");
+      actions.push_back("partition " + node + " | " + others);
+    } else {
+      auto st = cluster.Status();
+      const std::string leader =
+          st.is_object() && st.contains("leader") && st["leader"].get<uint64_t>() != 0
+              ? "controller-" + std::to_string(st["leader"].get<uint64_t>())
+              : "controller-1";
+      must("kill", {leader});
+      pause(500, 1500);
+      must("restart", {leader});
+      actions.push_back("kill+restart " + leader);
+    }
+    pause(300, 1000);
+  }
+  std::this_thread::sleep_for(2s);
+  stop = true;
+  for (auto& t : threads) t.join();
+
+  // The final balances, once the locks left by killed coordinators are resolved.
+  Http http(cluster.At("api-2"));
+  std::vector<std::pair<int, uint64_t>> final_bal;
+  bool read = false;
+  for (int attempt = 0; attempt < 60 && !read; ++attempt) {
+    read = snapshot(http, &final_bal);
+    if (!read) std::this_thread::sleep_for(500ms);
+  }
+  ASSERT_TRUE(read) << "the balances never became readable again\n" << cluster.Logs();
+  int total = 0;
+  for (const auto& [v, version] : final_bal) total += v;
+  std::printf("bank: %d committed, %d refused, %d unknown, %d snapshots; faults:", committed.load(),
+              refused.load(), unknown.load(), snapshots.load());
+  for (const auto& a : actions) std::printf(" [%s]", a.c_str());
+  std::printf("\n");
+  EXPECT_EQ(total, kAccounts * kStart) << "seed " << seed;
+  EXPECT_TRUE(bad_totals.empty()) << "seed " << seed << ": " << bad_totals.size()
+                                  << " snapshots with a wrong total, first: "
+                                  << (bad_totals.empty() ? "" : bad_totals[0]);
+  EXPECT_GT(committed.load(), 10) << "too little got through to mean anything\n" << cluster.Logs();
+  EXPECT_GT(snapshots.load(), 10);
 }
 
 // Every shard has `rf` replicas, none on `dead`, all voters, and a leader.
