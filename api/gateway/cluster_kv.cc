@@ -223,7 +223,8 @@ bool WriteRetryable(NodeVerdict verdict, bool has_request_id) {
 
 // --- ClusterKv --------------------------------------------------------------------------
 
-ClusterKv::ClusterKv(ClusterKvOptions options) : options_(std::move(options)) {}
+ClusterKv::ClusterKv(ClusterKvOptions options)
+    : options_(std::move(options)), txn_pool_(std::make_unique<ThreadPool>(2)) {}
 
 Result<std::unique_ptr<ClusterKv>> ClusterKv::Start(ClusterKvOptions options) {
   if (options.controllers.empty()) {
@@ -247,6 +248,7 @@ Result<std::unique_ptr<ClusterKv>> ClusterKv::Start(ClusterKvOptions options) {
 }
 
 ClusterKv::~ClusterKv() {
+  txn_pool_.reset();  // finishes the secondary commits queued
   {
     std::lock_guard lock(poll_mu_);
     stopping_ = true;

@@ -59,6 +59,7 @@
 #include "gojodb/v1/controller.grpc.pb.h"
 #include "gojodb/v1/kv.grpc.pb.h"
 #include "gojodb/v1/shard.grpc.pb.h"
+#include "internal/thread_pool.h"
 
 namespace gojodb::gateway {
 
@@ -299,6 +300,10 @@ class ClusterKv final : public kv::KvService {
   };
   // The open session `id`, touched; NOT_FOUND if unknown, finished or idle too long.
   Result<std::shared_ptr<TxnSession>> FindTxn(const std::string& id);
+  // Commits the secondary rows of a committed transaction (best effort: a row left
+  // locked is rolled forward by whoever meets it).
+  void CommitSecondaries(uint64_t start_ts, uint64_t commit_ts,
+                         const std::vector<std::string>& rows, Clock::time_point deadline);
   // Rolls back the rows of `groups` (best effort: a lock left behind is resolved by
   // whoever meets it).
   void RollbackRows(uint64_t start_ts, const std::vector<std::string>& rows,
@@ -341,6 +346,10 @@ class ClusterKv final : public kv::KvService {
   bool stopping_ = false;                          // GUARDED_BY(poll_mu_)
   std::shared_ptr<grpc::ClientContext> poll_ctx_;  // GUARDED_BY(poll_mu_)
   std::thread poller_;
+
+  // Commits of transactions' secondary rows, after the answer (declared last: drained
+  // first, in the destructor, while everything it uses is still there).
+  std::unique_ptr<ThreadPool> txn_pool_;
 };
 
 }  // namespace gojodb::gateway

@@ -11,6 +11,7 @@
 #include "api/grpc/convert.h"
 #include "api/grpc/shard_convert.h"
 #include "core/mvcc/key_codec.h"
+#include "core/mvcc/timestamp_oracle.h"
 #include "internal/failpoint.h"
 
 namespace gojodb::gateway {
@@ -169,6 +170,29 @@ void ClusterKv::RollbackRows(uint64_t start_ts, const std::vector<std::string>& 
   }
 }
 
+void ClusterKv::CommitSecondaries(uint64_t start_ts, uint64_t commit_ts,
+                                  const std::vector<std::string>& rows,
+                                  Clock::time_point deadline) {
+  auto groups = GroupByShard(rows, deadline);
+  if (!groups.ok()) return;
+  for (const auto& g : *groups) {
+    v1::ShardTxnRequest req;
+    auto* c = req.mutable_commit();
+    c->set_start_ts(start_ts);
+    c->set_commit_ts(commit_ts);
+    std::vector<std::string> part;
+    for (size_t i : g) {
+      part.push_back(rows[i]);
+      c->add_rows(rows[i]);
+    }
+    auto out = TxnCall(part, req, deadline);
+    if (!out.ok() || !out->ok()) {
+      spdlog::debug("transaction {} committed; rows left locked for readers to roll forward: {}",
+                    start_ts, out.ok() ? out->message : out.status().ToString());
+    }
+  }
+}
+
 Result<uint64_t> ClusterKv::CommitTransaction(uint64_t start_ts,
                                               std::vector<txn::TxnMutation> mutations,
                                               Clock::time_point deadline) {
@@ -181,7 +205,39 @@ Result<uint64_t> ClusterKv::CommitTransaction(uint64_t start_ts,
     return Status::InvalidArgument("a transaction needs at least one write");
   }
   const std::string primary = primary_it->row_key;
-  const auto ttl_ms = static_cast<uint64_t>(options_.txn_lock_ttl.count());
+  // A lock lives until physical(start_ts) + ttl: counted from now, not from start_ts,
+  // which for an interactive transaction may be long ago.
+  auto lock_ttl_ms = [&]() -> uint64_t {
+    const auto now_ms =
+        static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count());
+    const uint64_t started = mvcc::PhysicalMillis(start_ts);
+    return (now_ms > started ? now_ms - started : 0) +
+           static_cast<uint64_t>(options_.txn_lock_ttl.count());
+  };
+  // Once the primary is locked, a commit that takes long keeps its TTL ahead (so that
+  // others do not roll it back while it is still working).
+  bool primary_locked = false;
+  auto last_heartbeat = Clock::now();
+  auto keep_alive = [&]() -> Status {
+    if (!primary_locked || Clock::now() - last_heartbeat < options_.txn_lock_ttl / 3) {
+      return Status::OK();
+    }
+    v1::ShardTxnRequest hb;
+    hb.mutable_heartbeat()->set_primary(primary);
+    hb.mutable_heartbeat()->set_start_ts(start_ts);
+    hb.mutable_heartbeat()->set_ttl_ms(lock_ttl_ms());
+    auto out = TxnCall({primary}, hb, deadline);
+    last_heartbeat = Clock::now();
+    if (out.ok() && out->error == txn::TxnError::kRolledBack) {
+      return Status::Aborted(
+                 "the transaction was rolled back before it could commit (its "
+                 "locks expired)")
+          .WithDetail("reason", "ROLLED_BACK");
+    }
+    return Status::OK();  // a lost heartbeat is retried at the next step
+  };
 
   // Phase one: lock every row, shard by shard. The rows locked so far are rolled back if
   // any shard refuses.
@@ -203,11 +259,12 @@ Result<uint64_t> ClusterKv::CommitTransaction(uint64_t start_ts,
     for (const auto& g : *groups) {
       // A test stops the coordinator here (arg: the rows locked so far), as a crash would.
       RETURN_IF_ERROR(failpoint::Inject("cluster_txn.before_prewrite", locked_rows.size()));
+      if (Status s = keep_alive(); !s.ok()) return abort(s);
       v1::ShardTxnRequest req;
       auto* p = req.mutable_prewrite();
       p->set_start_ts(start_ts);
       p->set_primary(primary);
-      p->set_ttl_ms(ttl_ms);
+      p->set_ttl_ms(lock_ttl_ms());
       std::vector<std::string> part;
       for (size_t gi : g) {
         const auto& m = mutations[pending[gi]];
@@ -251,6 +308,10 @@ Result<uint64_t> ClusterKv::CommitTransaction(uint64_t start_ts,
         continue;
       }
       if (!out->ok()) return abort(out->ToStatus());
+      if (std::find(part.begin(), part.end(), primary) != part.end()) {
+        primary_locked = true;
+        last_heartbeat = Clock::now();
+      }
       locked_rows.insert(locked_rows.end(), part.begin(), part.end());
       min_commit_ts = std::max(min_commit_ts, out->min_commit_ts);
     }
@@ -262,6 +323,7 @@ Result<uint64_t> ClusterKv::CommitTransaction(uint64_t start_ts,
 
   // Phase two: the primary's commit decides.
   RETURN_IF_ERROR(failpoint::Inject("cluster_txn.before_primary_commit"));
+  if (Status s = keep_alive(); !s.ok()) return abort(s);
   ASSIGN_OR_RETURN(uint64_t commit_ts, FreshTimestamp(deadline));
   commit_ts = std::max(commit_ts, min_commit_ts);
   for (;;) {
@@ -302,26 +364,11 @@ Result<uint64_t> ClusterKv::CommitTransaction(uint64_t start_ts,
     if (r != primary) secondaries.push_back(r);
   }
   if (!secondaries.empty()) {
-    auto groups = GroupByShard(secondaries, deadline);
-    if (groups.ok()) {
-      for (const auto& g : *groups) {
-        v1::ShardTxnRequest req;
-        auto* c = req.mutable_commit();
-        c->set_start_ts(start_ts);
-        c->set_commit_ts(commit_ts);
-        std::vector<std::string> part;
-        for (size_t i : g) {
-          part.push_back(secondaries[i]);
-          c->add_rows(secondaries[i]);
-        }
-        auto out = TxnCall(part, req, deadline);
-        if (!out.ok() || !out->ok()) {
-          spdlog::debug(
-              "transaction {} committed; rows left locked for readers to roll forward: {}",
-              start_ts, out.ok() ? out->message : out.status().ToString());
-        }
-      }
-    }
+    // After the answer: the transaction is committed already, and a reader that meets
+    // one of these locks first rolls that row forward itself.
+    txn_pool_->Submit([this, start_ts, commit_ts, secondaries = std::move(secondaries)] {
+      CommitSecondaries(start_ts, commit_ts, secondaries, Clock::now() + options_.request_timeout);
+    });
   }
   return commit_ts;
 }

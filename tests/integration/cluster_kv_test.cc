@@ -626,6 +626,29 @@ TEST_F(ClusterKvTest, BatchesAcrossShardsAreTransactions) {
     EXPECT_EQ(get(path_z).first, "Z-after");
   }
 
+  // An interactive transaction older than the lock TTL still commits, even when a
+  // reader meets its locks between prewrite and commit: a lock lives from the commit
+  // that takes it, not from the transaction's start.
+  {
+    auto t = c->BeginTxn();
+    ASSERT_TRUE(t.ok()) << t.status().ToString();
+    std::this_thread::sleep_for(800ms);  // older than the client's 500 ms TTL
+    ASSERT_TRUE(
+        c->TxnWrite(t->id, {kv::BatchOp::Kind::kPut, "default", a, "old-a", std::nullopt}).ok());
+    ASSERT_TRUE(
+        c->TxnWrite(t->id, {kv::BatchOp::Kind::kPut, "default", z, "old-z", std::nullopt}).ok());
+    std::string seen_z;
+    {
+      failpoint::Scoped fp("cluster_txn.before_primary_commit",
+                           [&](uint64_t) { seen_z = get(path_z).first; });
+      auto committed = c->CommitTxn(t->id);
+      ASSERT_TRUE(committed.ok()) << committed.status().ToString();
+    }
+    EXPECT_EQ(seen_z, "Z-after");  // the reader skipped the live lock
+    EXPECT_EQ(get(path_a).first, "old-a");
+    EXPECT_EQ(get(path_z).first, "old-z");
+  }
+
   // Transfers: 3 threads move units between the two rows with conditional cross-shard
   // batches; linearizable scans meanwhile always see the total.
   ASSERT_EQ(batch({put(a, "500"), put(z, "500")})->status, 200);
