@@ -13,7 +13,7 @@ CTEST_ARGS ?=
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: all bootstrap configure build run test unit-test fuzz bench bench-cluster fmt lint clean
+.PHONY: all bootstrap configure build run test unit-test fuzz bench bench-cluster bench-txn fmt lint clean
 
 all: build
 
@@ -58,6 +58,14 @@ bench-cluster: configure
 	cmake -S . -B $(BUILD_DIR) > /dev/null
 	cmake --build $(BUILD_DIR) -j $(JOBS) --target gojodb-bench gojodb-controller gojodb-storage gojodb-api
 	scripts/bench-cluster.sh $(BUILD_DIR)/bin
+
+# Transactions: 2-key transfers on a GojoDB cluster with one shard (one phase) and with
+# many (two-phase commit), and on PostgreSQL (docs/benchmarks.md).
+bench-txn: configure
+	@scripts/bootstrap.sh --bench
+	cmake -S . -B $(BUILD_DIR) > /dev/null
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target gojodb-bench gojodb-controller gojodb-storage gojodb-api gojodb
+	scripts/bench-txn.sh $(BUILD_DIR)/bin
 
 fmt:
 	@scripts/bootstrap.sh --lint

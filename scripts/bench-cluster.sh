@@ -19,6 +19,9 @@
 #   --max-seconds S  [MAX_SECONDS, 120]     per phase
 #   --out DIR        [OUT_DIR, BIN_DIR/../bench-results/cluster-<UTC time>]
 #   --only gojodb|etcd                      run one side only (no ratios)
+#   --split-bytes B  [SPLIT_BYTES]          GojoDB's shard split size for the run (default:
+#                    the cluster's, 64 MiB: one shard at these sizes); small values spread
+#                    the records over many shards
 #   --route direct|gateway [ROUTE, direct]  how GojoDB's clients reach the data: the
 #                    client library routed by the shard map straight to the storage
 #                    nodes (as etcd's client talks to the members), or through a gateway
@@ -40,9 +43,10 @@ OUT_DIR=${OUT_DIR:-}
 ETCD=${ETCD:-etcd}
 ONLY=
 ROUTE=${ROUTE:-direct}
+SPLIT_BYTES=${SPLIT_BYTES:-}
 BIN_DIR=
 
-usage() { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --records) RECORDS=$2; shift 2 ;;
@@ -55,6 +59,7 @@ while [[ $# -gt 0 ]]; do
     --out) OUT_DIR=$2; shift 2 ;;
     --only) ONLY=$2; shift 2 ;;
     --route) ROUTE=$2; shift 2 ;;
+    --split-bytes) SPLIT_BYTES=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     -*) echo "bench-cluster: unknown option $1" >&2; usage >&2; exit 2 ;;
     *) [[ -z $BIN_DIR ]] || { echo "bench-cluster: one BIN_DIR only" >&2; exit 2; }
@@ -67,7 +72,7 @@ case "$ROUTE" in direct|gateway) ;; *) echo "bench-cluster: --route direct|gatew
 
 BENCH=$BIN_DIR/gojodb-bench
 needed=(gojodb-bench)
-[[ $ONLY == etcd ]] || needed+=(gojodb-controller gojodb-storage gojodb-api)
+[[ $ONLY == etcd ]] || needed+=(gojodb-controller gojodb-storage gojodb-api gojodb)
 for b in "${needed[@]}"; do
   [[ -x $BIN_DIR/$b ]] || { echo "bench-cluster: missing $BIN_DIR/$b (build it first)" >&2; exit 2; }
 done
@@ -253,6 +258,10 @@ run_gojodb() {
     ((SECONDS < deadline)) || { echo "bench-cluster: the GojoDB cluster does not take writes" >&2; exit 1; }
     sleep 0.5
   done
+  if [[ -n $SPLIT_BYTES ]]; then
+    "$BIN_DIR/gojodb" --addr "127.0.0.1:${cg[1]}" settings set "shard_split_bytes=$SPLIT_BYTES" \
+      >> "$OUT_DIR/commands.txt"
+  fi
   curl -fsS --max-time 5 "http://127.0.0.1:${ch[1]}/v1/cluster/status" > "$OUT_DIR/gojodb-cluster-status.json" || true
   echo "GojoDB cluster: gateway gRPC 127.0.0.1:$ag; controllers $ctrls; route $ROUTE"
   local -a via=(--addr "127.0.0.1:$ag")

@@ -4,7 +4,8 @@
 #   scripts/bootstrap.sh           build + test dependencies
 #   scripts/bootstrap.sh --lint    also clang-format and clang-tidy
 #   scripts/bootstrap.sh --bench   also the benchmark peers: etcd, and the .proto files of
-#                                  its API that gojodb-bench's etcd target is built from
+#                                  its API that gojodb-bench's etcd target is built from;
+#                                  PostgreSQL and libpq for its postgres target
 set -euo pipefail
 
 packages=(
@@ -21,7 +22,7 @@ packages=(
 for arg in "$@"; do
   case "$arg" in
     --lint) packages+=(clang-format clang-tidy) ;;
-    --bench) packages+=(etcd-server etcd-client golang-etcd-server-dev) ;;
+    --bench) packages+=(etcd-server etcd-client golang-etcd-server-dev postgresql libpq-dev) ;;
     *) echo "bootstrap: unknown option $arg" >&2; exit 2 ;;
   esac
 done

@@ -420,14 +420,44 @@ void ClusterKv::RefreshMap(Clock::time_point deadline) {
 }
 
 Result<uint64_t> ClusterKv::FreshTimestamp(Clock::time_point deadline) {
-  v1::GetTimestampsResponse resp;
-  RETURN_IF_ERROR(CallController(deadline, [&](ControllerConn& c, grpc::ClientContext* ctx) {
-    v1::GetTimestampsRequest req;
-    req.set_count(1);
-    return rpc::FromGrpc(c.controller->GetTimestamps(ctx, req, &resp), ctx);
-  }));
-  if (resp.first() == 0) return Status::Internal("the controller handed out timestamp 0");
-  return resp.first();
+  // Callers that arrive while a request is out wait for the next one and share it: a
+  // timestamp must come from a request sent after its caller asked, so that it follows
+  // every write acknowledged before (a request already out may have been answered from
+  // before that). One request per round trip, however many callers.
+  std::unique_lock lock(tso_mu_);
+  const uint64_t batch = tso_open_;
+  const uint64_t index = tso_open_count_++;
+  for (;;) {
+    if (auto it = tso_done_.find(batch); it != tso_done_.end()) {
+      Result<uint64_t> out = it->second.first.ok() ? Result<uint64_t>(*it->second.first + index)
+                                                   : Result<uint64_t>(it->second.first.status());
+      if (--it->second.second == 0) tso_done_.erase(it);
+      return out;
+    }
+    if (!tso_sending_ && tso_open_ == batch) {
+      tso_sending_ = true;
+      const uint64_t count = tso_open_count_;
+      ++tso_open_;
+      tso_open_count_ = 0;
+      lock.unlock();
+      v1::GetTimestampsResponse resp;
+      Status s = CallController(deadline, [&](ControllerConn& c, grpc::ClientContext* ctx) {
+        v1::GetTimestampsRequest req;
+        req.set_count(static_cast<uint32_t>(count));
+        return rpc::FromGrpc(c.controller->GetTimestamps(ctx, req, &resp), ctx);
+      });
+      Result<uint64_t> first = s.ok() ? Result<uint64_t>(resp.first()) : Result<uint64_t>(s);
+      if (s.ok() && resp.first() == 0) {
+        first = Status::Internal("the controller handed out timestamp 0");
+      }
+      lock.lock();
+      tso_done_.emplace(batch, std::make_pair(std::move(first), count));
+      tso_sending_ = false;
+      tso_cv_.notify_all();
+      continue;
+    }
+    tso_cv_.wait(lock);
+  }
 }
 
 Status ClusterKv::Ready() {

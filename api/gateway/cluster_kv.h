@@ -317,6 +317,15 @@ class ClusterKv final : public kv::KvService {
   std::atomic<size_t> preferred_controller_{0};
   std::atomic<bool> controller_answered_{false};
 
+  // FreshTimestamp's batching: callers join the open batch; one request per batch.
+  std::mutex tso_mu_;
+  std::condition_variable tso_cv_;
+  bool tso_sending_ = false;     // GUARDED_BY(tso_mu_)
+  uint64_t tso_open_ = 0;        // the batch callers join; GUARDED_BY(tso_mu_)
+  uint64_t tso_open_count_ = 0;  // its callers so far; GUARDED_BY(tso_mu_)
+  // batch -> (its first timestamp or error, callers yet to take theirs)
+  std::map<uint64_t, std::pair<Result<uint64_t>, uint64_t>> tso_done_;  // GUARDED_BY(tso_mu_)
+
   std::mutex refresh_mu_;             // one on-demand map fetch at a time
   Clock::time_point last_refresh_{};  // GUARDED_BY(refresh_mu_)
 

@@ -59,6 +59,8 @@ struct World {
   std::map<uint64_t, ShardRecord> shards;       // the truth
   std::map<std::string, uint64_t> request_ids;  // request id -> version
   uint64_t clock = 100;
+  int tso_calls = 0;                         // GetTimestamps calls
+  std::chrono::milliseconds tso_delay{0};    // each takes this long first
   int writes = 0;                            // applied write requests
   int unknown_write_faults = 0;              // writes to apply and then answer DEADLINE_EXCEEDED
   bool no_batch = false;                     // nodes answer Batch UNIMPLEMENTED (an older version)
@@ -262,7 +264,9 @@ class FakeController final : public v1::Controller::Service, public v1::Catalog:
   }
   grpc::Status GetTimestamps(grpc::ServerContext*, const v1::GetTimestampsRequest* req,
                              v1::GetTimestampsResponse* resp) override {
+    std::this_thread::sleep_for(world->tso_delay);
     std::lock_guard lock(world->mu);
+    ++world->tso_calls;
     resp->set_first(++world->clock);
     world->clock += req->count() - 1;
     resp->set_count(req->count());
@@ -687,6 +691,40 @@ TEST_F(FakeClusterTest, NoLeaderAnywhereIsUnavailableAtTheDeadline) {
   EXPECT_EQ(put.status().code(), StatusCode::kUnavailable) << put.status().ToString();
   EXPECT_GE(std::chrono::steady_clock::now() - start, 2900ms);
   EXPECT_TRUE(put.status().details().empty()) << put.status().ToString();
+}
+
+// Linearizable scans take a fresh timestamp each. Concurrent ones share the controller
+// calls (one per round trip), each still gets a timestamp of its own from a call sent
+// after it asked, and every timestamp is above every one handed out before its call.
+TEST_F(FakeClusterTest, FreshTimestampsShareTheControllersCalls) {
+  world_.tso_delay = 20ms;
+  constexpr int kThreads = 16, kEach = 5;
+  std::mutex mu;
+  std::vector<uint64_t> all;
+  std::atomic<int> stale{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kEach; ++i) {
+        uint64_t before;
+        {
+          std::lock_guard lock(world_.mu);
+          before = world_.clock;  // handed out so far
+        }
+        auto r = kv_->Scan({});
+        ASSERT_TRUE(r.ok()) << r.status().ToString();
+        if (r->read_ts <= before) ++stale;
+        std::lock_guard lock(mu);
+        all.push_back(r->read_ts);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(stale.load(), 0);
+  std::sort(all.begin(), all.end());
+  EXPECT_EQ(std::adjacent_find(all.begin(), all.end()), all.end()) << "a timestamp was shared";
+  EXPECT_EQ(all.size(), size_t{kThreads * kEach});
+  EXPECT_LT(world_.tso_calls, kThreads * kEach / 2) << "calls were not shared";
 }
 
 }  // namespace

@@ -105,7 +105,7 @@ Result<RouteMatch> MatchRoute(std::string_view method, std::string_view target) 
         if (seg[3] == name) {
           m.route = r;
           m.op = std::string("txn_") + name;
-          return std::move(m);
+          return m;
         }
       }
     }

@@ -18,6 +18,9 @@
 #include "tools/bench/rocksdb_target.h"
 #include "tools/bench/runner.h"
 #include "tools/bench/server_target.h"
+#ifdef GOJODB_BENCH_WITH_POSTGRES
+#include "tools/bench/postgres_target.h"
+#endif
 #include "tools/bench/workload.h"
 
 #ifdef GOJODB_BENCH_WITH_ETCD
@@ -63,11 +66,12 @@ int Main(int argc, char** argv) {
                  "what --addr names: gojodb (a standalone server or gateway), cluster (a GojoDB "
                  "cluster's controllers, host:port[,host:port...]: the client library routes "
                  "by the shard map straight to the storage nodes) or etcd (etcd v3 members, "
-                 "host:port[,host:port...]; reads are linearizable Ranges, writes Puts)")
-      ->check(CLI::IsMember({"gojodb", "cluster", "etcd"}))
+                 "host:port[,host:port...]; reads are linearizable Ranges, writes Puts) or "
+                 "postgres (--addr is a libpq connection string)")
+      ->check(CLI::IsMember({"gojodb", "cluster", "etcd", "postgres"}))
       ->capture_default_str();
-  app.add_option("--workload", f.workload, "a|b|c|d|e|f|write|load")
-      ->check(CLI::IsMember({"a", "b", "c", "d", "e", "f", "write", "load"}))
+  app.add_option("--workload", f.workload, "a|b|c|d|e|f|write|transfer|load")
+      ->check(CLI::IsMember({"a", "b", "c", "d", "e", "f", "write", "transfer", "load"}))
       ->capture_default_str();
   app.add_option("--records", f.records, "records in the data set (keys 0..N-1)")
       ->capture_default_str();
@@ -118,11 +122,19 @@ int Main(int argc, char** argv) {
   }
   const bool etcd = f.target == "etcd";
   const bool cluster = f.target == "cluster";
-  if ((etcd || cluster) && f.addr.empty()) {
+  const bool postgres = f.target == "postgres";
+  if ((etcd || cluster || postgres) && f.addr.empty()) {
     std::cerr << "gojodb-bench: --target " << f.target
               << " needs --addr HOST:PORT[,HOST:PORT...]\n";
     return 2;
   }
+#ifndef GOJODB_BENCH_WITH_POSTGRES
+  if (postgres) {
+    std::cerr << "gojodb-bench: built without the postgres target (libpq was not found at "
+                 "configure time; install libpq-dev and reconfigure)\n";
+    return 2;
+  }
+#endif
 #ifndef GOJODB_BENCH_WITH_ETCD
   if (etcd) {
     std::cerr << "gojodb-bench: built without the etcd target (etcd's .proto files were not "
@@ -153,7 +165,11 @@ int Main(int argc, char** argv) {
     start = comma + 1;
   }
   std::unique_ptr<Target> target;
-  if (etcd) {
+  if (postgres) {
+#ifdef GOJODB_BENCH_WITH_POSTGRES
+    target = std::make_unique<PostgresTarget>(PostgresTargetOptions{.conninfo = f.addr});
+#endif
+  } else if (etcd) {
 #ifdef GOJODB_BENCH_WITH_ETCD
     target = std::make_unique<EtcdTarget>(
         EtcdTargetOptions{.endpoints = addrs, .timeout_ms = f.timeout_ms});
@@ -220,7 +236,9 @@ int Main(int argc, char** argv) {
   if (!f.json_path.empty()) {
     nlohmann::json cfg = {
         {"mode",
-         f.addr.empty() ? "engine-direct" : (etcd ? "etcd" : (cluster ? "cluster" : "server"))},
+         f.addr.empty()
+             ? "engine-direct"
+             : (etcd ? "etcd" : (cluster ? "cluster" : (postgres ? "postgres" : "server")))},
         {"target", target->Describe()},
         {"workload", spec->name},
         {"description", spec->description},

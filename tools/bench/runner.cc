@@ -87,6 +87,10 @@ OpResult Execute(Connection& conn, const Operation& op, Rng& rng, size_t value_s
     case OpType::kReadModifyWrite:
       FillValue(rng, value_size, value);
       return conn.ReadModifyWrite(key, *value);
+    case OpType::kTransfer:
+      // The value keeps its size: the balance and a space replace its first bytes.
+      FillValue(rng, value_size > 21 ? value_size - 21 : 0, value);
+      return conn.Transfer(key, KeyName(op.other), 1, *value);
   }
   return OpResult::Error("unknown operation");
 }

@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "pkg/client/client.h"
+#include "tools/bench/workload.h"
 
 namespace gojodb::bench {
 namespace {
@@ -46,6 +47,30 @@ class ServerConnection final : public Connection {
     if (put.ok()) return OpResult::Ok();
     if (put.status().code() == StatusCode::kFailedPrecondition) return OpResult::Conflict();
     return OpResult::Error("conditional put " + key + ": " + put.status().ToString());
+  }
+
+  // Two one-shot transactions: the balances at a snapshot, then both writes conditioned
+  // on the versions read (a change in between is a conflict: nothing applies).
+  OpResult Transfer(const std::string& from, const std::string& to, int64_t amount,
+                    const std::string& padding) override {
+    auto read = client_->Txn({.reads = {{collection_, from}, {collection_, to}}});
+    if (!read.ok())
+      return OpResult::Error("read " + from + ", " + to + ": " + read.status().ToString());
+    const kv::GetResult& a = read->reads[0];
+    const kv::GetResult& b = read->reads[1];
+    if (!a.found || !b.found) return OpResult::NotFound();
+    kv::TxnRequest w;
+    w.ops.push_back({kv::BatchOp::Kind::kPut, collection_, from,
+                     BalanceValue(ParseBalance(a.value) - amount, padding), a.version});
+    w.ops.push_back({kv::BatchOp::Kind::kPut, collection_, to,
+                     BalanceValue(ParseBalance(b.value) + amount, padding), b.version});
+    auto r = client_->Txn(w);
+    if (r.ok()) return OpResult::Ok();
+    if (r.status().code() == StatusCode::kAborted ||
+        r.status().code() == StatusCode::kFailedPrecondition) {
+      return OpResult::Conflict();
+    }
+    return OpResult::Error("transfer " + from + " -> " + to + ": " + r.status().ToString());
   }
 
  private:

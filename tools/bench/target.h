@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "internal/status.h"
 
@@ -41,6 +42,14 @@ class Connection {
   virtual OpResult Scan(const std::string& start, uint64_t count) = 0;
   // Reads the record, then writes `value` unless it changed in between.
   virtual OpResult ReadModifyWrite(const std::string& key, const std::string& value) = 0;
+  // In one transaction: subtracts `amount` from the balance of record `from` and adds it
+  // to `to`'s. A record's balance is the decimal number its value starts with (0 if
+  // none); the rest of the value (`padding`) is kept at the value size. kConflict: the
+  // transaction was refused for a conflict and nothing applied.
+  virtual OpResult Transfer(const std::string& from, const std::string& to, int64_t amount,
+                            const std::string& padding) {
+    return OpResult::Error("this target has no transactions");
+  }
 };
 
 class Target {

@@ -18,6 +18,8 @@ std::string_view OpTypeName(OpType type) {
       return "SCAN";
     case OpType::kReadModifyWrite:
       return "READ_MODIFY_WRITE";
+    case OpType::kTransfer:
+      return "TRANSFER";
   }
   return "?";
 }
@@ -71,11 +73,15 @@ Result<WorkloadSpec> WorkloadByName(std::string_view name) {
   } else if (name == "write") {
     w.description = "write only: 100% update";
     w.update = 1.0;
+  } else if (name == "transfer") {
+    w.description = "transactions: move 1 between two distinct records' balances";
+    w.transfer = 1.0;
+    w.distribution = Distribution::kUniform;
   } else if (name == "load") {
     w.description = "load phase only: insert every record once";
   } else {
     return Status::InvalidArgument("unknown workload '" + std::string(name) +
-                                   "' (expected a, b, c, d, e, f, write or load)");
+                                   "' (expected a, b, c, d, e, f, write, transfer or load)");
   }
   return w;
 }
@@ -107,6 +113,7 @@ OperationStream::OperationStream(WorkloadState* state, uint64_t seed) : state_(s
   ops_.Add(OpType::kInsert, s.insert);
   ops_.Add(OpType::kScan, s.scan);
   ops_.Add(OpType::kReadModifyWrite, s.read_modify_write);
+  ops_.Add(OpType::kTransfer, s.transfer);
   switch (s.distribution) {
     case Distribution::kZipfian:
       zipfian_ = std::make_unique<ScrambledZipfianGenerator>(0, state_->zipfian_range() - 1);
@@ -162,7 +169,35 @@ Operation OperationStream::Next() {
     const WorkloadSpec& s = state_->spec();
     op.scan_length = s.min_scan_length + rng_.Uniform(s.max_scan_length - s.min_scan_length + 1);
   }
+  if (op.type == OpType::kTransfer) {
+    // Another record; with a single record there is none, and the transfer is to itself.
+    for (int attempt = 0; attempt < 64; ++attempt) {
+      op.other = NextExistingIndex();
+      if (op.other != op.index) break;
+    }
+  }
   return op;
+}
+
+std::string BalanceValue(int64_t balance, const std::string& padding) {
+  std::string out = std::to_string(balance);
+  out.push_back(' ');
+  out.append(padding);
+  return out;
+}
+
+int64_t ParseBalance(std::string_view value) {
+  int64_t v = 0;
+  bool negative = false;
+  size_t i = 0;
+  if (i < value.size() && value[i] == '-') {
+    negative = true;
+    ++i;
+  }
+  for (; i < value.size() && value[i] >= '0' && value[i] <= '9' && v < (int64_t{1} << 58); ++i) {
+    v = v * 10 + (value[i] - '0');
+  }
+  return negative ? -v : v;
 }
 
 uint64_t ThreadSeed(uint64_t seed, uint64_t phase, uint64_t thread) {

@@ -7,6 +7,8 @@
 //   e      95% scan (length uniform in 1..100), 5% insert zipfian
 //   f      50% read, 50% read-modify-write              zipfian
 //   write  100% update                                  zipfian
+//   transfer  100% transfer: a transaction moving 1 from one record's balance to
+//          another's (two distinct records)                uniform
 //   load   the load phase only: insert records 0..N-1
 //
 // Records are numbered 0..N-1 and named by KeyName(). "zipfian" is YCSB's scrambled
@@ -25,10 +27,10 @@
 
 namespace gojodb::bench {
 
-enum class OpType : int { kRead = 0, kUpdate, kInsert, kScan, kReadModifyWrite };
-inline constexpr int kNumOpTypes = 5;
+enum class OpType : int { kRead = 0, kUpdate, kInsert, kScan, kReadModifyWrite, kTransfer };
+inline constexpr int kNumOpTypes = 6;
 
-// "READ", "UPDATE", "INSERT", "SCAN", "READ_MODIFY_WRITE".
+// "READ", "UPDATE", "INSERT", "SCAN", "READ_MODIFY_WRITE", "TRANSFER".
 std::string_view OpTypeName(OpType type);
 
 enum class Distribution { kZipfian, kUniform, kLatest };
@@ -44,6 +46,7 @@ struct WorkloadSpec {
   double insert = 0;
   double scan = 0;
   double read_modify_write = 0;
+  double transfer = 0;
   Distribution distribution = Distribution::kZipfian;
   uint64_t min_scan_length = 1;
   uint64_t max_scan_length = 100;
@@ -51,7 +54,7 @@ struct WorkloadSpec {
   bool load_only() const { return name == "load"; }
 };
 
-// "a".."f", "write" or "load"; INVALID_ARGUMENT for anything else.
+// "a".."f", "write", "transfer" or "load"; INVALID_ARGUMENT for anything else.
 Result<WorkloadSpec> WorkloadByName(std::string_view name);
 
 // The key of record `index`: "user" + YCSB's FnvHash64(index), zero-padded to 19
@@ -62,6 +65,7 @@ struct Operation {
   OpType type = OpType::kRead;
   uint64_t index = 0;        // record index (for an insert: a fresh one; acknowledge it)
   uint64_t scan_length = 0;  // rows, for kScan
+  uint64_t other = 0;        // kTransfer: the record credited (index is debited)
 };
 
 // State shared by every thread of one run phase. Thread-safe.
@@ -108,6 +112,11 @@ class OperationStream {
   std::unique_ptr<ScrambledZipfianGenerator> zipfian_;
   std::unique_ptr<SkewedLatestGenerator> latest_;
 };
+
+// "<balance> <padding>": the value a transfer writes. ParseBalance reads the leading
+// decimal number of a value back (0 if it has none, as a value the load phase wrote).
+std::string BalanceValue(int64_t balance, const std::string& padding);
+int64_t ParseBalance(std::string_view value);
 
 // Derives the seed of thread `thread` (and phase `phase`) from the run's --seed, so the
 // threads' streams are independent of one another.

@@ -163,5 +163,32 @@ TEST(ThreadSeedTest, DistinctPerThreadAndPhase) {
   EXPECT_NE(ThreadSeed(1, 1, 3), ThreadSeed(2, 1, 3));
 }
 
+TEST(TransferWorkload, PicksTwoDistinctRecordsUniformly) {
+  auto spec = WorkloadByName("transfer");
+  ASSERT_TRUE(spec.ok());
+  EXPECT_EQ(spec->distribution, Distribution::kUniform);
+  WorkloadState state(*spec, 100, 1000);
+  OperationStream s(&state, 9);
+  std::set<uint64_t> seen;
+  for (int i = 0; i < 1000; ++i) {
+    Operation op = s.Next();
+    ASSERT_EQ(op.type, OpType::kTransfer);
+    EXPECT_NE(op.index, op.other);
+    EXPECT_LT(op.other, 100u);
+    seen.insert(op.index);
+  }
+  EXPECT_GT(seen.size(), 90u);
+  EXPECT_EQ(OpTypeName(OpType::kTransfer), "TRANSFER");
+}
+
+TEST(TransferWorkload, BalancesRoundTripThroughValues) {
+  EXPECT_EQ(ParseBalance(BalanceValue(-42, "xyz")), -42);
+  EXPECT_EQ(ParseBalance(BalanceValue(1234567, "")), 1234567);
+  EXPECT_EQ(BalanceValue(7, "pad"), "7 pad");
+  EXPECT_EQ(ParseBalance("random bytes"), 0);
+  EXPECT_EQ(ParseBalance(""), 0);
+  EXPECT_EQ(ParseBalance(std::string(100, '9')) > 0, true);  // no overflow
+}
+
 }  // namespace
 }  // namespace gojodb::bench
