@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <future>
 #include <random>
 
 #include "api/gateway/call_util.h"
@@ -256,16 +257,12 @@ Result<uint64_t> ClusterKv::CommitTransaction(uint64_t start_ts,
     auto groups = GroupByShard(pending_rows, deadline);
     if (!groups.ok()) return abort(groups.status());
     std::vector<size_t> next;
-    for (const auto& g : *groups) {
-      // A test stops the coordinator here (arg: the rows locked so far), as a crash would.
-      RETURN_IF_ERROR(failpoint::Inject("cluster_txn.before_prewrite", locked_rows.size()));
-      if (Status s = keep_alive(); !s.ok()) return abort(s);
+    auto build = [&](const std::vector<size_t>& g, std::vector<std::string>* part) {
       v1::ShardTxnRequest req;
       auto* p = req.mutable_prewrite();
       p->set_start_ts(start_ts);
       p->set_primary(primary);
       p->set_ttl_ms(lock_ttl_ms());
-      std::vector<std::string> part;
       for (size_t gi : g) {
         const auto& m = mutations[pending[gi]];
         auto* out = p->add_mutations();
@@ -276,44 +273,88 @@ Result<uint64_t> ClusterKv::CommitTransaction(uint64_t start_ts,
           out->set_has_if_version(true);
           out->set_if_version(*m.if_version);
         }
-        part.push_back(m.row_key);
+        part->push_back(m.row_key);
       }
-      auto out = TxnCall(part, req, deadline);
+      return req;
+    };
+    // One shard's answer: its rows locked, or to be tried again, or why to abort.
+    auto handle = [&](const std::vector<size_t>& g, const std::vector<std::string>& part,
+                      const Result<txn::TxnOutcome>& out) -> Status {
       if (!out.ok() && RowsMoved(out.status())) {
         for (size_t gi : g) next.push_back(pending[gi]);  // a split: group them again
-        continue;
+        return Status::OK();
       }
-      if (!out.ok()) return abort(out.status());
+      if (!out.ok()) return out.status();
       if (out->error == txn::TxnError::kLocked && out->lock) {
         // Held by another transaction. One that finished (committed, rolled back, or
-        // expired) is resolved and this group tried again. A live one is waited for at
+        // expired) is resolved and these rows tried again. A live one is waited for at
         // most txn_lock_wait from the start of this commit, then wins: this transaction
         // aborts. No wait is unbounded, so two transactions waiting on each other both
         // give up instead of deadlocking.
         txn::LockedRow met{out->row_key, *out->lock};
         std::vector<uint64_t> skip;
-        if (Status r = ResolveLock(met, mvcc::kMaxTimestamp, &skip, attempt, deadline); !r.ok()) {
-          return abort(r);
-        }
+        RETURN_IF_ERROR(ResolveLock(met, mvcc::kMaxTimestamp, &skip, attempt, deadline));
         if (!skip.empty()) {
           if (Clock::now() >= wait_until) {
-            return abort(Status::Aborted("write conflict: a row is held by transaction " +
-                                         std::to_string(out->lock->start_ts) +
-                                         ", which has not finished")
-                             .WithDetail("reason", "LOCKED"));
+            return Status::Aborted("write conflict: a row is held by transaction " +
+                                   std::to_string(out->lock->start_ts) + ", which has not finished")
+                .WithDetail("reason", "LOCKED");
           }
           Backoff(attempt, std::min(deadline, wait_until));
         }
         for (size_t gi : g) next.push_back(pending[gi]);
-        continue;
+        return Status::OK();
       }
-      if (!out->ok()) return abort(out->ToStatus());
+      if (!out->ok()) return out->ToStatus();
       if (std::find(part.begin(), part.end(), primary) != part.end()) {
         primary_locked = true;
         last_heartbeat = Clock::now();
       }
       locked_rows.insert(locked_rows.end(), part.begin(), part.end());
       min_commit_ts = std::max(min_commit_ts, out->min_commit_ts);
+      return Status::OK();
+    };
+    // The primary's shard first: a secondary lock then always finds its primary's lock
+    // (or its fate), so no reader waits for a primary that has not arrived. Then every
+    // other shard at once.
+    std::vector<const std::vector<size_t>*> rest;
+    for (const auto& g : *groups) {
+      const bool has_primary = std::any_of(
+          g.begin(), g.end(), [&](size_t gi) { return mutations[pending[gi]].row_key == primary; });
+      if (!has_primary) {
+        rest.push_back(&g);
+        continue;
+      }
+      // A test stops the coordinator here (arg: the rows locked so far), as a crash would.
+      RETURN_IF_ERROR(failpoint::Inject("cluster_txn.before_prewrite", locked_rows.size()));
+      if (Status ka = keep_alive(); !ka.ok()) return abort(ka);
+      std::vector<std::string> part;
+      auto req = build(g, &part);
+      if (Status h = handle(g, part, TxnCall(part, req, deadline)); !h.ok()) return abort(h);
+    }
+    if (!rest.empty() && (primary_locked || next.empty())) {
+      RETURN_IF_ERROR(failpoint::Inject("cluster_txn.before_prewrite", locked_rows.size()));
+      if (Status ka = keep_alive(); !ka.ok()) return abort(ka);
+      std::vector<std::vector<std::string>> parts(rest.size());
+      std::vector<std::future<Result<txn::TxnOutcome>>> calls;
+      for (size_t i = 0; i < rest.size(); ++i) {
+        auto req = build(*rest[i], &parts[i]);
+        calls.push_back(
+            std::async(std::launch::async, [this, req = std::move(req), part = parts[i], deadline] {
+              return TxnCall(part, req, deadline);
+            }));
+      }
+      // Every answer is taken in (the rows it locked must be rolled back on an abort).
+      Status failed;
+      for (size_t i = 0; i < rest.size(); ++i) {
+        Status h = handle(*rest[i], parts[i], calls[i].get());
+        if (!h.ok() && failed.ok()) failed = h;
+      }
+      if (!failed.ok()) return abort(failed);
+    } else {
+      for (const auto* g : rest) {
+        for (size_t gi : *g) next.push_back(pending[gi]);  // after the primary's rows
+      }
     }
     pending = std::move(next);
     if (!pending.empty() && Clock::now() >= deadline) {
