@@ -43,6 +43,12 @@ std::vector<server::Setting> ApiSettings() {
       {"request_timeout_ms", "10000", "how long a request may take, retries included", false},
       {"limits.max_key_bytes", "4096", "largest key accepted", false},
       {"limits.max_value_bytes", "8388608", "largest value accepted", false},
+      {"txn.lock_ttl_ms", "3000",
+       "how long a transaction's locks outlive a gateway that stopped mid-commit", false},
+      {"txn.lock_wait_ms", "500",
+       "how long a commit waits for another transaction's lock before it aborts", false},
+      {"txn.idle_timeout_ms", "60000", "an interactive transaction idle this long is dropped",
+       false},
       {"http.threads", "64", "HTTP worker threads", false},
       {"http.max_body_mb", "64", "largest HTTP request body", false},
       {"log.level", "info", "log level: debug, info, warn, error", false},
@@ -100,9 +106,17 @@ int Run(int argc, char** argv) {
   auto max_value = config.GetUint("limits.max_value_bytes");
   auto http_threads = config.GetUint("http.threads");
   auto body_mb = config.GetUint("http.max_body_mb");
-  for (const Status* s : {&timeout_ms.status(), &max_key.status(), &max_value.status(),
-                          &http_threads.status(), &body_mb.status()}) {
+  auto lock_ttl = config.GetUint("txn.lock_ttl_ms");
+  auto lock_wait = config.GetUint("txn.lock_wait_ms");
+  auto idle = config.GetUint("txn.idle_timeout_ms");
+  for (const Status* s :
+       {&timeout_ms.status(), &max_key.status(), &max_value.status(), &http_threads.status(),
+        &body_mb.status(), &lock_ttl.status(), &lock_wait.status(), &idle.status()}) {
     if (!s->ok()) return Fail(2, *s);
+  }
+  if (*lock_ttl == 0 || *idle == 0) {
+    return Fail(
+        2, Status::InvalidArgument("--txn-lock-ttl-ms and --txn-idle-timeout-ms must be positive"));
   }
   if (*timeout_ms == 0) {
     return Fail(2, Status::InvalidArgument("--request-timeout-ms must be positive"));
@@ -133,6 +147,9 @@ int Run(int argc, char** argv) {
   o.request_timeout = std::chrono::milliseconds(*timeout_ms);
   o.limits.max_key_bytes = *max_key;
   o.limits.max_value_bytes = *max_value;
+  o.txn_lock_ttl = std::chrono::milliseconds(*lock_ttl);
+  o.txn_lock_wait = std::chrono::milliseconds(*lock_wait);
+  o.txn_idle_timeout = std::chrono::milliseconds(*idle);
   auto kv = gateway::ClusterKv::Start(o);
   if (!kv.ok()) return Fail(2, kv.status());
 

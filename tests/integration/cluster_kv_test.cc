@@ -1056,6 +1056,10 @@ TEST(ClusterKvFlagsTest, BadFlagsExitTwoWithOneLine) {
       {bin, "--http-addr", "127.0.0.1:1", "--grpc-addr", "127.0.0.1:2", "--controllers",
        "127.0.0.1:3", "--services", "reads,teleport"},
       {bin, "--http-addr", "x", "--grpc-addr", "127.0.0.1:2", "--controllers", "127.0.0.1:3"},
+      {bin, "--http-addr", "127.0.0.1:1", "--grpc-addr", "127.0.0.1:2", "--controllers",
+       "127.0.0.1:3", "--txn-lock-ttl-ms", "0"},
+      {bin, "--http-addr", "127.0.0.1:1", "--grpc-addr", "127.0.0.1:2", "--controllers",
+       "127.0.0.1:3", "--txn-idle-timeout-ms", "soon"},
   };
   for (const auto& argv : cases) {
     auto r = RunCommand(argv);
