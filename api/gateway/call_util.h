@@ -10,11 +10,23 @@
 #include "core/controller/state.h"
 #include "core/mvcc/key_codec.h"
 #include "gojodb/v1/shard.pb.h"
+#include "internal/status.h"
 
 namespace gojodb::gateway {
 
-// What a write's call answers when its rows no longer fall in one shard (a split).
-inline constexpr std::string_view kBatchAcrossShards = "the batch's rows span shards";
+// What a call for several rows answers, unsent, when they no longer fall in the one
+// shard it was routed to (a split since they were grouped): group them again.
+inline Status RowsMovedError() {
+  return Status::FailedPrecondition("the rows no longer share a shard")
+      .WithDetail("reason", "ROWS_MOVED");
+}
+inline bool IsRowsMoved(const Status& s) {
+  if (s.code() != StatusCode::kFailedPrecondition) return false;
+  for (const auto& [k, v] : s.details()) {
+    if (k == "reason" && v == "ROWS_MOVED") return true;
+  }
+  return false;
+}
 
 inline std::chrono::system_clock::time_point ToSystem(std::chrono::steady_clock::time_point t) {
   return std::chrono::system_clock::now() +

@@ -804,7 +804,7 @@ Result<kv::WriteResult> ClusterKv::Write(v1::ShardWriteRequest req,
                          Clock::time_point d) -> Status {
                        for (const auto& k : row_keys) {
                          if (!InRange(shard, k)) {
-                           return Status::FailedPrecondition(std::string(kBatchAcrossShards));
+                           return RowsMovedError();
                          }
                        }
                        SetRoute(shard, req.mutable_route());
@@ -876,8 +876,7 @@ Result<kv::WriteResult> ClusterKv::Batch(const kv::BatchRequest& req) {
   ASSIGN_OR_RETURN(auto groups, GroupByShard(row_keys, deadline));
   if (groups.size() == 1) {
     auto out = Write(w, row_keys, deadline);
-    if (out.ok() || out.status().code() != StatusCode::kFailedPrecondition ||
-        out.status().message() != kBatchAcrossShards) {
+    if (out.ok() || !IsRowsMoved(out.status())) {
       if (out.ok()) out->existed = false;
       return out;
     }

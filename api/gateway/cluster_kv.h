@@ -300,13 +300,10 @@ class ClusterKv final : public kv::KvService {
   };
   // The open session `id`, touched; NOT_FOUND if unknown, finished or idle too long.
   Result<std::shared_ptr<TxnSession>> FindTxn(const std::string& id);
-  // Commits the secondary rows of a committed transaction (best effort: a row left
-  // locked is rolled forward by whoever meets it).
-  void CommitSecondaries(uint64_t start_ts, uint64_t commit_ts,
-                         const std::vector<std::string>& rows, Clock::time_point deadline);
-  // Rolls back the rows of `groups` (best effort: a lock left behind is resolved by
-  // whoever meets it).
-  void RollbackRows(uint64_t start_ts, const std::vector<std::string>& rows,
+  // Commits `rows` of transaction start_ts at commit_ts, or rolls them back (commit_ts
+  // 0), one call per shard; returns the first failure (the other shards are still
+  // tried). A row left locked is resolved by whoever meets it.
+  Status FinishRows(uint64_t start_ts, uint64_t commit_ts, const std::vector<std::string>& rows,
                     Clock::time_point deadline);
   Status DeadlineError(const std::string& what, const Status& last) const;
 

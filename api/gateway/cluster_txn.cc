@@ -18,16 +18,6 @@
 namespace gojodb::gateway {
 namespace {
 
-constexpr std::string_view kRowsMoved = "ROWS_MOVED";
-
-bool RowsMoved(const Status& s) {
-  if (s.code() != StatusCode::kFailedPrecondition) return false;
-  for (const auto& [k, v] : s.details()) {
-    if (k == "reason" && v == kRowsMoved) return true;
-  }
-  return false;
-}
-
 v1::TxnMutation::Kind KindOf(txn::LockKind k) {
   switch (k) {
     case txn::LockKind::kDelete:
@@ -48,10 +38,7 @@ Result<txn::TxnOutcome> ClusterKv::TxnCall(const std::vector<std::string>& rows,
       rows.front(), Target::kLeader, /*write=*/true, /*has_request_id=*/true, deadline,
       [&](const sharding::ShardRecord& shard, const NodeConn& node, Clock::time_point d) -> Status {
         for (const auto& r : rows) {
-          if (!InRange(shard, r)) {
-            return Status::FailedPrecondition("the transaction's rows no longer share a shard")
-                .WithDetail("reason", std::string(kRowsMoved));
-          }
+          if (!InRange(shard, r)) return RowsMovedError();
         }
         SetRoute(shard, req.mutable_route());
         grpc::ClientContext ctx;
@@ -96,28 +83,13 @@ Status ClusterKv::ResolveLock(const txn::LockedRow& locked, uint64_t read_ts,
   ASSIGN_OR_RETURN(auto status, TxnCall({lock.primary}, check, deadline));
   if (!status.ok()) return status.ToStatus();
   switch (status.state) {
-    case txn::TxnState::kCommitted: {
-      v1::ShardTxnRequest commit;
-      auto* m = commit.mutable_commit();
-      m->set_start_ts(lock.start_ts);
-      m->set_commit_ts(status.commit_ts);
-      m->add_rows(locked.row_key);
-      ASSIGN_OR_RETURN(auto out, TxnCall({locked.row_key}, commit, deadline));
-      // LOCK_NOT_FOUND: someone resolved the row differently in between? Only a rollback
-      // could, and a committed transaction is never rolled back.
-      if (!out.ok()) return out.ToStatus().WithContext("rolling a committed row forward");
-      return Status::OK();
-    }
-    case txn::TxnState::kRolledBack: {
+    case txn::TxnState::kCommitted:
+      return FinishRows(lock.start_ts, status.commit_ts, {locked.row_key}, deadline)
+          .WithContext("rolling a committed row forward");
+    case txn::TxnState::kRolledBack:
       if (locked.row_key == lock.primary) return Status::OK();  // the check rolled it back
-      v1::ShardTxnRequest rollback;
-      auto* r = rollback.mutable_rollback();
-      r->set_start_ts(lock.start_ts);
-      r->add_rows(locked.row_key);
-      ASSIGN_OR_RETURN(auto out, TxnCall({locked.row_key}, rollback, deadline));
-      if (!out.ok()) return out.ToStatus().WithContext("rolling a row back");
-      return Status::OK();
-    }
+      return FinishRows(lock.start_ts, 0, {locked.row_key}, deadline)
+          .WithContext("rolling a row back");
     case txn::TxnState::kLocked:
       if (resolved) {
         // Not committed when asked; a reader at a timestamp pushed its commit above it.
@@ -150,48 +122,29 @@ Status ClusterKv::WithLocksResolved(uint64_t read_ts, std::vector<uint64_t>* res
   }
 }
 
-void ClusterKv::RollbackRows(uint64_t start_ts, const std::vector<std::string>& rows,
-                             Clock::time_point deadline) {
-  auto groups = GroupByShard(rows, deadline);
-  if (!groups.ok()) return;
-  for (const auto& g : *groups) {
+Status ClusterKv::FinishRows(uint64_t start_ts, uint64_t commit_ts,
+                             const std::vector<std::string>& rows, Clock::time_point deadline) {
+  ASSIGN_OR_RETURN(auto groups, GroupByShard(rows, deadline));
+  Status first;
+  for (const auto& g : groups) {
     v1::ShardTxnRequest req;
-    auto* r = req.mutable_rollback();
-    r->set_start_ts(start_ts);
     std::vector<std::string> part;
-    for (size_t i : g) {
-      part.push_back(rows[i]);
-      r->add_rows(rows[i]);
+    for (size_t i : g) part.push_back(rows[i]);
+    if (commit_ts != 0) {
+      auto* c = req.mutable_commit();
+      c->set_start_ts(start_ts);
+      c->set_commit_ts(commit_ts);
+      c->mutable_rows()->Add(part.begin(), part.end());
+    } else {
+      auto* r = req.mutable_rollback();
+      r->set_start_ts(start_ts);
+      r->mutable_rows()->Add(part.begin(), part.end());
     }
     auto out = TxnCall(part, req, deadline);
-    if (!out.ok() || !out->ok()) {
-      spdlog::debug("rollback of transaction {} left locks behind: {}", start_ts,
-                    out.ok() ? out->message : out.status().ToString());
-    }
+    Status s = out.ok() ? out->ToStatus() : out.status();
+    if (!s.ok() && first.ok()) first = std::move(s);
   }
-}
-
-void ClusterKv::CommitSecondaries(uint64_t start_ts, uint64_t commit_ts,
-                                  const std::vector<std::string>& rows,
-                                  Clock::time_point deadline) {
-  auto groups = GroupByShard(rows, deadline);
-  if (!groups.ok()) return;
-  for (const auto& g : *groups) {
-    v1::ShardTxnRequest req;
-    auto* c = req.mutable_commit();
-    c->set_start_ts(start_ts);
-    c->set_commit_ts(commit_ts);
-    std::vector<std::string> part;
-    for (size_t i : g) {
-      part.push_back(rows[i]);
-      c->add_rows(rows[i]);
-    }
-    auto out = TxnCall(part, req, deadline);
-    if (!out.ok() || !out->ok()) {
-      spdlog::debug("transaction {} committed; rows left locked for readers to roll forward: {}",
-                    start_ts, out.ok() ? out->message : out.status().ToString());
-    }
-  }
+  return first;
 }
 
 Result<uint64_t> ClusterKv::CommitTransaction(uint64_t start_ts,
@@ -245,7 +198,8 @@ Result<uint64_t> ClusterKv::CommitTransaction(uint64_t start_ts,
   std::vector<std::string> locked_rows;
   uint64_t min_commit_ts = start_ts + 1;
   auto abort = [&](Status why) -> Status {
-    RollbackRows(start_ts, locked_rows, deadline);
+    // Best effort: a lock left behind is resolved by whoever meets it.
+    (void)FinishRows(start_ts, 0, locked_rows, deadline);
     return why;
   };
   const auto wait_until = Clock::now() + options_.txn_lock_wait;
@@ -280,7 +234,7 @@ Result<uint64_t> ClusterKv::CommitTransaction(uint64_t start_ts,
     // One shard's answer: its rows locked, or to be tried again, or why to abort.
     auto handle = [&](const std::vector<size_t>& g, const std::vector<std::string>& part,
                       const Result<txn::TxnOutcome>& out) -> Status {
-      if (!out.ok() && RowsMoved(out.status())) {
+      if (!out.ok() && IsRowsMoved(out.status())) {
         for (size_t gi : g) next.push_back(pending[gi]);  // a split: group them again
         return Status::OK();
       }
@@ -408,7 +362,12 @@ Result<uint64_t> ClusterKv::CommitTransaction(uint64_t start_ts,
     // After the answer: the transaction is committed already, and a reader that meets
     // one of these locks first rolls that row forward itself.
     txn_pool_->Submit([this, start_ts, commit_ts, secondaries = std::move(secondaries)] {
-      CommitSecondaries(start_ts, commit_ts, secondaries, Clock::now() + options_.request_timeout);
+      Status s =
+          FinishRows(start_ts, commit_ts, secondaries, Clock::now() + options_.request_timeout);
+      if (!s.ok()) {
+        spdlog::debug("transaction {} committed; rows left locked for readers to roll forward: {}",
+                      start_ts, s.ToString());
+      }
     });
   }
   return commit_ts;
@@ -422,10 +381,6 @@ namespace gojodb::gateway {
 namespace {
 
 constexpr uint32_t kTenant = controller::kDefaultTenantId;
-
-bool IsAcrossShards(const Status& s) {
-  return s.code() == StatusCode::kFailedPrecondition && s.message() == kBatchAcrossShards;
-}
 
 std::string NewTxnId() {
   static thread_local std::mt19937_64 rng(std::random_device{}());
@@ -469,7 +424,7 @@ Result<uint64_t> ClusterKv::CommitMutations(uint64_t start_ts,
     }
     auto out = Write(std::move(w), rows, deadline);
     if (out.ok()) return out->version;
-    if (!IsAcrossShards(out.status())) return out.status();
+    if (!IsRowsMoved(out.status())) return out.status();
     // A split under it: the rows span shards now.
   }
   return CommitTransaction(start_ts, std::move(mutations), deadline);
@@ -534,7 +489,7 @@ Result<kv::TxnResult> ClusterKv::Txn(const kv::TxnRequest& req) {
     if (c.exists && *c.exists != g.found) {
       return ConditionFailed(i, g.found ? "the key exists" : "the key is absent", current);
     }
-    if (mutations.empty() && req.ops.empty()) continue;  // read-only: nothing to hold
+    if (req.ops.empty()) continue;  // read-only: nothing to hold
     ASSIGN_OR_RETURN(uint32_t id, CollectionId(c.collection, deadline));
     txn::TxnMutation m;
     m.kind = txn::LockKind::kCheck;
