@@ -27,9 +27,6 @@ std::chrono::milliseconds Remaining(Steady::time_point deadline) {
 }
 
 Status OutcomeStatus(const WriteOutcome& o) {
-  if (o.txn.error == txn::TxnError::kLocked && o.txn.lock) {
-    return txn::LockedError(o.txn.row_key, *o.txn.lock);
-  }
   if (!o.txn.ok()) return o.txn.ToStatus();
   switch (o.code) {
     case StatusCode::kOk:

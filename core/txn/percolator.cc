@@ -155,6 +155,7 @@ std::string_view TxnStateName(TxnState s) {
 
 Status TxnOutcome::ToStatus() const {
   if (ok()) return Status::OK();
+  if (error == TxnError::kLocked && lock) return LockedError(row_key, *lock);
   Status s(TxnErrorCode(error), message);
   s = s.WithDetail("reason", std::string(TxnErrorName(error)));
   if (conflict_ts != 0) {
@@ -162,7 +163,6 @@ Status TxnOutcome::ToStatus() const {
                      std::to_string(conflict_ts));
   }
   if (commit_ts != 0) s = s.WithDetail("commit_ts", std::to_string(commit_ts));
-  if (lock) s = s.WithDetail("lock_start_ts", std::to_string(lock->start_ts));
   return s;
 }
 

@@ -111,8 +111,8 @@ struct TxnOutcome {
   Timestamp min_commit_ts = 0;  // Prewrite: commit no lower; kCommitTsTooLow: the lock's
   TxnState state = TxnState::kNotFound;  // CheckTxnStatus
   bool ok() const { return error == TxnError::kNone; }
-  // A Status for clients: OK, or TxnErrorCode with the details "reason", "conflict_ts",
-  // "commit_ts", "lock_start_ts" as they apply.
+  // A Status for clients: OK; LockedError for kLocked with its lock; else TxnErrorCode
+  // with the details "reason", "conflict_ts" (or "current_version"), "commit_ts".
   Status ToStatus() const;
 };
 

@@ -245,6 +245,14 @@ TEST(Percolator, APrewriteIsAllOrNothing) {
   EXPECT_FALSE(s.LockOn("a"));
   EXPECT_FALSE(s.LockOn("z"));
   EXPECT_EQ(o.ToStatus().code(), StatusCode::kAborted);
+  // The status carries the row and the lock (without its value) for the resolver.
+  auto back = LockedFrom(o.ToStatus());
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->row_key, Row("x"));
+  EXPECT_EQ(back->lock.start_ts, Ts(10));
+  EXPECT_EQ(back->lock.primary, Row("x"));
+  EXPECT_TRUE(back->lock.value.empty());
+  EXPECT_FALSE(LockedFrom(Status::Aborted("write conflict")));
 
   // A prewrite retry of the same transaction is a no-op success.
   EXPECT_TRUE(s.Prewrite(Ts(10), "x", {Put("x", "1")}).ok());
