@@ -196,6 +196,12 @@ Result<kv::TxnRequest> DecodeTxnBody(std::string_view body) {
   return out;
 }
 
+Status DecodeEmptyBody(std::string_view body) {
+  if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) return Status::OK();
+  ASSIGN_OR_RETURN(json j, ParseObject(body));
+  return OnlyFields(j, {}, "");
+}
+
 Result<kv::TxnRead> DecodeTxnKeyBody(std::string_view body) {
   ASSIGN_OR_RETURN(json j, ParseObject(body));
   return DecodeKeyRef(j, {"collection", "key", "key_base64"}, "");

@@ -21,6 +21,8 @@ Result<kv::TxnRequest> DecodeTxnBody(std::string_view body);
 // the same with "value"|"value_base64" (put; delete takes none); the scan parameters
 // {"collection","start","end","prefix" (each also _base64),"limit","reverse"}.
 Result<kv::TxnRead> DecodeTxnKeyBody(std::string_view body);
+// The body of a call that takes nothing (begin, commit, rollback): empty or `{}`.
+Status DecodeEmptyBody(std::string_view body);
 Result<kv::BatchOp> DecodeTxnWriteBody(std::string_view body, bool is_delete);
 Result<kv::ScanRequest> DecodeTxnScanBody(std::string_view body);
 

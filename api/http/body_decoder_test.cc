@@ -77,6 +77,11 @@ TEST(TxnBodies, InteractiveCalls) {
   EXPECT_FALSE(DecodeTxnScanBody(R"({"limit":0})").ok());
   EXPECT_FALSE(DecodeTxnScanBody(R"({"limit":-3})").ok());
   EXPECT_FALSE(DecodeTxnScanBody(R"({"at":5})").ok());  // a transaction reads its snapshot
+  // begin, commit and rollback take nothing.
+  EXPECT_TRUE(DecodeEmptyBody("").ok());
+  EXPECT_TRUE(DecodeEmptyBody(" { }\n").ok());
+  EXPECT_EQ(DecodeEmptyBody(R"({"txn":"x"})").code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(DecodeEmptyBody("[]").code(), StatusCode::kInvalidArgument);
 }
 
 }  // namespace

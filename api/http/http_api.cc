@@ -246,9 +246,7 @@ HttpResponse HttpApi::Handle(std::string_view method, std::string_view target,
         return Status::OK();
       }
       case Route::kTxnBegin: {
-        if (!body.empty() && body != "{}") {
-          return Status::InvalidArgument("begin takes no body (or {})");
-        }
+        RETURN_IF_ERROR(DecodeEmptyBody(body));
         ASSIGN_OR_RETURN(auto h, kv_->BeginTxn());
         resp = Json(200, {{"txn", h.id}, {"start_ts", h.start_ts}});
         return Status::OK();
@@ -279,11 +277,13 @@ HttpResponse HttpApi::Handle(std::string_view method, std::string_view target,
         return Status::OK();
       }
       case Route::kTxnCommit: {
+        RETURN_IF_ERROR(DecodeEmptyBody(body));
         ASSIGN_OR_RETURN(auto ts, kv_->CommitTxn(m.txn));
         resp = Json(200, {{"commit_ts", ts}});
         return Status::OK();
       }
       case Route::kTxnRollback: {
+        RETURN_IF_ERROR(DecodeEmptyBody(body));
         RETURN_IF_ERROR(kv_->RollbackTxn(m.txn));
         resp = Json(200, {{"rolled_back", m.txn}});
         return Status::OK();

@@ -48,6 +48,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
   (void)DecodeTxnKeyBody(body);
+  if (DecodeEmptyBody(body).ok() && DecodeTxnKeyBody(body).ok()) {
+    std::abort();  // a body that says nothing names no key
+  }
   for (bool del : {false, true}) {
     auto w = DecodeTxnWriteBody(body, del);
     if (w.ok() && del != (w->kind == gojodb::kv::BatchOp::Kind::kDelete)) std::abort();
