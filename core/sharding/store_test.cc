@@ -1199,19 +1199,30 @@ TEST_F(StoreTest, TransactionCommandsApplyOnEveryReplicaAndLocksHoldRows) {
   EXPECT_GT(fine->version, one.start_ts);
 }
 
+// ShardMachine tests: a fresh in-memory engine; the row key of `k` in collection 1;
+// shard 1 over rows [a, z) of collection 1 with voters on `nodes`.
+std::unique_ptr<storage::Engine> MemoryEngine() {
+  storage::EngineOptions eo;
+  eo.kind = "memory";
+  return std::move(storage::OpenEngine(eo)).value();
+}
+std::string MachineRow(std::string_view k) { return mvcc::EncodeRowKey(0, 1, k); }
+ShardRecord ShardAToZ(const std::vector<uint64_t>& nodes) {
+  ShardRecord d;
+  d.id = 1;
+  d.start_key = MachineRow("a");
+  d.end_key = MachineRow("z");
+  d.epoch = {1, 1};
+  for (uint64_t n : nodes) d.replicas.push_back({n, false});
+  return d;
+}
+
 // Locks and rollback markers travel in snapshots; a snapshot from before they existed
 // (format 1) still restores.
 TEST(ShardMachineTest, SnapshotsCarryLocksAndMarkers) {
-  storage::EngineOptions eo;
-  eo.kind = "memory";
-  auto engine = std::move(storage::OpenEngine(eo)).value();
-  auto row = [](std::string_view k) { return mvcc::EncodeRowKey(0, 1, k); };
-  ShardRecord d;
-  d.id = 1;
-  d.start_key = row("a");
-  d.end_key = row("z");
-  d.epoch = {1, 1};
-  d.replicas = {{1, false}};
+  auto engine = MemoryEngine();
+  auto row = MachineRow;
+  const ShardRecord d = ShardAToZ({1});
   auto machine = std::move(ShardMachine::Create(engine.get(), d)).value();
   txn::PrewriteRequest p;
   p.start_ts = 10;
@@ -1228,7 +1239,7 @@ TEST(ShardMachineTest, SnapshotsCarryLocksAndMarkers) {
           .ok());
   auto snap = machine->Snapshot();
   ASSERT_TRUE(snap.ok());
-  auto other_engine = std::move(storage::OpenEngine(eo)).value();
+  auto other_engine = MemoryEngine();
   auto other = std::move(ShardMachine::Create(other_engine.get(), Uninitialized(1))).value();
   ASSERT_TRUE(other->Restore(consensus::LogIndex(2), *snap).ok());
   txn::TxnRows rows(other_engine.get());
@@ -1252,7 +1263,7 @@ TEST(ShardMachineTest, SnapshotsCarryLocksAndMarkers) {
   mvcc::AppendUint64(&v1, 5);
   v1.push_back(0);
   v1.push_back(0);
-  auto third_engine = std::move(storage::OpenEngine(eo)).value();
+  auto third_engine = MemoryEngine();
   auto third = std::move(ShardMachine::Create(third_engine.get(), Uninitialized(1))).value();
   ASSERT_TRUE(third->Restore(consensus::LogIndex(4), v1).ok());
   EXPECT_EQ(third->max_ts(), 5u);
@@ -1306,13 +1317,8 @@ TEST(ShardMachineTest, DamagedCommandsAreRefusedWithoutEffect) {
   storage::EngineOptions eo;
   eo.kind = "memory";
   auto engine = std::move(storage::OpenEngine(eo)).value();
-  auto row = [](std::string_view k) { return mvcc::EncodeRowKey(0, 1, k); };
-  ShardRecord d;
-  d.id = 1;
-  d.start_key = row("a");
-  d.end_key = row("z");
-  d.epoch = {1, 1};
-  d.replicas = {{1, false}, {2, false}, {3, false}};
+  auto row = MachineRow;
+  const ShardRecord d = ShardAToZ({1, 2, 3});
   auto machine = std::move(ShardMachine::Create(engine.get(), d)).value();
 
   std::vector<std::string> valid;
