@@ -18,6 +18,14 @@
 namespace gojodb::gateway {
 namespace {
 
+// Others rolled the transaction back (its locks expired) before its commit applied.
+Status RolledBackBeforeCommit() {
+  return Status::Aborted(
+             "the transaction was rolled back before it could commit (its locks "
+             "expired)")
+      .WithDetail("reason", "ROLLED_BACK");
+}
+
 v1::TxnMutation::Kind KindOf(txn::LockKind k) {
   switch (k) {
     case txn::LockKind::kDelete:
@@ -185,16 +193,13 @@ Result<uint64_t> ClusterKv::CommitTransaction(uint64_t start_ts,
     auto out = TxnCall({primary}, hb, deadline);
     last_heartbeat = Clock::now();
     if (out.ok() && out->error == txn::TxnError::kRolledBack) {
-      return Status::Aborted(
-                 "the transaction was rolled back before it could commit (its "
-                 "locks expired)")
-          .WithDetail("reason", "ROLLED_BACK");
+      return RolledBackBeforeCommit();
     }
     return Status::OK();  // a lost heartbeat is retried at the next step
   };
 
-  // Phase one: lock every row, shard by shard. The rows locked so far are rolled back if
-  // any shard refuses.
+  // Phase one: lock every row, the primary's shard first, then the others at once. The
+  // rows locked so far are rolled back if any shard refuses.
   std::vector<std::string> locked_rows;
   uint64_t min_commit_ts = start_ts + 1;
   auto abort = [&](Status why) -> Status {
@@ -343,9 +348,7 @@ Result<uint64_t> ClusterKv::CommitTransaction(uint64_t start_ts,
     }
     if (out->error == txn::TxnError::kRolledBack || out->error == txn::TxnError::kLockNotFound) {
       // Its locks expired and someone rolled it back first.
-      return abort(Status::Aborted("the transaction was rolled back before it could commit "
-                                   "(its locks expired)")
-                       .WithDetail("reason", "ROLLED_BACK"));
+      return abort(RolledBackBeforeCommit());
     }
     if (!out->ok()) return out->ToStatus();
     break;
