@@ -223,8 +223,19 @@ bool WriteRetryable(NodeVerdict verdict, bool has_request_id) {
 
 // --- ClusterKv --------------------------------------------------------------------------
 
+namespace {
+std::string NewHolderName() {
+  std::mt19937_64 rng(std::random_device{}());
+  char buf[40];
+  std::snprintf(buf, sizeof(buf), "router-%016llx", static_cast<unsigned long long>(rng()));
+  return buf;
+}
+}  // namespace
+
 ClusterKv::ClusterKv(ClusterKvOptions options)
-    : options_(std::move(options)), txn_pool_(std::make_unique<ThreadPool>(2)) {}
+    : options_(std::move(options)),
+      gc_holder_(NewHolderName()),
+      txn_pool_(std::make_unique<ThreadPool>(2)) {}
 
 Result<std::unique_ptr<ClusterKv>> ClusterKv::Start(ClusterKvOptions options) {
   if (options.controllers.empty()) {
@@ -244,6 +255,7 @@ Result<std::unique_ptr<ClusterKv>> ClusterKv::Start(ClusterKvOptions options) {
     kv->controllers_.push_back(std::move(c));
   }
   kv->poller_ = std::thread([p = kv.get()] { p->PollLoop(); });
+  kv->gc_holder_thread_ = std::thread([p = kv.get()] { p->HoldLoop(); });
   return kv;
 }
 
@@ -256,6 +268,7 @@ ClusterKv::~ClusterKv() {
   }
   poll_cv_.notify_all();
   if (poller_.joinable()) poller_.join();
+  if (gc_holder_thread_.joinable()) gc_holder_thread_.join();
 }
 
 void ClusterKv::Backoff(int attempt, Clock::time_point deadline) {

@@ -48,6 +48,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -96,6 +97,10 @@ struct ClusterKvOptions {
   // sent); at most this many are open at once (RESOURCE_EXHAUSTED beyond).
   std::chrono::milliseconds txn_idle_timeout{60000};
   size_t max_open_txns = 10000;
+  // The GC hold: this often the router tells the controller its oldest open
+  // transaction's start, keeping the GC from its snapshot for gc_hold_ttl.
+  std::chrono::milliseconds gc_hold_interval{1000};
+  std::chrono::milliseconds gc_hold_ttl{10000};
   // A further condition for Ready(), checked after the gateway's own (none if empty):
   // the standalone server waits for its shards' leaders.
   std::function<Status()> ready_check;
@@ -176,6 +181,11 @@ class ClusterKv final : public kv::KvService {
 
   // The controller's Admin.ClusterStatus.
   Result<v1::ClusterStatusResponse> ClusterStatus();
+
+  // Resolves, through its primary, a lock a storage node's GC found below a shard's
+  // fence: a committed transaction's row is rolled forward, a rolled-back or expired
+  // one's rolled back; a transaction still alive is left (OK) for the next round.
+  Status ResolveAbandonedLock(const txn::LockedRow& locked);
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -285,6 +295,21 @@ class ClusterKv final : public kv::KvService {
   // none only checks a row, else by CommitTransaction. Returns the commit timestamp.
   Result<uint64_t> CommitMutations(uint64_t start_ts, std::vector<txn::TxnMutation> mutations,
                                    Clock::time_point deadline);
+  // Keeps `start_ts` in the GC hold while it lives (a commit, a one-shot transaction).
+  class ActiveStart {
+   public:
+    ActiveStart(ClusterKv* kv, uint64_t start_ts);
+    ~ActiveStart();
+    ActiveStart(const ActiveStart&) = delete;
+    ActiveStart& operator=(const ActiveStart&) = delete;
+
+   private:
+    ClusterKv* const kv_;
+    const uint64_t start_ts_;
+  };
+  // Renews the GC hold with the oldest open transaction's start (cluster_txn.cc).
+  void HoldLoop();
+  uint64_t OldestActiveStart();
   // An interactive transaction: its snapshot and the writes it buffers until commit.
   struct TxnSession {
     struct Write {
@@ -342,6 +367,8 @@ class ClusterKv final : public kv::KvService {
 
   std::mutex txns_mu_;
   std::map<std::string, std::shared_ptr<TxnSession>> txns_;  // GUARDED_BY(txns_mu_)
+  std::multiset<uint64_t> active_starts_;                    // GUARDED_BY(txns_mu_)
+  const std::string gc_holder_;  // this router's name in the controller's holds
 
   std::atomic<uint64_t> retries_{0};
   std::atomic<uint64_t> map_fetches_{0};
@@ -352,6 +379,7 @@ class ClusterKv final : public kv::KvService {
   bool stopping_ = false;                          // GUARDED_BY(poll_mu_)
   std::shared_ptr<grpc::ClientContext> poll_ctx_;  // GUARDED_BY(poll_mu_)
   std::thread poller_;
+  std::thread gc_holder_thread_;
 
   // Commits of transactions' secondary rows, after the answer (declared last: drained
   // first, in the destructor, while everything it uses is still there).

@@ -60,9 +60,13 @@ std::string ClusterStatusJson(ClusterKv* kv, const std::string& mode) {
                       {"replicas", replicas},
                       {"leader", s.leader()}});
   }
-  nlohmann::json j = {
-      {"mode", mode},          {"version", kVersion},    {"controllers", controllers},
-      {"leader", r->leader()}, {"storage_nodes", nodes}, {"shards", shards}};
+  nlohmann::json j = {{"mode", mode},
+                      {"version", kVersion},
+                      {"controllers", controllers},
+                      {"leader", r->leader()},
+                      {"storage_nodes", nodes},
+                      {"shards", shards},
+                      {"gc", {{"safe_point", r->gc_safe_point()}, {"target", r->gc_target()}}}};
   return j.dump() + "\n";
 }
 

@@ -113,6 +113,65 @@ Status ClusterKv::ResolveLock(const txn::LockedRow& locked, uint64_t read_ts,
   return Status::Internal("unknown transaction state");
 }
 
+Status ClusterKv::ResolveAbandonedLock(const txn::LockedRow& locked) {
+  return ResolveLock(locked, 0, nullptr, 0, Clock::now() + options_.request_timeout);
+}
+
+ClusterKv::ActiveStart::ActiveStart(ClusterKv* kv, uint64_t start_ts)
+    : kv_(kv), start_ts_(start_ts) {
+  std::lock_guard lock(kv_->txns_mu_);
+  kv_->active_starts_.insert(start_ts_);
+}
+
+ClusterKv::ActiveStart::~ActiveStart() {
+  std::lock_guard lock(kv_->txns_mu_);
+  kv_->active_starts_.erase(kv_->active_starts_.find(start_ts_));
+}
+
+uint64_t ClusterKv::OldestActiveStart() {
+  std::lock_guard lock(txns_mu_);
+  uint64_t oldest = active_starts_.empty() ? 0 : *active_starts_.begin();
+  const auto now = Clock::now();
+  for (const auto& [id, session] : txns_) {
+    if (now - session->last_used > options_.txn_idle_timeout) continue;  // dropped when met
+    if (oldest == 0 || session->start_ts < oldest) oldest = session->start_ts;
+  }
+  return oldest;
+}
+
+void ClusterKv::HoldLoop() {
+  uint64_t held = 0;  // what the controller last accepted (0: no hold)
+  while (true) {
+    {
+      std::unique_lock lock(poll_mu_);
+      if (poll_cv_.wait_for(lock, options_.gc_hold_interval, [&] { return stopping_; })) break;
+    }
+    const uint64_t oldest = OldestActiveStart();
+    if (oldest == 0 && held == 0) continue;  // nothing to hold, nothing to release
+    Status s = CallController(Clock::now() + options_.gc_hold_interval,
+                              [&](ControllerConn& c, grpc::ClientContext* ctx) {
+                                v1::HoldGcRequest req;
+                                req.set_holder(gc_holder_);
+                                req.set_min_start_ts(oldest);
+                                req.set_ttl_ms(static_cast<uint32_t>(options_.gc_hold_ttl.count()));
+                                v1::HoldGcResponse resp;
+                                return rpc::FromGrpc(c.controller->HoldGc(ctx, req, &resp), ctx);
+                              });
+    if (s.ok()) held = oldest;
+  }
+  if (held != 0) {
+    // Let the GC go on at once rather than after the hold lapses.
+    (void)CallController(Clock::now() + options_.gc_hold_interval,
+                         [&](ControllerConn& c, grpc::ClientContext* ctx) {
+                           v1::HoldGcRequest req;
+                           req.set_holder(gc_holder_);
+                           req.set_ttl_ms(1);
+                           v1::HoldGcResponse resp;
+                           return rpc::FromGrpc(c.controller->HoldGc(ctx, req, &resp), ctx);
+                         });
+  }
+}
+
 Status ClusterKv::WithLocksResolved(uint64_t read_ts, std::vector<uint64_t>* resolved,
                                     Clock::time_point deadline,
                                     const std::function<Status()>& call) {
@@ -167,6 +226,7 @@ Result<uint64_t> ClusterKv::CommitTransaction(uint64_t start_ts,
     return Status::InvalidArgument("a transaction needs at least one write");
   }
   const std::string primary = primary_it->row_key;
+  ActiveStart active(this, start_ts);
   // A lock lives until physical(start_ts) + ttl: counted from now, not from start_ts,
   // which for an interactive transaction may be long ago.
   auto lock_ttl_ms = [&]() -> uint64_t {
@@ -453,6 +513,7 @@ Result<kv::TxnResult> ClusterKv::Txn(const kv::TxnRequest& req) {
   }
   kv::TxnResult out;
   ASSIGN_OR_RETURN(out.start_ts, FreshTimestamp(deadline));
+  ActiveStart active(this, out.start_ts);
   auto read = [&](const std::string& collection, const std::string& key) {
     return Get({collection, key, kv::Consistency::kSnapshot, out.start_ts});
   };

@@ -113,7 +113,14 @@ class ControllerServices::ControllerImpl final : public v1::Controller::Service 
       stats.load = req->stats().load();
       std::vector<ctl::ShardRecord> reports;
       for (const auto& d : req->shards()) reports.push_back(FromProto(d));
-      ASSIGN_OR_RETURN(auto cmds, c_->Heartbeat(req->node_id(), stats, reports));
+      std::vector<ctl::GcResolvedReport> gc_resolved;
+      for (const auto& g : req->gc_resolved()) {
+        gc_resolved.push_back({g.shard(), g.version(), g.fence()});
+      }
+      ctl::GcPoints gc;
+      ASSIGN_OR_RETURN(auto cmds, c_->Heartbeat(req->node_id(), stats, reports, gc_resolved, &gc));
+      resp->set_gc_target(gc.target);
+      resp->set_gc_safe_point(gc.safe_point);
       for (const auto& c : cmds) {
         auto* p = resp->add_commands();
         p->set_kind(std::string(ctl::ShardCommandKindName(c.kind)));
@@ -124,6 +131,17 @@ class ControllerServices::ControllerImpl final : public v1::Controller::Service 
       return Status::OK();
     }();
     return Respond<v1::Controller>(ctx, leaders_, s, *req, resp, &v1::Controller::Stub::Heartbeat);
+  }
+
+  grpc::Status HoldGc(grpc::ServerContext* ctx, const v1::HoldGcRequest* req,
+                      v1::HoldGcResponse* resp) override {
+    Status s = [&]() -> Status {
+      ASSIGN_OR_RETURN(auto gc, c_->HoldGc(req->holder(), req->min_start_ts(), req->ttl_ms()));
+      resp->set_gc_target(gc.target);
+      resp->set_gc_safe_point(gc.safe_point);
+      return Status::OK();
+    }();
+    return Respond<v1::Controller>(ctx, leaders_, s, *req, resp, &v1::Controller::Stub::HoldGc);
   }
 
   grpc::Status GetTimestamps(grpc::ServerContext* ctx, const v1::GetTimestampsRequest* req,
@@ -255,6 +273,9 @@ class ControllerServices::AdminImpl final : public v1::Admin::Service {
                              v1::ClusterStatusResponse* resp) override {
     Status s = [&]() -> Status {
       ASSIGN_OR_RETURN(auto view, c_->View());
+      ASSIGN_OR_RETURN(auto gc, c_->Gc());
+      resp->set_gc_safe_point(gc.safe_point);
+      resp->set_gc_target(gc.target);
       resp->set_mode("cluster");
       resp->set_version(std::string(kVersion));
       resp->set_leader(view.leader);

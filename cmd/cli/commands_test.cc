@@ -285,6 +285,8 @@ class FakeBackend final : public Backend {
     v1::ClusterStatusResponse s;
     s.set_mode("standalone");
     s.set_version("9.9.9");
+    s.set_gc_safe_point(1234);
+    s.set_gc_target(5678);
     return s;
   }
 
@@ -562,6 +564,9 @@ TEST_F(CommandsTest, Collections) {
 TEST_F(CommandsTest, ClusterStatusAndVersion) {
   ASSERT_EQ(Run({"cluster", "status"}), 0) << err();
   EXPECT_NE(out().find("mode:    standalone"), std::string::npos);
+  EXPECT_NE(out().find("gc:      safe point 1234, target 5678\n"), std::string::npos) << out();
+  ASSERT_EQ(Run({"cluster", "status", "-o", "json"}), 0) << err();
+  EXPECT_NE(out().find(R"("gc":{"safe_point":1234,"target":5678})"), std::string::npos) << out();
   ASSERT_EQ(Run({"version"}), 0);
   EXPECT_EQ(out(), "client: gojodb 1.0.0\nserver: gojodb 9.9.9 (standalone)\n");
   ASSERT_EQ(Run({"--addr", "down:1", "version", "--client"}), 0);

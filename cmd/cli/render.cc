@@ -191,12 +191,17 @@ std::string RenderClusterStatus(OutputMode mode, const v1::ClusterStatusResponse
       row["leader"] = sh.leader();
       doc["shards"].push_back(std::move(row));
     }
+    doc["gc"] = {{"safe_point", s.gc_safe_point()}, {"target", s.gc_target()}};
     return Line(doc);
   }
   std::string out = "mode:    " + s.mode() + "\n";
   out += "version: " + (s.version().empty() ? std::string("(unknown)") : s.version()) + "\n";
   out +=
       "leader:  " + (s.leader() == 0 ? std::string("(none)") : std::to_string(s.leader())) + "\n";
+  if (s.gc_safe_point() != 0 || s.gc_target() != 0) {
+    out += "gc:      safe point " + std::to_string(s.gc_safe_point()) + ", target " +
+           std::to_string(s.gc_target()) + "\n";
+  }
   const std::vector<std::string> node_header = {"ID", "ROLE", "GRPC", "HTTP", "STATE"};
   if (s.controllers_size() > 0) {
     std::vector<std::vector<std::string>> rows;

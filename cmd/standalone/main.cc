@@ -35,6 +35,7 @@
 #include "cmd/common/server_main.h"
 #include "cmd/storage/storage_node.h"
 #include "core/controller/controller.h"
+#include "core/mvcc/mvcc.h"
 #include "internal/version.h"
 
 namespace gojodb {
@@ -260,6 +261,9 @@ int Run(int argc, char** argv) {
   storage::EngineOptions deo;
   deo.kind = engine_kind;
   deo.path = data_dir + "/db";
+  // Versions below the GC safe point go in compactions (the store keeps it current).
+  auto gc_safe_point = std::make_shared<mvcc::SafePoint>();
+  deo.filters[mvcc::kVersionCf] = mvcc::NewVersionGcFilterFactory(gc_safe_point);
   deo.block_cache_bytes = *cache_mb << 20;
   auto db_engine = storage::OpenEngine(deo);
   if (!db_engine.ok()) return Fail(1, db_engine.status().WithContext("storage"));
@@ -270,6 +274,7 @@ int Run(int argc, char** argv) {
   no.controllers = {internal_addr};
   no.store.loops = 1;
   no.store.tick = std::chrono::milliseconds(*tick_ms);
+  no.store.gc_safe_point = gc_safe_point;
   no.store.request_id_ttl = std::chrono::seconds(*rid_ttl);
   no.heartbeat = 250ms;
   no.data_dir = data_dir;
@@ -291,7 +296,8 @@ int Run(int argc, char** argv) {
     }
   });
   grpc::ServerBuilder internal_builder;
-  rpc::TuneServerBuilder(&internal_builder, /*share_port=*/true);  // taken over from the reservation
+  rpc::TuneServerBuilder(&internal_builder,
+                         /*share_port=*/true);  // taken over from the reservation
   int internal_port = 0;
   internal_builder.AddListeningPort(internal_addr, grpc::InsecureServerCredentials(),
                                     &internal_port);

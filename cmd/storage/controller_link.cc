@@ -87,13 +87,15 @@ Result<v1::Settings> ControllerLink::GetSettings() {
 
 Result<mvcc::Timestamp> ControllerTso::Next() {
   std::lock_guard lock(mu_);
-  if (next_ >= end_) {
+  const auto now = std::chrono::steady_clock::now();
+  if (next_ >= end_ || now - fetched_ > max_age_) {
     ASSIGN_OR_RETURN(auto r, link_->GetTimestamps(batch_));
     if (r.count() == 0 || r.first() == 0) {
       return Status::Internal("the controller answered an empty timestamp batch");
     }
     next_ = r.first();
     end_ = r.first() + r.count();
+    fetched_ = now;
   }
   last_ = next_++;
   return last_;

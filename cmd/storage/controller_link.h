@@ -46,9 +46,12 @@ class ControllerTso final : public mvcc::TimestampOracle {
  public:
   // Takes `batch` timestamps per call to the controller. A batch only lowers the cost
   // of a write: a write whose timestamp a fence or a newer leader overtook is proposed
-  // again after AdvancePast, which drops the batch.
-  explicit ControllerTso(ControllerLink* link, uint32_t batch = 1024)
-      : link_(link), batch_(batch) {}
+  // again after AdvancePast, which drops the batch. A batch older than `max_age` is
+  // dropped too, so that a version's timestamp is never far behind the time it was
+  // written (the GC's TTL counts from it).
+  explicit ControllerTso(ControllerLink* link, uint32_t batch = 1024,
+                         std::chrono::milliseconds max_age = std::chrono::milliseconds(1000))
+      : link_(link), batch_(batch), max_age_(max_age) {}
   Result<mvcc::Timestamp> Next() override;
   mvcc::Timestamp Last() const override;
   Status AdvancePast(mvcc::Timestamp ts) override;
@@ -56,7 +59,9 @@ class ControllerTso final : public mvcc::TimestampOracle {
  private:
   ControllerLink* const link_;
   const uint32_t batch_;
+  const std::chrono::milliseconds max_age_;
   mutable std::mutex mu_;
+  std::chrono::steady_clock::time_point fetched_{};  // GUARDED_BY(mu_)
   uint64_t next_ = 0;  // GUARDED_BY(mu_): the cached batch is [next_, end_)
   uint64_t end_ = 0;   // GUARDED_BY(mu_)
   uint64_t last_ = 0;  // GUARDED_BY(mu_)

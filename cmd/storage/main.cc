@@ -20,6 +20,7 @@
 #include "cmd/common/data_dir.h"
 #include "cmd/common/server_main.h"
 #include "cmd/storage/storage_node.h"
+#include "core/mvcc/mvcc.h"
 #include "core/sharding/shard_machine.h"
 #include "internal/metrics.h"
 #include "internal/version.h"
@@ -176,6 +177,9 @@ int Run(int argc, char** argv) {
   if (!lock.ok()) return Fail(1, lock.status());
   storage::EngineOptions eo;
   eo.path = data_dir + "/db";
+  // Versions below the GC safe point go in compactions (the store keeps it current).
+  auto gc_safe_point = std::make_shared<mvcc::SafePoint>();
+  eo.filters[mvcc::kVersionCf] = mvcc::NewVersionGcFilterFactory(gc_safe_point);
   auto engine = storage::OpenEngine(eo);
   if (!engine.ok()) return Fail(1, engine.status().WithContext("storage"));
 
@@ -190,6 +194,7 @@ int Run(int argc, char** argv) {
   no.peer_addrs = *peer_addrs;
   no.store.loops = static_cast<int>(*loops);
   no.store.tick = std::chrono::milliseconds(*tick_ms);
+  no.store.gc_safe_point = gc_safe_point;
   no.store.election_tick = static_cast<int>(*election_ticks);
   no.store.snapshot_entries = *snapshot_entries;
   no.store.retain_entries = *retain_entries;

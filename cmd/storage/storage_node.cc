@@ -9,6 +9,7 @@
 #include <set>
 #include <thread>
 
+#include "api/gateway/cluster_kv.h"
 #include "api/grpc/raft_transport.h"
 #include "api/grpc/shard_convert.h"
 #include "api/grpc/shard_service.h"
@@ -47,8 +48,10 @@ class NodeAgent {
  public:
   NodeAgent(uint64_t id, v1::NodeDescriptor self, ControllerLink* link, sharding::Store* store,
             rpc::GrpcRaftTransport* transport, std::chrono::milliseconds interval,
-            std::string data_dir, std::map<uint64_t, std::string> peer_addrs)
-      : id_(id),
+            std::string data_dir, std::map<uint64_t, std::string> peer_addrs,
+            std::vector<std::string> controllers)
+      : controllers_(std::move(controllers)),
+        id_(id),
         self_(std::move(self)),
         link_(link),
         store_(store),
@@ -62,6 +65,7 @@ class NodeAgent {
   void Start() {
     thread_ = std::thread([this] { Run(); });
     map_thread_ = std::thread([this] { WatchMap(); });
+    gc_thread_ = std::thread([this] { CollectGarbage(); });
   }
   void Stop() {
     {
@@ -71,6 +75,8 @@ class NodeAgent {
     cv_.notify_all();
     if (thread_.joinable()) thread_.join();
     if (map_thread_.joinable()) map_thread_.join();
+    if (gc_thread_.joinable()) gc_thread_.join();
+    resolver_.reset();
     std::unique_lock lock(mu_);
     cv_.wait(lock, [&] { return running_commands_ == 0; });
   }
@@ -115,6 +121,12 @@ class NodeAgent {
     st->set_shard_count(stats.shards);
     st->set_leader_count(stats.leaders);
     for (const auto& d : store_->Describe()) rpc::ToProto(d, req.add_shards());
+    for (const auto& g : store_->ResolvedGcFences()) {
+      auto* p = req.add_gc_resolved();
+      p->set_shard(g.shard);
+      p->set_version(g.version);
+      p->set_fence(g.fence);
+    }
     auto r = link_->Heartbeat(req);
     if (!r.ok()) {
       spdlog::warn("heartbeat failed: {}", r.status().ToString());
@@ -122,6 +134,11 @@ class NodeAgent {
       return;
     }
     heartbeats_++;
+    store_->SetGcSafePoint(r->gc_safe_point());
+    if (r->gc_target() > gc_target_.load()) {
+      gc_target_ = r->gc_target();
+      cv_.notify_all();
+    }
     for (const auto& c : r->commands()) Execute(c);
     // The split threshold is a cluster setting; follow it.
     if (heartbeats_ % 4 == 1) {
@@ -165,6 +182,41 @@ class NodeAgent {
     }).detach();
   }
 
+  // The GC's work on the shards this node leads (docs/architecture/transactions.md,
+  // "Garbage collection"): raise their fences to the controller's target, then resolve
+  // the locks left below the fences through their primaries (a router of our own).
+  void CollectGarbage() {
+    while (Sleep(interval_)) {
+      const uint64_t target = gc_target_.load();
+      if (target == 0) continue;
+      store_->AdvanceGcFence(target, std::chrono::steady_clock::now() + interval_ * 4);
+      for (const auto& d : store_->Describe()) {
+        if (d.leader != id_) continue;
+        auto locks = store_->LocksBelowFence(d.id, 64);
+        if (!locks.ok() || locks->empty()) continue;
+        if (!resolver_) {
+          gateway::ClusterKvOptions o;
+          o.controllers = controllers_;
+          o.request_timeout = std::chrono::milliseconds(5000);
+          auto kv = gateway::ClusterKv::Start(std::move(o));
+          if (!kv.ok()) {
+            spdlog::warn("GC: no router to resolve locks with: {}", kv.status().ToString());
+            break;
+          }
+          resolver_ = std::move(*kv);
+        }
+        for (const auto& l : *locks) {
+          if (Status s = resolver_->ResolveAbandonedLock(l); !s.ok()) {
+            spdlog::info("GC: shard {}: lock of transaction {} not resolved yet: {}", d.id,
+                         l.lock.start_ts, s.ToString());
+          }
+          std::lock_guard lock(mu_);
+          if (stopping_) return;
+        }
+      }
+    }
+  }
+
   // Follows the controller's map: peers' addresses for the transport, and replicas the
   // map says this node no longer holds (a removal this replica did not apply itself).
   void WatchMap() {
@@ -198,6 +250,7 @@ class NodeAgent {
     }
   }
 
+  const std::vector<std::string> controllers_;
   const uint64_t id_;
   const v1::NodeDescriptor self_;
   ControllerLink* const link_;
@@ -215,6 +268,9 @@ class NodeAgent {
   int running_commands_ = 0;  // GUARDED_BY(mu_)
   std::thread thread_;
   std::thread map_thread_;
+  std::thread gc_thread_;
+  std::atomic<uint64_t> gc_target_{0};
+  std::unique_ptr<gateway::ClusterKv> resolver_;  // gc_thread_ only; made when first needed
 };
 
 Result<std::unique_ptr<StorageNode>> StorageNode::Open(StorageNodeOptions options,
@@ -241,7 +297,7 @@ Result<std::unique_ptr<StorageNode>> StorageNode::Open(StorageNodeOptions option
   n->shard_service_ = std::make_unique<rpc::ShardKvService>(store, o.request_timeout);
   n->agent_ =
       std::make_unique<NodeAgent>(o.self.id(), o.self, n->link_.get(), store, n->transport_.get(),
-                                  o.heartbeat, o.data_dir, o.peer_addrs);
+                                  o.heartbeat, o.data_dir, o.peer_addrs, o.controllers);
   return n;
 }
 

@@ -187,6 +187,9 @@ void Controller::ResetLeaderStateIfNewTerm(uint64_t term) {
   live_.clear();
   pending_.clear();
   pending_creates_.clear();
+  gc_holds_.clear();
+  gc_resolved_.clear();
+  gc_target_ = 0;
 }
 
 Liveness Controller::LivenessOf(uint64_t node, uint64_t now_ms, const Settings& s) const {
@@ -199,8 +202,9 @@ Liveness Controller::LivenessOf(uint64_t node, uint64_t now_ms, const Settings& 
   return Liveness::kUp;
 }
 
-Result<std::vector<ShardCommand>> Controller::Heartbeat(uint64_t node, const NodeStats& stats,
-                                                        const std::vector<ShardRecord>& reports) {
+Result<std::vector<ShardCommand>> Controller::Heartbeat(
+    uint64_t node, const NodeStats& stats, const std::vector<ShardRecord>& reports,
+    const std::vector<GcResolvedReport>& gc_resolved, GcPoints* gc) {
   auto gs = node_->GetStatus();
   if (!gs.is_leader) return NotLeader(gs.leader.value());
   ClusterState st = sm_->State();
@@ -233,6 +237,13 @@ Result<std::vector<ShardCommand>> Controller::Heartbeat(uint64_t node, const Nod
   std::vector<ShardCommand> out;
   std::lock_guard lock(mu_);
   ResetLeaderStateIfNewTerm(gs.term);
+  for (const auto& g : gc_resolved) {
+    GcResolvedReport& known = gc_resolved_[g.shard];
+    if (g.version > known.version || (g.version == known.version && g.fence > known.fence)) {
+      known = g;
+    }
+  }
+  if (gc) *gc = {gc_target_, st.gc_safe_point};
   NodeInfo& info = live_[node];
   info.record = rec->second;
   info.stats = stats;
@@ -478,6 +489,53 @@ void Controller::Loop() {
   }
 }
 
+Result<GcPoints> Controller::HoldGc(const std::string& holder, uint64_t min_start_ts,
+                                    uint64_t ttl_ms) {
+  if (holder.empty() || holder.size() > 128) {
+    return Status::InvalidArgument("a GC hold needs a holder name of 1..128 bytes");
+  }
+  if (ttl_ms == 0 || ttl_ms > 60000) {
+    return Status::InvalidArgument("a GC hold lasts 1..60000 ms");
+  }
+  auto gs = node_->GetStatus();
+  if (!gs.is_leader) return NotLeader(gs.leader.value());
+  const ClusterState st = sm_->State();
+  std::lock_guard lock(mu_);
+  ResetLeaderStateIfNewTerm(gs.term);
+  if (min_start_ts == 0) {
+    gc_holds_.erase(holder);
+  } else {
+    gc_holds_[holder] = {min_start_ts, clock_->NowMillis() + ttl_ms};
+  }
+  return GcPoints{gc_target_, st.gc_safe_point};
+}
+
+Result<GcPoints> Controller::Gc() {
+  auto gs = node_->GetStatus();
+  if (!gs.is_leader) return NotLeader(gs.leader.value());
+  const ClusterState st = sm_->State();
+  std::lock_guard lock(mu_);
+  ResetLeaderStateIfNewTerm(gs.term);
+  return GcPoints{gc_target_, st.gc_safe_point};
+}
+
+void Controller::GcRound(const ClusterState& st, uint64_t now_ms) {
+  uint64_t safe_point = 0;
+  {
+    std::lock_guard lock(mu_);
+    std::erase_if(gc_holds_, [&](const auto& h) { return h.second.expires_ms <= now_ms; });
+    // A new leader has heard no hold yet: wait until every live one has been renewed.
+    if (now_ms < term_start_ms_ + static_cast<uint64_t>(options_.gc_hold_grace.count())) return;
+    const uint64_t ttl_ms = st.settings.gc_ttl_seconds * 1000;
+    gc_target_ = std::max(NextGcTarget(gc_target_, GcTarget(now_ms, ttl_ms, gc_holds_), ttl_ms),
+                          st.gc_safe_point);
+    // Reports of shards no longer in the map are dropped.
+    std::erase_if(gc_resolved_, [&](const auto& r) { return st.shards.count(r.first) == 0; });
+    safe_point = std::min(gc_target_, GcSafePointFromReports(st.shards, gc_resolved_));
+  }
+  if (safe_point > st.gc_safe_point) (void)ProposeCommand(cmd::GcSafePoint(safe_point));
+}
+
 void Controller::LeaderRound() {
   auto gs = node_->GetStatus();
   if (!gs.is_leader) return;
@@ -518,6 +576,7 @@ void Controller::LeaderRound() {
     if (!hosts) drained.push_back(id);
   }
   for (uint64_t id : drained) (void)ProposeCommand(cmd::SetNodeAdmin(id, AdminState::kRemoved));
+  GcRound(st, now);
 
   if (st.shards.empty()) {
     // The cluster's first shard, once enough nodes are up.

@@ -15,6 +15,7 @@
 #include <optional>
 #include <thread>
 
+#include "core/controller/gc.h"
 #include "core/controller/placement.h"
 #include "core/controller/state_machine.h"
 #include "core/replication/raft_node.h"
@@ -33,6 +34,9 @@ struct ControllerOptions {
   std::chrono::milliseconds operation_timeout{30000};
   // How long AddController waits for a new member to catch up before promoting it.
   std::chrono::milliseconds catch_up_timeout{10000};
+  // A new leader knows no router's hold: it waits this long (at least the longest hold
+  // a router asks for) before it moves the GC target.
+  std::chrono::milliseconds gc_hold_grace{10000};
 };
 
 // What a storage node reports with each heartbeat.
@@ -93,8 +97,12 @@ class Controller {
 
   // --- Storage nodes ---
   Result<NodeRecord> RegisterNode(const NodeRecord& node);
+  // `gc_resolved`: the node's shards resolved below their GC fences; `gc` (if set)
+  // receives the GC target and safe point for the node.
   Result<std::vector<ShardCommand>> Heartbeat(uint64_t node, const NodeStats& stats,
-                                              const std::vector<ShardRecord>& reports);
+                                              const std::vector<ShardRecord>& reports,
+                                              const std::vector<GcResolvedReport>& gc_resolved = {},
+                                              GcPoints* gc = nullptr);
   Status DecommissionNode(uint64_t node);
 
   // New shard ids for splits: `count` consecutive ids; returns the first. Leader only.
@@ -103,6 +111,14 @@ class Controller {
   // --- Timestamps ---
   // `count` consecutive timestamps; returns the first. Leader only.
   Result<uint64_t> AllocateTimestamps(uint32_t count);
+
+  // --- GC (gc.h) ---
+  // A router's hold: its open transactions started at min_start_ts or later (0: it has
+  // none; the hold is dropped). The hold lapses after ttl_ms (1..60000) unless renewed.
+  // Leader only.
+  Result<GcPoints> HoldGc(const std::string& holder, uint64_t min_start_ts, uint64_t ttl_ms);
+  // The leader's current target and the replicated safe point. Leader only.
+  Result<GcPoints> Gc();
 
   // --- Shard map and catalog (served from this member's applied state) ---
   ClusterState WaitForChange(uint64_t known, bool catalog, std::chrono::milliseconds wait) const {
@@ -142,6 +158,8 @@ class Controller {
   void Loop();
   void LeaderRound();
   void ResetLeaderStateIfNewTerm(uint64_t term);  // REQUIRES: mu_ held
+  // Moves the GC target and proposes a newer safe point when the shards allow it.
+  void GcRound(const ClusterState& st, uint64_t now_ms);
   Liveness LivenessOf(uint64_t node, uint64_t now_ms, const Settings& s) const;  // mu_ held
 
   const ControllerOptions options_;
@@ -153,11 +171,14 @@ class Controller {
   Tso tso_;  // GUARDED_BY(tso_mu_)
 
   mutable std::mutex mu_;
-  uint64_t leader_term_ = 0;              // GUARDED_BY(mu_): term of live_/pending_
-  uint64_t term_start_ms_ = 0;            // GUARDED_BY(mu_)
-  std::map<uint64_t, NodeInfo> live_;     // GUARDED_BY(mu_): heartbeats seen
-  std::map<uint64_t, Pending> pending_;   // GUARDED_BY(mu_): by shard id
-  std::vector<Pending> pending_creates_;  // GUARDED_BY(mu_)
+  uint64_t leader_term_ = 0;                          // GUARDED_BY(mu_): term of live_/pending_
+  uint64_t term_start_ms_ = 0;                        // GUARDED_BY(mu_)
+  std::map<uint64_t, NodeInfo> live_;                 // GUARDED_BY(mu_): heartbeats seen
+  std::map<uint64_t, Pending> pending_;               // GUARDED_BY(mu_): by shard id
+  std::vector<Pending> pending_creates_;              // GUARDED_BY(mu_)
+  std::map<std::string, GcHold> gc_holds_;            // GUARDED_BY(mu_)
+  std::map<uint64_t, GcResolvedReport> gc_resolved_;  // GUARDED_BY(mu_): by shard
+  uint64_t gc_target_ = 0;                            // GUARDED_BY(mu_)
 
   std::mutex loop_mu_;
   std::condition_variable loop_cv_;

@@ -166,13 +166,10 @@ Status PatchSettings(Settings* s, const json& patch) {
 }
 
 json GlobalsJson(const ClusterState& st) {
-  return {{"settings", ToJson(st.settings)},
-          {"tso_limit_ms", st.tso_limit_ms},
-          {"map_version", st.map_version},
-          {"catalog_version", st.catalog_version},
-          {"next_shard_id", st.next_shard_id},
-          {"next_tenant_id", st.next_tenant_id},
-          {"next_collection_id", st.next_collection_id}};
+  return {{"settings", ToJson(st.settings)},       {"tso_limit_ms", st.tso_limit_ms},
+          {"gc_safe_point", st.gc_safe_point},     {"map_version", st.map_version},
+          {"catalog_version", st.catalog_version}, {"next_shard_id", st.next_shard_id},
+          {"next_tenant_id", st.next_tenant_id},   {"next_collection_id", st.next_collection_id}};
 }
 
 Status LoadGlobals(ClusterState* st, const json& j) {
@@ -180,6 +177,7 @@ Status LoadGlobals(ClusterState* st, const json& j) {
   RETURN_IF_ERROR(PatchSettings(&s, j.at("settings")));
   st->settings = s;
   st->tso_limit_ms = U64(j, "tso_limit_ms");
+  st->gc_safe_point = U64Or(j, "gc_safe_point", 0);
   st->map_version = U64(j, "map_version");
   st->catalog_version = U64(j, "catalog_version");
   st->next_shard_id = U64(j, "next_shard_id");
@@ -466,6 +464,12 @@ Status ApplyJson(ClusterState* st, const json& c, std::string* result,
     *result = json{{"limit_ms", st->tso_limit_ms}}.dump();
     return Status::OK();  // touches only the globals
   }
+  if (op == "gc_safe_point") {
+    // Never back: storage nodes may already have collected the versions below it.
+    st->gc_safe_point = std::max(st->gc_safe_point, U64(c, "ts"));
+    *result = json{{"gc_safe_point", st->gc_safe_point}}.dump();
+    return Status::OK();  // touches only the globals
+  }
   if (op == "create_tenant") return ApplyCreateTenant(st, c, result, touched);
   if (op == "create_collection") return ApplyCreateCollection(st, c, result, touched);
   if (op == "drop_collection") return ApplyDropCollection(st, c, touched);
@@ -701,6 +705,7 @@ std::string AllocateShardIds(uint64_t count) {
 std::string TsoLimit(uint64_t limit_ms) {
   return json{{"op", "tso_limit"}, {"limit_ms", limit_ms}}.dump();
 }
+std::string GcSafePoint(uint64_t ts) { return json{{"op", "gc_safe_point"}, {"ts", ts}}.dump(); }
 std::string CreateTenant(const std::string& name) {
   return json{{"op", "create_tenant"}, {"name", name}}.dump();
 }

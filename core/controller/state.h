@@ -113,7 +113,9 @@ struct ClusterState {
   // (tenant id, name) -> collection.
   std::map<std::pair<uint32_t, std::string>, CollectionRecord> collections;
   Settings settings;
-  uint64_t tso_limit_ms = 0;     // no timestamp's physical part reaches it
+  uint64_t tso_limit_ms = 0;  // no timestamp's physical part reaches it
+  // Versions below it may be collected; snapshots below it are refused (see gc.h).
+  uint64_t gc_safe_point = 0;
   uint64_t map_version = 0;      // bumped by every node, member or shard change
   uint64_t catalog_version = 0;  // bumped by every tenant or collection change
   uint64_t next_shard_id = 1;
@@ -165,6 +167,8 @@ std::string UpdateShards(const std::vector<ShardRecord>& shards);
 // Reserves `count` (1..1000) new shard ids; the outcome is {"first": id}.
 std::string AllocateShardIds(uint64_t count);
 std::string TsoLimit(uint64_t limit_ms);
+// Raises the GC safe point (never lowers it).
+std::string GcSafePoint(uint64_t ts);
 std::string CreateTenant(const std::string& name);
 std::string CreateCollection(const std::string& tenant, const std::string& name,
                              const std::string& schema_json, const std::vector<IndexDef>& indexes,

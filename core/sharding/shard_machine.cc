@@ -21,9 +21,11 @@ constexpr char kCommitOp = 'C';
 constexpr char kRollbackOp = 'R';
 constexpr char kCheckStatusOp = 'S';
 constexpr char kHeartbeatOp = 'H';
+constexpr char kGcTag = 'G';
 constexpr std::string_view kRequestPrefix = "sQ";
-// 1: rows and request records; 2: and the range's locks and rollback markers.
-constexpr uint32_t kSnapshotVersion = 2;
+// 1: rows and request records; 2: and the range's locks and rollback markers; 3: and
+// the GC fence.
+constexpr uint32_t kSnapshotVersion = 3;
 
 // Length-prefixed binary fields. Decoding never reads past the input.
 class Writer {
@@ -147,11 +149,13 @@ bool DecodeRequest(std::string_view in, RequestRecord* r) {
   return true;
 }
 
-std::string EncodeApplied(uint64_t applied, uint64_t max_ts, bool described) {
+// The GC fence is a later field: a record without it has fence 0.
+std::string EncodeApplied(uint64_t applied, uint64_t max_ts, bool described, uint64_t gc_fence) {
   Writer w;
   w.U64(applied);
   w.U64(max_ts);
   w.U8(described ? 1 : 0);
+  w.U64(gc_fence);
   return w.Take();
 }
 
@@ -284,6 +288,13 @@ std::string EncodeExpireRequestsCommand(uint64_t cutoff_ms, std::string_view res
   return w.Take();
 }
 
+std::string EncodeGcFenceCommand(uint64_t fence) {
+  Writer w;
+  w.U8(kGcTag);
+  w.U64(fence);
+  return w.Take();
+}
+
 std::string EncodeFenceCommand(uint64_t ts) {
   Writer w;
   w.U8(kFenceTag);
@@ -319,6 +330,7 @@ std::string EncodeChild(const SplitChild& c) {
   Writer w;
   WriteDescriptor(&w, c.descriptor);
   w.U64(c.max_ts);
+  w.U64(c.gc_fence);
   return w.Take();
 }
 }  // namespace
@@ -326,7 +338,8 @@ std::string EncodeChild(const SplitChild& c) {
 Result<SplitChild> DecodeChild(std::string_view in) {
   Reader r(in);
   SplitChild c;
-  if (!ReadDescriptor(&r, &c.descriptor) || !r.U64(&c.max_ts) || !r.done()) {
+  if (!ReadDescriptor(&r, &c.descriptor) || !r.U64(&c.max_ts) ||
+      (!r.done() && !r.U64(&c.gc_fence)) || !r.done()) {
     return Status::Corruption("malformed split child record");
   }
   return c;
@@ -373,7 +386,7 @@ Result<WriteOutcome> DecodeOutcome(std::string_view in) {
   std::string_view lock;
   if (!r.U8(&error) || !r.Bytes(&t.message) || !r.Bytes(&t.row_key) || !r.Bytes(&lock) ||
       !r.U64(&t.conflict_ts) || !r.U64(&t.commit_ts) || !r.U64(&t.min_commit_ts) || !r.U8(&state) ||
-      !r.done() || error > uint8_t(txn::TxnError::kInvalid) ||
+      !r.done() || error > uint8_t(txn::TxnError::kTooOld) ||
       state > uint8_t(txn::TxnState::kNotFound)) {
     return Status::Corruption("malformed shard command outcome");
   }
@@ -408,24 +421,27 @@ Result<std::unique_ptr<ShardMachine>> ShardMachine::Load(storage::Engine* engine
   ASSIGN_OR_RETURN(auto desc_bytes, engine->Get({}, kMeta, DescriptorKey(shard)));
   if (!desc_bytes) return Status::NotFound("shard " + std::to_string(shard) + " is not here");
   ASSIGN_OR_RETURN(ShardRecord d, DecodeDescriptor(*desc_bytes));
-  uint64_t applied = 0, max_ts = 0;
+  uint64_t applied = 0, max_ts = 0, gc_fence = 0;
   uint8_t described = 0;
   ASSIGN_OR_RETURN(auto applied_bytes, engine->Get({}, kMeta, AppliedKey(shard)));
   if (applied_bytes) {
     Reader r(*applied_bytes);
-    if (!r.U64(&applied) || !r.U64(&max_ts) || !r.U8(&described)) {
+    if (!r.U64(&applied) || !r.U64(&max_ts) || !r.U8(&described) ||
+        (!r.done() && !r.U64(&gc_fence))) {
       return Status::Corruption("shard " + std::to_string(shard) + ": malformed applied record");
     }
   }
-  return std::unique_ptr<ShardMachine>(
+  auto m = std::unique_ptr<ShardMachine>(
       new ShardMachine(engine, std::move(d), applied, max_ts, described != 0));
+  m->gc_fence_.store(gc_fence);
+  return m;
 }
 
 Result<std::unique_ptr<ShardMachine>> ShardMachine::Create(storage::Engine* engine,
                                                            const ShardRecord& descriptor) {
   storage::WriteBatch b;
   b.Put(kMeta, DescriptorKey(descriptor.id), EncodeDescriptor(descriptor));
-  b.Put(kMeta, AppliedKey(descriptor.id), EncodeApplied(0, 0, false));
+  b.Put(kMeta, AppliedKey(descriptor.id), EncodeApplied(0, 0, false, 0));
   RETURN_IF_ERROR(engine->Write({.sync = true}, b));
   return std::unique_ptr<ShardMachine>(new ShardMachine(engine, descriptor, 0, 0, false));
 }
@@ -495,7 +511,8 @@ Status ShardMachine::ApplyConfState(consensus::LogIndex index, const consensus::
 }
 
 void ShardMachine::StageApplied(storage::WriteBatch* batch, uint64_t index, uint64_t max_ts) {
-  batch->Put(kMeta, AppliedKey(id_), EncodeApplied(index, max_ts, described_.load()));
+  batch->Put(kMeta, AppliedKey(id_),
+             EncodeApplied(index, max_ts, described_.load(), gc_fence_.load()));
 }
 
 Status ShardMachine::Apply(consensus::LogIndex index, std::string_view data) {
@@ -509,6 +526,7 @@ Status ShardMachine::ApplyCommand(consensus::LogIndex index, std::string_view da
   WriteOutcome out;
   uint64_t max_ts = max_ts_.load();
   uint64_t child = 0;
+  uint64_t new_fence = 0;
   if (!data.empty() && data[0] == kWriteTag) {
     RETURN_IF_ERROR(ApplyWrite(&batch, data.substr(1), &out));
     if (out.code == StatusCode::kOk && out.version > max_ts) max_ts = out.version;
@@ -524,6 +542,17 @@ Status ShardMachine::ApplyCommand(consensus::LogIndex index, std::string_view da
     max_ts = std::max(max_ts, commit_ts);
   } else if (!data.empty() && data[0] == kExpireTag) {
     RETURN_IF_ERROR(ApplyExpireRequests(&batch, data.substr(1), &out));
+  } else if (!data.empty() && data[0] == kGcTag) {
+    Reader r(data.substr(1));
+    uint64_t fence = 0;
+    if (!r.U64(&fence) || !r.done()) return Status::Corruption("malformed GC fence command");
+    const ShardRecord d = descriptor();
+    if (fence > gc_fence_.load() && Initialized(d)) {
+      auto [lo, hi] = RowRange(d);
+      txn::TxnRows rows(engine_);
+      ASSIGN_OR_RETURN(out.version, rows.DropMarkersBelow(lo, hi, fence, &batch));
+      new_fence = fence;
+    }
   } else if (!data.empty() && data[0] == kDescribeTag) {
     Reader r(data.substr(1));
     ShardRecord d;
@@ -541,6 +570,9 @@ Status ShardMachine::ApplyCommand(consensus::LogIndex index, std::string_view da
     return Status::Corruption("unknown shard command");
   }
   out.max_ts = max_ts;
+  // Published before the write: a read checks the fence after it has read, so it never
+  // trusts rows the fence's GC may already be collecting.
+  if (new_fence != 0) gc_fence_.store(new_fence);
   StageApplied(&batch, index.value(), max_ts);
   // Not synced: the Raft log is, and replay from the applied index restores a lost tail.
   RETURN_IF_ERROR(engine_->Write({.sync = false}, batch));
@@ -581,6 +613,7 @@ Result<uint64_t> ShardMachine::ApplySplit(storage::WriteBatch* batch, std::strin
   c.descriptor.epoch = {d.epoch.conf_ver, d.epoch.version + 1};
   c.descriptor.replicas = d.replicas;
   c.max_ts = max_ts_.load();
+  c.gc_fence = gc_fence_.load();
   d.end_key = key;
   d.epoch.version++;
   batch->Put(kMeta, DescriptorKey(id_), EncodeDescriptor(d));
@@ -637,7 +670,8 @@ Status ShardMachine::ApplyExpireRequests(storage::WriteBatch* batch, std::string
 Status ShardMachine::FoundChild(storage::Engine* engine, const SplitChild& c) {
   storage::WriteBatch b;
   b.Put(kMeta, DescriptorKey(c.descriptor.id), EncodeDescriptor(c.descriptor));
-  b.Put(kMeta, AppliedKey(c.descriptor.id), EncodeApplied(kSplitLogIndex, c.max_ts, true));
+  b.Put(kMeta, AppliedKey(c.descriptor.id),
+        EncodeApplied(kSplitLogIndex, c.max_ts, true, c.gc_fence));
   b.Delete(kMeta, ChildKey(c.descriptor.id));
   return engine->Write({.sync = true}, b);
 }
@@ -688,6 +722,17 @@ Result<uint64_t> ShardMachine::ApplyTxn(storage::WriteBatch* batch, std::string_
       if (!r.done()) return Status::Corruption("malformed prewrite command");
       for (const auto& m : p.mutations) {
         if (out_of_range(m.row_key)) return uint64_t{0};
+      }
+      if (p.start_ts < gc_fence_.load()) {
+        // The GC may collect what this transaction's snapshot reads, and resolvers treat
+        // every lock below the fence as abandoned: it cannot lock rows here any more.
+        txn::TxnOutcome refused;
+        refused.error = txn::TxnError::kTooOld;
+        refused.message = "transaction " + std::to_string(p.start_ts) +
+                          " started before the GC safe point " + std::to_string(gc_fence_.load()) +
+                          "; retry it as a new transaction";
+        result = std::move(refused);
+        break;
       }
       result = rows.Prewrite(p, max_ts_.load(), &staged);
       break;
@@ -876,6 +921,7 @@ Result<std::string> ShardMachine::Snapshot() {
   w.U64(kSnapshotVersion);
   WriteDescriptor(&w, d);
   w.U64(max_ts_.load());
+  w.U64(gc_fence_.load());
   auto dump = [&](storage::ColumnFamily cf, std::pair<std::string, std::string> range) -> Status {
     storage::ReadOptions ro;
     ro.lower_bound = range.first;
@@ -904,10 +950,10 @@ Result<std::string> ShardMachine::Snapshot() {
 
 Status ShardMachine::Restore(consensus::LogIndex index, std::string_view data) {
   Reader r(data);
-  uint64_t version = 0, max_ts = 0;
+  uint64_t version = 0, max_ts = 0, gc_fence = 0;
   ShardRecord d;
   if (!r.U64(&version) || version < 1 || version > kSnapshotVersion || !ReadDescriptor(&r, &d) ||
-      !r.U64(&max_ts) || d.id != id_) {
+      !r.U64(&max_ts) || (version >= 3 && !r.U64(&gc_fence)) || d.id != id_) {
     return Status::Corruption("malformed snapshot of shard " + std::to_string(id_));
   }
   storage::WriteBatch b;
@@ -937,6 +983,7 @@ Status ShardMachine::Restore(consensus::LogIndex index, std::string_view data) {
   if (!r.done()) return Status::Corruption("trailing bytes in snapshot");
   b.Put(kMeta, DescriptorKey(id_), EncodeDescriptor(d));
   described_.store(true);
+  if (gc_fence > gc_fence_.load()) gc_fence_.store(gc_fence);
   StageApplied(&b, index.value(), max_ts);
   RETURN_IF_ERROR(engine_->Write({.sync = true}, b));
   {

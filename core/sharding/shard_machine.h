@@ -23,6 +23,11 @@
 //          (raises max_ts to its commit timestamp), Rollback, CheckTxnStatus, Heartbeat.
 //          A Write also refuses rows that hold a transaction's lock (ABORTED, the lock in
 //          the outcome), and with a start timestamp, rows written after it.
+//   GcFence  {fence}: raises the shard's GC fence (docs/architecture/transactions.md,
+//          "Garbage collection"). From then on a prewrite of a transaction that started
+//          below it is refused (TOO_OLD), so the range's rollback markers below it are
+//          deleted, and reads below it are refused; versions below the cluster's safe
+//          point (never above any shard's fence) are collected by compaction.
 //   Describe  puts the descriptor in the log (the first leader proposes it), so that a
 //          replica added later with an empty log learns its range by replaying the log.
 //          A replica that has a descriptor keeps its own.
@@ -33,7 +38,7 @@
 // Persistent layout: rows in the write column family, transactions' locks and rollback
 // markers in the lock column family (both under row keys, so a range of rows is one
 // range in each); in the meta column family, written in the same batch as the rows:
-//   "sA" shard:u64be            applied index, max_ts, described
+//   "sA" shard:u64be            applied index, max_ts, described, GC fence
 //   "sD" shard:u64be            descriptor (range, epoch, replicas)
 //   "sQ" row_key request_id     request record (fingerprint, version, created_ms, existed)
 //   "sC" shard:u64be            a split's new shard, until the Store founds its group
@@ -104,6 +109,7 @@ struct WriteOutcome {
 
 std::string EncodeWriteCommand(const WriteCommand& w);
 std::string EncodeFenceCommand(uint64_t ts);
+std::string EncodeGcFenceCommand(uint64_t fence);
 std::string EncodeDescribeCommand(const ShardRecord& d);
 std::string EncodeSplitCommand(uint64_t expected_version, std::string_view split_key,
                                uint64_t new_id);
@@ -126,6 +132,7 @@ std::string EncodeTxnHeartbeatCommand(std::string_view primary, uint64_t start_t
 struct SplitChild {
   ShardRecord descriptor;
   uint64_t max_ts = 0;
+  uint64_t gc_fence = 0;
 };
 // The Raft log index (and term) a split's new group starts at: its log begins with a
 // snapshot there, so a member that lacks the group can only join it by a snapshot.
@@ -177,6 +184,8 @@ class ShardMachine final : public replication::StateMachine {
   uint64_t id() const { return id_; }
   ShardRecord descriptor() const;
   uint64_t max_ts() const { return max_ts_.load(); }
+  // Snapshot reads and transactions below it are refused (the GcFence command).
+  uint64_t gc_fence() const { return gc_fence_.load(); }
   // Whether a Describe command has applied here (or the state came from a snapshot).
   bool described() const { return described_.load(); }
   // Called on the loop thread after a Split applied, with the new shard's id.
@@ -219,6 +228,7 @@ class ShardMachine final : public replication::StateMachine {
   ShardRecord desc_;  // GUARDED_BY(mu_); written on the loop thread
   std::atomic<uint64_t> applied_;
   std::atomic<uint64_t> max_ts_;
+  std::atomic<uint64_t> gc_fence_{0};
   std::atomic<bool> described_{false};
   std::function<void(uint64_t)> on_split_;
 };

@@ -469,6 +469,7 @@ Result<std::optional<mvcc::VersionedValue>> Store::Get(const Route& route, std::
   ASSIGN_OR_RETURN(auto r, Check(route, !any_replica, row_key));
   if (at == 0) at = mvcc::kMaxTimestamp;
   RETURN_IF_ERROR(PrepareRead(*r, consistency, at, deadline));
+  RETURN_IF_ERROR(CheckGcFence(*r, at));
   // After the barrier: the range may have changed while we waited.
   const ShardRecord d = r->machine->descriptor();
   if (d.epoch.version != route.epoch.version || !InRange(d, row_key)) {
@@ -481,7 +482,11 @@ Result<std::optional<mvcc::VersionedValue>> Store::Get(const Route& route, std::
                    locks.ReadBlocker(row_key, {at, resolved, at == mvcc::kMaxTimestamp}));
   if (blocker) return txn::LockedError(row_key, *blocker);
   mvcc::MvccReader reader(engine_, nullptr);
-  return reader.Get(row_key, at);
+  auto value = reader.Get(row_key, at);
+  // Again after reading: a fence raised meanwhile may have let compaction collect
+  // versions the read needed.
+  RETURN_IF_ERROR(CheckGcFence(*r, at));
+  return value;
 }
 
 Result<mvcc::ScanOutput> Store::Scan(const Route& route, mvcc::ScanOptions o,
@@ -493,6 +498,7 @@ Result<mvcc::ScanOutput> Store::Scan(const Route& route, mvcc::ScanOptions o,
   }
   ASSIGN_OR_RETURN(auto r, Check(route, !any_replica));
   RETURN_IF_ERROR(PrepareRead(*r, consistency, o.read_ts, deadline));
+  RETURN_IF_ERROR(CheckGcFence(*r, o.read_ts));
   const ShardRecord d = r->machine->descriptor();
   if (d.epoch.version != route.epoch.version) return EpochNotMatchError(d);
   // Clip [start, end) of the collection to the shard's range of row keys.
@@ -525,7 +531,70 @@ Result<mvcc::ScanOutput> Store::Scan(const Route& route, mvcc::ScanOptions o,
   ASSIGN_OR_RETURN(o.start, user_bound(lo, false));
   ASSIGN_OR_RETURN(o.end, user_bound(hi, true));
   mvcc::MvccReader reader(engine_, nullptr);
-  return reader.Scan(o);
+  auto rows = reader.Scan(o);
+  RETURN_IF_ERROR(CheckGcFence(*r, o.read_ts));  // as in Get
+  return rows;
+}
+
+Status Store::CheckGcFence(const Replica& r, uint64_t at) {
+  const uint64_t fence = r.machine->gc_fence();
+  if (at == mvcc::kMaxTimestamp || at >= fence) return Status::OK();
+  return Status::OutOfRange("snapshot " + std::to_string(at) + " is older than the GC safe point " +
+                            std::to_string(fence))
+      .WithDetail("reason", "TOO_OLD")
+      .WithDetail("gc_fence", std::to_string(fence));
+}
+
+void Store::AdvanceGcFence(uint64_t fence, Steady::time_point deadline) {
+  for (const auto& r : LedReplicas()) {
+    if (r->machine->gc_fence() >= fence || !Initialized(r->machine->descriptor())) continue;
+    auto leader = LeaderReplica(r->machine->id(), deadline);
+    if (!leader.ok()) continue;
+    auto out = ProposeCommand(**leader, EncodeGcFenceCommand(fence), deadline);
+    if (!out.ok()) continue;  // not leading any more, or slow: next heartbeat
+  }
+}
+
+Result<std::vector<txn::LockedRow>> Store::LocksBelowFence(uint64_t shard, size_t limit) {
+  auto r = Find(shard);
+  if (!r) return ShardNotFoundError(shard);
+  const ShardRecord d = r->machine->descriptor();
+  if (!Initialized(d)) return std::vector<txn::LockedRow>{};
+  auto [lo, hi] = RowRange(d);
+  txn::TxnRows rows(engine_);
+  return rows.LocksBelow(lo, hi, r->machine->gc_fence(), limit);
+}
+
+std::vector<Store::GcResolved> Store::ResolvedGcFences() const {
+  std::vector<GcResolved> out;
+  for (const auto& r : LedReplicas()) {
+    // The fence before the scan: a lock the scan misses was resolved below this fence.
+    const uint64_t fence = r->machine->gc_fence();
+    const ShardRecord d = r->machine->descriptor();
+    if (fence == 0 || !Initialized(d)) continue;
+    auto [lo, hi] = RowRange(d);
+    txn::TxnRows rows(engine_);
+    auto locks = rows.LocksBelow(lo, hi, fence, 1);
+    if (locks.ok() && locks->empty()) out.push_back({d.id, d.epoch.version, fence});
+  }
+  return out;
+}
+
+void Store::SetGcSafePoint(uint64_t safe_point) {
+  if (!options_.gc_safe_point) return;
+  uint64_t effective = safe_point;
+  {
+    std::shared_lock lock(mu_);
+    for (const auto& [id, r] : replicas_) {
+      if (Initialized(r->machine->descriptor())) {
+        effective = std::min(effective, r->machine->gc_fence());
+      }
+    }
+  }
+  auto& sp = options_.gc_safe_point->ts;
+  uint64_t cur = sp.load();
+  while (effective > cur && !sp.compare_exchange_weak(cur, effective)) {
+  }
 }
 
 Result<txn::TxnOutcome> Store::Txn(const Route& route, const std::string& command,

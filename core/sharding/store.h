@@ -66,6 +66,10 @@ struct StoreOptions {
   std::chrono::milliseconds request_id_ttl{0};
   std::chrono::milliseconds request_expiry_interval{60000};
   uint64_t request_expiry_batch = 10000;
+  // The safe point the engine's version GC filter reads (mvcc::NewVersionGcFilterFactory
+  // on the write column family); null: versions are never collected. The store keeps it
+  // at or below the cluster's safe point and every hosted shard's GC fence.
+  std::shared_ptr<mvcc::SafePoint> gc_safe_point;
 };
 
 // Hands out new shard ids (the controller's); used by automatic splits.
@@ -152,6 +156,28 @@ class Store {
   void CheckSplits();
   // Expires old request records on the shards this node leads (request_id_ttl).
   void CheckRequestExpiry();
+
+  // --- Garbage collection (docs/architecture/transactions.md, "Garbage collection") ---
+  // On the shards this node leads: raises each one's GC fence to `fence` (the
+  // controller's target) through its log. Shards not ready now are tried next time.
+  void AdvanceGcFence(uint64_t fence, std::chrono::steady_clock::time_point deadline);
+  // Locks below the GC fence of a shard this node leads, at most `limit`, for the node
+  // to resolve through their primaries.
+  Result<std::vector<txn::LockedRow>> LocksBelowFence(uint64_t shard, size_t limit);
+  // The shards this node leads that hold no lock below their GC fence, with the fence:
+  // below it, every transaction of the shard is resolved and none can start.
+  struct GcResolved {
+    uint64_t shard = 0;
+    uint64_t version = 0;  // the epoch version the report is about
+    uint64_t fence = 0;
+  };
+  std::vector<GcResolved> ResolvedGcFences() const;
+  // The cluster's GC safe point (the controller's); raises the engine's safe point to
+  // min(it, every initialized replica's fence). Never lowers it.
+  void SetGcSafePoint(uint64_t safe_point);
+  uint64_t gc_safe_point() const {
+    return options_.gc_safe_point ? options_.gc_safe_point->ts.load() : 0;
+  }
 
   // --- From the transport ---
   // A message for a replica this node lacks creates it (a member being added) unless
@@ -242,6 +268,8 @@ class Store {
   // EPOCH_NOT_MATCH with `current`, and the descriptor of the initialized replica here
   // whose range holds `row_key`, if another one does.
   Status EpochNotMatch(const ShardRecord& current, std::string_view row_key) const;
+  // OUT_OF_RANGE when a read at `at` is below the replica's GC fence.
+  static Status CheckGcFence(const Replica& r, uint64_t at);
   // The replicas whose groups this node leads now.
   std::vector<std::shared_ptr<Replica>> LedReplicas() const;
   // The shard's replica if this node leads it (NOT_LEADER, SHARD_NOT_FOUND otherwise),

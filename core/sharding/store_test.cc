@@ -171,6 +171,7 @@ class StoreTest : public ::testing::Test {
   struct Node {
     std::unique_ptr<FillableEngine> engine;
     std::unique_ptr<Store> store;
+    std::shared_ptr<mvcc::SafePoint> gc_safe_point;  // the engine's version GC filter's
   };
 
   void SetUp() override {
@@ -197,9 +198,12 @@ class StoreTest : public ::testing::Test {
     storage::EngineOptions eo;
     eo.path = (dir_ / std::to_string(id)).string();
     std::filesystem::create_directories(eo.path);
+    n.gc_safe_point = std::make_shared<mvcc::SafePoint>();
+    eo.filters[mvcc::kVersionCf] = mvcc::NewVersionGcFilterFactory(n.gc_safe_point);
     n.engine = std::make_unique<FillableEngine>(std::move(storage::OpenEngine(eo)).value());
     StoreOptions o = options_;
     o.node_id = id;
+    o.gc_safe_point = n.gc_safe_point;
     o.tick = 5ms;
     o.election_tick = 20;  // 100-200 ms: leaders stay put on a busy machine
     auto s =
@@ -1199,6 +1203,99 @@ TEST_F(StoreTest, TransactionCommandsApplyOnEveryReplicaAndLocksHoldRows) {
   EXPECT_GT(fine->version, one.start_ts);
 }
 
+// The GC fence through Raft: old snapshots and old transactions refused on every
+// replica, the locks below it found, and versions below the safe point collected by
+// compaction while every read at or above it answers as before.
+TEST_F(StoreTest, GcFencesRefuseOldSnapshotsAndCompactionCollectsBelowThem) {
+  for (uint64_t id : {1, 2, 3}) Start(id);
+  for (uint64_t id : {1, 2, 3}) ASSERT_TRUE(S(id).CreateReplica(Shard(1, "", "", {1, 2, 3})).ok());
+  std::vector<uint64_t> versions;
+  for (std::string v : {"1", "2", "3"}) {
+    auto w = OnLeader(1, [&](uint64_t l) { return S(l).Write(R(1), Put("a", v), Deadline()); });
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+    versions.push_back(w->version);
+  }
+  // A transaction that started before the fence and left its lock on "b".
+  const uint64_t old_start = tso_->Next().value();
+  txn::PrewriteRequest p{old_start, Row("b"), 60000, {{txn::LockKind::kPut, Row("b"), "b", {}}}};
+  auto txn = [&](const std::string& cmd, const std::string& row) {
+    return OnLeader(1, [&](uint64_t l) { return S(l).Txn(R(1), cmd, row, Deadline()); });
+  };
+  ASSERT_TRUE(txn(EncodePrewriteCommand(p), Row("b"))->ok());
+  const uint64_t fence = tso_->Next().value();
+  auto w4 = OnLeader(1, [&](uint64_t l) { return S(l).Write(R(1), Put("a", "4"), Deadline()); });
+  ASSERT_TRUE(w4.ok());
+  auto at = [&](uint64_t ts) {
+    return OnLeader(1, [&](uint64_t l) {
+      return S(l).Get(R(1), Row("a"), kv::Consistency::kSnapshot, ts, Deadline());
+    });
+  };
+  ASSERT_EQ((*at(versions[0]))->value, "1");
+
+  const uint64_t leader = LeaderOf(1);
+  EXPECT_TRUE(S(leader).ResolvedGcFences().empty()) << "no fence yet";
+  S(leader).AdvanceGcFence(fence, Deadline());
+  // A snapshot below the fence is refused; at the fence it reads as before.
+  auto old = at(versions[1]);
+  EXPECT_EQ(old.status().code(), StatusCode::kOutOfRange) << old.status().ToString();
+  EXPECT_EQ(ReasonOf(old.status()), "TOO_OLD");
+  ASSERT_EQ((*at(fence))->value, "3");
+  // The transaction below the fence cannot lock more rows; a newer one can.
+  p.mutations = {{txn::LockKind::kPut, Row("c"), "c", {}}};
+  auto refused = txn(EncodePrewriteCommand(p), Row("c"));
+  ASSERT_TRUE(refused.ok()) << refused.status().ToString();
+  EXPECT_EQ(refused->error, txn::TxnError::kTooOld);
+  EXPECT_EQ(refused->ToStatus().code(), StatusCode::kAborted);
+  // Its lock on "b" keeps the shard from reporting itself resolved until it goes.
+  auto locks = S(leader).LocksBelowFence(1, 10);
+  ASSERT_TRUE(locks.ok());
+  ASSERT_EQ(locks->size(), 1u);
+  EXPECT_EQ((*locks)[0].row_key, Row("b"));
+  EXPECT_EQ((*locks)[0].lock.start_ts, old_start);
+  EXPECT_TRUE(S(leader).ResolvedGcFences().empty());
+  ASSERT_TRUE(txn(EncodeTxnRollbackCommand(old_start, {Row("b")}), Row("b"))->ok());
+  auto resolved = S(leader).ResolvedGcFences();
+  ASSERT_EQ(resolved.size(), 1u);
+  EXPECT_EQ(resolved[0].shard, 1u);
+  EXPECT_EQ(resolved[0].fence, fence);
+
+  // Every replica applied the fence: the safe point follows min(cluster's, fence).
+  auto count_versions = [&](uint64_t node) {
+    storage::ReadOptions ro;
+    const std::string row = Row("a");
+    ro.lower_bound = row;
+    ro.upper_bound = mvcc::PrefixSuccessor(row);
+    auto it = nodes_.at(node).engine->NewIterator(ro, mvcc::kVersionCf);
+    int n = 0;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) ++n;
+    return n;
+  };
+  for (uint64_t id : {1, 2, 3}) {
+    ASSERT_TRUE(Eventually(id, "a", "4"));
+    for (int i = 0; i < 1000; ++i) {
+      S(id).SetGcSafePoint(mvcc::kMaxTimestamp);
+      if (S(id).gc_safe_point() == fence) break;
+      std::this_thread::sleep_for(5ms);
+    }
+    EXPECT_EQ(S(id).gc_safe_point(), fence) << "node " << id << ": capped by its shard's fence";
+    EXPECT_EQ(count_versions(id), 4);
+    ASSERT_TRUE(nodes_.at(id).engine->CompactRange(mvcc::kVersionCf, "", "").ok());
+    // Kept: 4 (above the safe point) and 3 (the newest at or below it).
+    EXPECT_EQ(count_versions(id), 2) << "node " << id;
+    S(id).SetGcSafePoint(1);  // never back
+    EXPECT_EQ(S(id).gc_safe_point(), fence);
+  }
+  ASSERT_EQ((*at(fence))->value, "3");
+  ASSERT_EQ((*at(0))->value, "4");
+  // The fence survives a restart.
+  Stop(leader);
+  Start(leader);
+  const uint64_t again = LeaderOf(1);
+  auto old_again =
+      S(again).Get(R(1), Row("a"), kv::Consistency::kSnapshot, versions[2], Deadline());
+  EXPECT_EQ(old_again.status().code(), StatusCode::kOutOfRange) << old_again.status().ToString();
+}
+
 // ShardMachine tests: a fresh in-memory engine; the row key of `k` in collection 1;
 // shard 1 over rows [a, z) of collection 1 with voters on `nodes`.
 std::unique_ptr<storage::Engine> MemoryEngine() {
@@ -1269,6 +1366,68 @@ TEST(ShardMachineTest, SnapshotsCarryLocksAndMarkers) {
   EXPECT_EQ(third->max_ts(), 5u);
   v1.push_back(0);  // a lock section in format 1 is trailing junk
   EXPECT_FALSE(third->Restore(consensus::LogIndex(4), v1).ok());
+}
+
+// The GC fence refuses older prewrites, drops older rollback markers, and travels with
+// the shard: in its applied record, in snapshots and into a split's new shard.
+TEST(ShardMachineTest, GcFenceRefusesOlderTransactionsAndTravelsWithTheShard) {
+  auto engine = MemoryEngine();
+  auto row = MachineRow;
+  auto machine = std::move(ShardMachine::Create(engine.get(), ShardAToZ({1}))).value();
+  uint64_t index = 0;
+  auto apply = [&](ShardMachine* m, const std::string& cmd) {
+    std::string result;
+    Status s = m->ApplyCommand(consensus::LogIndex(++index), cmd, &result);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return std::move(DecodeOutcome(result)).value();
+  };
+  auto prewrite = [&](ShardMachine* m, uint64_t start, std::string k) {
+    return apply(m, EncodePrewriteCommand(
+                        {start, row(k), 100, {{txn::LockKind::kPut, row(k), "v", std::nullopt}}}))
+        .txn;
+  };
+  ASSERT_TRUE(prewrite(machine.get(), 10, "k").ok());
+  ASSERT_TRUE(apply(machine.get(), EncodeTxnRollbackCommand(7, {row("q")})).txn.ok());
+  ASSERT_TRUE(apply(machine.get(), EncodeTxnRollbackCommand(30, {row("r")})).txn.ok());
+
+  auto out = apply(machine.get(), EncodeGcFenceCommand(20));
+  EXPECT_EQ(out.version, 1u) << "the marker of 7 is dropped, not the one of 30";
+  EXPECT_EQ(machine->gc_fence(), 20u);
+  EXPECT_EQ(apply(machine.get(), EncodeGcFenceCommand(5)).version, 0u);
+  EXPECT_EQ(machine->gc_fence(), 20u) << "a lower fence changes nothing";
+  auto too_old = prewrite(machine.get(), 15, "s");
+  EXPECT_EQ(too_old.error, txn::TxnError::kTooOld);
+  EXPECT_EQ(txn::TxnErrorName(too_old.error), "TOO_OLD");
+  EXPECT_EQ(prewrite(machine.get(), 30, "r").error, txn::TxnError::kRolledBack);
+  EXPECT_TRUE(prewrite(machine.get(), 25, "s").ok());
+  txn::TxnRows rows(engine.get());
+  auto [lo, hi] = RowRange(machine->descriptor());
+  auto below = rows.LocksBelow(lo, hi, 20, 10);
+  ASSERT_TRUE(below.ok());
+  ASSERT_EQ(below->size(), 1u);
+  EXPECT_EQ((*below)[0].row_key, row("k"));
+
+  auto reloaded = ShardMachine::Load(engine.get(), 1);
+  ASSERT_TRUE(reloaded.ok());
+  EXPECT_EQ((*reloaded)->gc_fence(), 20u);
+  auto snap = machine->Snapshot();
+  ASSERT_TRUE(snap.ok());
+  auto other_engine = MemoryEngine();
+  auto other = std::move(ShardMachine::Create(other_engine.get(), Uninitialized(1))).value();
+  ASSERT_TRUE(other->Restore(consensus::LogIndex(index), *snap).ok());
+  EXPECT_EQ(other->gc_fence(), 20u);
+  EXPECT_EQ(prewrite(other.get(), 15, "t").error, txn::TxnError::kTooOld);
+
+  apply(machine.get(), EncodeSplitCommand(1, row("m"), 2));
+  auto child_bytes = engine->Get({}, storage::ColumnFamily::kMeta, ChildKey(2));
+  ASSERT_TRUE(child_bytes.ok() && *child_bytes);
+  auto child = DecodeChild(**child_bytes);
+  ASSERT_TRUE(child.ok());
+  EXPECT_EQ(child->gc_fence, 20u);
+  ASSERT_TRUE(ShardMachine::FoundChild(engine.get(), *child).ok());
+  auto founded = ShardMachine::Load(engine.get(), 2);
+  ASSERT_TRUE(founded.ok());
+  EXPECT_EQ((*founded)->gc_fence(), 20u);
 }
 
 TEST(ShardMachineTest, DestroyLeavesTheRowsOfOtherReplicas) {

@@ -107,13 +107,15 @@ std::string_view TxnErrorName(TxnError e) {
       return "CONDITION_FAILED";
     case TxnError::kInvalid:
       return "INVALID";
+    case TxnError::kTooOld:
+      return "TOO_OLD";
   }
   return "UNKNOWN";
 }
 
 std::optional<TxnError> TxnErrorFromName(std::string_view name) {
   if (name.empty()) return TxnError::kNone;
-  for (uint8_t e = 1; e <= uint8_t(TxnError::kInvalid); ++e) {
+  for (uint8_t e = 1; e <= uint8_t(TxnError::kTooOld); ++e) {
     if (TxnErrorName(TxnError(e)) == name) return TxnError(e);
   }
   return std::nullopt;
@@ -431,22 +433,59 @@ Result<std::optional<Lock>> TxnRows::ReadBlocker(std::string_view row_key,
   return lock;
 }
 
+Status TxnRows::ForEachLock(std::string_view begin, std::string_view end,
+                            const std::function<bool(std::string_view, Lock)>& fn) {
+  storage::ReadOptions ro;
+  ro.lower_bound.assign(begin);
+  ro.upper_bound.assign(end);
+  auto it = engine_->NewIterator(ro, kLockCf);
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (IsRollbackKey(it->key())) continue;
+    ASSIGN_OR_RETURN(auto lock, DecodeLock(it->value()));
+    if (!fn(it->key(), std::move(lock))) return Status::OK();
+  }
+  return it->status();
+}
+
 Result<std::vector<std::pair<std::string, Lock>>> TxnRows::ReadBlockers(std::string_view begin,
                                                                         std::string_view end,
                                                                         const ReadLockRules& rules,
                                                                         size_t limit) {
   std::vector<std::pair<std::string, Lock>> out;
+  if (limit == 0) return out;
+  RETURN_IF_ERROR(ForEachLock(begin, end, [&](std::string_view row, Lock lock) {
+    if (Blocks(rules, row, lock)) out.emplace_back(std::string(row), std::move(lock));
+    return out.size() < limit;
+  }));
+  return out;
+}
+
+Result<std::vector<LockedRow>> TxnRows::LocksBelow(std::string_view begin, std::string_view end,
+                                                   Timestamp fence, size_t limit) {
+  std::vector<LockedRow> out;
+  if (limit == 0) return out;
+  RETURN_IF_ERROR(ForEachLock(begin, end, [&](std::string_view row, Lock lock) {
+    if (lock.start_ts < fence) out.push_back({std::string(row), WithoutValue(std::move(lock))});
+    return out.size() < limit;
+  }));
+  return out;
+}
+
+Result<uint64_t> TxnRows::DropMarkersBelow(std::string_view begin, std::string_view end,
+                                           Timestamp fence, storage::WriteBatch* batch) {
+  uint64_t dropped = 0;
   storage::ReadOptions ro;
   ro.lower_bound.assign(begin);
   ro.upper_bound.assign(end);
   auto it = engine_->NewIterator(ro, kLockCf);
-  for (it->SeekToFirst(); it->Valid() && out.size() < limit; it->Next()) {
-    if (IsRollbackKey(it->key())) continue;
-    ASSIGN_OR_RETURN(auto lock, DecodeLock(it->value()));
-    if (Blocks(rules, it->key(), lock)) out.emplace_back(std::string(it->key()), std::move(lock));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    auto marker = mvcc::DecodeVersionKey(it->key());
+    if (!marker.ok() || marker->ts >= fence) continue;
+    batch->Delete(kLockCf, it->key());
+    ++dropped;
   }
   RETURN_IF_ERROR(it->status());
-  return out;
+  return dropped;
 }
 
 }  // namespace gojodb::txn

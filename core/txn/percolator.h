@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -89,6 +90,7 @@ enum class TxnError : uint8_t {
   kCommitTsTooLow,   // Commit of the primary below its lock's min_commit_ts (`min_commit_ts`)
   kConditionFailed,  // a mutation's if_version is not the row's version (`conflict_ts`)
   kInvalid,          // a malformed request (`message`)
+  kTooOld,           // Prewrite: start_ts is below the shard's GC fence (retry anew)
 };
 std::string_view TxnErrorName(TxnError e);                        // "LOCKED", "WRITE_CONFLICT", ...
 std::optional<TxnError> TxnErrorFromName(std::string_view name);  // "" is kNone
@@ -171,7 +173,22 @@ class TxnRows {
                                                                  const ReadLockRules& rules,
                                                                  size_t limit);
 
+  // --- GC (docs/architecture/transactions.md, "Garbage collection") ---
+  // Locks of every kind in [begin, end) whose transaction started before `fence`, at
+  // most `limit`, in key order.
+  Result<std::vector<LockedRow>> LocksBelow(std::string_view begin, std::string_view end,
+                                            Timestamp fence, size_t limit);
+  // Stages the deletion of the rollback markers in [begin, end) of transactions that
+  // started before `fence` (a shard that refuses their prewrites no longer needs them);
+  // returns how many.
+  Result<uint64_t> DropMarkersBelow(std::string_view begin, std::string_view end, Timestamp fence,
+                                    storage::WriteBatch* batch);
+
  private:
+  // Calls fn(row, lock) for each lock in [begin, end), markers skipped, while it
+  // answers true.
+  Status ForEachLock(std::string_view begin, std::string_view end,
+                     const std::function<bool(std::string_view, Lock)>& fn);
   Result<bool> HasRollbackMarker(std::string_view row_key, Timestamp start_ts);
   // When the row has no lock of start_ts: kCommitted, kRolledBack or kNotFound.
   Result<TxnOutcome> FateWithoutLock(std::string_view row_key, Timestamp start_ts);

@@ -8,6 +8,8 @@
 //   gateway acknowledged is readable afterwards with its value;
 // - the C++ client library in routed mode (pkg/client with `controllers`) serves the same
 //   API with the gateway dead, straight from the storage nodes, across a leader's death.
+// - transactions across shards, with coordinators stopped mid-commit; and the GC, which
+//   resolves what they left, waits for open transactions and refuses old snapshots.
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
@@ -219,6 +221,26 @@ class ClusterKvTest : public ::testing::Test {
   }
 
   std::string dir_;
+  // The C++ client in routed mode (straight to the storage nodes), once it is ready.
+  std::unique_ptr<client::Client> RoutedClient(int txn_lock_ttl_ms = 3000) {
+    std::vector<std::string> controllers;
+    for (int id = 1; id <= 3; ++id) {
+      controllers.push_back(Cluster::Addr(cluster_->controller(id).grpc));
+    }
+    auto connected = client::Client::Connect(
+        {.controllers = controllers, .timeout_ms = 15000, .txn_lock_ttl_ms = txn_lock_ttl_ms});
+    if (!connected.ok()) {
+      ADD_FAILURE() << connected.status().ToString();
+      return nullptr;
+    }
+    std::unique_ptr<client::Client> c = std::move(*connected);
+    const auto ready_by = std::chrono::steady_clock::now() + 30s;
+    while (!c->Ready().ok() && std::chrono::steady_clock::now() < ready_by) {
+      std::this_thread::sleep_for(100ms);
+    }
+    return c;
+  }
+
   std::unique_ptr<Cluster> cluster_;
   std::unique_ptr<httplib::Client> http_;
 };
@@ -562,17 +584,8 @@ TEST_F(ClusterKvTest, BatchesAcrossShardsAreTransactions) {
 
   // The coordinator stops: after locking one shard's rows, after locking both, after
   // the commit point.
-  std::vector<std::string> controllers;
-  for (int id = 1; id <= 3; ++id)
-    controllers.push_back(Cluster::Addr(cluster_->controller(id).grpc));
-  auto connected = client::Client::Connect(
-      {.controllers = controllers, .timeout_ms = 15000, .txn_lock_ttl_ms = 500});
-  ASSERT_TRUE(connected.ok()) << connected.status().ToString();
-  std::unique_ptr<client::Client> c = std::move(*connected);
-  const auto ready_by = std::chrono::steady_clock::now() + 30s;
-  while (!c->Ready().ok() && std::chrono::steady_clock::now() < ready_by) {
-    std::this_thread::sleep_for(100ms);
-  }
+  std::unique_ptr<client::Client> c = RoutedClient(500);
+  ASSERT_TRUE(c);
   struct Stop {
     const char* point;
     uint64_t after_rows;  // before_prewrite: stop once this many rows are locked
@@ -894,6 +907,114 @@ TEST_F(ClusterKvTest, TransactionsOverHttp) {
 // ShardKv.Batch on a storage node itself: a malformed batch is refused as a whole; a
 // malformed item, or one for a shard the node lacks, gets its own error while the others
 // are answered.
+// The GC (docs/architecture/transactions.md, "Garbage collection"): with a 1 s TTL the
+// safe point moves on by itself, past a transaction its coordinator abandoned mid-commit
+// (its locks are resolved by the storage nodes, with no reader meeting them), but not
+// past an interactive transaction that is still open, which reads and commits long
+// after the TTL; once it commits the safe point passes it, and a snapshot older than the
+// safe point is refused with 400 OUT_OF_RANGE.
+TEST_F(ClusterKvTest, GarbageCollectionWaitsForOpenTransactionsAndResolvesAbandonedOnes) {
+  uint64_t last = 0;
+  const auto acked = WriteUntilSplit(2, 60, &last);
+  if (HasFailure()) return;
+  const std::string a = acked.begin()->first, z = acked.rbegin()->first;
+  const std::string m = std::next(acked.begin())->first;
+  auto put = [&](const std::string& key, const std::string& value) -> uint64_t {
+    auto r = http_->Put("/v1/collections/default/keys/" + key, value, "application/octet-stream");
+    EXPECT_TRUE(r && r->status == 200) << key << ": " << (r ? r->body : "no answer");
+    return r && r->status == 200 ? json::parse(r->body)["version"].get<uint64_t>() : 0;
+  };
+  auto status = [&]() -> json {
+    auto r = http_->Get("/v1/cluster/status");
+    return r && r->status == 200 ? json::parse(r->body, nullptr, false) : json();
+  };
+  auto safe_point = [&]() -> uint64_t {
+    const json st = status();
+    return st.contains("gc") ? st["gc"]["safe_point"].get<uint64_t>() : 0;
+  };
+  auto post = [&](const std::string& path, const json& body) {
+    auto r = http_->Post(path, body.dump(), "application/json");
+    EXPECT_TRUE(r) << path;
+    return std::make_pair(r ? r->status : 0, r ? json::parse(r->body, nullptr, false) : json());
+  };
+  const uint64_t v_old = put(a, "G0");
+  ASSERT_NE(v_old, 0u);
+  put(z, "G0");
+
+  // A coordinator (the routed client) stops after locking both rows: the locks stay.
+  std::unique_ptr<client::Client> c = RoutedClient(500);
+  ASSERT_TRUE(c);
+  {
+    failpoint::ScopedError fp("cluster_txn.before_primary_commit", [](uint64_t) {
+      return Status::Unavailable("the coordinator stopped");
+    });
+    kv::BatchRequest b;
+    b.ops.push_back({kv::BatchOp::Kind::kPut, "default", a, "abandoned", std::nullopt});
+    b.ops.push_back({kv::BatchOp::Kind::kPut, "default", z, "abandoned", std::nullopt});
+    ASSERT_FALSE(c->Batch(b).ok());
+  }
+  c.reset();
+  const uint64_t after_abandoned = put(m, "M0");
+  ASSERT_NE(after_abandoned, 0u);
+
+  // An interactive transaction, begun after that; then the TTL drops to 1 s.
+  auto [code, out] = post("/v1/txn/begin", json::object());
+  ASSERT_EQ(code, 200) << out.dump();
+  const std::string base = "/v1/txn/" + out["txn"].get<std::string>();
+  const uint64_t open_start = out["start_ts"].get<uint64_t>();
+  auto set =
+      RunCommand({BinDir() + "/gojodb", "--addr", Cluster::Addr(cluster_->controller(1).grpc),
+                  "settings", "set", "gc_ttl_seconds=1"});
+  ASSERT_EQ(set.status, 0) << set.out << set.err;
+
+  // The safe point passes the abandoned transaction: its locks were resolved by the GC
+  // (nothing has read a or z since), yet stays at or below the open transaction.
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (safe_point() <= after_abandoned && std::chrono::steady_clock::now() < deadline) {
+    std::tie(code, out) = post(base + "/get", {{"key", m}});  // keeps the session in use
+    std::this_thread::sleep_for(200ms);
+  }
+  ASSERT_GT(safe_point(), after_abandoned) << status().dump();
+  std::this_thread::sleep_for(2500ms);  // well past the TTL
+  json st = status();
+  EXPECT_LE(st["gc"]["safe_point"].get<uint64_t>(), open_start) << st.dump();
+  EXPECT_LE(st["gc"]["target"].get<uint64_t>(), open_start) << st.dump();
+  std::tie(code, out) = post(base + "/get", {{"key", m}});
+  EXPECT_EQ(code, 200) << out.dump();
+  EXPECT_EQ(out["value"], "M0");
+  EXPECT_EQ(post(base + "/put", {{"key", m}, {"value", "M1"}}).first, 200);
+  std::tie(code, out) = post(base + "/commit", json::object());
+  ASSERT_EQ(code, 200) << out.dump();
+
+  // The abandoned transaction never reached its commit point: rolled back.
+  for (const auto& key : {a, z}) {
+    auto r = http_->Get("/v1/collections/default/keys/" + key);
+    ASSERT_TRUE(r && r->status == 200);
+    EXPECT_EQ(r->body, "G0") << key;
+  }
+  // With the transaction done, the safe point passes it, and old snapshots go.
+  while (safe_point() <= open_start && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(200ms);
+  }
+  ASSERT_GT(safe_point(), open_start) << status().dump();
+  auto old = http_->Get("/v1/collections/default/keys/" + a +
+                        "?consistency=snapshot&at=" + std::to_string(v_old));
+  ASSERT_TRUE(old);
+  EXPECT_EQ(old->status, 400) << old->body;
+  EXPECT_EQ(json::parse(old->body)["error"]["code"], "OUT_OF_RANGE") << old->body;
+  // A fresh timestamp (a new transaction's start): snapshots there still read.
+  std::tie(code, out) = post("/v1/txn/begin", json::object());
+  ASSERT_EQ(code, 200) << out.dump();
+  const uint64_t now_ts = out["start_ts"].get<uint64_t>();
+  EXPECT_EQ(post("/v1/txn/" + out["txn"].get<std::string>() + "/rollback", json::object()).first,
+            200);
+  auto fresh = http_->Get("/v1/collections/default/keys/" + m +
+                          "?consistency=snapshot&at=" + std::to_string(now_ts));
+  ASSERT_TRUE(fresh);
+  EXPECT_EQ(fresh->status, 200) << fresh->body;
+  EXPECT_EQ(fresh->body, "M1");
+}
+
 TEST_F(ClusterKvTest, StorageNodesAnswerEachItemOfABatch) {
   auto first = PutUntilServed("/v1/collections/default/keys/alpha", "one");
   ASSERT_TRUE(first);
@@ -963,18 +1084,9 @@ TEST_F(ClusterKvTest, RoutedClientServesTheApiWithoutAGateway) {
   cluster_->proc("api-1")->Signal(SIGKILL);
   cluster_->proc("api-1")->Wait();
 
-  std::vector<std::string> controllers;
-  for (int id = 1; id <= 3; ++id) {
-    controllers.push_back(Cluster::Addr(cluster_->controller(id).grpc));
-  }
-  auto connected = client::Client::Connect({.controllers = controllers, .timeout_ms = 15000});
-  ASSERT_TRUE(connected.ok()) << connected.status().ToString();
-  std::unique_ptr<client::Client> c = std::move(*connected);
+  std::unique_ptr<client::Client> c = RoutedClient();
+  ASSERT_TRUE(c);
   ASSERT_TRUE(c->routed());
-  const auto ready_by = std::chrono::steady_clock::now() + 30s;
-  while (!c->Ready().ok() && std::chrono::steady_clock::now() < ready_by) {
-    std::this_thread::sleep_for(100ms);
-  }
   ASSERT_TRUE(c->Ready().ok()) << c->Ready().ToString();
 
   // What the gateway wrote is there; reads, writes, conditions, request ids, batches.
