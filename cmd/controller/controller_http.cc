@@ -73,6 +73,8 @@ Result<std::string> ControllerHttp::ClusterStatusJson() {
             {"controllers", controllers}, {"leader", view.leader},
             {"term", view.term},          {"storage_nodes", nodes},
             {"shards", shards},           {"map_version", view.map_version}};
+  ASSIGN_OR_RETURN(auto gc, c_->Gc());
+  j["gc"] = {{"safe_point", gc.safe_point}, {"target", gc.target}};
   return j.dump() + "\n";
 }
 

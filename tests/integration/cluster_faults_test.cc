@@ -13,7 +13,9 @@
 // - Bank: transfers between accounts spread over several shards, as transactions through
 //   two gateways, while a nemesis SIGKILLs and SIGSTOPs gateways (coordinators in the
 //   middle of commits), storage nodes and the controller leader and partitions them;
-//   every snapshot of all balances, and the final one, sums to the starting total.
+//   every snapshot of all balances, and the final one, sums to the starting total. The
+//   GC runs throughout (a 1 s TTL), resolving what killed coordinators left and moving
+//   its safe point past the faults.
 //
 // Bounded for CI. GOJODB_NEMESIS_SECONDS (default 20) and GOJODB_NEMESIS_SEED (default:
 // from the clock, printed) lengthen or replay the nemesis run; `--long` runs it for ten
@@ -512,13 +514,22 @@ TEST(ClusterFaults, BankTransfersKeepTheTotalUnderANemesis) {
     }
   }
   size_t shards = 0;
-  for (int i = 0; i < 100 && shards < 3; ++i) {
+  for (int i = 0; i < 200 && shards < 3; ++i) {  // up to 40 s: size estimates lag
     auto st = cluster.Status();
     shards = st.is_object() && st.contains("shards") ? st["shards"].size() : 0;
     if (shards < 3) std::this_thread::sleep_for(200ms);
   }
   ASSERT_GE(shards, 3u) << "the accounts did not spread over shards";
   ASSERT_EQ(cluster.Cli({"settings", "set", "shard_split_bytes=1073741824"}).status, 0);
+  // The GC at work throughout: snapshots older than a second are collected.
+  ASSERT_EQ(cluster.Cli({"settings", "set", "gc_ttl_seconds=1"}).status, 0);
+  uint64_t before_faults = 0;
+  {
+    Http http(cluster.At("api-1"));
+    auto a = http.Put("before-faults", "x", std::nullopt);
+    ASSERT_EQ(a.status, 200) << a.body;
+    before_faults = json::parse(a.body)["version"].get<uint64_t>();
+  }
 
   json read_all = {{"reads", json::array()}};
   for (const auto& a : accounts) read_all["reads"].push_back({{"key", a}});
@@ -575,7 +586,7 @@ TEST(ClusterFaults, BankTransfersKeepTheTotalUnderANemesis) {
         if (a.status == 200) {
           ++committed;
         } else if (a.status == 409) {
-          ++refused;  // a conflict or a changed version: nothing applied
+          ++refused;  // a conflict, a changed version, or older than the GC: nothing applied
         } else if (a.status >= 400 && a.status < 500) {
           ADD_FAILURE() << "unexpected answer " << a.status << ": " << a.body;
         } else {
@@ -682,6 +693,14 @@ TEST(ClusterFaults, BankTransfersKeepTheTotalUnderANemesis) {
                                   << (bad_totals.empty() ? "" : bad_totals[0]);
   EXPECT_GT(committed.load(), 10) << "too little got through to mean anything\n" << cluster.Logs();
   EXPECT_GT(snapshots.load(), 10);
+  // The GC got past everything the faults left behind.
+  uint64_t safe_point = 0;
+  for (int i = 0; i < 150 && safe_point <= before_faults; ++i) {
+    auto st = cluster.Status();
+    if (st.is_object() && st.contains("gc")) safe_point = st["gc"]["safe_point"].get<uint64_t>();
+    if (safe_point <= before_faults) std::this_thread::sleep_for(200ms);
+  }
+  EXPECT_GT(safe_point, before_faults) << "seed " << seed << "\n" << cluster.Logs();
 }
 
 // Every shard has `rf` replicas, none on `dead`, all voters, and a leader.
