@@ -7,7 +7,7 @@ secs=${2:-15}
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-for f in key_codec http_request controller_command; do
+for f in key_codec http_request controller_command document_query; do
   mkdir -p "$work/$f"
   cp -r "$here/corpus/$f/." "$work/$f/"
   echo "fuzz: ${f}_fuzzer for ${secs}s"

@@ -1,0 +1,320 @@
+#include "core/document/document.h"
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <nlohmann/json.hpp>
+
+#include "core/mvcc/key_codec.h"
+
+namespace gojodb::document {
+
+using json = nlohmann::json;
+
+Result<Path> ParsePath(std::string_view text) {
+  Path p;
+  p.text.assign(text);
+  if (text.empty()) return Status::InvalidArgument("a field path cannot be empty");
+  std::string seg;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == '\\') {
+      if (i + 1 == text.size() || (text[i + 1] != '.' && text[i + 1] != '\\')) {
+        return Status::InvalidArgument("field path '" + std::string(text) +
+                                       "': a backslash escapes only '.' or '\\'");
+      }
+      seg.push_back(text[++i]);
+    } else if (c == '.') {
+      if (seg.empty()) {
+        return Status::InvalidArgument("field path '" + std::string(text) +
+                                       "' has an empty segment");
+      }
+      p.segments.push_back(std::move(seg));
+      seg.clear();
+    } else {
+      seg.push_back(c);
+    }
+  }
+  if (seg.empty()) {
+    return Status::InvalidArgument("field path '" + std::string(text) + "' has an empty segment");
+  }
+  p.segments.push_back(std::move(seg));
+  if (p.segments.size() > kMaxPathSegments) {
+    return Status::InvalidArgument("field path '" + std::string(text) + "' is deeper than " +
+                                   std::to_string(kMaxPathSegments) + " fields");
+  }
+  return p;
+}
+
+const json* Lookup(const json& doc, const Path& path) {
+  const json* cur = &doc;
+  for (const auto& seg : path.segments) {
+    if (!cur->is_object()) return nullptr;
+    auto it = cur->find(seg);
+    if (it == cur->end()) return nullptr;
+    cur = &*it;
+  }
+  return cur;
+}
+
+Result<json> ParseDocument(std::string_view bytes) {
+  json doc = json::parse(bytes, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded() || !doc.is_object()) {
+    return Status::InvalidArgument(doc.is_discarded()
+                                       ? "the value is not valid JSON; this collection holds "
+                                         "documents (JSON objects)"
+                                       : "the value is JSON but not an object; this collection "
+                                         "holds documents (JSON objects)")
+        .WithDetail("reason", "NOT_A_DOCUMENT");
+  }
+  return doc;
+}
+
+TypeTag TagOf(const json* v) {
+  if (v == nullptr) return TypeTag::kMissing;
+  switch (v->type()) {
+    case json::value_t::null:
+      return TypeTag::kNull;
+    case json::value_t::boolean:
+      return v->get<bool>() ? TypeTag::kTrue : TypeTag::kFalse;
+    case json::value_t::number_integer:
+    case json::value_t::number_unsigned:
+    case json::value_t::number_float:
+      return TypeTag::kNumber;
+    case json::value_t::string:
+      return TypeTag::kString;
+    default:
+      return TypeTag::kComposite;
+  }
+}
+
+namespace {
+// A double's bits, made to sort as the doubles do: positives with the sign bit set,
+// negatives with every bit inverted. -0 sorts as 0.
+uint64_t SortableDouble(double d) {
+  if (d == 0) d = 0;  // folds -0 into +0
+  uint64_t bits;
+  std::memcpy(&bits, &d, sizeof(bits));
+  return (bits & (uint64_t{1} << 63)) ? ~bits : bits | (uint64_t{1} << 63);
+}
+}  // namespace
+
+void AppendValue(std::string* out, const json* v) {
+  const TypeTag tag = TagOf(v);
+  out->push_back(static_cast<char>(tag));
+  switch (tag) {
+    case TypeTag::kNumber:
+      mvcc::AppendUint64(out, SortableDouble(v->get<double>()));
+      break;
+    case TypeTag::kString:
+      mvcc::AppendComparableBytes(out, v->get_ref<const std::string&>());
+      break;
+    case TypeTag::kComposite:
+      mvcc::AppendComparableBytes(out, v->dump());  // objects keep their keys sorted
+      break;
+    default:
+      break;
+  }
+}
+
+std::string EncodeValue(const json* v) {
+  std::string out;
+  AppendValue(&out, v);
+  return out;
+}
+
+int CompareValues(const json* a, const json* b) {
+  const std::string ea = EncodeValue(a), eb = EncodeValue(b);
+  return ea < eb ? -1 : ea == eb ? 0 : 1;
+}
+
+std::string EncodeStringPrefix(std::string_view prefix) {
+  std::string out(1, static_cast<char>(TypeTag::kString));
+  mvcc::AppendComparableBytes(&out, prefix);
+  out.resize(out.size() - 2);  // drop the terminator: longer strings continue from here
+  return out;
+}
+
+std::optional<IndexEntry> EntryFor(const IndexSpec& index, std::string_view doc_key,
+                                   const json& doc) {
+  IndexEntry e;
+  for (const auto& f : index.fields) {
+    const json* v = Lookup(doc, f);
+    if (index.unique && (v == nullptr || v->is_null())) return std::nullopt;
+    AppendValue(&e.key, v);
+  }
+  if (index.unique) {
+    e.value.assign(doc_key);
+  } else {
+    mvcc::AppendComparableBytes(&e.key, doc_key);
+  }
+  return e;
+}
+
+Result<std::string> DocKeyOf(const IndexSpec& index, const IndexEntry& entry) {
+  if (index.unique) return entry.value;
+  // Skip the values, then the key's escaped bytes remain.
+  std::string_view in = entry.key;
+  for (size_t i = 0; i < index.fields.size(); ++i) {
+    if (in.empty()) return Status::DataLoss("index entry too short");
+    const auto tag = static_cast<TypeTag>(in[0]);
+    in.remove_prefix(1);
+    if (tag == TypeTag::kNumber) {
+      if (in.size() < 8) return Status::DataLoss("index entry too short");
+      in.remove_prefix(8);
+    } else if (tag == TypeTag::kString || tag == TypeTag::kComposite) {
+      std::string ignored;
+      ASSIGN_OR_RETURN(size_t n, mvcc::DecodeComparableBytes(in, &ignored));
+      in.remove_prefix(n);
+    } else if (static_cast<uint8_t>(tag) > static_cast<uint8_t>(TypeTag::kComposite)) {
+      return Status::DataLoss("index entry has an unknown value tag");
+    }
+  }
+  std::string key;
+  ASSIGN_OR_RETURN(size_t n, mvcc::DecodeComparableBytes(in, &key));
+  if (n != in.size()) return Status::DataLoss("trailing bytes in index entry");
+  return key;
+}
+
+// --- Schemas ---
+
+namespace {
+constexpr std::string_view kTypes[] = {"string", "number", "integer", "boolean",
+                                       "object", "array",  "null"};
+bool KnownType(std::string_view t) {
+  for (auto k : kTypes) {
+    if (k == t) return true;
+  }
+  return false;
+}
+}  // namespace
+
+bool HasType(const json& v, std::string_view type) {
+  if (type == "string") return v.is_string();
+  if (type == "number") return v.is_number();
+  if (type == "integer") {
+    if (v.is_number_integer()) return true;  // signed or unsigned
+    if (!v.is_number_float()) return false;
+    const double d = v.get<double>();
+    return std::isfinite(d) && std::floor(d) == d && d >= -9.2233720368547758e18 &&
+           d < 9.2233720368547758e18;
+  }
+  if (type == "boolean") return v.is_boolean();
+  if (type == "object") return v.is_object();
+  if (type == "array") return v.is_array();
+  if (type == "null") return v.is_null();
+  return false;
+}
+
+Result<Schema> Schema::Parse(std::string_view json_text) {
+  json j = json::parse(json_text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    return Status::InvalidArgument("a schema must be a JSON object");
+  }
+  Schema s;
+  for (const auto& [k, v] : j.items()) {
+    if (k != "fields" && k != "additional_fields") {
+      return Status::InvalidArgument("schema: unknown key '" + k +
+                                     "' (expected 'fields' and 'additional_fields')");
+    }
+  }
+  if (j.contains("additional_fields")) {
+    if (!j["additional_fields"].is_boolean()) {
+      return Status::InvalidArgument("schema: 'additional_fields' must be true or false");
+    }
+    s.additional_fields_ = j["additional_fields"].get<bool>();
+  }
+  if (!j.contains("fields")) return s;
+  if (!j["fields"].is_object())
+    return Status::InvalidArgument("schema: 'fields' must be an object");
+  for (const auto& [name, spec] : j["fields"].items()) {
+    const std::string where = "schema: field '" + name + "'";
+    ASSIGN_OR_RETURN(Path path, ParsePath(name));
+    if (!spec.is_object()) return Status::InvalidArgument(where + " must be an object");
+    Field f;
+    f.path = std::move(path);
+    for (const auto& [k, v] : spec.items()) {
+      if (k == "type") {
+        std::vector<json> types =
+            v.is_array() ? std::vector<json>(v.begin(), v.end()) : std::vector<json>{v};
+        if (types.empty()) return Status::InvalidArgument(where + ": 'type' lists no type");
+        for (const auto& t : types) {
+          if (!t.is_string() || !KnownType(t.get<std::string>())) {
+            return Status::InvalidArgument(
+                where + ": unknown type " + t.dump() +
+                " (string, number, integer, boolean, object, array, null)");
+          }
+          f.types.push_back(t.get<std::string>());
+        }
+      } else if (k == "required") {
+        if (!v.is_boolean())
+          return Status::InvalidArgument(where + ": 'required' must be a boolean");
+        f.required = v.get<bool>();
+      } else {
+        return Status::InvalidArgument(where + ": unknown key '" + k +
+                                       "' (expected 'type' and 'required')");
+      }
+    }
+    s.fields_.push_back(std::move(f));
+  }
+  return s;
+}
+
+Status Schema::Check(const json& doc) const {
+  auto violation = [](const std::string& field, const std::string& expected,
+                      const std::string& what) {
+    return Status::InvalidArgument("document does not match the schema: field '" + field + "' " +
+                                   what)
+        .WithDetail("reason", "SCHEMA")
+        .WithDetail("field", field)
+        .WithDetail("expected", expected);
+  };
+  if (!doc.is_object()) return violation("", "object", "(the document) must be an object");
+  for (const auto& f : fields_) {
+    std::string expected;
+    for (const auto& t : f.types) expected += (expected.empty() ? "" : "|") + t;
+    const json* v = Lookup(doc, f.path);
+    if (v == nullptr) {
+      if (f.required)
+        return violation(f.path.text, expected.empty() ? "present" : expected, "is required");
+      continue;
+    }
+    if (f.types.empty()) continue;
+    bool ok = false;
+    for (const auto& t : f.types) ok = ok || HasType(*v, t);
+    if (!ok) {
+      return violation(f.path.text, expected,
+                       "must be " + expected + ", not " + std::string(v->type_name()));
+    }
+  }
+  if (!additional_fields_) {
+    for (const auto& [k, v] : doc.items()) {
+      bool named = false;
+      for (const auto& f : fields_) named = named || f.path.segments.front() == k;
+      if (!named) {
+        return violation(k, "absent", "is not in the schema, which allows no other fields");
+      }
+    }
+  }
+  return Status::OK();
+}
+
+std::vector<std::string> Schema::TypesOf(const Path& path) const {
+  for (const auto& f : fields_) {
+    if (f.path == path) return f.types;
+  }
+  return {};
+}
+
+bool Schema::Names(const Path& path) const {
+  for (const auto& f : fields_) {
+    // A path inside a named object field counts as named (its parts are not listed).
+    const auto& a = f.path.segments;
+    const auto& b = path.segments;
+    const size_t n = std::min(a.size(), b.size());
+    if (std::equal(a.begin(), a.begin() + n, b.begin())) return true;
+  }
+  return false;
+}
+
+}  // namespace gojodb::document

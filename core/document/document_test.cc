@@ -1,0 +1,204 @@
+// Documents: paths, the order of typed values and its encoding, index entries, schemas.
+#include "core/document/document.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <random>
+
+namespace gojodb::document {
+namespace {
+
+using json = nlohmann::json;
+
+Path P(std::string_view text) { return std::move(ParsePath(text)).value(); }
+
+TEST(PathTest, SegmentsEscapesAndErrors) {
+  EXPECT_EQ(P("a").segments, std::vector<std::string>({"a"}));
+  EXPECT_EQ(P("address.city").segments, std::vector<std::string>({"address", "city"}));
+  EXPECT_EQ(P(R"(a\.b.c)").segments, std::vector<std::string>({"a.b", "c"}));
+  EXPECT_EQ(P(R"(a\\)").segments, std::vector<std::string>({"a\\"}));
+  for (std::string_view bad : {"", ".", "a.", ".a", "a..b", "a\\", "a\\x"}) {
+    EXPECT_EQ(ParsePath(bad).status().code(), StatusCode::kInvalidArgument) << bad;
+  }
+  std::string deep = "a";
+  for (size_t i = 1; i < kMaxPathSegments; ++i) deep += ".a";
+  EXPECT_TRUE(ParsePath(deep).ok());
+  EXPECT_FALSE(ParsePath(deep + ".a").ok());
+
+  const json doc = json::parse(R"({"a": {"b": {"c": 3}, "arr": [1]}, "x.y": 5})");
+  ASSERT_NE(Lookup(doc, P("a.b.c")), nullptr);
+  EXPECT_EQ(*Lookup(doc, P("a.b.c")), 3);
+  EXPECT_EQ(Lookup(doc, P("a.b.d")), nullptr);
+  EXPECT_EQ(Lookup(doc, P("a.arr.0")), nullptr) << "array elements are not addressed";
+  EXPECT_EQ(*Lookup(doc, P(R"(x\.y)")), 5);
+}
+
+TEST(DocumentTest, OnlyObjectsAreDocuments) {
+  EXPECT_TRUE(ParseDocument(R"({"a":1})").ok());
+  for (std::string_view bad : {"", "[1]", "3", "\"s\"", "{", "null", "{\"a\":}"}) {
+    auto d = ParseDocument(bad);
+    ASSERT_EQ(d.status().code(), StatusCode::kInvalidArgument) << bad;
+    bool reason = false;
+    for (const auto& [k, v] : d.status().details())
+      reason |= k == "reason" && v == "NOT_A_DOCUMENT";
+    EXPECT_TRUE(reason) << bad;
+  }
+}
+
+// The values in ascending order, with equal neighbours marked.
+TEST(ValueTest, EncodingOrdersValuesByTypeThenValue) {
+  const std::vector<json> ascending = {nullptr,
+                                       false,
+                                       true,
+                                       -1e300,
+                                       -2.5,
+                                       -1,
+                                       -0.0,
+                                       0,
+                                       1e-300,
+                                       1,
+                                       1.5,
+                                       2,
+                                       1u << 31,
+                                       9007199254740992.0,
+                                       1e300,
+                                       "",
+                                       "A",
+                                       "a",
+                                       std::string("a\0b", 3),
+                                       "ab",
+                                       "b",
+                                       json::array({1}),
+                                       json::array(),
+                                       json::object()};
+  // -0.0 and 0 are equal, as are 1 and 1.0.
+  std::vector<std::string> enc;
+  enc.push_back(EncodeValue(nullptr));  // missing first
+  for (const auto& v : ascending) enc.push_back(EncodeValue(&v));
+  for (size_t i = 1; i < enc.size(); ++i) {
+    const json* prev = i == 1 ? nullptr : &ascending[i - 2];
+    const bool equal = prev && prev->is_number() && ascending[i - 1].is_number() &&
+                       prev->get<double>() == ascending[i - 1].get<double>();
+    if (equal) {
+      EXPECT_EQ(enc[i - 1], enc[i]) << i;
+    } else {
+      EXPECT_LT(enc[i - 1], enc[i]) << "position " << i << ": " << ascending[i - 1].dump();
+    }
+  }
+  const json one = 1, one_f = 1.0, str = "1";
+  EXPECT_EQ(CompareValues(&one, &one_f), 0);
+  EXPECT_LT(CompareValues(&one, &str), 0);
+  EXPECT_GT(CompareValues(&one, nullptr), 0);
+  // Objects compare by canonical text: key order in the input does not matter.
+  const json o1 = json::parse(R"({"b":1,"a":2})"), o2 = json::parse(R"({"a":2,"b":1})");
+  EXPECT_EQ(CompareValues(&o1, &o2), 0);
+}
+
+TEST(ValueTest, RandomNumbersAndStringsSortAsTheirValues) {
+  std::mt19937_64 rng(7);
+  std::uniform_real_distribution<double> num(-1e6, 1e6);
+  std::vector<double> nums;
+  for (int i = 0; i < 2000; ++i) nums.push_back(i % 3 == 0 ? std::round(num(rng)) : num(rng));
+  std::vector<std::pair<std::string, double>> enc;
+  for (double d : nums) {
+    const json j = d;
+    enc.emplace_back(EncodeValue(&j), d);
+  }
+  std::sort(enc.begin(), enc.end());
+  for (size_t i = 1; i < enc.size(); ++i) EXPECT_LE(enc[i - 1].second, enc[i].second);
+  std::vector<std::pair<std::string, std::string>> strs;
+  for (int i = 0; i < 2000; ++i) {
+    std::string s(rng() % 6, '\0');
+    for (auto& c : s) c = static_cast<char>(rng() % 3);  // many 0x00 and shared prefixes
+    const json j = s;
+    strs.emplace_back(EncodeValue(&j), s);
+  }
+  std::sort(strs.begin(), strs.end());
+  for (size_t i = 1; i < strs.size(); ++i) EXPECT_LE(strs[i - 1].second, strs[i].second);
+  // A string's prefix encoding starts every string with that prefix, and no other.
+  for (const auto& [e, s] : strs) {
+    const std::string p = EncodeStringPrefix("\x01");
+    EXPECT_EQ(e.rfind(p, 0) == 0, s.rfind("\x01", 0) == 0) << s.size();
+  }
+}
+
+TEST(IndexEntryTest, NonUniqueAndUniqueEntries) {
+  IndexSpec by_city{"by_city", 9, {P("city"), P("age")}, false};
+  const json doc = json::parse(R"({"city": "Oslo", "age": 41})");
+  auto e = EntryFor(by_city, "k1", doc);
+  ASSERT_TRUE(e);
+  EXPECT_TRUE(e->value.empty());
+  EXPECT_EQ(*DocKeyOf(by_city, *e), "k1");
+  // Entries sort by the values, then by the document key.
+  auto e2 = EntryFor(by_city, "k0", json::parse(R"({"city": "Oslo", "age": 42})"));
+  auto e3 = EntryFor(by_city, "k2", json::parse(R"({"city": "Oslo", "age": 41})"));
+  EXPECT_LT(e->key, e2->key);
+  EXPECT_LT(e->key, e3->key);
+  EXPECT_LT(e3->key, e2->key);
+  // Missing fields are indexed (as missing) in a non-unique index.
+  auto missing = EntryFor(by_city, "k3", json::parse(R"({"age": 1})"));
+  ASSERT_TRUE(missing);
+  EXPECT_LT(missing->key, e->key);
+  EXPECT_EQ(*DocKeyOf(by_city, *missing), "k3");
+
+  IndexSpec email{"by_email", 10, {P("email")}, true};
+  auto u = EntryFor(email, "k1", json::parse(R"({"email": "a@b"})"));
+  ASSERT_TRUE(u);
+  EXPECT_EQ(u->value, "k1");
+  EXPECT_EQ(u->key, EntryFor(email, "k2", json::parse(R"({"email": "a@b"})"))->key)
+      << "the same values want the same entry";
+  EXPECT_FALSE(EntryFor(email, "k1", json::parse(R"({"email": null})")));
+  EXPECT_FALSE(EntryFor(email, "k1", json::parse(R"({"name": "x"})")));
+  EXPECT_EQ(*DocKeyOf(email, *u), "k1");
+  // Damaged entries are errors, not crashes.
+  for (std::string bad : {std::string(""), std::string("\x04\x01"), std::string("\x09"),
+                          e->key.substr(0, e->key.size() - 1), e->key + "x"}) {
+    EXPECT_FALSE(DocKeyOf(by_city, {bad, ""}).ok());
+  }
+}
+
+TEST(SchemaTest, TypesRequiredAndAdditionalFields) {
+  auto s = Schema::Parse(R"({"fields": {"name": {"type": "string", "required": true},
+                                        "age": {"type": "integer"},
+                                        "address.city": {"type": ["string", "null"]}},
+                             "additional_fields": false})");
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_TRUE(s->Check(json::parse(R"({"name": "a"})")).ok());
+  EXPECT_TRUE(s->Check(json::parse(R"({"name": "a", "age": 3, "address": {"city": null}})")).ok());
+  EXPECT_TRUE(s->Check(json::parse(R"({"name": "a", "age": 3.0})")).ok()) << "3.0 is an integer";
+  auto expect_violation = [&](const char* doc, const char* field) {
+    Status st = s->Check(json::parse(doc));
+    ASSERT_EQ(st.code(), StatusCode::kInvalidArgument) << doc;
+    std::string reason, f;
+    for (const auto& [k, v] : st.details()) {
+      if (k == "reason") reason = v;
+      if (k == "field") f = v;
+    }
+    EXPECT_EQ(reason, "SCHEMA") << doc;
+    EXPECT_EQ(f, field) << doc;
+  };
+  expect_violation(R"({"age": 3})", "name");
+  expect_violation(R"({"name": 7})", "name");
+  expect_violation(R"({"name": "a", "age": 3.5})", "age");
+  expect_violation(R"({"name": "a", "age": "3"})", "age");
+  expect_violation(R"({"name": "a", "address": {"city": 4}})", "address.city");
+  expect_violation(R"({"name": "a", "extra": 1})", "extra");
+  EXPECT_TRUE(s->Names(P("address")));
+  EXPECT_TRUE(s->Names(P("address.city.zip")));
+  EXPECT_FALSE(s->Names(P("extra")));
+  EXPECT_EQ(s->TypesOf(P("age")), std::vector<std::string>({"integer"}));
+
+  for (std::string_view bad :
+       {"[]", "{\"fields\": 3}", "{\"fields\": {\"a\": {\"type\": \"date\"}}}",
+        "{\"fields\": {\"a\": {\"type\": []}}}", "{\"fields\": {\"a\": {\"required\": 1}}}",
+        "{\"fields\": {\"a\": {\"min\": 1}}}", "{\"fields\": {\"a..b\": {}}}",
+        "{\"additional_fields\": \"no\"}", "{\"other\": 1}", "not json"}) {
+    EXPECT_EQ(Schema::Parse(bad).status().code(), StatusCode::kInvalidArgument) << bad;
+  }
+  EXPECT_TRUE(Schema::Parse("{}").ok());
+}
+
+}  // namespace
+}  // namespace gojodb::document

@@ -1,0 +1,67 @@
+// Queries over documents: the JSON filter language, its evaluation against a document,
+// and the planner that picks an index (or a collection scan) for a filter, with
+// `explain`. See docs/architecture/documents.md, "Queries". Pure functions.
+#pragma once
+
+#include <memory>
+#include <nlohmann/json_fwd.hpp>
+#include <string>
+#include <vector>
+
+#include "core/document/document.h"
+#include "internal/status.h"
+
+namespace gojodb::query {
+
+// A parsed filter: a tree of and/or/not over comparisons of one field each.
+struct Filter {
+  enum class Kind { kAnd, kOr, kNot, kCompare };
+  enum class Op { kEq, kNe, kLt, kLte, kGt, kGte, kIn, kExists, kPrefix };
+  Kind kind = Kind::kAnd;
+  std::vector<Filter> children;  // and, or: any number; not: exactly one
+  // kCompare:
+  document::Path path;
+  Op op = Op::kEq;
+  std::shared_ptr<const nlohmann::json> operand;  // kIn: an array; kExists: a boolean
+};
+std::string_view OpName(Filter::Op op);
+
+inline constexpr int kMaxFilterDepth = 32;
+inline constexpr size_t kMaxInValues = 1000;
+
+// Parses a filter (the "filter" member of a query; null or {} matches everything).
+// `schema` (may be null) refuses paths it does not name when it allows no other fields,
+// and range operands of a type it rules out for the field. INVALID_ARGUMENT naming the
+// first problem and where it is.
+Result<Filter> ParseFilter(const nlohmann::json& filter, const document::Schema* schema = nullptr);
+
+// Whether `doc` matches. Comparisons (lt, lte, gt, gte) hold only between values of the
+// same kind (numbers with numbers, strings with strings, booleans with booleans); eq and
+// ne compare values of any type (ne also holds for a missing field); in is eq against any
+// listed value; prefix holds for strings that start with the operand.
+bool Matches(const Filter& f, const nlohmann::json& doc);
+
+// --- Planning ---
+// A key range of an index's entries, [start, end) in entry keys ("" end: to the end).
+struct KeyRange {
+  std::string start;
+  std::string end;
+  bool operator==(const KeyRange&) const = default;
+};
+struct Plan {
+  enum class Kind { kCollectionScan, kIndexScan };
+  Kind kind = Kind::kCollectionScan;
+  const document::IndexSpec* index = nullptr;  // kIndexScan: one of the planner's indexes
+  std::vector<KeyRange> ranges;                // sorted, disjoint
+  size_t fixed_fields = 0;                     // index fields fixed by eq/in
+  bool has_range = false;                      // the next field bounded by a range
+  // {"plan": "index_scan", "index": NAME, "fields": [...], "fixed_fields": N,
+  //  "range": bool, "ranges": R} or {"plan": "collection_scan"}.
+  nlohmann::json Explain() const;
+};
+inline constexpr size_t kMaxPlanRanges = 16;
+// The best plan for `f` given the collection's ready indexes (see the design page for the
+// scoring). The filter is always checked on each document as well.
+Plan ChoosePlan(const Filter& f, const std::vector<document::IndexSpec>& indexes);
+
+}  // namespace gojodb::query
