@@ -508,13 +508,10 @@ Result<v1::ClusterStatusResponse> ClusterKv::ClusterStatus() {
 
 Result<kv::CollectionInfo> ClusterKv::CreateCollection(const kv::CollectionSpec& spec) {
   RETURN_IF_ERROR(ValidateName("collection", spec.name));
-  if (!spec.schema_json.empty() || !spec.indexes.empty()) {
-    return Status::Unimplemented(
-        "collection schemas and secondary indexes are not supported yet; create the "
-        "collection without them");
-  }
   v1::CreateCollectionRequest req;
   req.set_name(spec.name);
+  req.set_schema_json(spec.schema_json);
+  rpc::ToProto(spec.indexes, req.mutable_indexes());
   v1::CollectionInfo resp;
   RETURN_IF_ERROR(CallController(
       Clock::now() + options_.request_timeout, [&](ControllerConn& c, grpc::ClientContext* ctx) {
@@ -597,12 +594,18 @@ Status ClusterKv::DropCollection(const std::string& name) {
 
 Result<uint32_t> ClusterKv::CollectionId(const std::string& collection,
                                          Clock::time_point deadline) {
+  ASSIGN_OR_RETURN(auto info, Collection(collection, deadline));
+  return info.id;
+}
+
+Result<kv::CollectionInfo> ClusterKv::Collection(const std::string& collection,
+                                                 Clock::time_point deadline) {
   const std::string& name = OrDefault(collection);
   std::optional<kv::CollectionInfo> stale;
   {
     std::lock_guard lock(catalog_mu_);
     if (auto it = collections_.find(name); it != collections_.end()) {
-      if (Clock::now() - it->second.fetched < options_.collection_ttl) return it->second.info.id;
+      if (Clock::now() - it->second.fetched < options_.collection_ttl) return it->second.info;
       stale = it->second.info;
     }
   }
@@ -611,9 +614,9 @@ Result<uint32_t> ClusterKv::CollectionId(const std::string& collection,
   // request keeps most of its time when they are unreachable.
   auto info =
       Describe(name, stale ? std::min(deadline, Clock::now() + kControllerCallTimeout) : deadline);
-  if (info.ok()) return info->id;
+  if (info.ok()) return info;
   // With no controller reachable, data requests go on with what is cached.
-  if (stale && info.status().code() == StatusCode::kUnavailable) return stale->id;
+  if (stale && info.status().code() == StatusCode::kUnavailable) return *stale;
   return info.status();
 }
 
@@ -832,7 +835,11 @@ Result<kv::WriteResult> ClusterKv::Write(v1::ShardWriteRequest req,
 Result<kv::WriteResult> ClusterKv::Put(const kv::PutRequest& req) {
   const auto deadline = Clock::now() + options_.request_timeout;
   RETURN_IF_ERROR(ValidatePut(req, options_.limits));
-  ASSIGN_OR_RETURN(uint32_t id, CollectionId(req.collection, deadline));
+  ASSIGN_OR_RETURN(auto info, Collection(req.collection, deadline));
+  if (HasRules(info)) {
+    return WriteDocument(info, req.key, req.value, req.if_version, req.request_id, deadline);
+  }
+  const uint32_t id = info.id;
   v1::ShardWriteRequest w;
   auto* m = w.add_mutations();
   m->set_row_key(mvcc::EncodeRowKey(kTenant, id, req.key));
@@ -849,7 +856,11 @@ Result<kv::WriteResult> ClusterKv::Put(const kv::PutRequest& req) {
 Result<kv::WriteResult> ClusterKv::Delete(const kv::DeleteRequest& req) {
   const auto deadline = Clock::now() + options_.request_timeout;
   RETURN_IF_ERROR(ValidateDelete(req, options_.limits));
-  ASSIGN_OR_RETURN(uint32_t id, CollectionId(req.collection, deadline));
+  ASSIGN_OR_RETURN(auto info, Collection(req.collection, deadline));
+  if (HasRules(info)) {
+    return WriteDocument(info, req.key, std::nullopt, req.if_version, req.request_id, deadline);
+  }
+  const uint32_t id = info.id;
   v1::ShardWriteRequest w;
   auto* m = w.add_mutations();
   m->set_delete_(true);
@@ -873,6 +884,8 @@ Result<kv::WriteResult> ClusterKv::Batch(const kv::BatchRequest& req) {
     const auto& op = req.ops[i];
     auto id = CollectionId(op.collection, deadline);
     if (!id.ok()) return id.status().WithContext("ops[" + std::to_string(i) + "]");
+    RETURN_IF_ERROR(RefuseDocuments(op.collection, deadline, "a batch")
+                        .WithContext("ops[" + std::to_string(i) + "]"));
     auto* m = w.add_mutations();
     const bool del = op.kind == kv::BatchOp::Kind::kDelete;
     m->set_delete_(del);
@@ -924,6 +937,11 @@ Result<kv::GetResult> ClusterKv::Get(const kv::GetRequest& req) {
     return Status::InvalidArgument("a snapshot read needs a timestamp (at)");
   }
   ASSIGN_OR_RETURN(uint32_t id, CollectionId(req.collection, deadline));
+  return GetById(id, req, deadline);
+}
+
+Result<kv::GetResult> ClusterKv::GetById(uint32_t id, const kv::GetRequest& req,
+                                         Clock::time_point deadline) {
   v1::ShardGetRequest g;
   g.set_row_key(mvcc::EncodeRowKey(kTenant, id, req.key));
   g.set_consistency(ToShard(req.consistency));
@@ -966,6 +984,11 @@ Result<kv::ScanResult> ClusterKv::Scan(const kv::ScanRequest& req) {
     return Status::InvalidArgument("a snapshot read needs a timestamp (at)");
   }
   ASSIGN_OR_RETURN(uint32_t id, CollectionId(req.collection, deadline));
+  return ScanById(id, req, limit, deadline);
+}
+
+Result<kv::ScanResult> ClusterKv::ScanById(uint32_t id, const kv::ScanRequest& req, size_t limit,
+                                           Clock::time_point deadline) {
   auto [start, end] = ScanRange(req.start, req.end, req.prefix);
   kv::ScanResult out;
   switch (req.consistency) {

@@ -54,6 +54,7 @@
 #include <vector>
 
 #include "api/gateway/node_batcher.h"
+#include "core/document/document.h"
 #include "core/kv/kv_service.h"
 #include "core/sharding/route_table.h"
 #include "core/txn/percolator.h"
@@ -170,6 +171,9 @@ class ClusterKv final : public kv::KvService {
   Result<uint64_t> CommitTxn(const std::string& txn) override;
   Status RollbackTxn(const std::string& txn) override;
 
+  // Documents (cluster_docs.cc).
+  Result<kv::QueryResult> Query(const kv::QueryRequest& req) override;
+
   Result<kv::CollectionInfo> CreateCollection(const kv::CollectionSpec& spec) override;
   Result<std::vector<kv::CollectionInfo>> ListCollections() override;
   Result<kv::CollectionInfo> DescribeCollection(const std::string& name) override;
@@ -238,6 +242,14 @@ class ClusterKv final : public kv::KvService {
   // --- Collections ---
   Result<kv::CollectionInfo> Describe(const std::string& name, Clock::time_point deadline);
   Result<uint32_t> CollectionId(const std::string& name, Clock::time_point deadline);
+  // The collection's catalog record, cached for collection_ttl ("" is the default one).
+  Result<kv::CollectionInfo> Collection(const std::string& name, Clock::time_point deadline);
+
+  // Get and Scan of the rows under collection id `id` (a collection's, or an index's);
+  // req.collection is not looked at.
+  Result<kv::GetResult> GetById(uint32_t id, const kv::GetRequest& req, Clock::time_point deadline);
+  Result<kv::ScanResult> ScanById(uint32_t id, const kv::ScanRequest& req, size_t limit,
+                                  Clock::time_point deadline);
 
   // --- Storage nodes ---
   std::optional<NodeConn> Node(uint64_t node);
@@ -267,6 +279,26 @@ class ClusterKv final : public kv::KvService {
   bool HandleNodeError(const sharding::ShardRecord& shard, uint64_t node, const Status& s,
                        bool write, bool has_request_id, Clock::time_point deadline, int* rotate);
   void Backoff(int attempt, Clock::time_point deadline);
+
+  // --- Documents (cluster_docs.cc) ---
+  struct DocRules {
+    std::optional<document::Schema> schema;
+    std::vector<document::IndexSpec> indexes;
+  };
+  static bool HasRules(const kv::CollectionInfo& info) {
+    return !info.schema_json.empty() || !info.indexes.empty();
+  }
+  static Result<DocRules> RulesOf(const kv::CollectionInfo& info);
+  // FAILED_PRECONDITION when `collection` has a schema or indexes: `what` (a batch, a
+  // transaction) does not keep them yet.
+  Status RefuseDocuments(const std::string& collection, Clock::time_point deadline,
+                         std::string_view what);
+  // A put (value) or delete (nullopt) of a document with its index entries, as one
+  // transaction, read again and retried while other writes overtake it.
+  Result<kv::WriteResult> WriteDocument(const kv::CollectionInfo& info, const std::string& key,
+                                        const std::optional<std::string>& value,
+                                        std::optional<uint64_t> if_version,
+                                        const std::string& request_id, Clock::time_point deadline);
 
   // --- Transactions (cluster_txn.cc) ---
   // Sends a transaction command on `rows` (all in one shard) to the shard's leader,

@@ -528,6 +528,8 @@ Result<kv::TxnResult> ClusterKv::Txn(const kv::TxnRequest& req) {
     const auto& op = req.ops[i];
     auto id = CollectionId(op.collection, deadline);
     if (!id.ok()) return id.status().WithContext("ops[" + std::to_string(i) + "]");
+    RETURN_IF_ERROR(RefuseDocuments(op.collection, deadline, "a transaction")
+                        .WithContext("ops[" + std::to_string(i) + "]"));
     txn::TxnMutation m;
     m.kind = op.kind == kv::BatchOp::Kind::kDelete ? txn::LockKind::kDelete : txn::LockKind::kPut;
     m.row_key = mvcc::EncodeRowKey(kTenant, *id, op.key);
@@ -630,6 +632,7 @@ Status ClusterKv::TxnWrite(const std::string& txn, const kv::BatchOp& op) {
   ASSIGN_OR_RETURN(auto s, FindTxn(txn));
   std::lock_guard lock(s->mu);
   ASSIGN_OR_RETURN(uint32_t id, CollectionId(op.collection, deadline));
+  RETURN_IF_ERROR(RefuseDocuments(op.collection, deadline, "an interactive transaction"));
   const std::string row = mvcc::EncodeRowKey(kTenant, id, op.key);
   if (!s->writes.count(row) && s->writes.size() >= options_.limits.max_batch_ops) {
     return Status::InvalidArgument("a transaction may write at most " +

@@ -329,6 +329,7 @@ class ControllerServices::CatalogImpl final : public v1::Catalog::Service {
       p->set_name(d.name);
       for (const auto& f : d.fields) p->add_fields(f);
       p->set_unique(d.unique);
+      p->set_id(d.id);
     }
   }
 

@@ -70,8 +70,8 @@ v1::Consistency ToProto(kv::Consistency c) {
 std::vector<kv::IndexSpec> FromProto(const google::protobuf::RepeatedPtrField<v1::IndexSpec>& in) {
   std::vector<kv::IndexSpec> out;
   for (const auto& i : in) {
-    out.push_back(
-        {i.name(), std::vector<std::string>(i.fields().begin(), i.fields().end()), i.unique()});
+    out.push_back({i.name(), std::vector<std::string>(i.fields().begin(), i.fields().end()),
+                   i.unique(), i.id()});
   }
   return out;
 }
@@ -83,6 +83,7 @@ void ToProto(const std::vector<kv::IndexSpec>& in,
     p->set_name(i.name);
     for (const auto& f : i.fields) p->add_fields(f);
     p->set_unique(i.unique);
+    p->set_id(i.id);
   }
 }
 

@@ -245,6 +245,87 @@ Result<kv::ScanRequest> DecodeTxnScanBody(std::string_view body) {
   return s;
 }
 
+Result<kv::QueryRequest> DecodeQueryBody(std::string_view body) {
+  ASSIGN_OR_RETURN(json j, ParseObject(body));
+  RETURN_IF_ERROR(OnlyFields(
+      j, {"filter", "sort", "projection", "limit", "cursor", "consistency", "at", "explain"}, ""));
+  kv::QueryRequest q;
+  if (j.contains("filter") && !j["filter"].is_null()) {
+    if (!j["filter"].is_object()) return Status::InvalidArgument("'filter' must be an object");
+    q.filter_json = j["filter"].dump();
+  }
+  if (j.contains("sort") && !j["sort"].is_null()) {
+    const auto& sort = j["sort"];
+    if (!sort.is_array()) {
+      return Status::InvalidArgument(
+          "'sort' must be an array of fields (\"age\", \"-age\" or {\"age\": \"desc\"})");
+    }
+    for (size_t i = 0; i < sort.size(); ++i) {
+      const std::string where = "sort[" + std::to_string(i) + "]: ";
+      const auto& s = sort[i];
+      if (s.is_string()) {
+        std::string f = s.get<std::string>();
+        const bool desc = !f.empty() && f[0] == '-';
+        if (desc) f.erase(0, 1);
+        q.sort.emplace_back(std::move(f), desc);
+      } else if (s.is_object() && s.size() == 1 && s.begin().value().is_string() &&
+                 (s.begin().value() == "asc" || s.begin().value() == "desc")) {
+        q.sort.emplace_back(s.begin().key(), s.begin().value() == "desc");
+      } else {
+        return Status::InvalidArgument(where +
+                                       "give a field name, \"-field\", or {\"field\": "
+                                       "\"asc\"|\"desc\"}");
+      }
+    }
+  }
+  if (j.contains("projection") && !j["projection"].is_null()) {
+    const auto& p = j["projection"];
+    if (!p.is_array()) return Status::InvalidArgument("'projection' must be an array of fields");
+    for (const auto& f : p) {
+      if (!f.is_string()) return Status::InvalidArgument("'projection' must hold field names");
+      q.projection.push_back(f.get<std::string>());
+    }
+  }
+  if (j.contains("limit") && !j["limit"].is_null()) {
+    const auto& l = j["limit"];
+    if (!l.is_number_unsigned() || l.get<uint64_t>() == 0 || l.get<uint64_t>() > 1'000'000) {
+      return Status::InvalidArgument("'limit' must be a positive integer");
+    }
+    q.limit = l.get<uint64_t>();
+  }
+  if (j.contains("cursor") && !j["cursor"].is_null()) {
+    ASSIGN_OR_RETURN(q.cursor, StringField(j, "cursor", ""));
+  }
+  if (j.contains("consistency")) {
+    ASSIGN_OR_RETURN(std::string c, StringField(j, "consistency", ""));
+    if (c == "linearizable") {
+      q.consistency = kv::Consistency::kLinearizable;
+    } else if (c == "snapshot") {
+      q.consistency = kv::Consistency::kSnapshot;
+    } else {
+      return Status::InvalidArgument("'consistency' must be \"linearizable\" or \"snapshot\"");
+    }
+  }
+  if (j.contains("at")) {
+    const auto& a = j["at"];
+    if (!a.is_number_unsigned() || a.get<uint64_t>() == 0) {
+      return Status::InvalidArgument("'at' must be a positive timestamp");
+    }
+    q.at = a.get<uint64_t>();
+  }
+  if (q.consistency == kv::Consistency::kSnapshot && q.at == 0) {
+    return Status::InvalidArgument("a snapshot query needs 'at'");
+  }
+  if (q.consistency != kv::Consistency::kSnapshot && q.at != 0) {
+    return Status::InvalidArgument("'at' goes with \"consistency\": \"snapshot\"");
+  }
+  if (j.contains("explain")) {
+    if (!j["explain"].is_boolean()) return Status::InvalidArgument("'explain' must be a boolean");
+    q.explain = j["explain"].get<bool>();
+  }
+  return q;
+}
+
 Result<kv::CollectionSpec> DecodeCollectionBody(std::string_view body) {
   ASSIGN_OR_RETURN(json j, ParseObject(body));
   RETURN_IF_ERROR(OnlyFields(j, {"name", "schema", "indexes"}, ""));

@@ -26,6 +26,12 @@ Status DecodeEmptyBody(std::string_view body);
 Result<kv::BatchOp> DecodeTxnWriteBody(std::string_view body, bool is_delete);
 Result<kv::ScanRequest> DecodeTxnScanBody(std::string_view body);
 
+// {"filter":{…}|null, "sort":["f", "-g", {"h":"desc"}…], "projection":["f"…],
+//  "limit":N, "cursor":"…"|null, "consistency":"linearizable"|"snapshot", "at":TS,
+//  "explain":bool}; the collection is the caller's. Filter and paths are checked by the
+// query itself.
+Result<kv::QueryRequest> DecodeQueryBody(std::string_view body);
+
 // {"name":…,"schema":{…},"indexes":[{"name":…,"fields":[…],"unique":false}]}
 Result<kv::CollectionSpec> DecodeCollectionBody(std::string_view body);
 

@@ -84,5 +84,53 @@ TEST(TxnBodies, InteractiveCalls) {
   EXPECT_EQ(DecodeEmptyBody("[]").code(), StatusCode::kInvalidArgument);
 }
 
+TEST(QueryBodies, DecodesEveryPart) {
+  auto q = DecodeQueryBody(R"({"filter": {"age": {"gte": 3}}, "sort": ["city", "-age",
+      {"name": "desc"}], "projection": ["name"], "limit": 5, "cursor": "abc",
+      "consistency": "snapshot", "at": 99, "explain": true})");
+  ASSERT_TRUE(q.ok()) << q.status().ToString();
+  EXPECT_EQ(q->filter_json, R"({"age":{"gte":3}})");
+  ASSERT_EQ(q->sort.size(), 3u);
+  EXPECT_EQ(q->sort[0], std::make_pair(std::string("city"), false));
+  EXPECT_EQ(q->sort[1], std::make_pair(std::string("age"), true));
+  EXPECT_EQ(q->sort[2], std::make_pair(std::string("name"), true));
+  EXPECT_EQ(q->projection, std::vector<std::string>({"name"}));
+  EXPECT_EQ(q->limit, 5u);
+  EXPECT_EQ(q->cursor, "abc");
+  EXPECT_EQ(q->consistency, kv::Consistency::kSnapshot);
+  EXPECT_EQ(q->at, 99u);
+  EXPECT_TRUE(q->explain);
+  auto empty = DecodeQueryBody("{}");
+  ASSERT_TRUE(empty.ok());
+  EXPECT_TRUE(empty->filter_json.empty());
+  EXPECT_EQ(empty->consistency, kv::Consistency::kLinearizable);
+  EXPECT_TRUE(DecodeQueryBody(R"({"filter": null, "cursor": null})").ok());
+}
+
+TEST(QueryBodies, BadBodiesNameTheField) {
+  for (const char* bad : {"",
+                          "[]",
+                          R"({"filter": 3})",
+                          R"({"filter": []})",
+                          R"({"sort": "age"})",
+                          R"({"sort": [3]})",
+                          R"({"sort": [{"age": "up"}]})",
+                          R"({"sort": [{"a": "asc", "b": "asc"}]})",
+                          R"({"projection": "a"})",
+                          R"({"projection": [1]})",
+                          R"({"limit": 0})",
+                          R"({"limit": -1})",
+                          R"({"limit": "5"})",
+                          R"({"cursor": 5})",
+                          R"({"consistency": "stale"})",
+                          R"({"consistency": "snapshot"})",
+                          R"({"at": 5})",
+                          R"({"at": 0, "consistency": "snapshot"})",
+                          R"({"explain": "yes"})",
+                          R"({"filters": {}})"}) {
+    EXPECT_EQ(DecodeQueryBody(bad).status().code(), StatusCode::kInvalidArgument) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace gojodb::http

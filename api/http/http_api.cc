@@ -132,7 +132,7 @@ int HttpStatusFor(const Status& s) {
 HttpResponse ErrorResponse(const Status& s) {
   json err = {{"code", std::string(StatusCodeName(s.code()))}, {"message", s.message()}};
   for (const auto& [k, v] : s.details()) {
-    if (k == "reason" || k == "allow") continue;
+    if (k == "allow") continue;
     auto n = ParseUint64(v, k);
     err[k] = n.ok() ? json(*n) : json(v);
   }
@@ -286,6 +286,25 @@ HttpResponse HttpApi::Handle(std::string_view method, std::string_view target,
         RETURN_IF_ERROR(DecodeEmptyBody(body));
         RETURN_IF_ERROR(kv_->RollbackTxn(m.txn));
         resp = Json(200, {{"rolled_back", m.txn}});
+        return Status::OK();
+      }
+      case Route::kQuery: {
+        ASSIGN_OR_RETURN(auto q, DecodeQueryBody(body));
+        q.collection = m.collection;
+        ASSIGN_OR_RETURN(auto r, kv_->Query(q));
+        json items = json::array();
+        for (const auto& item : r.items) {
+          json i = json::object();
+          SetKey(i, item.key);
+          SetBytesField(i, "value", item.value, /*parse_json=*/true);
+          i["version"] = item.version;
+          items.push_back(std::move(i));
+        }
+        json out = {{"items", items},
+                    {"cursor", r.cursor.empty() ? json(nullptr) : json(r.cursor)},
+                    {"read_ts", r.read_ts}};
+        if (q.explain) out["plan"] = json::parse(r.plan_json, nullptr, false);
+        resp = Json(200, out);
         return Status::OK();
       }
       case Route::kCollectionCreate: {

@@ -148,6 +148,9 @@ TEST_F(HttpApiTest, LimitsAndRouting) {
   ExpectError(Do("GET", "/v2/anything"), 404, "NOT_FOUND");
   ExpectError(Do("GET", "/v1/collections/default/keys/k%G0"), 400, "INVALID_ARGUMENT");
   ExpectError(Do("POST", "/v1/txn/begin"), 501, "UNIMPLEMENTED");
+  ExpectError(Do("POST", "/v1/collections/default/query", "{}"), 501, "UNIMPLEMENTED");
+  ExpectError(Do("POST", "/v1/collections/default/query", R"({"limit": 0})"), 400,
+              "INVALID_ARGUMENT");
   ExpectError(Do("GET", "/v1/collections/default/keys?limit=0"), 400, "INVALID_ARGUMENT");
   ExpectError(Do("GET", "/v1/collections/default/keys?consistency=weird"), 400, "INVALID_ARGUMENT");
 }

@@ -30,6 +30,7 @@ enum class Route {
   kCollectionList,
   kCollectionDescribe,
   kCollectionDrop,
+  kQuery,
   kClusterStatus,
   kHealthz,
   kReadyz,

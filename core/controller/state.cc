@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/document/document.h"
 #include "internal/encoding.h"
 #include "internal/names.h"
 
@@ -105,11 +106,11 @@ TenantRecord TenantFromJson(const json& j) {
 }
 
 json ToJson(const IndexDef& d) {
-  return {{"name", d.name}, {"fields", d.fields}, {"unique", d.unique}};
+  return {{"name", d.name}, {"fields", d.fields}, {"unique", d.unique}, {"id", d.id}};
 }
 IndexDef IndexFromJson(const json& j) {
   return {j.at("name").get<std::string>(), j.at("fields").get<std::vector<std::string>>(),
-          j.value("unique", false)};
+          j.value("unique", false), static_cast<uint32_t>(U64Or(j, "id", 0))};
 }
 
 json ToJson(const CollectionRecord& c) {
@@ -373,14 +374,20 @@ Status ApplyCreateCollection(ClusterState* st, const json& c, std::string* resul
   col.name = c.at("name").get<std::string>();
   RETURN_IF_ERROR(ValidateName("collection", col.name));
   col.schema_json = c.value("schema_json", std::string());
-  if (!col.schema_json.empty() && !json::accept(col.schema_json)) {
-    return Status::InvalidArgument("schema is not valid JSON");
-  }
+  if (!col.schema_json.empty()) RETURN_IF_ERROR(document::Schema::Parse(col.schema_json).status());
   for (const auto& d : c.value("indexes", json::array())) col.indexes.push_back(IndexFromJson(d));
   for (size_t i = 0; i < col.indexes.size(); ++i) {
     const auto& d = col.indexes[i];
     if (d.name.empty() || d.fields.empty()) {
       return Status::InvalidArgument("an index needs a name and at least one field");
+    }
+    if (d.fields.size() > kMaxIndexFields) {
+      return Status::InvalidArgument("index '" + d.name + "' has more than " +
+                                     std::to_string(kMaxIndexFields) + " fields");
+    }
+    for (const auto& f : d.fields) {
+      auto path = document::ParsePath(f);
+      if (!path.ok()) return path.status().WithContext("index '" + d.name + "'");
     }
     for (size_t k = 0; k < i; ++k) {
       if (col.indexes[k].name == d.name) {
@@ -394,6 +401,7 @@ Status ApplyCreateCollection(ClusterState* st, const json& c, std::string* resul
     return Status::AlreadyExists("collection '" + col.name + "' already exists");
   }
   col.id = st->next_collection_id++;
+  for (auto& d : col.indexes) d.id = st->next_collection_id++;
   touched->push_back(CollectionKey(t->id, col.name));
   *result = ToJson(col).dump();
   st->collections[key] = std::move(col);

@@ -76,6 +76,7 @@ struct IndexDef {
   std::string name;
   std::vector<std::string> fields;
   bool unique = false;
+  uint32_t id = 0;  // its entries' rows live under this id (collection ids' space)
   bool operator==(const IndexDef&) const = default;
 };
 
@@ -103,6 +104,7 @@ struct Settings {
 Status ValidateSettings(const Settings& s);
 
 inline constexpr uint32_t kDefaultTenantId = 1;
+inline constexpr size_t kMaxIndexFields = 8;
 inline constexpr uint32_t kDefaultCollectionId = 1;
 
 struct ClusterState {

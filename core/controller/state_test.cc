@@ -183,20 +183,35 @@ TEST_F(StateTest, TsoLimitNeverGoesBack) {
 
 TEST_F(StateTest, CatalogCollectionsAndTenants) {
   std::string r;
-  ASSERT_TRUE(Run(cmd::CreateCollection("default", "users", R"({"type":"object"})",
-                                        {{"by_age", {"age"}, false}}, 77),
+  ASSERT_TRUE(Run(cmd::CreateCollection("default", "users",
+                                        R"({"fields":{"age":{"type":"integer"}}})",
+                                        {{"by_age", {"age"}, false}, {"by_name", {"name"}, true}},
+                                        77),
                   &r)
                   .ok());
   const auto& users = st_.collections.at({kDefaultTenantId, "users"});
   EXPECT_EQ(users.id, 2u);
   EXPECT_EQ(users.created_ms, 77u);
-  ASSERT_EQ(users.indexes.size(), 1u);
+  ASSERT_EQ(users.indexes.size(), 2u);
+  // Each index takes an id of its own from the collections' id space.
+  EXPECT_EQ(users.indexes[0].id, 3u);
+  EXPECT_EQ(users.indexes[1].id, 4u);
   EXPECT_EQ(Run(cmd::CreateCollection("default", "users", "", {}, 0)).code(),
             StatusCode::kAlreadyExists);
   EXPECT_EQ(Run(cmd::CreateCollection("nope", "x", "", {}, 0)).code(), StatusCode::kNotFound);
   EXPECT_EQ(Run(cmd::CreateCollection("default", "bad name", "", {}, 0)).code(),
             StatusCode::kInvalidArgument);
   EXPECT_EQ(Run(cmd::CreateCollection("default", "x", "{not json", {}, 0)).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(Run(cmd::CreateCollection("default", "x", R"({"type":"object"})", {}, 0)).code(),
+            StatusCode::kInvalidArgument)
+      << "not a schema of ours";
+  EXPECT_EQ(Run(cmd::CreateCollection("default", "x", "", {{"i", {"a..b"}, false}}, 0)).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(Run(cmd::CreateCollection("default", "x", "",
+                                      {{"i", {"a", "b", "c", "d", "e", "f", "g", "h", "i"}, false}},
+                                      0))
+                .code(),
             StatusCode::kInvalidArgument);
   EXPECT_EQ(Run(cmd::CreateCollection("default", "x", "", {{"i", {}, false}}, 0)).code(),
             StatusCode::kInvalidArgument);
@@ -209,7 +224,7 @@ TEST_F(StateTest, CatalogCollectionsAndTenants) {
   EXPECT_EQ(Run(cmd::DropCollection("default", "users")).code(), StatusCode::kNotFound);
   // Ids are never reused.
   ASSERT_TRUE(Run(cmd::CreateCollection("default", "users", "", {}, 0)).ok());
-  EXPECT_EQ(st_.collections.at({kDefaultTenantId, "users"}).id, 3u);
+  EXPECT_EQ(st_.collections.at({kDefaultTenantId, "users"}).id, 5u);
 
   ASSERT_TRUE(Run(cmd::CreateTenant("acme"), &r).ok());
   EXPECT_EQ(r, R"({"id":2,"name":"acme"})");

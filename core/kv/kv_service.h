@@ -89,6 +89,25 @@ struct ScanResult {
   uint64_t read_ts = 0;
 };
 
+// A query over a collection's documents (docs/architecture/documents.md, "Queries").
+struct QueryRequest {
+  std::string collection;
+  std::string filter_json;                               // empty or "null": every document
+  std::vector<std::pair<std::string, bool>> sort;        // field path, descending
+  std::vector<std::string> projection;                   // field paths; empty: whole documents
+  size_t limit = 0;                                      // 0: Limits::default_scan_limit
+  std::string cursor;                                    // from the previous page
+  Consistency consistency = Consistency::kLinearizable;  // or kSnapshot with `at`
+  uint64_t at = 0;
+  bool explain = false;
+};
+struct QueryResult {
+  std::vector<KeyValue> items;  // values are documents (JSON text), projected
+  std::string cursor;           // empty: no more
+  uint64_t read_ts = 0;
+  std::string plan_json;  // with explain
+};
+
 struct BatchOp {
   enum class Kind { kPut, kDelete };
   Kind kind = Kind::kPut;
@@ -145,6 +164,7 @@ struct IndexSpec {
   std::string name;
   std::vector<std::string> fields;
   bool unique = false;
+  uint32_t id = 0;  // set by the catalog
 };
 
 struct CollectionSpec {
@@ -185,6 +205,11 @@ class KvService {
   }
   virtual Result<uint64_t> CommitTxn(const std::string&) { return NoTransactions(); }
   virtual Status RollbackTxn(const std::string&) { return NoTransactions(); }
+
+  // Documents: filtered, sorted, paged reads of a collection's documents.
+  virtual Result<QueryResult> Query(const QueryRequest&) {
+    return Status::Unimplemented("this service does not run queries");
+  }
 
   virtual Result<CollectionInfo> CreateCollection(const CollectionSpec& spec) = 0;
   virtual Result<std::vector<CollectionInfo>> ListCollections() = 0;

@@ -56,6 +56,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (w.ok() && del != (w->kind == gojodb::kv::BatchOp::Kind::kDelete)) std::abort();
     if (w.ok() && del && !w->value.empty()) std::abort();
   }
+  auto q = DecodeQueryBody(body);
+  if (q.ok() && (q->limit > 1'000'000 ||
+                 (q->consistency == gojodb::kv::Consistency::kSnapshot) != (q->at != 0))) {
+    std::abort();
+  }
   auto scan = DecodeTxnScanBody(body);
   if (scan.ok() && scan->consistency != gojodb::kv::Consistency::kLinearizable) std::abort();
   if (auto dec = PercentDecode(in, true); dec.ok() && dec->size() > in.size()) std::abort();

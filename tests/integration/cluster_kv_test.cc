@@ -1015,6 +1015,217 @@ TEST_F(ClusterKvTest, GarbageCollectionWaitsForOpenTransactionsAndResolvesAbando
   EXPECT_EQ(fresh->body, "M1");
 }
 
+// Documents with a schema and three indexes (one compound, one unique), written by three
+// concurrent clients while a storage node is SIGKILLed and restarted, over shards small
+// enough to split the documents from their entries. Afterwards, from the documents as
+// stored: every index query picks its index (explain), examines exactly the entries the
+// documents call for, and answers exactly the matching documents; unique values are
+// unique; sorted pages with a cursor add up to the sorted truth. Bad input is refused.
+TEST_F(ClusterKvTest, DocumentsKeepTheirIndexesExactAndQueriesUseThem) {
+  auto first = PutUntilServed("/v1/collections/default/keys/k0000", "first");
+  ASSERT_TRUE(first && first->status == 200);
+  auto settings = [&](const std::string& kv) {
+    auto set = RunCommand({BinDir() + "/gojodb", "--addr",
+                           Cluster::Addr(cluster_->controller(1).grpc), "settings", "set", kv});
+    EXPECT_EQ(set.status, 0) << set.out << set.err;
+  };
+  settings("shard_split_bytes=16384");
+  auto post = [&](const std::string& path, const json& body) {
+    auto r = http_->Post(path, body.dump(), "application/json");
+    EXPECT_TRUE(r) << path;
+    return std::make_pair(r ? r->status : 0, r ? json::parse(r->body, nullptr, false) : json());
+  };
+  auto [code, out] = post("/v1/collections", json::parse(R"({"name": "people",
+        "schema": {"fields": {"name": {"type": "string", "required": true},
+                              "age": {"type": "integer"}, "city": {"type": "string"},
+                              "email": {"type": ["string", "null"]}}},
+        "indexes": [{"name": "by_age", "fields": ["age"]},
+                    {"name": "by_city_age", "fields": ["city", "age"]},
+                    {"name": "by_email", "fields": ["email"], "unique": true}]})"));
+  ASSERT_EQ(code, 201) << out.dump();
+  ASSERT_EQ(out["indexes"].size(), 3u);
+  const std::string docs = "/v1/collections/people/keys/";
+  auto put = [&](const std::string& key, const std::string& body) {
+    auto r = http_->Put(docs + key, body, "application/json");
+    return std::make_pair(r ? r->status : 0, r ? json::parse(r->body, nullptr, false) : json());
+  };
+
+  // Bad input: not a document, schema violations, a request id, a batch, a bad filter.
+  std::tie(code, out) = put("x", "not json");
+  EXPECT_EQ(code, 400);
+  EXPECT_EQ(out["error"]["reason"], "NOT_A_DOCUMENT") << out.dump();
+  std::tie(code, out) = put("x", R"({"age": 3})");
+  EXPECT_EQ(code, 400);
+  EXPECT_EQ(out["error"]["reason"], "SCHEMA") << out.dump();
+  EXPECT_EQ(out["error"]["field"], "name");
+  std::tie(code, out) = put("x", R"({"name": "x", "age": 3.5})");
+  EXPECT_EQ(out["error"]["field"], "age") << out.dump();
+  auto with_id = http_->Put(docs + "x?request_id=r1", R"({"name": "x"})", "application/json");
+  ASSERT_TRUE(with_id);
+  EXPECT_EQ(with_id->status, 400) << with_id->body;
+  std::tie(code, out) = post(
+      "/v1/batch",
+      {{"ops",
+        {{{"op", "put"}, {"collection", "people"}, {"key", "x"}, {"value", {{"name", "x"}}}}}}});
+  EXPECT_EQ(code, 409) << out.dump();
+  EXPECT_EQ(out["error"]["code"], "FAILED_PRECONDITION");
+  std::tie(code, out) =
+      post("/v1/collections/people/query", {{"filter", {{"age", {{"near", 3}}}}}});
+  EXPECT_EQ(code, 400) << out.dump();
+  std::tie(code, out) =
+      post("/v1/collections/people/query", {{"filter", {{"age", {{"gt", "three"}}}}}});
+  EXPECT_EQ(code, 400) << "a type the schema rules out: " << out.dump();
+  std::tie(code, out) = post("/v1/collections/people/query", {{"cursor", "bm9wZQ=="}});
+  EXPECT_EQ(code, 400) << out.dump();
+
+  // Three writers, a node killed and restarted under them.
+  std::atomic<bool> stop{false};
+  std::atomic<int> written{0}, unique_refusals{0};
+  std::vector<std::thread> writers;
+  for (int t = 0; t < 3; ++t) {
+    writers.emplace_back([&, t] {
+      httplib::Client c("127.0.0.1", cluster_->gateway().http);
+      c.set_read_timeout(15, 0);
+      std::mt19937 rng(100 + t);
+      const std::string pad(300, 'p');
+      while (!stop) {
+        const std::string key = "p" + std::to_string(rng() % 60);
+        const bool is_put = rng() % 10 < 7;
+        json doc = {{"name", "n" + std::to_string(rng() % 20)},
+                    {"age", static_cast<int>(rng() % 10)},
+                    {"bio", pad}};
+        if (rng() % 4 != 0) doc["city"] = std::string(1, static_cast<char>('A' + rng() % 3));
+        const int e = static_cast<int>(rng() % 5);
+        if (e < 3) doc["email"] = "e" + std::to_string(rng() % 25);
+        if (e == 3) doc["email"] = nullptr;
+        auto r = is_put ? c.Put(docs + key, doc.dump(), "application/json") : c.Delete(docs + key);
+        if (!r) continue;
+        if (r->status == 200) ++written;
+        if (r->status == 409 && r->body.find("UNIQUE") != std::string::npos) ++unique_refusals;
+        if (r->status >= 400 && r->status < 500 && r->status != 409) {
+          ADD_FAILURE() << r->status << " " << r->body;
+        }
+      }
+    });
+  }
+  while (written < 150) std::this_thread::sleep_for(50ms);
+  cluster_->proc("storage-2")->Signal(SIGKILL);
+  cluster_->proc("storage-2")->Wait();
+  const int at_kill = written;
+  const auto killed = std::chrono::steady_clock::now();
+  while (written < at_kill + 100 && std::chrono::steady_clock::now() - killed < 60s) {
+    std::this_thread::sleep_for(50ms);
+  }
+  cluster_->StartStorage(2);
+  while (written < at_kill + 250 && std::chrono::steady_clock::now() - killed < 90s) {
+    std::this_thread::sleep_for(50ms);
+  }
+  stop = true;
+  for (auto& w : writers) w.join();
+  EXPECT_GE(written.load(), at_kill + 100) << "writes did not go on without a node";
+  EXPECT_GT(unique_refusals.load(), 0) << "the unique index never refused a write";
+  settings("shard_split_bytes=1073741824");
+
+  // The truth: the documents as stored.
+  auto scan = http_->Get("/v1/collections/people/keys?limit=10000");
+  ASSERT_TRUE(scan && scan->status == 200);
+  std::map<std::string, json> truth;
+  const json scanned = json::parse(scan->body);
+  for (const auto& item : scanned["items"]) truth[item["key"].get<std::string>()] = item["value"];
+  ASSERT_GT(truth.size(), 20u);
+  std::map<std::string, int> emails;
+  for (const auto& [k, d] : truth) {
+    if (d.contains("email") && d["email"].is_string()) {
+      EXPECT_EQ(++emails[d["email"].get<std::string>()], 1) << "two documents share " << d["email"];
+    }
+  }
+  auto query = [&](const json& body) {
+    auto [c, o] = post("/v1/collections/people/query", body);
+    EXPECT_EQ(c, 200) << body.dump() << " -> " << o.dump();
+    if (c != 200) {
+      return json{{"items", json::array()}, {"cursor", nullptr}, {"plan", {{"examined", 0}}}};
+    }
+    return o;
+  };
+  auto keys_of = [](const json& o) {
+    std::vector<std::string> keys;
+    for (const auto& item : o["items"]) keys.push_back(item["key"].get<std::string>());
+    return keys;
+  };
+  auto expect = [&](const json& filter, const std::string& index,
+                    const std::function<bool(const json&)>& pred, bool exact_entries) {
+    json o = query({{"filter", filter}, {"explain", true}, {"limit", 10000}});
+    std::vector<std::string> want;
+    for (const auto& [k, d] : truth) {
+      if (pred(d)) want.push_back(k);
+    }
+    EXPECT_EQ(keys_of(o), want) << filter.dump();
+    if (index.empty()) {
+      EXPECT_EQ(o["plan"]["plan"], "collection_scan") << filter.dump();
+      return;
+    }
+    EXPECT_EQ(o["plan"]["plan"], "index_scan") << filter.dump();
+    EXPECT_EQ(o["plan"]["index"], index) << filter.dump();
+    if (exact_entries) {
+      EXPECT_EQ(o["plan"]["examined"].get<size_t>(), want.size())
+          << "entries in the range are not exactly the matching documents: " << filter.dump();
+    }
+  };
+  auto num = [](const json& d, const char* f) { return d.contains(f) ? d[f].get<int>() : -1; };
+  auto str = [](const json& d, const char* f) {
+    return d.contains(f) && d[f].is_string() ? d[f].get<std::string>() : std::string("\x01");
+  };
+  for (int a = 0; a < 10; ++a) {
+    expect(
+        {{"age", a}}, "by_age", [&](const json& d) { return num(d, "age") == a; }, true);
+  }
+  for (std::string city : {"A", "B", "C"}) {
+    expect(
+        {{"city", city}, {"age", {{"gte", 3}, {"lt", 7}}}}, "by_city_age",
+        [&](const json& d) {
+          return str(d, "city") == city && num(d, "age") >= 3 && num(d, "age") < 7;
+        },
+        true);
+  }
+  for (int e = 0; e < 25; ++e) {
+    const std::string email = "e" + std::to_string(e);
+    expect(
+        {{"email", email}}, "by_email", [&](const json& d) { return str(d, "email") == email; },
+        true);
+  }
+  expect(
+      {{"name", {{"prefix", "n1"}}}}, "",
+      [&](const json& d) { return d["name"].get<std::string>().rfind("n1", 0) == 0; }, false);
+  expect(
+      {{"or", {{{"age", 1}}, {{"city", {{"exists", false}}}}}}}, "",
+      [&](const json& d) { return num(d, "age") == 1 || !d.contains("city"); }, false);
+
+  // Sorted pages: age descending, then key; 7 at a time, at one snapshot.
+  std::vector<std::pair<int, std::string>> sorted;
+  for (const auto& [k, d] : truth) {
+    if (num(d, "age") >= 2) sorted.emplace_back(-num(d, "age"), k);
+  }
+  std::sort(sorted.begin(), sorted.end());
+  std::vector<std::string> paged;
+  json body = {{"filter", {{"age", {{"gte", 2}}}}},
+               {"sort", {"-age"}},
+               {"limit", 7},
+               {"projection", {"name", "age"}}};
+  for (int page = 0; page < 100; ++page) {
+    json o = query(body);
+    for (const auto& item : o["items"]) {
+      paged.push_back(item["key"].get<std::string>());
+      EXPECT_FALSE(item["value"].contains("bio")) << "projected away";
+      EXPECT_TRUE(item["value"].contains("age"));
+    }
+    if (o["cursor"].is_null()) break;
+    body["cursor"] = o["cursor"];
+  }
+  std::vector<std::string> want;
+  for (const auto& [neg_age, k] : sorted) want.push_back(k);
+  EXPECT_EQ(paged, want);
+}
+
 TEST_F(ClusterKvTest, StorageNodesAnswerEachItemOfABatch) {
   auto first = PutUntilServed("/v1/collections/default/keys/alpha", "one");
   ASSERT_TRUE(first);

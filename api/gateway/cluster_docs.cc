@@ -1,0 +1,334 @@
+// Documents in the router: writes that keep secondary indexes exact (each one a
+// transaction over the document's row and its index entries), and queries planned over
+// those indexes. See docs/architecture/documents.md.
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "api/gateway/call_util.h"
+#include "api/gateway/cluster_kv.h"
+#include "core/mvcc/key_codec.h"
+#include "core/query/query.h"
+#include "internal/encoding.h"
+
+namespace gojodb::gateway {
+namespace {
+
+using json = nlohmann::json;
+constexpr uint32_t kTenant = controller::kDefaultTenantId;
+constexpr size_t kMaxSortRows = 100000;
+
+std::string_view Reason(const Status& s) {
+  for (const auto& [k, v] : s.details()) {
+    if (k == "reason") return v;
+  }
+  return {};
+}
+
+// A hit's place in the query's order: the encoded sort values, then the key.
+struct Position {
+  std::vector<std::string> sort;
+  std::string key;
+};
+
+class Order {
+ public:
+  explicit Order(std::vector<bool> descending) : desc_(std::move(descending)) {}
+  // a before b?
+  bool Before(const Position& a, const Position& b) const {
+    for (size_t i = 0; i < desc_.size(); ++i) {
+      if (a.sort[i] == b.sort[i]) continue;
+      return desc_[i] ? a.sort[i] > b.sort[i] : a.sort[i] < b.sort[i];
+    }
+    return a.key < b.key;
+  }
+
+ private:
+  std::vector<bool> desc_;
+};
+
+std::string EncodeCursor(uint64_t read_ts, const Position& p) {
+  json sort = json::array();
+  for (const auto& s : p.sort) sort.push_back(Base64Encode(s));
+  return Base64Encode(json{{"ts", read_ts}, {"sort", sort}, {"key", Base64Encode(p.key)}}.dump());
+}
+
+Status BadCursor() {
+  return Status::InvalidArgument(
+      "cursor is not one this query issued (pass back the cursor "
+      "of the previous page with the same filter and sort)");
+}
+
+Result<std::pair<uint64_t, Position>> DecodeCursor(const std::string& cursor, size_t sort_fields) {
+  auto raw = Base64Decode(cursor);
+  if (!raw.ok()) return BadCursor();
+  json j = json::parse(*raw, nullptr, false);
+  if (!j.is_object() || !j["ts"].is_number_unsigned() || !j["sort"].is_array() ||
+      j["sort"].size() != sort_fields || !j["key"].is_string()) {
+    return BadCursor();
+  }
+  Position p;
+  for (const auto& s : j["sort"]) {
+    if (!s.is_string()) return BadCursor();
+    auto v = Base64Decode(s.get<std::string>());
+    if (!v.ok()) return BadCursor();
+    p.sort.push_back(std::move(*v));
+  }
+  auto key = Base64Decode(j["key"].get<std::string>());
+  if (!key.ok()) return BadCursor();
+  p.key = std::move(*key);
+  return std::make_pair(j["ts"].get<uint64_t>(), std::move(p));
+}
+
+// The document with only `paths` (each where it was).
+json Project(const json& doc, const std::vector<document::Path>& paths) {
+  if (paths.empty()) return doc;
+  json out = json::object();
+  for (const auto& p : paths) {
+    const json* v = document::Lookup(doc, p);
+    if (!v) continue;
+    json* cur = &out;
+    for (size_t i = 0; i + 1 < p.segments.size(); ++i) {
+      json& next = (*cur)[p.segments[i]];
+      if (!next.is_object()) next = json::object();
+      cur = &next;
+    }
+    (*cur)[p.segments.back()] = *v;
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<ClusterKv::DocRules> ClusterKv::RulesOf(const kv::CollectionInfo& info) {
+  DocRules r;
+  if (!info.schema_json.empty()) {
+    auto s = document::Schema::Parse(info.schema_json);
+    if (!s.ok()) return s.status().WithContext("collection '" + info.name + "'");
+    r.schema = std::move(*s);
+  }
+  for (const auto& i : info.indexes) {
+    document::IndexSpec spec{i.name, i.id, {}, i.unique};
+    for (const auto& f : i.fields) {
+      ASSIGN_OR_RETURN(auto path, document::ParsePath(f));
+      spec.fields.push_back(std::move(path));
+    }
+    if (spec.id == 0) {
+      return Status::FailedPrecondition("index '" + i.name + "' of collection '" + info.name +
+                                        "' has no id (created by an older controller)");
+    }
+    r.indexes.push_back(std::move(spec));
+  }
+  return r;
+}
+
+Status ClusterKv::RefuseDocuments(const std::string& collection, Clock::time_point deadline,
+                                  std::string_view what) {
+  ASSIGN_OR_RETURN(auto info, Collection(collection, deadline));
+  if (!HasRules(info)) return Status::OK();
+  return Status::FailedPrecondition(
+      std::string(what) + " cannot write to collection '" + collection +
+      "', which has a schema or indexes, yet; write its documents one at a time (PUT)");
+}
+
+Result<kv::WriteResult> ClusterKv::WriteDocument(
+    const kv::CollectionInfo& info, const std::string& key, const std::optional<std::string>& value,
+    std::optional<uint64_t> if_version, const std::string& request_id, Clock::time_point deadline) {
+  if (!request_id.empty()) {
+    return Status::InvalidArgument(
+        "a write to a collection with a schema or indexes is a transaction and takes no "
+        "request id (a retry could apply twice); make retries safe with if_version");
+  }
+  ASSIGN_OR_RETURN(DocRules rules, RulesOf(info));
+  std::optional<json> doc;
+  if (value) {
+    ASSIGN_OR_RETURN(doc, document::ParseDocument(*value));
+    if (rules.schema) RETURN_IF_ERROR(rules.schema->Check(*doc));
+  }
+  const std::string row = mvcc::EncodeRowKey(kTenant, info.id, key);
+  for (int attempt = 0;; ++attempt) {
+    ASSIGN_OR_RETURN(uint64_t start_ts, FreshTimestamp(deadline));
+    ASSIGN_OR_RETURN(
+        auto old,
+        GetById(info.id, {info.name, key, kv::Consistency::kSnapshot, start_ts}, deadline));
+    const uint64_t current = old.found ? old.version : 0;
+    if (if_version && *if_version != current) {
+      return Status::FailedPrecondition("key '" + key.substr(0, 128) + "' is at version " +
+                                        std::to_string(current) + ", not " +
+                                        std::to_string(*if_version))
+          .WithDetail("current_version", std::to_string(current));
+    }
+    std::optional<json> old_doc;
+    if (old.found) {
+      if (auto d = document::ParseDocument(old.value); d.ok()) old_doc = std::move(*d);
+    }
+    std::vector<txn::TxnMutation> mutations;
+    mutations.push_back({value ? txn::LockKind::kPut : txn::LockKind::kDelete, row,
+                         value.value_or(std::string()), std::nullopt});
+    for (const auto& index : rules.indexes) {
+      auto before = old_doc ? document::EntryFor(index, key, *old_doc) : std::nullopt;
+      auto after = doc ? document::EntryFor(index, key, *doc) : std::nullopt;
+      if (before == after) continue;
+      if (before) {
+        mutations.push_back({txn::LockKind::kDelete,
+                             mvcc::EncodeRowKey(kTenant, index.id, before->key), "", std::nullopt});
+      }
+      if (!after) continue;
+      std::optional<uint64_t> must_be_absent;
+      if (index.unique) {
+        ASSIGN_OR_RETURN(
+            auto holder,
+            GetById(index.id, {"", after->key, kv::Consistency::kSnapshot, start_ts}, deadline));
+        if (holder.found && holder.value != key) {
+          return Status::Aborted("unique index '" + index.name + "': document '" +
+                                 holder.value.substr(0, 128) + "' has the same values")
+              .WithDetail("reason", "UNIQUE")
+              .WithDetail("index", index.name);
+        }
+        must_be_absent = 0;
+      }
+      mutations.push_back({txn::LockKind::kPut, mvcc::EncodeRowKey(kTenant, index.id, after->key),
+                           after->value, must_be_absent});
+    }
+    auto committed = CommitMutations(start_ts, std::move(mutations), deadline);
+    if (committed.ok()) return kv::WriteResult{*committed, old.found};
+    const Status& s = committed.status();
+    // Another write to the document, or to a unique entry, after start_ts: read again.
+    const bool again = (s.code() == StatusCode::kAborted && Reason(s) == "WRITE_CONFLICT") ||
+                       s.code() == StatusCode::kFailedPrecondition;
+    if (!again || Clock::now() >= deadline) return s;
+    retries_++;
+    Backoff(attempt, deadline);
+  }
+}
+
+Result<kv::QueryResult> ClusterKv::Query(const kv::QueryRequest& req) {
+  const auto deadline = Clock::now() + options_.request_timeout;
+  const size_t limit = req.limit == 0 ? options_.limits.default_scan_limit : req.limit;
+  if (limit > options_.limits.max_scan_limit) {
+    return Status::InvalidArgument("limit " + std::to_string(limit) + " is above the maximum " +
+                                   std::to_string(options_.limits.max_scan_limit));
+  }
+  ASSIGN_OR_RETURN(auto info, Collection(req.collection, deadline));
+  ASSIGN_OR_RETURN(DocRules rules, RulesOf(info));
+  json filter_json = nullptr;
+  if (!req.filter_json.empty()) {
+    filter_json = json::parse(req.filter_json, nullptr, false);
+    if (filter_json.is_discarded()) return Status::InvalidArgument("filter is not valid JSON");
+  }
+  ASSIGN_OR_RETURN(auto filter,
+                   query::ParseFilter(filter_json, rules.schema ? &*rules.schema : nullptr));
+  std::vector<document::Path> sort_paths, projection;
+  std::vector<bool> descending;
+  for (size_t i = 0; i < req.sort.size(); ++i) {
+    auto p = document::ParsePath(req.sort[i].first);
+    if (!p.ok()) return p.status().WithContext("sort[" + std::to_string(i) + "]");
+    sort_paths.push_back(std::move(*p));
+    descending.push_back(req.sort[i].second);
+  }
+  for (size_t i = 0; i < req.projection.size(); ++i) {
+    auto p = document::ParsePath(req.projection[i]);
+    if (!p.ok()) return p.status().WithContext("projection[" + std::to_string(i) + "]");
+    projection.push_back(std::move(*p));
+  }
+  const Order order(descending);
+  std::optional<Position> after;
+  kv::QueryResult out;
+  if (!req.cursor.empty()) {
+    ASSIGN_OR_RETURN(auto c, DecodeCursor(req.cursor, sort_paths.size()));
+    out.read_ts = c.first;
+    after = std::move(c.second);
+  } else if (req.consistency == kv::Consistency::kSnapshot) {
+    if (req.at == 0) return Status::InvalidArgument("a snapshot query needs a timestamp (at)");
+    out.read_ts = req.at;
+  } else if (req.consistency == kv::Consistency::kLinearizable) {
+    ASSIGN_OR_RETURN(out.read_ts, FreshTimestamp(deadline));
+  } else {
+    return Status::InvalidArgument("a query reads at one timestamp: linearizable or snapshot");
+  }
+  const query::Plan plan = query::ChoosePlan(filter, rules.indexes);
+
+  struct Hit {
+    Position pos;
+    std::string value;
+    uint64_t version = 0;
+  };
+  std::vector<Hit> hits;
+  uint64_t examined = 0;
+  // Checks one document; false stops the scan (enough hits in key order).
+  auto consider = [&](std::string key, std::string value, uint64_t version) -> Result<bool> {
+    ++examined;
+    auto doc = document::ParseDocument(value);
+    if (!doc.ok() || !query::Matches(filter, *doc)) return true;
+    Hit h;
+    h.pos.key = std::move(key);
+    for (const auto& p : sort_paths)
+      h.pos.sort.push_back(document::EncodeValue(document::Lookup(*doc, p)));
+    if (after && !order.Before(*after, h.pos)) return true;
+    h.value = projection.empty() ? std::move(value) : Project(*doc, projection).dump();
+    h.version = version;
+    hits.push_back(std::move(h));
+    if (hits.size() > kMaxSortRows) {
+      return Status::InvalidArgument("the query matches more than " + std::to_string(kMaxSortRows) +
+                                     " documents to sort; add an index or narrow the filter")
+          .WithDetail("reason", "SORT_TOO_LARGE");
+    }
+    // In key order (no sort, a collection scan) one more than the page is enough.
+    return !(sort_paths.empty() && plan.kind == query::Plan::Kind::kCollectionScan &&
+             hits.size() > limit);
+  };
+  auto scan_all = [&](uint32_t id, std::string start, const std::string& end,
+                      const std::function<Result<bool>(kv::KeyValue&)>& each) -> Status {
+    for (;;) {
+      kv::ScanRequest s;
+      s.start = std::move(start);
+      s.end = end;
+      s.consistency = kv::Consistency::kSnapshot;
+      s.at = out.read_ts;
+      ASSIGN_OR_RETURN(auto page, ScanById(id, s, options_.limits.max_scan_limit, deadline));
+      for (auto& item : page.items) {
+        ASSIGN_OR_RETURN(bool more, each(item));
+        if (!more) return Status::OK();
+      }
+      if (!page.next) return Status::OK();
+      start = std::move(*page.next);
+    }
+  };
+  if (plan.kind == query::Plan::Kind::kCollectionScan) {
+    std::string start;
+    if (after && sort_paths.empty()) start = after->key + std::string(1, '\0');
+    RETURN_IF_ERROR(scan_all(info.id, std::move(start), "", [&](kv::KeyValue& kv) {
+      return consider(std::move(kv.key), std::move(kv.value), kv.version);
+    }));
+  } else {
+    for (const auto& r : plan.ranges) {
+      RETURN_IF_ERROR(
+          scan_all(plan.index->id, r.start, r.end, [&](kv::KeyValue& entry) -> Result<bool> {
+            ASSIGN_OR_RETURN(std::string key,
+                             document::DocKeyOf(*plan.index, {entry.key, entry.value}));
+            ASSIGN_OR_RETURN(
+                auto d, GetById(info.id, {info.name, key, kv::Consistency::kSnapshot, out.read_ts},
+                                deadline));
+            if (!d.found) {
+              return Status::Internal("index '" + plan.index->name + "' names document '" +
+                                      key.substr(0, 128) + "', which does not exist");
+            }
+            return consider(std::move(key), std::move(d.value), d.version);
+          }));
+    }
+  }
+  std::sort(hits.begin(), hits.end(),
+            [&](const Hit& a, const Hit& b) { return order.Before(a.pos, b.pos); });
+  if (hits.size() > limit) {
+    hits.resize(limit);
+    out.cursor = EncodeCursor(out.read_ts, hits.back().pos);
+  }
+  for (auto& h : hits) out.items.push_back({std::move(h.pos.key), std::move(h.value), h.version});
+  if (req.explain) {
+    json e = plan.Explain();
+    e["examined"] = examined;
+    out.plan_json = e.dump();
+  }
+  return out;
+}
+
+}  // namespace gojodb::gateway
