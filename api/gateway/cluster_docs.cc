@@ -7,6 +7,7 @@
 #include "api/gateway/call_util.h"
 #include "api/gateway/cluster_kv.h"
 #include "core/mvcc/key_codec.h"
+#include "core/query/aggregate.h"
 #include "core/query/query.h"
 #include "internal/encoding.h"
 
@@ -201,6 +202,53 @@ Result<kv::WriteResult> ClusterKv::WriteDocument(
   }
 }
 
+Status ClusterKv::ScanPlan(const kv::CollectionInfo& info, const query::Plan& plan,
+                           uint64_t read_ts, const std::string& from, Clock::time_point deadline,
+                           const DocVisitor& each) {
+  auto scan_all = [&](uint32_t id, std::string start, const std::string& end,
+                      const std::function<Result<bool>(kv::KeyValue&)>& visit) -> Status {
+    for (;;) {
+      kv::ScanRequest s;
+      s.start = std::move(start);
+      s.end = end;
+      s.consistency = kv::Consistency::kSnapshot;
+      s.at = read_ts;
+      ASSIGN_OR_RETURN(auto page, ScanById(id, s, options_.limits.max_scan_limit, deadline));
+      for (auto& item : page.items) {
+        ASSIGN_OR_RETURN(bool more, visit(item));
+        if (!more) return Status::OK();
+      }
+      if (!page.next) return Status::OK();
+      start = std::move(*page.next);
+    }
+  };
+  if (plan.kind == query::Plan::Kind::kCollectionScan) {
+    return scan_all(info.id, from, "", [&](kv::KeyValue& kv) {
+      return each(std::move(kv.key), std::move(kv.value), kv.version);
+    });
+  }
+  for (const auto& r : plan.ranges) {
+    bool stopped = false;
+    RETURN_IF_ERROR(
+        scan_all(plan.index->id, r.start, r.end, [&](kv::KeyValue& entry) -> Result<bool> {
+          ASSIGN_OR_RETURN(std::string key,
+                           document::DocKeyOf(*plan.index, {entry.key, entry.value}));
+          ASSIGN_OR_RETURN(
+              auto d,
+              GetById(info.id, {info.name, key, kv::Consistency::kSnapshot, read_ts}, deadline));
+          if (!d.found) {
+            return Status::Internal("index '" + plan.index->name + "' names document '" +
+                                    key.substr(0, 128) + "', which does not exist");
+          }
+          ASSIGN_OR_RETURN(bool more, each(std::move(key), std::move(d.value), d.version));
+          stopped = !more;
+          return more;
+        }));
+    if (stopped) break;
+  }
+  return Status::OK();
+}
+
 Result<kv::QueryResult> ClusterKv::Query(const kv::QueryRequest& req) {
   const auto deadline = Clock::now() + options_.request_timeout;
   const size_t limit = req.limit == 0 ? options_.limits.default_scan_limit : req.limit;
@@ -276,46 +324,11 @@ Result<kv::QueryResult> ClusterKv::Query(const kv::QueryRequest& req) {
     return !(sort_paths.empty() && plan.kind == query::Plan::Kind::kCollectionScan &&
              hits.size() > limit);
   };
-  auto scan_all = [&](uint32_t id, std::string start, const std::string& end,
-                      const std::function<Result<bool>(kv::KeyValue&)>& each) -> Status {
-    for (;;) {
-      kv::ScanRequest s;
-      s.start = std::move(start);
-      s.end = end;
-      s.consistency = kv::Consistency::kSnapshot;
-      s.at = out.read_ts;
-      ASSIGN_OR_RETURN(auto page, ScanById(id, s, options_.limits.max_scan_limit, deadline));
-      for (auto& item : page.items) {
-        ASSIGN_OR_RETURN(bool more, each(item));
-        if (!more) return Status::OK();
-      }
-      if (!page.next) return Status::OK();
-      start = std::move(*page.next);
-    }
-  };
-  if (plan.kind == query::Plan::Kind::kCollectionScan) {
-    std::string start;
-    if (after && sort_paths.empty()) start = after->key + std::string(1, '\0');
-    RETURN_IF_ERROR(scan_all(info.id, std::move(start), "", [&](kv::KeyValue& kv) {
-      return consider(std::move(kv.key), std::move(kv.value), kv.version);
-    }));
-  } else {
-    for (const auto& r : plan.ranges) {
-      RETURN_IF_ERROR(
-          scan_all(plan.index->id, r.start, r.end, [&](kv::KeyValue& entry) -> Result<bool> {
-            ASSIGN_OR_RETURN(std::string key,
-                             document::DocKeyOf(*plan.index, {entry.key, entry.value}));
-            ASSIGN_OR_RETURN(
-                auto d, GetById(info.id, {info.name, key, kv::Consistency::kSnapshot, out.read_ts},
-                                deadline));
-            if (!d.found) {
-              return Status::Internal("index '" + plan.index->name + "' names document '" +
-                                      key.substr(0, 128) + "', which does not exist");
-            }
-            return consider(std::move(key), std::move(d.value), d.version);
-          }));
-    }
+  std::string from;
+  if (after && sort_paths.empty() && plan.kind == query::Plan::Kind::kCollectionScan) {
+    from = after->key + std::string(1, '\0');
   }
+  RETURN_IF_ERROR(ScanPlan(info, plan, out.read_ts, from, deadline, consider));
   std::sort(hits.begin(), hits.end(),
             [&](const Hit& a, const Hit& b) { return order.Before(a.pos, b.pos); });
   if (hits.size() > limit) {
@@ -326,6 +339,55 @@ Result<kv::QueryResult> ClusterKv::Query(const kv::QueryRequest& req) {
   if (req.explain) {
     json e = plan.Explain();
     e["examined"] = examined;
+    out.plan_json = e.dump();
+  }
+  return out;
+}
+
+Result<kv::AggregateResult> ClusterKv::Aggregate(const kv::AggregateRequest& req) {
+  const auto deadline = Clock::now() + options_.request_timeout;
+  ASSIGN_OR_RETURN(auto info, Collection(req.collection, deadline));
+  ASSIGN_OR_RETURN(DocRules rules, RulesOf(info));
+  auto parse = [](const std::string& text, const char* what) -> Result<json> {
+    if (text.empty()) return json(nullptr);
+    json j = json::parse(text, nullptr, false);
+    if (j.is_discarded()) return Status::InvalidArgument(std::string(what) + " is not valid JSON");
+    return j;
+  };
+  ASSIGN_OR_RETURN(json filter_json, parse(req.filter_json, "filter"));
+  ASSIGN_OR_RETURN(json group_by, parse(req.group_by_json, "group_by"));
+  ASSIGN_OR_RETURN(json aggregates, parse(req.aggregates_json, "aggregates"));
+  ASSIGN_OR_RETURN(auto filter,
+                   query::ParseFilter(filter_json, rules.schema ? &*rules.schema : nullptr));
+  ASSIGN_OR_RETURN(auto spec, query::ParseAggregate(group_by, aggregates));
+  kv::AggregateResult out;
+  if (req.consistency == kv::Consistency::kSnapshot) {
+    if (req.at == 0)
+      return Status::InvalidArgument("a snapshot aggregation needs a timestamp (at)");
+    out.read_ts = req.at;
+  } else if (req.consistency == kv::Consistency::kLinearizable) {
+    ASSIGN_OR_RETURN(out.read_ts, FreshTimestamp(deadline));
+  } else {
+    return Status::InvalidArgument(
+        "an aggregation reads at one timestamp: linearizable or snapshot");
+  }
+  const query::Plan plan = query::ChoosePlan(filter, rules.indexes);
+  query::Aggregator agg(spec);
+  uint64_t examined = 0, matched = 0;
+  RETURN_IF_ERROR(ScanPlan(info, plan, out.read_ts, "", deadline,
+                           [&](std::string, std::string value, uint64_t) -> Result<bool> {
+                             ++examined;
+                             auto doc = document::ParseDocument(value);
+                             if (!doc.ok() || !query::Matches(filter, *doc)) return true;
+                             ++matched;
+                             RETURN_IF_ERROR(agg.Add(*doc));
+                             return true;
+                           }));
+  out.groups_json = agg.Output()["groups"].dump();
+  if (req.explain) {
+    json e = plan.Explain();
+    e["examined"] = examined;
+    e["matched"] = matched;
     out.plan_json = e.dump();
   }
   return out;

@@ -56,6 +56,7 @@
 #include "api/gateway/node_batcher.h"
 #include "core/document/document.h"
 #include "core/kv/kv_service.h"
+#include "core/query/query.h"
 #include "core/sharding/route_table.h"
 #include "core/txn/percolator.h"
 #include "gojodb/v1/controller.grpc.pb.h"
@@ -173,6 +174,7 @@ class ClusterKv final : public kv::KvService {
 
   // Documents (cluster_docs.cc).
   Result<kv::QueryResult> Query(const kv::QueryRequest& req) override;
+  Result<kv::AggregateResult> Aggregate(const kv::AggregateRequest& req) override;
 
   Result<kv::CollectionInfo> CreateCollection(const kv::CollectionSpec& spec) override;
   Result<std::vector<kv::CollectionInfo>> ListCollections() override;
@@ -299,6 +301,13 @@ class ClusterKv final : public kv::KvService {
                                         const std::optional<std::string>& value,
                                         std::optional<uint64_t> if_version,
                                         const std::string& request_id, Clock::time_point deadline);
+
+  // Calls `each` with every document the plan reads at read_ts (a collection scan from
+  // document key `from`; an index scan range by range), until it answers false.
+  using DocVisitor =
+      std::function<Result<bool>(std::string key, std::string value, uint64_t version)>;
+  Status ScanPlan(const kv::CollectionInfo& info, const query::Plan& plan, uint64_t read_ts,
+                  const std::string& from, Clock::time_point deadline, const DocVisitor& each);
 
   // --- Transactions (cluster_txn.cc) ---
   // Sends a transaction command on `rows` (all in one shard) to the shard's leader,

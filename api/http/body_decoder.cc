@@ -245,6 +245,35 @@ Result<kv::ScanRequest> DecodeTxnScanBody(std::string_view body) {
   return s;
 }
 
+// "consistency" ("linearizable", default, or "snapshot") and "at" (with snapshot only).
+static Status ReadReadPoint(const json& j, const char* what, kv::Consistency* consistency,
+                            uint64_t* at) {
+  if (j.contains("consistency")) {
+    ASSIGN_OR_RETURN(std::string c, StringField(j, "consistency", ""));
+    if (c == "linearizable") {
+      *consistency = kv::Consistency::kLinearizable;
+    } else if (c == "snapshot") {
+      *consistency = kv::Consistency::kSnapshot;
+    } else {
+      return Status::InvalidArgument("'consistency' must be \"linearizable\" or \"snapshot\"");
+    }
+  }
+  if (j.contains("at")) {
+    const auto& a = j["at"];
+    if (!a.is_number_unsigned() || a.get<uint64_t>() == 0) {
+      return Status::InvalidArgument("'at' must be a positive timestamp");
+    }
+    *at = a.get<uint64_t>();
+  }
+  if (*consistency == kv::Consistency::kSnapshot && *at == 0) {
+    return Status::InvalidArgument(std::string("a snapshot ") + what + " needs 'at'");
+  }
+  if (*consistency != kv::Consistency::kSnapshot && *at != 0) {
+    return Status::InvalidArgument("'at' goes with \"consistency\": \"snapshot\"");
+  }
+  return Status::OK();
+}
+
 Result<kv::QueryRequest> DecodeQueryBody(std::string_view body) {
   ASSIGN_OR_RETURN(json j, ParseObject(body));
   RETURN_IF_ERROR(OnlyFields(
@@ -296,34 +325,41 @@ Result<kv::QueryRequest> DecodeQueryBody(std::string_view body) {
   if (j.contains("cursor") && !j["cursor"].is_null()) {
     ASSIGN_OR_RETURN(q.cursor, StringField(j, "cursor", ""));
   }
-  if (j.contains("consistency")) {
-    ASSIGN_OR_RETURN(std::string c, StringField(j, "consistency", ""));
-    if (c == "linearizable") {
-      q.consistency = kv::Consistency::kLinearizable;
-    } else if (c == "snapshot") {
-      q.consistency = kv::Consistency::kSnapshot;
-    } else {
-      return Status::InvalidArgument("'consistency' must be \"linearizable\" or \"snapshot\"");
-    }
-  }
-  if (j.contains("at")) {
-    const auto& a = j["at"];
-    if (!a.is_number_unsigned() || a.get<uint64_t>() == 0) {
-      return Status::InvalidArgument("'at' must be a positive timestamp");
-    }
-    q.at = a.get<uint64_t>();
-  }
-  if (q.consistency == kv::Consistency::kSnapshot && q.at == 0) {
-    return Status::InvalidArgument("a snapshot query needs 'at'");
-  }
-  if (q.consistency != kv::Consistency::kSnapshot && q.at != 0) {
-    return Status::InvalidArgument("'at' goes with \"consistency\": \"snapshot\"");
-  }
+  RETURN_IF_ERROR(ReadReadPoint(j, "query", &q.consistency, &q.at));
   if (j.contains("explain")) {
     if (!j["explain"].is_boolean()) return Status::InvalidArgument("'explain' must be a boolean");
     q.explain = j["explain"].get<bool>();
   }
   return q;
+}
+
+Result<kv::AggregateRequest> DecodeAggregateBody(std::string_view body) {
+  ASSIGN_OR_RETURN(json j, ParseObject(body));
+  RETURN_IF_ERROR(
+      OnlyFields(j, {"filter", "group_by", "aggregates", "consistency", "at", "explain"}, ""));
+  kv::AggregateRequest a;
+  if (j.contains("filter") && !j["filter"].is_null()) {
+    if (!j["filter"].is_object()) return Status::InvalidArgument("'filter' must be an object");
+    a.filter_json = j["filter"].dump();
+  }
+  if (j.contains("group_by") && !j["group_by"].is_null()) {
+    if (!j["group_by"].is_array()) {
+      return Status::InvalidArgument("'group_by' must be an array of fields");
+    }
+    a.group_by_json = j["group_by"].dump();
+  }
+  if (!j.contains("aggregates") || !j["aggregates"].is_object()) {
+    return Status::InvalidArgument(
+        "'aggregates' is required: an object of output names to {\"count\": \"*\"}, "
+        "{\"sum\": \"field\"}, …");
+  }
+  a.aggregates_json = j["aggregates"].dump();
+  RETURN_IF_ERROR(ReadReadPoint(j, "aggregation", &a.consistency, &a.at));
+  if (j.contains("explain")) {
+    if (!j["explain"].is_boolean()) return Status::InvalidArgument("'explain' must be a boolean");
+    a.explain = j["explain"].get<bool>();
+  }
+  return a;
 }
 
 Result<kv::CollectionSpec> DecodeCollectionBody(std::string_view body) {

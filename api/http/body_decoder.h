@@ -31,6 +31,9 @@ Result<kv::ScanRequest> DecodeTxnScanBody(std::string_view body);
 //  "explain":bool}; the collection is the caller's. Filter and paths are checked by the
 // query itself.
 Result<kv::QueryRequest> DecodeQueryBody(std::string_view body);
+// {"filter":{…}|null, "group_by":[paths], "aggregates":{"name":{"count":"*"}…},
+//  "consistency", "at", "explain"}; the functions are checked by the aggregation.
+Result<kv::AggregateRequest> DecodeAggregateBody(std::string_view body);
 
 // {"name":…,"schema":{…},"indexes":[{"name":…,"fields":[…],"unique":false}]}
 Result<kv::CollectionSpec> DecodeCollectionBody(std::string_view body);

@@ -132,5 +132,22 @@ TEST(QueryBodies, BadBodiesNameTheField) {
   }
 }
 
+TEST(AggregateBodies, DecodesAndRefuses) {
+  auto a = DecodeAggregateBody(R"({"filter": {"age": 3}, "group_by": ["city"],
+      "aggregates": {"n": {"count": "*"}}, "consistency": "snapshot", "at": 5, "explain": true})");
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_EQ(a->filter_json, R"({"age":3})");
+  EXPECT_EQ(a->group_by_json, R"(["city"])");
+  EXPECT_EQ(a->aggregates_json, R"({"n":{"count":"*"}})");
+  EXPECT_EQ(a->at, 5u);
+  EXPECT_TRUE(a->explain);
+  EXPECT_TRUE(DecodeAggregateBody(R"({"aggregates": {"n": {"count": "*"}}})").ok());
+  for (const char* bad : {"{}", R"({"aggregates": []})", R"({"aggregates": {}, "group_by": "c"})",
+                          R"({"aggregates": {}, "filter": 1})", R"({"aggregates": {}, "at": 3})",
+                          R"({"aggregates": {}, "having": {}})"}) {
+    EXPECT_EQ(DecodeAggregateBody(bad).status().code(), StatusCode::kInvalidArgument) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace gojodb::http

@@ -307,6 +307,15 @@ HttpResponse HttpApi::Handle(std::string_view method, std::string_view target,
         resp = Json(200, out);
         return Status::OK();
       }
+      case Route::kAggregate: {
+        ASSIGN_OR_RETURN(auto a, DecodeAggregateBody(body));
+        a.collection = m.collection;
+        ASSIGN_OR_RETURN(auto r, kv_->Aggregate(a));
+        json out = {{"groups", json::parse(r.groups_json, nullptr, false)}, {"read_ts", r.read_ts}};
+        if (a.explain) out["plan"] = json::parse(r.plan_json, nullptr, false);
+        resp = Json(200, out);
+        return Status::OK();
+      }
       case Route::kCollectionCreate: {
         ASSIGN_OR_RETURN(auto spec, DecodeCollectionBody(body));
         ASSIGN_OR_RETURN(auto info, kv_->CreateCollection(spec));

@@ -133,9 +133,14 @@ Result<RouteMatch> MatchRoute(std::string_view method, std::string_view target) 
     RETURN_IF_ERROR(CheckParams(m.query, {}));
     return route(Route::kQuery, "query");
   }
-  if (is({"v1", "collections", "*", "aggregate"}) || is({"v1", "collections", "*", "bulk"})) {
+  if (is({"v1", "collections", "*", "aggregate"})) {
     if (!post) return MethodNotAllowed(method, path, "POST");
-    return route(Route::kNotImplemented, seg[3] == "bulk" ? "bulk" : "aggregate");
+    RETURN_IF_ERROR(CheckParams(m.query, {}));
+    return route(Route::kAggregate, "aggregate");
+  }
+  if (is({"v1", "collections", "*", "bulk"})) {
+    if (!post) return MethodNotAllowed(method, path, "POST");
+    return route(Route::kNotImplemented, "bulk");
   }
   if (seg[3] != "keys") {
     return Status::NotFound("no such endpoint: " + std::string(path.substr(0, 256)));

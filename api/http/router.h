@@ -31,6 +31,7 @@ enum class Route {
   kCollectionDescribe,
   kCollectionDrop,
   kQuery,
+  kAggregate,
   kClusterStatus,
   kHealthz,
   kReadyz,

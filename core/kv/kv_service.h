@@ -108,6 +108,22 @@ struct QueryResult {
   std::string plan_json;  // with explain
 };
 
+// A group-by over a collection's documents (docs/architecture/documents.md).
+struct AggregateRequest {
+  std::string collection;
+  std::string filter_json;      // empty or "null": every document
+  std::string group_by_json;    // a JSON array of field paths; empty: one group
+  std::string aggregates_json;  // {"name": {"count": "*"}, "s": {"sum": "age"}, …}
+  Consistency consistency = Consistency::kLinearizable;  // or kSnapshot with `at`
+  uint64_t at = 0;
+  bool explain = false;
+};
+struct AggregateResult {
+  std::string groups_json;  // [{"key": {…}, "values": {…}}, …] in key order
+  uint64_t read_ts = 0;
+  std::string plan_json;  // with explain
+};
+
 struct BatchOp {
   enum class Kind { kPut, kDelete };
   Kind kind = Kind::kPut;
@@ -209,6 +225,9 @@ class KvService {
   // Documents: filtered, sorted, paged reads of a collection's documents.
   virtual Result<QueryResult> Query(const QueryRequest&) {
     return Status::Unimplemented("this service does not run queries");
+  }
+  virtual Result<AggregateResult> Aggregate(const AggregateRequest&) {
+    return Status::Unimplemented("this service does not run aggregations");
   }
 
   virtual Result<CollectionInfo> CreateCollection(const CollectionSpec& spec) = 0;

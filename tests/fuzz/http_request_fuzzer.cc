@@ -61,6 +61,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                  (q->consistency == gojodb::kv::Consistency::kSnapshot) != (q->at != 0))) {
     std::abort();
   }
+  auto agg = DecodeAggregateBody(body);
+  if (agg.ok() && agg->aggregates_json.empty()) std::abort();
   auto scan = DecodeTxnScanBody(body);
   if (scan.ok() && scan->consistency != gojodb::kv::Consistency::kLinearizable) std::abort();
   if (auto dec = PercentDecode(in, true); dec.ok() && dec->size() > in.size()) std::abort();

@@ -1200,6 +1200,41 @@ TEST_F(ClusterKvTest, DocumentsKeepTheirIndexesExactAndQueriesUseThem) {
       {{"or", {{{"age", 1}}, {{"city", {{"exists", false}}}}}}}, "",
       [&](const json& d) { return num(d, "age") == 1 || !d.contains("city"); }, false);
 
+  // A group-by against the same computation over the exported documents.
+  {
+    auto [c, o] = post("/v1/collections/people/aggregate",
+                       json::parse(R"({"filter": {"age": {"gte": 2}}, "group_by": ["city"],
+                         "aggregates": {"n": {"count": "*"}, "s": {"sum": "age"},
+                                        "mx": {"max": "age"}, "e": {"count_distinct": "email"}},
+                         "explain": true})"));
+    ASSERT_EQ(c, 200) << o.dump();
+    EXPECT_EQ(o["plan"]["index"], "by_age") << o.dump();
+    std::map<std::string, std::tuple<int, int, int, std::set<std::string>>> want;
+    for (const auto& [k, d] : truth) {
+      if (num(d, "age") < 2) continue;
+      auto& [n, sum, mx, emails] = want[d.contains("city") ? d["city"].get<std::string>() : "-"];
+      ++n;
+      sum += num(d, "age");
+      mx = std::max(mx, num(d, "age"));
+      if (d.contains("email") && d["email"].is_string())
+        emails.insert(d["email"].get<std::string>());
+    }
+    ASSERT_EQ(o["groups"].size(), want.size()) << o.dump();
+    for (const auto& g : o["groups"]) {
+      const std::string city =
+          g["key"].contains("city") ? g["key"]["city"].get<std::string>() : "-";
+      ASSERT_TRUE(want.count(city)) << city;
+      const auto& [n, sum, mx, emails] = want[city];
+      EXPECT_EQ(g["values"]["n"], n) << city;
+      EXPECT_EQ(g["values"]["s"], sum) << city;
+      EXPECT_EQ(g["values"]["mx"], mx) << city;
+      EXPECT_EQ(g["values"]["e"], emails.size()) << city;
+    }
+    std::tie(c, o) =
+        post("/v1/collections/people/aggregate", {{"aggregates", {{"n", {{"median", "age"}}}}}});
+    EXPECT_EQ(c, 400) << o.dump();
+  }
+
   // Sorted pages: age descending, then key; 7 at a time, at one snapshot.
   std::vector<std::pair<int, std::string>> sorted;
   for (const auto& [k, d] : truth) {

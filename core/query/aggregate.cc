@@ -1,0 +1,243 @@
+#include "core/query/aggregate.h"
+
+#include <cmath>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "core/mvcc/key_codec.h"
+
+namespace gojodb::query {
+
+using json = nlohmann::json;
+
+namespace {
+
+constexpr std::pair<const char*, AggregateSpec::Fn> kFns[] = {
+    {"count", AggregateSpec::Fn::kCount}, {"sum", AggregateSpec::Fn::kSum},
+    {"avg", AggregateSpec::Fn::kAvg},     {"min", AggregateSpec::Fn::kMin},
+    {"max", AggregateSpec::Fn::kMax},     {"count_distinct", AggregateSpec::Fn::kCountDistinct}};
+
+// The value an encoding stands for (the inverse of document::EncodeValue); missing ->
+// nullopt.
+std::optional<json> DecodeValue(std::string_view in) {
+  if (in.empty()) return std::nullopt;
+  const auto tag = static_cast<document::TypeTag>(in[0]);
+  in.remove_prefix(1);
+  switch (tag) {
+    case document::TypeTag::kMissing:
+      return std::nullopt;
+    case document::TypeTag::kNull:
+      return json(nullptr);
+    case document::TypeTag::kFalse:
+      return json(false);
+    case document::TypeTag::kTrue:
+      return json(true);
+    case document::TypeTag::kNumber: {
+      if (in.size() < 8) return std::nullopt;
+      uint64_t bits = mvcc::ReadUint64(in);
+      bits = (bits & (uint64_t{1} << 63)) ? bits & ~(uint64_t{1} << 63) : ~bits;
+      double d;
+      std::memcpy(&d, &bits, sizeof(d));
+      return json(d);
+    }
+    case document::TypeTag::kString:
+    case document::TypeTag::kComposite: {
+      std::string s;
+      if (!mvcc::DecodeComparableBytes(in, &s).ok()) return std::nullopt;
+      if (tag == document::TypeTag::kString) return json(std::move(s));
+      json v = json::parse(s, nullptr, false);
+      return v.is_discarded() ? std::nullopt : std::optional<json>(std::move(v));
+    }
+  }
+  return std::nullopt;
+}
+
+// A double that holds an integer prints as one.
+json Number(double d) {
+  if (std::isfinite(d) && std::floor(d) == d && std::abs(d) < 9.007199254740992e15) {
+    return json(static_cast<int64_t>(d));
+  }
+  return json(d);
+}
+
+}  // namespace
+
+Result<AggregateQuery> ParseAggregate(const json& group_by, const json& aggregates) {
+  AggregateQuery q;
+  if (!group_by.is_null()) {
+    if (!group_by.is_array())
+      return Status::InvalidArgument("'group_by' must be an array of fields");
+    if (group_by.size() > document::kMaxPathSegments) {
+      return Status::InvalidArgument("'group_by' takes at most 32 fields");
+    }
+    for (size_t i = 0; i < group_by.size(); ++i) {
+      const std::string where = "group_by[" + std::to_string(i) + "]";
+      if (!group_by[i].is_string()) return Status::InvalidArgument(where + " must be a field name");
+      auto p = document::ParsePath(group_by[i].get<std::string>());
+      if (!p.ok()) return Status::InvalidArgument(where + ": " + p.status().message());
+      q.group_by.push_back(std::move(*p));
+    }
+  }
+  if (!aggregates.is_object() || aggregates.empty()) {
+    return Status::InvalidArgument(
+        "'aggregates' must be an object of output names to {\"count\": \"*\"}, {\"sum\": "
+        "\"field\"}, …");
+  }
+  if (aggregates.size() > kMaxAggregates) {
+    return Status::InvalidArgument("at most " + std::to_string(kMaxAggregates) + " aggregates");
+  }
+  for (const auto& [name, spec] : aggregates.items()) {
+    const std::string where = "aggregates." + name;
+    if (!spec.is_object() || spec.size() != 1) {
+      return Status::InvalidArgument(where +
+                                     " must be one of {\"count\": \"*\"|field}, {\"sum\"|"
+                                     "\"avg\"|\"min\"|\"max\"|\"count_distinct\": field}");
+    }
+    AggregateSpec a;
+    a.name = name;
+    const std::string fn = spec.begin().key();
+    bool known = false;
+    for (const auto& [n, f] : kFns) {
+      if (fn == n) a.fn = f, known = true;
+    }
+    if (!known) {
+      return Status::InvalidArgument(where + ": unknown function '" + fn +
+                                     "' (count, sum, avg, min, max, count_distinct)");
+    }
+    const json& arg = spec.begin().value();
+    if (!arg.is_string()) return Status::InvalidArgument(where + ": the operand is a field name");
+    if (a.fn == AggregateSpec::Fn::kCount && arg.get<std::string>() == "*") {
+      a.star = true;
+    } else if (arg.get<std::string>() == "*") {
+      return Status::InvalidArgument(where + ": \"*\" goes only with count");
+    } else {
+      auto p = document::ParsePath(arg.get<std::string>());
+      if (!p.ok()) return Status::InvalidArgument(where + ": " + p.status().message());
+      a.path = std::move(*p);
+    }
+    q.aggregates.push_back(std::move(a));
+  }
+  return q;
+}
+
+Status Aggregator::CheckSize() const {
+  if (groups_.size() <= kMaxGroups) return Status::OK();
+  return Status::InvalidArgument("the aggregation has more than " + std::to_string(kMaxGroups) +
+                                 " groups; group by fewer distinct values or narrow the filter")
+      .WithDetail("reason", "TOO_MANY_GROUPS");
+}
+
+Status Aggregator::Add(const json& doc) {
+  std::vector<std::string> values;
+  std::string key;
+  for (const auto& p : q_.group_by) {
+    values.push_back(document::EncodeValue(document::Lookup(doc, p)));
+    key += values.back();
+  }
+  auto [it, inserted] = groups_.try_emplace(key);
+  Group& g = it->second;
+  if (inserted) {
+    g.key_values = std::move(values);
+    g.states.resize(q_.aggregates.size());
+    RETURN_IF_ERROR(CheckSize());
+  }
+  for (size_t i = 0; i < q_.aggregates.size(); ++i) {
+    const AggregateSpec& a = q_.aggregates[i];
+    AggState& st = g.states[i];
+    if (a.star) {
+      ++st.count;
+      continue;
+    }
+    const json* v = document::Lookup(doc, a.path);
+    if (v == nullptr || v->is_null()) continue;
+    switch (a.fn) {
+      case AggregateSpec::Fn::kCount:
+        ++st.count;
+        break;
+      case AggregateSpec::Fn::kSum:
+      case AggregateSpec::Fn::kAvg:
+        if (!v->is_number()) break;
+        ++st.count;
+        st.sum += v->get<double>();
+        break;
+      case AggregateSpec::Fn::kMin:
+      case AggregateSpec::Fn::kMax: {
+        std::string e = document::EncodeValue(v);
+        if (st.min.empty() || e < st.min) st.min = e;
+        if (st.max.empty() || e > st.max) st.max = std::move(e);
+        break;
+      }
+      case AggregateSpec::Fn::kCountDistinct:
+        st.distinct.insert(document::EncodeValue(v));
+        if (st.distinct.size() > kMaxGroups) {
+          return Status::InvalidArgument("count_distinct of '" + a.path.text + "' passed " +
+                                         std::to_string(kMaxGroups) + " values")
+              .WithDetail("reason", "TOO_MANY_GROUPS");
+        }
+        break;
+    }
+  }
+  return Status::OK();
+}
+
+Status Aggregator::Merge(const Aggregator& other) {
+  for (const auto& [key, og] : other.groups_) {
+    auto [it, inserted] = groups_.try_emplace(key, og);
+    if (inserted) {
+      RETURN_IF_ERROR(CheckSize());
+      continue;
+    }
+    for (size_t i = 0; i < og.states.size() && i < it->second.states.size(); ++i) {
+      AggState& st = it->second.states[i];
+      const AggState& o = og.states[i];
+      st.count += o.count;
+      st.sum += o.sum;
+      if (!o.min.empty() && (st.min.empty() || o.min < st.min)) st.min = o.min;
+      if (!o.max.empty() && (st.max.empty() || o.max > st.max)) st.max = o.max;
+      st.distinct.insert(o.distinct.begin(), o.distinct.end());
+    }
+  }
+  return Status::OK();
+}
+
+json Aggregator::Output() const {
+  json groups = json::array();
+  for (const auto& [key, g] : groups_) {
+    json k = json::object(), values = json::object();
+    for (size_t i = 0; i < q_.group_by.size(); ++i) {
+      auto v = DecodeValue(g.key_values[i]);
+      if (v) k[q_.group_by[i].text] = std::move(*v);  // missing: left out
+    }
+    for (size_t i = 0; i < q_.aggregates.size(); ++i) {
+      const AggregateSpec& a = q_.aggregates[i];
+      const AggState& st = g.states[i];
+      json v;
+      switch (a.fn) {
+        case AggregateSpec::Fn::kCount:
+          v = st.count;
+          break;
+        case AggregateSpec::Fn::kSum:
+          v = Number(st.sum);
+          break;
+        case AggregateSpec::Fn::kAvg:
+          v = st.count == 0 ? json(nullptr) : json(st.sum / static_cast<double>(st.count));
+          break;
+        case AggregateSpec::Fn::kMin:
+          v = st.min.empty() ? json(nullptr) : DecodeValue(st.min).value_or(json(nullptr));
+          break;
+        case AggregateSpec::Fn::kMax:
+          v = st.max.empty() ? json(nullptr) : DecodeValue(st.max).value_or(json(nullptr));
+          break;
+        case AggregateSpec::Fn::kCountDistinct:
+          v = st.distinct.size();
+          break;
+      }
+      values[a.name] = std::move(v);
+    }
+    groups.push_back({{"key", std::move(k)}, {"values", std::move(values)}});
+  }
+  return {{"groups", std::move(groups)}};
+}
+
+}  // namespace gojodb::query
