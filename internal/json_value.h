@@ -11,6 +11,13 @@
 
 namespace gojodb {
 
+// JSON nested deeper than this is refused where it is parsed: printing or copying a
+// value recurses once per level.
+inline constexpr int kMaxJsonDepth = 128;
+// `text` parsed, or a discarded value (is_discarded()) when it is not JSON or nests
+// deeper than max_depth.
+nlohmann::json ParseJson(std::string_view text, int max_depth = kMaxJsonDepth);
+
 std::string StoredBytesFromJson(const nlohmann::json& value);
 void SetBytesField(nlohmann::json& obj, const std::string& field, std::string_view bytes,
                    bool parse_json);

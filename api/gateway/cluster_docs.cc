@@ -144,13 +144,27 @@ Result<kv::WriteResult> ClusterKv::WriteDocument(
   if (value) {
     ASSIGN_OR_RETURN(doc, document::ParseDocument(*value));
     if (rules.schema) RETURN_IF_ERROR(rules.schema->Check(*doc));
+    for (const auto& index : rules.indexes) {
+      auto e = document::EntryFor(index, key, *doc);
+      if (e && e->key.size() > options_.limits.max_key_bytes) {
+        return Status::InvalidArgument("the document's values for index '" + index.name +
+                                       "' take " + std::to_string(e->key.size()) +
+                                       " bytes, above the key limit of " +
+                                       std::to_string(options_.limits.max_key_bytes))
+            .WithDetail("reason", "INDEX_KEY_TOO_LARGE");
+      }
+    }
   }
   const std::string row = mvcc::EncodeRowKey(kTenant, info.id, key);
   for (int attempt = 0;; ++attempt) {
     ASSIGN_OR_RETURN(uint64_t start_ts, FreshTimestamp(deadline));
-    ASSIGN_OR_RETURN(
-        auto old,
-        GetById(info.id, {info.name, key, kv::Consistency::kSnapshot, start_ts}, deadline));
+    ActiveStart active(this, start_ts);  // the GC keeps what this attempt reads
+    auto read = GetById(info.id, {info.name, key, kv::Consistency::kSnapshot, start_ts}, deadline);
+    if (!read.ok() && read.status().code() == StatusCode::kOutOfRange && Clock::now() < deadline) {
+      Backoff(attempt, deadline);  // the GC passed start_ts before the hold was seen: again
+      continue;
+    }
+    ASSIGN_OR_RETURN(auto old, std::move(read));
     const uint64_t current = old.found ? old.version : 0;
     if (if_version && *if_version != current) {
       return Status::FailedPrecondition("key '" + key.substr(0, 128) + "' is at version " +
@@ -194,8 +208,10 @@ Result<kv::WriteResult> ClusterKv::WriteDocument(
     if (committed.ok()) return kv::WriteResult{*committed, old.found};
     const Status& s = committed.status();
     // Another write to the document, or to a unique entry, after start_ts: read again.
-    const bool again = (s.code() == StatusCode::kAborted && Reason(s) == "WRITE_CONFLICT") ||
-                       s.code() == StatusCode::kFailedPrecondition;
+    const bool again = (s.code() == StatusCode::kAborted &&
+                        (Reason(s) == "WRITE_CONFLICT" || Reason(s) == "TOO_OLD")) ||
+                       s.code() == StatusCode::kFailedPrecondition ||
+                       s.code() == StatusCode::kOutOfRange;
     if (!again || Clock::now() >= deadline) return s;
     retries_++;
     Backoff(attempt, deadline);
@@ -294,6 +310,7 @@ Result<kv::QueryResult> ClusterKv::Query(const kv::QueryRequest& req) {
     return Status::InvalidArgument("a query reads at one timestamp: linearizable or snapshot");
   }
   const query::Plan plan = query::ChoosePlan(filter, rules.indexes);
+  ActiveStart active(this, out.read_ts);  // the GC keeps the snapshot while it is read
 
   struct Hit {
     Position pos;
@@ -372,6 +389,7 @@ Result<kv::AggregateResult> ClusterKv::Aggregate(const kv::AggregateRequest& req
         "an aggregation reads at one timestamp: linearizable or snapshot");
   }
   const query::Plan plan = query::ChoosePlan(filter, rules.indexes);
+  ActiveStart active(this, out.read_ts);
   query::Aggregator agg(spec);
   uint64_t examined = 0, matched = 0;
   RETURN_IF_ERROR(ScanPlan(info, plan, out.read_ts, "", deadline,

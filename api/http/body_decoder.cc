@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "api/http/codec.h"
+#include "internal/json_value.h"
 
 namespace gojodb::http {
 namespace {
@@ -11,8 +12,11 @@ using nlohmann::json;
 
 Result<json> ParseObject(std::string_view body) {
   if (body.empty()) return Status::InvalidArgument("request body is empty; expected a JSON object");
-  auto j = json::parse(body.begin(), body.end(), nullptr, false);
-  if (j.is_discarded()) return Status::InvalidArgument("request body is not valid JSON");
+  auto j = ParseJson(body);
+  if (j.is_discarded()) {
+    return Status::InvalidArgument("request body is not valid JSON (or nests deeper than " +
+                                   std::to_string(kMaxJsonDepth) + " levels)");
+  }
   if (!j.is_object()) return Status::InvalidArgument("request body must be a JSON object");
   return j;
 }

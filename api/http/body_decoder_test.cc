@@ -105,6 +105,10 @@ TEST(QueryBodies, DecodesEveryPart) {
   EXPECT_TRUE(empty->filter_json.empty());
   EXPECT_EQ(empty->consistency, kv::Consistency::kLinearizable);
   EXPECT_TRUE(DecodeQueryBody(R"({"filter": null, "cursor": null})").ok());
+  // Bodies nest at most kMaxJsonDepth levels: deeper ones are refused, not printed.
+  const std::string deep =
+      R"({"filter": {"a": {"eq": )" + std::string(100000, '[') + std::string(100000, ']') + "}}}";
+  EXPECT_EQ(DecodeQueryBody(deep).status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST(QueryBodies, BadBodiesNameTheField) {

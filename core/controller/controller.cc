@@ -494,8 +494,10 @@ Result<GcPoints> Controller::HoldGc(const std::string& holder, uint64_t min_star
   if (holder.empty() || holder.size() > 128) {
     return Status::InvalidArgument("a GC hold needs a holder name of 1..128 bytes");
   }
-  if (ttl_ms == 0 || ttl_ms > 60000) {
-    return Status::InvalidArgument("a GC hold lasts 1..60000 ms");
+  const auto longest = static_cast<uint64_t>(options_.gc_hold_grace.count());
+  if (ttl_ms == 0 || ttl_ms > longest) {
+    // A new leader waits gc_hold_grace for holds: a longer one could lapse unseen.
+    return Status::InvalidArgument("a GC hold lasts 1.." + std::to_string(longest) + " ms");
   }
   auto gs = node_->GetStatus();
   if (!gs.is_leader) return NotLeader(gs.leader.value());

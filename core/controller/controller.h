@@ -114,7 +114,8 @@ class Controller {
 
   // --- GC (gc.h) ---
   // A router's hold: its open transactions started at min_start_ts or later (0: it has
-  // none; the hold is dropped). The hold lapses after ttl_ms (1..60000) unless renewed.
+  // none; the hold is dropped). The hold lapses after ttl_ms (1..gc_hold_grace) unless
+  // renewed.
   // Leader only.
   Result<GcPoints> HoldGc(const std::string& holder, uint64_t min_start_ts, uint64_t ttl_ms);
   // The leader's current target and the replicated safe point. Leader only.

@@ -64,6 +64,16 @@ TEST(GcTest, SafePointNeedsEveryShardOfATilingMapResolvedAtItsEpoch) {
   EXPECT_EQ(GcSafePointFromReports({{1, Shard(1, "", "")}}, {{1, {1, 1, 9}}}), 9u);
 }
 
+TEST(GcTest, TheTtlSettingIsBounded) {
+  Settings s;
+  s.gc_ttl_seconds = kMaxGcTtlSeconds;
+  EXPECT_TRUE(ValidateSettings(s).ok());
+  s.gc_ttl_seconds = kMaxGcTtlSeconds + 1;  // beyond: ms and timestamp arithmetic could wrap
+  EXPECT_EQ(ValidateSettings(s).code(), StatusCode::kInvalidArgument);
+  s.gc_ttl_seconds = 18446744073709552ull;
+  EXPECT_EQ(ValidateSettings(s).code(), StatusCode::kInvalidArgument);
+}
+
 TEST(GcTest, TheSafePointRecordNeverMovesBackAndSurvivesEncoding) {
   ClusterState st = ClusterState::Initial();
   std::string result;

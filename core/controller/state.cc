@@ -512,7 +512,10 @@ Status ValidateSettings(const Settings& s) {
   if (s.shard_split_bytes < 1024) {
     return Status::InvalidArgument("shard_split_bytes must be at least 1024");
   }
-  if (s.gc_ttl_seconds < 1) return Status::InvalidArgument("gc_ttl_seconds must be at least 1");
+  if (s.gc_ttl_seconds < 1 || s.gc_ttl_seconds > kMaxGcTtlSeconds) {
+    return Status::InvalidArgument("gc_ttl_seconds must be between 1 and " +
+                                   std::to_string(kMaxGcTtlSeconds) + " (ten years)");
+  }
   if (s.node_suspect_timeout_ms < 100) {
     return Status::InvalidArgument("node_suspect_timeout_ms must be at least 100");
   }

@@ -105,6 +105,7 @@ Status ValidateSettings(const Settings& s);
 
 inline constexpr uint32_t kDefaultTenantId = 1;
 inline constexpr size_t kMaxIndexFields = 8;
+inline constexpr uint64_t kMaxGcTtlSeconds = 10ull * 365 * 24 * 3600;
 inline constexpr uint32_t kDefaultCollectionId = 1;
 
 struct ClusterState {

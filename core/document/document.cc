@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/mvcc/key_codec.h"
+#include "internal/json_value.h"
 
 namespace gojodb::document {
 
@@ -58,11 +59,13 @@ const json* Lookup(const json& doc, const Path& path) {
 }
 
 Result<json> ParseDocument(std::string_view bytes) {
-  json doc = json::parse(bytes, nullptr, /*allow_exceptions=*/false);
+  json doc = ParseJson(bytes);
   if (doc.is_discarded() || !doc.is_object()) {
     return Status::InvalidArgument(doc.is_discarded()
-                                       ? "the value is not valid JSON; this collection holds "
-                                         "documents (JSON objects)"
+                                       ? "the value is not valid JSON, or nests deeper than " +
+                                             std::to_string(kMaxJsonDepth) +
+                                             " levels; this collection holds documents (JSON "
+                                             "objects)"
                                        : "the value is JSON but not an object; this collection "
                                          "holds documents (JSON objects)")
         .WithDetail("reason", "NOT_A_DOCUMENT");
@@ -193,7 +196,10 @@ bool HasType(const json& v, std::string_view type) {
   if (type == "string") return v.is_string();
   if (type == "number") return v.is_number();
   if (type == "integer") {
-    if (v.is_number_integer()) return true;  // signed or unsigned
+    if (v.is_number_unsigned()) {
+      return v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+    }
+    if (v.is_number_integer()) return true;
     if (!v.is_number_float()) return false;
     const double d = v.get<double>();
     return std::isfinite(d) && std::floor(d) == d && d >= -9.2233720368547758e18 &&
@@ -307,12 +313,9 @@ std::vector<std::string> Schema::TypesOf(const Path& path) const {
 }
 
 bool Schema::Names(const Path& path) const {
+  // As Check closes the field set: by top-level field.
   for (const auto& f : fields_) {
-    // A path inside a named object field counts as named (its parts are not listed).
-    const auto& a = f.path.segments;
-    const auto& b = path.segments;
-    const size_t n = std::min(a.size(), b.size());
-    if (std::equal(a.begin(), a.begin() + n, b.begin())) return true;
+    if (f.path.segments.front() == path.segments.front()) return true;
   }
   return false;
 }

@@ -89,7 +89,8 @@ class Schema {
   // INVALID_ARGUMENT, reason SCHEMA, details "field" and "expected", for the first
   // violation.
   Status Check(const nlohmann::json& doc) const;
-  // The types the schema allows at `path` (empty: any), and whether it names the path.
+  // The types the schema allows at `path` (empty: any), and whether it names the path's
+  // top-level field (what additional_fields: false closes).
   std::vector<std::string> TypesOf(const Path& path) const;
   bool Names(const Path& path) const;
   bool additional_fields() const { return additional_fields_; }

@@ -37,6 +37,11 @@ TEST(PathTest, SegmentsEscapesAndErrors) {
 
 TEST(DocumentTest, OnlyObjectsAreDocuments) {
   EXPECT_TRUE(ParseDocument(R"({"a":1})").ok());
+  // Nesting is bounded: printing or copying a value recurses once per level.
+  std::string deep = "{\"a\":" + std::string(100, '[') + std::string(100, ']') + "}";
+  EXPECT_TRUE(ParseDocument(deep).ok());
+  deep = "{\"a\":" + std::string(200000, '[') + std::string(200000, ']') + "}";
+  EXPECT_EQ(ParseDocument(deep).status().code(), StatusCode::kInvalidArgument);
   for (std::string_view bad : {"", "[1]", "3", "\"s\"", "{", "null", "{\"a\":}"}) {
     auto d = ParseDocument(bad);
     ASSERT_EQ(d.status().code(), StatusCode::kInvalidArgument) << bad;
@@ -168,6 +173,9 @@ TEST(SchemaTest, TypesRequiredAndAdditionalFields) {
   EXPECT_TRUE(s->Check(json::parse(R"({"name": "a"})")).ok());
   EXPECT_TRUE(s->Check(json::parse(R"({"name": "a", "age": 3, "address": {"city": null}})")).ok());
   EXPECT_TRUE(s->Check(json::parse(R"({"name": "a", "age": 3.0})")).ok()) << "3.0 is an integer";
+  EXPECT_TRUE(s->Check(json::parse(R"({"name": "a", "age": 9223372036854775807})")).ok());
+  EXPECT_FALSE(s->Check(json::parse(R"({"name": "a", "age": 9223372036854775808})")).ok())
+      << "beyond int64";
   auto expect_violation = [&](const char* doc, const char* field) {
     Status st = s->Check(json::parse(doc));
     ASSERT_EQ(st.code(), StatusCode::kInvalidArgument) << doc;
@@ -187,6 +195,7 @@ TEST(SchemaTest, TypesRequiredAndAdditionalFields) {
   expect_violation(R"({"name": "a", "extra": 1})", "extra");
   EXPECT_TRUE(s->Names(P("address")));
   EXPECT_TRUE(s->Names(P("address.city.zip")));
+  EXPECT_TRUE(s->Names(P("address.zip"))) << "writes close only the top level; so do filters";
   EXPECT_FALSE(s->Names(P("extra")));
   EXPECT_EQ(s->TypesOf(P("age")), std::vector<std::string>({"integer"}));
 

@@ -203,7 +203,12 @@ Status Aggregator::Merge(const Aggregator& other) {
 
 json Aggregator::Output() const {
   json groups = json::array();
-  for (const auto& [key, g] : groups_) {
+  std::map<std::string, Group> none;
+  if (q_.group_by.empty() && groups_.empty()) {
+    // Without group_by there is always the one group, even over no documents.
+    none[""].states.resize(q_.aggregates.size());
+  }
+  for (const auto& [key, g] : groups_.empty() ? none : groups_) {
     json k = json::object(), values = json::object();
     for (size_t i = 0; i < q_.group_by.size(); ++i) {
       auto v = DecodeValue(g.key_values[i]);

@@ -107,7 +107,13 @@ TEST(AggregateTest, EmptyInputAndNoGroups) {
                                                   "m": {"min": "x"}})"));
   ASSERT_TRUE(q.ok());
   Aggregator a(*q);
-  EXPECT_EQ(a.Output()["groups"].size(), 0u);
+  const json none = a.Output();
+  ASSERT_EQ(none["groups"].size(), 1u) << "without group_by there is one group, even empty";
+  EXPECT_EQ(none["groups"][0]["values"]["n"], 0);
+  EXPECT_TRUE(none["groups"][0]["values"]["a"].is_null());
+  auto by_city = ParseAggregate(json::array({"city"}), json::parse(R"({"n": {"count": "*"}})"));
+  ASSERT_TRUE(by_city.ok());
+  EXPECT_EQ(Aggregator(*by_city).Output()["groups"].size(), 0u);
   ASSERT_TRUE(a.Add(json::parse(R"({"y": 1})")).ok());
   const json out = a.Output();
   ASSERT_EQ(out["groups"].size(), 1u);

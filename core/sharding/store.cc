@@ -536,8 +536,8 @@ Result<mvcc::ScanOutput> Store::Scan(const Route& route, mvcc::ScanOptions o,
   return rows;
 }
 
-Status Store::CheckGcFence(const Replica& r, uint64_t at) {
-  const uint64_t fence = r.machine->gc_fence();
+Status Store::CheckGcFence(const Replica& r, uint64_t at) const {
+  const uint64_t fence = std::max(r.machine->gc_fence(), gc_safe_point());
   if (at == mvcc::kMaxTimestamp || at >= fence) return Status::OK();
   return Status::OutOfRange("snapshot " + std::to_string(at) + " is older than the GC safe point " +
                             std::to_string(fence))

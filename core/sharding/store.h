@@ -268,8 +268,9 @@ class Store {
   // EPOCH_NOT_MATCH with `current`, and the descriptor of the initialized replica here
   // whose range holds `row_key`, if another one does.
   Status EpochNotMatch(const ShardRecord& current, std::string_view row_key) const;
-  // OUT_OF_RANGE when a read at `at` is below the replica's GC fence.
-  static Status CheckGcFence(const Replica& r, uint64_t at);
+  // OUT_OF_RANGE when a read at `at` is below the replica's GC fence or the engine's
+  // safe point (a replica that joined with a lower fence reads what others collected).
+  Status CheckGcFence(const Replica& r, uint64_t at) const;
   // The replicas whose groups this node leads now.
   std::vector<std::shared_ptr<Replica>> LedReplicas() const;
   // The shard's replica if this node leads it (NOT_LEADER, SHARD_NOT_FOUND otherwise),

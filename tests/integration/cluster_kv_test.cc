@@ -1060,6 +1060,9 @@ TEST_F(ClusterKvTest, DocumentsKeepTheirIndexesExactAndQueriesUseThem) {
   EXPECT_EQ(out["error"]["field"], "name");
   std::tie(code, out) = put("x", R"({"name": "x", "age": 3.5})");
   EXPECT_EQ(out["error"]["field"], "age") << out.dump();
+  std::tie(code, out) = put("x", json{{"name", "x"}, {"email", std::string(5000, 'e')}}.dump());
+  EXPECT_EQ(code, 400);
+  EXPECT_EQ(out["error"]["reason"], "INDEX_KEY_TOO_LARGE") << out.dump();
   auto with_id = http_->Put(docs + "x?request_id=r1", R"({"name": "x"})", "application/json");
   ASSERT_TRUE(with_id);
   EXPECT_EQ(with_id->status, 400) << with_id->body;
