@@ -270,11 +270,34 @@ struct FieldBounds {
 
 std::string Successor(const std::string& encoded) { return mvcc::PrefixSuccessor(encoded); }
 
-FieldBounds BoundsFor(const Path& path, const std::vector<const Filter*>& conj) {
+// `unique`: the index skips documents whose field is missing or null, so `exists` cannot
+// be answered from it.
+FieldBounds BoundsFor(const Path& path, const std::vector<const Filter*>& conj, bool unique) {
   FieldBounds b;
   for (const Filter* c : conj) {
     if (c->kind != Filter::Kind::kCompare || !(c->path == path)) continue;
     const json& o = *c->operand;
+    if (c->op == Filter::Op::kExists && !unique) {
+      if (!o.get<bool>()) {
+        // Missing is a value of its own in a non-unique index: fix the field to it.
+        const std::string missing = document::EncodeValue(nullptr);
+        if (!b.fixed) {
+          b.equal = {missing};
+          b.fixed = true;
+        } else if (std::find(b.equal.begin(), b.equal.end(), missing) == b.equal.end()) {
+          b.equal.clear();
+        } else {
+          b.equal = {missing};
+        }
+        if (b.equal.empty()) b.impossible = true;
+      } else {
+        // Present: any tag after missing.
+        const std::string lo(1, char(document::TypeTag::kNull));
+        if (!b.lower || lo > *b.lower) b.lower = lo;
+        if (!b.upper) b.upper = std::string(1, char(uint8_t(document::TypeTag::kComposite) + 1));
+      }
+      continue;
+    }
     if (c->op == Filter::Op::kEq || c->op == Filter::Op::kIn) {
       std::vector<std::string> values;
       if (c->op == Filter::Op::kEq) {
@@ -355,7 +378,7 @@ Plan ChoosePlan(const Filter& f, const std::vector<document::IndexSpec>& indexes
     bool impossible = false;
     size_t i = 0;
     for (; i < index.fields.size(); ++i) {
-      FieldBounds b = BoundsFor(index.fields[i], conj);
+      FieldBounds b = BoundsFor(index.fields[i], conj, index.unique);
       if (b.impossible) impossible = true;
       if (index.unique && !impossible) {
         // A unique index has no entry for a document with a null field: it cannot

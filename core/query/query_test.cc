@@ -137,6 +137,15 @@ TEST_F(PlannerTest, PicksTheIndexThatFixesMost) {
   e = Explain(R"({"city": {"prefix": "Os"}})");
   EXPECT_EQ(e["plan"], "index_scan");
   EXPECT_EQ(e["range"], true);
+  // exists: missing is a value of its own in a non-unique index; present is a range.
+  e = Explain(R"({"city": {"exists": false}})");
+  EXPECT_EQ(e["index"], "by_city");
+  EXPECT_EQ(e["fixed_fields"], 1);
+  e = Explain(R"({"city": "Oslo", "age": {"exists": true}})");
+  EXPECT_EQ(e["index"], "by_city_age");
+  EXPECT_EQ(e["range"], true);
+  EXPECT_NE(Explain(R"({"email": {"exists": true}})")["plan"], "index_scan")
+      << "a unique index has no entries for null";
   // Contradicting equalities: nothing to scan.
   e = Explain(R"({"age": 1, "and": [{"age": 2}]})");
   EXPECT_EQ(e["plan"], "index_scan");
