@@ -231,7 +231,8 @@ int Run(int argc, char** argv) {
                                            {"raft_loop_iterations", st.loops.iterations},
                                            {"raft_log_writes", st.loops.log_writes},
                                            {"raft_synced_writes", st.loops.synced_writes},
-                                           {"raft_readies", st.loops.readies}};
+                                           {"raft_readies", st.loops.readies},
+                                           {"snapshots_deferred", st.snapshots_deferred}};
   });
   metrics.AddGaugeSource("engine", [e = engine->get()] { return e->Stats(); });
   storage_node::StorageNode* n = node->get();

@@ -182,6 +182,12 @@ bool InRange(const ShardRecord& d, std::string_view row_key) {
   return row_key >= d.start_key && (d.end_key.empty() || row_key < d.end_key);
 }
 
+bool RangesOverlap(const ShardRecord& a, const ShardRecord& b) {
+  const bool a_before_b = !a.end_key.empty() && a.end_key <= b.start_key;
+  const bool b_before_a = !b.end_key.empty() && b.end_key <= a.start_key;
+  return !a_before_b && !b_before_a;
+}
+
 std::string EncodeWriteCommand(const WriteCommand& c) {
   Writer w;
   w.U8(kWriteTag);
@@ -946,6 +952,16 @@ Result<std::string> ShardMachine::Snapshot() {
     w.U8(0);
   }
   return w.Take();
+}
+
+Result<ShardRecord> SnapshotDescriptor(std::string_view snapshot) {
+  Reader r(snapshot);
+  uint64_t version = 0;
+  ShardRecord d;
+  if (!r.U64(&version) || version < 1 || version > kSnapshotVersion || !ReadDescriptor(&r, &d)) {
+    return Status::Corruption("malformed shard snapshot");
+  }
+  return d;
 }
 
 Status ShardMachine::Restore(consensus::LogIndex index, std::string_view data) {

@@ -154,6 +154,12 @@ inline bool Initialized(const ShardRecord& d) { return d.epoch.version != 0; }
 // Whether a row key lies in the shard's range.
 bool InRange(const ShardRecord& d, std::string_view row_key);
 
+// Whether the ranges of two initialized shards share a row key.
+bool RangesOverlap(const ShardRecord& a, const ShardRecord& b);
+
+// The descriptor a shard snapshot (ShardMachine::Snapshot) carries.
+Result<ShardRecord> SnapshotDescriptor(std::string_view snapshot);
+
 // The range of row-version keys (write column family) of the shard's rows: version keys
 // are row_key + suffix, and row keys are prefix-free, so the row range bounds them too.
 std::pair<std::string, std::string> RowRange(const ShardRecord& d);

@@ -203,7 +203,29 @@ Status Store::CreateReplica(const ShardRecord& d) {
   return Status::OK();
 }
 
+bool Store::SnapshotOverlapsAnother(uint64_t group, const consensus::Snapshot& snap) const {
+  auto d = SnapshotDescriptor(snap.data);
+  if (!d.ok() || !Initialized(*d)) return false;  // nothing to install over others' rows
+  std::shared_lock lock(mu_);
+  for (const auto& [id, r] : replicas_) {
+    if (id == group) continue;
+    const ShardRecord other = r->machine->descriptor();
+    if (Initialized(other) && RangesOverlap(*d, other)) return true;
+  }
+  return false;
+}
+
 void Store::Deliver(uint64_t group, consensus::Message m) {
+  if (m.type == consensus::MessageType::kSnap && m.snapshot &&
+      SnapshotOverlapsAnother(group, *m.snapshot)) {
+    // Another replica here still holds part of the range: a parent that has not applied
+    // the split yet. Installed now, the snapshot's rows would be there when the parent
+    // replays the writes that made them, which it would then refuse as conflicts and
+    // so diverge from its group. Dropped: the leader sends it again, and by then the
+    // parent has split (founding this replica from its own rows) or been removed.
+    snapshots_deferred_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
   if (auto r = Find(group)) {
     r->node->Deliver(std::move(m));
     return;
@@ -1005,6 +1027,7 @@ Store::Stats Store::GetStats() const {
     s.loops.synced_writes += l.synced_writes;
     s.loops.readies += l.readies;
   }
+  s.snapshots_deferred = snapshots_deferred_.load(std::memory_order_relaxed);
   return s;
 }
 

@@ -235,6 +235,8 @@ class Store {
     // The Raft loops' work since the start, summed over loops: iterations, engine writes
     // of Readies (and how many were synced), and the group Readies they carried.
     replication::RaftLoop::Stats loops;
+    // Snapshots dropped because another replica here still held part of their range.
+    uint64_t snapshots_deferred = 0;
   };
   Stats GetStats() const;
   // The replica's Raft status (tests, /metrics); NOT_FOUND if absent.
@@ -261,6 +263,8 @@ class Store {
         GroupTransports* transports);
   Result<std::shared_ptr<Replica>> StartReplica(std::unique_ptr<ShardMachine> machine, bool join);
   std::shared_ptr<Replica> Find(uint64_t shard) const;
+  // Whether `snap` (for `group`) covers rows of another initialized replica here.
+  bool SnapshotOverlapsAnother(uint64_t group, const consensus::Snapshot& snap) const;
   // The replica of route.shard, with the epoch checked; leader_only: this node leads.
   // `row_key` (if any): the key the request is about, for EPOCH_NOT_MATCH's holder.
   Result<std::shared_ptr<Replica>> Check(const Route& route, bool leader_only,
@@ -310,8 +314,9 @@ class Store {
 
   mutable std::shared_mutex mu_;
   std::map<uint64_t, std::shared_ptr<Replica>> replicas_;  // GUARDED_BY(mu_)
-  std::set<uint64_t> removed_;                             // GUARDED_BY(mu_): tombstones
-  std::mutex create_mu_;  // serializes replica creation and destruction
+  std::atomic<uint64_t> snapshots_deferred_{0};
+  std::set<uint64_t> removed_;  // GUARDED_BY(mu_): tombstones
+  std::mutex create_mu_;        // serializes replica creation and destruction
 
   std::atomic<uint64_t> split_bytes_{0};
   std::mutex bg_mu_;

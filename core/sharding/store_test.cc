@@ -53,17 +53,23 @@ class Network {
     else
       cut_.erase({node, group});
   }
+  // Delivers `m`. A snapshot's sender hears whether it arrived, as from the gRPC
+  // transport (which reports a snapshot the receiver took in, not one it installed).
   void Route(uint64_t group, consensus::Message m) {
     Store* to = nullptr;
+    Store* from = nullptr;
+    const consensus::NodeId to_id = m.to;
     {
       std::lock_guard lock(mu_);
-      if (down_.count(m.to.value()) || down_.count(m.from.value())) return;
-      if (cut_.count({m.to.value(), group}) || cut_.count({m.from.value(), group})) return;
+      if (auto f = stores_.find(m.from.value()); f != stores_.end()) from = f->second;
+      const bool lost = down_.count(m.to.value()) || down_.count(m.from.value()) ||
+                        cut_.count({m.to.value(), group}) || cut_.count({m.from.value(), group});
       auto it = stores_.find(m.to.value());
-      if (it == stores_.end()) return;
-      to = it->second;
+      if (!lost && it != stores_.end()) to = it->second;
     }
-    to->Deliver(group, std::move(m));
+    const bool snapshot = m.type == consensus::MessageType::kSnap;
+    if (to) to->Deliver(group, std::move(m));
+    if (snapshot && from) from->ReportSnapshot(group, to_id, to != nullptr);
   }
 
  private:
@@ -936,14 +942,14 @@ TEST_F(StoreTest, SplitMovesTheUpperHalfToANewShardOnEveryReplica) {
   }
 }
 
-// A node that applies a split late may already hold a replica of the new shard, created
-// by a message from the new group's leader, that has persisted and acknowledged the
-// group's snapshot but not restored it yet. Founding the new shard there must keep that
-// replica's log (what it acknowledged), not reset it to the split's empty snapshot; the
-// reset made the replica's log shorter than its leader knew, and the node died with
-// "commit index is out of range". Fail points hold the replica in that state while the
-// node founds the shard, so the ordering happens every run.
-TEST_F(StoreTest, ASplitAppliedLateKeepsTheNewShardsSnapshotItAcknowledged) {
+// A node that applies a split late still holds the whole range in the parent's replica
+// while the new shard's leader offers it the new shard's snapshot. That snapshot holds
+// the rows of writes the parent here has not replayed yet: installed now, a write that
+// spans both halves would meet its own rows there when the parent replays it, be refused
+// as a conflict on this node only, and lose its other half here (a document whose index
+// entries survived it). The snapshot waits until the parent has split; the node founds
+// the new shard from its own rows instead, and every replica ends with every row.
+TEST_F(StoreTest, ANewShardsSnapshotWaitsWhileAParentHereStillHoldsItsRange) {
   for (uint64_t id : {1, 2, 3}) Start(id);
   for (uint64_t id : {1, 2, 3}) ASSERT_TRUE(S(id).CreateReplica(Shard(1, "", "", {1, 2, 3})).ok());
   std::map<std::string, uint64_t> written;
@@ -955,63 +961,58 @@ TEST_F(StoreTest, ASplitAppliedLateKeepsTheNewShardsSnapshotItAcknowledged) {
     written[k] = w->version;
   }
   for (const auto& [k, v] : written) ASSERT_TRUE(Eventually(3, k, "v")) << k;
+  const uint64_t deferred_before = S(3).GetStats().snapshots_deferred;
 
-  std::mutex mu;
-  std::condition_variable cv;
-  bool restoring = false;  // a replica of shard 2 holds its snapshot, unrestored
-  bool founding = false;   // its node decided to found shard 2 over it
-  failpoint::Scoped hold("raft_node.before_restore", [&](uint64_t group) {
-    if (group != 2) return;
-    std::unique_lock lock(mu);
-    if (restoring) return;  // the first one only
-    restoring = true;
-    cv.notify_all();
-    cv.wait(lock, [&] { return founding; });
-  });
-  failpoint::Scoped found("store.found_child.stop_member", [&](uint64_t shard) {
-    if (shard != 2) return;
-    std::lock_guard lock(mu);
-    founding = true;
-    cv.notify_all();
-  });
-
-  // Node 3 stops hearing shard 1, so it applies the split last; shard 2's leader, on
-  // node 1 or 2, then reaches it first, and its replica gets shard 2 by snapshot.
+  // Node 3 stops hearing shard 1. A transaction's one-shard write then spans the two
+  // halves-to-be (checked for conflicts after its start), and the split follows.
   net_.SetCut(3, 1, true);
-  const uint64_t leader = LeaderOf(1, {1, 2});
-  auto key = S(leader).SplitKey(1);
+  auto start_ts = tso_->Next();
+  ASSERT_TRUE(start_ts.ok());
+  WriteCommand both;
+  both.start_ts = *start_ts;
+  both.mutations.push_back({false, Row("k05"), "both", std::nullopt});
+  both.mutations.push_back({false, Row("k35"), "both", std::nullopt});
+  auto spanning = OnLeader(1, [&](uint64_t l) { return S(l).Write(R(1), both, Deadline()); });
+  ASSERT_TRUE(spanning.ok()) << spanning.status().ToString();
+  written["k05"] = written["k35"] = spanning->version;
+  auto key = S(LeaderOf(1, {1, 2})).SplitKey(1);
   ASSERT_TRUE(key.ok()) << key.status().ToString();
+  ASSERT_LT(Row("k05"), *key);
+  ASSERT_GT(Row("k35"), *key);
   Status split = Status::Unavailable("");
   for (int i = 0; i < 50 && !split.ok(); ++i) {
     split = S(LeaderOf(1, {1, 2})).Split(1, *key, 2, Deadline());
     if (!split.ok()) std::this_thread::sleep_for(20ms);
   }
   ASSERT_TRUE(split.ok()) << split.ToString();
-  {
-    std::unique_lock lock(mu);
-    ASSERT_TRUE(cv.wait_for(lock, 20s, [&] { return restoring; }))
-        << "no replica of shard 2 got a snapshot";
-  }
-  net_.SetCut(3, 1, false);
-  {
-    std::unique_lock lock(mu);
-    ASSERT_TRUE(cv.wait_for(lock, 20s, [&] { return founding; }))
-        << "the split never reached the replica holding the snapshot";
-  }
-
-  // Every replica serves shard 2 with its data, takes new writes, and shard 1 ends at the
-  // split key everywhere.
   auto w =
       OnLeader(2, [&](uint64_t l) { return S(l).Write(R(2), Put("k39", "after"), Deadline()); });
   ASSERT_TRUE(w.ok()) << w.status().ToString();
+
+  // Shard 2's leader offers node 3 the snapshot, which waits: shard 1 there still
+  // holds the range.
+  bool deferred = false;
+  for (int i = 0; i < 2000 && !deferred; ++i) {
+    deferred = S(3).GetStats().snapshots_deferred > deferred_before;
+    if (!deferred) std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_TRUE(deferred) << "shard 2's snapshot never reached node 3";
+  auto early = S(3).DescriptorOf(2);
+  EXPECT_TRUE(!early.ok() || !Initialized(*early)) << "installed over shard 1's range";
+
+  // Once node 3 hears shard 1 again, it replays the spanning write and the split.
+  net_.SetCut(3, 1, false);
   for (uint64_t id : {1, 2, 3}) {
     ExpectNewShardOn(id, 2, *key, written, "k39", "after");
-    Result<ShardRecord> parent = Status::NotFound("");
-    for (int i = 0; i < 400; ++i) {
-      parent = S(id).DescriptorOf(1);
-      if (parent.ok() && parent->end_key == *key) break;
-      std::this_thread::sleep_for(5ms);
+    bool low_half = false;
+    for (int i = 0; i < 1000 && !low_half; ++i) {
+      auto v =
+          S(id).Get(R(1), Row("k05"), kv::Consistency::kStale, mvcc::kMaxTimestamp, Deadline());
+      low_half = v.ok() && *v && (*v)->value == "both" && (*v)->version == spanning->version;
+      if (!low_half) std::this_thread::sleep_for(5ms);
     }
+    EXPECT_TRUE(low_half) << "node " << id << " lost the spanning write's lower half";
+    auto parent = S(id).DescriptorOf(1);
     ASSERT_TRUE(parent.ok());
     EXPECT_EQ(parent->end_key, *key) << "node " << id;
   }
