@@ -100,7 +100,7 @@ json Project(const json& doc, const std::vector<document::Path>& paths) {
 
 }  // namespace
 
-Result<ClusterKv::DocRules> ClusterKv::RulesOf(const kv::CollectionInfo& info) {
+Result<DocRules> RulesOf(const kv::CollectionInfo& info) {
   DocRules r;
   if (!info.schema_json.empty()) {
     auto s = document::Schema::Parse(info.schema_json);
@@ -131,6 +131,51 @@ Status ClusterKv::RefuseDocuments(const std::string& collection, Clock::time_poi
       "', which has a schema or indexes, yet; write its documents one at a time (PUT)");
 }
 
+Status CheckDocument(const DocRules& rules, const std::string& key, const nlohmann::json& doc,
+                     size_t max_key_bytes) {
+  if (rules.schema) RETURN_IF_ERROR(rules.schema->Check(doc));
+  for (const auto& index : rules.indexes) {
+    auto e = document::EntryFor(index, key, doc);
+    if (e && e->key.size() > max_key_bytes) {
+      return Status::InvalidArgument("the document's values for index '" + index.name + "' take " +
+                                     std::to_string(e->key.size()) +
+                                     " bytes, above the key limit of " +
+                                     std::to_string(max_key_bytes))
+          .WithDetail("reason", "INDEX_KEY_TOO_LARGE");
+    }
+  }
+  return Status::OK();
+}
+
+Status UniqueViolation(const document::IndexSpec& index, const std::string& holder) {
+  return Status::Aborted("unique index '" + index.name + "': " + holder + " has the same values")
+      .WithDetail("reason", "UNIQUE")
+      .WithDetail("index", index.name);
+}
+
+void AppendEntryMutations(const DocRules& rules, const std::string& key,
+                          const nlohmann::json* old_doc, const nlohmann::json* doc,
+                          std::vector<txn::TxnMutation>* mutations,
+                          std::vector<UniqueClaim>* claims) {
+  for (const auto& index : rules.indexes) {
+    auto before = old_doc ? document::EntryFor(index, key, *old_doc) : std::nullopt;
+    auto after = doc ? document::EntryFor(index, key, *doc) : std::nullopt;
+    if (before == after) continue;
+    if (before) {
+      mutations->push_back({txn::LockKind::kDelete,
+                            mvcc::EncodeRowKey(kTenant, index.id, before->key), "", std::nullopt});
+    }
+    if (!after) continue;
+    std::optional<uint64_t> must_be_absent;
+    if (index.unique) {
+      claims->push_back({&index, after->key, mutations->size()});
+      must_be_absent = 0;
+    }
+    mutations->push_back({txn::LockKind::kPut, mvcc::EncodeRowKey(kTenant, index.id, after->key),
+                          after->value, must_be_absent});
+  }
+}
+
 Result<kv::WriteResult> ClusterKv::WriteDocument(
     const kv::CollectionInfo& info, const std::string& key, const std::optional<std::string>& value,
     std::optional<uint64_t> if_version, const std::string& request_id, Clock::time_point deadline) {
@@ -143,17 +188,7 @@ Result<kv::WriteResult> ClusterKv::WriteDocument(
   std::optional<json> doc;
   if (value) {
     ASSIGN_OR_RETURN(doc, document::ParseDocument(*value));
-    if (rules.schema) RETURN_IF_ERROR(rules.schema->Check(*doc));
-    for (const auto& index : rules.indexes) {
-      auto e = document::EntryFor(index, key, *doc);
-      if (e && e->key.size() > options_.limits.max_key_bytes) {
-        return Status::InvalidArgument("the document's values for index '" + index.name +
-                                       "' take " + std::to_string(e->key.size()) +
-                                       " bytes, above the key limit of " +
-                                       std::to_string(options_.limits.max_key_bytes))
-            .WithDetail("reason", "INDEX_KEY_TOO_LARGE");
-      }
-    }
+    RETURN_IF_ERROR(CheckDocument(rules, key, *doc, options_.limits.max_key_bytes));
   }
   const std::string row = mvcc::EncodeRowKey(kTenant, info.id, key);
   for (int attempt = 0;; ++attempt) {
@@ -179,30 +214,15 @@ Result<kv::WriteResult> ClusterKv::WriteDocument(
     std::vector<txn::TxnMutation> mutations;
     mutations.push_back({value ? txn::LockKind::kPut : txn::LockKind::kDelete, row,
                          value.value_or(std::string()), std::nullopt});
-    for (const auto& index : rules.indexes) {
-      auto before = old_doc ? document::EntryFor(index, key, *old_doc) : std::nullopt;
-      auto after = doc ? document::EntryFor(index, key, *doc) : std::nullopt;
-      if (before == after) continue;
-      if (before) {
-        mutations.push_back({txn::LockKind::kDelete,
-                             mvcc::EncodeRowKey(kTenant, index.id, before->key), "", std::nullopt});
-      }
-      if (!after) continue;
-      std::optional<uint64_t> must_be_absent;
-      if (index.unique) {
-        ASSIGN_OR_RETURN(
-            auto holder,
-            GetById(index.id, {"", after->key, kv::Consistency::kSnapshot, start_ts}, deadline));
-        if (holder.found && holder.value != key) {
-          return Status::Aborted("unique index '" + index.name + "': document '" +
-                                 holder.value.substr(0, 128) + "' has the same values")
-              .WithDetail("reason", "UNIQUE")
-              .WithDetail("index", index.name);
-        }
-        must_be_absent = 0;
-      }
-      mutations.push_back({txn::LockKind::kPut, mvcc::EncodeRowKey(kTenant, index.id, after->key),
-                           after->value, must_be_absent});
+    std::vector<UniqueClaim> claims;
+    AppendEntryMutations(rules, key, old_doc ? &*old_doc : nullptr, doc ? &*doc : nullptr,
+                         &mutations, &claims);
+    for (const auto& c : claims) {
+      ASSIGN_OR_RETURN(
+          auto holder,
+          GetById(c.index->id, {"", c.entry_key, kv::Consistency::kSnapshot, start_ts}, deadline));
+      if (holder.found && holder.value != key)
+        return UniqueViolation(*c.index, "document '" + holder.value.substr(0, 128) + "'");
     }
     auto committed = CommitMutations(start_ts, std::move(mutations), deadline);
     if (committed.ok()) return kv::WriteResult{*committed, old.found};

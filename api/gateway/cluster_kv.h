@@ -53,6 +53,7 @@
 #include <thread>
 #include <vector>
 
+#include "api/gateway/doc_util.h"
 #include "api/gateway/node_batcher.h"
 #include "core/document/document.h"
 #include "core/kv/kv_service.h"
@@ -175,6 +176,10 @@ class ClusterKv final : public kv::KvService {
   // Documents (cluster_docs.cc).
   Result<kv::QueryResult> Query(const kv::QueryRequest& req) override;
   Result<kv::AggregateResult> Aggregate(const kv::AggregateRequest& req) override;
+  // Bulk ingest (cluster_ingest.cc).
+  Result<kv::IngestResult> Ingest(const kv::IngestRequest& req) override;
+  Result<uint64_t> IngestProgress(const std::string& collection,
+                                  const std::string& ingest_id) override;
 
   Result<kv::CollectionInfo> CreateCollection(const kv::CollectionSpec& spec) override;
   Result<std::vector<kv::CollectionInfo>> ListCollections() override;
@@ -283,14 +288,7 @@ class ClusterKv final : public kv::KvService {
   void Backoff(int attempt, Clock::time_point deadline);
 
   // --- Documents (cluster_docs.cc) ---
-  struct DocRules {
-    std::optional<document::Schema> schema;
-    std::vector<document::IndexSpec> indexes;
-  };
-  static bool HasRules(const kv::CollectionInfo& info) {
-    return !info.schema_json.empty() || !info.indexes.empty();
-  }
-  static Result<DocRules> RulesOf(const kv::CollectionInfo& info);
+
   // FAILED_PRECONDITION when `collection` has a schema or indexes: `what` (a batch, a
   // transaction) does not keep them yet.
   Status RefuseDocuments(const std::string& collection, Clock::time_point deadline,
@@ -301,6 +299,15 @@ class ClusterKv final : public kv::KvService {
                                         const std::optional<std::string>& value,
                                         std::optional<uint64_t> if_version,
                                         const std::string& request_id, Clock::time_point deadline);
+
+  // Bulk ingest (cluster_ingest.cc): the records of a plain collection, grouped by
+  // shard into one write each; those of a collection with rules, as one transaction
+  // with their index entries. Refusals of single records go to `out->errors`.
+  Status IngestRows(const kv::CollectionInfo& info, const std::vector<kv::IngestRecord>& records,
+                    kv::IngestResult* out, Clock::time_point deadline);
+  Status IngestDocuments(const kv::CollectionInfo& info,
+                         const std::vector<kv::IngestRecord>& records, kv::IngestResult* out,
+                         Clock::time_point deadline);
 
   // Calls `each` with every document the plan reads at read_ts (a collection scan from
   // document key `from`; an index scan range by range), until it answers false.

@@ -62,10 +62,15 @@ Result<std::vector<std::vector<size_t>>> ClusterKv::GroupByShard(
   std::map<uint64_t, std::vector<size_t>> by_shard;
   for (size_t i = 0; i < rows.size(); ++i) {
     auto shard = routes_.Locate(rows[i]);
-    if (!shard.ok()) {
+    // A gap in the map (a split reported by its parent before its new shard): the map
+    // is read again until it closes or the deadline passes.
+    for (int attempt = 0; !shard.ok(); ++attempt) {
+      if (Clock::now() >= deadline) {
+        return Status::Unavailable("no shard of the cached map holds a row");
+      }
+      if (attempt > 0) Backoff(attempt, deadline);
       RefreshMap(deadline);
       shard = routes_.Locate(rows[i]);
-      if (!shard.ok()) return Status::Unavailable("no shard of the cached map holds a row");
     }
     by_shard[shard->id].push_back(i);
   }

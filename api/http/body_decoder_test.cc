@@ -153,5 +153,61 @@ TEST(AggregateBodies, DecodesAndRefuses) {
   }
 }
 
+TEST(NdjsonBodies, LinesAreNumberedAndEachBadOneReportedAlone) {
+  const std::string body =
+      "{\"_id\":\"a\",\"x\":1}\r\n"  // 10: CRLF is a line end
+      "\n"                           // 11: blank
+      "{\"_id\":7}\n"                // 12: an integer key is its decimal text
+      "not json\n"                   // 13
+      "[1,2]\n"                      // 14: not an object
+      "{\"x\":2}\n"                  // 15: no key
+      "{\"_id\":1.5}\n"              // 16: a key must be a string or an integer
+      "{\"_id\":\"b\"}";             // 17: no final newline
+  auto r = DecodeNdjson(body, 10, "_id");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->lines, 8u);
+  EXPECT_EQ(r->last_line, 17u);
+  ASSERT_EQ(r->records.size(), 3u);
+  EXPECT_EQ(r->records[0].line, 10u);
+  EXPECT_EQ(r->records[0].key, "a");
+  EXPECT_EQ(r->records[0].value, "{\"_id\":\"a\",\"x\":1}") << "the line as given, without CR";
+  EXPECT_EQ(r->records[1].key, "7");
+  EXPECT_EQ(r->records[1].line, 12u);
+  EXPECT_EQ(r->records[2].key, "b");
+  EXPECT_EQ(r->records[2].line, 17u);
+  ASSERT_EQ(r->errors.size(), 4u);
+  const std::pair<uint64_t, const char*> want[] = {
+      {13, "NOT_JSON"}, {14, "NOT_A_DOCUMENT"}, {15, "NO_KEY"}, {16, "NO_KEY"}};
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(r->errors[i].line, want[i].first);
+    EXPECT_EQ(r->errors[i].status.code(), StatusCode::kInvalidArgument);
+    std::string reason;
+    for (const auto& [k, v] : r->errors[i].status.details()) {
+      if (k == "reason") reason = v;
+    }
+    EXPECT_EQ(reason, want[i].second) << "line " << want[i].first;
+  }
+}
+
+TEST(NdjsonBodies, KeyFieldAndEdges) {
+  auto r = DecodeNdjson("{\"id\":\"k\",\"_id\":\"no\"}\n", 1, "id");
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->records.size(), 1u);
+  EXPECT_EQ(r->records[0].key, "k");
+  auto empty = DecodeNdjson("", 5, "_id");
+  ASSERT_TRUE(empty.ok());
+  EXPECT_EQ(empty->lines, 0u);
+  EXPECT_EQ(empty->last_line, 4u);
+  EXPECT_EQ(DecodeNdjson("{}", 0, "_id").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(DecodeNdjson("{}", 1, "").status().code(), StatusCode::kInvalidArgument);
+  // Nesting past the limit is a bad line, not a crash.
+  std::string deep =
+      "{\"_id\":\"d\",\"v\":" + std::string(5000, '[') + std::string(5000, ']') + "}";
+  auto d = DecodeNdjson(deep, 1, "_id");
+  ASSERT_TRUE(d.ok());
+  EXPECT_TRUE(d->records.empty());
+  ASSERT_EQ(d->errors.size(), 1u);
+}
+
 }  // namespace
 }  // namespace gojodb::http

@@ -143,6 +143,89 @@ HttpResponse ErrorResponse(const Status& s) {
   return r;
 }
 
+namespace {
+
+// A bulk load: the parsed lines in chunks, one after the other (docs/architecture/
+// documents.md, "Bulk ingest").
+Result<json> RunBulk(kv::KvService* kv, const std::string& collection, const std::string& ingest_id,
+                     NdjsonRecords parsed) {
+  constexpr size_t kMaxErrorsListed = 1000;
+  constexpr size_t kChunkBytes = 4u << 20;
+  uint64_t done = 0;  // lines at or below it are in (an earlier request with this id)
+  if (!ingest_id.empty()) {
+    auto p = kv->IngestProgress(collection, ingest_id);
+    if (p.ok()) {
+      done = *p;
+    } else if (p.status().code() != StatusCode::kNotFound) {
+      return p.status();
+    }
+  }
+  uint64_t written = 0, skipped = 0, failed = 0;
+  json errors = json::array();
+  auto report = [&](const kv::IngestError& e) {
+    ++failed;
+    if (errors.size() >= kMaxErrorsListed) return;
+    json err = {{"line", e.line},
+                {"code", std::string(StatusCodeName(e.status.code()))},
+                {"message", e.status.message()}};
+    for (const auto& [k, v] : e.status.details()) err[k] = v;
+    errors.push_back(std::move(err));
+  };
+  // Lines refused while parsing, merged into line order with the chunks' refusals.
+  size_t next_error = 0;
+  auto report_parsed_up_to = [&](uint64_t line) {
+    for (; next_error < parsed.errors.size() && parsed.errors[next_error].line <= line;
+         ++next_error) {
+      if (parsed.errors[next_error].line > done) report(parsed.errors[next_error]);
+    }
+  };
+  uint64_t lines_done = done;
+  size_t i = 0;
+  while (i < parsed.records.size() && parsed.records[i].line <= done) ++i, ++skipped;
+  while (i < parsed.records.size()) {
+    kv::IngestRequest req;
+    req.collection = collection;
+    req.ingest_id = ingest_id;
+    size_t bytes = 0;
+    while (i < parsed.records.size() && req.records.size() < kv->limits().max_batch_ops &&
+           (req.records.empty() || bytes + parsed.records[i].value.size() <= kChunkBytes)) {
+      bytes += parsed.records[i].value.size();
+      req.records.push_back(std::move(parsed.records[i++]));
+    }
+    // The last chunk also covers the bad lines after its last record.
+    req.last_line = i == parsed.records.size() ? parsed.last_line : req.records.back().line;
+    auto r = kv->Ingest(req);
+    if (!r.ok()) {
+      return r.status()
+          .WithDetail("lines_done", std::to_string(lines_done))
+          .WithDetail("written", std::to_string(written));
+    }
+    report_parsed_up_to(req.records.back().line);
+    for (const auto& e : r->errors) report(e);
+    written += r->written;
+    lines_done = req.last_line;
+  }
+  report_parsed_up_to(parsed.last_line);
+  if (!ingest_id.empty() && lines_done < parsed.last_line && parsed.last_line > done) {
+    // Only bad or blank lines after the last chunk: recorded all the same.
+    kv::IngestRequest tail;
+    tail.collection = collection;
+    tail.ingest_id = ingest_id;
+    tail.last_line = parsed.last_line;
+    RETURN_IF_ERROR(kv->Ingest(tail).status());
+  }
+  lines_done = std::max(lines_done, parsed.last_line);
+  return json{{"lines", parsed.lines},
+              {"written", written},
+              {"skipped", skipped},
+              {"failed", failed},
+              {"errors", errors},
+              {"lines_done", lines_done},
+              {"ingest_id", ingest_id.empty() ? json(nullptr) : json(ingest_id)}};
+}
+
+}  // namespace
+
 HttpApi::HttpApi(kv::KvService* kv, Metrics* metrics, ClusterStatusFn cluster_status)
     : kv_(kv), metrics_(metrics), cluster_status_(std::move(cluster_status)) {}
 
@@ -314,6 +397,25 @@ HttpResponse HttpApi::Handle(std::string_view method, std::string_view target,
         json out = {{"groups", json::parse(r.groups_json, nullptr, false)}, {"read_ts", r.read_ts}};
         if (a.explain) out["plan"] = json::parse(r.plan_json, nullptr, false);
         resp = Json(200, out);
+        return Status::OK();
+      }
+      case Route::kBulk: {
+        ASSIGN_OR_RETURN(auto first, OptionalUint(q, "first_line"));
+        auto kf = q.find("key_field");
+        auto id = q.find("ingest_id");
+        const std::string ingest_id = id == q.end() ? "" : id->second;
+        if (id != q.end() && (ingest_id.empty() || ingest_id.size() > 128)) {
+          return Status::InvalidArgument("ingest_id takes 1 to 128 bytes");
+        }
+        ASSIGN_OR_RETURN(auto parsed,
+                         DecodeNdjson(body, first.value_or(1), kf == q.end() ? "_id" : kf->second));
+        ASSIGN_OR_RETURN(auto r, RunBulk(kv_, m.collection, ingest_id, std::move(parsed)));
+        resp = Json(200, r);
+        return Status::OK();
+      }
+      case Route::kBulkProgress: {
+        ASSIGN_OR_RETURN(auto done, kv_->IngestProgress(m.collection, m.ingest_id));
+        resp = Json(200, {{"ingest_id", m.ingest_id}, {"lines_done", done}});
         return Status::OK();
       }
       case Route::kCollectionCreate: {

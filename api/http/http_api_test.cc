@@ -184,5 +184,140 @@ TEST_F(HttpApiTest, HealthReadinessAndMetrics) {
   EXPECT_EQ(Body(Do("GET", "/v1/cluster/status"))["mode"], "standalone");
 }
 
+// A service that ingests into a map, refusing records whose key starts with "bad" and
+// failing the whole call on the chunk that holds line `fail_at`: the HTTP layer's
+// chunking, progress and error reporting, checked without a cluster.
+class IngestFake final : public kv::KvService {
+ public:
+  explicit IngestFake(kv::KvService* base) : base_(base) { limits_.max_batch_ops = 3; }
+  Result<kv::WriteResult> Put(const kv::PutRequest& r) override { return base_->Put(r); }
+  Result<kv::WriteResult> Delete(const kv::DeleteRequest& r) override { return base_->Delete(r); }
+  Result<kv::GetResult> Get(const kv::GetRequest& r) override { return base_->Get(r); }
+  Result<kv::ScanResult> Scan(const kv::ScanRequest& r) override { return base_->Scan(r); }
+  Result<kv::WriteResult> Batch(const kv::BatchRequest& r) override { return base_->Batch(r); }
+  Result<kv::CollectionInfo> CreateCollection(const kv::CollectionSpec& s) override {
+    return base_->CreateCollection(s);
+  }
+  Result<std::vector<kv::CollectionInfo>> ListCollections() override {
+    return base_->ListCollections();
+  }
+  Result<kv::CollectionInfo> DescribeCollection(const std::string& n) override {
+    return base_->DescribeCollection(n);
+  }
+  Status DropCollection(const std::string& n) override { return base_->DropCollection(n); }
+  const kv::Limits& limits() const override { return limits_; }
+  Status Ready() override { return Status::OK(); }
+  std::map<std::string, uint64_t> StorageStats() override { return {}; }
+
+  Result<kv::IngestResult> Ingest(const kv::IngestRequest& req) override {
+    if (req.records.size() > limits_.max_batch_ops) return Status::Internal("chunk too large");
+    chunks.push_back(req.records.size());
+    for (const auto& r : req.records) {
+      if (r.line == fail_at) return Status::Unavailable("node lost");
+    }
+    kv::IngestResult out;
+    for (const auto& r : req.records) {
+      if (r.key.rfind("bad", 0) == 0) {
+        out.errors.push_back({r.line, Status::Aborted("refused").WithDetail("reason", "UNIQUE")});
+      } else {
+        rows[r.key] = r.value;
+        ++out.written;
+      }
+    }
+    if (!req.ingest_id.empty()) progress[req.ingest_id] = req.last_line;
+    return out;
+  }
+  Result<uint64_t> IngestProgress(const std::string&, const std::string& id) override {
+    auto it = progress.find(id);
+    if (it == progress.end()) return Status::NotFound("never used");
+    return it->second;
+  }
+
+  std::vector<size_t> chunks;
+  std::map<std::string, std::string> rows;
+  std::map<std::string, uint64_t> progress;
+  uint64_t fail_at = 0;
+
+ private:
+  kv::KvService* base_;
+  kv::Limits limits_;
+};
+
+TEST_F(HttpApiTest, BulkLoadsInChunksReportsEachBadLineAndResumes) {
+  IngestFake fake(store_.get());
+  HttpApi api(&fake, &metrics_, [] { return "{}"; });
+  auto bulk = [&](const std::string& target, const std::string& body) {
+    return api.Handle("POST", target, body);
+  };
+  std::string body;
+  for (int i = 1; i <= 9; ++i) {
+    if (i == 3)
+      body += "garbage\n";
+    else if (i == 5)
+      body += "{\"_id\":\"bad5\"}\n";
+    else
+      body += "{\"_id\":\"k" + std::to_string(i) + "\",\"n\":" + std::to_string(i) + "}\n";
+  }
+  auto r = bulk("/v1/collections/docs/bulk?ingest_id=load1", body);
+  ASSERT_EQ(r.status, 200) << r.body;
+  json out = json::parse(r.body);
+  EXPECT_EQ(out["lines"], 9);
+  EXPECT_EQ(out["written"], 7);
+  EXPECT_EQ(out["failed"], 2);
+  EXPECT_EQ(out["skipped"], 0);
+  EXPECT_EQ(out["lines_done"], 9);
+  ASSERT_EQ(out["errors"].size(), 2u);
+  EXPECT_EQ(out["errors"][0]["line"], 3);
+  EXPECT_EQ(out["errors"][0]["reason"], "NOT_JSON");
+  EXPECT_EQ(out["errors"][1]["line"], 5);
+  EXPECT_EQ(out["errors"][1]["reason"], "UNIQUE");
+  EXPECT_EQ(fake.chunks, (std::vector<size_t>{3, 3, 2})) << "8 records in chunks of 3";
+  EXPECT_EQ(fake.rows.size(), 7u);
+  EXPECT_EQ(fake.rows["k9"], "{\"_id\":\"k9\",\"n\":9}");
+
+  // The same id again: every line is done, so nothing is sent.
+  fake.chunks.clear();
+  out = json::parse(bulk("/v1/collections/docs/bulk?ingest_id=load1", body).body);
+  EXPECT_EQ(out["skipped"], 8);
+  EXPECT_EQ(out["written"], 0);
+  EXPECT_EQ(out["failed"], 0) << "bad lines already reported are not reported again";
+  EXPECT_TRUE(fake.chunks.empty());
+  auto p = api.Handle("GET", "/v1/collections/docs/bulk/load1", "");
+  ASSERT_EQ(p.status, 200) << p.body;
+  EXPECT_EQ(json::parse(p.body)["lines_done"], 9);
+  EXPECT_EQ(api.Handle("GET", "/v1/collections/docs/bulk/never", "").status, 404);
+
+  // A failure midway answers what is known to be in; a retry with the id resumes there.
+  fake.fail_at = 15;
+  std::string more;
+  for (int i = 10; i <= 18; ++i) {
+    more += "{\"_id\":\"m" + std::to_string(i) + "\"}\n";
+  }
+  auto failed = bulk("/v1/collections/docs/bulk?ingest_id=load2&first_line=10", more);
+  EXPECT_EQ(failed.status, 503) << failed.body;
+  json err = json::parse(failed.body)["error"];
+  EXPECT_EQ(err["lines_done"], 12) << failed.body;
+  EXPECT_EQ(err["written"], 3);
+  fake.fail_at = 0;
+  fake.chunks.clear();
+  out = json::parse(bulk("/v1/collections/docs/bulk?ingest_id=load2&first_line=10", more).body);
+  EXPECT_EQ(out["skipped"], 3);
+  EXPECT_EQ(out["written"], 6);
+  EXPECT_EQ(out["lines_done"], 18);
+  EXPECT_EQ(fake.chunks, (std::vector<size_t>{3, 3}));
+
+  // Bad parameters.
+  EXPECT_EQ(bulk("/v1/collections/docs/bulk?first_line=0", body).status, 400);
+  EXPECT_EQ(bulk("/v1/collections/docs/bulk?ingest_id=", body).status, 400);
+  EXPECT_EQ(bulk("/v1/collections/docs/bulk?unknown=1", body).status, 400);
+  EXPECT_EQ(api.Handle("PUT", "/v1/collections/docs/bulk", body).status, 405);
+  // Without an ingest id, keys from another field.
+  out =
+      json::parse(bulk("/v1/collections/docs/bulk?key_field=n", "{\"n\":41}\n{\"n\":\"x\"}").body);
+  EXPECT_EQ(out["written"], 2);
+  EXPECT_EQ(fake.rows.count("41"), 1u);
+  EXPECT_TRUE(out["ingest_id"].is_null());
+}
+
 }  // namespace
 }  // namespace gojodb::http

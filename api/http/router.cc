@@ -140,7 +140,15 @@ Result<RouteMatch> MatchRoute(std::string_view method, std::string_view target) 
   }
   if (is({"v1", "collections", "*", "bulk"})) {
     if (!post) return MethodNotAllowed(method, path, "POST");
-    return route(Route::kNotImplemented, "bulk");
+    RETURN_IF_ERROR(CheckParams(m.query, {"key_field", "ingest_id", "first_line"}));
+    return route(Route::kBulk, "bulk");
+  }
+  if (is({"v1", "collections", "*", "bulk", "*"})) {
+    if (!get) return MethodNotAllowed(method, path, "GET");
+    RETURN_IF_ERROR(CheckParams(m.query, {}));
+    if (seg[4].empty()) return Status::InvalidArgument("empty ingest id");
+    ASSIGN_OR_RETURN(m.ingest_id, PercentDecode(seg[4], false));
+    return route(Route::kBulkProgress, "bulk_progress");
   }
   if (seg[3] != "keys") {
     return Status::NotFound("no such endpoint: " + std::string(path.substr(0, 256)));

@@ -32,6 +32,8 @@ enum class Route {
   kCollectionDrop,
   kQuery,
   kAggregate,
+  kBulk,          // POST /v1/collections/{c}/bulk
+  kBulkProgress,  // GET /v1/collections/{c}/bulk/{ingest_id}
   kClusterStatus,
   kHealthz,
   kReadyz,
@@ -45,6 +47,7 @@ struct RouteMatch {
   std::string collection;                    // decoded
   std::string key;                           // decoded (path or key_base64)
   std::string txn;                           // an interactive transaction's id
+  std::string ingest_id;                     // kBulkProgress: decoded
   std::map<std::string, std::string> query;  // decoded
 };
 

@@ -124,6 +124,29 @@ struct AggregateResult {
   std::string plan_json;  // with explain
 };
 
+// Bulk ingest (docs/architecture/documents.md, "Bulk ingest"): puts of whole documents,
+// each accepted or refused on its own.
+struct IngestRecord {
+  uint64_t line = 0;  // where it came from, for errors
+  std::string key;
+  std::string value;  // a JSON document
+};
+struct IngestRequest {
+  std::string collection;
+  std::vector<IngestRecord> records;  // in line order; at most Limits::max_batch_ops
+  // Non-empty: once the records are in, `last_line` is recorded as the ingest's progress.
+  std::string ingest_id;
+  uint64_t last_line = 0;
+};
+struct IngestError {
+  uint64_t line = 0;
+  Status status;
+};
+struct IngestResult {
+  uint64_t written = 0;
+  std::vector<IngestError> errors;  // records refused on their own, in line order
+};
+
 struct BatchOp {
   enum class Kind { kPut, kDelete };
   Kind kind = Kind::kPut;
@@ -228,6 +251,17 @@ class KvService {
   }
   virtual Result<AggregateResult> Aggregate(const AggregateRequest&) {
     return Status::Unimplemented("this service does not run aggregations");
+  }
+  // Writes a chunk of a bulk load. A record that cannot be written (schema, unique
+  // index, size) is reported in `errors`, and the others are written; an error of the
+  // whole call (unavailable, deadline) leaves an unknown part of them written.
+  virtual Result<IngestResult> Ingest(const IngestRequest&) {
+    return Status::Unimplemented("this service does not ingest");
+  }
+  // The last line an ingest id has recorded; NOT_FOUND for an id never used.
+  virtual Result<uint64_t> IngestProgress(const std::string& /*collection*/,
+                                          const std::string& /*ingest_id*/) {
+    return Status::Unimplemented("this service does not ingest");
   }
 
   virtual Result<CollectionInfo> CreateCollection(const CollectionSpec& spec) = 0;

@@ -938,7 +938,9 @@ TEST_F(StoreTest, SplitMovesTheUpperHalfToANewShardOnEveryReplica) {
         S(LeaderOf(shard))
             .Get(R(shard), Row(k), kv::Consistency::kLinearizable, mvcc::kMaxTimestamp, Deadline());
     ASSERT_TRUE(r.ok() && *r) << k << " " << r.status().ToString();
-    if (k != "k39") EXPECT_EQ((*r)->version, version) << k;
+    if (k != "k39") {
+      EXPECT_EQ((*r)->version, version) << k;
+    }
   }
 }
 

@@ -63,6 +63,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   auto agg = DecodeAggregateBody(body);
   if (agg.ok() && agg->aggregates_json.empty()) std::abort();
+  // NDJSON: every line is a record or an error, numbered in order, within the body.
+  if (auto nd = DecodeNdjson(body, 3, "_id"); !nd.ok()) {
+    std::abort();
+  } else {
+    if (nd->records.size() + nd->errors.size() > nd->lines) std::abort();
+    if (nd->lines > 0 && nd->last_line != 3 + nd->lines - 1) std::abort();
+    uint64_t prev = 0;
+    for (const auto& r : nd->records) {
+      if (r.line < 3 || r.line > nd->last_line || r.line <= prev) std::abort();
+      if (r.value.size() > body.size()) std::abort();
+      prev = r.line;
+    }
+    for (const auto& e : nd->errors) {
+      if (e.status.ok() || e.line < 3 || e.line > nd->last_line) std::abort();
+    }
+  }
   auto scan = DecodeTxnScanBody(body);
   if (scan.ok() && scan->consistency != gojodb::kv::Consistency::kLinearizable) std::abort();
   if (auto dec = PercentDecode(in, true); dec.ok() && dec->size() > in.size()) std::abort();

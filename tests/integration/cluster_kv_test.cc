@@ -1264,6 +1264,162 @@ TEST_F(ClusterKvTest, DocumentsKeepTheirIndexesExactAndQueriesUseThem) {
   EXPECT_EQ(paged, want);
 }
 
+// A bulk load into an indexed collection over small shards, while another client
+// rewrites some of the same documents: each bad line is reported with its number and
+// the rest load; a retry with the ingest id skips what is in; and afterwards every
+// document has exactly its index entries.
+TEST_F(ClusterKvTest, BulkIngestReportsBadLinesResumesAndKeepsIndexesExact) {
+  auto first = PutUntilServed("/v1/collections/default/keys/k0000", "first");
+  ASSERT_TRUE(first && first->status == 200);
+  auto set =
+      RunCommand({BinDir() + "/gojodb", "--addr", Cluster::Addr(cluster_->controller(1).grpc),
+                  "settings", "set", "shard_split_bytes=32768"});
+  ASSERT_EQ(set.status, 0) << set.out << set.err;
+  auto post = [&](const std::string& path, const std::string& body) {
+    auto r = http_->Post(path, body, "application/json");
+    EXPECT_TRUE(r) << path;
+    return std::make_pair(r ? r->status : 0, r ? json::parse(r->body, nullptr, false) : json());
+  };
+  auto [code, out] = post("/v1/collections", R"({"name": "items",
+        "schema": {"fields": {"name": {"type": "string", "required": true},
+                              "age": {"type": "integer"}, "email": {"type": ["string", "null"]}}},
+        "indexes": [{"name": "by_age", "fields": ["age"]},
+                    {"name": "by_email", "fields": ["email"], "unique": true}]})");
+  ASSERT_EQ(code, 201) << out.dump();
+  const std::string docs = "/v1/collections/items/keys/";
+  ASSERT_EQ(
+      http_->Put(docs + "x1", R"({"name":"x","age":1,"email":"e1"})", "application/json")->status,
+      200);
+  ASSERT_EQ(
+      http_->Put(docs + "x2", R"({"name":"x","age":2,"email":"e2"})", "application/json")->status,
+      200);
+
+  const int kLines = 3000;
+  const std::string pad(200, 'p');
+  auto line = [&](int i) -> std::string {
+    switch (i) {
+      case 10:
+        return R"({"_id":"x1","name":"moved","age":40,"email":"e1"})";
+      case 11:
+        return R"({"_id":"d11","name":"n","email":"e2"})";  // x2 holds e2
+      case 12:
+        return R"({"_id":"d12","name":"n","age":"old"})";  // schema
+      case 13:
+        return R"({"_id":"d13","name":"n","email":"dup"})";
+      case 14:
+        return R"({"_id":"d14","name":"n","email":"dup"})";  // line 13 holds it
+      case 15:
+        return R"({"_id":"d15", "name":)";  // not JSON
+      case 2000:
+        return R"({"_id":"d16","name":"again","age":7})";  // d16 again: wins
+      default:
+        break;
+    }
+    json d = {{"_id", "d" + std::to_string(i)}, {"name", "n"}, {"age", i % 50}, {"bio", pad}};
+    if (i % 7 != 0) d["email"] = "m" + std::to_string(i);
+    return d.dump();
+  };
+  std::string part1, part2;
+  for (int i = 1; i <= kLines; ++i) (i <= 1500 ? part1 : part2) += line(i) + "\n";
+
+  // Another client rewrites d1..d30 meanwhile (its own emails: w<i>).
+  std::atomic<bool> stop{false};
+  std::atomic<int> written_by_writer{0};
+  std::thread writer;
+  struct Joiner {
+    std::atomic<bool>& stop;
+    std::thread& t;
+    ~Joiner() {
+      stop = true;
+      if (t.joinable()) t.join();
+    }
+  } joiner{stop, writer};
+  writer = std::thread([&] {
+    httplib::Client c("127.0.0.1", cluster_->gateway().http);
+    std::mt19937 rng(7);
+    while (!stop) {
+      const int i = 1 + static_cast<int>(rng() % 30);
+      if (i >= 10 && i <= 16) continue;
+      json d = {
+          {"name", "w"}, {"age", static_cast<int>(rng() % 50)}, {"email", "w" + std::to_string(i)}};
+      auto r = c.Put(docs + "d" + std::to_string(i), d.dump(), "application/json");
+      if (r && r->status == 200) ++written_by_writer;
+    }
+  });
+  http_->set_read_timeout(120, 0);
+  std::tie(code, out) = post("/v1/collections/items/bulk?ingest_id=load", part1);
+  ASSERT_EQ(code, 200) << out.dump();
+  EXPECT_EQ(out["lines"], 1500);
+  EXPECT_EQ(out["failed"], 4) << out.dump();
+  EXPECT_EQ(out["written"], 1496);
+  EXPECT_EQ(out["lines_done"], 1500);
+  std::map<int, std::string> reasons;
+  for (const auto& e : out["errors"]) reasons[e["line"].get<int>()] = e["reason"];
+  EXPECT_EQ(reasons, (std::map<int, std::string>{
+                         {11, "UNIQUE"}, {12, "SCHEMA"}, {14, "UNIQUE"}, {15, "NOT_JSON"}}))
+      << out.dump();
+  // The same part again: all of it is in.
+  std::tie(code, out) = post("/v1/collections/items/bulk?ingest_id=load", part1);
+  ASSERT_EQ(code, 200) << out.dump();
+  EXPECT_EQ(out["skipped"], 1499) << "every record of those lines, refused ones too";
+  EXPECT_EQ(out["written"], 0);
+  std::tie(code, out) = post("/v1/collections/items/bulk?ingest_id=load&first_line=1501", part2);
+  ASSERT_EQ(code, 200) << out.dump();
+  EXPECT_EQ(out["written"], 1500);
+  EXPECT_EQ(out["failed"], 0) << out.dump();
+  stop = true;
+  writer.join();
+  EXPECT_GT(written_by_writer.load(), 0) << "the other client wrote nothing meanwhile";
+  auto progress = http_->Get("/v1/collections/items/bulk/load");
+  ASSERT_TRUE(progress && progress->status == 200);
+  EXPECT_EQ(json::parse(progress->body)["lines_done"], kLines);
+
+  // The truth, and every index against it.
+  auto scan = http_->Get("/v1/collections/items/keys?limit=10000");
+  ASSERT_TRUE(scan && scan->status == 200);
+  std::map<std::string, json> truth;
+  const json scanned = json::parse(scan->body);
+  for (const auto& item : scanned["items"]) truth[item["key"].get<std::string>()] = item["value"];
+  EXPECT_EQ(truth.size(), 2u + kLines - 2 - 4)
+      << "x1, x2, and a document per line but x1's, d16's second and the 4 refused";
+  EXPECT_EQ(truth["x1"]["name"], "moved");
+  EXPECT_EQ(truth["d16"]["name"], "again");
+  EXPECT_EQ(truth.count("d14"), 0u);
+  std::map<std::string, std::string> email_holder;
+  for (const auto& [k, d] : truth) {
+    if (!d.contains("email") || !d["email"].is_string()) continue;
+    auto [it, fresh] = email_holder.emplace(d["email"].get<std::string>(), k);
+    EXPECT_TRUE(fresh) << k << " and " << it->second << " share " << it->first;
+  }
+  auto query = [&](const json& filter) {
+    auto [c, o] = post("/v1/collections/items/query",
+                       json{{"filter", filter}, {"explain", true}, {"limit", 10000}}.dump());
+    EXPECT_EQ(c, 200) << o.dump();
+    return o;
+  };
+  for (int a = 0; a < 50; ++a) {
+    json o = query({{"age", a}});
+    std::vector<std::string> want, got;
+    for (const auto& [k, d] : truth) {
+      if (d.contains("age") && d["age"] == a) want.push_back(k);
+    }
+    for (const auto& item : o["items"]) got.push_back(item["key"]);
+    EXPECT_EQ(got, want) << "age " << a;
+    EXPECT_EQ(o["plan"]["index"], "by_age");
+    EXPECT_EQ(o["plan"]["examined"], want.size()) << "entries of age " << a << " are not exact";
+  }
+  size_t checked = 0;
+  for (const auto& [email, holder] : email_holder) {
+    if (checked++ % 10 != 0 && email.rfind("w", 0) != 0 && email != "e1" && email != "dup") {
+      continue;  // a sample, plus every email the other client or the specials wrote
+    }
+    json o = query({{"email", email}});
+    ASSERT_EQ(o["items"].size(), 1u) << email << " " << o.dump();
+    EXPECT_EQ(o["items"][0]["key"], holder) << email;
+    EXPECT_EQ(o["plan"]["examined"], 1) << email;
+  }
+}
+
 TEST_F(ClusterKvTest, StorageNodesAnswerEachItemOfABatch) {
   auto first = PutUntilServed("/v1/collections/default/keys/alpha", "one");
   ASSERT_TRUE(first);

@@ -281,6 +281,72 @@ TEST_F(StandaloneTest, ClusterStatusIsStandaloneWithOneShardOnNodeOne) {
   EXPECT_EQ(status->shards(0).replicas(0), 1u);
 }
 
+// A million small documents in NDJSON requests of 10,000 lines (a few of them bad),
+// into a collection with a schema; then every one is there: the count and the sum of a
+// field over all of them equal what was sent, and a sample reads back as sent. The
+// count can be raised (GOJODB_BULK_DOCS) for a longer soak.
+TEST_F(StandaloneTest, BulkLoadOfAMillionDocumentsIsAllThereAndCounted) {
+  size_t total = 1'000'000;
+  if (const char* env = std::getenv("GOJODB_BULK_DOCS")) total = std::stoull(env);
+  constexpr size_t kPerRequest = 10'000;
+  auto created = http_->Post("/v1/collections", R"({"name": "events",
+      "schema": {"fields": {"n": {"type": "integer", "required": true},
+                            "kind": {"type": "string"}}}})",
+                             "application/json");
+  ASSERT_TRUE(created && created->status == 201) << (created ? created->body : "no answer");
+  http_->set_read_timeout(120, 0);
+  const char* kinds[] = {"click", "view", "buy"};
+  uint64_t want_sum = 0, sent = 0, bad = 0;
+  for (size_t first = 0; first < total; first += kPerRequest) {
+    std::string body;
+    body.reserve(kPerRequest * 48);
+    const size_t n = std::min(kPerRequest, total - first);
+    for (size_t i = first; i < first + n; ++i) {
+      body += "{\"_id\":\"e";
+      body += std::to_string(i);
+      body += "\",\"n\":";
+      body += std::to_string(i);
+      body += ",\"kind\":\"";
+      body += kinds[i % 3];
+      body += "\"}\n";
+      want_sum += i;
+    }
+    sent += n;
+    if (first % 100'000 == 0) {
+      body += "{\"_id\":\"bad\",\"n\":\"not a number\"}\n";  // one schema violation
+      ++bad;
+    }
+    auto r = http_->Post("/v1/collections/events/bulk?first_line=" + std::to_string(first + 1),
+                         body, "application/x-ndjson");
+    ASSERT_TRUE(r) << "no answer at line " << first + 1;
+    ASSERT_EQ(r->status, 200) << r->body.substr(0, 2000);
+    auto out = json::parse(r->body);
+    ASSERT_EQ(out["written"], n) << r->body.substr(0, 2000);
+    if (first % 100'000 == 0) {
+      ASSERT_EQ(out["errors"].size(), 1u);
+      EXPECT_EQ(out["errors"][0]["line"], first + n + 1);
+      EXPECT_EQ(out["errors"][0]["reason"], "SCHEMA");
+    } else {
+      EXPECT_EQ(out["failed"], 0);
+    }
+  }
+  EXPECT_GT(bad, 0u);
+  auto agg = http_->Post("/v1/collections/events/aggregate",
+                         R"({"aggregates": {"docs": {"count": "*"}, "sum": {"sum": "n"}}})",
+                         "application/json");
+  ASSERT_TRUE(agg && agg->status == 200) << (agg ? agg->body : "no answer");
+  auto groups = json::parse(agg->body)["groups"];
+  ASSERT_EQ(groups.size(), 1u);
+  EXPECT_EQ(groups[0]["values"]["docs"], sent);
+  EXPECT_EQ(groups[0]["values"]["sum"].get<double>(), static_cast<double>(want_sum));
+  for (size_t i : {size_t{0}, total / 3, total - 1}) {
+    auto g = http_->Get("/v1/collections/events/keys/e" + std::to_string(i));
+    ASSERT_TRUE(g && g->status == 200) << i;
+    EXPECT_EQ(json::parse(g->body)["n"], i);
+  }
+  EXPECT_EQ(http_->Get("/v1/collections/events/keys/bad")->status, 404);
+}
+
 TEST(StandaloneFlagsTest, DataDirOfTheOldFormatIsRefused) {
   // The previous standalone server kept a single-node store in db/ and nothing else.
   const std::string dir = TempDir("standalone-old");

@@ -1,0 +1,342 @@
+// Bulk ingest in the router: chunks of whole-document puts, each record accepted or
+// refused on its own (docs/architecture/documents.md, "Bulk ingest").
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "api/gateway/call_util.h"
+#include "api/gateway/cluster_kv.h"
+#include "core/mvcc/key_codec.h"
+
+namespace gojodb::gateway {
+namespace {
+
+using json = nlohmann::json;
+constexpr uint32_t kTenant = controller::kDefaultTenantId;
+// Reads of a chunk run this many at a time (they wait on the network, not the CPU).
+constexpr size_t kReaders = 8;
+
+// Runs fn(i) for i in [0, n) on up to kReaders threads; the first error wins.
+Status ParallelFor(size_t n, const std::function<Status(size_t)>& fn) {
+  std::atomic<size_t> next{0};
+  std::mutex mu;
+  Status first;
+  auto work = [&] {
+    for (size_t i = next++; i < n; i = next++) {
+      Status s = fn(i);
+      if (s.ok()) continue;
+      std::lock_guard lock(mu);
+      if (first.ok()) first = std::move(s);
+      next = n;  // the others stop at their next record
+    }
+  };
+  const size_t threads = std::min(n, kReaders);
+  std::vector<std::thread> pool;
+  for (size_t t = 1; t < threads; ++t) pool.emplace_back(work);
+  if (n > 0) work();
+  for (auto& t : pool) t.join();
+  return first;
+}
+
+// The internal row that holds an ingest id's progress (collection id 0 is no
+// collection's).
+std::string ProgressKey(uint32_t collection, const std::string& ingest_id) {
+  return "ingest/" + std::to_string(collection) + "/" + ingest_id;
+}
+
+bool Retryable(const Status& s) {
+  for (const auto& [k, v] : s.details()) {
+    if (k == "reason" && (v == "WRITE_CONFLICT" || v == "TOO_OLD")) return true;
+  }
+  return s.code() == StatusCode::kFailedPrecondition || s.code() == StatusCode::kOutOfRange;
+}
+
+}  // namespace
+
+Result<kv::IngestResult> ClusterKv::Ingest(const kv::IngestRequest& req) {
+  const auto deadline = Clock::now() + options_.request_timeout;
+  if (req.records.size() > options_.limits.max_batch_ops) {
+    return Status::InvalidArgument("an ingest chunk may hold at most " +
+                                   std::to_string(options_.limits.max_batch_ops) + " records");
+  }
+  if (req.ingest_id.size() > 128) {
+    return Status::InvalidArgument("an ingest id takes at most 128 bytes");
+  }
+  ASSIGN_OR_RETURN(auto info, Collection(req.collection, deadline));
+  kv::IngestResult out;
+  // Records refused before anything is read: bad keys and values.
+  std::vector<kv::IngestRecord> valid;
+  valid.reserve(req.records.size());
+  for (const auto& r : req.records) {
+    Status s = ValidateKey(r.key, options_.limits);
+    if (s.ok() && r.value.size() > options_.limits.max_value_bytes) {
+      s = Status::InvalidArgument("the document takes " + std::to_string(r.value.size()) +
+                                  " bytes, above the value limit of " +
+                                  std::to_string(options_.limits.max_value_bytes));
+    }
+    if (s.ok()) {
+      valid.push_back(r);
+    } else {
+      out.errors.push_back({r.line, std::move(s)});
+    }
+  }
+  if (HasRules(info)) {
+    ASSIGN_OR_RETURN(DocRules rules, RulesOf(info));
+    if (rules.indexes.empty()) {
+      // A schema alone: each document checked, then written as a plain row (no entries
+      // to keep, so nothing to read first).
+      std::vector<kv::IngestRecord> checked;
+      checked.reserve(valid.size());
+      for (auto& r : valid) {
+        auto doc = document::ParseDocument(r.value);
+        Status s = doc.ok() ? CheckDocument(rules, r.key, *doc, options_.limits.max_key_bytes)
+                            : doc.status();
+        if (s.ok()) {
+          checked.push_back(std::move(r));
+        } else {
+          out.errors.push_back({r.line, std::move(s)});
+        }
+      }
+      valid = std::move(checked);
+    } else if (!valid.empty()) {
+      RETURN_IF_ERROR(IngestDocuments(info, valid, &out, deadline));
+      valid.clear();
+    }
+  }
+  if (!valid.empty()) RETURN_IF_ERROR(IngestRows(info, valid, &out, deadline));
+  std::sort(out.errors.begin(), out.errors.end(),
+            [](const auto& a, const auto& b) { return a.line < b.line; });
+  if (!req.ingest_id.empty()) {
+    v1::ShardWriteRequest w;
+    auto* m = w.add_mutations();
+    m->set_row_key(mvcc::EncodeRowKey(kTenant, 0, ProgressKey(info.id, req.ingest_id)));
+    m->set_value(json{{"lines_done", req.last_line}}.dump());
+    std::vector<std::string> rows{m->row_key()};
+    RETURN_IF_ERROR(Write(std::move(w), std::move(rows), deadline).status());
+  }
+  return out;
+}
+
+Result<uint64_t> ClusterKv::IngestProgress(const std::string& collection,
+                                           const std::string& ingest_id) {
+  const auto deadline = Clock::now() + options_.request_timeout;
+  if (ingest_id.empty() || ingest_id.size() > 128) {
+    return Status::InvalidArgument("an ingest id takes 1 to 128 bytes");
+  }
+  ASSIGN_OR_RETURN(auto info, Collection(collection, deadline));
+  ASSIGN_OR_RETURN(
+      auto g, GetById(0, {"", ProgressKey(info.id, ingest_id), kv::Consistency::kLinearizable, 0},
+                      deadline));
+  if (!g.found) {
+    return Status::NotFound("ingest '" + ingest_id + "' has written nothing to collection '" +
+                            collection + "'");
+  }
+  json j = json::parse(g.value, nullptr, false);
+  if (!j.is_object() || !j["lines_done"].is_number_unsigned()) {
+    return Status::Corruption("malformed progress record of ingest '" + ingest_id + "'");
+  }
+  return j["lines_done"].get<uint64_t>();
+}
+
+Status ClusterKv::IngestRows(const kv::CollectionInfo& info,
+                             const std::vector<kv::IngestRecord>& records, kv::IngestResult* out,
+                             Clock::time_point deadline) {
+  // The later of two records with one key wins: the earlier is written and overwritten.
+  std::map<std::string, size_t> last;
+  for (size_t i = 0; i < records.size(); ++i) last[records[i].key] = i;
+  std::vector<std::string> rows;
+  std::vector<const kv::IngestRecord*> chosen;
+  rows.reserve(last.size());
+  for (const auto& [key, i] : last) {
+    rows.push_back(mvcc::EncodeRowKey(kTenant, info.id, key));
+    chosen.push_back(&records[i]);
+  }
+  ASSIGN_OR_RETURN(auto groups, GroupByShard(rows, deadline));
+  // Each group is one write on its shard. Every record is a put of a whole value, so a
+  // group sent again (its outcome unknown, or a split under it) writes the same rows.
+  std::function<Status(const std::vector<size_t>&)> write_group;
+  write_group = [&](const std::vector<size_t>& group) -> Status {
+    for (int attempt = 0;; ++attempt) {
+      v1::ShardWriteRequest w;
+      std::vector<std::string> keys;
+      for (size_t i : group) {
+        auto* m = w.add_mutations();
+        m->set_row_key(rows[i]);
+        m->set_value(chosen[i]->value);
+        keys.push_back(rows[i]);
+      }
+      auto written = Write(std::move(w), std::move(keys), deadline);
+      if (written.ok()) return Status::OK();
+      const Status& s = written.status();
+      if (IsRowsMoved(s)) {
+        std::vector<std::string> part;
+        for (size_t i : group) part.push_back(rows[i]);
+        ASSIGN_OR_RETURN(auto regrouped, GroupByShard(part, deadline));
+        for (const auto& g : regrouped) {
+          std::vector<size_t> sub;
+          for (size_t j : g) sub.push_back(group[j]);
+          RETURN_IF_ERROR(write_group(sub));
+        }
+        return Status::OK();
+      }
+      if (s.code() != StatusCode::kUnavailable || Clock::now() >= deadline) return s;
+      Backoff(attempt, deadline);
+    }
+  };
+  RETURN_IF_ERROR(ParallelFor(groups.size(), [&](size_t g) { return write_group(groups[g]); }));
+  out->written += records.size();
+  return Status::OK();
+}
+
+Status ClusterKv::IngestDocuments(const kv::CollectionInfo& info,
+                                  const std::vector<kv::IngestRecord>& records,
+                                  kv::IngestResult* out, Clock::time_point deadline) {
+  ASSIGN_OR_RETURN(DocRules rules, RulesOf(info));
+  // Parse and check each record; the later of two with one key wins.
+  struct Doc {
+    const kv::IngestRecord* record = nullptr;
+    json doc;
+    bool superseded = false;
+  };
+  std::vector<Doc> docs;
+  std::map<std::string, size_t> by_key;
+  for (const auto& r : records) {
+    auto doc = document::ParseDocument(r.value);
+    Status s =
+        doc.ok() ? CheckDocument(rules, r.key, *doc, options_.limits.max_key_bytes) : doc.status();
+    if (!s.ok()) {
+      out->errors.push_back({r.line, std::move(s)});
+      continue;
+    }
+    auto [it, fresh] = by_key.emplace(r.key, docs.size());
+    if (!fresh) {
+      docs[it->second].superseded = true;
+      it->second = docs.size();
+    }
+    docs.push_back({&r, std::move(*doc), false});
+  }
+  std::vector<size_t> live;
+  for (size_t i = 0; i < docs.size(); ++i) {
+    if (!docs[i].superseded) live.push_back(i);
+  }
+  const uint64_t superseded = docs.size() - live.size();
+
+  for (int attempt = 0;; ++attempt) {
+    ASSIGN_OR_RETURN(uint64_t start_ts, FreshTimestamp(deadline));
+    ActiveStart active(this, start_ts);  // the GC keeps what this attempt reads
+    // The documents as they are at start_ts.
+    std::vector<std::optional<json>> old(live.size());
+    Status read = ParallelFor(live.size(), [&](size_t i) -> Status {
+      const auto& key = docs[live[i]].record->key;
+      ASSIGN_OR_RETURN(
+          auto g,
+          GetById(info.id, {info.name, key, kv::Consistency::kSnapshot, start_ts}, deadline));
+      if (!g.found) return Status::OK();
+      if (auto d = document::ParseDocument(g.value); d.ok()) old[i] = std::move(*d);
+      return Status::OK();
+    });
+    // Each record's mutations, and the unique entries it claims.
+    std::vector<std::vector<txn::TxnMutation>> muts(live.size());
+    std::vector<std::vector<UniqueClaim>> claims(live.size());
+    if (read.ok()) {
+      for (size_t i = 0; i < live.size(); ++i) {
+        const Doc& d = docs[live[i]];
+        muts[i].push_back({txn::LockKind::kPut, mvcc::EncodeRowKey(kTenant, info.id, d.record->key),
+                           d.record->value, std::nullopt});
+        AppendEntryMutations(rules, d.record->key, old[i] ? &*old[i] : nullptr, &d.doc, &muts[i],
+                             &claims[i]);
+      }
+    }
+    // Who holds each claimed entry at start_ts.
+    std::vector<std::pair<size_t, size_t>> all_claims;  // (record, claim)
+    for (size_t i = 0; i < claims.size(); ++i) {
+      for (size_t c = 0; c < claims[i].size(); ++c) all_claims.emplace_back(i, c);
+    }
+    std::vector<std::optional<std::string>> holders(all_claims.size());
+    if (read.ok()) {
+      read = ParallelFor(all_claims.size(), [&](size_t k) -> Status {
+        const auto& c = claims[all_claims[k].first][all_claims[k].second];
+        ASSIGN_OR_RETURN(
+            auto g, GetById(c.index->id, {"", c.entry_key, kv::Consistency::kSnapshot, start_ts},
+                            deadline));
+        if (g.found) holders[k] = std::move(g.value);
+        return Status::OK();
+      });
+    }
+    if (!read.ok()) {
+      if (read.code() == StatusCode::kOutOfRange && Clock::now() < deadline) {
+        Backoff(attempt, deadline);  // the GC passed start_ts before the hold was seen
+        continue;
+      }
+      return read;
+    }
+    // Unique entries are checked against the collection as of start_ts: a claim on an
+    // entry another document holds is refused, even if that document lets it go in
+    // this chunk; of two lines claiming one entry, the earlier wins.
+    std::vector<bool> refused(live.size(), false);
+    std::vector<kv::IngestError> refusals;
+    std::set<std::string> claimed;
+    for (size_t k = 0; k < all_claims.size(); ++k) {
+      const auto [i, c] = all_claims[k];
+      if (refused[i]) continue;
+      const auto& claim = claims[i][c];
+      const std::string& key = docs[live[i]].record->key;
+      std::optional<std::string> other;
+      if (holders[k] && *holders[k] != key) other = "document '" + holders[k]->substr(0, 128) + "'";
+      if (!other && !claimed.insert(muts[i][claim.mutation].row_key).second) {
+        other = "a document on an earlier line";
+      }
+      if (other) {
+        refused[i] = true;
+        refusals.push_back({docs[live[i]].record->line, UniqueViolation(*claim.index, *other)});
+      }
+    }
+    // One transaction over the accepted documents and their entries (distinct rows: a
+    // document's own entries name it, and unique ones were claimed once).
+    std::map<std::string, txn::TxnMutation> merged;
+    uint64_t written = 0;
+    for (size_t i = 0; i < live.size(); ++i) {
+      if (refused[i]) continue;
+      ++written;
+      for (auto& m : muts[i]) merged.emplace(m.row_key, std::move(m));
+    }
+    if (merged.empty()) {
+      for (auto& r : refusals) out->errors.push_back(std::move(r));
+      return Status::OK();
+    }
+    std::vector<txn::TxnMutation> mutations;
+    mutations.reserve(merged.size());
+    // The primary is a document row: the first one in key order.
+    for (auto& [row, m] : merged) mutations.push_back(std::move(m));
+    std::stable_partition(mutations.begin(), mutations.end(), [&](const txn::TxnMutation& m) {
+      return m.row_key.compare(0, mvcc::CollectionPrefix(kTenant, info.id).size(),
+                               mvcc::CollectionPrefix(kTenant, info.id)) == 0;
+    });
+    auto committed = CommitMutations(start_ts, std::move(mutations), deadline);
+    if (committed.ok()) {
+      out->written += written + superseded;
+      for (auto& r : refusals) out->errors.push_back(std::move(r));
+      return Status::OK();
+    }
+    if (!Retryable(committed.status()) || Clock::now() >= deadline) return committed.status();
+    retries_++;
+    if (live.size() > 1) {
+      // Another writer got to one of its rows first. A big transaction that retries
+      // whole would lose to a hot row again and again: the halves go on their own, so
+      // that conflicts narrow down to the records that meet them.
+      std::vector<kv::IngestRecord> halves[2];
+      for (size_t i = 0; i < live.size(); ++i) {
+        halves[i < live.size() / 2 ? 0 : 1].push_back(*docs[live[i]].record);
+      }
+      out->written += superseded;
+      for (auto& h : halves) RETURN_IF_ERROR(IngestDocuments(info, h, out, deadline));
+      return Status::OK();
+    }
+    Backoff(attempt, deadline);
+  }
+}
+
+}  // namespace gojodb::gateway

@@ -1,0 +1,52 @@
+// Document rules shared by the router's document writes (cluster_docs.cc) and bulk
+// ingest (cluster_ingest.cc): a collection's schema and indexes, and the index-entry
+// mutations that move a document from one version to the next.
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/document/document.h"
+#include "core/kv/kv_service.h"
+#include "core/txn/percolator.h"
+#include "internal/status.h"
+
+namespace gojodb::gateway {
+
+struct DocRules {
+  std::optional<document::Schema> schema;
+  std::vector<document::IndexSpec> indexes;
+};
+
+inline bool HasRules(const kv::CollectionInfo& info) {
+  return !info.schema_json.empty() || !info.indexes.empty();
+}
+
+// The collection's schema and indexes, parsed.
+Result<DocRules> RulesOf(const kv::CollectionInfo& info);
+
+// A put of a unique index's entry: valid only while no other document holds the entry.
+struct UniqueClaim {
+  const document::IndexSpec* index = nullptr;
+  std::string entry_key;  // the entry's key in the index
+  size_t mutation = 0;    // its put among the mutations
+};
+
+// Appends the mutations that move `key`'s index entries from those of old_doc to those
+// of doc (either null: absent). Unique puts carry if_version 0 and are listed in claims.
+void AppendEntryMutations(const DocRules& rules, const std::string& key,
+                          const nlohmann::json* old_doc, const nlohmann::json* doc,
+                          std::vector<txn::TxnMutation>* mutations,
+                          std::vector<UniqueClaim>* claims);
+
+// 409 reason=UNIQUE: `holder` ("document 'k'") has the values a write gave a unique index.
+Status UniqueViolation(const document::IndexSpec& index, const std::string& holder);
+
+// Refuses a document whose index entry would exceed the key limit (400 reason
+// INDEX_KEY_TOO_LARGE), then checks it against the schema.
+Status CheckDocument(const DocRules& rules, const std::string& key, const nlohmann::json& doc,
+                     size_t max_key_bytes);
+
+}  // namespace gojodb::gateway
