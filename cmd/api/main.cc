@@ -4,9 +4,8 @@
 // controllers. It keeps no data. See docs/architecture/storage-service.md.
 //
 // --services names the API families this gateway offers (reads, writes, bulk,
-// aggregation, graphql). The list is checked, but for now every key-value endpoint is
-// served whatever it names; the split into families takes effect when the query,
-// aggregation, bulk and GraphQL endpoints arrive.
+// aggregation, graphql); calls of the others are refused with 501 (reason
+// SERVICE_NOT_SERVED) over HTTP and gRPC alike (api/gateway/service_filter.h).
 //
 // Exit status: 0 after a clean shutdown, 1 when the server cannot start (port in use),
 // 2 on bad flags or config.
@@ -18,6 +17,7 @@
 
 #include "api/gateway/cluster_kv.h"
 #include "api/gateway/cluster_status.h"
+#include "api/gateway/service_filter.h"
 #include "api/grpc/convert.h"
 #include "api/grpc/grpc_services.h"
 #include "api/http/http_api.h"
@@ -38,7 +38,7 @@ std::vector<server::Setting> ApiSettings() {
       {"controllers", "", "the controllers' gRPC addresses: host:port,host:port,...", true},
       {"services", kAllServices,
        "API families to serve: a comma-separated subset of " + std::string(kAllServices) +
-           " (every key-value endpoint is served for now)",
+           " (the others answer 501 SERVICE_NOT_SERVED)",
        false},
       {"request_timeout_ms", "10000", "how long a request may take, retries included", false},
       {"limits.max_key_bytes", "4096", "largest key accepted", false},
@@ -155,11 +155,12 @@ int Run(int argc, char** argv) {
 
   Metrics metrics;
   metrics.AddGaugeSource("gateway", [k = kv->get()] { return k->StorageStats(); });
+  gateway::ServiceFilter served(kv->get(), *services, config.Get("services"));
 
   const std::string grpc_addr = config.Get("grpc_addr");
   const std::string http_addr = config.Get("http_addr");
   rpc::GrpcServices grpc_services(
-      kv->get(), &metrics, [k = kv->get()] { return gateway::ClusterStatusProto(k, "cluster"); });
+      &served, &metrics, [k = kv->get()] { return gateway::ClusterStatusProto(k, "cluster"); });
   grpc::ServerBuilder builder;
   rpc::TuneServerBuilder(&builder);
   int bound_port = 0;
@@ -172,7 +173,7 @@ int Run(int argc, char** argv) {
     return Fail(1, Status::Unavailable("cannot listen on " + grpc_addr + " (gRPC)"));
   }
 
-  http::HttpApi api(kv->get(), &metrics,
+  http::HttpApi api(&served, &metrics,
                     [k = kv->get()] { return gateway::ClusterStatusJson(k, "cluster"); });
   http::HttpServer http_server(
       &api, {.max_body_bytes = (*body_mb) << 20, .threads = static_cast<int>(*http_threads)});

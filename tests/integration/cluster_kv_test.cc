@@ -1420,6 +1420,51 @@ TEST_F(ClusterKvTest, BulkIngestReportsBadLinesResumesAndKeepsIndexesExact) {
   }
 }
 
+// A gateway started with --services reads,bulk serves those families and refuses the
+// others with 501 SERVICE_NOT_SERVED, over HTTP and gRPC; the catalog is always served.
+TEST_F(ClusterKvTest, AGatewayServesOnlyTheFamiliesItIsGiven) {
+  auto first = PutUntilServed("/v1/collections/default/keys/k1", "v1");
+  ASSERT_TRUE(first && first->status == 200);
+  const int http_port = FreePort(), grpc_port = FreePort();
+  Process reader({BinDir() + "/gojodb-api", "--grpc-addr", Cluster::Addr(grpc_port), "--http-addr",
+                  Cluster::Addr(http_port), "--controllers", cluster_->ControllerAddrs(),
+                  "--services", "reads,bulk"},
+                 TempDir("reads-gateway") + "/api.log");
+  ASSERT_TRUE(WaitReady(http_port, &reader, 30000)) << reader.Log();
+  httplib::Client c("127.0.0.1", http_port);
+  auto reason = [](const httplib::Result& r) {
+    auto j = json::parse(r->body, nullptr, false);
+    return j.is_object() && j.contains("error") ? j["error"].value("reason", "") : "";
+  };
+  auto get = c.Get("/v1/collections/default/keys/k1");
+  ASSERT_TRUE(get);
+  EXPECT_EQ(get->status, 200);
+  EXPECT_EQ(get->body, "v1");
+  auto put = c.Put("/v1/collections/default/keys/k2", "v2", "text/plain");
+  ASSERT_TRUE(put);
+  EXPECT_EQ(put->status, 501) << put->body;
+  EXPECT_EQ(reason(put), "SERVICE_NOT_SERVED") << put->body;
+  auto agg = c.Post("/v1/collections/default/aggregate", R"({"aggregates":{"n":{"count":"*"}}})",
+                    "application/json");
+  ASSERT_TRUE(agg);
+  EXPECT_EQ(agg->status, 501) << agg->body;
+  auto bulk =
+      c.Post("/v1/collections/default/bulk", "{\"_id\":\"b1\",\"x\":1}\n", "application/x-ndjson");
+  ASSERT_TRUE(bulk);
+  EXPECT_EQ(bulk->status, 200) << bulk->body;
+  auto list = c.Get("/v1/collections");
+  ASSERT_TRUE(list);
+  EXPECT_EQ(list->status, 200);
+  EXPECT_EQ(http_->Get("/v1/collections/default/keys/b1")->status, 200) << "the bulk line is in";
+  auto grpc = client::Client::Connect({.addr = Cluster::Addr(grpc_port)});
+  ASSERT_TRUE(grpc.ok());
+  auto g = (*grpc)->Get({.collection = "default", .key = "k1"});
+  ASSERT_TRUE(g.ok()) << g.status().ToString();
+  EXPECT_EQ(g->value, "v1");
+  auto p = (*grpc)->Put({.collection = "default", .key = "k3", .value = "v3"});
+  EXPECT_EQ(p.status().code(), StatusCode::kUnimplemented) << p.status().ToString();
+}
+
 TEST_F(ClusterKvTest, StorageNodesAnswerEachItemOfABatch) {
   auto first = PutUntilServed("/v1/collections/default/keys/alpha", "one");
   ASSERT_TRUE(first);
