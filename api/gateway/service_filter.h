@@ -14,94 +14,80 @@
 #include <set>
 #include <string>
 
-#include "core/kv/kv_service.h"
+#include "core/kv/forwarding_kv_service.h"
 
 namespace gojodb::gateway {
 
-class ServiceFilter final : public kv::KvService {
+class ServiceFilter final : public kv::ForwardingKvService {
  public:
   // `base` is not owned and must outlive the filter.
   ServiceFilter(kv::KvService* base, std::set<std::string> served, std::string flag)
-      : base_(base), served_(std::move(served)), flag_(std::move(flag)) {}
+      : ForwardingKvService(base), served_(std::move(served)), flag_(std::move(flag)) {}
 
   Result<kv::WriteResult> Put(const kv::PutRequest& r) override {
     RETURN_IF_ERROR(Allow("writes"));
-    return base_->Put(r);
+    return ForwardingKvService::Put(r);
   }
   Result<kv::WriteResult> Delete(const kv::DeleteRequest& r) override {
     RETURN_IF_ERROR(Allow("writes"));
-    return base_->Delete(r);
+    return ForwardingKvService::Delete(r);
   }
   Result<kv::GetResult> Get(const kv::GetRequest& r) override {
     RETURN_IF_ERROR(Allow("reads"));
-    return base_->Get(r);
+    return ForwardingKvService::Get(r);
   }
   Result<kv::ScanResult> Scan(const kv::ScanRequest& r) override {
     RETURN_IF_ERROR(Allow("reads"));
-    return base_->Scan(r);
+    return ForwardingKvService::Scan(r);
   }
   Result<kv::WriteResult> Batch(const kv::BatchRequest& r) override {
     RETURN_IF_ERROR(Allow("writes"));
-    return base_->Batch(r);
+    return ForwardingKvService::Batch(r);
   }
   Result<kv::TxnResult> Txn(const kv::TxnRequest& r) override {
     RETURN_IF_ERROR(Allow("writes"));
-    return base_->Txn(r);
+    return ForwardingKvService::Txn(r);
   }
   Result<kv::TxnHandle> BeginTxn() override {
     RETURN_IF_ERROR(Allow("writes"));
-    return base_->BeginTxn();
+    return ForwardingKvService::BeginTxn();
   }
   Result<kv::GetResult> TxnGet(const std::string& t, const kv::TxnRead& r) override {
     RETURN_IF_ERROR(Allow("writes"));
-    return base_->TxnGet(t, r);
+    return ForwardingKvService::TxnGet(t, r);
   }
   Status TxnWrite(const std::string& t, const kv::BatchOp& op) override {
     RETURN_IF_ERROR(Allow("writes"));
-    return base_->TxnWrite(t, op);
+    return ForwardingKvService::TxnWrite(t, op);
   }
   Result<kv::ScanResult> TxnScan(const std::string& t, const kv::ScanRequest& r) override {
     RETURN_IF_ERROR(Allow("writes"));
-    return base_->TxnScan(t, r);
+    return ForwardingKvService::TxnScan(t, r);
   }
   Result<uint64_t> CommitTxn(const std::string& t) override {
     RETURN_IF_ERROR(Allow("writes"));
-    return base_->CommitTxn(t);
+    return ForwardingKvService::CommitTxn(t);
   }
   Status RollbackTxn(const std::string& t) override {
     RETURN_IF_ERROR(Allow("writes"));
-    return base_->RollbackTxn(t);
+    return ForwardingKvService::RollbackTxn(t);
   }
   Result<kv::QueryResult> Query(const kv::QueryRequest& r) override {
     RETURN_IF_ERROR(Allow("reads"));
-    return base_->Query(r);
+    return ForwardingKvService::Query(r);
   }
   Result<kv::AggregateResult> Aggregate(const kv::AggregateRequest& r) override {
     RETURN_IF_ERROR(Allow("aggregation"));
-    return base_->Aggregate(r);
+    return ForwardingKvService::Aggregate(r);
   }
   Result<kv::IngestResult> Ingest(const kv::IngestRequest& r) override {
     RETURN_IF_ERROR(Allow("bulk"));
-    return base_->Ingest(r);
+    return ForwardingKvService::Ingest(r);
   }
   Result<uint64_t> IngestProgress(const std::string& c, const std::string& id) override {
     RETURN_IF_ERROR(Allow("bulk"));
-    return base_->IngestProgress(c, id);
+    return ForwardingKvService::IngestProgress(c, id);
   }
-
-  Result<kv::CollectionInfo> CreateCollection(const kv::CollectionSpec& s) override {
-    return base_->CreateCollection(s);
-  }
-  Result<std::vector<kv::CollectionInfo>> ListCollections() override {
-    return base_->ListCollections();
-  }
-  Result<kv::CollectionInfo> DescribeCollection(const std::string& n) override {
-    return base_->DescribeCollection(n);
-  }
-  Status DropCollection(const std::string& n) override { return base_->DropCollection(n); }
-  const kv::Limits& limits() const override { return base_->limits(); }
-  Status Ready() override { return base_->Ready(); }
-  std::map<std::string, uint64_t> StorageStats() override { return base_->StorageStats(); }
 
  private:
   Status Allow(const char* family) const {
@@ -111,7 +97,6 @@ class ServiceFilter final : public kv::KvService {
         .WithDetail("reason", "SERVICE_NOT_SERVED");
   }
 
-  kv::KvService* const base_;
   const std::set<std::string> served_;
   const std::string flag_;
 };

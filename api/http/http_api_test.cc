@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/kv/forwarding_kv_service.h"
 #include "core/kv/kv_store.h"
 
 namespace gojodb::http {
@@ -187,27 +188,12 @@ TEST_F(HttpApiTest, HealthReadinessAndMetrics) {
 // A service that ingests into a map, refusing records whose key starts with "bad" and
 // failing the whole call on the chunk that holds line `fail_at`: the HTTP layer's
 // chunking, progress and error reporting, checked without a cluster.
-class IngestFake final : public kv::KvService {
+class IngestFake final : public kv::ForwardingKvService {
  public:
-  explicit IngestFake(kv::KvService* base) : base_(base) { limits_.max_batch_ops = 3; }
-  Result<kv::WriteResult> Put(const kv::PutRequest& r) override { return base_->Put(r); }
-  Result<kv::WriteResult> Delete(const kv::DeleteRequest& r) override { return base_->Delete(r); }
-  Result<kv::GetResult> Get(const kv::GetRequest& r) override { return base_->Get(r); }
-  Result<kv::ScanResult> Scan(const kv::ScanRequest& r) override { return base_->Scan(r); }
-  Result<kv::WriteResult> Batch(const kv::BatchRequest& r) override { return base_->Batch(r); }
-  Result<kv::CollectionInfo> CreateCollection(const kv::CollectionSpec& s) override {
-    return base_->CreateCollection(s);
+  explicit IngestFake(kv::KvService* base) : ForwardingKvService(base) {
+    limits_.max_batch_ops = 3;
   }
-  Result<std::vector<kv::CollectionInfo>> ListCollections() override {
-    return base_->ListCollections();
-  }
-  Result<kv::CollectionInfo> DescribeCollection(const std::string& n) override {
-    return base_->DescribeCollection(n);
-  }
-  Status DropCollection(const std::string& n) override { return base_->DropCollection(n); }
   const kv::Limits& limits() const override { return limits_; }
-  Status Ready() override { return Status::OK(); }
-  std::map<std::string, uint64_t> StorageStats() override { return {}; }
 
   Result<kv::IngestResult> Ingest(const kv::IngestRequest& req) override {
     if (req.records.size() > limits_.max_batch_ops) return Status::Internal("chunk too large");
@@ -239,7 +225,6 @@ class IngestFake final : public kv::KvService {
   uint64_t fail_at = 0;
 
  private:
-  kv::KvService* base_;
   kv::Limits limits_;
 };
 
