@@ -13,7 +13,7 @@ CTEST_ARGS ?=
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: all bootstrap configure build run test unit-test fuzz bench bench-cluster bench-txn fmt lint clean
+.PHONY: all bootstrap configure build run test unit-test fuzz bench bench-cluster bench-txn bench-docs fmt lint clean
 
 all: build
 
@@ -66,6 +66,14 @@ bench-txn: configure
 	cmake -S . -B $(BUILD_DIR) > /dev/null
 	cmake --build $(BUILD_DIR) -j $(JOBS) --target gojodb-bench gojodb-controller gojodb-storage gojodb-api gojodb
 	scripts/bench-txn.sh $(BUILD_DIR)/bin
+
+# JSON documents: bulk ingest, indexed point and range queries and a group-by on the
+# standalone server and on PostgreSQL JSONB (docs/benchmarks.md).
+bench-docs: configure
+	@scripts/bootstrap.sh --bench
+	cmake -S . -B $(BUILD_DIR) > /dev/null
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target gojodb-docs-bench gojodb-standalone
+	scripts/bench-docs.sh $(BUILD_DIR)/bin
 
 fmt:
 	@scripts/bootstrap.sh --lint

@@ -17,7 +17,7 @@ namespace {
 using json = nlohmann::json;
 constexpr uint32_t kTenant = controller::kDefaultTenantId;
 // Reads of a chunk run this many at a time (they wait on the network, not the CPU).
-constexpr size_t kReaders = 8;
+constexpr size_t kReaders = 64;
 
 // Runs fn(i) for i in [0, n) on up to kReaders threads; the first error wins.
 Status ParallelFor(size_t n, const std::function<Status(size_t)>& fn) {

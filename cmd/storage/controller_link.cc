@@ -85,18 +85,28 @@ Result<v1::Settings> ControllerLink::GetSettings() {
                                                     v1::GetSettingsRequest(), timeout_);
 }
 
+Status ControllerTso::Refill(std::chrono::steady_clock::time_point now) {
+  ASSIGN_OR_RETURN(auto r, link_->GetTimestamps(batch_));
+  if (r.count() == 0 || r.first() == 0) {
+    return Status::Internal("the controller answered an empty timestamp batch");
+  }
+  next_ = r.first();
+  end_ = r.first() + r.count();
+  fetched_ = now;
+  return Status::OK();
+}
+
 Result<mvcc::Timestamp> ControllerTso::Next() {
   std::lock_guard lock(mu_);
   const auto now = std::chrono::steady_clock::now();
-  if (next_ >= end_ || now - fetched_ > max_age_) {
-    ASSIGN_OR_RETURN(auto r, link_->GetTimestamps(batch_));
-    if (r.count() == 0 || r.first() == 0) {
-      return Status::Internal("the controller answered an empty timestamp batch");
-    }
-    next_ = r.first();
-    end_ = r.first() + r.count();
-    fetched_ = now;
-  }
+  if (next_ >= end_ || now - fetched_ > max_age_) RETURN_IF_ERROR(Refill(now));
+  last_ = next_++;
+  return last_;
+}
+
+Result<mvcc::Timestamp> ControllerTso::NextFresh() {
+  std::lock_guard lock(mu_);
+  RETURN_IF_ERROR(Refill(std::chrono::steady_clock::now()));
   last_ = next_++;
   return last_;
 }

@@ -55,8 +55,13 @@ class ControllerTso final : public mvcc::TimestampOracle {
   Result<mvcc::Timestamp> Next() override;
   mvcc::Timestamp Last() const override;
   Status AdvancePast(mvcc::Timestamp ts) override;
+  // Takes a new batch from the controller, whatever the cached one holds.
+  Result<mvcc::Timestamp> NextFresh() override;
 
  private:
+  // Replaces the cached batch with a new one from the controller. REQUIRES: mu_ held.
+  Status Refill(std::chrono::steady_clock::time_point now);
+
   ControllerLink* const link_;
   const uint32_t batch_;
   const std::chrono::milliseconds max_age_;

@@ -32,6 +32,10 @@ class TimestampOracle {
   virtual Timestamp Last() const = 0;
   // Ensures every later Next() returns a timestamp greater than `ts`.
   virtual Status AdvancePast(Timestamp ts) = 0;
+  // A timestamp the source of truth handed out after this call began: greater than
+  // every timestamp handed out anywhere before it (Next() may answer from a batch taken
+  // earlier). An oracle without batches answers Next().
+  virtual Result<Timestamp> NextFresh() { return Next(); }
 };
 
 class LocalTimestampOracle final : public TimestampOracle {

@@ -469,12 +469,14 @@ Status Store::PrepareRead(Replica& r, kv::Consistency c, uint64_t at, Steady::ti
     // oracle caught up: a read from the future is refused instead.
     ASSIGN_OR_RETURN(uint64_t now, tso_->Next());
     if (now < at) {
-      // `now` may come from a batch taken a while ago: drop the batch (every later
-      // timestamp is above now + 1) and ask again.
-      RETURN_IF_ERROR(tso_->AdvancePast(now + 1));
-      ASSIGN_OR_RETURN(now, tso_->Next());
+      // `now` may come from a batch taken before `at` was handed out: ask the oracle's
+      // source for one handed out after this read arrived (so after `at`, if `at` is
+      // a real timestamp).
+      ASSIGN_OR_RETURN(now, tso_->NextFresh());
       if (now < at) {
-        return Status::InvalidArgument("snapshot " + std::to_string(at) + " is in the future");
+        return Status::InvalidArgument("snapshot " + std::to_string(at) +
+                                       " is in the future (the newest timestamp is " +
+                                       std::to_string(now) + ")");
       }
     }
     ASSIGN_OR_RETURN(auto out, ProposeCommand(r, EncodeFenceCommand(at), deadline));

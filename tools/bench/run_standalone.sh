@@ -39,19 +39,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A port nothing listens on.
-free_port() {
-  local p
-  for _ in $(seq 1 100); do
-    p=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      echo "$p"
-      return
-    fi
-  done
-  echo "no free port found" >&2
-  exit 1
-}
+source "$(cd "$(dirname "$0")" && pwd)/../../scripts/bench-lib.sh"
 
 COMMON=(--records "$RECORDS" --ops "$OPS" --threads "$THREADS" --value-size "$VALUE_SIZE"
         --seed "$SEED" --max-seconds "$MAX_SECONDS" --progress 30)

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Runs the docs/benchmarks.md "Documents" comparison on this machine: gojodb-docs-bench
+# (tools/bench/docs_bench.cc) against
+#   - gojodb-standalone (fsync on, its defaults), over its HTTP API;
+#   - PostgreSQL (Debian's, one server, synchronous_commit on, fsync on), JSONB with
+#     expression indexes on the same fields, over libpq.
+# Both get the same generated documents: NDJSON bulk ingest against COPY, an indexed
+# point query, an indexed range query, and a group-by over every document.
+#
+#   scripts/bench-docs.sh [BIN_DIR]          (make bench-docs: build/bin)
+#
+# Environment: DOCS (200000), THREADS (8), PHASE_SECONDS (10), SEED (1),
+# PG_BIN (/usr/lib/postgresql/15/bin), OUT_DIR (BIN_DIR/../bench-results/docs-<UTC time>).
+set -euo pipefail
+
+BIN_DIR=${1:-build/bin}
+DOCS=${DOCS:-200000}
+THREADS=${THREADS:-8}
+SECONDS_PER_PHASE=${PHASE_SECONDS:-10}
+SEED=${SEED:-1}
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+BENCH=$BIN_DIR/gojodb-docs-bench
+SERVER=$BIN_DIR/gojodb-standalone
+OUT_DIR=${OUT_DIR:-$BIN_DIR/../bench-results/docs-$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$OUT_DIR"
+OUT_DIR=$(cd "$OUT_DIR" && pwd)
+for b in "$BENCH" "$SERVER"; do
+  [[ -x $b ]] || { echo "bench-docs: missing $b (build it first)" >&2; exit 2; }
+done
+grep -qa "PQconnectdb" "$BENCH" ||
+  { echo "bench-docs: $BENCH has no postgres side (install libpq-dev, reconfigure, rebuild)" >&2; exit 2; }
+[[ -x $PG_BIN/initdb && -x $PG_BIN/pg_ctl ]] ||
+  { echo "bench-docs: no PostgreSQL server in $PG_BIN (apt-get install postgresql)" >&2; exit 2; }
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/gojodb-bench-docs.XXXXXX")
+SERVER_PID=
+as_pg() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+cleanup() {
+  if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill "$SERVER_PID"
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  as_pg "$PG_BIN/pg_ctl" -D "$WORK/pg/data" -m fast stop > /dev/null 2>&1 || true
+  cp "$WORK/pg/postgres.log" "$OUT_DIR/" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+source "$(cd "$(dirname "$0")" && pwd)/bench-lib.sh"
+{
+  echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "host: $(uname -srm), $(nproc) cores"
+  echo "git: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo "docs: $DOCS threads: $THREADS seconds: $SECONDS_PER_PHASE seed: $SEED"
+} | tee "$OUT_DIR/environment.txt"
+COMMON=(--docs "$DOCS" --threads "$THREADS" --seconds "$SECONDS_PER_PHASE" --seed "$SEED")
+
+# GojoDB standalone, then PostgreSQL: one system at a time.
+HTTP_PORT=$(free_port)
+GRPC_PORT=$(free_port)
+"$SERVER" --data-dir "$WORK/standalone" --http-addr "127.0.0.1:$HTTP_PORT" \
+  --grpc-addr "127.0.0.1:$GRPC_PORT" > "$OUT_DIR/standalone.log" 2>&1 &
+SERVER_PID=$!
+for _ in $(seq 1 100); do
+  curl -fs "http://127.0.0.1:$HTTP_PORT/readyz" > /dev/null 2>&1 && break
+  sleep 0.2
+done
+"$BENCH" --gojodb "127.0.0.1:$HTTP_PORT" "${COMMON[@]}" > "$OUT_DIR/gojodb.json"
+kill "$SERVER_PID"
+wait "$SERVER_PID" 2>/dev/null || true
+SERVER_PID=
+
+mkdir -p "$WORK/pg"
+[[ $(id -u) -ne 0 ]] || { chmod 711 "$WORK"; chown postgres "$WORK/pg"; }
+PORT=$(free_port)
+as_pg "$PG_BIN/initdb" -D "$WORK/pg/data" -A trust -U bench > "$OUT_DIR/postgres-initdb.log" 2>&1
+as_pg "$PG_BIN/pg_ctl" -D "$WORK/pg/data" -l "$WORK/pg/postgres.log" -w \
+  -o "-p $PORT -k $WORK/pg -c listen_addresses=127.0.0.1 -c synchronous_commit=on -c fsync=on" \
+  start > /dev/null
+"$BENCH" --postgres "host=127.0.0.1 port=$PORT dbname=postgres user=bench" "${COMMON[@]}" \
+  > "$OUT_DIR/postgres.json"
+
+python3 - "$OUT_DIR" <<'PY' | tee "$OUT_DIR/summary.md"
+import json, sys
+d = sys.argv[1]
+g = json.load(open(d + "/gojodb.json"))["results"][0]
+p = json.load(open(d + "/postgres.json"))["results"][0]
+def row(name, gv, pv, unit, higher_better=True):
+    r = gv / pv if higher_better else pv / gv
+    print(f"| {name} | {gv:,.0f} {unit} | {pv:,.0f} {unit} | {r:.2f} |")
+print("| phase | GojoDB standalone | PostgreSQL | GojoDB / PostgreSQL |")
+print("|---|---|---|---|")
+row("ingest, no secondary index", g["ingest_plain"]["docs_per_s"], p["ingest_plain"]["docs_per_s"], "docs/s")
+row("ingest, 3 indexes", g["ingest"]["docs_per_s"], p["ingest"]["docs_per_s"], "docs/s")
+for ph in ("point", "range"):
+    row(f"{ph} query ({g[ph]['p99_ms']:.1f} / {p[ph]['p99_ms']:.1f} ms p99)",
+        g[ph]["ops_per_s"], p[ph]["ops_per_s"], "q/s")
+gs, ps = g["groupby"]["median_s"], p["groupby"]["median_s"]
+print(f"| group-by, 50 groups over every document | {gs*1000:,.0f} ms | {ps*1000:,.0f} ms | {ps/gs:.2f} |")
+PY
+echo "results in $OUT_DIR"

@@ -1,0 +1,15 @@
+# Shell helpers shared by the benchmark scripts (sourced, not run).
+
+# free_port: prints a loopback port nothing listens on.
+free_port() {
+  local p
+  for _ in $(seq 1 100); do
+    p=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      echo "$p"
+      return
+    fi
+  done
+  echo "no free port found" >&2
+  exit 1
+}

@@ -1,0 +1,447 @@
+// gojodb-docs-bench: JSON documents in GojoDB (over its HTTP API) against PostgreSQL
+// JSONB (over libpq), on the same generated documents (docs/benchmarks.md, "Documents").
+//
+// Phases, each timed on its own, on every target given:
+//   ingest  the documents as NDJSON in one stream: GojoDB's bulk endpoint in requests of
+//           --batch lines, PostgreSQL's COPY ... FROM STDIN; once without secondary
+//           indexes, then again into a fresh collection/table with its indexes declared
+//           first (unique on email, non-unique on ts, age).
+//   point   an indexed equality that finds one document (email = …), --threads clients
+//           for --seconds.
+//   range   an indexed range that finds about 20 documents (ts in [x, x+w)), in key order.
+//   groupby count and average score per city over every document; --repeat times.
+//
+//   gojodb-docs-bench --gojodb 127.0.0.1:8080 --postgres "host=… dbname=…" --docs 200000
+//
+// Documents: {"_id":"d<i>","email":"u<i>@example.com","ts":<uniform in [0, 10·docs)>,
+// "age":<0..99>,"city":"c<0..49>","score":<0..1000>,"name":"user <i>"}, from --seed.
+#include <httplib.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tools/bench/histogram.h"
+
+#ifdef GOJODB_BENCH_WITH_POSTGRES
+#include <libpq-fe.h>
+#endif
+
+namespace {
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+struct Options {
+  std::string gojodb;    // host:port of the HTTP API
+  std::string postgres;  // libpq conninfo
+  uint64_t docs = 200000;
+  int threads = 8;
+  int seconds = 10;
+  int batch = 10000;
+  int repeat = 3;
+  uint64_t seed = 1;
+  std::string collection = "bench_docs";
+};
+
+struct Doc {
+  std::string id, email, city, name;
+  uint64_t ts = 0;
+  int age = 0;
+  double score = 0;
+  std::string Json() const {
+    char buf[512];
+    std::snprintf(buf, sizeof(buf),
+                  R"({"_id":"%s","email":"%s","ts":%llu,"age":%d,"city":"%s","score":%.3f,)"
+                  R"("name":"%s"})",
+                  id.c_str(), email.c_str(), static_cast<unsigned long long>(ts), age, city.c_str(),
+                  score, name.c_str());
+    return buf;
+  }
+};
+
+std::vector<Doc> Generate(const Options& o) {
+  std::mt19937_64 rng(o.seed);
+  std::vector<Doc> out(o.docs);
+  for (uint64_t i = 0; i < o.docs; ++i) {
+    Doc& d = out[i];
+    d.id = "d" + std::to_string(i);
+    d.email = "u" + std::to_string(i) + "@example.com";
+    d.ts = rng() % (10 * o.docs);
+    d.age = static_cast<int>(rng() % 100);
+    d.city = "c" + std::to_string(rng() % 50);
+    d.score = static_cast<double>(rng() % 1000000) / 1000.0;
+    d.name = "user " + std::to_string(i);
+  }
+  return out;
+}
+
+// What a system offers to the phases. Every call is from one thread of its own
+// connection (Connect per client thread).
+class Conn {
+ public:
+  virtual ~Conn() = default;
+  virtual bool Point(const std::string& email) = 0;    // true: found exactly one
+  virtual size_t Range(uint64_t lo, uint64_t hi) = 0;  // documents found; SIZE_MAX: error
+  virtual bool GroupBy(size_t* groups) = 0;
+};
+class System {
+ public:
+  virtual ~System() = default;
+  virtual std::string Name() const = 0;
+  // An empty collection/table, with its indexes or none.
+  virtual bool Setup(bool indexed) = 0;
+  virtual bool Ingest(const std::vector<Doc>& docs, int batch) = 0;
+  virtual std::unique_ptr<Conn> Connect() = 0;
+};
+
+// --- GojoDB over HTTP ----------------------------------------------------------------
+
+class GojoConn final : public Conn {
+ public:
+  GojoConn(const std::string& host, int port, std::string coll)
+      : c_(host, port), coll_(std::move(coll)) {
+    c_.set_read_timeout(300, 0);
+    c_.set_keep_alive(true);
+    c_.set_tcp_nodelay(true);  // a request is headers, then body: no 40 ms Nagle stall
+  }
+  bool Point(const std::string& email) override {
+    auto r = Query(json{{"filter", {{"email", email}}}, {"limit", 10}});
+    if (r.is_object() && r["items"].size() != 1) {
+      std::fprintf(stderr, "gojodb: %s found %zu documents\n", email.c_str(), r["items"].size());
+    }
+    return r.is_object() && r["items"].size() == 1;
+  }
+  size_t Range(uint64_t lo, uint64_t hi) override {
+    auto r = Query(json{{"filter", {{"ts", {{"gte", lo}, {"lt", hi}}}}}, {"limit", 1000}});
+    return r.is_object() ? r["items"].size() : SIZE_MAX;
+  }
+  bool GroupBy(size_t* groups) override {
+    auto r =
+        c_.Post("/v1/collections/" + coll_ + "/aggregate",
+                R"({"group_by":["city"],"aggregates":{"n":{"count":"*"},"s":{"avg":"score"}}})",
+                "application/json");
+    if (!r || r->status != 200) return false;
+    *groups = json::parse(r->body)["groups"].size();
+    return true;
+  }
+  httplib::Client& client() { return c_; }
+
+ private:
+  json Query(const json& body) {
+    auto r = c_.Post("/v1/collections/" + coll_ + "/query", body.dump(), "application/json");
+    if (!r || r->status != 200) {
+      static std::atomic<int> shown{0};
+      if (shown++ < 5) {
+        std::fprintf(stderr, "gojodb: query %s: %s\n", body.dump().c_str(),
+                     r ? r->body.substr(0, 300).c_str() : httplib::to_string(r.error()).c_str());
+      }
+      return json();
+    }
+    return json::parse(r->body, nullptr, false);
+  }
+  httplib::Client c_;
+  std::string coll_;
+};
+
+class GojoSystem final : public System {
+ public:
+  GojoSystem(std::string addr, std::string coll) : coll_(std::move(coll)) {
+    auto colon = addr.rfind(':');
+    host_ = addr.substr(0, colon);
+    port_ = std::stoi(addr.substr(colon + 1));
+  }
+  std::string Name() const override { return "gojodb"; }
+  bool Setup(bool indexed) override {
+    GojoConn c(host_, port_, coll_);
+    c.client().Delete("/v1/collections/" + coll_);
+    if (!indexed) {
+      auto r = c.client().Post("/v1/collections", json{{"name", coll_}}.dump(), "application/json");
+      return r && r->status == 201;
+    }
+    auto r = c.client().Post("/v1/collections",
+                             json{{"name", coll_},
+                                  {"indexes",
+                                   {{{"name", "by_email"}, {"fields", {"email"}}, {"unique", true}},
+                                    {{"name", "by_ts"}, {"fields", {"ts"}}},
+                                    {{"name", "by_age"}, {"fields", {"age"}}}}}}
+                                 .dump(),
+                             "application/json");
+    if (!r || r->status != 201) {
+      std::fprintf(stderr, "gojodb: create collection: %s\n", r ? r->body.c_str() : "no answer");
+      return false;
+    }
+    return true;
+  }
+  bool Ingest(const std::vector<Doc>& docs, int batch) override {
+    GojoConn c(host_, port_, coll_);
+    for (size_t first = 0; first < docs.size(); first += batch) {
+      std::string body;
+      for (size_t i = first; i < std::min(docs.size(), first + batch); ++i) {
+        body += docs[i].Json();
+        body += '\n';
+      }
+      auto r = c.client().Post("/v1/collections/" + coll_ + "/bulk", body, "application/x-ndjson");
+      if (!r || r->status != 200 || json::parse(r->body)["failed"] != 0) {
+        std::fprintf(stderr, "gojodb: bulk at %zu: %s\n", first,
+                     r ? r->body.substr(0, 500).c_str() : "no answer");
+        return false;
+      }
+    }
+    return true;
+  }
+  std::unique_ptr<Conn> Connect() override {
+    return std::make_unique<GojoConn>(host_, port_, coll_);
+  }
+
+ private:
+  std::string host_, coll_;
+  int port_ = 0;
+};
+
+// --- PostgreSQL over libpq -----------------------------------------------------------
+
+#ifdef GOJODB_BENCH_WITH_POSTGRES
+class PgConn final : public Conn {
+ public:
+  explicit PgConn(const std::string& conninfo) : pg_(PQconnectdb(conninfo.c_str())) {}
+  ~PgConn() override { PQfinish(pg_); }
+  bool ok() const { return PQstatus(pg_) == CONNECTION_OK; }
+  bool Exec(const char* sql) {
+    PGresult* r = PQexec(pg_, sql);
+    const bool good = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+    if (!good) std::fprintf(stderr, "postgres: %s: %s", sql, PQerrorMessage(pg_));
+    PQclear(r);
+    return good;
+  }
+  bool Point(const std::string& email) override {
+    const char* params[] = {email.c_str()};
+    return Rows("SELECT id, doc FROM docs WHERE doc->>'email' = $1", 1, params) == 1;
+  }
+  size_t Range(uint64_t lo, uint64_t hi) override {
+    const std::string a = std::to_string(lo), b = std::to_string(hi);
+    const char* params[] = {a.c_str(), b.c_str()};
+    return Rows(
+        "SELECT id, doc FROM docs WHERE (doc->>'ts')::bigint >= $1::bigint AND "
+        "(doc->>'ts')::bigint < $2::bigint ORDER BY id LIMIT 1000",
+        2, params);
+  }
+  bool GroupBy(size_t* groups) override {
+    size_t n =
+        Rows("SELECT doc->>'city', count(*), avg((doc->>'score')::float8) FROM docs GROUP BY 1", 0,
+             nullptr);
+    if (n == SIZE_MAX) return false;
+    *groups = n;
+    return true;
+  }
+  PGconn* raw() { return pg_; }
+
+ private:
+  size_t Rows(const char* sql, int n, const char* const* params) {
+    PGresult* r = PQexecParams(pg_, sql, n, nullptr, params, nullptr, nullptr, 0);
+    size_t rows =
+        PQresultStatus(r) == PGRES_TUPLES_OK ? static_cast<size_t>(PQntuples(r)) : SIZE_MAX;
+    PQclear(r);
+    return rows;
+  }
+  PGconn* pg_;
+};
+
+class PgSystem final : public System {
+ public:
+  explicit PgSystem(std::string conninfo) : conninfo_(std::move(conninfo)) {}
+  std::string Name() const override { return "postgres"; }
+  bool Setup(bool indexed) override {
+    PgConn c(conninfo_);
+    if (!c.ok()) return false;
+    if (!indexed) {
+      return c.Exec("DROP TABLE IF EXISTS docs") &&
+             c.Exec("CREATE TABLE docs (id text PRIMARY KEY, doc jsonb NOT NULL)");
+    }
+    return c.Exec("DROP TABLE IF EXISTS docs") &&
+           c.Exec("CREATE TABLE docs (id text PRIMARY KEY, doc jsonb NOT NULL)") &&
+           c.Exec("CREATE UNIQUE INDEX docs_email ON docs ((doc->>'email'))") &&
+           c.Exec("CREATE INDEX docs_ts ON docs (((doc->>'ts')::bigint))") &&
+           c.Exec("CREATE INDEX docs_age ON docs (((doc->>'age')::int))");
+  }
+  bool Ingest(const std::vector<Doc>& docs, int batch) override {
+    PgConn c(conninfo_);
+    if (!c.ok() || !c.Exec("BEGIN")) return false;
+    PGresult* r = PQexec(c.raw(), "COPY docs (id, doc) FROM STDIN");
+    const bool in_copy = PQresultStatus(r) == PGRES_COPY_IN;
+    PQclear(r);
+    if (!in_copy) return false;
+    std::string buf;
+    for (size_t i = 0; i < docs.size(); ++i) {
+      buf += docs[i].id;
+      buf += '\t';
+      buf += docs[i].Json();  // no tab, backslash or newline in a generated document
+      buf += '\n';
+      if ((i + 1) % batch == 0 || i + 1 == docs.size()) {
+        if (PQputCopyData(c.raw(), buf.data(), static_cast<int>(buf.size())) != 1) return false;
+        buf.clear();
+      }
+    }
+    if (PQputCopyEnd(c.raw(), nullptr) != 1) return false;
+    r = PQgetResult(c.raw());
+    const bool good = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!good) std::fprintf(stderr, "postgres: COPY: %s", PQerrorMessage(c.raw()));
+    PQclear(r);
+    return good && c.Exec("COMMIT") && c.Exec("ANALYZE docs");
+  }
+  std::unique_ptr<Conn> Connect() override { return std::make_unique<PgConn>(conninfo_); }
+
+ private:
+  std::string conninfo_;
+};
+#endif
+
+// --- Phases --------------------------------------------------------------------------
+
+struct Rate {
+  double ops_per_s = 0;
+  double p50_ms = 0, p99_ms = 0;
+  uint64_t errors = 0;
+};
+
+// `threads` clients run op(conn, rng) for `seconds`; false from op is an error.
+template <typename Op>
+Rate Drive(System& sys, const Options& o, Op op) {
+  std::vector<gojodb::bench::LatencyHistogram> hist(o.threads);
+  std::atomic<uint64_t> errors{0};
+  const auto end = Clock::now() + std::chrono::seconds(o.seconds);
+  std::vector<std::thread> ts;
+  const auto start = Clock::now();
+  for (int t = 0; t < o.threads; ++t) {
+    ts.emplace_back([&, t] {
+      auto conn = sys.Connect();
+      std::mt19937_64 rng(o.seed * 1000 + t);
+      while (Clock::now() < end) {
+        const auto a = Clock::now();
+        const bool good = op(*conn, rng);
+        hist[t].Record(static_cast<uint64_t>(
+            std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - a).count()));
+        if (!good) ++errors;
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  const double secs = std::chrono::duration<double>(Clock::now() - start).count();
+  gojodb::bench::LatencyHistogram all;
+  for (const auto& h : hist) all.Merge(h);
+  return {static_cast<double>(all.count()) / secs, all.ValueAtQuantile(0.5) / 1000.0,
+          all.ValueAtQuantile(0.99) / 1000.0, errors.load()};
+}
+
+json RunSystem(System& sys, const Options& o, const std::vector<Doc>& docs) {
+  json out = {{"system", sys.Name()}};
+  // Without secondary indexes first (the key alone), then with them.
+  if (!sys.Setup(false)) {
+    out["error"] = "setup failed";
+    return out;
+  }
+  auto a = Clock::now();
+  if (!sys.Ingest(docs, o.batch)) {
+    out["error"] = "ingest without indexes failed";
+    return out;
+  }
+  const double plain_s = std::chrono::duration<double>(Clock::now() - a).count();
+  out["ingest_plain"] = {{"seconds", plain_s}, {"docs_per_s", docs.size() / plain_s}};
+  if (!sys.Setup(true)) {
+    out["error"] = "setup failed";
+    return out;
+  }
+  a = Clock::now();
+  if (!sys.Ingest(docs, o.batch)) {
+    out["error"] = "ingest failed";
+    return out;
+  }
+  const double ingest_s = std::chrono::duration<double>(Clock::now() - a).count();
+  out["ingest"] = {{"seconds", ingest_s}, {"docs_per_s", docs.size() / ingest_s}};
+  std::fprintf(stderr, "%s: ingest %.1f s, %.0f docs/s\n", sys.Name().c_str(), ingest_s,
+               docs.size() / ingest_s);
+  const uint64_t n = docs.size();
+  auto point = Drive(sys, o, [&](Conn& c, std::mt19937_64& rng) {
+    return c.Point("u" + std::to_string(rng() % n) + "@example.com");
+  });
+  const uint64_t width = 200;  // ts spans 10·docs: about 20 documents
+  auto range = Drive(sys, o, [&](Conn& c, std::mt19937_64& rng) {
+    const uint64_t lo = rng() % (10 * n - width);
+    return c.Range(lo, lo + width) != SIZE_MAX;
+  });
+  auto rate_json = [](const Rate& r) {
+    return json{{"ops_per_s", r.ops_per_s},
+                {"p50_ms", r.p50_ms},
+                {"p99_ms", r.p99_ms},
+                {"errors", r.errors}};
+  };
+  out["point"] = rate_json(point);
+  out["range"] = rate_json(range);
+  std::vector<double> group_s;
+  auto conn = sys.Connect();
+  for (int i = 0; i < o.repeat; ++i) {
+    size_t groups = 0;
+    a = Clock::now();
+    if (!conn->GroupBy(&groups) || groups != 50) {
+      out["groupby_error"] = "groups: " + std::to_string(groups);
+      break;
+    }
+    group_s.push_back(std::chrono::duration<double>(Clock::now() - a).count());
+  }
+  std::sort(group_s.begin(), group_s.end());
+  if (!group_s.empty()) out["groupby"] = {{"median_s", group_s[group_s.size() / 2]}};
+  std::fprintf(stderr, "%s: %s\n", sys.Name().c_str(), out.dump().c_str());
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  CLI::App app{"JSON documents: GojoDB (HTTP) against PostgreSQL JSONB (libpq)"};
+  app.add_option("--gojodb", o.gojodb, "GojoDB HTTP address host:port");
+  app.add_option("--postgres", o.postgres, "PostgreSQL connection string");
+  app.add_option("--docs", o.docs, "documents");
+  app.add_option("--threads", o.threads, "client threads of the query phases");
+  app.add_option("--seconds", o.seconds, "length of each query phase");
+  app.add_option("--batch", o.batch, "lines per bulk request / COPY buffer");
+  app.add_option("--repeat", o.repeat, "group-by runs (the median is reported)");
+  app.add_option("--seed", o.seed, "random seed");
+  app.add_option("--collection", o.collection, "GojoDB collection (dropped and re-created)");
+  CLI11_PARSE(app, argc, argv);
+  if (o.gojodb.empty() && o.postgres.empty()) {
+    std::fprintf(stderr, "gojodb-docs-bench: give --gojodb, --postgres or both\n");
+    return 2;
+  }
+  const auto docs = Generate(o);
+  json results = json::array();
+  if (!o.gojodb.empty()) {
+    GojoSystem g(o.gojodb, o.collection);
+    results.push_back(RunSystem(g, o, docs));
+  }
+  if (!o.postgres.empty()) {
+#ifdef GOJODB_BENCH_WITH_POSTGRES
+    PgSystem p(o.postgres);
+    results.push_back(RunSystem(p, o, docs));
+#else
+    std::fprintf(stderr, "gojodb-docs-bench: built without libpq (apt-get install libpq-dev)\n");
+    return 2;
+#endif
+  }
+  std::printf("%s\n", json{{"docs", o.docs},
+                           {"threads", o.threads},
+                           {"seconds", o.seconds},
+                           {"seed", o.seed},
+                           {"results", results}}
+                          .dump(2)
+                          .c_str());
+  bool failed = false;
+  for (const auto& r : results) failed = failed || r.contains("error");
+  return failed ? 1 : 0;
+}
