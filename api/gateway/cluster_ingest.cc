@@ -9,6 +9,8 @@
 
 #include "api/gateway/call_util.h"
 #include "api/gateway/cluster_kv.h"
+#include "api/grpc/convert.h"
+#include "api/grpc/shard_convert.h"
 #include "core/mvcc/key_codec.h"
 
 namespace gojodb::gateway {
@@ -55,6 +57,74 @@ bool Retryable(const Status& s) {
 }
 
 }  // namespace
+
+Result<std::vector<kv::GetResult>> ClusterKv::MultiGetById(uint32_t id,
+                                                           const std::vector<std::string>& keys,
+                                                           uint64_t at,
+                                                           Clock::time_point deadline) {
+  constexpr size_t kPerCall = 1000;  // a node takes up to 1,024 items per call
+  std::vector<kv::GetResult> out(keys.size());
+  std::vector<std::string> rows;
+  rows.reserve(keys.size());
+  for (const auto& k : keys) rows.push_back(mvcc::EncodeRowKey(kTenant, id, k));
+  ASSIGN_OR_RETURN(auto groups, GroupByShard(rows, deadline));
+  std::vector<std::vector<size_t>> calls;
+  for (auto& g : groups) {
+    for (size_t i = 0; i < g.size(); i += kPerCall) {
+      calls.emplace_back(g.begin() + i, g.begin() + std::min(g.size(), i + kPerCall));
+    }
+  }
+  std::mutex mu;
+  std::vector<size_t> alone;  // keys to read on their own
+  RETURN_IF_ERROR(ParallelFor(calls.size(), [&](size_t c) -> Status {
+    const auto& idx = calls[c];
+    v1::ShardBatchResponse resp;
+    Status s = CallShard(rows[idx.front()], Target::kLeader, /*write=*/false, false, deadline,
+                         [&](const sharding::ShardRecord& shard, const NodeConn& node,
+                             Clock::time_point d) -> Status {
+                           for (size_t i : idx) {
+                             if (!InRange(shard, rows[i])) return RowsMovedError();
+                           }
+                           v1::ShardBatchRequest req;
+                           for (size_t i : idx) {
+                             auto* g = req.add_items()->mutable_get();
+                             g->set_row_key(rows[i]);
+                             g->set_consistency(v1::READ_SNAPSHOT);
+                             g->set_at(at);
+                             SetRoute(shard, g->mutable_route());
+                           }
+                           grpc::ClientContext ctx;
+                           ctx.set_deadline(ToSystem(d));
+                           resp.Clear();
+                           return rpc::FromGrpc(node.stub->Batch(&ctx, req, &resp), &ctx);
+                         });
+    std::lock_guard lock(mu);
+    if (!s.ok() || resp.results_size() != static_cast<int>(idx.size())) {
+      alone.insert(alone.end(), idx.begin(), idx.end());  // the whole call: one by one
+      return Status::OK();
+    }
+    for (size_t j = 0; j < idx.size(); ++j) {
+      const auto& r = resp.results(static_cast<int>(j));
+      if (!rpc::StatusOf(r).ok()) {
+        alone.push_back(idx[j]);
+        continue;
+      }
+      auto& g = out[idx[j]];
+      g.found = r.get().found();
+      if (g.found) {
+        g.value = r.get().value();
+        g.version = r.get().version();
+      }
+    }
+    return Status::OK();
+  }));
+  RETURN_IF_ERROR(ParallelFor(alone.size(), [&](size_t a) -> Status {
+    const size_t i = alone[a];
+    ASSIGN_OR_RETURN(out[i], GetById(id, {"", keys[i], kv::Consistency::kSnapshot, at}, deadline));
+    return Status::OK();
+  }));
+  return out;
+}
 
 Result<kv::IngestResult> ClusterKv::Ingest(const kv::IngestRequest& req) {
   const auto deadline = Clock::now() + options_.request_timeout;
@@ -229,15 +299,17 @@ Status ClusterKv::IngestDocuments(const kv::CollectionInfo& info,
     ActiveStart active(this, start_ts);  // the GC keeps what this attempt reads
     // The documents as they are at start_ts.
     std::vector<std::optional<json>> old(live.size());
-    Status read = ParallelFor(live.size(), [&](size_t i) -> Status {
-      const auto& key = docs[live[i]].record->key;
-      ASSIGN_OR_RETURN(
-          auto g,
-          GetById(info.id, {info.name, key, kv::Consistency::kSnapshot, start_ts}, deadline));
-      if (!g.found) return Status::OK();
-      if (auto d = document::ParseDocument(g.value); d.ok()) old[i] = std::move(*d);
-      return Status::OK();
-    });
+    std::vector<std::string> keys;
+    keys.reserve(live.size());
+    for (size_t i : live) keys.push_back(docs[i].record->key);
+    auto olds = MultiGetById(info.id, keys, start_ts, deadline);
+    Status read = olds.status();
+    if (olds.ok()) {
+      for (size_t i = 0; i < live.size(); ++i) {
+        if (!(*olds)[i].found) continue;
+        if (auto d = document::ParseDocument((*olds)[i].value); d.ok()) old[i] = std::move(*d);
+      }
+    }
     // Each record's mutations, and the unique entries it claims.
     std::vector<std::vector<txn::TxnMutation>> muts(live.size());
     std::vector<std::vector<UniqueClaim>> claims(live.size());
@@ -257,14 +329,25 @@ Status ClusterKv::IngestDocuments(const kv::CollectionInfo& info,
     }
     std::vector<std::optional<std::string>> holders(all_claims.size());
     if (read.ok()) {
-      read = ParallelFor(all_claims.size(), [&](size_t k) -> Status {
-        const auto& c = claims[all_claims[k].first][all_claims[k].second];
-        ASSIGN_OR_RETURN(
-            auto g, GetById(c.index->id, {"", c.entry_key, kv::Consistency::kSnapshot, start_ts},
-                            deadline));
-        if (g.found) holders[k] = std::move(g.value);
-        return Status::OK();
-      });
+      // Per unique index, one multi-get of the entries claimed.
+      std::map<uint32_t, std::vector<size_t>> by_index;
+      for (size_t k = 0; k < all_claims.size(); ++k) {
+        by_index[claims[all_claims[k].first][all_claims[k].second].index->id].push_back(k);
+      }
+      for (const auto& [index_id, ks] : by_index) {
+        std::vector<std::string> entry_keys;
+        for (size_t k : ks) {
+          entry_keys.push_back(claims[all_claims[k].first][all_claims[k].second].entry_key);
+        }
+        auto got = MultiGetById(index_id, entry_keys, start_ts, deadline);
+        if (!got.ok()) {
+          read = got.status();
+          break;
+        }
+        for (size_t j = 0; j < ks.size(); ++j) {
+          if ((*got)[j].found) holders[ks[j]] = std::move((*got)[j].value);
+        }
+      }
     }
     if (!read.ok()) {
       if (read.code() == StatusCode::kOutOfRange && Clock::now() < deadline) {

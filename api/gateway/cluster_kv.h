@@ -257,6 +257,11 @@ class ClusterKv final : public kv::KvService {
   Result<kv::GetResult> GetById(uint32_t id, const kv::GetRequest& req, Clock::time_point deadline);
   Result<kv::ScanResult> ScanById(uint32_t id, const kv::ScanRequest& req, size_t limit,
                                   Clock::time_point deadline);
+  // Snapshot reads of many keys under id `id` at `at`: one Batch call per shard for up
+  // to 1,000 keys; a key the call cannot answer alone (a lock, a moved range) is read
+  // again with GetById. Answers in the order of `keys` (cluster_ingest.cc).
+  Result<std::vector<kv::GetResult>> MultiGetById(uint32_t id, const std::vector<std::string>& keys,
+                                                  uint64_t at, Clock::time_point deadline);
 
   // --- Storage nodes ---
   std::optional<NodeConn> Node(uint64_t node);

@@ -124,7 +124,7 @@ Result<LogIndex> RaftLogStore::FirstIndex() const { return mem_.FirstIndex(); }
 Result<LogIndex> RaftLogStore::LastIndex() const { return mem_.LastIndex(); }
 Result<consensus::Snapshot> RaftLogStore::GetSnapshot() const {
   ASSIGN_OR_RETURN(auto snap, mem_.GetSnapshot());
-  if (snap.metadata.index > LogIndex() && snap.data.empty()) {
+  if (snap.metadata.index > LogIndex() && (snap.data.empty() || snapshot_outdated_)) {
     snapshot_wanted_ = true;
     return consensus::ErrSnapshotTemporarilyUnavailable();
   }
@@ -224,6 +224,7 @@ Status RaftLogStore::OnDurable() {
   if (s.bootstrap) mem_.Bootstrap(*s.bootstrap);
   if (s.snapshot) {
     RETURN_IF_ERROR(mem_.ApplySnapshot(*s.snapshot));
+    snapshot_outdated_ = false;  // the leader's, as of now
     std::lock_guard lock(conf_mu_);
     conf_.reset();
   }
@@ -243,6 +244,7 @@ Status RaftLogStore::OnDurable() {
     const auto& md = s.created_snapshot->metadata;
     auto made = mem_.CreateSnapshot(md.index, &md.conf_state, s.created_snapshot->data);
     if (!made.ok()) return made.status();
+    snapshot_outdated_ = false;  // taken after whatever outdated the last one
   }
   if (s.hard_state) mem_.SetHardState(*s.hard_state);
   if (s.compact) RETURN_IF_ERROR(mem_.Compact(*s.compact));

@@ -52,6 +52,9 @@ class RaftLogStore final : public consensus::Storage {
   Result<consensus::Snapshot> StoredSnapshot() const;
   // Whether GetSnapshot was asked for a snapshot it could not give since the last call.
   bool TakeSnapshotWanted() { return snapshot_wanted_.exchange(false); }
+  // The stored snapshot's data is not to be sent any more (the state machine said so):
+  // GetSnapshot answers as for one without data until a new snapshot is created.
+  void MarkSnapshotOutdated() { snapshot_outdated_ = true; }
 
   // Staging. REQUIRES: the previous staged changes were written and OnDurable() called
   // (or the batch was dropped and DiscardStaged() called).
@@ -87,6 +90,7 @@ class RaftLogStore final : public consensus::Storage {
  private:
   RaftLogStore(storage::Engine* engine, uint64_t group) : engine_(engine), group_(group) {}
   mutable std::atomic<bool> snapshot_wanted_{false};
+  std::atomic<bool> snapshot_outdated_{false};
   std::string EntryKey(consensus::LogIndex i) const;
   std::string MetaKey(char tag) const;
 

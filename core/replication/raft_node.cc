@@ -490,6 +490,7 @@ Status RaftNode::FinishReady() {
     }
   }
   for (const Entry& e : rd.committed_entries) RETURN_IF_ERROR(ApplyEntry(e));
+  if (sm_->TakeSnapshotOutdated()) store_->MarkSnapshotOutdated();
   rn_->Advance();
   // A round that just came back lets the barriers gathered meanwhile go.
   MaybeStartReadRound();

@@ -66,6 +66,10 @@ class StateMachine {
     (void)data;
     return Status::Unimplemented("this state machine takes no snapshots");
   }
+  // True once after an applied command made the snapshots taken before it unfit to send
+  // (a shard's split: an older snapshot would carry the range it gave away). The node
+  // then takes a new one for the next member that needs one.
+  virtual bool TakeSnapshotOutdated() { return false; }
 };
 
 // Carries messages to other members. Send must not block on the network; it may drop

@@ -585,6 +585,7 @@ Status ShardMachine::ApplyCommand(consensus::LogIndex index, std::string_view da
   applied_.store(index.value());
   max_ts_.store(max_ts);
   *result = EncodeOutcome(out);
+  if (child != 0) split_since_snapshot_ = true;
   if (child != 0 && on_split_) on_split_(child);
   return Status::OK();
 }

@@ -198,6 +198,9 @@ class ShardMachine final : public replication::StateMachine {
   void SetSplitListener(std::function<void(uint64_t child)> listener) {
     on_split_ = std::move(listener);
   }
+  // A split outdates the snapshots taken before it: they carry the range given away,
+  // and a node holding the new shard refuses them (Store::Deliver).
+  bool TakeSnapshotOutdated() override { return split_since_snapshot_.exchange(false); }
   // Writes the records of a split's new shard from its SplitChild record (applied index
   // kSplitLogIndex, described) and deletes that record, in one batch.
   static Status FoundChild(storage::Engine* engine, const SplitChild& child);
@@ -237,6 +240,7 @@ class ShardMachine final : public replication::StateMachine {
   std::atomic<uint64_t> gc_fence_{0};
   std::atomic<bool> described_{false};
   std::function<void(uint64_t)> on_split_;
+  std::atomic<bool> split_since_snapshot_{false};
 };
 
 }  // namespace gojodb::sharding

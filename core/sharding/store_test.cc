@@ -1050,6 +1050,48 @@ TEST_F(StoreTest, ANewShardsSnapshotWaitsWhileAParentHereStillHoldsItsRange) {
   }
 }
 
+// A leader keeps the snapshot with data it took for one joiner and sends it to the
+// next. Taken before a split, it carries the range the split gave away, and a node that
+// already holds the new shard refuses it (its Restore would clear that shard's rows).
+// The split outdates it: the next joiner gets a snapshot taken after the split.
+TEST_F(StoreTest, ASnapshotTakenBeforeASplitIsNotSentAfterIt) {
+  options_.snapshot_entries = 20;
+  options_.retain_entries = 2;
+  for (uint64_t id : {1, 2, 3, 4, 5}) Start(id);
+  for (uint64_t id : {1, 2, 3}) ASSERT_TRUE(S(id).CreateReplica(Shard(1, "", "", {1, 2, 3})).ok());
+  std::map<std::string, uint64_t> written;
+  for (int i = 0; i < 30; ++i) {
+    char k[8];
+    std::snprintf(k, sizeof(k), "k%02d", i);
+    auto w = OnLeader(1, [&](uint64_t l) { return S(l).Write(R(1), Put(k, "v"), Deadline()); });
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+    written[k] = w->version;
+  }
+  // Node 4 joins once the log is compacted: the leader takes a snapshot with data.
+  ASSERT_TRUE(OnLeader(1, [&](uint64_t l) { return S(l).AddReplica(1, 4, 10s); }).ok());
+  ASSERT_GT(S(LeaderOf(1)).GroupStatusOf(1)->snapshot_bytes, 0u);
+  auto key = S(LeaderOf(1)).SplitKey(1);
+  ASSERT_TRUE(key.ok()) << key.status().ToString();
+  ASSERT_TRUE(OnLeader(1, [&](uint64_t l) { return S(l).Split(1, *key, 2, Deadline()); }).ok());
+  auto w =
+      OnLeader(2, [&](uint64_t l) { return S(l).Write(R(2), Put("k39", "after"), Deadline()); });
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  written["k39"] = w->version;
+  // Node 5 gets the new shard first, then the parent.
+  Status add2 = OnLeader(2, [&](uint64_t l) { return S(l).AddReplica(2, 5, 10s); });
+  ASSERT_TRUE(add2.ok()) << add2.ToString();
+  ExpectNewShardOn(5, 2, *key, written, "k39", "after");
+  Status add1 = OnLeader(1, [&](uint64_t l) { return S(l).AddReplica(1, 5, 10s); });
+  ASSERT_TRUE(add1.ok()) << add1.ToString();
+  EXPECT_EQ(S(5).GetStats().snapshots_deferred, 0u) << "sent the snapshot taken before the split";
+  ASSERT_TRUE(Eventually(5, "k05", "v"));
+  auto parent = S(5).DescriptorOf(1);
+  ASSERT_TRUE(parent.ok());
+  EXPECT_EQ(parent->end_key, *key);
+  // Shard 2's rows on node 5 are still all there.
+  ExpectNewShardOn(5, 2, *key, written, "k39", "after");
+}
+
 // Founding a split's new shard writes its Raft log, then its state machine. A node that
 // stops between the two (here: the founding fails there once, as a crash would leave
 // it) must found the shard again from that state, not stay without it.
