@@ -263,24 +263,41 @@ Status ClusterKv::ScanPlan(const kv::CollectionInfo& info, const query::Plan& pl
       return each(std::move(kv.key), std::move(kv.value), kv.version);
     });
   }
+  // An index scan: each page of entries, then their documents, a multi-get at a time.
+  constexpr size_t kFetch = 1000;
   for (const auto& r : plan.ranges) {
-    bool stopped = false;
-    RETURN_IF_ERROR(
-        scan_all(plan.index->id, r.start, r.end, [&](kv::KeyValue& entry) -> Result<bool> {
-          ASSIGN_OR_RETURN(std::string key,
-                           document::DocKeyOf(*plan.index, {entry.key, entry.value}));
-          ASSIGN_OR_RETURN(
-              auto d,
-              GetById(info.id, {info.name, key, kv::Consistency::kSnapshot, read_ts}, deadline));
-          if (!d.found) {
+    std::string start = r.start;
+    for (;;) {
+      kv::ScanRequest s;
+      s.start = std::move(start);
+      s.end = r.end;
+      s.consistency = kv::Consistency::kSnapshot;
+      s.at = read_ts;
+      ASSIGN_OR_RETURN(auto page,
+                       ScanById(plan.index->id, s, options_.limits.max_scan_limit, deadline));
+      for (size_t i = 0; i < page.items.size(); i += kFetch) {
+        const size_t n = std::min(kFetch, page.items.size() - i);
+        std::vector<std::string> keys;
+        keys.reserve(n);
+        for (size_t j = i; j < i + n; ++j) {
+          ASSIGN_OR_RETURN(std::string key, document::DocKeyOf(*plan.index, {page.items[j].key,
+                                                                             page.items[j].value}));
+          keys.push_back(std::move(key));
+        }
+        ASSIGN_OR_RETURN(auto docs, MultiGetById(info.id, keys, read_ts, deadline));
+        for (size_t j = 0; j < n; ++j) {
+          if (!docs[j].found) {
             return Status::Internal("index '" + plan.index->name + "' names document '" +
-                                    key.substr(0, 128) + "', which does not exist");
+                                    keys[j].substr(0, 128) + "', which does not exist");
           }
-          ASSIGN_OR_RETURN(bool more, each(std::move(key), std::move(d.value), d.version));
-          stopped = !more;
-          return more;
-        }));
-    if (stopped) break;
+          ASSIGN_OR_RETURN(bool more,
+                           each(std::move(keys[j]), std::move(docs[j].value), docs[j].version));
+          if (!more) return Status::OK();
+        }
+      }
+      if (!page.next) break;
+      start = std::move(*page.next);
+    }
   }
   return Status::OK();
 }
