@@ -1,5 +1,6 @@
 #include "api/http/http_api.h"
 
+#include <algorithm>
 #include <chrono>
 #include <nlohmann/json.hpp>
 
@@ -171,13 +172,17 @@ Result<json> RunBulk(kv::KvService* kv, const std::string& collection, const std
     for (const auto& [k, v] : e.status.details()) err[k] = v;
     errors.push_back(std::move(err));
   };
-  // Lines refused while parsing, merged into line order with the chunks' refusals.
+  // Lines refused while parsing, merged into line order with the chunks' refusals
+  // (`more`, refusals of lines up to `line`).
   size_t next_error = 0;
-  auto report_parsed_up_to = [&](uint64_t line) {
+  auto report_up_to = [&](uint64_t line, std::vector<kv::IngestError> more) {
     for (; next_error < parsed.errors.size() && parsed.errors[next_error].line <= line;
          ++next_error) {
-      if (parsed.errors[next_error].line > done) report(parsed.errors[next_error]);
+      if (parsed.errors[next_error].line > done) more.push_back(parsed.errors[next_error]);
     }
+    std::stable_sort(more.begin(), more.end(),
+                     [](const auto& a, const auto& b) { return a.line < b.line; });
+    for (const auto& e : more) report(e);
   };
   uint64_t lines_done = done;
   size_t i = 0;
@@ -200,12 +205,11 @@ Result<json> RunBulk(kv::KvService* kv, const std::string& collection, const std
           .WithDetail("lines_done", std::to_string(lines_done))
           .WithDetail("written", std::to_string(written));
     }
-    report_parsed_up_to(req.records.back().line);
-    for (const auto& e : r->errors) report(e);
+    report_up_to(req.records.back().line, std::move(r->errors));
     written += r->written;
     lines_done = req.last_line;
   }
-  report_parsed_up_to(parsed.last_line);
+  report_up_to(parsed.last_line, {});
   if (!ingest_id.empty() && lines_done < parsed.last_line && parsed.last_line > done) {
     // Only bad or blank lines after the last chunk: recorded all the same.
     kv::IngestRequest tail;

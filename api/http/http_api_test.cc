@@ -238,6 +238,8 @@ TEST_F(HttpApiTest, BulkLoadsInChunksReportsEachBadLineAndResumes) {
   for (int i = 1; i <= 9; ++i) {
     if (i == 3)
       body += "garbage\n";
+    else if (i == 2)
+      body += "{\"_id\":\"bad2\"}\n";  // refused in the chunk that also holds line 3
     else if (i == 5)
       body += "{\"_id\":\"bad5\"}\n";
     else
@@ -247,17 +249,19 @@ TEST_F(HttpApiTest, BulkLoadsInChunksReportsEachBadLineAndResumes) {
   ASSERT_EQ(r.status, 200) << r.body;
   json out = json::parse(r.body);
   EXPECT_EQ(out["lines"], 9);
-  EXPECT_EQ(out["written"], 7);
-  EXPECT_EQ(out["failed"], 2);
+  EXPECT_EQ(out["written"], 6);
+  EXPECT_EQ(out["failed"], 3);
   EXPECT_EQ(out["skipped"], 0);
   EXPECT_EQ(out["lines_done"], 9);
-  ASSERT_EQ(out["errors"].size(), 2u);
-  EXPECT_EQ(out["errors"][0]["line"], 3);
-  EXPECT_EQ(out["errors"][0]["reason"], "NOT_JSON");
-  EXPECT_EQ(out["errors"][1]["line"], 5);
-  EXPECT_EQ(out["errors"][1]["reason"], "UNIQUE");
+  ASSERT_EQ(out["errors"].size(), 3u);
+  EXPECT_EQ(out["errors"][0]["line"], 2) << "in line order across parsing and writing";
+  EXPECT_EQ(out["errors"][0]["reason"], "UNIQUE");
+  EXPECT_EQ(out["errors"][1]["line"], 3);
+  EXPECT_EQ(out["errors"][1]["reason"], "NOT_JSON");
+  EXPECT_EQ(out["errors"][2]["line"], 5);
+  EXPECT_EQ(out["errors"][2]["reason"], "UNIQUE");
   EXPECT_EQ(fake.chunks, (std::vector<size_t>{3, 3, 2})) << "8 records in chunks of 3";
-  EXPECT_EQ(fake.rows.size(), 7u);
+  EXPECT_EQ(fake.rows.size(), 6u);
   EXPECT_EQ(fake.rows["k9"], "{\"_id\":\"k9\",\"n\":9}");
 
   // The same id again: every line is done, so nothing is sent.
