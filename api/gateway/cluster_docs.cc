@@ -147,6 +147,12 @@ Status CheckDocument(const DocRules& rules, const std::string& key, const nlohma
   return Status::OK();
 }
 
+bool ShouldRereadAndRetry(const Status& s) {
+  return (s.code() == StatusCode::kAborted &&
+          (Reason(s) == "WRITE_CONFLICT" || Reason(s) == "TOO_OLD")) ||
+         s.code() == StatusCode::kFailedPrecondition || s.code() == StatusCode::kOutOfRange;
+}
+
 Status UniqueViolation(const document::IndexSpec& index, const std::string& holder) {
   return Status::Aborted("unique index '" + index.name + "': " + holder + " has the same values")
       .WithDetail("reason", "UNIQUE")
@@ -228,11 +234,7 @@ Result<kv::WriteResult> ClusterKv::WriteDocument(
     if (committed.ok()) return kv::WriteResult{*committed, old.found};
     const Status& s = committed.status();
     // Another write to the document, or to a unique entry, after start_ts: read again.
-    const bool again = (s.code() == StatusCode::kAborted &&
-                        (Reason(s) == "WRITE_CONFLICT" || Reason(s) == "TOO_OLD")) ||
-                       s.code() == StatusCode::kFailedPrecondition ||
-                       s.code() == StatusCode::kOutOfRange;
-    if (!again || Clock::now() >= deadline) return s;
+    if (!ShouldRereadAndRetry(s) || Clock::now() >= deadline) return s;
     retries_++;
     Backoff(attempt, deadline);
   }
@@ -241,27 +243,20 @@ Result<kv::WriteResult> ClusterKv::WriteDocument(
 Status ClusterKv::ScanPlan(const kv::CollectionInfo& info, const query::Plan& plan,
                            uint64_t read_ts, const std::string& from, Clock::time_point deadline,
                            const DocVisitor& each) {
-  auto scan_all = [&](uint32_t id, std::string start, const std::string& end,
-                      const std::function<Result<bool>(kv::KeyValue&)>& visit) -> Status {
+  if (plan.kind == query::Plan::Kind::kCollectionScan) {
+    kv::ScanRequest s;
+    s.start = from;
+    s.consistency = kv::Consistency::kSnapshot;
+    s.at = read_ts;
     for (;;) {
-      kv::ScanRequest s;
-      s.start = std::move(start);
-      s.end = end;
-      s.consistency = kv::Consistency::kSnapshot;
-      s.at = read_ts;
-      ASSIGN_OR_RETURN(auto page, ScanById(id, s, options_.limits.max_scan_limit, deadline));
+      ASSIGN_OR_RETURN(auto page, ScanById(info.id, s, options_.limits.max_scan_limit, deadline));
       for (auto& item : page.items) {
-        ASSIGN_OR_RETURN(bool more, visit(item));
+        ASSIGN_OR_RETURN(bool more, each(std::move(item.key), std::move(item.value), item.version));
         if (!more) return Status::OK();
       }
       if (!page.next) return Status::OK();
-      start = std::move(*page.next);
+      s.start = std::move(*page.next);
     }
-  };
-  if (plan.kind == query::Plan::Kind::kCollectionScan) {
-    return scan_all(info.id, from, "", [&](kv::KeyValue& kv) {
-      return each(std::move(kv.key), std::move(kv.value), kv.version);
-    });
   }
   // An index scan: each page of entries, then their documents, a multi-get at a time.
   constexpr size_t kFetch = 1000;
@@ -304,11 +299,7 @@ Status ClusterKv::ScanPlan(const kv::CollectionInfo& info, const query::Plan& pl
 
 Result<kv::QueryResult> ClusterKv::Query(const kv::QueryRequest& req) {
   const auto deadline = Clock::now() + options_.request_timeout;
-  const size_t limit = req.limit == 0 ? options_.limits.default_scan_limit : req.limit;
-  if (limit > options_.limits.max_scan_limit) {
-    return Status::InvalidArgument("limit " + std::to_string(limit) + " is above the maximum " +
-                                   std::to_string(options_.limits.max_scan_limit));
-  }
+  ASSIGN_OR_RETURN(const size_t limit, PageLimit(req.limit, options_.limits));
   ASSIGN_OR_RETURN(auto info, Collection(req.collection, deadline));
   ASSIGN_OR_RETURN(DocRules rules, RulesOf(info));
   json filter_json = nullptr;

@@ -49,13 +49,6 @@ std::string ProgressKey(uint32_t collection, const std::string& ingest_id) {
   return "ingest/" + std::to_string(collection) + "/" + ingest_id;
 }
 
-bool Retryable(const Status& s) {
-  for (const auto& [k, v] : s.details()) {
-    if (k == "reason" && (v == "WRITE_CONFLICT" || v == "TOO_OLD")) return true;
-  }
-  return s.code() == StatusCode::kFailedPrecondition || s.code() == StatusCode::kOutOfRange;
-}
-
 }  // namespace
 
 Result<std::vector<kv::GetResult>> ClusterKv::MultiGetById(uint32_t id,
@@ -404,7 +397,8 @@ Status ClusterKv::IngestDocuments(const kv::CollectionInfo& info,
       for (auto& r : refusals) out->errors.push_back(std::move(r));
       return Status::OK();
     }
-    if (!Retryable(committed.status()) || Clock::now() >= deadline) return committed.status();
+    if (!ShouldRereadAndRetry(committed.status()) || Clock::now() >= deadline)
+      return committed.status();
     retries_++;
     if (live.size() > 1) {
       // Another writer got to one of its rows first. A big transaction that retries

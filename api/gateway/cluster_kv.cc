@@ -98,6 +98,15 @@ std::shared_ptr<grpc::Channel> NewChannel(const std::string& addr) {
 
 // --- Validation and fingerprints -----------------------------------------------------------
 
+Result<size_t> PageLimit(size_t requested, const kv::Limits& limits) {
+  const size_t limit = requested == 0 ? limits.default_scan_limit : requested;
+  if (limit > limits.max_scan_limit) {
+    return Status::InvalidArgument("limit " + std::to_string(limit) + " is above the maximum " +
+                                   std::to_string(limits.max_scan_limit));
+  }
+  return limit;
+}
+
 Status ValidateKey(std::string_view key, const kv::Limits& limits) {
   if (key.empty()) return Status::InvalidArgument("key must not be empty");
   if (key.size() > limits.max_key_bytes) return TooLarge("key", key.size(), limits.max_key_bytes);
@@ -975,11 +984,7 @@ Result<kv::GetResult> ClusterKv::GetById(uint32_t id, const kv::GetRequest& req,
 
 Result<kv::ScanResult> ClusterKv::Scan(const kv::ScanRequest& req) {
   const auto deadline = Clock::now() + options_.request_timeout;
-  const size_t limit = req.limit == 0 ? options_.limits.default_scan_limit : req.limit;
-  if (limit > options_.limits.max_scan_limit) {
-    return Status::InvalidArgument("limit " + std::to_string(limit) + " is above the maximum " +
-                                   std::to_string(options_.limits.max_scan_limit));
-  }
+  ASSIGN_OR_RETURN(const size_t limit, PageLimit(req.limit, options_.limits));
   if (req.consistency == kv::Consistency::kSnapshot && req.at == 0) {
     return Status::InvalidArgument("a snapshot read needs a timestamp (at)");
   }

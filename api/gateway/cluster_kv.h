@@ -117,6 +117,9 @@ Status ValidatePut(const kv::PutRequest& req, const kv::Limits& limits);
 Status ValidateDelete(const kv::DeleteRequest& req, const kv::Limits& limits);
 Status ValidateBatch(const kv::BatchRequest& req, const kv::Limits& limits);
 Status ValidateKey(std::string_view key, const kv::Limits& limits);
+// The page size of a scan or query asking for `requested` rows (0: the default);
+// INVALID_ARGUMENT above the maximum.
+Result<size_t> PageLimit(size_t requested, const kv::Limits& limits);
 
 // FNV-1a fingerprints of a request's fields, so that a request id reused for a
 // different request is detected by the storage node.

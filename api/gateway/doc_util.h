@@ -41,6 +41,11 @@ void AppendEntryMutations(const DocRules& rules, const std::string& key,
                           std::vector<txn::TxnMutation>* mutations,
                           std::vector<UniqueClaim>* claims);
 
+// Whether a document transaction that failed with `s` should read again and retry:
+// another write overtook it (WRITE_CONFLICT, a failed condition), or the GC passed its
+// start (TOO_OLD, OUT_OF_RANGE).
+bool ShouldRereadAndRetry(const Status& s);
+
 // 409 reason=UNIQUE: `holder` ("document 'k'") has the values a write gave a unique index.
 Status UniqueViolation(const document::IndexSpec& index, const std::string& holder);
 
