@@ -278,15 +278,30 @@ static Status ReadReadPoint(const json& j, const char* what, kv::Consistency* co
   return Status::OK();
 }
 
+namespace {
+
+// The "filter" and "explain" fields a query and an aggregation share.
+Status ReadFilter(const json& j, std::string* filter_json) {
+  if (!j.contains("filter") || j["filter"].is_null()) return Status::OK();
+  if (!j["filter"].is_object()) return Status::InvalidArgument("'filter' must be an object");
+  *filter_json = j["filter"].dump();
+  return Status::OK();
+}
+Status ReadExplain(const json& j, bool* explain) {
+  if (!j.contains("explain")) return Status::OK();
+  if (!j["explain"].is_boolean()) return Status::InvalidArgument("'explain' must be a boolean");
+  *explain = j["explain"].get<bool>();
+  return Status::OK();
+}
+
+}  // namespace
+
 Result<kv::QueryRequest> DecodeQueryBody(std::string_view body) {
   ASSIGN_OR_RETURN(json j, ParseObject(body));
   RETURN_IF_ERROR(OnlyFields(
       j, {"filter", "sort", "projection", "limit", "cursor", "consistency", "at", "explain"}, ""));
   kv::QueryRequest q;
-  if (j.contains("filter") && !j["filter"].is_null()) {
-    if (!j["filter"].is_object()) return Status::InvalidArgument("'filter' must be an object");
-    q.filter_json = j["filter"].dump();
-  }
+  RETURN_IF_ERROR(ReadFilter(j, &q.filter_json));
   if (j.contains("sort") && !j["sort"].is_null()) {
     const auto& sort = j["sort"];
     if (!sort.is_array()) {
@@ -330,10 +345,7 @@ Result<kv::QueryRequest> DecodeQueryBody(std::string_view body) {
     ASSIGN_OR_RETURN(q.cursor, StringField(j, "cursor", ""));
   }
   RETURN_IF_ERROR(ReadReadPoint(j, "query", &q.consistency, &q.at));
-  if (j.contains("explain")) {
-    if (!j["explain"].is_boolean()) return Status::InvalidArgument("'explain' must be a boolean");
-    q.explain = j["explain"].get<bool>();
-  }
+  RETURN_IF_ERROR(ReadExplain(j, &q.explain));
   return q;
 }
 
@@ -342,10 +354,7 @@ Result<kv::AggregateRequest> DecodeAggregateBody(std::string_view body) {
   RETURN_IF_ERROR(
       OnlyFields(j, {"filter", "group_by", "aggregates", "consistency", "at", "explain"}, ""));
   kv::AggregateRequest a;
-  if (j.contains("filter") && !j["filter"].is_null()) {
-    if (!j["filter"].is_object()) return Status::InvalidArgument("'filter' must be an object");
-    a.filter_json = j["filter"].dump();
-  }
+  RETURN_IF_ERROR(ReadFilter(j, &a.filter_json));
   if (j.contains("group_by") && !j["group_by"].is_null()) {
     if (!j["group_by"].is_array()) {
       return Status::InvalidArgument("'group_by' must be an array of fields");
@@ -359,10 +368,7 @@ Result<kv::AggregateRequest> DecodeAggregateBody(std::string_view body) {
   }
   a.aggregates_json = j["aggregates"].dump();
   RETURN_IF_ERROR(ReadReadPoint(j, "aggregation", &a.consistency, &a.at));
-  if (j.contains("explain")) {
-    if (!j["explain"].is_boolean()) return Status::InvalidArgument("'explain' must be a boolean");
-    a.explain = j["explain"].get<bool>();
-  }
+  RETURN_IF_ERROR(ReadExplain(j, &a.explain));
   return a;
 }
 
