@@ -4,6 +4,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "core/kv/ingest_session.h"
 #include "core/kv/kv_service.h"
 #include "gojodb/v1/kv.pb.h"
 #include "internal/status.h"
@@ -37,5 +38,24 @@ kv::CollectionInfo FromProto(const v1::CollectionInfo& in);
 std::vector<kv::IndexSpec> FromProto(const google::protobuf::RepeatedPtrField<v1::IndexSpec>& in);
 void ToProto(const std::vector<kv::IndexSpec>& in,
              google::protobuf::RepeatedPtrField<v1::IndexSpec>* out);
+
+// Documents. The aggregation's JSON fields (group_by_json, aggregates_json) become typed
+// fields; INVALID_ARGUMENT when they are not what an HTTP body would give.
+void ToProto(const kv::QueryRequest& in, v1::QueryRequest* out);
+kv::QueryRequest FromProto(const v1::QueryRequest& in);
+Status ToProto(const kv::AggregateRequest& in, v1::AggregateRequest* out);
+Result<kv::AggregateRequest> FromProto(const v1::AggregateRequest& in);
+// An aggregation's groups (a JSON array of {"key", "values"}) in messages of about
+// `max_bytes` at most (one group may exceed it); the first carries read_ts and the plan.
+Result<std::vector<v1::AggregateResponse>> SplitGroups(const kv::AggregateResult& r,
+                                                       size_t max_bytes);
+// The inverse: the messages joined into one result.
+kv::AggregateResult JoinGroups(const std::vector<v1::AggregateResponse>& parts);
+
+void ToProto(const kv::IngestError& in, v1::IngestError* out);
+// An unknown code becomes INVALID_ARGUMENT.
+kv::IngestError FromProto(const v1::IngestError& in);
+void ToProto(const kv::IngestSummary& in, v1::IngestResponse* out);
+kv::IngestSummary FromProto(const v1::IngestResponse& in);
 
 }  // namespace gojodb::rpc

@@ -1,6 +1,7 @@
 #include "api/grpc/grpc_services.h"
 
 #include <chrono>
+#include <optional>
 
 #include "api/grpc/convert.h"
 
@@ -75,6 +76,135 @@ kv::ScanRequest ScanOf(const v1::ScanRequest& req) {
           FromProto(req.consistency()),
           req.at()};
 }
+
+// Aggregate: the groups computed on the pool, then written one message after another.
+class AggregateReactor final : public grpc::ServerWriteReactor<v1::AggregateResponse> {
+ public:
+  static constexpr size_t kMessageBytes = 1u << 20;
+
+  AggregateReactor(kv::KvService* kv, Metrics* metrics, ThreadPool* pool,
+                   grpc::CallbackServerContext* ctx, const v1::AggregateRequest* req) {
+    pool->Submit([=, this] {
+      grpc::Status s = Serve(metrics, "aggregate", ctx, [&]() -> Status {
+        ASSIGN_OR_RETURN(auto a, FromProto(*req));
+        ASSIGN_OR_RETURN(auto r, kv->Aggregate(a));
+        ASSIGN_OR_RETURN(parts_, SplitGroups(r, kMessageBytes));
+        return Status::OK();
+      });
+      if (!s.ok()) {
+        Finish(s);
+        return;
+      }
+      Next();
+    });
+  }
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
+      return;
+    }
+    Next();
+  }
+  void OnDone() override { delete this; }
+
+ private:
+  void Next() {
+    if (next_ == parts_.size()) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    StartWrite(&parts_[next_++]);
+  }
+  std::vector<v1::AggregateResponse> parts_;
+  size_t next_ = 0;
+};
+
+// Ingest: each message is written through one ingest session before the next is read,
+// so a client can run at most a message (and the transport's window) ahead.
+class IngestReactor final : public grpc::ServerReadReactor<v1::IngestRequest> {
+ public:
+  IngestReactor(kv::KvService* kv, Metrics* metrics, ThreadPool* pool,
+                grpc::CallbackServerContext* ctx, v1::IngestResponse* resp)
+      : kv_(kv), metrics_(metrics), pool_(pool), ctx_(ctx), resp_(resp) {
+    start_ = std::chrono::steady_clock::now();
+    StartRead(&msg_);
+  }
+  void OnReadDone(bool ok) override {
+    pool_->Submit([this, ok] {
+      if (!ok) {  // the client has sent everything (or went away)
+        Done(Finish());
+        return;
+      }
+      Status s = Take();
+      if (!s.ok()) {
+        Done(s);
+        return;
+      }
+      StartRead(&msg_);
+    });
+  }
+  void OnDone() override { delete this; }
+
+ private:
+  Status Take() {
+    if (!session_) {
+      collection_ = msg_.collection();
+      ingest_id_ = msg_.ingest_id();
+      if (ingest_id_.size() > 128) {
+        return Status::InvalidArgument("an ingest id takes at most 128 bytes");
+      }
+      ASSIGN_OR_RETURN(auto s, kv::IngestSession::Open(kv_, collection_, ingest_id_));
+      session_.emplace(std::move(s));
+    } else if ((!msg_.collection().empty() && msg_.collection() != collection_) ||
+               (!msg_.ingest_id().empty() && msg_.ingest_id() != ingest_id_)) {
+      return Status::InvalidArgument(
+          "an ingest stream loads one collection under one id: a later message named "
+          "another");
+    }
+    std::vector<kv::IngestRecord> records;
+    records.reserve(msg_.records_size());
+    for (auto& r : *msg_.mutable_records()) {
+      const uint64_t line = r.line() != 0 ? r.line() : line_ + 1;
+      line_ = std::max(line_, line);
+      records.push_back({line, std::move(*r.mutable_key()), std::move(*r.mutable_value())});
+    }
+    std::vector<kv::IngestError> refused;
+    for (const auto& e : msg_.refused()) {
+      refused.push_back(FromProto(e));
+      line_ = std::max(line_, e.line());
+    }
+    std::sort(refused.begin(), refused.end(),
+              [](const auto& a, const auto& b) { return a.line < b.line; });
+    line_ = std::max(line_, msg_.last_line());
+    return session_->Add(std::move(records), std::move(refused), line_);
+  }
+  Status Finish() {
+    if (!session_) {
+      return Status::InvalidArgument("an ingest stream needs at least one message");
+    }
+    ASSIGN_OR_RETURN(auto sum, session_->Finish());
+    ToProto(sum, resp_);
+    return Status::OK();
+  }
+  void Done(const Status& s) {
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    metrics_->RecordRequest("grpc", "ingest", std::string(StatusCodeName(s.code())), secs);
+    AddDetailsToContext(s, ctx_);
+    ServerReadReactor::Finish(ToGrpc(s));
+  }
+
+  kv::KvService* kv_;
+  Metrics* metrics_;
+  ThreadPool* pool_;
+  grpc::CallbackServerContext* ctx_;
+  v1::IngestResponse* resp_;
+  std::chrono::steady_clock::time_point start_;
+  v1::IngestRequest msg_;
+  std::string collection_, ingest_id_;
+  std::optional<kv::IngestSession> session_;
+  uint64_t line_ = 0;  // the highest line seen
+};
 
 }  // namespace
 
@@ -230,6 +360,43 @@ class GrpcServices::KvImpl final : public v1::KV::CallbackService {
                                         v1::RollbackTxnResponse*) override {
     return ServeOnPool(pool_, m_, "txn_rollback", ctx,
                        [=, this]() -> Status { return kv_->RollbackTxn(req->txn()); });
+  }
+
+  grpc::ServerUnaryReactor* Query(grpc::CallbackServerContext* ctx, const v1::QueryRequest* req,
+                                  v1::QueryResponse* resp) override {
+    return ServeOnPool(pool_, m_, "query", ctx, [=, this]() -> Status {
+      ASSIGN_OR_RETURN(auto r, kv_->Query(FromProto(*req)));
+      for (auto& item : r.items) {
+        auto* kv = resp->add_items();
+        kv->set_key(std::move(item.key));
+        kv->set_value(std::move(item.value));
+        kv->set_version(item.version);
+      }
+      resp->set_cursor(std::move(r.cursor));
+      resp->set_read_ts(r.read_ts);
+      resp->set_plan_json(std::move(r.plan_json));
+      return Status::OK();
+    });
+  }
+
+  grpc::ServerWriteReactor<v1::AggregateResponse>* Aggregate(
+      grpc::CallbackServerContext* ctx, const v1::AggregateRequest* req) override {
+    return new AggregateReactor(kv_, m_, pool_, ctx, req);
+  }
+
+  grpc::ServerReadReactor<v1::IngestRequest>* Ingest(grpc::CallbackServerContext* ctx,
+                                                     v1::IngestResponse* resp) override {
+    return new IngestReactor(kv_, m_, pool_, ctx, resp);
+  }
+
+  grpc::ServerUnaryReactor* IngestProgress(grpc::CallbackServerContext* ctx,
+                                           const v1::IngestProgressRequest* req,
+                                           v1::IngestProgressResponse* resp) override {
+    return ServeOnPool(pool_, m_, "ingest_progress", ctx, [=, this]() -> Status {
+      ASSIGN_OR_RETURN(auto done, kv_->IngestProgress(req->collection(), req->ingest_id()));
+      resp->set_lines_done(done);
+      return Status::OK();
+    });
   }
 
  private:

@@ -35,20 +35,6 @@ Result<kv::QueryRequest> DecodeQueryBody(std::string_view body);
 //  "consistency", "at", "explain"}; the functions are checked by the aggregation.
 Result<kv::AggregateRequest> DecodeAggregateBody(std::string_view body);
 
-// A bulk load's NDJSON body: one JSON object per line, its key in the top-level field
-// `key_field` (a string, or an integer as its decimal text). Lines are numbered from
-// first_line; blank lines count but hold nothing. A line that cannot be a record is an
-// error of its own (INVALID_ARGUMENT with reason NOT_JSON, NOT_A_DOCUMENT or NO_KEY);
-// the call fails only for bad parameters.
-struct NdjsonRecords {
-  std::vector<kv::IngestRecord> records;
-  std::vector<kv::IngestError> errors;
-  uint64_t lines = 0;      // lines in the body
-  uint64_t last_line = 0;  // the number of its last line (first_line - 1 if none)
-};
-Result<NdjsonRecords> DecodeNdjson(std::string_view body, uint64_t first_line,
-                                   const std::string& key_field);
-
 // {"name":…,"schema":{…},"indexes":[{"name":…,"fields":[…],"unique":false}]}
 Result<kv::CollectionSpec> DecodeCollectionBody(std::string_view body);
 

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "core/kv/ndjson.h"
+
 namespace gojodb::http {
 namespace {
 
@@ -163,7 +165,7 @@ TEST(NdjsonBodies, LinesAreNumberedAndEachBadOneReportedAlone) {
       "{\"x\":2}\n"                  // 15: no key
       "{\"_id\":1.5}\n"              // 16: a key must be a string or an integer
       "{\"_id\":\"b\"}";             // 17: no final newline
-  auto r = DecodeNdjson(body, 10, "_id");
+  auto r = kv::DecodeNdjson(body, 10, "_id");
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->lines, 8u);
   EXPECT_EQ(r->last_line, 17u);
@@ -190,20 +192,20 @@ TEST(NdjsonBodies, LinesAreNumberedAndEachBadOneReportedAlone) {
 }
 
 TEST(NdjsonBodies, KeyFieldAndEdges) {
-  auto r = DecodeNdjson("{\"id\":\"k\",\"_id\":\"no\"}\n", 1, "id");
+  auto r = kv::DecodeNdjson("{\"id\":\"k\",\"_id\":\"no\"}\n", 1, "id");
   ASSERT_TRUE(r.ok());
   ASSERT_EQ(r->records.size(), 1u);
   EXPECT_EQ(r->records[0].key, "k");
-  auto empty = DecodeNdjson("", 5, "_id");
+  auto empty = kv::DecodeNdjson("", 5, "_id");
   ASSERT_TRUE(empty.ok());
   EXPECT_EQ(empty->lines, 0u);
   EXPECT_EQ(empty->last_line, 4u);
-  EXPECT_EQ(DecodeNdjson("{}", 0, "_id").status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(DecodeNdjson("{}", 1, "").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(kv::DecodeNdjson("{}", 0, "_id").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(kv::DecodeNdjson("{}", 1, "").status().code(), StatusCode::kInvalidArgument);
   // Nesting past the limit is a bad line, not a crash.
   std::string deep =
       "{\"_id\":\"d\",\"v\":" + std::string(5000, '[') + std::string(5000, ']') + "}";
-  auto d = DecodeNdjson(deep, 1, "_id");
+  auto d = kv::DecodeNdjson(deep, 1, "_id");
   ASSERT_TRUE(d.ok());
   EXPECT_TRUE(d->records.empty());
   ASSERT_EQ(d->errors.size(), 1u);

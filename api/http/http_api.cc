@@ -7,6 +7,8 @@
 #include "api/http/body_decoder.h"
 #include "api/http/codec.h"
 #include "api/http/router.h"
+#include "core/kv/ingest_session.h"
+#include "core/kv/ndjson.h"
 
 namespace gojodb::http {
 namespace {
@@ -146,85 +148,28 @@ HttpResponse ErrorResponse(const Status& s) {
 
 namespace {
 
-// A bulk load: the parsed lines in chunks, one after the other (docs/architecture/
+// A bulk load: the parsed body through one ingest session (docs/architecture/
 // documents.md, "Bulk ingest").
 Result<json> RunBulk(kv::KvService* kv, const std::string& collection, const std::string& ingest_id,
-                     NdjsonRecords parsed) {
-  constexpr size_t kMaxErrorsListed = 1000;
-  constexpr size_t kChunkBytes = 4u << 20;
-  uint64_t done = 0;  // lines at or below it are in (an earlier request with this id)
-  if (!ingest_id.empty()) {
-    auto p = kv->IngestProgress(collection, ingest_id);
-    if (p.ok()) {
-      done = *p;
-    } else if (p.status().code() != StatusCode::kNotFound) {
-      return p.status();
-    }
-  }
-  uint64_t written = 0, skipped = 0, failed = 0;
+                     kv::NdjsonRecords parsed) {
+  ASSIGN_OR_RETURN(auto session, kv::IngestSession::Open(kv, collection, ingest_id));
+  RETURN_IF_ERROR(
+      session.Add(std::move(parsed.records), std::move(parsed.errors), parsed.last_line));
+  ASSIGN_OR_RETURN(auto sum, session.Finish());
   json errors = json::array();
-  auto report = [&](const kv::IngestError& e) {
-    ++failed;
-    if (errors.size() >= kMaxErrorsListed) return;
+  for (const auto& e : sum.errors) {
     json err = {{"line", e.line},
                 {"code", std::string(StatusCodeName(e.status.code()))},
                 {"message", e.status.message()}};
     for (const auto& [k, v] : e.status.details()) err[k] = v;
     errors.push_back(std::move(err));
-  };
-  // Lines refused while parsing, merged into line order with the chunks' refusals
-  // (`more`, refusals of lines up to `line`).
-  size_t next_error = 0;
-  auto report_up_to = [&](uint64_t line, std::vector<kv::IngestError> more) {
-    for (; next_error < parsed.errors.size() && parsed.errors[next_error].line <= line;
-         ++next_error) {
-      if (parsed.errors[next_error].line > done) more.push_back(parsed.errors[next_error]);
-    }
-    std::stable_sort(more.begin(), more.end(),
-                     [](const auto& a, const auto& b) { return a.line < b.line; });
-    for (const auto& e : more) report(e);
-  };
-  uint64_t lines_done = done;
-  size_t i = 0;
-  while (i < parsed.records.size() && parsed.records[i].line <= done) ++i, ++skipped;
-  while (i < parsed.records.size()) {
-    kv::IngestRequest req;
-    req.collection = collection;
-    req.ingest_id = ingest_id;
-    size_t bytes = 0;
-    while (i < parsed.records.size() && req.records.size() < kv->limits().max_batch_ops &&
-           (req.records.empty() || bytes + parsed.records[i].value.size() <= kChunkBytes)) {
-      bytes += parsed.records[i].value.size();
-      req.records.push_back(std::move(parsed.records[i++]));
-    }
-    // The last chunk also covers the bad lines after its last record.
-    req.last_line = i == parsed.records.size() ? parsed.last_line : req.records.back().line;
-    auto r = kv->Ingest(req);
-    if (!r.ok()) {
-      return r.status()
-          .WithDetail("lines_done", std::to_string(lines_done))
-          .WithDetail("written", std::to_string(written));
-    }
-    report_up_to(req.records.back().line, std::move(r->errors));
-    written += r->written;
-    lines_done = req.last_line;
   }
-  report_up_to(parsed.last_line, {});
-  if (!ingest_id.empty() && lines_done < parsed.last_line && parsed.last_line > done) {
-    // Only bad or blank lines after the last chunk: recorded all the same.
-    kv::IngestRequest tail;
-    tail.collection = collection;
-    tail.ingest_id = ingest_id;
-    tail.last_line = parsed.last_line;
-    RETURN_IF_ERROR(kv->Ingest(tail).status());
-  }
-  lines_done = std::max(lines_done, parsed.last_line);
   return json{{"lines", parsed.lines},
-              {"written", written},
-              {"skipped", skipped},
-              {"failed", failed},
+              {"written", sum.written},
+              {"skipped", sum.skipped},
+              {"failed", sum.failed},
               {"errors", errors},
-              {"lines_done", lines_done},
+              {"lines_done", sum.lines_done},
               {"ingest_id", ingest_id.empty() ? json(nullptr) : json(ingest_id)}};
 }
 
@@ -411,8 +356,8 @@ HttpResponse HttpApi::Handle(std::string_view method, std::string_view target,
         if (id != q.end() && (ingest_id.empty() || ingest_id.size() > 128)) {
           return Status::InvalidArgument("ingest_id takes 1 to 128 bytes");
         }
-        ASSIGN_OR_RETURN(auto parsed,
-                         DecodeNdjson(body, first.value_or(1), kf == q.end() ? "_id" : kf->second));
+        ASSIGN_OR_RETURN(auto parsed, kv::DecodeNdjson(body, first.value_or(1),
+                                                       kf == q.end() ? "_id" : kf->second));
         ASSIGN_OR_RETURN(auto r, RunBulk(kv_, m.collection, ingest_id, std::move(parsed)));
         resp = Json(200, r);
         return Status::OK();

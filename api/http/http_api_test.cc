@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/kv/forwarding_kv_service.h"
+#include "core/kv/ingest_fake.h"
 #include "core/kv/kv_store.h"
 
 namespace gojodb::http {
@@ -185,51 +186,9 @@ TEST_F(HttpApiTest, HealthReadinessAndMetrics) {
   EXPECT_EQ(Body(Do("GET", "/v1/cluster/status"))["mode"], "standalone");
 }
 
-// A service that ingests into a map, refusing records whose key starts with "bad" and
-// failing the whole call on the chunk that holds line `fail_at`: the HTTP layer's
-// chunking, progress and error reporting, checked without a cluster.
-class IngestFake final : public kv::ForwardingKvService {
- public:
-  explicit IngestFake(kv::KvService* base) : ForwardingKvService(base) {
-    limits_.max_batch_ops = 3;
-  }
-  const kv::Limits& limits() const override { return limits_; }
-
-  Result<kv::IngestResult> Ingest(const kv::IngestRequest& req) override {
-    if (req.records.size() > limits_.max_batch_ops) return Status::Internal("chunk too large");
-    chunks.push_back(req.records.size());
-    for (const auto& r : req.records) {
-      if (r.line == fail_at) return Status::Unavailable("node lost");
-    }
-    kv::IngestResult out;
-    for (const auto& r : req.records) {
-      if (r.key.rfind("bad", 0) == 0) {
-        out.errors.push_back({r.line, Status::Aborted("refused").WithDetail("reason", "UNIQUE")});
-      } else {
-        rows[r.key] = r.value;
-        ++out.written;
-      }
-    }
-    if (!req.ingest_id.empty()) progress[req.ingest_id] = req.last_line;
-    return out;
-  }
-  Result<uint64_t> IngestProgress(const std::string&, const std::string& id) override {
-    auto it = progress.find(id);
-    if (it == progress.end()) return Status::NotFound("never used");
-    return it->second;
-  }
-
-  std::vector<size_t> chunks;
-  std::map<std::string, std::string> rows;
-  std::map<std::string, uint64_t> progress;
-  uint64_t fail_at = 0;
-
- private:
-  kv::Limits limits_;
-};
-
 TEST_F(HttpApiTest, BulkLoadsInChunksReportsEachBadLineAndResumes) {
-  IngestFake fake(store_.get());
+  // The HTTP layer's chunking, progress and error reporting, checked without a cluster.
+  kv::testing::IngestFake fake(store_.get(), 3);
   HttpApi api(&fake, &metrics_, [] { return "{}"; });
   auto bulk = [&](const std::string& target, const std::string& body) {
     return api.Handle("POST", target, body);

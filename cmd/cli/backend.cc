@@ -10,6 +10,10 @@ class GrpcBackend final : public Backend {
   explicit GrpcBackend(std::unique_ptr<client::Client> client) : client_(std::move(client)) {}
   kv::KvService& kv() override { return *client_; }
   Result<v1::ClusterStatusResponse> ClusterStatus() override { return client_->ClusterStatus(); }
+  Result<std::unique_ptr<kv::IngestStream>> OpenIngest(const std::string& collection,
+                                                       const std::string& ingest_id) override {
+    return client_->OpenIngest(collection, ingest_id);
+  }
 
   Result<v1::ListNodesResponse> ListNodes() override { return client_->ListNodes(); }
   Status DecommissionNode(uint64_t node_id) override { return client_->DecommissionNode(node_id); }

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "core/kv/ingest_session.h"
 #include "core/kv/kv_service.h"
 #include "gojodb/v1/controller.pb.h"
 #include "gojodb/v1/kv.pb.h"
@@ -20,6 +21,9 @@ class Backend {
   virtual ~Backend() = default;
   virtual kv::KvService& kv() = 0;
   virtual Result<v1::ClusterStatusResponse> ClusterStatus() = 0;
+  // A bulk load into `collection` (client::Client::OpenIngest).
+  virtual Result<std::unique_ptr<kv::IngestStream>> OpenIngest(const std::string& collection,
+                                                               const std::string& ingest_id) = 0;
 
   // The controller's operator API (controller.proto); only a controller serves it.
   virtual Result<v1::ListNodesResponse> ListNodes() = 0;

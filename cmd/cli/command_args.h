@@ -25,6 +25,12 @@ struct Cli::Args {
   size_t limit = 0;
   bool has_if_version = false, has_at = false, has_consistency = false, has_limit = false;
   bool reverse = false, all = false, client_only = false;
+  // Documents: query, aggregate, import, export.
+  std::string filter, fields, cursor, group_by, file, format, ingest_id;
+  std::string key_field = "_id";
+  std::vector<std::string> sort, aggs;
+  size_t batch = 1000;
+  bool explain = false, strings_only = false;
 };
 
 }  // namespace gojodb::cli

@@ -192,6 +192,65 @@ int Cli::Dispatch(const std::vector<std::string>& args, bool in_shell) {
         &a.has_at);
   on(scan, &Cli::DoScan);
 
+  // Documents.
+  auto read_point = [&](CLI::App* sub) {
+    track(sub->add_option("--consistency", a.consistency, "linearizable (default) or snapshot")
+              ->check(CLI::IsMember({"linearizable", "snapshot"})),
+          &a.has_consistency);
+    track(sub->add_option("--at", a.at, "Read at timestamp TS (a snapshot read)")
+              ->check(UnsignedValidator(false)),
+          &a.has_at);
+  };
+  auto file_format = [&](CLI::App* sub) {
+    sub->add_option("--format", a.format, "ndjson or csv (default: by the file's extension)")
+        ->check(CLI::IsMember({"ndjson", "csv"}));
+    sub->add_option("--key-field", a.key_field,
+                    "Field that holds each document's key (default _id)");
+  };
+  auto* query = app.add_subcommand("query", "Find documents that match FILTER");
+  query->add_option("FILTER", a.filter, "Filter as JSON, e.g. '{\"age\": {\"gte\": 30}}'");
+  query->add_option("--sort", a.sort, "Sort by FIELD or FIELD:desc (repeatable)");
+  query->add_option("--fields", a.fields, "Only these fields, comma-separated (a projection)");
+  track(query->add_option("--limit", a.limit, "At most N documents (following pages)")
+            ->check(UnsignedValidator(true)),
+        &a.has_limit);
+  query->add_option("--cursor", a.cursor, "Continue where the page that gave this cursor ended");
+  query->add_flag("--all", a.all, "Read every page, not only the first");
+  query->add_flag("--explain", a.explain, "Also show the plan: the index or range it reads");
+  read_point(query);
+  on(query, &Cli::DoQuery);
+
+  auto* agg = app.add_subcommand("aggregate", "Group documents and compute aggregates");
+  agg->add_option("--filter", a.filter, "Only documents that match this JSON filter");
+  agg->add_option("--group-by", a.group_by, "Group by these fields, comma-separated");
+  agg->add_option("--agg", a.aggs,
+                  "NAME=OP[:FIELD], OP one of count, sum, avg, min, max, count_distinct "
+                  "(repeatable; count without FIELD counts documents)")
+      ->required();
+  agg->add_flag("--explain", a.explain, "Also show the plan");
+  read_point(agg);
+  on(agg, &Cli::DoAggregate);
+
+  auto* imp = app.add_subcommand("import", "Load documents from an NDJSON or CSV file");
+  imp->add_option("FILE", a.file, "File to read; - reads stdin")->required();
+  file_format(imp);
+  imp->add_option("--ingest-id", a.ingest_id,
+                  "Resumable load: a rerun with the same id skips the lines already in");
+  imp->add_option("--batch", a.batch, "Documents per message sent (default 1000)")
+      ->check(UnsignedValidator(true));
+  imp->add_flag("--csv-strings", a.strings_only, "CSV: every field is a string (no typing)");
+  on(imp, &Cli::DoImport);
+
+  auto* exp = app.add_subcommand("export", "Write documents to an NDJSON or CSV file");
+  exp->add_option("FILE", a.file, "File to write; - writes stdout")->required();
+  file_format(exp);
+  exp->add_option("--filter", a.filter, "Only documents that match this JSON filter");
+  exp->add_option("--fields", a.fields,
+                  "Only these fields, comma-separated (CSV: the columns; default: every "
+                  "top-level field found)");
+  read_point(exp);
+  on(exp, &Cli::DoExport);
+
   auto* colls = app.add_subcommand("collections", "Create, list, describe and drop collections");
   colls->require_subcommand(1);
   auto* ccreate = colls->add_subcommand("create", "Create collection NAME");

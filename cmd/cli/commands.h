@@ -34,6 +34,7 @@ struct Io {
   std::ostream* err = nullptr;  // error lines
   bool in_is_tty = false;       // the shell prompts and keeps history only on a terminal
   bool out_is_tty = false;      // `get` escapes unprintable values only on a terminal
+  bool err_is_tty = false;      // `import` and `export` draw a progress bar only on a terminal
 };
 
 // The server address to use when --addr is not given: $GOJODB_ADDR when set and not
@@ -75,6 +76,10 @@ class Cli {
   int DoGet(const Args& a);
   int DoDelete(const Args& a);
   int DoScan(const Args& a);
+  int DoQuery(const Args& a);
+  int DoAggregate(const Args& a);
+  int DoImport(const Args& a);
+  int DoExport(const Args& a);
   int DoCollectionCreate(const Args& a);
   int DoCollectionList(const Args& a);
   int DoCollectionDescribe(const Args& a);

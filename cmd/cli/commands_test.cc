@@ -3,11 +3,13 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "cmd/cli/shell.h"
+#include "core/kv/ingest_fake.h"
 
 namespace gojodb::cli {
 namespace {
@@ -18,6 +20,9 @@ class FakeKv final : public kv::KvService {
   FakeKv() {
     limits_.max_scan_limit = 2;  // small pages, so that the CLI has to follow them
     collections_["default"] = {"default", 1, 1, "", {}};
+    ingest.write = [this](const std::string& collection, const kv::IngestRecord& r) {
+      return Put({collection, r.key, r.value, std::nullopt, ""}).status();
+    };
   }
 
   Result<kv::WriteResult> Put(const kv::PutRequest& req) override {
@@ -107,6 +112,42 @@ class FakeKv final : public kv::KvService {
   }
   size_t open_txns() const { return txns_.size(); }
   std::vector<kv::ScanRequest> txn_scans;
+
+  // Documents: a query lists the collection's rows in key order, two per page (the filter
+  // is only recorded); an aggregation answers `groups`; ingest refuses keys that start
+  // with "bad".
+  Result<kv::QueryResult> Query(const kv::QueryRequest& req) override {
+    queries.push_back(req);
+    ASSIGN_OR_RETURN(auto* rows, Rows(req.collection));
+    kv::QueryResult out;
+    out.read_ts = 777;
+    if (req.explain) out.plan_json = R"({"kind":"collection_scan"})";
+    const size_t limit = req.limit == 0 ? 2 : std::min<size_t>(req.limit, 2);
+    for (auto it = rows->upper_bound(req.cursor); it != rows->end(); ++it) {
+      if (out.items.size() == limit) {
+        out.cursor = out.items.back().key;
+        break;
+      }
+      out.items.push_back({it->first, it->second.first, it->second.second});
+    }
+    return out;
+  }
+  Result<kv::AggregateResult> Aggregate(const kv::AggregateRequest& req) override {
+    aggregations.push_back(req);
+    return kv::AggregateResult{groups, 778, ""};
+  }
+  Result<kv::IngestResult> Ingest(const kv::IngestRequest& req) override {
+    return ingest.Ingest(req);
+  }
+  Result<uint64_t> IngestProgress(const std::string& c, const std::string& id) override {
+    return ingest.IngestProgress(c, id);
+  }
+  // Refuses keys that start with "bad"; writes the others as puts.
+  kv::testing::IngestFake ingest{this, 10000};
+  std::vector<kv::QueryRequest> queries;
+  std::vector<kv::AggregateRequest> aggregations;
+  std::string groups = "[]";
+  int ingest_streams = 0;
   Result<kv::CollectionInfo> CreateCollection(const kv::CollectionSpec& spec) override {
     if (collections_.count(spec.name)) {
       return Status::AlreadyExists("collection '" + spec.name + "' already exists");
@@ -281,6 +322,12 @@ class FakeBackend final : public Backend {
   FakeBackend(FakeKv* kv, FakeController* ctl, bool controller_down)
       : kv_(kv), ctl_(ctl), down_(controller_down) {}
   kv::KvService& kv() override { return *kv_; }
+  Result<std::unique_ptr<kv::IngestStream>> OpenIngest(const std::string& collection,
+                                                       const std::string& ingest_id) override {
+    ++kv_->ingest_streams;
+    ASSIGN_OR_RETURN(auto session, kv::IngestSession::Open(kv_, collection, ingest_id));
+    return std::unique_ptr<kv::IngestStream>(new kv::IngestSession(std::move(session)));
+  }
   Result<v1::ClusterStatusResponse> ClusterStatus() override {
     v1::ClusterStatusResponse s;
     s.set_mode("standalone");
@@ -899,6 +946,180 @@ TEST_F(CommandsTest, ShellTransactionsCommitOrRollBackTogether) {
   EXPECT_EQ(Run({"get", "b"}), 1);
   EXPECT_EQ(Run({"get", "c"}), 1);
   EXPECT_EQ(Run({"get", "d"}), 1);
+}
+
+using nlohmann::json;
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+TEST_F(CommandsTest, QueryFollowsCursorsAndPassesSortFieldsAndFilter) {
+  for (int i = 1; i <= 5; ++i) {
+    ASSERT_EQ(Run({"put", "d" + std::to_string(i), "{\"n\":" + std::to_string(i) + "}"}), 0);
+  }
+  ASSERT_EQ(Run({"query", R"({"n":{"gte":2}})", "--sort", "n:desc", "--sort", "a.b", "--fields",
+                 "n,a.b", "--explain"}),
+            0)
+      << err();
+  ASSERT_EQ(kv_.queries.size(), 1u);
+  const auto& q = kv_.queries[0];
+  EXPECT_EQ(q.filter_json, R"({"n":{"gte":2}})");
+  EXPECT_EQ(q.sort, (std::vector<std::pair<std::string, bool>>{{"n", true}, {"a.b", false}}));
+  EXPECT_EQ(q.projection, (std::vector<std::string>{"n", "a.b"}));
+  EXPECT_TRUE(q.explain);
+  EXPECT_NE(out().find("plan: {\"kind\":\"collection_scan\"}"), std::string::npos) << out();
+  EXPECT_NE(out().find("(2 documents; more with --cursor d2, or use --all)"), std::string::npos)
+      << out();
+
+  kv_.queries.clear();
+  ASSERT_EQ(Run({"query", "--all", "-o", "json"}), 0) << err();
+  EXPECT_EQ(kv_.queries.size(), 3u);
+  EXPECT_EQ(kv_.queries[2].cursor, "d4") << "later pages continue from the cursor";
+  json doc = json::parse(out());
+  ASSERT_EQ(doc["items"].size(), 5u);
+  EXPECT_EQ(doc["items"][4]["value"], json::parse(R"({"n":5})"));
+  EXPECT_TRUE(doc["cursor"].is_null());
+
+  kv_.queries.clear();
+  ASSERT_EQ(Run({"query", "--limit", "3"}), 0) << err();
+  EXPECT_NE(out().find("(3 documents"), std::string::npos) << out();
+  EXPECT_EQ(kv_.queries.back().limit, 1u) << "the last page asks only for what is missing";
+
+  for (const std::vector<std::string>& bad : {std::vector<std::string>{"query", "--sort", ":desc"},
+                                              {"query", "--fields", "a,,b"},
+                                              {"query", "--limit", "0"},
+                                              {"query", "--consistency", "snapshot"},
+                                              {"query", "--consistency", "stale"}}) {
+    EXPECT_EQ(Run(bad), 2) << bad[1];
+  }
+}
+
+TEST_F(CommandsTest, AggregateBuildsTheSpecAndPrintsOneRowPerGroup) {
+  kv_.groups = R"([{"key":{"city":"Oslo"},"values":{"n":2,"s":70.5}},
+                   {"key":{},"values":{"n":1,"s":null}}])";
+  ASSERT_EQ(Run({"aggregate", "--group-by", "city", "--agg", "n=count", "--agg", "s=sum:age",
+                 "--filter", R"({"age":{"gt":1}})"}),
+            0)
+      << err();
+  ASSERT_EQ(kv_.aggregations.size(), 1u);
+  EXPECT_EQ(json::parse(kv_.aggregations[0].aggregates_json),
+            json::parse(R"({"n":{"count":"*"},"s":{"sum":"age"}})"));
+  EXPECT_EQ(kv_.aggregations[0].group_by_json, R"(["city"])");
+  EXPECT_EQ(kv_.aggregations[0].filter_json, R"({"age":{"gt":1}})");
+  EXPECT_NE(out().find("city"), std::string::npos) << out();
+  EXPECT_NE(out().find("Oslo"), std::string::npos);
+  EXPECT_NE(out().find("70.5"), std::string::npos);
+  EXPECT_NE(out().find("(missing)"), std::string::npos);
+  EXPECT_NE(out().find("(2 groups)"), std::string::npos);
+  for (const std::vector<std::string>& bad :
+       {std::vector<std::string>{"aggregate"},
+        {"aggregate", "--agg", "n"},
+        {"aggregate", "--agg", "=count"},
+        {"aggregate", "--agg", "s=sum:"},
+        {"aggregate", "--agg", "n=count", "--agg", "n=max:a"},
+        {"aggregate", "--agg", "n=count", "--group-by", "a,"}}) {
+    EXPECT_EQ(Run(bad), 2) << bad.back();
+  }
+}
+
+TEST_F(CommandsTest, ImportLoadsNdjsonAndCsvReportsBadLinesAndResumes) {
+  const std::string dir = ::testing::TempDir();
+  const std::string nd = dir + "/cli_import.ndjson";
+  {
+    std::ofstream f(nd, std::ios::binary);
+    f << "{\"_id\":\"a\",\"n\":1}\n"
+         "not json\n"
+         "{\"_id\":\"bad1\",\"n\":2}\n"
+         "\n"
+         "{\"_id\":\"b\",\"n\":3}\n"
+         "{\"n\":4}\n"
+         "{\"_id\":\"c\",\"n\":5}";  // no final line break
+  }
+  EXPECT_EQ(Run({"import", nd, "--batch", "2", "--ingest-id", "L1"}), 3)
+      << "refused lines make the exit status 3: " << err();
+  EXPECT_NE(out().find("7 lines, 3 written, 0 skipped, 3 failed"), std::string::npos) << out();
+  EXPECT_NE(out().find("line 2: INVALID_ARGUMENT (NOT_JSON)"), std::string::npos) << out();
+  EXPECT_NE(out().find("line 3: ABORTED (UNIQUE)"), std::string::npos) << out();
+  EXPECT_NE(out().find("line 6: INVALID_ARGUMENT (NO_KEY)"), std::string::npos) << out();
+  ASSERT_EQ(Run({"get", "c"}), 0);
+  EXPECT_EQ(out(), "{\"_id\":\"c\",\"n\":5}\n");
+  EXPECT_EQ(kv_.ingest.progress["L1"], 7u);
+
+  ASSERT_EQ(Run({"import", nd, "--ingest-id", "L1", "-o", "json"}), 0) << err();
+  json sum = json::parse(out());
+  EXPECT_EQ(sum["skipped"], 4) << "the rerun skips every record that is in or was refused";
+  EXPECT_EQ(sum["written"], 0);
+  EXPECT_EQ(sum["failed"], 0);
+
+  const std::string csv = dir + "/cli_import.csv";
+  {
+    std::ofstream f(csv, std::ios::binary);
+    f << "id,name,age\r\nx1,\"Ada, A.\",36\r\nx2,Bo\r\nx3,Cy,\r\n";
+  }
+  ASSERT_EQ(Run({"collections", "create", "people"}), 0);
+  EXPECT_EQ(Run({"import", csv, "-c", "people", "--key-field", "id"}), 3) << err();
+  EXPECT_NE(
+      out().find("3 written") == std::string::npos ? out().find("2 written") : std::string::npos,
+      std::string::npos)
+      << out();
+  ASSERT_EQ(Run({"get", "x1", "-c", "people"}), 0);
+  EXPECT_EQ(json::parse(out()), json::parse(R"({"id":"x1","name":"Ada, A.","age":36})"));
+  ASSERT_EQ(Run({"get", "x3", "-c", "people"}), 0);
+  EXPECT_EQ(json::parse(out()), json::parse(R"({"id":"x3","name":"Cy"})"));
+
+  EXPECT_EQ(Run({"import", dir + "/missing.ndjson"}), 1);
+  EXPECT_EQ(Run({"import", csv, "-c", "people"}), 3) << "no _id column";
+  EXPECT_NE(err().find("no key column '_id'"), std::string::npos) << err();
+  EXPECT_EQ(Run({"import", csv, "--format", "xml"}), 2);
+}
+
+TEST_F(CommandsTest, ALargeImportGoesOverSeveralStreamsAndSumsThem) {
+  const std::string path = ::testing::TempDir() + "/cli_large.ndjson";
+  {
+    std::ofstream f(path, std::ios::binary);
+    for (int i = 0; i < 100001; ++i) f << "{\"_id\":\"k" << i << "\"}\n";
+    f << "oops\n";
+  }
+  EXPECT_EQ(Run({"import", path, "--batch", "5000", "-o", "json"}), 3) << err();
+  json sum = json::parse(out());
+  EXPECT_EQ(sum["written"], 100001);
+  EXPECT_EQ(sum["failed"], 1);
+  EXPECT_EQ(sum["lines_done"], 100002);
+  ASSERT_EQ(sum["errors"].size(), 1u);
+  EXPECT_EQ(sum["errors"][0]["line"], 100002);
+  EXPECT_EQ(kv_.ingest_streams, 3) << "50,000 records per stream";
+}
+
+TEST_F(CommandsTest, ExportWritesEveryDocumentWithItsKey) {
+  ASSERT_EQ(Run({"put", "k1", R"({"z":1,"a":"x"})"}), 0);
+  ASSERT_EQ(Run({"put", "k2", R"({"_id":"k2","b":[1,2]})"}), 0);
+  ASSERT_EQ(Run({"put", "k3", "{}"}), 0);
+  const std::string dir = ::testing::TempDir();
+  ASSERT_EQ(Run({"export", dir + "/cli_export.ndjson"}), 0) << err();
+  EXPECT_NE(out().find("exported 3 documents from default"), std::string::npos) << out();
+  EXPECT_EQ(ReadFile(dir + "/cli_export.ndjson"),
+            "{\"_id\":\"k1\",\"z\":1,\"a\":\"x\"}\n"
+            "{\"_id\":\"k2\",\"b\":[1,2]}\n"
+            "{\"_id\":\"k3\"}\n")
+      << "the stored field order is kept";
+  ASSERT_EQ(Run({"export", dir + "/cli_export.csv"}), 0) << err();
+  EXPECT_EQ(ReadFile(dir + "/cli_export.csv"),
+            "_id,z,a,b\n"
+            "k1,1,\"x\",\n"
+            "k2,,,\"[1,2]\"\n"
+            "k3,,,\n");
+  ASSERT_EQ(Run({"export", "-", "--format", "csv", "--fields", "a"}), 0) << err();
+  EXPECT_EQ(out(), "_id,a\nk1,\"x\"\nk2,\nk3,\n");
+  EXPECT_NE(err().find("exported 3 documents"), std::string::npos) << "the summary goes to stderr";
+
+  ASSERT_EQ(Run({"put", "k4", R"({"_id":"other"})"}), 0);
+  EXPECT_EQ(Run({"export", dir + "/cli_export2.ndjson"}), 3);
+  EXPECT_NE(err().find("not its key"), std::string::npos) << err();
+  ASSERT_EQ(Run({"put", "k4", "plain text"}), 0);
+  EXPECT_EQ(Run({"export", "-"}), 3);
+  EXPECT_NE(err().find("not a JSON document"), std::string::npos) << err();
 }
 
 }  // namespace

@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   io.err = &std::cerr;
   io.in_is_tty = isatty(STDIN_FILENO) == 1;
   io.out_is_tty = isatty(STDOUT_FILENO) == 1;
+  io.err_is_tty = isatty(STDERR_FILENO) == 1;
 
   Cli cli(defaults, ConnectGrpc, io, gojodb::kVersion);
   return cli.Run(std::vector<std::string>(argv + 1, argv + argc));

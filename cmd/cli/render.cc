@@ -96,16 +96,31 @@ std::string RenderGet(OutputMode mode, const std::string& key, const kv::GetResu
   return r.value + "\n";
 }
 
+json ItemsJson(const std::vector<kv::KeyValue>& items) {
+  json out = json::array();
+  for (const auto& item : items) {
+    json row = json::object();
+    SetBytesField(row, "key", item.key, /*parse_json=*/false);
+    SetBytesField(row, "value", item.value, /*parse_json=*/true);
+    row["version"] = item.version;
+    out.push_back(std::move(row));
+  }
+  return out;
+}
+
+std::vector<std::vector<std::string>> ItemRows(const std::vector<kv::KeyValue>& items) {
+  std::vector<std::vector<std::string>> rows;
+  rows.reserve(items.size());
+  for (const auto& item : items) {
+    rows.push_back(
+        {EscapeForDisplay(item.key), std::to_string(item.version), EscapeForDisplay(item.value)});
+  }
+  return rows;
+}
+
 std::string RenderScan(OutputMode mode, const kv::ScanResult& r, bool reverse) {
   if (mode == OutputMode::kJson) {
-    json doc = {{"items", json::array()}};
-    for (const auto& item : r.items) {
-      json row = json::object();
-      SetBytesField(row, "key", item.key, /*parse_json=*/false);
-      SetBytesField(row, "value", item.value, /*parse_json=*/true);
-      row["version"] = item.version;
-      doc["items"].push_back(std::move(row));
-    }
+    json doc = {{"items", ItemsJson(r.items)}};
     if (r.next) {
       SetBytesField(doc, "next", *r.next, /*parse_json=*/false);
     } else {
@@ -114,13 +129,7 @@ std::string RenderScan(OutputMode mode, const kv::ScanResult& r, bool reverse) {
     doc["read_ts"] = r.read_ts;
     return Line(doc);
   }
-  std::vector<std::vector<std::string>> rows;
-  rows.reserve(r.items.size());
-  for (const auto& item : r.items) {
-    rows.push_back(
-        {EscapeForDisplay(item.key), std::to_string(item.version), EscapeForDisplay(item.value)});
-  }
-  std::string out = RenderTable({"KEY", "VERSION", "VALUE"}, rows);
+  std::string out = RenderTable({"KEY", "VERSION", "VALUE"}, ItemRows(r.items));
   const size_t n = r.items.size();
   out += "(" + std::to_string(n) + (n == 1 ? " row" : " rows");
   if (r.next) {

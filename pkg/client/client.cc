@@ -253,6 +253,132 @@ Status Client::RollbackTxn(const std::string& txn) {
   return Call(options_, stubs_->kv.get(), &v1::KV::Stub::RollbackTxn, req, &resp);
 }
 
+namespace {
+
+// An ingest stream to a server: each Add is one message.
+class GrpcIngestStream final : public kv::IngestStream {
+ public:
+  GrpcIngestStream(v1::KV::Stub* stub, std::string collection, std::string ingest_id,
+                   int timeout_ms)
+      : collection_(std::move(collection)), ingest_id_(std::move(ingest_id)) {
+    ctx_.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));
+    writer_ = stub->Ingest(&ctx_, &resp_);
+  }
+  ~GrpcIngestStream() override {
+    if (!finished_) ctx_.TryCancel();
+  }
+
+  Status Add(std::vector<kv::IngestRecord> records, std::vector<kv::IngestError> refused,
+             uint64_t last_line) override {
+    if (finished_) return Status::FailedPrecondition("the ingest stream has finished");
+    v1::IngestRequest m = Header();
+    for (auto& r : records) {
+      auto* p = m.add_records();
+      p->set_key(std::move(r.key));
+      p->set_value(std::move(r.value));
+      p->set_line(r.line);
+    }
+    for (const auto& e : refused) rpc::ToProto(e, m.add_refused());
+    m.set_last_line(last_line);
+    if (!writer_->Write(m)) return End().status();  // the server ended the stream
+    return Status::OK();
+  }
+
+  Result<kv::IngestSummary> Finish() override { return End(); }
+
+ private:
+  // The first message names the collection and the id.
+  v1::IngestRequest Header() {
+    v1::IngestRequest m;
+    if (!sent_) {
+      m.set_collection(collection_);
+      m.set_ingest_id(ingest_id_);
+      sent_ = true;
+    }
+    return m;
+  }
+  Result<kv::IngestSummary> End() {
+    if (!finished_) {
+      finished_ = true;
+      if (!sent_) writer_->Write(Header());  // the server wants at least one message
+      writer_->WritesDone();
+      status_ = rpc::FromGrpc(writer_->Finish(), &ctx_);
+    }
+    if (!status_.ok()) return status_;
+    return rpc::FromProto(resp_);
+  }
+
+  std::string collection_, ingest_id_;
+  grpc::ClientContext ctx_;
+  v1::IngestResponse resp_;
+  std::unique_ptr<grpc::ClientWriter<v1::IngestRequest>> writer_;
+  bool sent_ = false, finished_ = false;
+  Status status_;
+};
+
+}  // namespace
+
+Result<kv::QueryResult> Client::Query(const kv::QueryRequest& r) {
+  if (routed_) return routed_->Query(r);
+  v1::QueryRequest req;
+  rpc::ToProto(r, &req);
+  v1::QueryResponse resp;
+  RETURN_IF_ERROR(Call(options_, stubs_->kv.get(), &v1::KV::Stub::Query, req, &resp));
+  kv::QueryResult out;
+  for (auto& item : *resp.mutable_items()) {
+    out.items.push_back(
+        {std::move(*item.mutable_key()), std::move(*item.mutable_value()), item.version()});
+  }
+  out.cursor = std::move(*resp.mutable_cursor());
+  out.read_ts = resp.read_ts();
+  out.plan_json = std::move(*resp.mutable_plan_json());
+  return out;
+}
+
+Result<kv::AggregateResult> Client::Aggregate(const kv::AggregateRequest& r) {
+  if (routed_) return routed_->Aggregate(r);
+  v1::AggregateRequest req;
+  RETURN_IF_ERROR(rpc::ToProto(r, &req));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() +
+                   std::chrono::milliseconds(options_.timeout_ms));
+  auto reader = stubs_->kv->Aggregate(&ctx, req);
+  std::vector<v1::AggregateResponse> parts(1);
+  while (reader->Read(&parts.back())) parts.emplace_back();
+  parts.pop_back();
+  RETURN_IF_ERROR(rpc::FromGrpc(reader->Finish(), &ctx));
+  return rpc::JoinGroups(parts);
+}
+
+Result<kv::IngestResult> Client::Ingest(const kv::IngestRequest& r) {
+  if (routed_) return routed_->Ingest(r);
+  GrpcIngestStream stream(stubs_->kv.get(), r.collection, r.ingest_id, options_.timeout_ms);
+  RETURN_IF_ERROR(stream.Add(r.records, {}, r.last_line));
+  ASSIGN_OR_RETURN(auto sum, stream.Finish());
+  return kv::IngestResult{sum.written, std::move(sum.errors)};
+}
+
+Result<uint64_t> Client::IngestProgress(const std::string& collection,
+                                        const std::string& ingest_id) {
+  if (routed_) return routed_->IngestProgress(collection, ingest_id);
+  v1::IngestProgressRequest req;
+  req.set_collection(collection);
+  req.set_ingest_id(ingest_id);
+  v1::IngestProgressResponse resp;
+  RETURN_IF_ERROR(Call(options_, stubs_->kv.get(), &v1::KV::Stub::IngestProgress, req, &resp));
+  return resp.lines_done();
+}
+
+Result<std::unique_ptr<kv::IngestStream>> Client::OpenIngest(const std::string& collection,
+                                                             const std::string& ingest_id) {
+  if (routed_) {
+    ASSIGN_OR_RETURN(auto session, kv::IngestSession::Open(routed_.get(), collection, ingest_id));
+    return std::unique_ptr<kv::IngestStream>(new kv::IngestSession(std::move(session)));
+  }
+  return std::unique_ptr<kv::IngestStream>(
+      new GrpcIngestStream(stubs_->kv.get(), collection, ingest_id, options_.stream_timeout_ms));
+}
+
 Result<kv::CollectionInfo> Client::CreateCollection(const kv::CollectionSpec& spec) {
   if (routed_) return routed_->CreateCollection(spec);
   v1::CreateCollectionRequest req;

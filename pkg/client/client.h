@@ -30,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "core/kv/ingest_session.h"
 #include "core/kv/kv_service.h"
 #include "internal/status.h"
 
@@ -56,6 +57,8 @@ struct ClientOptions {
   // Routed: how long a transaction's locks live without its coordinator (this client)
   // before others may roll it back (gateway::ClusterKvOptions::txn_lock_ttl).
   int txn_lock_ttl_ms = 3000;
+  // The deadline of one ingest stream (OpenIngest), from its opening to its Finish.
+  int stream_timeout_ms = 600000;
 };
 
 class Client final : public kv::KvService {
@@ -80,6 +83,20 @@ class Client final : public kv::KvService {
   Result<kv::ScanResult> TxnScan(const std::string& txn, const kv::ScanRequest& req) override;
   Result<uint64_t> CommitTxn(const std::string& txn) override;
   Status RollbackTxn(const std::string& txn) override;
+
+  // Documents (docs/architecture/documents.md).
+  Result<kv::QueryResult> Query(const kv::QueryRequest& req) override;
+  // The groups arrive over a stream and are joined into one result.
+  Result<kv::AggregateResult> Aggregate(const kv::AggregateRequest& req) override;
+  // One chunk as a stream of one message; a load of many chunks is better sent with
+  // OpenIngest.
+  Result<kv::IngestResult> Ingest(const kv::IngestRequest& req) override;
+  Result<uint64_t> IngestProgress(const std::string& collection,
+                                  const std::string& ingest_id) override;
+  // A bulk load: one gRPC stream (each Add one message, sent once the server has room),
+  // or, routed, an ingest session run in this process. An empty id records nothing.
+  Result<std::unique_ptr<kv::IngestStream>> OpenIngest(const std::string& collection,
+                                                       const std::string& ingest_id);
 
   Result<kv::CollectionInfo> CreateCollection(const kv::CollectionSpec& spec) override;
   Result<std::vector<kv::CollectionInfo>> ListCollections() override;

@@ -1,5 +1,6 @@
 // Fuzzes HTTP request decoding: routing of arbitrary methods and targets, query and
-// percent decoding, base64, and the JSON body decoders. Nothing may crash, hang or
+// percent decoding, base64, the JSON body decoders, and the bulk-load input formats
+// (NDJSON, CSV). Nothing may crash, hang or
 // throw; successful decodes must satisfy their invariants.
 #include <cstdint>
 #include <cstdlib>
@@ -9,6 +10,8 @@
 #include "api/http/body_decoder.h"
 #include "api/http/codec.h"
 #include "api/http/router.h"
+#include "core/kv/csv.h"
+#include "core/kv/ndjson.h"
 
 using namespace gojodb::http;
 
@@ -64,7 +67,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto agg = DecodeAggregateBody(body);
   if (agg.ok() && agg->aggregates_json.empty()) std::abort();
   // NDJSON: every line is a record or an error, numbered in order, within the body.
-  if (auto nd = DecodeNdjson(body, 3, "_id"); !nd.ok()) {
+  if (auto nd = gojodb::kv::DecodeNdjson(body, 3, "_id"); !nd.ok()) {
     std::abort();
   } else {
     if (nd->records.size() + nd->errors.size() > nd->lines) std::abort();
@@ -77,6 +80,38 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     for (const auto& e : nd->errors) {
       if (e.status.ok() || e.line < 3 || e.line > nd->last_line) std::abort();
+    }
+  }
+  // CSV: the body whole and in pieces of 3 bytes decodes alike, with lines ascending and
+  // every record a JSON object.
+  {
+    gojodb::kv::CsvDecoder whole({}), pieces({});
+    gojodb::kv::NdjsonRecords a, b;
+    auto sa = whole.Feed(body, &a);
+    if (sa.ok()) sa = whole.Finish(&a);
+    auto sb = gojodb::Status::OK();
+    for (size_t i = 0; i < body.size() && sb.ok(); i += 3) sb = pieces.Feed(body.substr(i, 3), &b);
+    if (sb.ok()) sb = pieces.Finish(&b);
+    if (sa.ok() != sb.ok()) std::abort();
+    if (sa.ok()) {
+      if (a.records.size() != b.records.size() || a.errors.size() != b.errors.size() ||
+          a.last_line != b.last_line || a.lines != b.lines) {
+        std::abort();
+      }
+      uint64_t prev = 0;
+      for (size_t i = 0; i < a.records.size(); ++i) {
+        const auto& r = a.records[i];
+        if (r.line != b.records[i].line || r.key != b.records[i].key ||
+            r.value != b.records[i].value) {
+          std::abort();
+        }
+        if (r.line <= prev || r.line > a.last_line || r.key.empty()) std::abort();
+        if (!nlohmann::json::accept(r.value)) std::abort();
+        prev = r.line;
+      }
+      for (size_t i = 0; i < a.errors.size(); ++i) {
+        if (a.errors[i].line != b.errors[i].line || a.errors[i].line > a.last_line) std::abort();
+      }
     }
   }
   auto scan = DecodeTxnScanBody(body);

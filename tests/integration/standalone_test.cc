@@ -7,7 +7,11 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <random>
+#include <set>
+#include <sstream>
 
 #include "gojodb/v1/kv.pb.h"
 #include "pkg/client/client.h"
@@ -345,6 +349,188 @@ TEST_F(StandaloneTest, BulkLoadOfAMillionDocumentsIsAllThereAndCounted) {
     EXPECT_EQ(json::parse(g->body)["n"], i);
   }
   EXPECT_EQ(http_->Get("/v1/collections/events/keys/bad")->status, 404);
+}
+
+// The document API over gRPC (client library) and the CLI: import, query, aggregate and
+// export, with the aggregation checked against a computation over the exported file.
+TEST_F(StandaloneTest, DocumentsOverGrpcAndTheCliRoundTrip) {
+  const std::string cli = BinDir() + "/gojodb";
+  const std::string addr = server_->grpc_addr();
+  kv::CollectionSpec spec;
+  spec.name = "people";
+  spec.schema_json = R"({"fields": {"age": {"type": "integer", "required": true}}})";
+  spec.indexes = {{"by_city", {"city"}, false, 0}};
+  ASSERT_TRUE(client_->CreateCollection(spec).ok());
+
+  // 3,000 documents with a 400-byte tag each, and two bad lines.
+  constexpr int kDocs = 3000;
+  const char* cities[] = {"Oslo", "Lima", "Pune", "Kiev", "Baku"};
+  std::mt19937 rng(7);
+  std::map<std::string, json> want;
+  std::string ndjson;
+  for (int i = 0; i < kDocs; ++i) {
+    json d = {{"_id", "p" + std::to_string(i)},
+              {"age", static_cast<int>(rng() % 80)},
+              {"score", static_cast<double>(rng() % 1000) / 8.0},
+              {"tag", std::string(400, static_cast<char>('a' + i % 26))}};
+    if (rng() % 7 != 0) d["city"] = cities[rng() % 5];
+    want[d["_id"]] = d;
+    ndjson += d.dump() + "\n";
+    if (i == 10) ndjson += "{\"_id\":\"bad\",\"age\":\"old\"}\n";
+    if (i == 2000) ndjson += "{not json\n";
+  }
+  const std::string in = dir_ + "/people.ndjson";
+  std::ofstream(in, std::ios::binary) << ndjson;
+  auto imp = RunCommand({cli, "--addr", addr, "-o", "json", "-c", "people", "import", in, "--batch",
+                         "500", "--ingest-id", "load-1"});
+  EXPECT_EQ(imp.status, 3) << "two refused lines: " << imp.err;
+  json sum = json::parse(imp.out, nullptr, false);
+  ASSERT_TRUE(sum.is_object()) << imp.out << imp.err;
+  EXPECT_EQ(sum["written"], kDocs);
+  EXPECT_EQ(sum["failed"], 2);
+  EXPECT_EQ(sum["lines_done"], kDocs + 2);
+  ASSERT_EQ(sum["errors"].size(), 2u);
+  EXPECT_EQ(sum["errors"][0]["line"], 12);
+  EXPECT_EQ(sum["errors"][0]["reason"], "SCHEMA");
+  EXPECT_EQ(sum["errors"][1]["line"], 2003);
+  EXPECT_EQ(sum["errors"][1]["reason"], "NOT_JSON");
+  auto again = RunCommand(
+      {cli, "--addr", addr, "-o", "json", "-c", "people", "import", in, "--ingest-id", "load-1"});
+  EXPECT_EQ(again.status, 0) << again.err;
+  EXPECT_EQ(json::parse(again.out, nullptr, false)["skipped"], kDocs + 1) << again.out;
+  auto progress = client_->IngestProgress("people", "load-1");
+  ASSERT_TRUE(progress.ok()) << progress.status().ToString();
+  EXPECT_EQ(*progress, kDocs + 2u);
+
+  // A query over gRPC uses the index and pages to the end at one snapshot.
+  kv::QueryRequest q;
+  q.collection = "people";
+  q.filter_json = R"({"city": {"eq": "Oslo"}})";
+  q.limit = 100;
+  q.explain = true;
+  size_t oslo = 0, want_oslo = 0;
+  for (const auto& [k, d] : want) want_oslo += d.value("city", "") == "Oslo";
+  for (int page = 0;; ++page) {
+    auto r = client_->Query(q);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    if (page == 0) {
+      EXPECT_NE(r->plan_json.find("by_city"), std::string::npos) << r->plan_json;
+    }
+    for (const auto& item : r->items) {
+      ++oslo;
+      EXPECT_EQ(json::parse(item.value), want[item.key]);
+    }
+    if (r->cursor.empty()) break;
+    q.cursor = r->cursor;
+    q.explain = false;
+  }
+  EXPECT_EQ(oslo, want_oslo);
+  q.filter_json = R"({"city": {"near": 1}})";
+  EXPECT_EQ(client_->Query(q).status().code(), StatusCode::kInvalidArgument);
+
+  // Aggregation over gRPC: one group per document, about 1.3 MB, streamed in parts.
+  auto by_id = client_->Aggregate({.collection = "people",
+                                   .group_by_json = R"(["_id"])",
+                                   .aggregates_json = R"({"t": {"max": "tag"}})"});
+  ASSERT_TRUE(by_id.ok()) << by_id.status().ToString();
+  json groups = json::parse(by_id->groups_json);
+  ASSERT_EQ(groups.size(), static_cast<size_t>(kDocs));
+  EXPECT_EQ(groups[0]["values"]["t"], want[groups[0]["key"]["_id"]]["tag"]);
+
+  // Export, then check the CLI's aggregation against the exported file.
+  const std::string out = dir_ + "/export.ndjson";
+  auto exp = RunCommand({cli, "--addr", addr, "-c", "people", "export", out});
+  ASSERT_EQ(exp.status, 0) << exp.err;
+  std::ifstream ex(out);
+  std::map<std::string, json> exported;
+  for (std::string line; std::getline(ex, line);) {
+    json d = json::parse(line);
+    exported[d["_id"]] = d;
+  }
+  EXPECT_EQ(exported, want) << "the export holds every document as loaded";
+  struct Acc {
+    int n = 0;
+    double sum = 0, min = 1e9, max = -1e9;
+    std::set<int> ages;
+  };
+  std::map<std::string, Acc> by_city;
+  for (const auto& [k, d] : exported) {
+    Acc& a = by_city[d.contains("city") ? d["city"].dump() : "missing"];
+    ++a.n;
+    a.sum += d["score"].get<double>();
+    a.min = std::min(a.min, d["score"].get<double>());
+    a.max = std::max(a.max, d["score"].get<double>());
+    a.ages.insert(d["age"].get<int>());
+  }
+  auto agg = RunCommand({cli,          "--addr",
+                         addr,         "-o",
+                         "json",       "-c",
+                         "people",     "aggregate",
+                         "--group-by", "city",
+                         "--agg",      "n=count",
+                         "--agg",      "s=sum:score",
+                         "--agg",      "lo=min:score",
+                         "--agg",      "hi=max:score",
+                         "--agg",      "mean=avg:score",
+                         "--agg",      "ages=count_distinct:age"});
+  ASSERT_EQ(agg.status, 0) << agg.err;
+  json got = json::parse(agg.out)["groups"];
+  ASSERT_EQ(got.size(), by_city.size()) << agg.out;
+  for (const auto& g : got) {
+    const std::string city = g["key"].contains("city") ? g["key"]["city"].dump() : "missing";
+    ASSERT_TRUE(by_city.count(city)) << city;
+    const Acc& a = by_city[city];
+    EXPECT_EQ(g["values"]["n"], a.n) << city;
+    EXPECT_DOUBLE_EQ(g["values"]["s"].get<double>(), a.sum) << city;
+    EXPECT_DOUBLE_EQ(g["values"]["lo"].get<double>(), a.min) << city;
+    EXPECT_DOUBLE_EQ(g["values"]["hi"].get<double>(), a.max) << city;
+    EXPECT_NEAR(g["values"]["mean"].get<double>(), a.sum / a.n, 1e-9) << city;
+    EXPECT_EQ(g["values"]["ages"], a.ages.size()) << city;
+  }
+
+  // CSV: export, import into a plain collection, and the documents are the same.
+  const std::string csv = dir_ + "/export.csv";
+  auto exp_csv = RunCommand({cli, "--addr", addr, "-c", "people", "export", csv});
+  ASSERT_EQ(exp_csv.status, 0) << exp_csv.err;
+  ASSERT_TRUE(client_->CreateCollection({.name = "copy"}).ok());
+  auto imp_csv = RunCommand({cli, "--addr", addr, "-c", "copy", "import", csv});
+  ASSERT_EQ(imp_csv.status, 0) << imp_csv.out << imp_csv.err;
+  auto back = RunCommand({cli, "--addr", addr, "-c", "copy", "export", "-"});
+  ASSERT_EQ(back.status, 0) << back.err;
+  std::istringstream lines(back.out);
+  size_t n = 0;
+  for (std::string line; std::getline(lines, line); ++n) {
+    json d = json::parse(line);
+    EXPECT_EQ(d, want[d["_id"]]);
+  }
+  EXPECT_EQ(n, want.size());
+
+  // A stream of its own: records with refusals from the client, in two messages.
+  auto stream = client_->OpenIngest("copy", "");
+  ASSERT_TRUE(stream.ok());
+  ASSERT_TRUE((*stream)
+                  ->Add({{1, "s1", "{\"a\":1}"}, {3, "s3", "{\"a\":3}"}},
+                        {{2, Status::InvalidArgument("no key").WithDetail("reason", "NO_KEY")}}, 3)
+                  .ok());
+  ASSERT_TRUE((*stream)->Add({{4, "", "{}"}, {5, "s5", "{}"}}, {}, 6).ok());
+  auto done = (*stream)->Finish();
+  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  EXPECT_EQ(done->written, 3u);
+  EXPECT_EQ(done->lines_done, 6u);
+  ASSERT_EQ(done->errors.size(), 2u);
+  EXPECT_EQ(done->errors[0].line, 2u);
+  EXPECT_EQ(done->errors[1].line, 4u) << "an empty key is refused on its own";
+  EXPECT_EQ(done->errors[1].status.code(), StatusCode::kInvalidArgument);
+  auto out_of_order = client_->OpenIngest("copy", "");
+  ASSERT_TRUE(out_of_order.ok());
+  Status st = (*out_of_order)->Add({{5, "x", "{}"}, {4, "y", "{}"}}, {}, 5);
+  if (st.ok()) st = (*out_of_order)->Finish().status();
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << st.ToString();
+  auto nowhere = client_->OpenIngest("no_such_collection", "");
+  ASSERT_TRUE(nowhere.ok());
+  st = (*nowhere)->Add({{1, "x", "{}"}}, {}, 1);
+  if (st.ok()) st = (*nowhere)->Finish().status();
+  EXPECT_EQ(st.code(), StatusCode::kNotFound) << st.ToString();
 }
 
 TEST(StandaloneFlagsTest, DataDirOfTheOldFormatIsRefused) {
