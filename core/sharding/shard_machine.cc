@@ -532,6 +532,7 @@ Status ShardMachine::ApplyCommand(consensus::LogIndex index, std::string_view da
   WriteOutcome out;
   uint64_t max_ts = max_ts_.load();
   uint64_t child = 0;
+  ShardRecord shrunk;  // with a split: this shard's range after it
   uint64_t new_fence = 0;
   if (!data.empty() && data[0] == kWriteTag) {
     RETURN_IF_ERROR(ApplyWrite(&batch, data.substr(1), &out));
@@ -542,7 +543,7 @@ Status ShardMachine::ApplyCommand(consensus::LogIndex index, std::string_view da
     if (!r.U64(&ts)) return Status::Corruption("malformed fence command");
     max_ts = std::max(max_ts, ts);
   } else if (!data.empty() && data[0] == kSplitTag) {
-    ASSIGN_OR_RETURN(child, ApplySplit(&batch, data.substr(1), &out));
+    ASSIGN_OR_RETURN(child, ApplySplit(&batch, data.substr(1), &out, &shrunk));
   } else if (!data.empty() && data[0] == kTxnTag) {
     ASSIGN_OR_RETURN(uint64_t commit_ts, ApplyTxn(&batch, data.substr(1), &out));
     max_ts = std::max(max_ts, commit_ts);
@@ -582,6 +583,12 @@ Status ShardMachine::ApplyCommand(consensus::LogIndex index, std::string_view da
   StageApplied(&batch, index.value(), max_ts);
   // Not synced: the Raft log is, and replay from the applied index restores a lost tail.
   RETURN_IF_ERROR(engine_->Write({.sync = false}, batch));
+  if (child != 0) {
+    // Shrunk only now that the new shard's record is written: a node looking for who
+    // holds a range finds the parent or the record, never neither.
+    std::lock_guard lock(mu_);
+    desc_ = std::move(shrunk);
+  }
   applied_.store(index.value());
   max_ts_.store(max_ts);
   *result = EncodeOutcome(out);
@@ -591,7 +598,7 @@ Status ShardMachine::ApplyCommand(consensus::LogIndex index, std::string_view da
 }
 
 Result<uint64_t> ShardMachine::ApplySplit(storage::WriteBatch* batch, std::string_view body,
-                                          WriteOutcome* out) {
+                                          WriteOutcome* out, ShardRecord* shrunk) {
   Reader r(body);
   uint64_t expected = 0, new_id = 0;
   std::string key;
@@ -625,10 +632,7 @@ Result<uint64_t> ShardMachine::ApplySplit(storage::WriteBatch* batch, std::strin
   d.epoch.version++;
   batch->Put(kMeta, DescriptorKey(id_), EncodeDescriptor(d));
   batch->Put(kMeta, ChildKey(new_id), EncodeChild(c));
-  {
-    std::lock_guard lock(mu_);
-    desc_ = std::move(d);
-  }
+  *shrunk = std::move(d);
   return new_id;
 }
 

@@ -225,7 +225,11 @@ class ShardMachine final : public replication::StateMachine {
         described_(described) {}
   Status ApplyWrite(storage::WriteBatch* batch, std::string_view body, WriteOutcome* out);
   // Returns the child's id (0: refused, with `out` saying why).
-  Result<uint64_t> ApplySplit(storage::WriteBatch* batch, std::string_view body, WriteOutcome* out);
+  // Stages the split; *shrunk is this shard's descriptor after it, to take effect once
+  // the batch is written (so that a child's range is never held by nobody: see
+  // Store::SnapshotOverlapsAnother).
+  Result<uint64_t> ApplySplit(storage::WriteBatch* batch, std::string_view body, WriteOutcome* out,
+                              ShardRecord* shrunk);
   Status ApplyExpireRequests(storage::WriteBatch* batch, std::string_view body, WriteOutcome* out);
   // Returns the commit timestamp a Commit applied (0: none).
   Result<uint64_t> ApplyTxn(storage::WriteBatch* batch, std::string_view body, WriteOutcome* out);

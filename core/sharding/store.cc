@@ -203,16 +203,27 @@ Status Store::CreateReplica(const ShardRecord& d) {
   return Status::OK();
 }
 
-bool Store::SnapshotOverlapsAnother(uint64_t group, const consensus::Snapshot& snap) const {
+bool Store::SnapshotOverlapsAnother(uint64_t group, const consensus::Snapshot& snap) {
   auto d = SnapshotDescriptor(snap.data);
   if (!d.ok() || !Initialized(*d)) return false;  // nothing to install over others' rows
-  std::shared_lock lock(mu_);
-  for (const auto& [id, r] : replicas_) {
-    if (id == group) continue;
-    const ShardRecord other = r->machine->descriptor();
-    if (Initialized(other) && RangesOverlap(*d, other)) return true;
+  // No founding meanwhile: a child leaves the records below only to join the replicas.
+  std::lock_guard create(create_mu_);
+  {
+    std::shared_lock lock(mu_);
+    for (const auto& [id, r] : replicas_) {
+      if (id == group) continue;
+      const ShardRecord other = r->machine->descriptor();
+      if (Initialized(other) && RangesOverlap(*d, other)) return true;
+    }
   }
-  return false;
+  // A split applied here whose new shard is not founded yet: its founding will write
+  // that range's rows (as of the split), so it holds the range too. Read after the
+  // replicas: a parent's range shrinks only once its split's record is written.
+  bool complete = true;
+  for (const auto& c : RecordedChildren(&complete)) {
+    if (c.descriptor.id != group && RangesOverlap(*d, c.descriptor)) return true;
+  }
+  return !complete;  // a record unread: hold back rather than risk its rows
 }
 
 void Store::Deliver(uint64_t group, consensus::Message m) {
@@ -814,18 +825,28 @@ Result<uint64_t> Store::ExpireRequests(uint64_t shard, uint64_t cutoff_ms,
   return deleted;
 }
 
-void Store::FoundChildren() {
+std::vector<SplitChild> Store::RecordedChildren(bool* complete) const {
   std::vector<SplitChild> children;
+  *complete = true;
   storage::ReadOptions ro;
   ro.lower_bound = std::string(kChildPrefix);
   ro.upper_bound = mvcc::PrefixSuccessor(kChildPrefix);
   auto it = engine_->NewIterator(ro, kMeta);
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     auto c = DecodeChild(it->value());
-    if (c.ok()) children.push_back(std::move(*c));
+    if (c.ok()) {
+      children.push_back(std::move(*c));
+    } else {
+      *complete = false;
+    }
   }
-  it.reset();
-  for (const auto& c : children) {
+  if (!it->status().ok()) *complete = false;
+  return children;
+}
+
+void Store::FoundChildren() {
+  bool complete = true;
+  for (const auto& c : RecordedChildren(&complete)) {
     Status s = FoundChild(c);
     if (!s.ok()) {
       // Left recorded: tried again in a moment (or at a restart).
@@ -860,13 +881,16 @@ Status Store::FoundChild(const SplitChild& c) {
   {
     ASSIGN_OR_RETURN(auto old_log, replication::RaftLogStore::Open(engine_, id));
     ASSIGN_OR_RETURN(auto last, old_log->LastIndex());
-    // A log with no state machine beside it is what an earlier founding left when it
-    // stopped between the two (written in that order): founded again below.
+    // A log that ends at the split's own snapshot is what an earlier founding left when
+    // it stopped between the log and the state machine (written in that order; the
+    // machine may be missing, or be the empty one of a member a message created):
+    // founded again below. Were it the group's snapshot at that index instead, it
+    // holds the same state, the split's.
     auto machine = ShardMachine::Load(engine_, id);
     if (!machine.ok() && machine.status().code() != StatusCode::kNotFound) {
       return machine.status();
     }
-    if (last.value() > 0 && machine.ok()) {
+    if (last.value() > kSplitLogIndex && machine.ok()) {
       // It got the group's snapshot (and maybe entries) from the new group's leader
       // meanwhile, and acknowledged them; the snapshot may not have reached its state
       // machine yet, so its descriptor did not say so. Its log is the group's: start it

@@ -263,8 +263,12 @@ class Store {
         GroupTransports* transports);
   Result<std::shared_ptr<Replica>> StartReplica(std::unique_ptr<ShardMachine> machine, bool join);
   std::shared_ptr<Replica> Find(uint64_t shard) const;
-  // Whether `snap` (for `group`) covers rows of another initialized replica here.
-  bool SnapshotOverlapsAnother(uint64_t group, const consensus::Snapshot& snap) const;
+  // The splits applied here whose new shards are not founded yet; *complete is false
+  // when a record could not be read.
+  std::vector<SplitChild> RecordedChildren(bool* complete) const;
+  // Whether `snap` (for `group`) covers rows of another initialized replica here, or of
+  // a split's new shard not founded yet.
+  bool SnapshotOverlapsAnother(uint64_t group, const consensus::Snapshot& snap);
   // The replica of route.shard, with the epoch checked; leader_only: this node leads.
   // `row_key` (if any): the key the request is about, for EPOCH_NOT_MATCH's holder.
   Result<std::shared_ptr<Replica>> Check(const Route& route, bool leader_only,
