@@ -322,6 +322,17 @@ class StoreTest : public ::testing::Test {
   // `node`'s replica of `shard`, a split's new shard from row `split_key` up, catches up
   // to `latest` = `value` (written there after the split) and holds every row of
   // `written` (key -> version) in its range at its version.
+  // Splits `shard` at `key` into `child` through its leader among nodes 1 and 2 (node 3
+  // may be cut off), retrying while a leader is being chosen.
+  Status SplitOnNodes12(uint64_t shard, uint64_t child, const std::string& key) {
+    Status s = Status::Unavailable("");
+    for (int i = 0; i < 50 && !s.ok(); ++i) {
+      s = S(LeaderOf(shard, {1, 2})).Split(shard, key, child, Deadline());
+      if (!s.ok()) std::this_thread::sleep_for(20ms);
+    }
+    return s;
+  }
+
   void ExpectNewShardOn(uint64_t node, uint64_t shard, const std::string& split_key,
                         const std::map<std::string, uint64_t>& written, const std::string& latest,
                         const std::string& value) {
@@ -1011,11 +1022,7 @@ TEST_F(StoreTest, ANewShardsSnapshotWaitsWhileAParentHereStillHoldsItsRange) {
   ASSERT_TRUE(key.ok()) << key.status().ToString();
   ASSERT_LT(Row("k05"), *key);
   ASSERT_GT(Row("k35"), *key);
-  Status split = Status::Unavailable("");
-  for (int i = 0; i < 50 && !split.ok(); ++i) {
-    split = S(LeaderOf(1, {1, 2})).Split(1, *key, 2, Deadline());
-    if (!split.ok()) std::this_thread::sleep_for(20ms);
-  }
+  Status split = SplitOnNodes12(1, 2, *key);
   ASSERT_TRUE(split.ok()) << split.ToString();
   auto w =
       OnLeader(2, [&](uint64_t l) { return S(l).Write(R(2), Put("k39", "after"), Deadline()); });
@@ -1066,19 +1073,11 @@ TEST_F(StoreTest, AGrandchildsSnapshotWaitsWhileItsParentIsNotFoundedHere) {
         OnLeader(1, [&](uint64_t l) { return S(l).Write(R(1), Put(k, "v"), Deadline()); }).ok());
   }
   ASSERT_TRUE(Eventually(3, "k39", "v"));
-  auto split = [&](uint64_t shard, uint64_t child, const std::string& key) {
-    Status s = Status::Unavailable("");
-    for (int i = 0; i < 50 && !s.ok(); ++i) {
-      s = S(LeaderOf(shard, {1, 2})).Split(shard, key, child, Deadline());
-      if (!s.ok()) std::this_thread::sleep_for(20ms);
-    }
-    return s;
-  };
   // Node 3 stops hearing shard 1, which splits into 1 and 2.
   net_.SetCut(3, 1, true);
   auto key1 = S(LeaderOf(1, {1, 2})).SplitKey(1);
   ASSERT_TRUE(key1.ok()) << key1.status().ToString();
-  ASSERT_TRUE(split(1, 2, *key1).ok());
+  ASSERT_TRUE(SplitOnNodes12(1, 2, *key1).ok());
   // A one-shard write of shard 2 checked for conflicts after its start, spanning the
   // halves shard 2 splits into next.
   auto start_ts = tso_->Next();
@@ -1093,7 +1092,7 @@ TEST_F(StoreTest, AGrandchildsSnapshotWaitsWhileItsParentIsNotFoundedHere) {
   ASSERT_TRUE(key2.ok()) << key2.status().ToString();
   ASSERT_LT(Row("k27"), *key2);
   ASSERT_GT(Row("k38"), *key2);
-  ASSERT_TRUE(split(2, 3, *key2).ok());
+  ASSERT_TRUE(SplitOnNodes12(2, 3, *key2).ok());
   ASSERT_TRUE(OnLeader(3, [&](uint64_t l) {
                 return S(l).Write(R(3), Put("k39", "after"), Deadline());
               }).ok());
@@ -1228,11 +1227,7 @@ TEST_F(StoreTest, AFoundingStoppedAfterAMessageMadeAMemberIsDoneAgain) {
   net_.SetCut(3, 1, true);
   auto key = S(LeaderOf(1, {1, 2})).SplitKey(1);
   ASSERT_TRUE(key.ok()) << key.status().ToString();
-  Status split = Status::Unavailable("");
-  for (int i = 0; i < 50 && !split.ok(); ++i) {
-    split = S(LeaderOf(1, {1, 2})).Split(1, *key, 2, Deadline());
-    if (!split.ok()) std::this_thread::sleep_for(20ms);
-  }
+  Status split = SplitOnNodes12(1, 2, *key);
   ASSERT_TRUE(split.ok()) << split.ToString();
   auto w =
       OnLeader(2, [&](uint64_t l) { return S(l).Write(R(2), Put("k29", "after"), Deadline()); });
