@@ -148,6 +148,7 @@ class FakeKv final : public kv::KvService {
   std::vector<kv::AggregateRequest> aggregations;
   std::string groups = "[]";
   int ingest_streams = 0;
+  std::vector<size_t> ingest_messages;  // records per message
   Result<kv::CollectionInfo> CreateCollection(const kv::CollectionSpec& spec) override {
     if (collections_.count(spec.name)) {
       return Status::AlreadyExists("collection '" + spec.name + "' already exists");
@@ -317,6 +318,22 @@ struct FakeController {
   int calls = 0;
 };
 
+// An ingest session that records the records of each piece it is given (one message).
+class CountingStream final : public kv::IngestStream {
+ public:
+  CountingStream(kv::IngestSession session, FakeKv* kv) : session_(std::move(session)), kv_(kv) {}
+  Status Add(std::vector<kv::IngestRecord> records, std::vector<kv::IngestError> refused,
+             uint64_t last_line) override {
+    kv_->ingest_messages.push_back(records.size());
+    return session_.Add(std::move(records), std::move(refused), last_line);
+  }
+  Result<kv::IngestSummary> Finish() override { return session_.Finish(); }
+
+ private:
+  kv::IngestSession session_;
+  FakeKv* kv_;
+};
+
 class FakeBackend final : public Backend {
  public:
   FakeBackend(FakeKv* kv, FakeController* ctl, bool controller_down)
@@ -326,7 +343,7 @@ class FakeBackend final : public Backend {
                                                        const std::string& ingest_id) override {
     ++kv_->ingest_streams;
     ASSIGN_OR_RETURN(auto session, kv::IngestSession::Open(kv_, collection, ingest_id));
-    return std::unique_ptr<kv::IngestStream>(new kv::IngestSession(std::move(session)));
+    return std::unique_ptr<kv::IngestStream>(new CountingStream(std::move(session), kv_));
   }
   Result<v1::ClusterStatusResponse> ClusterStatus() override {
     v1::ClusterStatusResponse s;
@@ -1090,6 +1107,17 @@ TEST_F(CommandsTest, ALargeImportGoesOverSeveralStreamsAndSumsThem) {
   ASSERT_EQ(sum["errors"].size(), 1u);
   EXPECT_EQ(sum["errors"][0]["line"], 100002);
   EXPECT_EQ(kv_.ingest_streams, 3) << "50,000 records per stream";
+
+  // Large documents: a message stops at about 4 MiB, whatever --batch says.
+  {
+    std::ofstream f(path, std::ios::binary | std::ios::trunc);
+    for (int i = 0; i < 5; ++i) {
+      f << "{\"_id\":\"big" << i << "\",\"pad\":\"" << std::string(1500000, 'x') << "\"}\n";
+    }
+  }
+  kv_.ingest_messages.clear();
+  EXPECT_EQ(Run({"import", path, "--batch", "100"}), 0) << err();
+  EXPECT_EQ(kv_.ingest_messages, (std::vector<size_t>{2, 2, 1}));
 }
 
 TEST_F(CommandsTest, ExportWritesEveryDocumentWithItsKey) {

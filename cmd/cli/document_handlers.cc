@@ -82,12 +82,13 @@ class Progress {
   bool drawn_ = false;
 };
 
-// Sends decoded lines in messages of at most `batch` records, each with the refusals up
-// to its last line, over streams of at most kStreamRecords records each (a stream has a
+// Sends decoded lines in messages of at most `batch` records and about 4 MiB, each with the
+// refusals up to its last line, over streams of at most kStreamRecords records each (a stream has a
 // deadline); the streams' summaries are merged.
 class Sender {
  public:
   static constexpr uint64_t kStreamRecords = 50000;
+  static constexpr size_t kMessageBytes = 4u << 20;
   using Open = std::function<Result<std::unique_ptr<kv::IngestStream>>()>;
 
   Sender(Open open, size_t batch) : open_(std::move(open)), batch_(batch) {}
@@ -95,10 +96,20 @@ class Sender {
   // Sends whole messages out of `pending` (everything when `all`), leaving the rest.
   Status Send(kv::NdjsonRecords* pending, bool all) {
     size_t used = 0, used_errors = 0;
-    while (pending->records.size() - used >= batch_ ||
-           (all && (used < pending->records.size() || used_errors < pending->errors.size() ||
-                    pending->last_line > sent_line_))) {
-      const size_t n = std::min(batch_, pending->records.size() - used);
+    while (true) {
+      // The next message: at most batch_ records and about kMessageBytes (at least one).
+      size_t n = 0, bytes = 0;
+      while (used + n < pending->records.size() && n < batch_) {
+        const auto& r = pending->records[used + n];
+        if (n > 0 && bytes + r.key.size() + r.value.size() > kMessageBytes) break;
+        bytes += r.key.size() + r.value.size();
+        ++n;
+      }
+      const bool full = used + n < pending->records.size() || n == batch_;
+      if (!full && !(all && (n > 0 || used_errors < pending->errors.size() ||
+                             pending->last_line > sent_line_))) {
+        break;
+      }
       std::vector<kv::IngestRecord> records(
           std::make_move_iterator(pending->records.begin() + used),
           std::make_move_iterator(pending->records.begin() + used + n));
