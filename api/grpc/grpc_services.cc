@@ -131,12 +131,13 @@ class IngestReactor final : public grpc::ServerReadReactor<v1::IngestRequest> {
   }
   void OnReadDone(bool ok) override {
     pool_->Submit([this, ok] {
-      if (!ok) {  // the client has sent everything (or went away)
-        Done(Finish());
-        return;
+      Status s;
+      try {
+        s = ok ? Take() : Finish();  // !ok: the client has sent everything (or went away)
+      } catch (const std::exception& e) {
+        s = Status::Internal(std::string("unexpected error: ") + e.what());
       }
-      Status s = Take();
-      if (!s.ok()) {
+      if (!ok || !s.ok()) {
         Done(s);
         return;
       }

@@ -265,7 +265,10 @@ class GrpcIngestStream final : public kv::IngestStream {
     writer_ = stub->Ingest(&ctx_, &resp_);
   }
   ~GrpcIngestStream() override {
-    if (!finished_) ctx_.TryCancel();
+    if (!finished_) {  // abandoned: the server drops what it has not written
+      ctx_.TryCancel();
+      (void)writer_->Finish();
+    }
   }
 
   Status Add(std::vector<kv::IngestRecord> records, std::vector<kv::IngestError> refused,
@@ -280,7 +283,11 @@ class GrpcIngestStream final : public kv::IngestStream {
     }
     for (const auto& e : refused) rpc::ToProto(e, m.add_refused());
     m.set_last_line(last_line);
-    if (!writer_->Write(m)) return End().status();  // the server ended the stream
+    if (!writer_->Write(m)) {
+      // The server ended the stream: its error says why (an early OK cannot take this).
+      Status s = End().status();
+      return s.ok() ? Status::Unavailable("the server ended the ingest stream early") : s;
+    }
     return Status::OK();
   }
 
