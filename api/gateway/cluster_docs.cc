@@ -299,6 +299,13 @@ Status ClusterKv::ScanPlan(const kv::CollectionInfo& info, const query::Plan& pl
 
 Result<kv::QueryResult> ClusterKv::Query(const kv::QueryRequest& req) {
   const auto deadline = Clock::now() + options_.request_timeout;
+  if (options_.require_query_limit && req.limit == 0) {
+    return Status::InvalidArgument(
+               "this server requires a limit on every query (query.require_limit): give "
+               "'limit', at most " +
+               std::to_string(options_.limits.max_scan_limit))
+        .WithDetail("reason", "LIMIT_REQUIRED");
+  }
   ASSIGN_OR_RETURN(const size_t limit, PageLimit(req.limit, options_.limits));
   ASSIGN_OR_RETURN(auto info, Collection(req.collection, deadline));
   ASSIGN_OR_RETURN(DocRules rules, RulesOf(info));

@@ -83,6 +83,9 @@ struct ClusterKvOptions {
   // A cached collection id is looked up again after this long (so a collection
   // dropped and created again elsewhere is noticed).
   std::chrono::milliseconds collection_ttl{5000};
+  // A query that gives no page limit is refused (400, reason LIMIT_REQUIRED) instead of
+  // taking the default page size.
+  bool require_query_limit = false;
   // An unreachable node is tried last among a shard's replicas for this long.
   std::chrono::milliseconds node_suspect{1000};
   kv::Limits limits;

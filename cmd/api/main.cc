@@ -49,6 +49,8 @@ std::vector<server::Setting> ApiSettings() {
        "how long a commit waits for another transaction's lock before it aborts", false},
       {"txn.idle_timeout_ms", "60000", "an interactive transaction idle this long is dropped",
        false},
+      {"query.require_limit", "false",
+       "refuse queries that give no page limit (400 LIMIT_REQUIRED)", false},
       {"http.threads", "64", "HTTP worker threads", false},
       {"http.max_body_mb", "64", "largest HTTP request body", false},
       {"log.level", "info", "log level: debug, info, warn, error", false},
@@ -108,10 +110,11 @@ int Run(int argc, char** argv) {
   auto body_mb = config.GetUint("http.max_body_mb");
   auto lock_ttl = config.GetUint("txn.lock_ttl_ms");
   auto lock_wait = config.GetUint("txn.lock_wait_ms");
+  auto require_limit = config.GetBool("query.require_limit");
   auto idle = config.GetUint("txn.idle_timeout_ms");
-  for (const Status* s :
-       {&timeout_ms.status(), &max_key.status(), &max_value.status(), &http_threads.status(),
-        &body_mb.status(), &lock_ttl.status(), &lock_wait.status(), &idle.status()}) {
+  for (const Status* s : {&timeout_ms.status(), &max_key.status(), &max_value.status(),
+                          &http_threads.status(), &body_mb.status(), &lock_ttl.status(),
+                          &lock_wait.status(), &idle.status(), &require_limit.status()}) {
     if (!s->ok()) return Fail(2, *s);
   }
   if (*lock_ttl == 0 || *idle == 0) {
@@ -150,6 +153,7 @@ int Run(int argc, char** argv) {
   o.txn_lock_ttl = std::chrono::milliseconds(*lock_ttl);
   o.txn_lock_wait = std::chrono::milliseconds(*lock_wait);
   o.txn_idle_timeout = std::chrono::milliseconds(*idle);
+  o.require_query_limit = *require_limit;
   auto kv = gateway::ClusterKv::Start(o);
   if (!kv.ok()) return Fail(2, kv.status());
 

@@ -60,6 +60,8 @@ std::vector<server::Setting> StandaloneSettings() {
       {"gc.ttl_seconds", "600", "how long old versions stay readable", false},
       {"request_id_ttl_seconds", "3600", "how long a request id makes retries apply once", false},
       {"raft.tick_ms", "20", "Raft tick length", false},
+      {"query.require_limit", "false",
+       "refuse queries that give no page limit (400 LIMIT_REQUIRED)", false},
       {"http.threads", "64", "HTTP worker threads", false},
       {"http.max_body_mb", "64", "largest HTTP request body", false},
       {"log.level", "info", "log level: debug, info, warn, error", false},
@@ -177,9 +179,11 @@ int Run(int argc, char** argv) {
   auto tick_ms = config.GetUint("raft.tick_ms");
   auto http_threads = config.GetUint("http.threads");
   auto body_mb = config.GetUint("http.max_body_mb");
-  for (const Status* s : {&sync.status(), &cache_mb.status(), &max_key.status(),
-                          &max_value.status(), &gc_ttl.status(), &rid_ttl.status(),
-                          &tick_ms.status(), &http_threads.status(), &body_mb.status()}) {
+  auto require_limit = config.GetBool("query.require_limit");
+  for (const Status* s :
+       {&sync.status(), &cache_mb.status(), &max_key.status(), &max_value.status(),
+        &gc_ttl.status(), &rid_ttl.status(), &tick_ms.status(), &http_threads.status(),
+        &body_mb.status(), &require_limit.status()}) {
     if (!s->ok()) return Fail(2, *s);
   }
   if (*max_key == 0 || *max_key > 4096) {
@@ -387,6 +391,7 @@ int Run(int argc, char** argv) {
   ko.controllers = {internal_addr};
   ko.limits.max_key_bytes = *max_key;
   ko.limits.max_value_bytes = *max_value;
+  ko.require_query_limit = *require_limit;
   // Ready once this server's shards have leaders (writes are served at once), and from
   // then on, so a leader change does not flap the readiness probe.
   ko.ready_check = [n = node->get(), led = std::make_shared<std::atomic<bool>>(false)] {

@@ -533,6 +533,33 @@ TEST_F(StandaloneTest, DocumentsOverGrpcAndTheCliRoundTrip) {
   EXPECT_EQ(st.code(), StatusCode::kNotFound) << st.ToString();
 }
 
+// query.require_limit: a query without a page limit is refused, over HTTP and gRPC.
+TEST(StandaloneFlagsTest, ARequiredLimitRefusesQueriesWithoutOne) {
+  const std::string dir = TempDir("standalone-limit");
+  StandaloneServer server(dir + "/data", {"--query-require-limit", "true"});
+  ASSERT_TRUE(server.Start()) << server.Log();
+  httplib::Client http("127.0.0.1", server.http_port());
+  auto created = http.Post("/v1/collections",
+                           R"({"name": "c", "indexes": [{"name": "by_a", "fields": ["a"]}]})",
+                           "application/json");
+  ASSERT_TRUE(created && created->status == 201) << (created ? created->body : "no answer");
+  ASSERT_EQ(http.Put("/v1/collections/c/keys/k", R"({"a": 1})", "application/json")->status, 200);
+  auto without =
+      http.Post("/v1/collections/c/query", R"({"filter": {"a": 1}})", "application/json");
+  ASSERT_TRUE(without);
+  EXPECT_EQ(without->status, 400) << without->body;
+  EXPECT_EQ(json::parse(without->body)["error"]["reason"], "LIMIT_REQUIRED") << without->body;
+  auto with = http.Post("/v1/collections/c/query", R"({"filter": {"a": 1}, "limit": 5})",
+                        "application/json");
+  ASSERT_TRUE(with);
+  EXPECT_EQ(with->status, 200) << with->body;
+  EXPECT_EQ(json::parse(with->body)["items"].size(), 1u);
+  auto c = client::Client::Connect({.addr = server.grpc_addr()});
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ((*c)->Query({.collection = "c"}).status().code(), StatusCode::kInvalidArgument);
+  std::filesystem::remove_all(dir);
+}
+
 TEST(StandaloneFlagsTest, DataDirOfTheOldFormatIsRefused) {
   // The previous standalone server kept a single-node store in db/ and nothing else.
   const std::string dir = TempDir("standalone-old");
