@@ -83,13 +83,23 @@ Status HttpServer::Start(const std::string& addr) {
   s.Patch(".*", handler);
   s.Options(".*", handler);
   // httplib's own refusals (malformed request, body too large) get our error body too.
-  s.set_error_handler(
-      httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& res) {
-        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-        HttpResponse r = ErrorResponse(StatusForHttp(res.status));
-        res.set_content(r.body, r.content_type);
-        return httplib::Server::HandlerResponse::Handled;
-      }));
+  s.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req,
+                                                              httplib::Response& res) {
+    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    Status status = StatusForHttp(res.status);
+    if (res.status == 413 &&
+        req.get_header_value("Content-Type").rfind("application/x-www-form-urlencoded", 0) == 0) {
+      // httplib caps form bodies at 8 KiB, and curl -d sends a form unless told not to.
+      status = Status::ResourceExhausted(
+                   "a body sent as a form (Content-Type: application/x-www-form-urlencoded, "
+                   "curl's default for -d and --data-binary) may take at most 8 KiB: send "
+                   "Content-Type: application/json, or application/x-ndjson for a bulk load")
+                   .WithDetail("reason", "TOO_LARGE");
+    }
+    HttpResponse r = ErrorResponse(status);
+    res.set_content(r.body, r.content_type);
+    return httplib::Server::HandlerResponse::Handled;
+  }));
   // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, with which a second process
   // given the same address binds it too and the kernel splits connections between them.
   s.set_socket_options([](socket_t sock) {
