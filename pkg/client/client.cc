@@ -358,10 +358,9 @@ Result<kv::AggregateResult> Client::Aggregate(const kv::AggregateRequest& r) {
 }
 
 Result<kv::IngestResult> Client::Ingest(const kv::IngestRequest& r) {
-  if (routed_) return routed_->Ingest(r);
-  GrpcIngestStream stream(stubs_->kv.get(), r.collection, r.ingest_id, options_.timeout_ms);
-  RETURN_IF_ERROR(stream.Add(r.records, {}, r.last_line));
-  ASSIGN_OR_RETURN(auto sum, stream.Finish());
+  ASSIGN_OR_RETURN(auto stream, OpenStream(r.collection, r.ingest_id, options_.timeout_ms));
+  RETURN_IF_ERROR(stream->Add(r.records, {}, r.last_line));
+  ASSIGN_OR_RETURN(auto sum, stream->Finish());
   return kv::IngestResult{sum.written, std::move(sum.errors)};
 }
 
@@ -378,12 +377,18 @@ Result<uint64_t> Client::IngestProgress(const std::string& collection,
 
 Result<std::unique_ptr<kv::IngestStream>> Client::OpenIngest(const std::string& collection,
                                                              const std::string& ingest_id) {
+  return OpenStream(collection, ingest_id, options_.stream_timeout_ms);
+}
+
+Result<std::unique_ptr<kv::IngestStream>> Client::OpenStream(const std::string& collection,
+                                                             const std::string& ingest_id,
+                                                             int timeout_ms) {
   if (routed_) {
     ASSIGN_OR_RETURN(auto session, kv::IngestSession::Open(routed_.get(), collection, ingest_id));
     return std::unique_ptr<kv::IngestStream>(new kv::IngestSession(std::move(session)));
   }
   return std::unique_ptr<kv::IngestStream>(
-      new GrpcIngestStream(stubs_->kv.get(), collection, ingest_id, options_.stream_timeout_ms));
+      new GrpcIngestStream(stubs_->kv.get(), collection, ingest_id, timeout_ms));
 }
 
 Result<kv::CollectionInfo> Client::CreateCollection(const kv::CollectionSpec& spec) {

@@ -88,8 +88,9 @@ class Client final : public kv::KvService {
   Result<kv::QueryResult> Query(const kv::QueryRequest& req) override;
   // The groups arrive over a stream and are joined into one result.
   Result<kv::AggregateResult> Aggregate(const kv::AggregateRequest& req) override;
-  // One chunk as a stream of one message; a load of many chunks is better sent with
-  // OpenIngest.
+  // One chunk as an ingest session of its own (routed or not, records at or below the
+  // id's progress are skipped), within timeout_ms; a load of many chunks is better sent
+  // with OpenIngest.
   Result<kv::IngestResult> Ingest(const kv::IngestRequest& req) override;
   Result<uint64_t> IngestProgress(const std::string& collection,
                                   const std::string& ingest_id) override;
@@ -134,6 +135,9 @@ class Client final : public kv::KvService {
   kv::Limits limits_;
   std::unique_ptr<Stubs> stubs_;
   std::unique_ptr<gateway::ClusterKv> routed_;  // routed mode only
+  Result<std::unique_ptr<kv::IngestStream>> OpenStream(const std::string& collection,
+                                                       const std::string& ingest_id,
+                                                       int timeout_ms);
 };
 
 }  // namespace gojodb::client

@@ -537,6 +537,15 @@ TEST_F(StandaloneTest, DocumentsOverGrpcAndTheCliRoundTrip) {
   Status st = (*out_of_order)->Add({{5, "x", "{}"}, {4, "y", "{}"}}, {}, 5);
   if (st.ok()) st = (*out_of_order)->Finish().status();
   EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << st.ToString();
+  // One chunk through Ingest is a session of its own: a retry under its id is skipped.
+  kv::IngestRequest chunk{"copy", {{7, "i7", "{\"i\":7}"}}, "one-chunk", 7};
+  auto first = client_->Ingest(chunk);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(first->written, 1u);
+  auto retry = client_->Ingest(chunk);
+  ASSERT_TRUE(retry.ok()) << retry.status().ToString();
+  EXPECT_EQ(retry->written, 0u);
+  EXPECT_EQ(client_->IngestProgress("copy", "one-chunk").value(), 7u);
   auto nowhere = client_->OpenIngest("no_such_collection", "");
   ASSERT_TRUE(nowhere.ok());
   st = (*nowhere)->Add({{1, "x", "{}"}}, {}, 1);
