@@ -473,9 +473,15 @@ TEST_F(StoreTest, OldRequestRecordsExpireOnEveryReplica) {
   for (uint64_t id : {1, 2, 3}) ASSERT_TRUE(S(id).CreateReplica(d).ok());
   std::map<std::string, uint64_t> first;  // request id -> version
   auto put = [&](const std::string& n) {
-    auto w = OnLeader(1, [&](uint64_t l) {
-      return S(l).Write(R(1), Put("key-" + n, "v", std::nullopt, "req-" + n, 7), Deadline());
-    });
+    // With a request id a write whose outcome is unknown (a slow machine) is sent again
+    // and applies once, as a client would do.
+    auto write = [&] {
+      return OnLeader(1, [&](uint64_t l) {
+        return S(l).Write(R(1), Put("key-" + n, "v", std::nullopt, "req-" + n, 7), Deadline());
+      });
+    };
+    auto w = write();
+    for (int i = 0; i < 3 && w.status().code() == StatusCode::kUnavailable; ++i) w = write();
     ASSERT_TRUE(w.ok()) << w.status().ToString();
     first[n] = w->version;
   };
