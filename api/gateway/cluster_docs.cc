@@ -108,6 +108,10 @@ Result<DocRules> RulesOf(const kv::CollectionInfo& info) {
     r.schema = std::move(*s);
   }
   for (const auto& i : info.indexes) {
+    const bool is_public = i.state.empty() || i.state == kv::kIndexPublic;
+    // A failed build's index is kept by nobody (its uniqueness does not hold).
+    if (!is_public && i.state != kv::kIndexBuilding && i.state != kv::kIndexDropping) continue;
+    r.usable_from.push_back(is_public ? i.usable_from_ts : UINT64_MAX);
     document::IndexSpec spec{i.name, i.id, {}, i.unique};
     for (const auto& f : i.fields) {
       ASSIGN_OR_RETURN(auto path, document::ParsePath(f));
@@ -122,12 +126,24 @@ Result<DocRules> RulesOf(const kv::CollectionInfo& info) {
   return r;
 }
 
+std::vector<document::IndexSpec> DocRules::QueryableAt(uint64_t read_ts) const {
+  std::vector<document::IndexSpec> out;
+  for (size_t i = 0; i < indexes.size(); ++i) {
+    if (usable_from[i] <= read_ts) out.push_back(indexes[i]);
+  }
+  return out;
+}
+
 Status ClusterKv::RefuseDocuments(const std::string& collection, Clock::time_point deadline,
                                   std::string_view what) {
   ASSIGN_OR_RETURN(auto info, Collection(collection, deadline));
+  return RefuseDocuments(info, what);
+}
+
+Status ClusterKv::RefuseDocuments(const kv::CollectionInfo& info, std::string_view what) {
   if (!HasRules(info)) return Status::OK();
   return Status::FailedPrecondition(
-      std::string(what) + " cannot write to collection '" + collection +
+      std::string(what) + " cannot write to collection '" + info.name +
       "', which has a schema or indexes, yet; write its documents one at a time (PUT)");
 }
 
@@ -230,7 +246,7 @@ Result<kv::WriteResult> ClusterKv::WriteDocument(
       if (holder.found && holder.value != key)
         return UniqueViolation(*c.index, "document '" + holder.value.substr(0, 128) + "'");
     }
-    auto committed = CommitMutations(start_ts, std::move(mutations), deadline);
+    auto committed = CommitMutations(start_ts, std::move(mutations), deadline, info.lease_end_ts);
     if (committed.ok()) return kv::WriteResult{*committed, old.found};
     const Status& s = committed.status();
     // Another write to the document, or to a unique entry, after start_ts: read again.
@@ -297,6 +313,19 @@ Status ClusterKv::ScanPlan(const kv::CollectionInfo& info, const query::Plan& pl
   return Status::OK();
 }
 
+Status ClusterKv::RulesAt(const kv::CollectionInfo& planned, uint64_t read_ts,
+                          Clock::time_point deadline, DocRules* rules) {
+  if (planned.lease_end_ts == 0 || read_ts < planned.lease_end_ts) return Status::OK();
+  // The record may be out of date at read_ts (an index dropped since): read it again.
+  ForgetCollection(planned.name);
+  ASSIGN_OR_RETURN(auto info, Collection(planned.name, deadline));
+  if (read_ts >= info.lease_end_ts) {
+    return Status::InvalidArgument("timestamp " + std::to_string(read_ts) + " is in the future");
+  }
+  ASSIGN_OR_RETURN(*rules, RulesOf(info));
+  return Status::OK();
+}
+
 Result<kv::QueryResult> ClusterKv::Query(const kv::QueryRequest& req) {
   const auto deadline = Clock::now() + options_.request_timeout;
   if (options_.require_query_limit && req.limit == 0) {
@@ -344,7 +373,9 @@ Result<kv::QueryResult> ClusterKv::Query(const kv::QueryRequest& req) {
   } else {
     return Status::InvalidArgument("a query reads at one timestamp: linearizable or snapshot");
   }
-  const query::Plan plan = query::ChoosePlan(filter, rules.indexes);
+  if (req.cursor.empty()) RETURN_IF_ERROR(RulesAt(info, out.read_ts, deadline, &rules));
+  const auto queryable = rules.QueryableAt(out.read_ts);
+  const query::Plan plan = query::ChoosePlan(filter, queryable);
   ActiveStart active(this, out.read_ts);  // the GC keeps the snapshot while it is read
 
   struct Hit {
@@ -423,7 +454,9 @@ Result<kv::AggregateResult> ClusterKv::Aggregate(const kv::AggregateRequest& req
     return Status::InvalidArgument(
         "an aggregation reads at one timestamp: linearizable or snapshot");
   }
-  const query::Plan plan = query::ChoosePlan(filter, rules.indexes);
+  RETURN_IF_ERROR(RulesAt(info, out.read_ts, deadline, &rules));
+  const auto queryable = rules.QueryableAt(out.read_ts);
+  const query::Plan plan = query::ChoosePlan(filter, queryable);
   ActiveStart active(this, out.read_ts);
   query::Aggregator agg(spec);
   uint64_t examined = 0, matched = 0;

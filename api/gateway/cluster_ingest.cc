@@ -128,6 +128,17 @@ Result<kv::IngestResult> ClusterKv::Ingest(const kv::IngestRequest& req) {
   if (req.ingest_id.size() > 128) {
     return Status::InvalidArgument("an ingest id takes at most 128 bytes");
   }
+  for (;;) {
+    // A chunk whose record's lease ended is written again whole with a new record: its
+    // records are whole puts, so the ones written already are written again alike.
+    auto out = IngestOnce(req, deadline);
+    if (out.ok() || !IsSchemaLeaseEnded(out.status()) || Clock::now() >= deadline) return out;
+    ForgetCollection(req.collection);
+  }
+}
+
+Result<kv::IngestResult> ClusterKv::IngestOnce(const kv::IngestRequest& req,
+                                               Clock::time_point deadline) {
   ASSIGN_OR_RETURN(auto info, Collection(req.collection, deadline));
   kv::IngestResult out;
   // Records refused before anything is read: bad keys and values.
@@ -224,6 +235,7 @@ Status ClusterKv::IngestRows(const kv::CollectionInfo& info,
   write_group = [&](const std::vector<size_t>& group) -> Status {
     for (int attempt = 0;; ++attempt) {
       v1::ShardWriteRequest w;
+      w.set_commit_below(info.lease_end_ts);
       std::vector<std::string> keys;
       for (size_t i : group) {
         auto* m = w.add_mutations();
@@ -391,7 +403,7 @@ Status ClusterKv::IngestDocuments(const kv::CollectionInfo& info,
       return m.row_key.compare(0, mvcc::CollectionPrefix(kTenant, info.id).size(),
                                mvcc::CollectionPrefix(kTenant, info.id)) == 0;
     });
-    auto committed = CommitMutations(start_ts, std::move(mutations), deadline);
+    auto committed = CommitMutations(start_ts, std::move(mutations), deadline, info.lease_end_ts);
     if (committed.ok()) {
       out->written += written + superseded;
       for (auto& r : refusals) out->errors.push_back(std::move(r));

@@ -10,9 +10,11 @@
 #include "api/grpc/shard_convert.h"
 #include "core/controller/state.h"
 #include "core/mvcc/key_codec.h"
+#include "core/mvcc/timestamp_oracle.h"
 #include "core/sharding/shard_machine.h"
 #include "core/sharding/store.h"
 #include "internal/encoding.h"
+#include "internal/failpoint.h"
 #include "internal/fingerprint.h"
 #include "internal/names.h"
 
@@ -244,7 +246,8 @@ std::string NewHolderName() {
 ClusterKv::ClusterKv(ClusterKvOptions options)
     : options_(std::move(options)),
       gc_holder_(NewHolderName()),
-      txn_pool_(std::make_unique<ThreadPool>(2)) {}
+      txn_pool_(std::make_unique<ThreadPool>(2)),
+      build_pool_(std::make_unique<ThreadPool>(2)) {}
 
 Result<std::unique_ptr<ClusterKv>> ClusterKv::Start(ClusterKvOptions options) {
   if (options.controllers.empty()) {
@@ -269,7 +272,9 @@ Result<std::unique_ptr<ClusterKv>> ClusterKv::Start(ClusterKvOptions options) {
 }
 
 ClusterKv::~ClusterKv() {
-  txn_pool_.reset();  // finishes the secondary commits queued
+  stopping_builds_ = true;
+  build_pool_.reset();  // builds stop at their next page; the catalog keeps their progress
+  txn_pool_.reset();    // finishes the secondary commits queued
   {
     std::lock_guard lock(poll_mu_);
     stopping_ = true;
@@ -528,8 +533,8 @@ Result<kv::CollectionInfo> ClusterKv::CreateCollection(const kv::CollectionSpec&
         return rpc::FromGrpc(c.catalog->CreateCollection(ctx, req, &resp), ctx);
       }));
   kv::CollectionInfo info = rpc::FromProto(resp);
-  std::lock_guard lock(catalog_mu_);
-  collections_[info.name] = {info, Clock::now()};
+  // Cached only by a Describe, which gives it a lease.
+  ForgetCollection(info.name);
   return info;
 }
 
@@ -553,6 +558,9 @@ Result<kv::CollectionInfo> ClusterKv::DescribeCollection(const std::string& name
 Result<kv::CollectionInfo> ClusterKv::Describe(const std::string& name,
                                                Clock::time_point deadline) {
   RETURN_IF_ERROR(ValidateName("collection", name));
+  // The lease counts from a timestamp taken before the (linearizable) read: any index
+  // change the record does not show committed after it.
+  ASSIGN_OR_RETURN(const uint64_t read_ts, FreshTimestamp(deadline));
   v1::DescribeCollectionRequest req;
   req.set_name(name);
   v1::CollectionInfo resp;
@@ -579,9 +587,32 @@ Result<kv::CollectionInfo> ClusterKv::Describe(const std::string& name,
   }
   RETURN_IF_ERROR(s);
   kv::CollectionInfo info = rpc::FromProto(resp);
+  // (A controller of a release without index builds names no lease: no bound.)
+  info.lease_end_ts =
+      info.schema_lease_ms == 0 ? 0 : read_ts + (info.schema_lease_ms << mvcc::kLogicalBits);
   std::lock_guard lock(catalog_mu_);
   collections_[info.name] = {info, Clock::now()};
   return info;
+}
+
+void ClusterKv::ForgetCollection(const std::string& name) {
+  std::lock_guard lock(catalog_mu_);
+  collections_.erase(OrDefault(name));
+}
+
+bool ClusterKv::IsSchemaLeaseEnded(const Status& s) {
+  if (s.code() != StatusCode::kAborted) return false;
+  for (const auto& [k, v] : s.details()) {
+    if (k == "reason" && v == "SCHEMA_LEASE") return true;
+  }
+  return false;
+}
+
+Status ClusterKv::SchemaLeaseEnded() {
+  return Status::Aborted(
+             "the collection record this request was planned with may be out of date (its "
+             "schema lease ended); retry")
+      .WithDetail("reason", "SCHEMA_LEASE");
 }
 
 Status ClusterKv::DropCollection(const std::string& name) {
@@ -614,7 +645,13 @@ Result<kv::CollectionInfo> ClusterKv::Collection(const std::string& collection,
   {
     std::lock_guard lock(catalog_mu_);
     if (auto it = collections_.find(name); it != collections_.end()) {
-      if (Clock::now() - it->second.fetched < options_.collection_ttl) return it->second.info;
+      // Reread well before the lease ends, so that writes seldom meet its end.
+      const uint64_t lease_ms = it->second.info.schema_lease_ms;
+      const auto ttl = lease_ms == 0
+                           ? Clock::duration(options_.collection_ttl)
+                           : std::min<Clock::duration>(options_.collection_ttl,
+                                                       std::chrono::milliseconds(lease_ms / 2));
+      if (Clock::now() - it->second.fetched < ttl) return it->second.info;
       stale = it->second.info;
     }
   }
@@ -844,61 +881,85 @@ Result<kv::WriteResult> ClusterKv::Write(v1::ShardWriteRequest req,
 Result<kv::WriteResult> ClusterKv::Put(const kv::PutRequest& req) {
   const auto deadline = Clock::now() + options_.request_timeout;
   RETURN_IF_ERROR(ValidatePut(req, options_.limits));
-  ASSIGN_OR_RETURN(auto info, Collection(req.collection, deadline));
-  if (HasRules(info)) {
-    return WriteDocument(info, req.key, req.value, req.if_version, req.request_id, deadline);
+  for (;;) {
+    ASSIGN_OR_RETURN(auto info, Collection(req.collection, deadline));
+    Result<kv::WriteResult> out = Status::OK();
+    if (HasRules(info)) {
+      out = WriteDocument(info, req.key, req.value, req.if_version, req.request_id, deadline);
+    } else {
+      v1::ShardWriteRequest w;
+      auto* m = w.add_mutations();
+      m->set_row_key(mvcc::EncodeRowKey(kTenant, info.id, req.key));
+      m->set_value(req.value);
+      if (req.if_version) {
+        m->set_has_if_version(true);
+        m->set_if_version(*req.if_version);
+      }
+      w.set_request_id(req.request_id);
+      w.set_fingerprint(FingerprintPut(req));
+      w.set_commit_below(info.lease_end_ts);
+      failpoint::Hit("cluster_kv.plain_put_planned");
+      out = Write(std::move(w), {m->row_key()}, deadline);
+    }
+    if (out.ok() || !IsSchemaLeaseEnded(out.status()) || Clock::now() >= deadline) return out;
+    ForgetCollection(req.collection);  // nothing applied: plan it again with a new record
   }
-  const uint32_t id = info.id;
-  v1::ShardWriteRequest w;
-  auto* m = w.add_mutations();
-  m->set_row_key(mvcc::EncodeRowKey(kTenant, id, req.key));
-  m->set_value(req.value);
-  if (req.if_version) {
-    m->set_has_if_version(true);
-    m->set_if_version(*req.if_version);
-  }
-  w.set_request_id(req.request_id);
-  w.set_fingerprint(FingerprintPut(req));
-  return Write(std::move(w), {m->row_key()}, deadline);
 }
 
 Result<kv::WriteResult> ClusterKv::Delete(const kv::DeleteRequest& req) {
   const auto deadline = Clock::now() + options_.request_timeout;
   RETURN_IF_ERROR(ValidateDelete(req, options_.limits));
-  ASSIGN_OR_RETURN(auto info, Collection(req.collection, deadline));
-  if (HasRules(info)) {
-    return WriteDocument(info, req.key, std::nullopt, req.if_version, req.request_id, deadline);
+  for (;;) {
+    ASSIGN_OR_RETURN(auto info, Collection(req.collection, deadline));
+    Result<kv::WriteResult> out = Status::OK();
+    if (HasRules(info)) {
+      out = WriteDocument(info, req.key, std::nullopt, req.if_version, req.request_id, deadline);
+    } else {
+      v1::ShardWriteRequest w;
+      auto* m = w.add_mutations();
+      m->set_delete_(true);
+      m->set_row_key(mvcc::EncodeRowKey(kTenant, info.id, req.key));
+      if (req.if_version) {
+        m->set_has_if_version(true);
+        m->set_if_version(*req.if_version);
+      }
+      w.set_request_id(req.request_id);
+      w.set_fingerprint(FingerprintDelete(req));
+      w.set_commit_below(info.lease_end_ts);
+      out = Write(std::move(w), {m->row_key()}, deadline);
+    }
+    if (out.ok() || !IsSchemaLeaseEnded(out.status()) || Clock::now() >= deadline) return out;
+    ForgetCollection(req.collection);
   }
-  const uint32_t id = info.id;
-  v1::ShardWriteRequest w;
-  auto* m = w.add_mutations();
-  m->set_delete_(true);
-  m->set_row_key(mvcc::EncodeRowKey(kTenant, id, req.key));
-  if (req.if_version) {
-    m->set_has_if_version(true);
-    m->set_if_version(*req.if_version);
-  }
-  w.set_request_id(req.request_id);
-  w.set_fingerprint(FingerprintDelete(req));
-  return Write(std::move(w), {m->row_key()}, deadline);
 }
 
 Result<kv::WriteResult> ClusterKv::Batch(const kv::BatchRequest& req) {
   const auto deadline = Clock::now() + options_.request_timeout;
   RETURN_IF_ERROR(ValidateBatch(req, options_.limits));
+  for (;;) {
+    auto out = BatchOnce(req, deadline);
+    if (out.ok() || !IsSchemaLeaseEnded(out.status()) || Clock::now() >= deadline) return out;
+    for (const auto& op : req.ops) ForgetCollection(op.collection);
+  }
+}
+
+Result<kv::WriteResult> ClusterKv::BatchOnce(const kv::BatchRequest& req,
+                                             Clock::time_point deadline) {
   v1::ShardWriteRequest w;
   std::vector<std::string> row_keys;
   row_keys.reserve(req.ops.size());
+  uint64_t commit_below = 0;
   for (size_t i = 0; i < req.ops.size(); ++i) {
     const auto& op = req.ops[i];
-    auto id = CollectionId(op.collection, deadline);
-    if (!id.ok()) return id.status().WithContext("ops[" + std::to_string(i) + "]");
-    RETURN_IF_ERROR(RefuseDocuments(op.collection, deadline, "a batch")
-                        .WithContext("ops[" + std::to_string(i) + "]"));
+    auto info = Collection(op.collection, deadline);
+    if (!info.ok()) return info.status().WithContext("ops[" + std::to_string(i) + "]");
+    RETURN_IF_ERROR(
+        RefuseDocuments(*info, "a batch").WithContext("ops[" + std::to_string(i) + "]"));
+    commit_below = LeastLease(commit_below, info->lease_end_ts);
     auto* m = w.add_mutations();
     const bool del = op.kind == kv::BatchOp::Kind::kDelete;
     m->set_delete_(del);
-    m->set_row_key(mvcc::EncodeRowKey(kTenant, *id, op.key));
+    m->set_row_key(mvcc::EncodeRowKey(kTenant, info->id, op.key));
     if (!del) m->set_value(op.value);
     if (op.if_version) {
       m->set_has_if_version(true);
@@ -908,6 +969,7 @@ Result<kv::WriteResult> ClusterKv::Batch(const kv::BatchRequest& req) {
   }
   w.set_request_id(req.request_id);
   w.set_fingerprint(FingerprintBatch(req));
+  w.set_commit_below(commit_below);
   ASSIGN_OR_RETURN(auto groups, GroupByShard(row_keys, deadline));
   if (groups.size() == 1) {
     auto out = Write(w, row_keys, deadline);
@@ -933,7 +995,8 @@ Result<kv::WriteResult> ClusterKv::Batch(const kv::BatchRequest& req) {
     if (m.has_if_version()) t.if_version = m.if_version();
     mutations.push_back(std::move(t));
   }
-  ASSIGN_OR_RETURN(uint64_t commit_ts, CommitTransaction(start_ts, std::move(mutations), deadline));
+  ASSIGN_OR_RETURN(uint64_t commit_ts,
+                   CommitTransaction(start_ts, std::move(mutations), deadline, commit_below));
   return kv::WriteResult{commit_ts, false};
 }
 

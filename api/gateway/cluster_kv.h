@@ -191,6 +191,11 @@ class ClusterKv final : public kv::KvService {
   Result<std::vector<kv::CollectionInfo>> ListCollections() override;
   Result<kv::CollectionInfo> DescribeCollection(const std::string& name) override;
   Status DropCollection(const std::string& name) override;
+  // Index builds and drops on collections in use (cluster_index.cc).
+  Result<kv::CollectionInfo> CreateIndex(const std::string& collection, const kv::IndexSpec& index,
+                                         std::chrono::milliseconds wait) override;
+  Result<kv::CollectionInfo> DropIndex(const std::string& collection,
+                                       const std::string& name) override;
 
   const kv::Limits& limits() const override { return options_.limits; }
   Status Ready() override;
@@ -255,8 +260,27 @@ class ClusterKv final : public kv::KvService {
   // --- Collections ---
   Result<kv::CollectionInfo> Describe(const std::string& name, Clock::time_point deadline);
   Result<uint32_t> CollectionId(const std::string& name, Clock::time_point deadline);
-  // The collection's catalog record, cached for collection_ttl ("" is the default one).
+  // The collection's catalog record, cached for collection_ttl (and at most half its
+  // schema lease); "" is the default one. Its lease_end_ts bounds the commit timestamps
+  // of writes planned with it (docs/architecture/documents.md, "Index builds").
   Result<kv::CollectionInfo> Collection(const std::string& name, Clock::time_point deadline);
+  // Drops the cached record, so that the next request rereads it.
+  void ForgetCollection(const std::string& name);
+  // A write refused because its collection record's lease ended before it committed
+  // (ABORTED, reason SCHEMA_LEASE): reread the record and plan it again.
+  static bool IsSchemaLeaseEnded(const Status& s);
+  static Status SchemaLeaseEnded();
+
+  // --- Index builds (cluster_index.cc) ---
+  // Runs the build of index `id` of `collection` to its end (public or failed), from
+  // the progress the catalog records; OK also when it is no longer building.
+  Status BuildIndex(const std::string& collection, uint32_t id);
+  // Waits until the timestamp oracle has passed `ts` (or the deadline).
+  Status WaitForTimestamp(uint64_t ts, Clock::time_point deadline);
+  // The controller's AddIndex, UpdateIndex or RemoveIndex.
+  enum class IndexChange { kAdd, kUpdate, kRemove };
+  Result<kv::CollectionInfo> ChangeIndex(IndexChange change, const std::string& collection,
+                                         const kv::IndexSpec& index, Clock::time_point deadline);
 
   // Get and Scan of the rows under collection id `id` (a collection's, or an index's);
   // req.collection is not looked at.
@@ -304,6 +328,11 @@ class ClusterKv final : public kv::KvService {
   // transaction) does not keep them yet.
   Status RefuseDocuments(const std::string& collection, Clock::time_point deadline,
                          std::string_view what);
+  static Status RefuseDocuments(const kv::CollectionInfo& info, std::string_view what);
+  Result<kv::IngestResult> IngestOnce(const kv::IngestRequest& req, Clock::time_point deadline);
+  Result<kv::TxnResult> TxnOnce(const kv::TxnRequest& req, Clock::time_point deadline);
+  // One attempt of Batch with the collection records as cached.
+  Result<kv::WriteResult> BatchOnce(const kv::BatchRequest& req, Clock::time_point deadline);
   // A put (value) or delete (nullopt) of a document with its index entries, as one
   // transaction, read again and retried while other writes overtake it.
   Result<kv::WriteResult> WriteDocument(const kv::CollectionInfo& info, const std::string& key,
@@ -320,6 +349,10 @@ class ClusterKv final : public kv::KvService {
                          const std::vector<kv::IngestRecord>& records, kv::IngestResult* out,
                          Clock::time_point deadline);
 
+  // Rules from a record whose lease covers read_ts: `*rules` (taken from `planned`)
+  // when its lease does, else those of a record read again.
+  Status RulesAt(const kv::CollectionInfo& planned, uint64_t read_ts, Clock::time_point deadline,
+                 DocRules* rules);
   // Calls `each` with every document the plan reads at read_ts (a collection scan from
   // document key `from`; an index scan range by range), until it answers false.
   using DocVisitor =
@@ -348,12 +381,14 @@ class ClusterKv final : public kv::KvService {
                            Clock::time_point deadline, const std::function<Status()>& call);
   // Two-phase commit of `mutations` (rows of several shards) at `start_ts`; returns the
   // commit timestamp.
+  // A commit timestamp at or above `commit_below` (0: no bound) rolls the transaction
+  // back instead (SchemaLeaseEnded).
   Result<uint64_t> CommitTransaction(uint64_t start_ts, std::vector<txn::TxnMutation> mutations,
-                                     Clock::time_point deadline);
+                                     Clock::time_point deadline, uint64_t commit_below = 0);
   // Commits `mutations` at `start_ts`: in one phase when they fall in one shard and
   // none only checks a row, else by CommitTransaction. Returns the commit timestamp.
   Result<uint64_t> CommitMutations(uint64_t start_ts, std::vector<txn::TxnMutation> mutations,
-                                   Clock::time_point deadline);
+                                   Clock::time_point deadline, uint64_t commit_below = 0);
   // Keeps `start_ts` in the GC hold while it lives (a commit, a one-shot transaction).
   class ActiveStart {
    public:
@@ -380,7 +415,9 @@ class ClusterKv final : public kv::KvService {
     uint64_t start_ts = 0;
     std::mutex mu;                        // one call of the session at a time
     std::map<std::string, Write> writes;  // row key -> its last write; GUARDED_BY(mu)
-    Clock::time_point last_used;          // GUARDED_BY(txns_mu_)
+    // The least schema lease end of the collections written (0: none); GUARDED_BY(mu)
+    uint64_t commit_below = 0;
+    Clock::time_point last_used;  // GUARDED_BY(txns_mu_)
   };
   // The open session `id`, touched; NOT_FOUND if unknown, finished or idle too long.
   Result<std::shared_ptr<TxnSession>> FindTxn(const std::string& id);
@@ -443,6 +480,17 @@ class ClusterKv final : public kv::KvService {
   // Commits of transactions' secondary rows, after the answer (declared last: drained
   // first, in the destructor, while everything it uses is still there).
   std::unique_ptr<ThreadPool> txn_pool_;
+
+  // Index builds this router runs, by index id: callers wait on them (builds_mu_).
+  struct Build {
+    bool done = false;
+    Status status;
+  };
+  std::mutex builds_mu_;
+  std::condition_variable builds_cv_;
+  std::map<uint32_t, std::shared_ptr<Build>> builds_;  // GUARDED_BY(builds_mu_)
+  std::atomic<bool> stopping_builds_{false};
+  std::unique_ptr<ThreadPool> build_pool_;  // declared last: drained first
 };
 
 }  // namespace gojodb::gateway

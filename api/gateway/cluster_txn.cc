@@ -221,7 +221,7 @@ Status ClusterKv::FinishRows(uint64_t start_ts, uint64_t commit_ts,
 
 Result<uint64_t> ClusterKv::CommitTransaction(uint64_t start_ts,
                                               std::vector<txn::TxnMutation> mutations,
-                                              Clock::time_point deadline) {
+                                              Clock::time_point deadline, uint64_t commit_below) {
   std::vector<std::string> rows;
   rows.reserve(mutations.size());
   for (const auto& m : mutations) rows.push_back(m.row_key);
@@ -391,6 +391,9 @@ Result<uint64_t> ClusterKv::CommitTransaction(uint64_t start_ts,
   if (Status s = keep_alive(); !s.ok()) return abort(s);
   ASSIGN_OR_RETURN(uint64_t commit_ts, FreshTimestamp(deadline));
   commit_ts = std::max(commit_ts, min_commit_ts);
+  // Writes planned with a collection record commit inside its lease, or not at all (an
+  // index build counts on it: docs/architecture/documents.md).
+  if (commit_below != 0 && commit_ts >= commit_below) return abort(SchemaLeaseEnded());
   for (;;) {
     v1::ShardTxnRequest req;
     auto* c = req.mutable_commit();
@@ -409,6 +412,7 @@ Result<uint64_t> ClusterKv::CommitTransaction(uint64_t start_ts,
       // A reader pushed it: commit above the read.
       ASSIGN_OR_RETURN(uint64_t fresh, FreshTimestamp(deadline));
       commit_ts = std::max(fresh, out->min_commit_ts);
+      if (commit_below != 0 && commit_ts >= commit_below) return abort(SchemaLeaseEnded());
       continue;
     }
     if (out->error == txn::TxnError::kRolledBack || out->error == txn::TxnError::kLockNotFound) {
@@ -468,7 +472,7 @@ Status ConditionFailed(size_t i, std::string why, uint64_t current) {
 
 Result<uint64_t> ClusterKv::CommitMutations(uint64_t start_ts,
                                             std::vector<txn::TxnMutation> mutations,
-                                            Clock::time_point deadline) {
+                                            Clock::time_point deadline, uint64_t commit_below) {
   std::vector<std::string> rows;
   bool checks = false;
   for (const auto& m : mutations) {
@@ -480,6 +484,7 @@ Result<uint64_t> ClusterKv::CommitMutations(uint64_t start_ts,
     // One phase: one write at a timestamp above start_ts, refused if a row changed since.
     v1::ShardWriteRequest w;
     w.set_start_ts(start_ts);
+    w.set_commit_below(commit_below);
     for (const auto& m : mutations) {
       auto* out = w.add_mutations();
       out->set_delete_(m.kind == txn::LockKind::kDelete);
@@ -495,11 +500,20 @@ Result<uint64_t> ClusterKv::CommitMutations(uint64_t start_ts,
     if (!IsRowsMoved(out.status())) return out.status();
     // A split under it: the rows span shards now.
   }
-  return CommitTransaction(start_ts, std::move(mutations), deadline);
+  return CommitTransaction(start_ts, std::move(mutations), deadline, commit_below);
 }
 
 Result<kv::TxnResult> ClusterKv::Txn(const kv::TxnRequest& req) {
   const auto deadline = Clock::now() + options_.request_timeout;
+  for (;;) {
+    auto out = TxnOnce(req, deadline);
+    if (out.ok() || !IsSchemaLeaseEnded(out.status()) || Clock::now() >= deadline) return out;
+    // Nothing committed: begin again with the collections' records read again.
+    for (const auto& op : req.ops) ForgetCollection(op.collection);
+  }
+}
+
+Result<kv::TxnResult> ClusterKv::TxnOnce(const kv::TxnRequest& req, Clock::time_point deadline) {
   if (req.reads.empty() && req.ops.empty() && req.conditions.empty()) {
     return Status::InvalidArgument("a transaction needs reads, ops or conditions");
   }
@@ -529,15 +543,17 @@ Result<kv::TxnResult> ClusterKv::Txn(const kv::TxnRequest& req) {
   // Row key -> mutation index, for the ops and the rows the conditions hold.
   std::map<std::string, size_t> row_index;
   std::vector<txn::TxnMutation> mutations;
+  uint64_t commit_below = 0;
   for (size_t i = 0; i < req.ops.size(); ++i) {
     const auto& op = req.ops[i];
-    auto id = CollectionId(op.collection, deadline);
-    if (!id.ok()) return id.status().WithContext("ops[" + std::to_string(i) + "]");
-    RETURN_IF_ERROR(RefuseDocuments(op.collection, deadline, "a transaction")
-                        .WithContext("ops[" + std::to_string(i) + "]"));
+    auto info = Collection(op.collection, deadline);
+    if (!info.ok()) return info.status().WithContext("ops[" + std::to_string(i) + "]");
+    RETURN_IF_ERROR(
+        RefuseDocuments(*info, "a transaction").WithContext("ops[" + std::to_string(i) + "]"));
+    commit_below = LeastLease(commit_below, info->lease_end_ts);
     txn::TxnMutation m;
     m.kind = op.kind == kv::BatchOp::Kind::kDelete ? txn::LockKind::kDelete : txn::LockKind::kPut;
-    m.row_key = mvcc::EncodeRowKey(kTenant, *id, op.key);
+    m.row_key = mvcc::EncodeRowKey(kTenant, info->id, op.key);
     if (m.kind == txn::LockKind::kPut) m.value = op.value;
     m.if_version = op.if_version;
     if (!row_index.emplace(m.row_key, mutations.size()).second) {
@@ -569,7 +585,8 @@ Result<kv::TxnResult> ClusterKv::Txn(const kv::TxnRequest& req) {
     if (row_index.emplace(m.row_key, mutations.size()).second) mutations.push_back(std::move(m));
   }
   if (req.ops.empty()) return out;
-  ASSIGN_OR_RETURN(out.commit_ts, CommitMutations(out.start_ts, std::move(mutations), deadline));
+  ASSIGN_OR_RETURN(out.commit_ts,
+                   CommitMutations(out.start_ts, std::move(mutations), deadline, commit_below));
   return out;
 }
 
@@ -636,13 +653,15 @@ Status ClusterKv::TxnWrite(const std::string& txn, const kv::BatchOp& op) {
   }
   ASSIGN_OR_RETURN(auto s, FindTxn(txn));
   std::lock_guard lock(s->mu);
-  ASSIGN_OR_RETURN(uint32_t id, CollectionId(op.collection, deadline));
-  RETURN_IF_ERROR(RefuseDocuments(op.collection, deadline, "an interactive transaction"));
+  ASSIGN_OR_RETURN(auto info, Collection(op.collection, deadline));
+  RETURN_IF_ERROR(RefuseDocuments(info, "an interactive transaction"));
+  const uint32_t id = info.id;
   const std::string row = mvcc::EncodeRowKey(kTenant, id, op.key);
   if (!s->writes.count(row) && s->writes.size() >= options_.limits.max_batch_ops) {
     return Status::InvalidArgument("a transaction may write at most " +
                                    std::to_string(options_.limits.max_batch_ops) + " keys");
   }
+  s->commit_below = LeastLease(s->commit_below, info.lease_end_ts);
   auto& w = s->writes[row];
   w.is_delete = op.kind == kv::BatchOp::Kind::kDelete;
   w.value = w.is_delete ? std::string() : op.value;
@@ -714,7 +733,7 @@ Result<uint64_t> ClusterKv::CommitTxn(const std::string& txn) {
     m.value = std::move(w.value);
     mutations.push_back(std::move(m));
   }
-  return CommitMutations(s->start_ts, std::move(mutations), deadline);
+  return CommitMutations(s->start_ts, std::move(mutations), deadline, s->commit_below);
 }
 
 Status ClusterKv::RollbackTxn(const std::string& txn) {

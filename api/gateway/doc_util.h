@@ -17,8 +17,22 @@ namespace gojodb::gateway {
 
 struct DocRules {
   std::optional<document::Schema> schema;
+  // The indexes writers keep (building, public and dropping ones).
   std::vector<document::IndexSpec> indexes;
+  // For each of them, the least read timestamp a query may use it at (public ones);
+  // UINT64_MAX for the others.
+  std::vector<uint64_t> usable_from;
+
+  // The indexes a query at read_ts may use.
+  std::vector<document::IndexSpec> QueryableAt(uint64_t read_ts) const;
 };
+
+// The lesser of two schema lease ends, where 0 means none.
+inline uint64_t LeastLease(uint64_t a, uint64_t b) {
+  if (a == 0) return b;
+  if (b == 0) return a;
+  return a < b ? a : b;
+}
 
 inline bool HasRules(const kv::CollectionInfo& info) {
   return !info.schema_json.empty() || !info.indexes.empty();

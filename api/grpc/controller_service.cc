@@ -1,5 +1,7 @@
 #include "api/grpc/controller_service.h"
 
+#include <algorithm>
+
 #include "api/grpc/convert.h"
 #include "api/grpc/shard_convert.h"
 #include "internal/version.h"
@@ -74,6 +76,40 @@ void ToProto(const ctl::Settings& in, v1::Settings* out) {
   out->set_node_suspect_timeout_ms(in.node_suspect_timeout_ms);
   out->set_node_dead_timeout_ms(in.node_dead_timeout_ms);
   out->set_max_ops_per_round(in.max_ops_per_round);
+  out->set_schema_lease_ms(in.schema_lease_ms);
+}
+
+void FillCollection(const ctl::CollectionRecord& c, v1::CollectionInfo* out) {
+  out->set_name(c.name);
+  out->set_id(c.id);
+  out->set_created_at(c.created_ms << kLogicalBits);
+  out->set_schema_json(c.schema_json);
+  out->set_schema_lease_ms(c.schema_lease_ms);
+  out->set_schema_version(c.schema_version);
+  for (const auto& d : c.indexes) {
+    auto* p = out->add_indexes();
+    p->set_name(d.name);
+    for (const auto& f : d.fields) p->add_fields(f);
+    p->set_unique(d.unique);
+    p->set_id(d.id);
+    p->set_state(ctl::IndexStateName(d.state));
+    p->set_usable_from_ts(d.usable_from_ts);
+    p->set_build_resume(d.build_resume);
+    p->set_error(d.error);
+  }
+}
+
+Result<ctl::IndexDef> IndexDefOf(const v1::IndexSpec& in) {
+  ctl::IndexDef d{in.name(), {in.fields().begin(), in.fields().end()}, in.unique(), in.id()};
+  if (!in.state().empty()) {
+    auto state = ctl::ParseIndexState(in.state());
+    if (!state) return Status::InvalidArgument("unknown index state '" + in.state() + "'");
+    d.state = *state;
+  }
+  d.usable_from_ts = in.usable_from_ts();
+  d.build_resume = in.build_resume();
+  d.error = in.error();
+  return d;
 }
 
 std::shared_ptr<grpc::Channel> LeaderChannels::Get(uint64_t id) {
@@ -142,6 +178,41 @@ class ControllerServices::ControllerImpl final : public v1::Controller::Service 
       return Status::OK();
     }();
     return Respond<v1::Controller>(ctx, leaders_, s, *req, resp, &v1::Controller::Stub::HoldGc);
+  }
+
+  grpc::Status AddIndex(grpc::ServerContext* ctx, const v1::IndexChangeRequest* req,
+                        v1::CollectionInfo* resp) override {
+    Status s = [&]() -> Status {
+      ASSIGN_OR_RETURN(auto d, IndexDefOf(req->index()));
+      ASSIGN_OR_RETURN(auto c, c_->AddIndex("default", req->collection(), d));
+      FillCollection(c, resp);
+      return Status::OK();
+    }();
+    return Respond<v1::Controller>(ctx, leaders_, s, *req, resp, &v1::Controller::Stub::AddIndex);
+  }
+
+  grpc::Status UpdateIndex(grpc::ServerContext* ctx, const v1::IndexChangeRequest* req,
+                           v1::CollectionInfo* resp) override {
+    Status s = [&]() -> Status {
+      ASSIGN_OR_RETURN(auto d, IndexDefOf(req->index()));
+      ASSIGN_OR_RETURN(auto c, c_->UpdateIndex("default", req->collection(), d));
+      FillCollection(c, resp);
+      return Status::OK();
+    }();
+    return Respond<v1::Controller>(ctx, leaders_, s, *req, resp,
+                                   &v1::Controller::Stub::UpdateIndex);
+  }
+
+  grpc::Status RemoveIndex(grpc::ServerContext* ctx, const v1::IndexChangeRequest* req,
+                           v1::CollectionInfo* resp) override {
+    Status s = [&]() -> Status {
+      ASSIGN_OR_RETURN(auto c, c_->RemoveIndex("default", req->collection(), req->index().name(),
+                                               req->index().id()));
+      FillCollection(c, resp);
+      return Status::OK();
+    }();
+    return Respond<v1::Controller>(ctx, leaders_, s, *req, resp,
+                                   &v1::Controller::Stub::RemoveIndex);
   }
 
   grpc::Status GetTimestamps(grpc::ServerContext* ctx, const v1::GetTimestampsRequest* req,
@@ -320,17 +391,7 @@ class ControllerServices::CatalogImpl final : public v1::Catalog::Service {
   CatalogImpl(Controller* c, LeaderChannels* leaders) : c_(c), leaders_(leaders) {}
 
   static void Fill(const ctl::CollectionRecord& c, v1::CollectionInfo* out) {
-    out->set_name(c.name);
-    out->set_id(c.id);
-    out->set_created_at(c.created_ms << kLogicalBits);
-    out->set_schema_json(c.schema_json);
-    for (const auto& d : c.indexes) {
-      auto* p = out->add_indexes();
-      p->set_name(d.name);
-      for (const auto& f : d.fields) p->add_fields(f);
-      p->set_unique(d.unique);
-      p->set_id(d.id);
-    }
+    FillCollection(c, out);
   }
 
   grpc::Status CreateCollection(grpc::ServerContext* ctx, const v1::CreateCollectionRequest* req,
@@ -360,6 +421,17 @@ class ControllerServices::CatalogImpl final : public v1::Catalog::Service {
   grpc::Status DescribeCollection(grpc::ServerContext* ctx,
                                   const v1::DescribeCollectionRequest* req,
                                   v1::CollectionInfo* resp) override {
+    // Linearizable: a router that took a timestamp before asking gets a record no older
+    // than that timestamp (its schema lease counts from it).
+    const auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
+        ctx->deadline() - std::chrono::system_clock::now());
+    if (Status s = c_->ReadBarrier(
+            std::clamp(timeout, std::chrono::milliseconds(1), std::chrono::milliseconds(5000)));
+        !s.ok()) {
+      return Reply(ctx, Status::Unavailable("this controller cannot confirm its catalog is "
+                                            "current: " +
+                                            s.message()));
+    }
     const auto st = c_->State();
     auto it = st.collections.find({ctl::kDefaultTenantId, req->name()});
     if (it == st.collections.end()) {
@@ -373,6 +445,17 @@ class ControllerServices::CatalogImpl final : public v1::Catalog::Service {
                               v1::DropCollectionResponse* resp) override {
     Status s = c_->DropCollection("default", req->name());
     return Respond<v1::Catalog>(ctx, leaders_, s, *req, resp, &v1::Catalog::Stub::DropCollection);
+  }
+
+  grpc::Status CreateIndex(grpc::ServerContext* ctx, const v1::CreateIndexRequest*,
+                           v1::CollectionInfo*) override {
+    return Reply(ctx, Status::Unimplemented("a controller does not build indexes: send "
+                                            "CreateIndex to a gateway (gojodb-api)"));
+  }
+  grpc::Status DropIndex(grpc::ServerContext* ctx, const v1::DropIndexRequest*,
+                         v1::CollectionInfo*) override {
+    return Reply(ctx, Status::Unimplemented("a controller does not drop indexes: send "
+                                            "DropIndex to a gateway (gojodb-api)"));
   }
 
  private:

@@ -74,7 +74,7 @@ std::vector<kv::IndexSpec> FromProto(const google::protobuf::RepeatedPtrField<v1
   std::vector<kv::IndexSpec> out;
   for (const auto& i : in) {
     out.push_back({i.name(), std::vector<std::string>(i.fields().begin(), i.fields().end()),
-                   i.unique(), i.id()});
+                   i.unique(), i.id(), i.state(), i.usable_from_ts(), i.build_resume(), i.error()});
   }
   return out;
 }
@@ -87,6 +87,10 @@ void ToProto(const std::vector<kv::IndexSpec>& in,
     for (const auto& f : i.fields) p->add_fields(f);
     p->set_unique(i.unique);
     p->set_id(i.id);
+    p->set_state(i.state);
+    p->set_usable_from_ts(i.usable_from_ts);
+    p->set_build_resume(i.build_resume);
+    p->set_error(i.error);
   }
 }
 
@@ -96,10 +100,18 @@ void ToProto(const kv::CollectionInfo& in, v1::CollectionInfo* out) {
   out->set_created_at(in.created_at);
   out->set_schema_json(in.schema_json);
   ToProto(in.indexes, out->mutable_indexes());
+  out->set_schema_lease_ms(in.schema_lease_ms);
+  out->set_schema_version(in.schema_version);
 }
 
 kv::CollectionInfo FromProto(const v1::CollectionInfo& in) {
-  return {in.name(), in.id(), in.created_at(), in.schema_json(), FromProto(in.indexes())};
+  return {in.name(),
+          in.id(),
+          in.created_at(),
+          in.schema_json(),
+          FromProto(in.indexes()),
+          in.schema_lease_ms(),
+          in.schema_version()};
 }
 
 void ToProto(const kv::QueryRequest& in, v1::QueryRequest* out) {

@@ -436,6 +436,27 @@ class GrpcServices::CatalogImpl final : public v1::Catalog::Service {
       return Status::OK();
     });
   }
+  grpc::Status CreateIndex(grpc::ServerContext* ctx, const v1::CreateIndexRequest* req,
+                           v1::CollectionInfo* resp) override {
+    return Serve(m_, "create_index", ctx, [&]() -> Status {
+      const auto& i = req->index();
+      kv::IndexSpec spec{i.name(), {i.fields().begin(), i.fields().end()}, i.unique()};
+      ASSIGN_OR_RETURN(auto info, kv_->CreateIndex(req->collection(), spec,
+                                                   std::chrono::milliseconds(req->wait_ms())));
+      ToProto(info, resp);
+      return Status::OK();
+    });
+  }
+
+  grpc::Status DropIndex(grpc::ServerContext* ctx, const v1::DropIndexRequest* req,
+                         v1::CollectionInfo* resp) override {
+    return Serve(m_, "drop_index", ctx, [&]() -> Status {
+      ASSIGN_OR_RETURN(auto info, kv_->DropIndex(req->collection(), req->name()));
+      ToProto(info, resp);
+      return Status::OK();
+    });
+  }
+
   grpc::Status DropCollection(grpc::ServerContext* ctx, const v1::DropCollectionRequest* req,
                               v1::DropCollectionResponse*) override {
     return Serve(m_, "drop_collection", ctx, [&] { return kv_->DropCollection(req->name()); });

@@ -36,6 +36,7 @@ Result<sharding::WriteCommand> CommandOf(const v1::ShardWriteRequest& req) {
   w.request_id = req.request_id();
   w.fingerprint = req.fingerprint();
   w.start_ts = req.start_ts();
+  w.commit_below = req.commit_below();
   w.mutations.reserve(req.mutations_size());
   for (const auto& m : req.mutations()) {
     if (m.row_key().empty()) return Status::InvalidArgument("empty row key");

@@ -372,6 +372,30 @@ Result<kv::AggregateRequest> DecodeAggregateBody(std::string_view body) {
   return a;
 }
 
+namespace {
+// {"name": ..., "fields": [...], "unique": bool}
+Result<kv::IndexSpec> IndexOf(const json& x, const std::string& where) {
+  if (!x.is_object()) return Status::InvalidArgument(where + "must be an object");
+  RETURN_IF_ERROR(OnlyFields(x, {"name", "fields", "unique"}, where));
+  kv::IndexSpec s;
+  if (!x.contains("name")) return Status::InvalidArgument(where + "'name' is required");
+  ASSIGN_OR_RETURN(s.name, StringField(x, "name", where));
+  if (!x.contains("fields") || !x["fields"].is_array() || x["fields"].empty()) {
+    return Status::InvalidArgument(where + "'fields' must be a non-empty array of strings");
+  }
+  for (const auto& f : x["fields"]) {
+    if (!f.is_string()) return Status::InvalidArgument(where + "'fields' must hold strings");
+    s.fields.push_back(f.get<std::string>());
+  }
+  if (x.contains("unique")) {
+    if (!x["unique"].is_boolean())
+      return Status::InvalidArgument(where + "'unique' must be a boolean");
+    s.unique = x["unique"].get<bool>();
+  }
+  return s;
+}
+}  // namespace
+
 Result<kv::CollectionSpec> DecodeCollectionBody(std::string_view body) {
   ASSIGN_OR_RETURN(json j, ParseObject(body));
   RETURN_IF_ERROR(OnlyFields(j, {"name", "schema", "indexes"}, ""));
@@ -386,29 +410,16 @@ Result<kv::CollectionSpec> DecodeCollectionBody(std::string_view body) {
     const auto& idx = j["indexes"];
     if (!idx.is_array()) return Status::InvalidArgument("'indexes' must be an array");
     for (size_t i = 0; i < idx.size(); ++i) {
-      const std::string where = "indexes[" + std::to_string(i) + "]: ";
-      const auto& x = idx[i];
-      if (!x.is_object()) return Status::InvalidArgument(where + "must be an object");
-      RETURN_IF_ERROR(OnlyFields(x, {"name", "fields", "unique"}, where));
-      kv::IndexSpec s;
-      if (!x.contains("name")) return Status::InvalidArgument(where + "'name' is required");
-      ASSIGN_OR_RETURN(s.name, StringField(x, "name", where));
-      if (!x.contains("fields") || !x["fields"].is_array() || x["fields"].empty()) {
-        return Status::InvalidArgument(where + "'fields' must be a non-empty array of strings");
-      }
-      for (const auto& f : x["fields"]) {
-        if (!f.is_string()) return Status::InvalidArgument(where + "'fields' must hold strings");
-        s.fields.push_back(f.get<std::string>());
-      }
-      if (x.contains("unique")) {
-        if (!x["unique"].is_boolean())
-          return Status::InvalidArgument(where + "'unique' must be a boolean");
-        s.unique = x["unique"].get<bool>();
-      }
+      ASSIGN_OR_RETURN(auto s, IndexOf(idx[i], "indexes[" + std::to_string(i) + "]: "));
       spec.indexes.push_back(std::move(s));
     }
   }
   return spec;
+}
+
+Result<kv::IndexSpec> DecodeIndexBody(std::string_view body) {
+  ASSIGN_OR_RETURN(json j, ParseObject(body));
+  return IndexOf(j, "");
 }
 
 }  // namespace gojodb::http

@@ -37,5 +37,7 @@ Result<kv::AggregateRequest> DecodeAggregateBody(std::string_view body);
 
 // {"name":…,"schema":{…},"indexes":[{"name":…,"fields":[…],"unique":false}]}
 Result<kv::CollectionSpec> DecodeCollectionBody(std::string_view body);
+// POST /v1/collections/{c}/indexes: {"name": ..., "fields": [...], "unique": bool}
+Result<kv::IndexSpec> DecodeIndexBody(std::string_view body);
 
 }  // namespace gojodb::http

@@ -32,8 +32,15 @@ HttpResponse Json(int status, const json& j) {
 
 json CollectionJson(const kv::CollectionInfo& c) {
   json idx = json::array();
-  for (const auto& i : c.indexes)
-    idx.push_back({{"name", i.name}, {"fields", i.fields}, {"unique", i.unique}});
+  for (const auto& i : c.indexes) {
+    json x = {{"name", i.name},
+              {"fields", i.fields},
+              {"unique", i.unique},
+              {"state", i.state.empty() ? kv::kIndexPublic : i.state}};
+    if (i.usable_from_ts) x["usable_from_ts"] = i.usable_from_ts;
+    if (!i.error.empty()) x["error"] = i.error;
+    idx.push_back(std::move(x));
+  }
   json out = {{"name", c.name}, {"id", c.id}, {"created_at", c.created_at}, {"indexes", idx}};
   out["schema"] =
       c.schema_json.empty() ? json(nullptr) : json::parse(c.schema_json, nullptr, false);
@@ -378,6 +385,23 @@ HttpResponse HttpApi::Handle(std::string_view method, std::string_view target,
         json arr = json::array();
         for (const auto& c : list) arr.push_back(CollectionJson(c));
         resp = Json(200, {{"collections", arr}});
+        return Status::OK();
+      }
+      case Route::kIndexCreate: {
+        ASSIGN_OR_RETURN(auto spec, DecodeIndexBody(body));
+        ASSIGN_OR_RETURN(auto wait, OptionalUint(m.query, "wait_ms"));
+        ASSIGN_OR_RETURN(auto info, kv_->CreateIndex(m.collection, spec,
+                                                     std::chrono::milliseconds(wait.value_or(0))));
+        bool building = false;
+        for (const auto& i : info.indexes)
+          building |= i.name == spec.name && i.state == kv::kIndexBuilding;
+        // 201: built; 202: still building (the build goes on; GET the collection to follow).
+        resp = Json(building ? 202 : 201, CollectionJson(info));
+        return Status::OK();
+      }
+      case Route::kIndexDrop: {
+        ASSIGN_OR_RETURN(auto info, kv_->DropIndex(m.collection, m.index));
+        resp = Json(200, CollectionJson(info));
         return Status::OK();
       }
       case Route::kCollectionDescribe: {

@@ -138,6 +138,18 @@ Result<RouteMatch> MatchRoute(std::string_view method, std::string_view target) 
     RETURN_IF_ERROR(CheckParams(m.query, {}));
     return route(Route::kAggregate, "aggregate");
   }
+  if (is({"v1", "collections", "*", "indexes"})) {
+    if (!post) return MethodNotAllowed(method, path, "POST");
+    RETURN_IF_ERROR(CheckParams(m.query, {"wait_ms"}));
+    return route(Route::kIndexCreate, "create_index");
+  }
+  if (is({"v1", "collections", "*", "indexes", "*"})) {
+    if (!del) return MethodNotAllowed(method, path, "DELETE");
+    RETURN_IF_ERROR(CheckParams(m.query, {}));
+    if (seg[4].empty()) return Status::InvalidArgument("empty index name");
+    ASSIGN_OR_RETURN(m.index, PercentDecode(seg[4], false));
+    return route(Route::kIndexDrop, "drop_index");
+  }
   if (is({"v1", "collections", "*", "bulk"})) {
     if (!post) return MethodNotAllowed(method, path, "POST");
     RETURN_IF_ERROR(CheckParams(m.query, {"key_field", "ingest_id", "first_line"}));

@@ -30,6 +30,8 @@ enum class Route {
   kCollectionList,
   kCollectionDescribe,
   kCollectionDrop,
+  kIndexCreate,  // POST /v1/collections/{c}/indexes
+  kIndexDrop,    // DELETE /v1/collections/{c}/indexes/{name}
   kQuery,
   kAggregate,
   kBulk,          // POST /v1/collections/{c}/bulk
@@ -48,6 +50,7 @@ struct RouteMatch {
   std::string key;                           // decoded (path or key_base64)
   std::string txn;                           // an interactive transaction's id
   std::string ingest_id;                     // kBulkProgress: decoded
+  std::string index;                         // kIndexDrop: decoded
   std::map<std::string, std::string> query;  // decoded
 };
 

@@ -27,6 +27,17 @@ TEST(RouterTest, CollectionAndMiscRoutes) {
   EXPECT_EQ(MatchRoute("POST", "/v1/collections")->route, Route::kCollectionCreate);
   EXPECT_EQ(MatchRoute("GET", "/v1/collections/x")->route, Route::kCollectionDescribe);
   EXPECT_EQ(MatchRoute("DELETE", "/v1/collections/x")->route, Route::kCollectionDrop);
+  EXPECT_EQ(MatchRoute("POST", "/v1/collections/x/indexes")->route, Route::kIndexCreate);
+  EXPECT_EQ(MatchRoute("POST", "/v1/collections/x/indexes?wait_ms=5")->route, Route::kIndexCreate);
+  auto drop = MatchRoute("DELETE", "/v1/collections/x/indexes/by%20age");
+  ASSERT_TRUE(drop.ok());
+  EXPECT_EQ(drop->route, Route::kIndexDrop);
+  EXPECT_EQ(drop->index, "by age");
+  EXPECT_EQ(MatchRoute("GET", "/v1/collections/x/indexes").status().code(),
+            StatusCode::kUnimplemented)
+      << "method not allowed";
+  EXPECT_FALSE(MatchRoute("POST", "/v1/collections/x/indexes?nope=1").ok());
+  EXPECT_FALSE(MatchRoute("DELETE", "/v1/collections/x/indexes/").ok());
   EXPECT_EQ(MatchRoute("POST", "/v1/batch")->route, Route::kBatch);
   EXPECT_EQ(MatchRoute("GET", "/healthz")->route, Route::kHealthz);
   EXPECT_EQ(MatchRoute("GET", "/metrics")->route, Route::kMetrics);

@@ -17,6 +17,9 @@ struct Cli::Args {
   std::string key, value, start, end, prefix, name, request_id, schema;
   std::string consistency = "linearizable";
   std::vector<std::string> indexes;
+  std::string index_spec;  // collections add-index
+  std::string index_name;  // collections drop-index
+  uint64_t wait_ms = 600000;
   std::vector<std::string> settings;  // settings set NAME=VALUE...
   std::string member_addr;            // controller add ID ADDR
   uint64_t id = 0;                    // node or controller id

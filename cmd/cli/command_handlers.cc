@@ -304,6 +304,26 @@ int Cli::DoCollectionDrop(const Args& a) {
   return 0;
 }
 
+int Cli::DoIndexAdd(const Args& a) {
+  auto index = ParseIndexSpec(a.index_spec);
+  if (!index.ok()) return Usage("collections add-index", index.status().message());
+  auto backend = BackendFor(a.g.addr, a.g.timeout_ms);
+  if (!backend.ok()) return Fail(backend.status());
+  auto r = (*backend)->kv().CreateIndex(a.name, *index, std::chrono::milliseconds(a.wait_ms));
+  if (!r.ok()) return Fail(r.status());
+  Print(RenderCollection(a.g.output, *r));
+  return 0;
+}
+
+int Cli::DoIndexDrop(const Args& a) {
+  auto backend = BackendFor(a.g.addr, a.g.timeout_ms);
+  if (!backend.ok()) return Fail(backend.status());
+  auto r = (*backend)->kv().DropIndex(a.name, a.index_name);
+  if (!r.ok()) return Fail(r.status());
+  Print(RenderCollection(a.g.output, *r));
+  return 0;
+}
+
 int Cli::DoClusterStatus(const Args& a) {
   auto backend = BackendFor(a.g.addr, a.g.timeout_ms);
   if (!backend.ok()) return Fail(backend.status());

@@ -264,6 +264,20 @@ int Cli::Dispatch(const std::vector<std::string>& args, bool in_shell) {
   auto* cdesc = colls->add_subcommand("describe", "Show collection NAME");
   cdesc->add_option("NAME", a.name, "Collection name")->required();
   on(cdesc, &Cli::DoCollectionDescribe);
+  auto* cidx = colls->add_subcommand(
+      "add-index",
+      "Add index SPEC (NAME:FIELD[,FIELD...][:unique]) to collection NAME, built "
+      "online while it takes writes");
+  cidx->add_option("NAME", a.name, "Collection name")->required();
+  cidx->add_option("SPEC", a.index_spec, "NAME:FIELD[,FIELD...][:unique]")->required();
+  cidx->add_option("--wait-ms", a.wait_ms,
+                   "Wait at most this long for the build (default 600000); it goes on after");
+  on(cidx, &Cli::DoIndexAdd);
+  auto* cdropi = colls->add_subcommand(
+      "drop-index", "Drop index INDEX of collection NAME (waits out the schema lease)");
+  cdropi->add_option("NAME", a.name, "Collection name")->required();
+  cdropi->add_option("INDEX", a.index_name, "Index name")->required();
+  on(cdropi, &Cli::DoIndexDrop);
   auto* cdrop = colls->add_subcommand("drop", "Drop collection NAME and all its keys");
   cdrop->add_option("NAME", a.name, "Collection name")->required();
   on(cdrop, &Cli::DoCollectionDrop);

@@ -84,6 +84,8 @@ class Cli {
   int DoCollectionList(const Args& a);
   int DoCollectionDescribe(const Args& a);
   int DoCollectionDrop(const Args& a);
+  int DoIndexAdd(const Args& a);
+  int DoIndexDrop(const Args& a);
   int DoClusterStatus(const Args& a);
   int DoNodeList(const Args& a);
   int DoNodeDecommission(const Args& a);

@@ -168,6 +168,37 @@ class FakeKv final : public kv::KvService {
     if (it == collections_.end()) return NoCollection(name);
     return it->second;
   }
+  // Builds at once, unless asked to wait less than a second (then it stays building);
+  // a unique index on "dup" cannot be built.
+  Result<kv::CollectionInfo> CreateIndex(const std::string& collection, const kv::IndexSpec& index,
+                                         std::chrono::milliseconds wait) override {
+    auto it = collections_.find(collection);
+    if (it == collections_.end()) return NoCollection(collection);
+    index_waits.push_back(wait);
+    if (index.unique && index.fields == std::vector<std::string>{"dup"}) {
+      return Status::Aborted("index '" + index.name +
+                             "' cannot be built: documents 'a' and 'b' have the same values")
+          .WithDetail("reason", "UNIQUE");
+    }
+    kv::IndexSpec added = index;
+    added.state = wait < std::chrono::seconds(1) ? kv::kIndexBuilding : kv::kIndexPublic;
+    it->second.indexes.push_back(added);
+    return it->second;
+  }
+  Result<kv::CollectionInfo> DropIndex(const std::string& collection,
+                                       const std::string& name) override {
+    auto it = collections_.find(collection);
+    if (it == collections_.end()) return NoCollection(collection);
+    auto& idx = it->second.indexes;
+    for (auto i = idx.begin(); i != idx.end(); ++i) {
+      if (i->name == name) {
+        idx.erase(i);
+        return it->second;
+      }
+    }
+    return Status::NotFound("collection '" + collection + "' has no index '" + name + "'");
+  }
+  std::vector<std::chrono::milliseconds> index_waits;
   Status DropCollection(const std::string& name) override {
     if (!collections_.erase(name)) return NoCollection(name);
     data_.erase(name);
@@ -625,6 +656,37 @@ TEST_F(CommandsTest, Collections) {
   EXPECT_EQ(Run({"collections", "describe", "users"}), 1);
 }
 
+TEST_F(CommandsTest, IndexesAreAddedAndDroppedOnline) {
+  ASSERT_EQ(Run({"collections", "create", "people"}), 0) << err();
+  ASSERT_EQ(Run({"collections", "add-index", "people", "by_city:city,age"}), 0) << err();
+  EXPECT_NE(out().find("by_city(city,age)"), std::string::npos) << out();
+  EXPECT_EQ(out().find("[building]"), std::string::npos) << out();
+  ASSERT_EQ(kv_.index_waits.size(), 1u);
+  EXPECT_EQ(kv_.index_waits[0], std::chrono::milliseconds(600000)) << "the default wait";
+  // A short wait: the answer shows the index still building.
+  ASSERT_EQ(Run({"collections", "add-index", "people", "by_n:n:unique", "--wait-ms", "10",
+                 "--output", "json"}),
+            0)
+      << err();
+  auto doc = nlohmann::json::parse(out());
+  EXPECT_EQ(doc["indexes"][1]["name"], "by_n");
+  EXPECT_EQ(doc["indexes"][1]["unique"], true);
+  EXPECT_EQ(doc["indexes"][1]["state"], "building");
+  EXPECT_EQ(doc["indexes"][0]["state"], "public");
+  EXPECT_EQ(kv_.index_waits.back(), std::chrono::milliseconds(10));
+  ASSERT_EQ(Run({"collections", "describe", "people"}), 0);
+  EXPECT_NE(out().find("by_n(n) unique [building]"), std::string::npos) << out();
+  // A unique build the documents break: status 3 and the server's reason.
+  EXPECT_EQ(Run({"collections", "add-index", "people", "u:dup:unique"}), 3);
+  EXPECT_NE(err().find("same values"), std::string::npos) << err();
+  EXPECT_EQ(Run({"collections", "add-index", "people", "noseparator"}), 2) << "a usage error";
+  EXPECT_EQ(Run({"collections", "add-index", "nope", "i:f"}), 1) << "no such collection";
+  ASSERT_EQ(Run({"collections", "drop-index", "people", "by_city"}), 0) << err();
+  EXPECT_EQ(out().find("by_city"), std::string::npos) << out();
+  EXPECT_NE(out().find("by_n"), std::string::npos) << out();
+  EXPECT_EQ(Run({"collections", "drop-index", "people", "by_city"}), 1) << "gone already";
+}
+
 TEST_F(CommandsTest, ClusterStatusAndVersion) {
   ASSERT_EQ(Run({"cluster", "status"}), 0) << err();
   EXPECT_NE(out().find("mode:    standalone"), std::string::npos);
@@ -792,12 +854,13 @@ TEST_F(CommandsTest, SettingsGet) {
             "gc_ttl_seconds           0\n"
             "node_suspect_timeout_ms  0\n"
             "node_dead_timeout_ms     0\n"
-            "max_ops_per_round        0\n");
+            "max_ops_per_round        0\n"
+            "schema_lease_ms          0\n");
   ASSERT_EQ(Run({"settings", "get", "-o", "json"}), 0) << err();
   auto doc = nlohmann::json::parse(out());
   EXPECT_EQ(doc["replication_factor"], 3);
   EXPECT_EQ(doc["shard_split_bytes"], 64 << 20);
-  EXPECT_EQ(doc.size(), 6u);
+  EXPECT_EQ(doc.size(), 7u);
 }
 
 TEST_F(CommandsTest, SettingsSetSendsAnIntegerPatch) {

@@ -19,6 +19,8 @@ std::string IndexText(const kv::IndexSpec& index) {
   }
   out += ")";
   if (index.unique) out += " unique";
+  if (!index.state.empty() && index.state != kv::kIndexPublic) out += " [" + index.state + "]";
+  if (!index.error.empty()) out += ": " + index.error;
   return out;
 }
 
@@ -31,8 +33,11 @@ json CollectionJson(const kv::CollectionInfo& info) {
   }
   doc["indexes"] = json::array();
   for (const auto& index : info.indexes) {
-    doc["indexes"].push_back(
-        {{"name", index.name}, {"fields", index.fields}, {"unique", index.unique}});
+    doc["indexes"].push_back({{"name", index.name},
+                              {"fields", index.fields},
+                              {"unique", index.unique},
+                              {"state", index.state.empty() ? kv::kIndexPublic : index.state}});
+    if (!index.error.empty()) doc["indexes"].back()["error"] = index.error;
   }
   return doc;
 }

@@ -26,6 +26,8 @@ constexpr char kHelp[] =
     "  scan [START [END]] [--prefix P] [--limit N] [--reverse] [--all] [--at TS]\n"
     "  collections create NAME [--schema JSON] [--index NAME:FIELD,...[:unique]]\n"
     "  collections list | describe NAME | drop NAME\n"
+    "  collections add-index NAME INDEX:FIELD,...[:unique] [--wait-ms MS]\n"
+    "  collections drop-index NAME INDEX\n"
     "  cluster status\n"
     "  node list | decommission ID        (these need --addr of a controller)\n"
     "  shard list\n"

@@ -296,6 +296,44 @@ Result<CollectionRecord> Controller::CreateCollection(const std::string& tenant,
   return it->second;
 }
 
+// The collection as this member's state holds it (after a command of this member's
+// applied: at least as new as the command left it).
+Result<CollectionRecord> Controller::FindCollection(const std::string& tenant,
+                                                    const std::string& name) const {
+  const auto st = sm_->State();
+  const TenantRecord* t = st.FindTenant(tenant);
+  auto it = t ? st.collections.find({t->id, name}) : st.collections.end();
+  if (it == st.collections.end()) {
+    return Status::NotFound("collection '" + name + "' does not exist");
+  }
+  return it->second;
+}
+
+Result<CollectionRecord> Controller::AddIndex(const std::string& tenant,
+                                              const std::string& collection,
+                                              const IndexDef& index) {
+  RETURN_IF_ERROR(ProposeCommand(cmd::AddIndex(tenant, collection, index)));
+  return FindCollection(tenant, collection);
+}
+
+Result<CollectionRecord> Controller::UpdateIndex(const std::string& tenant,
+                                                 const std::string& collection,
+                                                 const IndexDef& index) {
+  RETURN_IF_ERROR(ProposeCommand(cmd::UpdateIndex(tenant, collection, index)));
+  return FindCollection(tenant, collection);
+}
+
+Result<CollectionRecord> Controller::RemoveIndex(const std::string& tenant,
+                                                 const std::string& collection,
+                                                 const std::string& index, uint32_t id) {
+  RETURN_IF_ERROR(ProposeCommand(cmd::RemoveIndex(tenant, collection, index, id)));
+  return FindCollection(tenant, collection);
+}
+
+Status Controller::ReadBarrier(std::chrono::milliseconds timeout) {
+  return node_->ReadBarrier(timeout);
+}
+
 Status Controller::DropCollection(const std::string& tenant, const std::string& name) {
   return ProposeCommand(cmd::DropCollection(tenant, name));
 }

@@ -131,6 +131,18 @@ class Controller {
                                             const std::string& schema_json,
                                             const std::vector<IndexDef>& indexes);
   Status DropCollection(const std::string& tenant, const std::string& name);
+  // Index builds and drops (cmd::AddIndex, UpdateIndex, RemoveIndex); each answers the
+  // collection as the command left it.
+  Result<CollectionRecord> AddIndex(const std::string& tenant, const std::string& collection,
+                                    const IndexDef& index);
+  Result<CollectionRecord> UpdateIndex(const std::string& tenant, const std::string& collection,
+                                       const IndexDef& index);
+  Result<CollectionRecord> RemoveIndex(const std::string& tenant, const std::string& collection,
+                                       const std::string& index, uint32_t id);
+  // OK once this member's state holds every command committed before the call
+  // (a linearizable read of State() follows).
+  Status ReadBarrier(std::chrono::milliseconds timeout);
+  Result<CollectionRecord> FindCollection(const std::string& tenant, const std::string& name) const;
   Result<Settings> UpdateSettings(const std::string& patch_json);
 
   // --- Controller membership ---

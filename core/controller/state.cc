@@ -10,6 +10,28 @@ namespace gojodb::controller {
 
 using json = nlohmann::json;
 
+const char* IndexStateName(IndexState s) {
+  switch (s) {
+    case IndexState::kBuilding:
+      return "building";
+    case IndexState::kPublic:
+      return "public";
+    case IndexState::kFailed:
+      return "failed";
+    case IndexState::kDropping:
+      return "dropping";
+  }
+  return "unknown";
+}
+
+std::optional<IndexState> ParseIndexState(std::string_view s) {
+  for (auto st :
+       {IndexState::kBuilding, IndexState::kPublic, IndexState::kFailed, IndexState::kDropping}) {
+    if (s == IndexStateName(st)) return st;
+  }
+  return std::nullopt;
+}
+
 namespace {
 
 constexpr std::string_view kGlobalsKey = "g";
@@ -106,18 +128,43 @@ TenantRecord TenantFromJson(const json& j) {
 }
 
 json ToJson(const IndexDef& d) {
-  return {{"name", d.name}, {"fields", d.fields}, {"unique", d.unique}, {"id", d.id}};
+  json j = {{"name", d.name}, {"fields", d.fields}, {"unique", d.unique}, {"id", d.id}};
+  if (d.state != IndexState::kPublic) j["state"] = IndexStateName(d.state);
+  if (d.usable_from_ts) j["usable_from_ts"] = d.usable_from_ts;
+  if (!d.build_resume.empty()) j["build_resume"] = Base64Encode(d.build_resume);
+  if (!d.error.empty()) j["error"] = d.error;
+  return j;
 }
 IndexDef IndexFromJson(const json& j) {
-  return {j.at("name").get<std::string>(), j.at("fields").get<std::vector<std::string>>(),
-          j.value("unique", false), static_cast<uint32_t>(U64Or(j, "id", 0))};
+  IndexDef d{j.at("name").get<std::string>(), j.at("fields").get<std::vector<std::string>>(),
+             j.value("unique", false), static_cast<uint32_t>(U64Or(j, "id", 0))};
+  // Records written before index builds have no state: their indexes are public.
+  if (j.contains("state")) {
+    auto state = ParseIndexState(j.at("state").get<std::string>());
+    if (!state) throw json::type_error::create(302, "unknown index state", nullptr);
+    d.state = *state;
+  }
+  d.usable_from_ts = U64Or(j, "usable_from_ts", 0);
+  if (j.contains("build_resume")) {
+    auto raw = Base64Decode(j.at("build_resume").get<std::string>());
+    if (!raw.ok()) throw json::type_error::create(302, "build_resume is not base64", nullptr);
+    d.build_resume = std::move(*raw);
+  }
+  d.error = j.value("error", std::string());
+  return d;
 }
 
 json ToJson(const CollectionRecord& c) {
   json idx = json::array();
   for (const auto& d : c.indexes) idx.push_back(ToJson(d));
-  return {{"tenant_id", c.tenant_id},     {"id", c.id},     {"name", c.name},
-          {"schema_json", c.schema_json}, {"indexes", idx}, {"created_ms", c.created_ms}};
+  return {{"tenant_id", c.tenant_id},
+          {"id", c.id},
+          {"name", c.name},
+          {"schema_json", c.schema_json},
+          {"indexes", idx},
+          {"created_ms", c.created_ms},
+          {"schema_lease_ms", c.schema_lease_ms},
+          {"schema_version", c.schema_version}};
 }
 CollectionRecord CollectionFromJson(const json& j) {
   CollectionRecord c;
@@ -127,6 +174,8 @@ CollectionRecord CollectionFromJson(const json& j) {
   c.schema_json = j.value("schema_json", std::string());
   for (const auto& d : j.value("indexes", json::array())) c.indexes.push_back(IndexFromJson(d));
   c.created_ms = U64Or(j, "created_ms", 0);
+  c.schema_lease_ms = U64Or(j, "schema_lease_ms", CollectionRecord{}.schema_lease_ms);
+  c.schema_version = U64Or(j, "schema_version", 1);
   return c;
 }
 
@@ -136,7 +185,8 @@ json ToJson(const Settings& s) {
           {"gc_ttl_seconds", s.gc_ttl_seconds},
           {"node_suspect_timeout_ms", s.node_suspect_timeout_ms},
           {"node_dead_timeout_ms", s.node_dead_timeout_ms},
-          {"max_ops_per_round", s.max_ops_per_round}};
+          {"max_ops_per_round", s.max_ops_per_round},
+          {"schema_lease_ms", s.schema_lease_ms}};
 }
 
 // Applies the fields of `patch` to `s`; unknown names and wrong types are refused.
@@ -159,6 +209,8 @@ Status PatchSettings(Settings* s, const json& patch) {
       s->node_suspect_timeout_ms = n;
     } else if (name == "node_dead_timeout_ms") {
       s->node_dead_timeout_ms = n;
+    } else if (name == "schema_lease_ms") {
+      s->schema_lease_ms = n;
     } else {
       return Status::InvalidArgument("unknown setting '" + name + "'");
     }
@@ -364,6 +416,140 @@ Status ApplyCreateTenant(ClusterState* st, const json& c, std::string* result,
   return Status::OK();
 }
 
+Status ValidateIndexDef(const IndexDef& d) {
+  if (d.name.empty() || d.fields.empty()) {
+    return Status::InvalidArgument("an index needs a name and at least one field");
+  }
+  if (d.fields.size() > kMaxIndexFields) {
+    return Status::InvalidArgument("index '" + d.name + "' has more than " +
+                                   std::to_string(kMaxIndexFields) + " fields");
+  }
+  for (const auto& f : d.fields) {
+    auto path = document::ParsePath(f);
+    if (!path.ok()) return path.status().WithContext("index '" + d.name + "'");
+  }
+  return Status::OK();
+}
+
+// The collection a command names, or NOT_FOUND.
+Result<CollectionRecord*> CommandCollection(ClusterState* st, const json& c) {
+  const std::string tenant = c.at("tenant").get<std::string>();
+  const std::string name = c.at("collection").get<std::string>();
+  const TenantRecord* t = st->FindTenant(tenant);
+  if (!t) return Status::NotFound("tenant '" + tenant + "' does not exist");
+  auto it = st->collections.find({t->id, name});
+  if (it == st->collections.end()) {
+    return Status::NotFound("collection '" + name + "' does not exist");
+  }
+  return &it->second;
+}
+
+void IndexChanged(ClusterState* st, CollectionRecord* col, std::string* result,
+                  std::vector<std::string>* touched) {
+  ++col->schema_version;
+  ++st->catalog_version;
+  touched->push_back(CollectionKey(col->tenant_id, col->name));
+  *result = ToJson(*col).dump();
+}
+
+Status ApplyAddIndex(ClusterState* st, const json& c, std::string* result,
+                     std::vector<std::string>* touched) {
+  ASSIGN_OR_RETURN(CollectionRecord * col, CommandCollection(st, c));
+  IndexDef d = IndexFromJson(c.at("index"));
+  RETURN_IF_ERROR(ValidateIndexDef(d));
+  // (Only here: a name is part of the index's URL. Collections created earlier keep
+  // theirs, and replaying their commands must give the same state.)
+  RETURN_IF_ERROR(ValidateName("index", d.name));
+  for (const auto& have : col->indexes) {
+    if (have.name != d.name) continue;
+    if (have.fields == d.fields && have.unique == d.unique &&
+        (have.state == IndexState::kBuilding || have.state == IndexState::kPublic)) {
+      *result = ToJson(*col).dump();  // the same index: answer it as it is
+      return Status::OK();
+    }
+    return Status::AlreadyExists("collection '" + col->name + "' has an index named '" + d.name +
+                                 "' (" + IndexStateName(have.state) +
+                                 ") with another definition; drop it first");
+  }
+  if (col->indexes.size() >= kMaxIndexesPerCollection) {
+    return Status::InvalidArgument("collection '" + col->name + "' has " +
+                                   std::to_string(kMaxIndexesPerCollection) +
+                                   " indexes already, the most it may have");
+  }
+  d.id = st->next_collection_id++;
+  d.state = IndexState::kBuilding;
+  d.usable_from_ts = 0;
+  d.build_resume.clear();
+  d.error.clear();
+  col->indexes.push_back(std::move(d));
+  IndexChanged(st, col, result, touched);
+  return Status::OK();
+}
+
+IndexDef* FindIndex(CollectionRecord* col, const std::string& name, uint32_t id) {
+  for (auto& d : col->indexes) {
+    if (d.name == name && d.id == id) return &d;
+  }
+  return nullptr;
+}
+
+Status ApplyUpdateIndex(ClusterState* st, const json& c, std::string* result,
+                        std::vector<std::string>* touched) {
+  ASSIGN_OR_RETURN(CollectionRecord * col, CommandCollection(st, c));
+  const IndexDef want = IndexFromJson(c.at("index"));
+  IndexDef* d = FindIndex(col, want.name, want.id);
+  if (!d) {
+    return Status::NotFound("collection '" + col->name + "' has no index '" + want.name +
+                            "' with id " + std::to_string(want.id));
+  }
+  if (want.state == d->state) {
+    if (d->state != IndexState::kBuilding) {  // already there: a retry
+      *result = ToJson(*col).dump();
+      return Status::OK();
+    }
+    // Progress of a build: a slower builder of the same index never moves it back.
+    if (want.build_resume > d->build_resume) {
+      d->build_resume = want.build_resume;
+      ++st->catalog_version;
+      touched->push_back(CollectionKey(col->tenant_id, col->name));
+    }
+    *result = ToJson(*col).dump();
+    return Status::OK();
+  }
+  const bool allowed = (d->state == IndexState::kBuilding &&
+                        (want.state == IndexState::kPublic || want.state == IndexState::kFailed)) ||
+                       want.state == IndexState::kDropping;
+  if (!allowed) {
+    return Status::FailedPrecondition("index '" + d->name + "' is " + IndexStateName(d->state) +
+                                      "; it cannot become " + IndexStateName(want.state));
+  }
+  d->state = want.state;
+  if (want.state == IndexState::kPublic) d->usable_from_ts = want.usable_from_ts;
+  if (want.state == IndexState::kFailed) d->error = want.error;
+  if (want.state != IndexState::kBuilding) d->build_resume.clear();
+  IndexChanged(st, col, result, touched);
+  return Status::OK();
+}
+
+Status ApplyRemoveIndex(ClusterState* st, const json& c, std::string* result,
+                        std::vector<std::string>* touched) {
+  ASSIGN_OR_RETURN(CollectionRecord * col, CommandCollection(st, c));
+  const std::string name = c.at("index").get<std::string>();
+  const uint32_t id = U32(c, "id");
+  IndexDef* d = FindIndex(col, name, id);
+  if (!d) {
+    *result = ToJson(*col).dump();  // gone already: a retry
+    return Status::OK();
+  }
+  if (d->state != IndexState::kDropping && d->state != IndexState::kFailed) {
+    return Status::FailedPrecondition("index '" + name + "' is " + IndexStateName(d->state) +
+                                      ", not dropping");
+  }
+  col->indexes.erase(col->indexes.begin() + (d - col->indexes.data()));
+  IndexChanged(st, col, result, touched);
+  return Status::OK();
+}
+
 Status ApplyCreateCollection(ClusterState* st, const json& c, std::string* result,
                              std::vector<std::string>* touched) {
   const std::string tenant = c.at("tenant").get<std::string>();
@@ -377,18 +563,13 @@ Status ApplyCreateCollection(ClusterState* st, const json& c, std::string* resul
   if (!col.schema_json.empty()) RETURN_IF_ERROR(document::Schema::Parse(col.schema_json).status());
   for (const auto& d : c.value("indexes", json::array())) col.indexes.push_back(IndexFromJson(d));
   for (size_t i = 0; i < col.indexes.size(); ++i) {
-    const auto& d = col.indexes[i];
-    if (d.name.empty() || d.fields.empty()) {
-      return Status::InvalidArgument("an index needs a name and at least one field");
-    }
-    if (d.fields.size() > kMaxIndexFields) {
-      return Status::InvalidArgument("index '" + d.name + "' has more than " +
-                                     std::to_string(kMaxIndexFields) + " fields");
-    }
-    for (const auto& f : d.fields) {
-      auto path = document::ParsePath(f);
-      if (!path.ok()) return path.status().WithContext("index '" + d.name + "'");
-    }
+    auto& d = col.indexes[i];
+    RETURN_IF_ERROR(ValidateIndexDef(d));
+    // Declared with the collection: complete from the start.
+    d.state = IndexState::kPublic;
+    d.usable_from_ts = 0;
+    d.build_resume.clear();
+    d.error.clear();
     for (size_t k = 0; k < i; ++k) {
       if (col.indexes[k].name == d.name) {
         return Status::InvalidArgument("two indexes are named '" + d.name + "'");
@@ -396,6 +577,7 @@ Status ApplyCreateCollection(ClusterState* st, const json& c, std::string* resul
     }
   }
   col.created_ms = U64Or(c, "created_ms", 0);
+  col.schema_lease_ms = st->settings.schema_lease_ms;
   auto key = std::make_pair(t->id, col.name);
   if (st->collections.count(key)) {
     return Status::AlreadyExists("collection '" + col.name + "' already exists");
@@ -481,6 +663,9 @@ Status ApplyJson(ClusterState* st, const json& c, std::string* result,
   if (op == "create_tenant") return ApplyCreateTenant(st, c, result, touched);
   if (op == "create_collection") return ApplyCreateCollection(st, c, result, touched);
   if (op == "drop_collection") return ApplyDropCollection(st, c, touched);
+  if (op == "add_index") return ApplyAddIndex(st, c, result, touched);
+  if (op == "update_index") return ApplyUpdateIndex(st, c, result, touched);
+  if (op == "remove_index") return ApplyRemoveIndex(st, c, result, touched);
   if (op == "update_settings") {
     Settings s = st->settings;
     RETURN_IF_ERROR(PatchSettings(&s, c.at("patch")));
@@ -525,6 +710,9 @@ Status ValidateSettings(const Settings& s) {
   }
   if (s.max_ops_per_round < 1 || s.max_ops_per_round > 64) {
     return Status::InvalidArgument("max_ops_per_round must be between 1 and 64");
+  }
+  if (s.schema_lease_ms < 100 || s.schema_lease_ms > 600000) {
+    return Status::InvalidArgument("schema_lease_ms must be between 100 and 600000");
   }
   return Status::OK();
 }
@@ -731,6 +919,29 @@ std::string CreateCollection(const std::string& tenant, const std::string& name,
 }
 std::string DropCollection(const std::string& tenant, const std::string& name) {
   return json{{"op", "drop_collection"}, {"tenant", tenant}, {"name", name}}.dump();
+}
+std::string AddIndex(const std::string& tenant, const std::string& collection,
+                     const IndexDef& index) {
+  return json{
+      {"op", "add_index"}, {"tenant", tenant}, {"collection", collection}, {"index", ToJson(index)}}
+      .dump();
+}
+std::string UpdateIndex(const std::string& tenant, const std::string& collection,
+                        const IndexDef& index) {
+  return json{{"op", "update_index"},
+              {"tenant", tenant},
+              {"collection", collection},
+              {"index", ToJson(index)}}
+      .dump();
+}
+std::string RemoveIndex(const std::string& tenant, const std::string& collection,
+                        const std::string& index, uint32_t id) {
+  return json{{"op", "remove_index"},
+              {"tenant", tenant},
+              {"collection", collection},
+              {"index", index},
+              {"id", id}}
+      .dump();
 }
 std::string UpdateSettings(const std::string& patch_json) {
   json patch = json::parse(patch_json, nullptr, /*allow_exceptions=*/false);

@@ -72,11 +72,25 @@ struct TenantRecord {
   bool operator==(const TenantRecord&) const = default;
 };
 
+// An index's life (docs/architecture/documents.md, "Index builds and drops"):
+//   building  writers keep its entries and enforce its uniqueness; queries do not use it
+//   public    complete for reads at or after usable_from_ts
+//   failed    the build found two documents with one value of a unique index (error
+//             says which); writers ignore it
+//   dropping  queries no longer use it; writers still keep it until it is removed
+enum class IndexState : uint8_t { kBuilding, kPublic, kFailed, kDropping };
+const char* IndexStateName(IndexState s);
+std::optional<IndexState> ParseIndexState(std::string_view s);
+
 struct IndexDef {
   std::string name;
   std::vector<std::string> fields;
   bool unique = false;
   uint32_t id = 0;  // its entries' rows live under this id (collection ids' space)
+  IndexState state = IndexState::kPublic;
+  uint64_t usable_from_ts = 0;  // public: reads below it may not find every document
+  std::string build_resume;     // building: the user keys up to it have their entries
+  std::string error;            // failed: why
   bool operator==(const IndexDef&) const = default;
 };
 
@@ -87,6 +101,12 @@ struct CollectionRecord {
   std::string schema_json;  // empty when none
   std::vector<IndexDef> indexes;
   uint64_t created_ms = 0;
+  // A router that read this record at timestamp T writes and plans with it only below
+  // T + schema_lease_ms (in physical milliseconds); an index change waits that long
+  // before it relies on every writer knowing it. Fixed when the collection is created.
+  uint64_t schema_lease_ms = 10000;
+  // Raised by every change of the collection's indexes.
+  uint64_t schema_version = 1;
   bool operator==(const CollectionRecord&) const = default;
 };
 
@@ -97,6 +117,8 @@ struct Settings {
   uint64_t node_suspect_timeout_ms = 5000;
   uint64_t node_dead_timeout_ms = 30000;
   uint32_t max_ops_per_round = 4;
+  // The schema lease of collections created from now on (CollectionRecord).
+  uint64_t schema_lease_ms = 10000;
   bool operator==(const Settings&) const = default;
 };
 
@@ -105,6 +127,7 @@ Status ValidateSettings(const Settings& s);
 
 inline constexpr uint32_t kDefaultTenantId = 1;
 inline constexpr size_t kMaxIndexFields = 8;
+inline constexpr size_t kMaxIndexesPerCollection = 64;
 inline constexpr uint64_t kMaxGcTtlSeconds = 10ull * 365 * 24 * 3600;
 inline constexpr uint32_t kDefaultCollectionId = 1;
 
@@ -177,6 +200,20 @@ std::string CreateCollection(const std::string& tenant, const std::string& name,
                              const std::string& schema_json, const std::vector<IndexDef>& indexes,
                              uint64_t created_ms);
 std::string DropCollection(const std::string& tenant, const std::string& name);
+// Adds `index` (name, fields, unique) to a collection as building, under a new id. The
+// same definition again answers the index as it is (a build to resume); another
+// definition under a taken name is ALREADY_EXISTS. The outcome is the collection.
+std::string AddIndex(const std::string& tenant, const std::string& collection,
+                     const IndexDef& index);
+// Changes the index named `index` whose id is `id` (NOT_FOUND otherwise): its state
+// (building -> public | failed, public | building | failed -> dropping), and with it
+// `usable_from_ts` (-> public) or `error` (-> failed); or, staying building, its
+// `build_resume` (never backwards). The outcome is the collection.
+std::string UpdateIndex(const std::string& tenant, const std::string& collection,
+                        const IndexDef& index);
+// Removes a dropping or failed index named `index` with id `id`.
+std::string RemoveIndex(const std::string& tenant, const std::string& collection,
+                        const std::string& index, uint32_t id);
 // `patch_json`: an object of setting name -> new value; unknown names are refused.
 std::string UpdateSettings(const std::string& patch_json);
 }  // namespace cmd

@@ -32,6 +32,16 @@ class StateTest : public ::testing::Test {
     if (result) *result = r;
     return s;
   }
+  // Every record of the state, written and loaded one by one, gives the state back.
+  void ExpectRecordsRoundTrip() {
+    ClusterState loaded;
+    for (const auto& key : RecordKeys(st_)) {
+      auto v = RecordValue(st_, key);
+      ASSERT_TRUE(v.has_value()) << key;
+      ASSERT_TRUE(LoadRecord(&loaded, key, *v).ok()) << key;
+    }
+    EXPECT_EQ(loaded, st_);
+  }
   ClusterState st_ = ClusterState::Initial();
 };
 
@@ -183,12 +193,11 @@ TEST_F(StateTest, TsoLimitNeverGoesBack) {
 
 TEST_F(StateTest, CatalogCollectionsAndTenants) {
   std::string r;
-  ASSERT_TRUE(Run(cmd::CreateCollection("default", "users",
-                                        R"({"fields":{"age":{"type":"integer"}}})",
-                                        {{"by_age", {"age"}, false}, {"by_name", {"name"}, true}},
-                                        77),
-                  &r)
-                  .ok());
+  ASSERT_TRUE(
+      Run(cmd::CreateCollection("default", "users", R"({"fields":{"age":{"type":"integer"}}})",
+                                {{"by_age", {"age"}, false}, {"by_name", {"name"}, true}}, 77),
+          &r)
+          .ok());
   const auto& users = st_.collections.at({kDefaultTenantId, "users"});
   EXPECT_EQ(users.id, 2u);
   EXPECT_EQ(users.created_ms, 77u);
@@ -208,11 +217,11 @@ TEST_F(StateTest, CatalogCollectionsAndTenants) {
       << "not a schema of ours";
   EXPECT_EQ(Run(cmd::CreateCollection("default", "x", "", {{"i", {"a..b"}, false}}, 0)).code(),
             StatusCode::kInvalidArgument);
-  EXPECT_EQ(Run(cmd::CreateCollection("default", "x", "",
-                                      {{"i", {"a", "b", "c", "d", "e", "f", "g", "h", "i"}, false}},
-                                      0))
-                .code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      Run(cmd::CreateCollection("default", "x", "",
+                                {{"i", {"a", "b", "c", "d", "e", "f", "g", "h", "i"}, false}}, 0))
+          .code(),
+      StatusCode::kInvalidArgument);
   EXPECT_EQ(Run(cmd::CreateCollection("default", "x", "", {{"i", {}, false}}, 0)).code(),
             StatusCode::kInvalidArgument);
   EXPECT_EQ(
@@ -233,6 +242,87 @@ TEST_F(StateTest, CatalogCollectionsAndTenants) {
   // The same collection name in another tenant is another collection.
   ASSERT_TRUE(Run(cmd::CreateCollection("acme", "users", "", {}, 0)).ok());
   EXPECT_NE(st_.collections.at({2, "users"}).id, st_.collections.at({1, "users"}).id);
+}
+
+TEST_F(StateTest, IndexesAreAddedBuiltDroppedAndRemoved) {
+  ASSERT_TRUE(Run(cmd::UpdateSettings(R"({"schema_lease_ms":1500})")).ok());
+  ASSERT_TRUE(Run(cmd::CreateCollection("default", "c", "", {{"first", {"a"}, false}}, 0)).ok());
+  auto col = [&] { return st_.collections.at({kDefaultTenantId, "c"}); };
+  EXPECT_EQ(col().schema_lease_ms, 1500u) << "the lease is fixed when the collection is made";
+  EXPECT_EQ(col().indexes[0].state, IndexState::kPublic);
+  const uint64_t v0 = col().schema_version;
+
+  std::string r;
+  ASSERT_TRUE(Run(cmd::AddIndex("default", "c", {"by_b", {"b.c"}, true}), &r).ok());
+  ASSERT_EQ(col().indexes.size(), 2u);
+  IndexDef d = col().indexes[1];
+  EXPECT_EQ(d.state, IndexState::kBuilding);
+  EXPECT_EQ(d.id, 4u) << "a new id from the collections' space";
+  EXPECT_GT(col().schema_version, v0);
+  EXPECT_NE(r.find("\"building\""), std::string::npos) << r;
+  // The same definition again answers it as it is; another under the name is refused.
+  ASSERT_TRUE(Run(cmd::AddIndex("default", "c", {"by_b", {"b.c"}, true})).ok());
+  EXPECT_EQ(col().indexes.size(), 2u);
+  EXPECT_EQ(Run(cmd::AddIndex("default", "c", {"by_b", {"b"}, true})).code(),
+            StatusCode::kAlreadyExists);
+  EXPECT_EQ(Run(cmd::AddIndex("default", "c", {"bad name", {"b"}, false})).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(Run(cmd::AddIndex("default", "c", {"x", {"a..b"}, false})).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(Run(cmd::AddIndex("default", "nope", {"x", {"a"}, false})).code(),
+            StatusCode::kNotFound);
+
+  // Progress never goes back; a stale builder (another id) is refused.
+  IndexDef p = d;
+  p.build_resume = std::string("k\x00\xff", 3);
+  ASSERT_TRUE(Run(cmd::UpdateIndex("default", "c", p)).ok());
+  EXPECT_EQ(col().indexes[1].build_resume, p.build_resume);
+  IndexDef back = d;
+  back.build_resume = "a";
+  ASSERT_TRUE(Run(cmd::UpdateIndex("default", "c", back)).ok());
+  EXPECT_EQ(col().indexes[1].build_resume, p.build_resume);
+  IndexDef other = d;
+  other.id = 99;
+  EXPECT_EQ(Run(cmd::UpdateIndex("default", "c", other)).code(), StatusCode::kNotFound);
+  // Only a building index becomes public or failed; a removal needs dropping or failed.
+  EXPECT_EQ(Run(cmd::RemoveIndex("default", "c", "by_b", d.id)).code(),
+            StatusCode::kFailedPrecondition);
+  IndexDef pub = d;
+  pub.state = IndexState::kPublic;
+  pub.usable_from_ts = 777;
+  ASSERT_TRUE(Run(cmd::UpdateIndex("default", "c", pub)).ok());
+  EXPECT_EQ(col().indexes[1].state, IndexState::kPublic);
+  EXPECT_EQ(col().indexes[1].usable_from_ts, 777u);
+  EXPECT_TRUE(col().indexes[1].build_resume.empty());
+  IndexDef fail = d;
+  fail.state = IndexState::kFailed;
+  EXPECT_EQ(Run(cmd::UpdateIndex("default", "c", fail)).code(), StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(Run(cmd::UpdateIndex("default", "c", pub)).ok()) << "a retry";
+
+  // Records and snapshots keep every field.
+  ExpectRecordsRoundTrip();
+
+  IndexDef drop = d;
+  drop.state = IndexState::kDropping;
+  ASSERT_TRUE(Run(cmd::UpdateIndex("default", "c", drop)).ok());
+  ASSERT_TRUE(Run(cmd::RemoveIndex("default", "c", "by_b", d.id)).ok());
+  EXPECT_EQ(col().indexes.size(), 1u);
+  ASSERT_TRUE(Run(cmd::RemoveIndex("default", "c", "by_b", d.id)).ok()) << "a retry";
+  // A new index of the same name gets a new id: the old one's entries stay unreachable.
+  ASSERT_TRUE(Run(cmd::AddIndex("default", "c", {"by_b", {"b"}, false})).ok());
+  EXPECT_EQ(col().indexes[1].id, 5u);
+  // A failed build is removed at once.
+  IndexDef failed = col().indexes[1];
+  failed.state = IndexState::kFailed;
+  failed.error = "documents 'x' and 'y' share a value";
+  ASSERT_TRUE(Run(cmd::UpdateIndex("default", "c", failed)).ok());
+  EXPECT_EQ(col().indexes[1].error, failed.error);
+  EXPECT_EQ(Run(cmd::AddIndex("default", "c", {"by_b", {"b"}, false})).code(),
+            StatusCode::kAlreadyExists)
+      << "a failed index keeps its name until it is dropped";
+  Status removed = Run(cmd::RemoveIndex("default", "c", "by_b", failed.id));
+  ASSERT_TRUE(removed.ok()) << removed.ToString();
+  EXPECT_EQ(col().indexes.size(), 1u);
 }
 
 TEST_F(StateTest, SettingsAreValidatedAsAWhole) {
@@ -307,13 +397,7 @@ TEST_F(StateTest, RecordsAndSnapshotsRoundTrip) {
   ASSERT_TRUE(Run(cmd::TsoLimit(123)).ok());
   ASSERT_TRUE(Run(cmd::UpdateSettings(R"({"replication_factor":1})")).ok());
 
-  ClusterState loaded;
-  for (const auto& key : RecordKeys(st_)) {
-    auto v = RecordValue(st_, key);
-    ASSERT_TRUE(v.has_value()) << key;
-    ASSERT_TRUE(LoadRecord(&loaded, key, *v).ok()) << key;
-  }
-  EXPECT_EQ(loaded, st_);
+  ExpectRecordsRoundTrip();
   auto decoded = DecodeState(EncodeState(st_));
   ASSERT_TRUE(decoded.ok());
   EXPECT_EQ(*decoded, st_);

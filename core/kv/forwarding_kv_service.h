@@ -47,6 +47,13 @@ class ForwardingKvService : public KvService {
     return base_->DescribeCollection(n);
   }
   Status DropCollection(const std::string& n) override { return base_->DropCollection(n); }
+  Result<CollectionInfo> CreateIndex(const std::string& c, const IndexSpec& i,
+                                     std::chrono::milliseconds wait) override {
+    return base_->CreateIndex(c, i, wait);
+  }
+  Result<CollectionInfo> DropIndex(const std::string& c, const std::string& n) override {
+    return base_->DropIndex(c, n);
+  }
   const Limits& limits() const override { return base_->limits(); }
   Status Ready() override { return base_->Ready(); }
   std::map<std::string, uint64_t> StorageStats() override { return base_->StorageStats(); }

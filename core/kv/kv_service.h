@@ -12,6 +12,7 @@
 //   ABORTED           a transaction conflicted (retry it with a new one)
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -204,7 +205,18 @@ struct IndexSpec {
   std::vector<std::string> fields;
   bool unique = false;
   uint32_t id = 0;  // set by the catalog
+  // Set by the catalog (docs/architecture/documents.md, "Index builds and drops"):
+  // "building", "public", "failed" or "dropping". Empty means public.
+  std::string state;
+  uint64_t usable_from_ts = 0;  // public: complete for reads at or after it
+  std::string build_resume;     // building: the user keys up to it have their entries
+  std::string error;            // failed: why
 };
+
+inline constexpr const char* kIndexBuilding = "building";
+inline constexpr const char* kIndexPublic = "public";
+inline constexpr const char* kIndexFailed = "failed";
+inline constexpr const char* kIndexDropping = "dropping";
 
 struct CollectionSpec {
   std::string name;
@@ -218,6 +230,11 @@ struct CollectionInfo {
   uint64_t created_at = 0;
   std::string schema_json;
   std::vector<IndexSpec> indexes;
+  uint64_t schema_lease_ms = 0;
+  uint64_t schema_version = 0;
+  // A router's own: writes and plans with this record must commit (or read) below
+  // it. 0: no bound (a single-process store, whose catalog changes under its lock).
+  uint64_t lease_end_ts = 0;
 };
 
 class KvService {
@@ -268,6 +285,18 @@ class KvService {
   virtual Result<std::vector<CollectionInfo>> ListCollections() = 0;
   virtual Result<CollectionInfo> DescribeCollection(const std::string& name) = 0;
   virtual Status DropCollection(const std::string& name) = 0;
+  // Adds an index to a collection that may hold documents, built online; waits at most
+  // `wait` for the build and answers the collection (the index public, or still
+  // building). The same request again resumes an interrupted build.
+  virtual Result<CollectionInfo> CreateIndex(const std::string& /*collection*/,
+                                             const IndexSpec& /*index*/,
+                                             std::chrono::milliseconds /*wait*/) {
+    return Status::Unimplemented("this service cannot add an index to a collection");
+  }
+  virtual Result<CollectionInfo> DropIndex(const std::string& /*collection*/,
+                                           const std::string& /*name*/) {
+    return Status::Unimplemented("this service cannot drop an index");
+  }
 
   virtual const Limits& limits() const = 0;
   // OK when the service can take requests.

@@ -83,6 +83,9 @@ struct WriteCommand {
   uint64_t fingerprint = 0;  // of the request, to detect a reused request id
   uint64_t created_ms = 0;
   std::vector<Mutation> mutations;
+  // The proposer's bound, not replicated: the leader refuses to propose the write at a
+  // timestamp at or above it (ABORTED, reason SCHEMA_LEASE). 0: none.
+  uint64_t commit_below = 0;
 };
 
 // A command's outcome, handed back to the proposer. `code` is a StatusCode:

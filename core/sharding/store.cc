@@ -420,6 +420,12 @@ Result<replication::RaftNode::Ticket> Store::SubmitWrite(Replica& r, uint64_t sh
       RETURN_IF_ERROR(tso_->AdvancePast(floor));
       ASSIGN_OR_RETURN(w.ts, tso_->Next());
     }
+    if (w.commit_below != 0 && w.ts >= w.commit_below) {
+      // The router's collection record may be out of date at this timestamp (an index
+      // added since would miss the row): it rereads the record and plans again.
+      return Status::Aborted("the collection's schema lease ended before the write committed")
+          .WithDetail("reason", "SCHEMA_LEASE");
+    }
     ticket = r.node->Submit(EncodeWriteCommand(w));
   }
   if (!ticket.status.ok()) {

@@ -432,6 +432,40 @@ Status Client::DropCollection(const std::string& name) {
   return Call(options_, stubs_->catalog.get(), &v1::Catalog::Stub::DropCollection, req, &resp);
 }
 
+Result<kv::CollectionInfo> Client::CreateIndex(const std::string& collection,
+                                               const kv::IndexSpec& index,
+                                               std::chrono::milliseconds wait) {
+  if (routed_) return routed_->CreateIndex(collection, index, wait);
+  v1::CreateIndexRequest req;
+  req.set_collection(collection);
+  auto* i = req.mutable_index();
+  i->set_name(index.name);
+  for (const auto& f : index.fields) i->add_fields(f);
+  i->set_unique(index.unique);
+  req.set_wait_ms(static_cast<uint64_t>(wait.count()));
+  // The build waits out the collection's schema lease first: the call may take as long
+  // as `wait`, and a little more for the answer.
+  ClientOptions o = options_;
+  o.timeout_ms += static_cast<int>(wait.count());
+  v1::CollectionInfo resp;
+  RETURN_IF_ERROR(Call(o, stubs_->catalog.get(), &v1::Catalog::Stub::CreateIndex, req, &resp));
+  return rpc::FromProto(resp);
+}
+
+Result<kv::CollectionInfo> Client::DropIndex(const std::string& collection,
+                                             const std::string& name) {
+  if (routed_) return routed_->DropIndex(collection, name);
+  v1::DropIndexRequest req;
+  req.set_collection(collection);
+  req.set_name(name);
+  // A drop waits out the schema lease (at most ten minutes; ten seconds by default).
+  ClientOptions o = options_;
+  o.timeout_ms = std::max(o.timeout_ms, 600000);
+  v1::CollectionInfo resp;
+  RETURN_IF_ERROR(Call(o, stubs_->catalog.get(), &v1::Catalog::Stub::DropIndex, req, &resp));
+  return rpc::FromProto(resp);
+}
+
 Result<v1::ClusterStatusResponse> Client::ClusterStatus() {
   if (routed_) return routed_->ClusterStatus();
   v1::ClusterStatusRequest req;

@@ -103,6 +103,14 @@ class Client final : public kv::KvService {
   Result<std::vector<kv::CollectionInfo>> ListCollections() override;
   Result<kv::CollectionInfo> DescribeCollection(const std::string& name) override;
   Status DropCollection(const std::string& name) override;
+  // Adds an index to a collection in use, built online by the server; waits for the
+  // build at most `wait` (0: the server's request timeout) and answers the collection
+  // (the index "public", or still "building"). The same call again resumes a build.
+  Result<kv::CollectionInfo> CreateIndex(const std::string& collection, const kv::IndexSpec& index,
+                                         std::chrono::milliseconds wait) override;
+  // Drops an index online; waits out the collection's schema lease (10 s by default).
+  Result<kv::CollectionInfo> DropIndex(const std::string& collection,
+                                       const std::string& name) override;
 
   const kv::Limits& limits() const override { return limits_; }
   // OK when the server answers ClusterStatus.

@@ -52,6 +52,7 @@ class Cluster {
       storage_[i] = {FreePort(), FreePort()};
     }
     gateway_ = {FreePort(), FreePort()};
+    gateway2_ = {FreePort(), FreePort()};
   }
 
   static std::string Addr(int port) { return "127.0.0.1:" + std::to_string(port); }
@@ -86,12 +87,14 @@ class Cluster {
                                  "--heartbeat-ms", "200"},
         dir_ + "/" + name + ".log");
   }
-  void StartGateway() {
-    procs_["api-1"] = std::make_unique<Process>(
-        std::vector<std::string>{BinDir() + "/gojodb-api", "--grpc-addr", Addr(gateway_.grpc),
-                                 "--http-addr", Addr(gateway_.http), "--controllers",
-                                 ControllerAddrs(), "--request-timeout-ms", "10000"},
-        dir_ + "/api-1.log");
+  void StartGateway(int n = 1) {
+    const Ports& p = n == 1 ? gateway_ : gateway2_;
+    const std::string name = "api-" + std::to_string(n);
+    procs_[name] = std::make_unique<Process>(
+        std::vector<std::string>{BinDir() + "/gojodb-api", "--grpc-addr", Addr(p.grpc),
+                                 "--http-addr", Addr(p.http), "--controllers", ControllerAddrs(),
+                                 "--request-timeout-ms", "10000"},
+        dir_ + "/" + name + ".log");
   }
   bool WaitReady(const std::string& name, int port, int timeout_ms) {
     return testing::WaitReady(port, procs_.at(name).get(), timeout_ms);
@@ -100,6 +103,7 @@ class Cluster {
   const Ports& controller(int id) const { return controllers_.at(id); }
   const Ports& storage(int id) const { return storage_.at(id); }
   const Ports& gateway() const { return gateway_; }
+  const Ports& gateway2() const { return gateway2_; }
 
   // The storage node that leads the (first) shard by its own account, or 0.
   int ShardLeader() {
@@ -133,7 +137,7 @@ class Cluster {
  private:
   std::string dir_;
   std::map<int, Ports> controllers_, storage_;
-  Ports gateway_;
+  Ports gateway_, gateway2_;
   std::map<std::string, std::unique_ptr<Process>> procs_;
 };
 
@@ -184,13 +188,7 @@ class ClusterKvTest : public ::testing::Test {
     std::map<std::string, std::string> acked;
     auto first = PutUntilServed("/v1/collections/default/keys/k0000", "first");
     EXPECT_TRUE(first && first->status == 200);
-    auto settings = [&](const char* bytes) {
-      auto set =
-          RunCommand({BinDir() + "/gojodb", "--addr", Cluster::Addr(cluster_->controller(1).grpc),
-                      "settings", "set", std::string("shard_split_bytes=") + bytes});
-      EXPECT_EQ(set.status, 0) << set.out << set.err;
-    };
-    settings("32768");
+    SetSetting("shard_split_bytes=32768");
     const std::string pad(512, 'x');
     const auto deadline = std::chrono::steady_clock::now() + 90s;
     for (int i = 0; std::chrono::steady_clock::now() < deadline; ++i) {
@@ -209,7 +207,7 @@ class ClusterKvTest : public ::testing::Test {
       if (i + 1 >= min_writes && i % 50 == 0 && GatewayShards() >= shards) break;
     }
     EXPECT_GE(GatewayShards(), shards) << "the shard did not split";
-    settings("1073741824");  // no more splits
+    SetSetting("shard_split_bytes=1073741824");  // no more splits
     return acked;
   }
   uint64_t GatewayShards() {
@@ -222,6 +220,23 @@ class ClusterKvTest : public ::testing::Test {
 
   std::string dir_;
   // The C++ client in routed mode (straight to the storage nodes), once it is ready.
+  // `gojodb settings set NAME=VALUE` against the controllers; false (and a failure) if
+  // it was refused.
+  bool SetSetting(const std::string& name_value) {
+    auto set =
+        RunCommand({BinDir() + "/gojodb", "--addr", Cluster::Addr(cluster_->controller(1).grpc),
+                    "settings", "set", name_value});
+    EXPECT_EQ(set.status, 0) << set.out << set.err;
+    return set.status == 0;
+  }
+  // POSTs `body` as JSON; the status (0: no answer) and the parsed answer.
+  static std::pair<int, json> PostJson(httplib::Client& c, const std::string& path,
+                                       const json& body) {
+    auto r = c.Post(path, body.dump(), "application/json");
+    EXPECT_TRUE(r) << path;
+    return std::make_pair(r ? r->status : 0, r ? json::parse(r->body, nullptr, false) : json());
+  }
+
   std::unique_ptr<client::Client> RoutedClient(int txn_lock_ttl_ms = 3000) {
     std::vector<std::string> controllers;
     for (int id = 1; id <= 3; ++id) {
@@ -732,9 +747,7 @@ TEST_F(ClusterKvTest, TransactionsOverHttp) {
   if (HasFailure()) return;
   const std::string a = acked.begin()->first, z = acked.rbegin()->first;
   auto post = [&](const std::string& path, const json& body) {
-    auto r = http_->Post(path, body.dump(), "application/json");
-    EXPECT_TRUE(r) << path;
-    return std::make_pair(r ? r->status : 0, r ? json::parse(r->body, nullptr, false) : json());
+    return PostJson(*http_, path, body);
   };
   auto value_of = [&](const std::string& key) {
     auto r = http_->Get("/v1/collections/default/keys/" + key);
@@ -933,9 +946,7 @@ TEST_F(ClusterKvTest, GarbageCollectionWaitsForOpenTransactionsAndResolvesAbando
     return st.contains("gc") ? st["gc"]["safe_point"].get<uint64_t>() : 0;
   };
   auto post = [&](const std::string& path, const json& body) {
-    auto r = http_->Post(path, body.dump(), "application/json");
-    EXPECT_TRUE(r) << path;
-    return std::make_pair(r ? r->status : 0, r ? json::parse(r->body, nullptr, false) : json());
+    return PostJson(*http_, path, body);
   };
   const uint64_t v_old = put(a, "G0");
   ASSERT_NE(v_old, 0u);
@@ -962,10 +973,7 @@ TEST_F(ClusterKvTest, GarbageCollectionWaitsForOpenTransactionsAndResolvesAbando
   ASSERT_EQ(code, 200) << out.dump();
   const std::string base = "/v1/txn/" + out["txn"].get<std::string>();
   const uint64_t open_start = out["start_ts"].get<uint64_t>();
-  auto set =
-      RunCommand({BinDir() + "/gojodb", "--addr", Cluster::Addr(cluster_->controller(1).grpc),
-                  "settings", "set", "gc_ttl_seconds=1"});
-  ASSERT_EQ(set.status, 0) << set.out << set.err;
+  ASSERT_TRUE(SetSetting("gc_ttl_seconds=1"));
 
   // The safe point passes the abandoned transaction: its locks were resolved by the GC
   // (nothing has read a or z since), yet stays at or below the open transaction.
@@ -1024,16 +1032,9 @@ TEST_F(ClusterKvTest, GarbageCollectionWaitsForOpenTransactionsAndResolvesAbando
 TEST_F(ClusterKvTest, DocumentsKeepTheirIndexesExactAndQueriesUseThem) {
   auto first = PutUntilServed("/v1/collections/default/keys/k0000", "first");
   ASSERT_TRUE(first && first->status == 200);
-  auto settings = [&](const std::string& kv) {
-    auto set = RunCommand({BinDir() + "/gojodb", "--addr",
-                           Cluster::Addr(cluster_->controller(1).grpc), "settings", "set", kv});
-    EXPECT_EQ(set.status, 0) << set.out << set.err;
-  };
-  settings("shard_split_bytes=16384");
+  SetSetting("shard_split_bytes=16384");
   auto post = [&](const std::string& path, const json& body) {
-    auto r = http_->Post(path, body.dump(), "application/json");
-    EXPECT_TRUE(r) << path;
-    return std::make_pair(r ? r->status : 0, r ? json::parse(r->body, nullptr, false) : json());
+    return PostJson(*http_, path, body);
   };
   auto [code, out] = post("/v1/collections", json::parse(R"({"name": "people",
         "schema": {"fields": {"name": {"type": "string", "required": true},
@@ -1127,7 +1128,7 @@ TEST_F(ClusterKvTest, DocumentsKeepTheirIndexesExactAndQueriesUseThem) {
   for (auto& w : writers) w.join();
   EXPECT_GE(written.load(), at_kill + 100) << "writes did not go on without a node";
   EXPECT_GT(unique_refusals.load(), 0) << "the unique index never refused a write";
-  settings("shard_split_bytes=1073741824");
+  SetSetting("shard_split_bytes=1073741824");
 
   // The truth: the documents as stored.
   auto scan = http_->Get("/v1/collections/people/keys?limit=10000");
@@ -1264,6 +1265,283 @@ TEST_F(ClusterKvTest, DocumentsKeepTheirIndexesExactAndQueriesUseThem) {
   EXPECT_EQ(paged, want);
 }
 
+// Indexes added to and dropped from a collection in use: four writers on two gateways
+// put and delete documents of a plain collection, over small shards, while indexes are
+// built (one of them unique), a unique build fails, a storage node is killed and
+// restarted, and an index is dropped. Afterwards every document has exactly its entries
+// in each public index, the planner uses an index only once it is public, and a dropped
+// one not at all.
+TEST_F(ClusterKvTest, IndexesAreBuiltAndDroppedOnlineWhileTwoGatewaysWrite) {
+  auto first = PutUntilServed("/v1/collections/default/keys/k0000", "first");
+  ASSERT_TRUE(first && first->status == 200);
+  SetSetting("schema_lease_ms=1000");
+  SetSetting("shard_split_bytes=16384");
+  cluster_->StartGateway(2);
+  ASSERT_TRUE(cluster_->WaitReady("api-2", cluster_->gateway2().http, 60000)) << cluster_->Logs();
+  httplib::Client http2("127.0.0.1", cluster_->gateway2().http);
+  http2.set_read_timeout(60, 0);
+  http_->set_read_timeout(60, 0);
+  auto post = PostJson;
+  auto [code, out] = post(*http_, "/v1/collections", {{"name", "things"}});
+  ASSERT_EQ(code, 201) << out.dump();
+  const std::string docs = "/v1/collections/things/keys/";
+  // Documents: "n" shared by many, "u" unique to the key, "g" missing from some.
+  auto doc_for = [](const std::string& key, std::mt19937& rng) {
+    json d = {
+        {"n", static_cast<int>(rng() % 8)}, {"u", "u-" + key}, {"pad", std::string(200, 'p')}};
+    if (rng() % 3 != 0) d["g"] = std::string(1, static_cast<char>('a' + rng() % 4));
+    return d;
+  };
+  {
+    std::mt19937 rng(7);
+    for (int i = 0; i < 150; ++i) {
+      const std::string key = "t" + std::to_string(i);
+      auto r = http_->Put(docs + key, doc_for(key, rng).dump(), "application/json");
+      ASSERT_TRUE(r && r->status == 200) << (r ? r->body : "no answer");
+    }
+  }
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> written{0};
+  std::vector<std::thread> writers;
+  struct Joiner {  // the writers stop however the test ends
+    std::atomic<bool>* stop;
+    std::vector<std::thread>* threads;
+    ~Joiner() {
+      *stop = true;
+      for (auto& t : *threads) {
+        if (t.joinable()) t.join();
+      }
+    }
+  } joiner{&stop, &writers};
+  for (int t = 0; t < 4; ++t) {
+    writers.emplace_back([&, t] {
+      httplib::Client c("127.0.0.1",
+                        t % 2 == 0 ? cluster_->gateway().http : cluster_->gateway2().http);
+      c.set_read_timeout(15, 0);
+      std::mt19937 rng(300 + t);
+      while (!stop) {
+        const std::string key = "t" + std::to_string(rng() % 200);
+        auto r = rng() % 4 != 0 ? c.Put(docs + key, doc_for(key, rng).dump(), "application/json")
+                                : c.Delete(docs + key);
+        if (!r) continue;
+        if (r->status == 200) ++written;
+        if (r->status >= 400 && r->status < 500 && r->status != 409) {
+          ADD_FAILURE() << r->status << " " << r->body;
+        }
+      }
+    });
+  }
+  auto wait_writes = [&](int more) {
+    const int from = written;
+    const auto start = std::chrono::steady_clock::now();
+    while (written < from + more && std::chrono::steady_clock::now() - start < 60s) {
+      std::this_thread::sleep_for(20ms);
+    }
+  };
+  auto index_state = [&](const json& collection, const std::string& name) {
+    for (const auto& i : collection["indexes"]) {
+      if (i["name"] == name) return i["state"].get<std::string>();
+    }
+    return std::string("absent");
+  };
+  wait_writes(50);
+  // Built on one gateway while both write.
+  std::tie(code, out) =
+      post(*http_, "/v1/collections/things/indexes", {{"name", "by_n"}, {"fields", {"n"}}});
+  ASSERT_EQ(code, 201) << out.dump();
+  EXPECT_EQ(index_state(out, "by_n"), "public") << out.dump();
+  wait_writes(50);
+  // A unique one on the other, with a node killed during it.
+  std::thread killer([&] {
+    std::this_thread::sleep_for(300ms);
+    cluster_->proc("storage-3")->Signal(SIGKILL);
+    cluster_->proc("storage-3")->Wait();
+  });
+  std::tie(code, out) = post(http2, "/v1/collections/things/indexes",
+                             {{"name", "by_u"}, {"fields", {"u"}}, {"unique", true}});
+  killer.join();
+  ASSERT_EQ(code, 201) << out.dump();
+  EXPECT_EQ(index_state(out, "by_u"), "public") << out.dump();
+  // The same request again: the index as it is.
+  std::tie(code, out) = post(http2, "/v1/collections/things/indexes",
+                             {{"name", "by_u"}, {"fields", {"u"}}, {"unique", true}});
+  EXPECT_EQ(code, 201) << out.dump();
+  std::tie(code, out) =
+      post(http2, "/v1/collections/things/indexes", {{"name", "by_u"}, {"fields", {"n"}}});
+  EXPECT_EQ(code, 409) << "another definition under a taken name: " << out.dump();
+  cluster_->StartStorage(3);
+  wait_writes(50);
+  // A unique index the documents break: it fails, naming two of them, and can be dropped.
+  std::tie(code, out) = post(*http_, "/v1/collections/things/indexes",
+                             {{"name", "n_unique"}, {"fields", {"n"}}, {"unique", true}});
+  EXPECT_EQ(code, 409) << out.dump();
+  EXPECT_EQ(out["error"]["reason"], "UNIQUE") << out.dump();
+  auto described = http_->Get("/v1/collections/things");
+  ASSERT_TRUE(described && described->status == 200);
+  EXPECT_EQ(index_state(json::parse(described->body), "n_unique"), "failed") << described->body;
+  // A compound index on a field some documents lack, then by_n dropped, all under writes.
+  std::tie(code, out) =
+      post(http2, "/v1/collections/things/indexes", {{"name", "by_g_n"}, {"fields", {"g", "n"}}});
+  ASSERT_EQ(code, 201) << out.dump();
+  auto dropped = http_->Delete("/v1/collections/things/indexes/n_unique");
+  ASSERT_TRUE(dropped);
+  EXPECT_EQ(dropped->status, 200) << dropped->body;
+  dropped = http_->Delete("/v1/collections/things/indexes/by_n");
+  ASSERT_TRUE(dropped);
+  EXPECT_EQ(dropped->status, 200) << dropped->body;
+  EXPECT_EQ(index_state(json::parse(dropped->body), "by_n"), "absent") << dropped->body;
+  dropped = http_->Delete("/v1/collections/things/indexes/by_n");
+  ASSERT_TRUE(dropped);
+  EXPECT_EQ(dropped->status, 404) << dropped->body;
+  wait_writes(50);
+  stop = true;
+  for (auto& w : writers) w.join();
+  EXPECT_GT(written.load(), 250);
+  SetSetting("shard_split_bytes=1073741824");
+
+  // The truth: the documents as stored.
+  auto scan = http_->Get("/v1/collections/things/keys?limit=10000");
+  ASSERT_TRUE(scan && scan->status == 200);
+  std::map<std::string, json> truth;
+  const json scanned = json::parse(scan->body);
+  for (const auto& item : scanned["items"]) truth[item["key"].get<std::string>()] = item["value"];
+  ASSERT_GT(truth.size(), 50u);
+  for (auto* c : {http_.get(), &http2}) {
+    auto query = [&](const json& filter) {
+      auto [qc, o] = post(*c, "/v1/collections/things/query",
+                          {{"filter", filter}, {"explain", true}, {"limit", 10000}});
+      EXPECT_EQ(qc, 200) << filter.dump() << " -> " << o.dump();
+      return o;
+    };
+    auto check = [&](const json& filter, const std::string& index,
+                     const std::function<bool(const json&)>& pred) {
+      json o = query(filter);
+      std::vector<std::string> want, got;
+      for (const auto& [k, d] : truth) {
+        if (pred(d)) want.push_back(k);
+      }
+      for (const auto& item : o["items"]) got.push_back(item["key"].get<std::string>());
+      EXPECT_EQ(got, want) << filter.dump();
+      if (index.empty()) {
+        EXPECT_EQ(o["plan"]["plan"], "collection_scan") << filter.dump();
+        return;
+      }
+      EXPECT_EQ(o["plan"]["index"], index) << filter.dump();
+      // The entries in the range are exactly the matching documents: none missing, none
+      // extra (an entry naming no document fails the query).
+      EXPECT_EQ(o["plan"]["examined"].get<size_t>(), want.size()) << filter.dump();
+    };
+    for (const auto& [k, d] : truth) {
+      const std::string u = d["u"].get<std::string>();
+      check({{"u", u}}, "by_u", [&](const json& x) { return x["u"] == u; });
+    }
+    check({{"u", {{"gte", ""}}}}, "by_u", [](const json&) { return true; });
+    for (std::string g : {"a", "b", "c", "d"}) {
+      check({{"g", g}, {"n", {{"gte", 2}}}}, "by_g_n", [&](const json& x) {
+        return x.contains("g") && x["g"] == g && x["n"].get<int>() >= 2;
+      });
+    }
+    // by_n is gone: a filter on n alone scans the collection.
+    check({{"n", 3}}, "", [](const json& x) { return x["n"] == 3; });
+  }
+}
+
+// The two interleavings an online build must survive, replayed with fail points in a
+// routed client (a router in this process): a plain write planned before the index was
+// added and held until the index is public (its schema lease has ended: it is planned
+// again and keeps the index), and a document changed between a backfill page's read and
+// its commit (the page meets the writer's change of the document's entry, or its check on
+// the document, and reads again; its view of the document leaves no entry).
+TEST_F(ClusterKvTest, IndexBuildsMeetWritesPlannedBeforeAndDuringThem) {
+  auto first = PutUntilServed("/v1/collections/default/keys/k0000", "first");
+  ASSERT_TRUE(first && first->status == 200);
+  ASSERT_TRUE(SetSetting("schema_lease_ms=500"));
+  http_->set_read_timeout(60, 0);
+  auto r = http_->Post("/v1/collections", R"({"name": "held"})", "application/json");
+  ASSERT_TRUE(r && r->status == 201) << (r ? r->body : "");
+  const std::string docs = "/v1/collections/held/keys/";
+  for (int i = 0; i < 20; ++i) {
+    auto p = http_->Put(docs + "d" + std::to_string(i), json{{"n", i % 5}, {"k", i % 5}}.dump(),
+                        "application/json");
+    ASSERT_TRUE(p && p->status == 200);
+  }
+  std::unique_ptr<client::Client> c = RoutedClient();
+  ASSERT_TRUE(c);
+  // Warm the routed client's record of the collection: no index.
+  ASSERT_TRUE(c->Put({"held", "d0", json{{"n", 0}}.dump()}).ok());
+  // Matches of `filter` through the gateway, once its planner uses the new index (it
+  // rereads the collection's record within half a lease).
+  auto count = [&](const json& filter) {
+    json o;
+    for (int i = 0; i < 50; ++i) {
+      auto q = http_->Post("/v1/collections/held/query",
+                           json{{"filter", filter}, {"explain", true}}.dump(), "application/json");
+      EXPECT_TRUE(q && q->status == 200) << (q ? q->body : "");
+      o = q ? json::parse(q->body) : json();
+      if (o["plan"]["plan"] == "index_scan") break;
+      std::this_thread::sleep_for(100ms);
+    }
+    return std::make_pair(o["items"].size(), o["plan"]);
+  };
+
+  // 1. A plain write planned without the index, sent after the build made it public.
+  {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool held = false, release = false;
+    failpoint::Scoped fp("cluster_kv.plain_put_planned", [&](uint64_t) {
+      std::unique_lock lock(mu);
+      held = true;
+      cv.notify_all();
+      cv.wait(lock, [&] { return release; });
+    });
+    std::thread writer([&] {
+      auto w = c->Put({"held", "late", json{{"n", 42}}.dump()});
+      EXPECT_TRUE(w.ok()) << w.status().ToString();
+    });
+    {
+      std::unique_lock lock(mu);
+      ASSERT_TRUE(cv.wait_for(lock, 10s, [&] { return held; }));
+    }
+    r = http_->Post("/v1/collections/held/indexes", R"({"name": "by_n", "fields": ["n"]})",
+                    "application/json");
+    EXPECT_TRUE(r && r->status == 201) << (r ? r->body : "");
+    {
+      std::lock_guard lock(mu);
+      release = true;
+    }
+    cv.notify_all();
+    writer.join();
+  }
+  auto [n42, plan] = count({{"n", 42}});
+  EXPECT_EQ(plan["index"], "by_n") << plan.dump();
+  EXPECT_EQ(n42, 1u) << "the held write went in without its entry";
+  EXPECT_EQ(plan["examined"], 1) << plan.dump();
+
+  // 2. A document rewritten (through the gateway, which keeps the building index) after
+  // the first page of a build read it, before the page commits.
+  {
+    int pages = 0;
+    failpoint::Scoped fp("cluster_index.page_read", [&](uint64_t) {
+      if (pages++ != 0) return;
+      auto p = http_->Put(docs + "d1", json{{"n", 77}, {"k", 77}}.dump(), "application/json");
+      EXPECT_TRUE(p && p->status == 200) << (p ? p->body : "");
+    });
+    auto built = c->CreateIndex("held", {"by_k", {"k"}, false}, 30s);
+    ASSERT_TRUE(built.ok()) << built.status().ToString();
+    EXPECT_GE(pages, 2) << "the page that met the write was read again";
+  }
+  auto [k1, plan1] = count({{"k", 1}});
+  EXPECT_EQ(plan1["index"], "by_k") << plan1.dump();
+  // d1 is no longer k=1: the first page's view of it must not have left an entry.
+  EXPECT_EQ(k1, 3u);
+  EXPECT_EQ(plan1["examined"], 3) << plan1.dump();
+  auto [k77, plan77] = count({{"k", 77}});
+  EXPECT_EQ(k77, 1u);
+  EXPECT_EQ(plan77["examined"], 1) << plan77.dump();
+}
+
 // A bulk load into an indexed collection over small shards, while another client
 // rewrites some of the same documents: each bad line is reported with its number and
 // the rest load; a retry with the ingest id skips what is in; and afterwards every
@@ -1271,10 +1549,7 @@ TEST_F(ClusterKvTest, DocumentsKeepTheirIndexesExactAndQueriesUseThem) {
 TEST_F(ClusterKvTest, BulkIngestReportsBadLinesResumesAndKeepsIndexesExact) {
   auto first = PutUntilServed("/v1/collections/default/keys/k0000", "first");
   ASSERT_TRUE(first && first->status == 200);
-  auto set =
-      RunCommand({BinDir() + "/gojodb", "--addr", Cluster::Addr(cluster_->controller(1).grpc),
-                  "settings", "set", "shard_split_bytes=32768"});
-  ASSERT_EQ(set.status, 0) << set.out << set.err;
+  ASSERT_TRUE(SetSetting("shard_split_bytes=32768"));
   auto post = [&](const std::string& path, const std::string& body) {
     auto r = http_->Post(path, body, "application/json");
     EXPECT_TRUE(r) << path;
