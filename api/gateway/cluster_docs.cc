@@ -3,6 +3,7 @@
 // those indexes. See docs/architecture/documents.md.
 #include <algorithm>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "api/gateway/call_util.h"
 #include "api/gateway/cluster_kv.h"
@@ -134,17 +135,147 @@ std::vector<document::IndexSpec> DocRules::QueryableAt(uint64_t read_ts) const {
   return out;
 }
 
-Status ClusterKv::RefuseDocuments(const std::string& collection, Clock::time_point deadline,
-                                  std::string_view what) {
-  ASSIGN_OR_RETURN(auto info, Collection(collection, deadline));
-  return RefuseDocuments(info, what);
+Result<bool> ClusterKv::WritesDocuments(const std::vector<kv::BatchOp>& ops,
+                                        Clock::time_point deadline) {
+  for (size_t i = 0; i < ops.size(); ++i) {
+    auto info = Collection(ops[i].collection, deadline);
+    if (!info.ok()) return info.status().WithContext("ops[" + std::to_string(i) + "]");
+    if (HasRules(*info)) return true;
+  }
+  return false;
 }
 
-Status ClusterKv::RefuseDocuments(const kv::CollectionInfo& info, std::string_view what) {
-  if (!HasRules(info)) return Status::OK();
-  return Status::FailedPrecondition(
-      std::string(what) + " cannot write to collection '" + info.name +
-      "', which has a schema or indexes, yet; write its documents one at a time (PUT)");
+Result<std::vector<txn::TxnMutation>> ClusterKv::PlanOps(const std::vector<kv::BatchOp>& ops,
+                                                         uint64_t start_ts,
+                                                         Clock::time_point deadline,
+                                                         uint64_t* commit_below) {
+  struct Planned {
+    const kv::BatchOp* op = nullptr;
+    std::string where;
+    uint32_t collection = 0;
+    const DocRules* rules = nullptr;  // null: a plain collection
+    std::optional<json> doc;          // a document's put
+  };
+  std::map<std::string, std::pair<kv::CollectionInfo, DocRules>> collections;
+  std::vector<Planned> planned;
+  std::set<std::string> rows;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    const auto& op = ops[i];
+    Planned p{&op, "ops[" + std::to_string(i) + "]"};
+    auto it = collections.find(op.collection);
+    if (it == collections.end()) {
+      auto info = Collection(op.collection, deadline);
+      if (!info.ok()) return info.status().WithContext(p.where);
+      *commit_below = LeastLease(*commit_below, info->lease_end_ts);
+      DocRules rules;
+      if (HasRules(*info)) {
+        auto r = RulesOf(*info);
+        if (!r.ok()) return r.status().WithContext(p.where);
+        rules = std::move(*r);
+      }
+      it = collections.emplace(op.collection, std::make_pair(std::move(*info), std::move(rules)))
+               .first;
+    }
+    const auto& [info, rules] = it->second;
+    p.collection = info.id;
+    if (!rows.insert(mvcc::EncodeRowKey(kTenant, info.id, op.key)).second) {
+      return Status::InvalidArgument(p.where + ": the key is written twice");
+    }
+    if (HasRules(info)) {
+      p.rules = &rules;
+      if (op.kind == kv::BatchOp::Kind::kPut) {
+        auto doc = document::ParseDocument(op.value);
+        if (!doc.ok()) return doc.status().WithContext(p.where);
+        Status checked = CheckDocument(rules, op.key, *doc, options_.limits.max_key_bytes);
+        if (!checked.ok()) return checked.WithContext(p.where);
+        p.doc = std::move(*doc);
+      }
+    }
+    planned.push_back(std::move(p));
+  }
+  // The rows as of start_ts that the plan depends on: every document (its old entries),
+  // and every row with a condition (checked here, so that a failed one is an answer,
+  // not a conflict to retry; the commit checks it again).
+  std::map<uint32_t, std::vector<size_t>> reads;  // collection -> ops
+  for (size_t i = 0; i < planned.size(); ++i) {
+    if (planned[i].rules || planned[i].op->if_version) reads[planned[i].collection].push_back(i);
+  }
+  std::vector<kv::GetResult> current(planned.size());
+  for (const auto& [id, which] : reads) {
+    std::vector<std::string> keys;
+    for (size_t i : which) keys.push_back(planned[i].op->key);
+    ASSIGN_OR_RETURN(auto got, MultiGetById(id, keys, start_ts, deadline));
+    for (size_t j = 0; j < which.size(); ++j) current[which[j]] = std::move(got[j]);
+  }
+  std::vector<txn::TxnMutation> mutations;
+  std::vector<std::pair<size_t, UniqueClaim>> claims;  // (op, claim)
+  for (size_t i = 0; i < planned.size(); ++i) {
+    const Planned& p = planned[i];
+    const kv::BatchOp& op = *p.op;
+    const uint64_t version = current[i].found ? current[i].version : 0;
+    if (op.if_version && *op.if_version != version) {
+      return Status::FailedPrecondition(p.where + ": key '" + op.key.substr(0, 128) +
+                                        "' is at version " + std::to_string(version) + ", not " +
+                                        std::to_string(*op.if_version))
+          .WithDetail("current_version", std::to_string(version))
+          .WithDetail("op", std::to_string(i));
+    }
+    const bool del = op.kind == kv::BatchOp::Kind::kDelete;
+    mutations.push_back({del ? txn::LockKind::kDelete : txn::LockKind::kPut,
+                         mvcc::EncodeRowKey(kTenant, p.collection, op.key),
+                         del ? std::string() : op.value, op.if_version});
+    if (!p.rules) continue;
+    std::optional<json> old;
+    if (current[i].found) {
+      if (auto d = document::ParseDocument(current[i].value); d.ok()) old = std::move(*d);
+    }
+    std::vector<UniqueClaim> mine;
+    AppendEntryMutations(*p.rules, op.key, old ? &*old : nullptr, p.doc ? &*p.doc : nullptr,
+                         &mutations, &mine);
+    for (auto& c : mine) claims.emplace_back(i, c);
+  }
+  // Unique values are checked against the collections as of start_ts: a value another
+  // document holds is refused, even if an op of this batch lets it go; of two ops that
+  // claim one value, the second is refused.
+  std::set<std::string> claimed;
+  for (const auto& [i, c] : claims) {
+    const std::string& row = mutations[c.mutation].row_key;
+    if (!claimed.insert(row).second) {
+      return UniqueViolation(*c.index, "an earlier op of the batch").WithContext(planned[i].where);
+    }
+    ASSIGN_OR_RETURN(
+        auto holder,
+        GetById(c.index->id, {"", c.entry_key, kv::Consistency::kSnapshot, start_ts}, deadline));
+    if (holder.found && holder.value != planned[i].op->key) {
+      return UniqueViolation(*c.index, "document '" + holder.value.substr(0, 128) + "'")
+          .WithContext(planned[i].where);
+    }
+  }
+  return mutations;
+}
+
+Result<uint64_t> ClusterKv::CommitOps(const std::vector<kv::BatchOp>& ops,
+                                      Clock::time_point deadline) {
+  for (int attempt = 0;; ++attempt) {
+    ASSIGN_OR_RETURN(uint64_t start_ts, FreshTimestamp(deadline));
+    ActiveStart active(this, start_ts);  // the GC keeps what this attempt reads
+    uint64_t commit_below = 0;
+    auto planned = PlanOps(ops, start_ts, deadline, &commit_below);
+    Result<uint64_t> committed = planned.status();
+    if (planned.ok()) {
+      committed = CommitMutations(start_ts, std::move(*planned), deadline, commit_below);
+    }
+    if (committed.ok()) return committed;
+    const Status& s = committed.status();
+    // A failed condition found while planning is the answer; at commit it is a race.
+    const bool planning = !planned.ok();
+    if ((planning && s.code() != StatusCode::kOutOfRange) || !ShouldRereadAndRetry(s) ||
+        Clock::now() >= deadline) {
+      return s;
+    }
+    retries_++;
+    Backoff(attempt, deadline);
+  }
 }
 
 Status CheckDocument(const DocRules& rules, const std::string& key, const nlohmann::json& doc,

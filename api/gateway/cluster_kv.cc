@@ -945,6 +945,17 @@ Result<kv::WriteResult> ClusterKv::Batch(const kv::BatchRequest& req) {
 
 Result<kv::WriteResult> ClusterKv::BatchOnce(const kv::BatchRequest& req,
                                              Clock::time_point deadline) {
+  ASSIGN_OR_RETURN(const bool documents, WritesDocuments(req.ops, deadline));
+  if (documents) {
+    // Documents and their entries: a transaction (reading the documents first).
+    if (!req.request_id.empty()) {
+      return Status::InvalidArgument(
+          "a batch that writes documents is a transaction and takes no request id (a retry "
+          "could apply twice); make retries safe with if_version");
+    }
+    ASSIGN_OR_RETURN(uint64_t commit_ts, CommitOps(req.ops, deadline));
+    return kv::WriteResult{commit_ts, false};
+  }
   v1::ShardWriteRequest w;
   std::vector<std::string> row_keys;
   row_keys.reserve(req.ops.size());
@@ -953,8 +964,6 @@ Result<kv::WriteResult> ClusterKv::BatchOnce(const kv::BatchRequest& req,
     const auto& op = req.ops[i];
     auto info = Collection(op.collection, deadline);
     if (!info.ok()) return info.status().WithContext("ops[" + std::to_string(i) + "]");
-    RETURN_IF_ERROR(
-        RefuseDocuments(*info, "a batch").WithContext("ops[" + std::to_string(i) + "]"));
     commit_below = LeastLease(commit_below, info->lease_end_ts);
     auto* m = w.add_mutations();
     const bool del = op.kind == kv::BatchOp::Kind::kDelete;

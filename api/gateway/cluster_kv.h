@@ -324,11 +324,21 @@ class ClusterKv final : public kv::KvService {
 
   // --- Documents (cluster_docs.cc) ---
 
-  // FAILED_PRECONDITION when `collection` has a schema or indexes: `what` (a batch, a
-  // transaction) does not keep them yet.
-  Status RefuseDocuments(const std::string& collection, Clock::time_point deadline,
-                         std::string_view what);
-  static Status RefuseDocuments(const kv::CollectionInfo& info, std::string_view what);
+  // Whether an op writes to a collection with a schema or indexes.
+  Result<bool> WritesDocuments(const std::vector<kv::BatchOp>& ops, Clock::time_point deadline);
+  // The mutations of a transaction at start_ts that applies `ops` (each key once): an op
+  // on a plain collection as it is; one on a collection with rules checked against them
+  // and with the entry changes its indexes need (its document read at start_ts). An
+  // op's if_version is checked against start_ts (FAILED_PRECONDITION naming the op) and
+  // kept on its row; a unique value another document holds at start_ts, or that two ops
+  // claim, is refused (ABORTED, reason UNIQUE). Lowers *commit_below to the least lease
+  // of the collections.
+  Result<std::vector<txn::TxnMutation>> PlanOps(const std::vector<kv::BatchOp>& ops,
+                                                uint64_t start_ts, Clock::time_point deadline,
+                                                uint64_t* commit_below);
+  // PlanOps and commit at a fresh start, again while other writes overtake it; returns
+  // the commit timestamp (a batch that writes documents).
+  Result<uint64_t> CommitOps(const std::vector<kv::BatchOp>& ops, Clock::time_point deadline);
   Result<kv::IngestResult> IngestOnce(const kv::IngestRequest& req, Clock::time_point deadline);
   Result<kv::TxnResult> TxnOnce(const kv::TxnRequest& req, Clock::time_point deadline);
   // One attempt of Batch with the collection records as cached.
@@ -410,6 +420,7 @@ class ClusterKv final : public kv::KvService {
       bool is_delete = false;
       std::string value;
       uint32_t collection = 0;
+      std::string collection_name;
       std::string key;
     };
     uint64_t start_ts = 0;

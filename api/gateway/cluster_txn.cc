@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <future>
+#include <nlohmann/json.hpp>
 #include <random>
 
 #include "api/gateway/call_util.h"
@@ -542,25 +543,11 @@ Result<kv::TxnResult> ClusterKv::TxnOnce(const kv::TxnRequest& req, Clock::time_
   }
   // Row key -> mutation index, for the ops and the rows the conditions hold.
   std::map<std::string, size_t> row_index;
-  std::vector<txn::TxnMutation> mutations;
   uint64_t commit_below = 0;
-  for (size_t i = 0; i < req.ops.size(); ++i) {
-    const auto& op = req.ops[i];
-    auto info = Collection(op.collection, deadline);
-    if (!info.ok()) return info.status().WithContext("ops[" + std::to_string(i) + "]");
-    RETURN_IF_ERROR(
-        RefuseDocuments(*info, "a transaction").WithContext("ops[" + std::to_string(i) + "]"));
-    commit_below = LeastLease(commit_below, info->lease_end_ts);
-    txn::TxnMutation m;
-    m.kind = op.kind == kv::BatchOp::Kind::kDelete ? txn::LockKind::kDelete : txn::LockKind::kPut;
-    m.row_key = mvcc::EncodeRowKey(kTenant, info->id, op.key);
-    if (m.kind == txn::LockKind::kPut) m.value = op.value;
-    m.if_version = op.if_version;
-    if (!row_index.emplace(m.row_key, mutations.size()).second) {
-      return Status::InvalidArgument("ops[" + std::to_string(i) + "]: the key is written twice");
-    }
-    mutations.push_back(std::move(m));
-  }
+  // The ops (documents with their entries) at the transaction's snapshot.
+  ASSIGN_OR_RETURN(std::vector<txn::TxnMutation> mutations,
+                   PlanOps(req.ops, out.start_ts, deadline, &commit_below));
+  for (size_t i = 0; i < mutations.size(); ++i) row_index.emplace(mutations[i].row_key, i);
   for (size_t i = 0; i < req.conditions.size(); ++i) {
     const auto& c = req.conditions[i];
     ASSIGN_OR_RETURN(auto g, read(c.collection, c.key));
@@ -654,7 +641,12 @@ Status ClusterKv::TxnWrite(const std::string& txn, const kv::BatchOp& op) {
   ASSIGN_OR_RETURN(auto s, FindTxn(txn));
   std::lock_guard lock(s->mu);
   ASSIGN_OR_RETURN(auto info, Collection(op.collection, deadline));
-  RETURN_IF_ERROR(RefuseDocuments(info, "an interactive transaction"));
+  if (HasRules(info) && op.kind == kv::BatchOp::Kind::kPut) {
+    // Checked now, so that the write that breaks a rule is the one refused.
+    ASSIGN_OR_RETURN(DocRules rules, RulesOf(info));
+    ASSIGN_OR_RETURN(auto doc, document::ParseDocument(op.value));
+    RETURN_IF_ERROR(CheckDocument(rules, op.key, doc, options_.limits.max_key_bytes));
+  }
   const uint32_t id = info.id;
   const std::string row = mvcc::EncodeRowKey(kTenant, id, op.key);
   if (!s->writes.count(row) && s->writes.size() >= options_.limits.max_batch_ops) {
@@ -666,6 +658,7 @@ Status ClusterKv::TxnWrite(const std::string& txn, const kv::BatchOp& op) {
   w.is_delete = op.kind == kv::BatchOp::Kind::kDelete;
   w.value = w.is_delete ? std::string() : op.value;
   w.collection = id;
+  w.collection_name = op.collection;
   w.key = op.key;
   return Status::OK();
 }
@@ -724,16 +717,17 @@ Result<uint64_t> ClusterKv::CommitTxn(const std::string& txn) {
   }
   std::lock_guard lock(s->mu);
   if (s->writes.empty()) return s->start_ts;  // read-only: its snapshot
-  std::vector<txn::TxnMutation> mutations;
-  mutations.reserve(s->writes.size());
+  std::vector<kv::BatchOp> ops;
+  ops.reserve(s->writes.size());
   for (auto& [row, w] : s->writes) {
-    txn::TxnMutation m;
-    m.kind = w.is_delete ? txn::LockKind::kDelete : txn::LockKind::kPut;
-    m.row_key = row;
-    m.value = std::move(w.value);
-    mutations.push_back(std::move(m));
+    ops.push_back({w.is_delete ? kv::BatchOp::Kind::kDelete : kv::BatchOp::Kind::kPut,
+                   w.collection_name, w.key, std::move(w.value), std::nullopt});
   }
-  return CommitMutations(s->start_ts, std::move(mutations), deadline, s->commit_below);
+  // Documents get their entries as of the snapshot: a document changed since is a
+  // conflict on its row at commit.
+  uint64_t commit_below = s->commit_below;
+  ASSIGN_OR_RETURN(auto mutations, PlanOps(ops, s->start_ts, deadline, &commit_below));
+  return CommitMutations(s->start_ts, std::move(mutations), deadline, commit_below);
 }
 
 Status ClusterKv::RollbackTxn(const std::string& txn) {

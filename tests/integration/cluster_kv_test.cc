@@ -1067,12 +1067,31 @@ TEST_F(ClusterKvTest, DocumentsKeepTheirIndexesExactAndQueriesUseThem) {
   auto with_id = http_->Put(docs + "x?request_id=r1", R"({"name": "x"})", "application/json");
   ASSERT_TRUE(with_id);
   EXPECT_EQ(with_id->status, 400) << with_id->body;
-  std::tie(code, out) = post(
-      "/v1/batch",
-      {{"ops",
-        {{{"op", "put"}, {"collection", "people"}, {"key", "x"}, {"value", {{"name", "x"}}}}}}});
+  // Batches that write documents: checked op by op, all or nothing.
+  auto op_put = [](const std::string& key, const json& value) {
+    return json{{"op", "put"}, {"collection", "people"}, {"key", key}, {"value", value}};
+  };
+  std::tie(code, out) = post("/v1/batch", {{"ops",
+                                            {op_put("x1", {{"name", "x"}, {"email", "same"}}),
+                                             op_put("x2", {{"name", "y"}, {"age", 2.5}})}}});
+  EXPECT_EQ(code, 400) << out.dump();
+  EXPECT_EQ(out["error"]["reason"], "SCHEMA") << out.dump();
+  EXPECT_NE(out["error"]["message"].get<std::string>().find("ops[1]"), std::string::npos)
+      << out.dump();
+  std::tie(code, out) = post("/v1/batch", {{"ops",
+                                            {op_put("x1", {{"name", "x"}, {"email", "same"}}),
+                                             op_put("x2", {{"name", "y"}, {"email", "same"}})}}});
   EXPECT_EQ(code, 409) << out.dump();
-  EXPECT_EQ(out["error"]["code"], "FAILED_PRECONDITION");
+  EXPECT_EQ(out["error"]["reason"], "UNIQUE") << out.dump();
+  std::tie(code, out) =
+      post("/v1/batch", {{"ops", {op_put("x1", {{"name", "x"}}), op_put("x1", {{"name", "y"}})}}});
+  EXPECT_EQ(code, 400) << "a key twice: " << out.dump();
+  std::tie(code, out) =
+      post("/v1/batch", {{"ops", {op_put("x1", {{"name", "x"}})}}, {"request_id", "r"}});
+  EXPECT_EQ(code, 400) << "a request id: " << out.dump();
+  auto absent = http_->Get(docs + "x1");
+  ASSERT_TRUE(absent);
+  EXPECT_EQ(absent->status, 404) << "a refused batch wrote nothing";
   std::tie(code, out) =
       post("/v1/collections/people/query", {{"filter", {{"age", {{"near", 3}}}}}});
   EXPECT_EQ(code, 400) << out.dump();
@@ -1082,9 +1101,10 @@ TEST_F(ClusterKvTest, DocumentsKeepTheirIndexesExactAndQueriesUseThem) {
   std::tie(code, out) = post("/v1/collections/people/query", {{"cursor", "bm9wZQ=="}});
   EXPECT_EQ(code, 400) << out.dump();
 
-  // Three writers, a node killed and restarted under them.
+  // Three writers, a node killed and restarted under them. The third writes two
+  // documents at a time: as a batch, a one-shot transaction or an interactive one.
   std::atomic<bool> stop{false};
-  std::atomic<int> written{0}, unique_refusals{0};
+  std::atomic<int> written{0}, unique_refusals{0}, pairs_written{0};
   std::vector<std::thread> writers;
   for (int t = 0; t < 3; ++t) {
     writers.emplace_back([&, t] {
@@ -1092,9 +1112,7 @@ TEST_F(ClusterKvTest, DocumentsKeepTheirIndexesExactAndQueriesUseThem) {
       c.set_read_timeout(15, 0);
       std::mt19937 rng(100 + t);
       const std::string pad(300, 'p');
-      while (!stop) {
-        const std::string key = "p" + std::to_string(rng() % 60);
-        const bool is_put = rng() % 10 < 7;
+      auto random_doc = [&] {
         json doc = {{"name", "n" + std::to_string(rng() % 20)},
                     {"age", static_cast<int>(rng() % 10)},
                     {"bio", pad}};
@@ -1102,9 +1120,46 @@ TEST_F(ClusterKvTest, DocumentsKeepTheirIndexesExactAndQueriesUseThem) {
         const int e = static_cast<int>(rng() % 5);
         if (e < 3) doc["email"] = "e" + std::to_string(rng() % 25);
         if (e == 3) doc["email"] = nullptr;
-        auto r = is_put ? c.Put(docs + key, doc.dump(), "application/json") : c.Delete(docs + key);
+        return doc;
+      };
+      while (!stop) {
+        const std::string key = "p" + std::to_string(rng() % 60);
+        const bool is_put = rng() % 10 < 7;
+        json doc = random_doc();
+        httplib::Result r{nullptr, httplib::Error::Unknown};
+        if (t == 2) {
+          const std::string other = "p" + std::to_string(60 + rng() % 20);
+          json ops = {is_put ? op_put(key, doc)
+                             : json{{"op", "delete"}, {"collection", "people"}, {"key", key}},
+                      op_put(other, random_doc())};
+          const int form = static_cast<int>(rng() % 3);
+          if (form == 0) {
+            r = c.Post("/v1/batch", json{{"ops", ops}}.dump(), "application/json");
+          } else if (form == 1) {
+            r = c.Post("/v1/txn", json{{"ops", ops}}.dump(), "application/json");
+          } else {
+            auto begun = c.Post("/v1/txn/begin", "{}", "application/json");
+            if (!begun || begun->status != 200) continue;
+            const std::string base =
+                "/v1/txn/" + json::parse(begun->body)["txn"].get<std::string>();
+            bool sent = true;
+            for (const auto& op : ops) {
+              json body = {{"collection", "people"}, {"key", op["key"]}};
+              if (op["op"] == "put") body["value"] = op["value"];
+              auto w =
+                  c.Post(base + "/" + op["op"].get<std::string>(), body.dump(), "application/json");
+              sent = sent && w && w->status == 200;
+              if (w && w->status >= 400 && w->status < 500) ADD_FAILURE() << w->body;
+            }
+            if (!sent) continue;
+            r = c.Post(base + "/commit", "{}", "application/json");
+          }
+        } else {
+          r = is_put ? c.Put(docs + key, doc.dump(), "application/json") : c.Delete(docs + key);
+        }
         if (!r) continue;
         if (r->status == 200) ++written;
+        if (r->status == 200 && t == 2) ++pairs_written;
         if (r->status == 409 && r->body.find("UNIQUE") != std::string::npos) ++unique_refusals;
         if (r->status >= 400 && r->status < 500 && r->status != 409) {
           ADD_FAILURE() << r->status << " " << r->body;
@@ -1128,6 +1183,7 @@ TEST_F(ClusterKvTest, DocumentsKeepTheirIndexesExactAndQueriesUseThem) {
   for (auto& w : writers) w.join();
   EXPECT_GE(written.load(), at_kill + 100) << "writes did not go on without a node";
   EXPECT_GT(unique_refusals.load(), 0) << "the unique index never refused a write";
+  EXPECT_GT(pairs_written.load(), 10) << "batches and transactions of documents";
   SetSetting("shard_split_bytes=1073741824");
 
   // The truth: the documents as stored.
