@@ -34,8 +34,15 @@ inline uint64_t LeastLease(uint64_t a, uint64_t b) {
   return a < b ? a : b;
 }
 
+// Whether writes to the collection are documents with rules to keep: a schema, or an
+// index that writers keep (any but a failed build's). A plain collection that gains an
+// index holds documents from then on.
 inline bool HasRules(const kv::CollectionInfo& info) {
-  return !info.schema_json.empty() || !info.indexes.empty();
+  if (!info.schema_json.empty()) return true;
+  for (const auto& i : info.indexes) {
+    if (i.state != kv::kIndexFailed) return true;
+  }
+  return false;
 }
 
 // The collection's schema and indexes, parsed.

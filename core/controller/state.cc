@@ -467,9 +467,11 @@ Status ApplyAddIndex(ClusterState* st, const json& c, std::string* result,
       *result = ToJson(*col).dump();  // the same index: answer it as it is
       return Status::OK();
     }
+    const bool same = have.fields == d.fields && have.unique == d.unique;
     return Status::AlreadyExists("collection '" + col->name + "' has an index named '" + d.name +
                                  "' (" + IndexStateName(have.state) +
-                                 ") with another definition; drop it first");
+                                 (same ? "" : ", defined otherwise") +
+                                 "); drop it first or choose another name");
   }
   if (col->indexes.size() >= kMaxIndexesPerCollection) {
     return Status::InvalidArgument("collection '" + col->name + "' has " +

@@ -25,6 +25,8 @@ ClusterState Seeded() {
   s.id = 1;
   s.replicas = {{1, false}, {2, false}, {3, true}};
   (void)Apply(&st, cmd::BootstrapShards({s}), &r, &touched);
+  // An index being built (id 2), so that index commands reach their checks.
+  (void)Apply(&st, cmd::AddIndex("default", "default", {"by_a", {"a.b"}, true}), &r, &touched);
   return st;
 }
 }  // namespace

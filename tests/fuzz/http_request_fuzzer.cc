@@ -38,6 +38,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
   (void)DecodeCollectionBody(body);
+  if (auto index = DecodeIndexBody(body); index.ok() && index->fields.empty()) std::abort();
   if (m.ok() && m->route >= Route::kTxnGet && m->route <= Route::kTxnRollback && m->txn.empty()) {
     std::abort();  // an interactive transaction's call always names it
   }
