@@ -3,6 +3,8 @@
 // write that commits keeps the index), backfills the documents written before, a page
 // per transaction, and makes the index public. See docs/architecture/documents.md,
 // "Index builds and drops".
+#include <spdlog/spdlog.h>
+
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -22,7 +24,9 @@ constexpr uint32_t kTenant = controller::kDefaultTenantId;
 // its size (so hot documents narrow down to pages of their own), one that commits lets
 // the next be twice as large.
 constexpr size_t kFirstPage = 64;
-constexpr size_t kMaxPage = 512;
+constexpr size_t kMaxPage = 4096;
+// The progress a build records in the catalog (for a resume): at most this often.
+constexpr auto kProgressEvery = std::chrono::seconds(1);
 
 const kv::IndexSpec* FindIndex(const kv::CollectionInfo& info, const std::string& name) {
   for (const auto& i : info.indexes) {
@@ -121,6 +125,9 @@ Status ClusterKv::BuildIndex(const std::string& collection, uint32_t id) {
   std::string resume = index.build_resume;
   bool first = resume.empty();
   size_t page_size = kFirstPage;
+  auto recorded = Clock::now();
+  const auto backfill_start = Clock::now();
+  uint64_t pages = 0, documents = 0, page_retries = 0;
   for (int attempt = 0;;) {
     if (stopping_builds_) return Status::Cancelled("the router is stopping");
     if (attempt >= kMaxPageAttempts) {
@@ -206,6 +213,7 @@ Status ClusterKv::BuildIndex(const std::string& collection, uint32_t id) {
         if (ShouldRereadAndRetry(s) || s.code() == StatusCode::kUnavailable ||
             s.code() == StatusCode::kAborted) {
           retries_++;
+          ++page_retries;
           page_size = std::max<size_t>(1, page_size / 2);
           // A conflict is progress elsewhere: only pages that fail alone count.
           if (page_size == 1 || s.code() == StatusCode::kUnavailable) Backoff(attempt++, deadline);
@@ -215,9 +223,14 @@ Status ClusterKv::BuildIndex(const std::string& collection, uint32_t id) {
       }
     }
     attempt = 0;
+    ++pages;
+    documents += page->items.size();
     page_size = std::min(kMaxPage, page_size * 2);
     first = false;
     resume = page->items.back().key;
+    if (!page->next) break;
+    if (Clock::now() - recorded < kProgressEvery) continue;
+    recorded = Clock::now();
     kv::IndexSpec progress = index;
     progress.state = kv::kIndexBuilding;
     progress.build_resume = resume;
@@ -230,10 +243,15 @@ Status ClusterKv::BuildIndex(const std::string& collection, uint32_t id) {
       }
       return changed.status();
     }
+    // Dropped meanwhile, or made public by another router that builds it too.
     const kv::IndexSpec* now = FindIndexById(*changed, id);
     if (!now || now->state != kv::kIndexBuilding) return Status::OK();
-    if (!page->next) break;
   }
+  spdlog::info(
+      "index '{}' of collection '{}': backfilled {} documents in {} pages ({} read again) "
+      "in {} ms",
+      index.name, info.name, documents, pages, page_retries,
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - backfill_start).count());
   // 3. Public: complete for reads at or after a timestamp taken after the last page
   // committed (every later write keeps it).
   ASSIGN_OR_RETURN(const uint64_t usable_from, FreshTimestamp(step()));

@@ -1359,6 +1359,26 @@ TEST_F(StoreTest, TransactionCommandsApplyOnEveryReplicaAndLocksHoldRows) {
   auto sc = S(lx).Scan(R(2), so, kv::Consistency::kSnapshot, Deadline());
   EXPECT_TRUE(txn::LockedFrom(sc.status())) << sc.status().ToString();
   EXPECT_TRUE(S(lx).Scan(R(2), so, kv::Consistency::kSnapshot, Deadline(), {start}).ok());
+  // A page meets the locks of the part of the range it answers for, not the locks beyond.
+  for (const char* k : {"n", "o", "p"}) {
+    ASSERT_TRUE(
+        OnLeader(2, [&](uint64_t l) { return S(l).Write(R(2), Put(k, "v"), Deadline()); }).ok());
+  }
+  mvcc::ScanOptions page = so;
+  page.read_ts = tso_->Next().value();
+  page.limit = 2;  // n, o: before x
+  auto before = S(LeaderOf(2)).Scan(R(2), page, kv::Consistency::kSnapshot, Deadline());
+  ASSERT_TRUE(before.ok()) << before.status().ToString();
+  ASSERT_EQ(before->items.size(), 2u);
+  EXPECT_EQ(before->next, "p");
+  page.start = "p";  // p, then x's lock
+  EXPECT_TRUE(txn::LockedFrom(
+      S(LeaderOf(2)).Scan(R(2), page, kv::Consistency::kSnapshot, Deadline()).status()));
+  page.start.clear();
+  page.limit = 1;
+  page.reverse = true;  // p, the last row: the page answers for [p, end), x's lock in it
+  EXPECT_TRUE(txn::LockedFrom(
+      S(LeaderOf(2)).Scan(R(2), page, kv::Consistency::kSnapshot, Deadline()).status()));
 
   // The snapshot read fenced shard 1 at `snap`: the primary's min_commit_ts is not yet
   // pushed (only CheckTxnStatus pushes), so commit above `snap`, as a coordinator does.

@@ -436,6 +436,7 @@ Result<std::optional<Lock>> TxnRows::ReadBlocker(std::string_view row_key,
 Status TxnRows::ForEachLock(std::string_view begin, std::string_view end,
                             const std::function<bool(std::string_view, Lock)>& fn) {
   storage::ReadOptions ro;
+  ro.snapshot = snapshot_;
   ro.lower_bound.assign(begin);
   ro.upper_bound.assign(end);
   auto it = engine_->NewIterator(ro, kLockCf);

@@ -141,7 +141,10 @@ std::optional<LockedRow> LockedFrom(const Status& s);
 
 class TxnRows {
  public:
-  explicit TxnRows(storage::Engine* engine) : engine_(engine) {}
+  // `snapshot` (may be null: the latest state) is what the range reads (ReadBlockers,
+  // LocksBelow) see, so that a caller can read locks and versions at one point.
+  explicit TxnRows(storage::Engine* engine, const storage::Snapshot* snapshot = nullptr)
+      : engine_(engine), snapshot_(snapshot) {}
 
   // Locks every mutation's row for transaction start_ts. `max_ts` is the shard's
   // highest fenced read timestamp: outcome.min_commit_ts = max(start_ts, max_ts) + 1.
@@ -194,6 +197,7 @@ class TxnRows {
   Result<TxnOutcome> FateWithoutLock(std::string_view row_key, Timestamp start_ts);
 
   storage::Engine* const engine_;
+  const storage::Snapshot* const snapshot_;
 };
 
 }  // namespace gojodb::txn
