@@ -110,9 +110,12 @@ Result<DocRules> RulesOf(const kv::CollectionInfo& info) {
   }
   for (const auto& i : info.indexes) {
     const bool is_public = i.state.empty() || i.state == kv::kIndexPublic;
+    const bool delete_only = i.state == kv::kIndexDeleteOnly;
     // A failed build's index is kept by nobody (its uniqueness does not hold).
-    if (!is_public && i.state != kv::kIndexBuilding && i.state != kv::kIndexDropping) continue;
-    r.usable_from.push_back(is_public ? i.usable_from_ts : UINT64_MAX);
+    if (!is_public && !delete_only && i.state != kv::kIndexBuilding &&
+        i.state != kv::kIndexDropping) {
+      continue;
+    }
     document::IndexSpec spec{i.name, i.id, {}, i.unique};
     for (const auto& f : i.fields) {
       ASSIGN_OR_RETURN(auto path, document::ParsePath(f));
@@ -122,6 +125,11 @@ Result<DocRules> RulesOf(const kv::CollectionInfo& info) {
       return Status::FailedPrecondition("index '" + i.name + "' of collection '" + info.name +
                                         "' has no id (created by an older controller)");
     }
+    if (delete_only) {
+      r.delete_only.push_back(std::move(spec));
+      continue;
+    }
+    r.usable_from.push_back(is_public ? i.usable_from_ts : UINT64_MAX);
     r.indexes.push_back(std::move(spec));
   }
   return r;
@@ -310,6 +318,13 @@ void AppendEntryMutations(const DocRules& rules, const std::string& key,
                           const nlohmann::json* old_doc, const nlohmann::json* doc,
                           std::vector<txn::TxnMutation>* mutations,
                           std::vector<UniqueClaim>* claims) {
+  for (const auto& index : rules.delete_only) {
+    auto before = old_doc ? document::EntryFor(index, key, *old_doc) : std::nullopt;
+    auto after = doc ? document::EntryFor(index, key, *doc) : std::nullopt;
+    if (!before || before == after) continue;
+    mutations->push_back({txn::LockKind::kDelete,
+                          mvcc::EncodeRowKey(kTenant, index.id, before->key), "", std::nullopt});
+  }
   for (const auto& index : rules.indexes) {
     auto before = old_doc ? document::EntryFor(index, key, *old_doc) : std::nullopt;
     auto after = doc ? document::EntryFor(index, key, *doc) : std::nullopt;

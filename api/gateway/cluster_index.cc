@@ -103,14 +103,37 @@ Status ClusterKv::BuildIndex(const std::string& collection, uint32_t id) {
   // 1. Every router that may plan writes without the index plans with a record read
   // before it was added: their writes commit below that read's timestamp plus the
   // lease. Past that, every write that commits keeps the index.
-  ASSIGN_OR_RETURN(const uint64_t added_by, FreshTimestamp(step()));
+  // It starts delete_only: no router adds entries until every router that commits
+  // deletes them (else an entry added by one could be left behind by another, unaware
+  // of the index, that changes the document). Then building: every router keeps the
+  // entries of what it writes. Each step waits out the lease.
+  ASSIGN_OR_RETURN(uint64_t changed_by, FreshTimestamp(step()));
   ForgetCollection(collection);
   ASSIGN_OR_RETURN(auto info, Collection(collection, step()));
   const kv::IndexSpec* spec = FindIndexById(info, id);
+  const auto lease = info.schema_lease_ms << mvcc::kLogicalBits;
+  const auto lease_wait = [&] {
+    return Clock::now() + std::chrono::milliseconds(info.schema_lease_ms) +
+           options_.request_timeout;
+  };
+  if (spec && spec->state == kv::kIndexDeleteOnly) {
+    RETURN_IF_ERROR(WaitForTimestamp(changed_by + lease, lease_wait()));
+    kv::IndexSpec next = *spec;
+    next.state = kv::kIndexBuilding;
+    auto changed = ChangeIndex(IndexChange::kUpdate, collection, next, step());
+    if (!changed.ok()) {
+      const StatusCode code = changed.status().code();
+      if (code == StatusCode::kNotFound || code == StatusCode::kFailedPrecondition) {
+        return Status::OK();  // dropped meanwhile
+      }
+      return changed.status();
+    }
+    ASSIGN_OR_RETURN(changed_by, FreshTimestamp(step()));
+    info = std::move(*changed);
+    spec = FindIndexById(info, id);
+  }
   if (!spec || spec->state != kv::kIndexBuilding) return Status::OK();  // done or dropped
-  const auto lease_wait = std::chrono::milliseconds(info.schema_lease_ms);
-  RETURN_IF_ERROR(WaitForTimestamp(added_by + (info.schema_lease_ms << mvcc::kLogicalBits),
-                                   Clock::now() + lease_wait + options_.request_timeout));
+  RETURN_IF_ERROR(WaitForTimestamp(changed_by + lease, lease_wait()));
   kv::IndexSpec index = *spec;
   document::IndexSpec dindex{index.name, index.id, {}, index.unique};
   for (const auto& f : index.fields) {
@@ -278,7 +301,7 @@ Result<kv::CollectionInfo> ClusterKv::CreateIndex(const std::string& collection,
   ASSIGN_OR_RETURN(auto info, ChangeIndex(IndexChange::kAdd, collection, def, deadline));
   const kv::IndexSpec* added = FindIndex(info, index.name);
   if (!added) return Status::Internal("the catalog did not keep index '" + index.name + "'");
-  if (added->state != kv::kIndexBuilding) return info;  // public already
+  if (added->state == kv::kIndexPublic) return info;
   const uint32_t id = added->id;
   std::shared_ptr<Build> build;
   {

@@ -19,6 +19,8 @@ struct DocRules {
   std::optional<document::Schema> schema;
   // The indexes writers keep (building, public and dropping ones).
   std::vector<document::IndexSpec> indexes;
+  // Indexes whose entries writers delete but do not add (delete_only ones).
+  std::vector<document::IndexSpec> delete_only;
   // For each of them, the least read timestamp a query may use it at (public ones);
   // UINT64_MAX for the others.
   std::vector<uint64_t> usable_from;
@@ -56,7 +58,8 @@ struct UniqueClaim {
 };
 
 // Appends the mutations that move `key`'s index entries from those of old_doc to those
-// of doc (either null: absent). Unique puts carry if_version 0 and are listed in claims.
+// of doc (either null: absent), and the deletes of old_doc's entries in delete-only
+// indexes. Unique puts carry if_version 0 and are listed in claims.
 void AppendEntryMutations(const DocRules& rules, const std::string& key,
                           const nlohmann::json* old_doc, const nlohmann::json* doc,
                           std::vector<txn::TxnMutation>* mutations,

@@ -393,8 +393,10 @@ HttpResponse HttpApi::Handle(std::string_view method, std::string_view target,
         ASSIGN_OR_RETURN(auto info, kv_->CreateIndex(m.collection, spec,
                                                      std::chrono::milliseconds(wait.value_or(0))));
         bool building = false;
-        for (const auto& i : info.indexes)
-          building |= i.name == spec.name && i.state == kv::kIndexBuilding;
+        for (const auto& i : info.indexes) {
+          building |= i.name == spec.name &&
+                      (i.state == kv::kIndexBuilding || i.state == kv::kIndexDeleteOnly);
+        }
         // 201: built; 202: still building (the build goes on; GET the collection to follow).
         resp = Json(building ? 202 : 201, CollectionJson(info));
         return Status::OK();

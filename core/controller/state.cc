@@ -12,6 +12,8 @@ using json = nlohmann::json;
 
 const char* IndexStateName(IndexState s) {
   switch (s) {
+    case IndexState::kDeleteOnly:
+      return "delete_only";
     case IndexState::kBuilding:
       return "building";
     case IndexState::kPublic:
@@ -25,8 +27,8 @@ const char* IndexStateName(IndexState s) {
 }
 
 std::optional<IndexState> ParseIndexState(std::string_view s) {
-  for (auto st :
-       {IndexState::kBuilding, IndexState::kPublic, IndexState::kFailed, IndexState::kDropping}) {
+  for (auto st : {IndexState::kDeleteOnly, IndexState::kBuilding, IndexState::kPublic,
+                  IndexState::kFailed, IndexState::kDropping}) {
     if (s == IndexStateName(st)) return st;
   }
   return std::nullopt;
@@ -463,7 +465,8 @@ Status ApplyAddIndex(ClusterState* st, const json& c, std::string* result,
   for (const auto& have : col->indexes) {
     if (have.name != d.name) continue;
     if (have.fields == d.fields && have.unique == d.unique &&
-        (have.state == IndexState::kBuilding || have.state == IndexState::kPublic)) {
+        (have.state == IndexState::kDeleteOnly || have.state == IndexState::kBuilding ||
+         have.state == IndexState::kPublic)) {
       *result = ToJson(*col).dump();  // the same index: answer it as it is
       return Status::OK();
     }
@@ -479,7 +482,7 @@ Status ApplyAddIndex(ClusterState* st, const json& c, std::string* result,
                                    " indexes already, the most it may have");
   }
   d.id = st->next_collection_id++;
-  d.state = IndexState::kBuilding;
+  d.state = IndexState::kDeleteOnly;
   d.usable_from_ts = 0;
   d.build_resume.clear();
   d.error.clear();
@@ -518,9 +521,11 @@ Status ApplyUpdateIndex(ClusterState* st, const json& c, std::string* result,
     *result = ToJson(*col).dump();
     return Status::OK();
   }
-  const bool allowed = (d->state == IndexState::kBuilding &&
-                        (want.state == IndexState::kPublic || want.state == IndexState::kFailed)) ||
-                       want.state == IndexState::kDropping;
+  const bool allowed =
+      (d->state == IndexState::kDeleteOnly && want.state == IndexState::kBuilding) ||
+      (d->state == IndexState::kBuilding &&
+       (want.state == IndexState::kPublic || want.state == IndexState::kFailed)) ||
+      want.state == IndexState::kDropping;
   if (!allowed) {
     return Status::FailedPrecondition("index '" + d->name + "' is " + IndexStateName(d->state) +
                                       "; it cannot become " + IndexStateName(want.state));

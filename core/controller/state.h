@@ -73,12 +73,15 @@ struct TenantRecord {
 };
 
 // An index's life (docs/architecture/documents.md, "Index builds and drops"):
+//   delete_only  writers delete the entries of the documents they change but add none
+//             (so that no router adds an entry another, unaware of the index, would
+//             leave behind); queries do not use it
 //   building  writers keep its entries and enforce its uniqueness; queries do not use it
 //   public    complete for reads at or after usable_from_ts
 //   failed    the build found two documents with one value of a unique index (error
 //             says which); writers ignore it
 //   dropping  queries no longer use it; writers still keep it until it is removed
-enum class IndexState : uint8_t { kBuilding, kPublic, kFailed, kDropping };
+enum class IndexState : uint8_t { kBuilding, kPublic, kFailed, kDropping, kDeleteOnly };
 const char* IndexStateName(IndexState s);
 std::optional<IndexState> ParseIndexState(std::string_view s);
 
@@ -200,13 +203,13 @@ std::string CreateCollection(const std::string& tenant, const std::string& name,
                              const std::string& schema_json, const std::vector<IndexDef>& indexes,
                              uint64_t created_ms);
 std::string DropCollection(const std::string& tenant, const std::string& name);
-// Adds `index` (name, fields, unique) to a collection as building, under a new id. The
+// Adds `index` (name, fields, unique) to a collection as delete_only, under a new id. The
 // same definition again answers the index as it is (a build to resume); another
 // definition under a taken name is ALREADY_EXISTS. The outcome is the collection.
 std::string AddIndex(const std::string& tenant, const std::string& collection,
                      const IndexDef& index);
 // Changes the index named `index` whose id is `id` (NOT_FOUND otherwise): its state
-// (building -> public | failed, public | building | failed -> dropping), and with it
+// (delete_only -> building -> public | failed, any -> dropping), and with it
 // `usable_from_ts` (-> public) or `error` (-> failed); or, staying building, its
 // `build_resume` (never backwards). The outcome is the collection.
 std::string UpdateIndex(const std::string& tenant, const std::string& collection,

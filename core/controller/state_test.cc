@@ -256,10 +256,10 @@ TEST_F(StateTest, IndexesAreAddedBuiltDroppedAndRemoved) {
   ASSERT_TRUE(Run(cmd::AddIndex("default", "c", {"by_b", {"b.c"}, true}), &r).ok());
   ASSERT_EQ(col().indexes.size(), 2u);
   IndexDef d = col().indexes[1];
-  EXPECT_EQ(d.state, IndexState::kBuilding);
+  EXPECT_EQ(d.state, IndexState::kDeleteOnly) << "writers delete entries before any adds one";
   EXPECT_EQ(d.id, 4u) << "a new id from the collections' space";
   EXPECT_GT(col().schema_version, v0);
-  EXPECT_NE(r.find("\"building\""), std::string::npos) << r;
+  EXPECT_NE(r.find("\"delete_only\""), std::string::npos) << r;
   // The same definition again answers it as it is; another under the name is refused.
   ASSERT_TRUE(Run(cmd::AddIndex("default", "c", {"by_b", {"b.c"}, true})).ok());
   EXPECT_EQ(col().indexes.size(), 2u);
@@ -272,6 +272,13 @@ TEST_F(StateTest, IndexesAreAddedBuiltDroppedAndRemoved) {
   EXPECT_EQ(Run(cmd::AddIndex("default", "nope", {"x", {"a"}, false})).code(),
             StatusCode::kNotFound);
 
+  // delete_only -> building only.
+  IndexDef skip = d;
+  skip.state = IndexState::kPublic;
+  EXPECT_EQ(Run(cmd::UpdateIndex("default", "c", skip)).code(), StatusCode::kFailedPrecondition);
+  d.state = IndexState::kBuilding;
+  ASSERT_TRUE(Run(cmd::UpdateIndex("default", "c", d)).ok());
+  EXPECT_EQ(col().indexes[1].state, IndexState::kBuilding);
   // Progress never goes back; a stale builder (another id) is refused.
   IndexDef p = d;
   p.build_resume = std::string("k\x00\xff", 3);
@@ -313,6 +320,8 @@ TEST_F(StateTest, IndexesAreAddedBuiltDroppedAndRemoved) {
   EXPECT_EQ(col().indexes[1].id, 5u);
   // A failed build is removed at once.
   IndexDef failed = col().indexes[1];
+  failed.state = IndexState::kBuilding;
+  ASSERT_TRUE(Run(cmd::UpdateIndex("default", "c", failed)).ok());
   failed.state = IndexState::kFailed;
   failed.error = "documents 'x' and 'y' share a value";
   ASSERT_TRUE(Run(cmd::UpdateIndex("default", "c", failed)).ok());

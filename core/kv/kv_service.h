@@ -206,13 +206,14 @@ struct IndexSpec {
   bool unique = false;
   uint32_t id = 0;  // set by the catalog
   // Set by the catalog (docs/architecture/documents.md, "Index builds and drops"):
-  // "building", "public", "failed" or "dropping". Empty means public.
+  // "delete_only", "building", "public", "failed" or "dropping". Empty means public.
   std::string state;
   uint64_t usable_from_ts = 0;  // public: complete for reads at or after it
   std::string build_resume;     // building: the user keys up to it have their entries
   std::string error;            // failed: why
 };
 
+inline constexpr const char* kIndexDeleteOnly = "delete_only";
 inline constexpr const char* kIndexBuilding = "building";
 inline constexpr const char* kIndexPublic = "public";
 inline constexpr const char* kIndexFailed = "failed";
