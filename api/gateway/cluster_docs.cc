@@ -2,7 +2,9 @@
 // transaction over the document's row and its index entries), and queries planned over
 // those indexes. See docs/architecture/documents.md.
 #include <algorithm>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 
 #include "api/gateway/call_util.h"
@@ -10,6 +12,7 @@
 #include "core/mvcc/key_codec.h"
 #include "core/query/aggregate.h"
 #include "core/query/query.h"
+#include "core/query/shard_query.h"
 #include "internal/encoding.h"
 
 namespace gojodb::gateway {
@@ -18,6 +21,7 @@ namespace {
 using json = nlohmann::json;
 constexpr uint32_t kTenant = controller::kDefaultTenantId;
 constexpr size_t kMaxSortRows = 100000;
+constexpr size_t kMaxShardMatches = 10000;  // a ShardKv.Query call's limit
 
 std::string_view Reason(const Status& s) {
   for (const auto& [k, v] : s.details()) {
@@ -79,24 +83,6 @@ Result<std::pair<uint64_t, Position>> DecodeCursor(const std::string& cursor, si
   if (!key.ok()) return BadCursor();
   p.key = std::move(*key);
   return std::make_pair(j["ts"].get<uint64_t>(), std::move(p));
-}
-
-// The document with only `paths` (each where it was).
-json Project(const json& doc, const std::vector<document::Path>& paths) {
-  if (paths.empty()) return doc;
-  json out = json::object();
-  for (const auto& p : paths) {
-    const json* v = document::Lookup(doc, p);
-    if (!v) continue;
-    json* cur = &out;
-    for (size_t i = 0; i + 1 < p.segments.size(); ++i) {
-      json& next = (*cur)[p.segments[i]];
-      if (!next.is_object()) next = json::object();
-      cur = &next;
-    }
-    (*cur)[p.segments.back()] = *v;
-  }
-  return out;
 }
 
 }  // namespace
@@ -541,7 +527,7 @@ Result<kv::QueryResult> ClusterKv::Query(const kv::QueryRequest& req) {
     for (const auto& p : sort_paths)
       h.pos.sort.push_back(document::EncodeValue(document::Lookup(*doc, p)));
     if (after && !order.Before(*after, h.pos)) return true;
-    h.value = projection.empty() ? std::move(value) : Project(*doc, projection).dump();
+    h.value = projection.empty() ? std::move(value) : query::Project(*doc, projection).dump();
     h.version = version;
     hits.push_back(std::move(h));
     if (hits.size() > kMaxSortRows) {
@@ -557,7 +543,58 @@ Result<kv::QueryResult> ClusterKv::Query(const kv::QueryRequest& req) {
   if (after && sort_paths.empty() && plan.kind == query::Plan::Kind::kCollectionScan) {
     from = after->key + std::string(1, '\0');
   }
-  RETURN_IF_ERROR(ScanPlan(info, plan, out.read_ts, from, deadline, consider));
+  bool pushed = false;
+  if (plan.kind == query::Plan::Kind::kCollectionScan) {
+    // The shards check the filter where the documents are and answer their matches.
+    auto want = [&]() -> uint32_t {
+      if (!sort_paths.empty()) return kMaxShardMatches;
+      return static_cast<uint32_t>(std::min(kMaxShardMatches, limit + 1 - hits.size()));
+    };
+    v1::ShardQueryRequest t;
+    t.set_filter_json(req.filter_json);
+    for (const auto& p : req.projection) t.add_projection(p);
+    for (const auto& [p, desc] : req.sort) t.add_sort(p);
+    t.set_start(from);
+    t.set_limit(want());
+    const std::string prefix = mvcc::CollectionPrefix(kTenant, info.id);
+    Status s = QueryRange(
+        info.id, mvcc::EncodeRowKey(kTenant, info.id, from), mvcc::PrefixSuccessor(prefix),
+        out.read_ts, std::move(t), deadline,
+        [&](v1::ShardQueryResponse& resp, v1::ShardQueryRequest* next) -> Result<bool> {
+          examined += resp.examined();
+          for (auto& m : *resp.mutable_matches()) {
+            if (static_cast<size_t>(m.sort_values_size()) != sort_paths.size()) {
+              return Status::Internal("a storage node answered a query without its sort values");
+            }
+            Hit h;
+            h.pos.key = std::move(*m.mutable_key());
+            for (auto& v : *m.mutable_sort_values()) h.pos.sort.push_back(std::move(v));
+            if (after && !order.Before(*after, h.pos)) continue;
+            h.value = std::move(*m.mutable_value());
+            h.version = m.version();
+            hits.push_back(std::move(h));
+            if (hits.size() > kMaxSortRows) {
+              return Status::InvalidArgument("the query matches more than " +
+                                             std::to_string(kMaxSortRows) +
+                                             " documents to sort; add an index or narrow the "
+                                             "filter")
+                  .WithDetail("reason", "SORT_TOO_LARGE");
+            }
+            if (sort_paths.empty() && hits.size() > limit) return false;
+          }
+          next->set_limit(want());
+          return true;
+        });
+    if (s.code() == StatusCode::kUnimplemented) {
+      // A storage node of a version without ShardKv.Query: read the rows here instead.
+      hits.clear();
+      examined = 0;
+    } else {
+      RETURN_IF_ERROR(s);
+      pushed = true;
+    }
+  }
+  if (!pushed) RETURN_IF_ERROR(ScanPlan(info, plan, out.read_ts, from, deadline, consider));
   std::sort(hits.begin(), hits.end(),
             [&](const Hit& a, const Hit& b) { return order.Before(a.pos, b.pos); });
   if (hits.size() > limit) {
@@ -568,6 +605,7 @@ Result<kv::QueryResult> ClusterKv::Query(const kv::QueryRequest& req) {
   if (req.explain) {
     json e = plan.Explain();
     e["examined"] = examined;
+    if (plan.kind == query::Plan::Kind::kCollectionScan) e["pushed_down"] = pushed;
     out.plan_json = e.dump();
   }
   return out;
@@ -604,22 +642,55 @@ Result<kv::AggregateResult> ClusterKv::Aggregate(const kv::AggregateRequest& req
   const auto queryable = rules.QueryableAt(out.read_ts);
   const query::Plan plan = query::ChoosePlan(filter, queryable);
   ActiveStart active(this, out.read_ts);
-  query::Aggregator agg(spec);
+  std::optional<query::Aggregator> agg(std::in_place, spec);
   uint64_t examined = 0, matched = 0;
-  RETURN_IF_ERROR(ScanPlan(info, plan, out.read_ts, "", deadline,
-                           [&](std::string, std::string value, uint64_t) -> Result<bool> {
-                             ++examined;
-                             auto doc = document::ParseDocument(value);
-                             if (!doc.ok() || !query::Matches(filter, *doc)) return true;
-                             ++matched;
-                             RETURN_IF_ERROR(agg.Add(*doc));
-                             return true;
-                           }));
-  out.groups_json = agg.Output()["groups"].dump();
+  bool pushed = false;
+  if (plan.kind == query::Plan::Kind::kCollectionScan) {
+    // Each shard aggregates its documents; the router merges the partial states.
+    v1::ShardQueryRequest t;
+    t.set_filter_json(req.filter_json);
+    t.set_group_by_json(req.group_by_json);
+    t.set_aggregates_json(req.aggregates_json);
+    std::mutex mu;
+    Status s = QueryCollection(
+        info.id, out.read_ts, t, deadline,
+        [&](v1::ShardQueryResponse& resp, v1::ShardQueryRequest*) -> Result<bool> {
+          std::lock_guard lock(mu);
+          examined += resp.examined();
+          matched += resp.matched();
+          Status m = agg->MergePartial(resp.partial());
+          if (!m.ok() && Reason(m) != "TOO_MANY_GROUPS") {
+            return Status::Internal("a storage node sent a bad partial aggregate: " + m.message());
+          }
+          RETURN_IF_ERROR(m);
+          return true;
+        });
+    if (s.code() == StatusCode::kUnimplemented) {
+      // A storage node of a version without ShardKv.Query: aggregate here instead.
+      agg.emplace(spec);
+      examined = matched = 0;
+    } else {
+      RETURN_IF_ERROR(s);
+      pushed = true;
+    }
+  }
+  if (!pushed) {
+    RETURN_IF_ERROR(ScanPlan(info, plan, out.read_ts, "", deadline,
+                             [&](std::string, std::string value, uint64_t) -> Result<bool> {
+                               ++examined;
+                               auto doc = document::ParseDocument(value);
+                               if (!doc.ok() || !query::Matches(filter, *doc)) return true;
+                               ++matched;
+                               RETURN_IF_ERROR(agg->Add(*doc));
+                               return true;
+                             }));
+  }
+  out.groups_json = agg->Output()["groups"].dump();
   if (req.explain) {
     json e = plan.Explain();
     e["examined"] = examined;
     e["matched"] = matched;
+    if (plan.kind == query::Plan::Kind::kCollectionScan) e["pushed_down"] = pushed;
     out.plan_json = e.dump();
   }
   return out;

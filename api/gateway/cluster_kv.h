@@ -370,6 +370,23 @@ class ClusterKv final : public kv::KvService {
   Status ScanPlan(const kv::CollectionInfo& info, const query::Plan& plan, uint64_t read_ts,
                   const std::string& from, Clock::time_point deadline, const DocVisitor& each);
 
+  // --- Queries pushed to the shards (cluster_query.cc) ---
+  // Runs `tmpl` (ShardKv.Query: filter, projection, sort, limit or aggregation) over the
+  // collection's rows of [lo, hi) (row keys), shard by shard in key order at `read_ts`,
+  // resolving locks as a scan does. `each` gets every answer and may change the next
+  // call's request (its limit); false stops. UNIMPLEMENTED when a storage node does not
+  // serve ShardKv.Query: the caller then reads the rows itself.
+  using QueryAnswer =
+      std::function<Result<bool>(v1::ShardQueryResponse& resp, v1::ShardQueryRequest* next)>;
+  Status QueryRange(uint32_t id, std::string lo, std::string hi, uint64_t read_ts,
+                    v1::ShardQueryRequest tmpl, Clock::time_point deadline,
+                    const QueryAnswer& each);
+  // The same over the whole collection, split into runs of shards that are queried at
+  // once (at most kQueryFanOut); `each` may be called from several threads at a time.
+  static constexpr size_t kQueryFanOut = 8;
+  Status QueryCollection(uint32_t id, uint64_t read_ts, const v1::ShardQueryRequest& tmpl,
+                         Clock::time_point deadline, const QueryAnswer& each);
+
   // --- Transactions (cluster_txn.cc) ---
   // Sends a transaction command on `rows` (all in one shard) to the shard's leader,
   // retried like a write with a request id (the commands are idempotent). FAILED_

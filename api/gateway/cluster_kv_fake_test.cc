@@ -7,6 +7,7 @@
 
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
 
@@ -487,6 +488,44 @@ TEST_F(FakeClusterTest, ScansStitchShardsAndPages) {
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->read_ts, 0u);
   EXPECT_EQ(Keys(*r), all);
+}
+
+// Storage nodes of a version without ShardKv.Query (these fakes): queries and
+// aggregations read the rows at the router instead, across the shards, with the same
+// answers.
+TEST_F(FakeClusterTest, QueriesOnNodesWithoutShardQueryRunAtTheRouter) {
+  const std::string all = "abcdefghijklmnopqrstuvwxyz";
+  for (size_t i = 0; i < all.size(); ++i) {
+    const std::string doc =
+        "{\"n\": " + std::to_string(i) + ", \"g\": " + std::to_string(i % 3) + "}";
+    ASSERT_TRUE(kv_->Put({"", all.substr(i, 1), doc, std::nullopt, ""}).ok());
+  }
+  kv::QueryRequest q;
+  q.filter_json = R"({"n": {"gte": 5}})";
+  q.limit = 8;
+  q.explain = true;
+  std::string keys;
+  for (int page = 0; page < 10; ++page) {
+    auto r = kv_->Query(q);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(nlohmann::json::parse(r->plan_json)["pushed_down"], false) << r->plan_json;
+    for (const auto& item : r->items) keys += item.key;
+    if (r->cursor.empty()) break;
+    q.cursor = r->cursor;
+  }
+  EXPECT_EQ(keys, all.substr(5));
+  kv::AggregateRequest a;
+  a.filter_json = R"({"n": {"lt": 20}})";
+  a.group_by_json = R"(["g"])";
+  a.aggregates_json = R"({"c": {"count": "*"}, "s": {"sum": "n"}})";
+  a.explain = true;
+  auto r = kv_->Aggregate(a);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(nlohmann::json::parse(r->groups_json), nlohmann::json::parse(R"([
+      {"key": {"g": 0}, "values": {"c": 7, "s": 63}},
+      {"key": {"g": 1}, "values": {"c": 7, "s": 70}},
+      {"key": {"g": 2}, "values": {"c": 6, "s": 57}}])"));
+  EXPECT_EQ(nlohmann::json::parse(r->plan_json)["pushed_down"], false) << r->plan_json;
 }
 
 TEST_F(FakeClusterTest, LinearizableScansTakeAFreshTimestampEachTime) {

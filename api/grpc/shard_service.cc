@@ -3,6 +3,7 @@
 #include "api/grpc/convert.h"
 #include "api/grpc/shard_convert.h"
 #include "core/mvcc/key_codec.h"
+#include "core/query/shard_query.h"
 
 namespace gojodb::rpc {
 namespace {
@@ -265,6 +266,57 @@ grpc::Status ShardKvService::Scan(grpc::ServerContext* ctx, const v1::ShardScanR
     resp->set_has_next(true);
     resp->set_next(std::move(*r->next));
   }
+  return grpc::Status::OK;
+}
+
+grpc::Status ShardKvService::Query(grpc::ServerContext* ctx, const v1::ShardQueryRequest* req,
+                                   v1::ShardQueryResponse* resp) {
+  const bool aggregating = !req->aggregates_json().empty();
+  if (!aggregating && (req->limit() == 0 || req->limit() > kMaxScanLimit)) {
+    return Fail(ctx,
+                Status::InvalidArgument("query limit must be 1.." + std::to_string(kMaxScanLimit)));
+  }
+  if (req->read_ts() == 0) {
+    return Fail(ctx, Status::InvalidArgument("a shard query needs a read timestamp"));
+  }
+  query::ShardQueryText text;
+  text.filter_json = req->filter_json();
+  text.projection.assign(req->projection().begin(), req->projection().end());
+  text.sort.assign(req->sort().begin(), req->sort().end());
+  text.group_by_json = req->group_by_json();
+  text.aggregates_json = req->aggregates_json();
+  text.limit = req->limit();
+  text.max_bytes = kMaxQueryBytes;
+  auto q = query::ParseShardQuery(text);
+  if (!q.ok()) return Fail(ctx, q.status());
+  query::ShardQueryRun run(**q);
+  mvcc::ScanOptions o;
+  o.tenant = req->tenant();
+  o.collection = req->collection();
+  o.start = req->start();
+  o.end = req->end();
+  o.limit = req->max_examined() == 0 ? kMaxQueryExamined
+                                     : std::min(req->max_examined(), kMaxQueryExamined);
+  o.read_ts = req->read_ts();
+  const std::vector<uint64_t> resolved(req->resolved().begin(), req->resolved().end());
+  auto next = store_->ScanEach(
+      RouteOf(req->route()), std::move(o), Deadline(ctx), resolved,
+      [&](const mvcc::ScanItem& item) { return run.Add(item.key, item.value, item.version); });
+  if (!next.ok()) return Fail(ctx, next.status());
+  for (auto& m : run.matches()) {
+    auto* out = resp->add_matches();
+    out->set_key(std::move(m.key));
+    out->set_value(std::move(m.value));
+    out->set_version(m.version);
+    for (auto& v : m.sort_values) out->add_sort_values(std::move(v));
+  }
+  if (*next) {
+    resp->set_has_next(true);
+    resp->set_next(std::move(**next));
+  }
+  resp->set_examined(run.examined());
+  resp->set_matched(run.matched());
+  if (aggregating) resp->set_partial(run.EncodePartial());
   return grpc::Status::OK;
 }
 

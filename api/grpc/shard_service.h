@@ -25,8 +25,14 @@ class ShardKvService final : public v1::ShardKv::Service {
                    v1::ShardTxnResponse* resp) override;
   grpc::Status Batch(grpc::ServerContext* ctx, const v1::ShardBatchRequest* req,
                      v1::ShardBatchResponse* resp) override;
+  grpc::Status Query(grpc::ServerContext* ctx, const v1::ShardQueryRequest* req,
+                     v1::ShardQueryResponse* resp) override;
 
   static constexpr int kMaxBatchItems = 1024;
+  // A pushed-down query reads at most this many rows a call unless told fewer, and
+  // returns matches of at most about this many bytes.
+  static constexpr uint32_t kMaxQueryExamined = 20000;
+  static constexpr size_t kMaxQueryBytes = 4 << 20;
 
  private:
   std::chrono::steady_clock::time_point Deadline(const grpc::ServerContext* ctx) const;

@@ -181,23 +181,134 @@ Status Aggregator::Add(const json& doc) {
   return Status::OK();
 }
 
-Status Aggregator::Merge(const Aggregator& other) {
-  for (const auto& [key, og] : other.groups_) {
-    auto [it, inserted] = groups_.try_emplace(key, og);
-    if (inserted) {
-      RETURN_IF_ERROR(CheckSize());
-      continue;
-    }
-    for (size_t i = 0; i < og.states.size() && i < it->second.states.size(); ++i) {
-      AggState& st = it->second.states[i];
-      const AggState& o = og.states[i];
-      st.count += o.count;
-      st.sum += o.sum;
-      if (!o.min.empty() && (st.min.empty() || o.min < st.min)) st.min = o.min;
-      if (!o.max.empty() && (st.max.empty() || o.max > st.max)) st.max = o.max;
-      st.distinct.insert(o.distinct.begin(), o.distinct.end());
+Status Aggregator::MergeGroup(const std::string& key, Group og) {
+  auto [it, inserted] = groups_.try_emplace(key);
+  if (inserted) {
+    it->second = std::move(og);
+    return CheckSize();
+  }
+  for (size_t i = 0; i < og.states.size() && i < it->second.states.size(); ++i) {
+    AggState& st = it->second.states[i];
+    AggState& o = og.states[i];
+    st.count += o.count;
+    st.sum += o.sum;
+    if (!o.min.empty() && (st.min.empty() || o.min < st.min)) st.min = std::move(o.min);
+    if (!o.max.empty() && (st.max.empty() || o.max > st.max)) st.max = std::move(o.max);
+    st.distinct.merge(o.distinct);
+    if (st.distinct.size() > kMaxGroups) {
+      return Status::InvalidArgument("count_distinct of '" + q_.aggregates[i].path.text +
+                                     "' passed " + std::to_string(kMaxGroups) + " values")
+          .WithDetail("reason", "TOO_MANY_GROUPS");
     }
   }
+  return Status::OK();
+}
+
+Status Aggregator::Merge(const Aggregator& other) {
+  for (const auto& [key, og] : other.groups_) RETURN_IF_ERROR(MergeGroup(key, og));
+  return Status::OK();
+}
+
+namespace {
+
+constexpr char kPartialFormat = 1;
+
+void PutBytes(std::string* out, std::string_view b) {
+  mvcc::AppendUint32(out, static_cast<uint32_t>(b.size()));
+  out->append(b);
+}
+
+// Reads what EncodePartial wrote, checking every length against what is left.
+class PartialReader {
+ public:
+  explicit PartialReader(std::string_view in) : in_(in) {}
+  bool U32(uint32_t* v) {
+    if (in_.size() < 4) return false;
+    *v = mvcc::ReadUint32(in_);
+    in_.remove_prefix(4);
+    return true;
+  }
+  bool U64(uint64_t* v) {
+    if (in_.size() < 8) return false;
+    *v = mvcc::ReadUint64(in_);
+    in_.remove_prefix(8);
+    return true;
+  }
+  bool Bytes(std::string* out) {
+    uint32_t n;
+    if (!U32(&n) || in_.size() < n) return false;
+    out->assign(in_.data(), n);
+    in_.remove_prefix(n);
+    return true;
+  }
+  bool done() const { return in_.empty(); }
+
+ private:
+  std::string_view in_;
+};
+
+}  // namespace
+
+std::string Aggregator::EncodePartial() const {
+  std::string out(1, kPartialFormat);
+  mvcc::AppendUint32(&out, static_cast<uint32_t>(q_.group_by.size()));
+  mvcc::AppendUint32(&out, static_cast<uint32_t>(q_.aggregates.size()));
+  mvcc::AppendUint32(&out, static_cast<uint32_t>(groups_.size()));
+  for (const auto& [key, g] : groups_) {
+    for (const auto& v : g.key_values) PutBytes(&out, v);
+    for (const auto& st : g.states) {
+      mvcc::AppendUint64(&out, st.count);
+      uint64_t bits;
+      std::memcpy(&bits, &st.sum, sizeof(bits));
+      mvcc::AppendUint64(&out, bits);
+      PutBytes(&out, st.min);
+      PutBytes(&out, st.max);
+      mvcc::AppendUint32(&out, static_cast<uint32_t>(st.distinct.size()));
+      for (const auto& d : st.distinct) PutBytes(&out, d);
+    }
+  }
+  return out;
+}
+
+Status Aggregator::MergePartial(std::string_view bytes) {
+  auto bad = [](const std::string& why) {
+    return Status::InvalidArgument("partial aggregate: " + why);
+  };
+  if (bytes.empty() || bytes[0] != kPartialFormat) return bad("unknown format");
+  PartialReader r(bytes.substr(1));
+  uint32_t nkeys, naggs, ngroups;
+  if (!r.U32(&nkeys) || !r.U32(&naggs) || !r.U32(&ngroups)) return bad("truncated header");
+  if (nkeys != q_.group_by.size() || naggs != q_.aggregates.size()) {
+    return bad("written for another query (" + std::to_string(nkeys) + " group_by fields, " +
+               std::to_string(naggs) + " aggregates)");
+  }
+  for (uint32_t gi = 0; gi < ngroups; ++gi) {
+    Group g;
+    std::string key;
+    g.key_values.resize(nkeys);
+    for (auto& v : g.key_values) {
+      if (!r.Bytes(&v)) return bad("truncated group key");
+      key += v;
+    }
+    g.states.resize(naggs);
+    for (auto& st : g.states) {
+      uint64_t bits;
+      uint32_t ndistinct;
+      if (!r.U64(&st.count) || !r.U64(&bits) || !r.Bytes(&st.min) || !r.Bytes(&st.max) ||
+          !r.U32(&ndistinct)) {
+        return bad("truncated state");
+      }
+      std::memcpy(&st.sum, &bits, sizeof(bits));
+      if (ndistinct > kMaxGroups) return bad("too many distinct values");
+      for (uint32_t i = 0; i < ndistinct; ++i) {
+        std::string d;
+        if (!r.Bytes(&d)) return bad("truncated distinct value");
+        st.distinct.insert(std::move(d));
+      }
+    }
+    RETURN_IF_ERROR(MergeGroup(key, std::move(g)));
+  }
+  if (!r.done()) return bad("trailing bytes");
   return Status::OK();
 }
 

@@ -7,6 +7,7 @@
 #include <nlohmann/json_fwd.hpp>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/document/document.h"
@@ -52,6 +53,13 @@ class Aggregator {
   Status Add(const nlohmann::json& doc);
   // Adds another aggregator's groups (a shard's partial result).
   Status Merge(const Aggregator& other);
+  // The groups and their states as bytes, for another aggregator of the same query to
+  // merge (a shard's partial result sent to the router).
+  std::string EncodePartial() const;
+  // Merges what EncodePartial of an aggregator of the same query wrote. INVALID_ARGUMENT
+  // on bytes it did not write (or of another query's shape); the groups merged before
+  // the fault stay.
+  Status MergePartial(std::string_view bytes);
   // {"groups":[{"key":{path: value…},"values":{name: value…}}]} in key order.
   nlohmann::json Output() const;
   size_t groups() const { return groups_.size(); }
@@ -62,6 +70,7 @@ class Aggregator {
     std::vector<AggState> states;
   };
   Status CheckSize() const;
+  Status MergeGroup(const std::string& key, Group g);
   const AggregateQuery& q_;
   std::map<std::string, Group> groups_;
 };

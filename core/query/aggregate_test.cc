@@ -60,6 +60,13 @@ TEST(AggregateTest, RandomGroupsMatchAnIndependentComputationAndMerge) {
   Aggregator merged(*q);
   for (auto& p : parts) ASSERT_TRUE(merged.Merge(p).ok());
   EXPECT_EQ(merged.Output(), whole.Output());
+  // The same through bytes, as shards send their parts to the router.
+  Aggregator from_bytes(*q);
+  for (auto& p : parts) {
+    const std::string bytes = p.EncodePartial();
+    ASSERT_TRUE(from_bytes.MergePartial(bytes).ok());
+  }
+  EXPECT_EQ(from_bytes.Output(), whole.Output());
 
   // Independently: group by the city's JSON text ("missing" apart).
   struct Expect {
@@ -100,6 +107,45 @@ TEST(AggregateTest, RandomGroupsMatchAnIndependentComputationAndMerge) {
   EXPECT_FALSE(out["groups"][0]["key"].contains("city"));
   EXPECT_TRUE(out["groups"][1]["key"]["city"].is_null());
   EXPECT_EQ(out["groups"][2]["key"]["city"], "A");
+}
+
+TEST(AggregateTest, PartialsOfAnotherShapeOrCutShortAreRefused) {
+  auto q = ParseAggregate(json::array({"city"}), json::parse(R"({"n": {"count": "*"},
+                                                                "d": {"count_distinct": "t"},
+                                                                "m": {"max": "t"}})"));
+  ASSERT_TRUE(q.ok());
+  Aggregator a(*q);
+  ASSERT_TRUE(a.Add(json::parse(R"({"city": "Oslo", "t": "x"})")).ok());
+  ASSERT_TRUE(a.Add(json::parse(R"({"t": 3})")).ok());
+  const std::string bytes = a.EncodePartial();
+  // Every cut, and every byte changed to 0xff, is refused or merges without a crash; a
+  // cut never merges cleanly.
+  for (size_t n = 0; n < bytes.size(); ++n) {
+    Aggregator b(*q);
+    EXPECT_EQ(b.MergePartial(bytes.substr(0, n)).code(), StatusCode::kInvalidArgument) << n;
+    std::string bent = bytes;
+    bent[n] = '\xff';
+    Aggregator c(*q);
+    (void)c.MergePartial(bent);
+  }
+  Aggregator d(*q);
+  EXPECT_EQ(d.MergePartial(bytes + "x").code(), StatusCode::kInvalidArgument);
+  auto other = ParseAggregate(nullptr, json::parse(R"({"n": {"count": "*"}})"));
+  ASSERT_TRUE(other.ok());
+  Aggregator e(*other);
+  const Status s = e.MergePartial(bytes);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("another query"), std::string::npos) << s.ToString();
+  // Merging twice counts twice; the distinct set does not grow.
+  Aggregator f(*q);
+  ASSERT_TRUE(f.MergePartial(bytes).ok());
+  ASSERT_TRUE(f.MergePartial(bytes).ok());
+  const json out = f.Output();
+  ASSERT_EQ(out["groups"].size(), 2u);
+  EXPECT_EQ(out["groups"][1]["key"]["city"], "Oslo");
+  EXPECT_EQ(out["groups"][1]["values"]["n"], 2);
+  EXPECT_EQ(out["groups"][1]["values"]["d"], 1);
+  EXPECT_EQ(out["groups"][1]["values"]["m"], "x");
 }
 
 TEST(AggregateTest, EmptyInputAndNoGroups) {

@@ -207,6 +207,14 @@ RaftNode::Ticket RaftNode::Submit(std::string data) {
   return Enqueue([&](uint64_t id) { proposals_.emplace_back(id, std::move(data)); });
 }
 
+bool RaftNode::NotProposed(const Status& s) {
+  if (s.code() != StatusCode::kUnavailable) return false;
+  for (const auto& [k, v] : s.details()) {
+    if (k == "reason" && v == "NOT_PROPOSED") return true;
+  }
+  return false;
+}
+
 Status RaftNode::Wait(Ticket& ticket, std::chrono::milliseconds timeout, std::string* result) {
   return WaitFor(ticket, timeout, "proposal", result);
 }
@@ -359,7 +367,10 @@ bool RaftNode::Intake(bool tick) {
     Status s = rn_->Propose(EncodeProposal(options_.id, id, data));
     if (!s.ok()) {
       std::lock_guard lock(mu_);
-      Complete(id, Status::Unavailable("no raft leader to take the proposal: " + s.message()), "");
+      Complete(id,
+               Status::Unavailable("no raft leader to take the proposal: " + s.message())
+                   .WithDetail("reason", "NOT_PROPOSED"),
+               "");
     }
   }
   for (auto& task : tasks) task();

@@ -175,6 +175,10 @@ class RaftNode {
   };
   Ticket Submit(std::string data);
   Status Wait(Ticket& ticket, std::chrono::milliseconds timeout, std::string* result = nullptr);
+  // Whether a failed Propose/Wait was never proposed (the node was no leader when its
+  // loop took the proposal; the Raft core appended nothing): it cannot apply, so it is
+  // safe to send again elsewhere. Every other failure's outcome is unknown.
+  static bool NotProposed(const Status& s);
 
   // Proposes a membership change; OK once it applied here. FAILED_PRECONDITION when the
   // group refused it (one change at a time; a change that leaves no voter), and as

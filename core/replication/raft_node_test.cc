@@ -185,6 +185,22 @@ TEST_F(RaftNodeTest, MinorityCannotCommit) {
   Status s = members_[1].node->Propose("alone", 500ms);
   EXPECT_FALSE(s.ok());
   EXPECT_EQ(members_[1].sm->Items().size(), 1u);
+  // Once it knows no leader (a leader steps down without a quorum), a proposal is not
+  // even appended: it fails as NotProposed, which is safe to send elsewhere, unlike an
+  // unknown outcome.
+  for (int i = 0; i < 400 && members_[1].node->Leader().value() != 0; ++i) {
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_EQ(members_[1].node->Leader().value(), 0u);
+  s = members_[1].node->Propose("dropped", 2s);
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s.ToString();
+  EXPECT_TRUE(RaftNode::NotProposed(s)) << s.ToString();
+  EXPECT_FALSE(RaftNode::NotProposed(Status::Unavailable("raft node stopped")));
+  StartMember(2);
+  StartMember(3);
+  ASSERT_TRUE(ProposeVia(2, "after").ok());
+  EXPECT_TRUE(Converged({1, 2, 3}, {"before", "after"}));
+  for (const auto& v : members_[1].sm->Items()) EXPECT_NE(v, "dropped");
 }
 
 TEST_F(RaftNodeTest, SnapshotsCompactTheLogAndCatchUpAWipedMember) {

@@ -443,6 +443,10 @@ Result<WriteOutcome> Store::FinishWrite(Replica& r, uint64_t shard, WriteCommand
     std::string result;
     Status s = r.node->Wait(ticket, Remaining(deadline), &result);
     if (!s.ok()) {
+      // The loop found this node no leader and proposed nothing: try elsewhere.
+      if (replication::RaftNode::NotProposed(s)) {
+        return NotLeaderError(shard, r.node->Leader().value());
+      }
       // Queued, so it may still commit (under this leader or the next): the outcome is
       // unknown, which is not the same as "not the leader, try elsewhere".
       return Status::Unavailable("the write's outcome is unknown: " + s.message());
@@ -530,9 +534,9 @@ Result<std::optional<mvcc::VersionedValue>> Store::Get(const Route& route, std::
   return value;
 }
 
-Result<mvcc::ScanOutput> Store::Scan(const Route& route, mvcc::ScanOptions o,
-                                     kv::Consistency consistency, Steady::time_point deadline,
-                                     const std::vector<uint64_t>& resolved) {
+Result<std::optional<Store::ScanRange>> Store::PrepareScan(const Route& route, mvcc::ScanOptions& o,
+                                                           kv::Consistency consistency,
+                                                           Steady::time_point deadline) {
   const bool any_replica = consistency == kv::Consistency::kStale;
   if (!any_replica && o.read_ts == mvcc::kMaxTimestamp) {
     return Status::InvalidArgument("a linearizable or snapshot scan needs a read timestamp");
@@ -549,7 +553,7 @@ Result<mvcc::ScanOutput> Store::Scan(const Route& route, mvcc::ScanOptions o,
                                  : mvcc::EncodeRowKey(o.tenant, o.collection, o.end);
   if (lo < d.start_key) lo = d.start_key;
   if (!d.end_key.empty() && d.end_key < hi) hi = d.end_key;
-  if (lo >= hi) return mvcc::ScanOutput{};
+  if (lo >= hi) return std::optional<ScanRange>();
   // The reader takes user keys; a clipped bound that falls inside the collection is
   // mapped back to the first user key at or after it.
   auto user_bound = [&](const std::string& row, bool is_end) -> Result<std::string> {
@@ -567,6 +571,15 @@ Result<mvcc::ScanOutput> Store::Scan(const Route& route, mvcc::ScanOptions o,
   // deleted locks included.)
   ASSIGN_OR_RETURN(o.start, user_bound(lo, false));
   ASSIGN_OR_RETURN(o.end, user_bound(hi, true));
+  return std::optional<ScanRange>(ScanRange{std::move(r), std::move(lo), std::move(hi)});
+}
+
+Result<mvcc::ScanOutput> Store::Scan(const Route& route, mvcc::ScanOptions o,
+                                     kv::Consistency consistency, Steady::time_point deadline,
+                                     const std::vector<uint64_t>& resolved) {
+  ASSIGN_OR_RETURN(auto range, PrepareScan(route, o, consistency, deadline));
+  if (!range) return mvcc::ScanOutput{};
+  auto& [r, lo, hi] = *range;
   const auto snapshot = engine_->GetSnapshot();
   mvcc::MvccReader reader(engine_, snapshot.get());
   ASSIGN_OR_RETURN(auto rows, reader.Scan(o));
@@ -584,6 +597,55 @@ Result<mvcc::ScanOutput> Store::Scan(const Route& route, mvcc::ScanOptions o,
   }
   RETURN_IF_ERROR(CheckGcFence(*r, o.read_ts));  // as in Get
   return rows;
+}
+
+Result<std::optional<std::string>> Store::ScanEach(const Route& route, mvcc::ScanOptions o,
+                                                   Steady::time_point deadline,
+                                                   const std::vector<uint64_t>& resolved,
+                                                   const RowVisitor& visit) {
+  if (o.reverse) return Status::InvalidArgument("a pushed-down scan reads forward");
+  if (o.limit == 0) return Status::InvalidArgument("a pushed-down scan needs a row limit");
+  const size_t budget = o.limit;
+  ASSIGN_OR_RETURN(auto range, PrepareScan(route, o, kv::Consistency::kSnapshot, deadline));
+  if (!range) return std::optional<std::string>();
+  auto& [r, lo, hi] = *range;
+  // As Scan: the rows, then the locks of the part visited, at one engine snapshot.
+  const auto snapshot = engine_->GetSnapshot();
+  mvcc::MvccReader reader(engine_, snapshot.get());
+  constexpr size_t kPage = 512;
+  size_t seen = 0;
+  std::optional<std::string> next;
+  for (;;) {
+    o.limit = std::min(kPage, budget - seen);
+    ASSIGN_OR_RETURN(auto rows, reader.Scan(o));
+    bool stopped = false;
+    for (const auto& item : rows.items) {
+      ++seen;
+      ASSIGN_OR_RETURN(bool more, visit(item));
+      if (!more) {
+        stopped = true;
+        // Rows after this one are left for the next call.
+        next = item.key + std::string(1, '\0');
+        break;
+      }
+    }
+    if (stopped || !rows.next) break;
+    if (seen >= budget) {
+      next = std::move(rows.next);
+      break;
+    }
+    o.start = std::move(*rows.next);
+  }
+  if (next) hi = std::min(hi, mvcc::EncodeRowKey(o.tenant, o.collection, *next));
+  {
+    txn::TxnRows locks(engine_, snapshot.get());
+    ASSIGN_OR_RETURN(
+        auto blockers,
+        locks.ReadBlockers(lo, hi, {o.read_ts, resolved, o.read_ts == mvcc::kMaxTimestamp}, 1));
+    if (!blockers.empty()) return txn::LockedError(blockers[0].first, blockers[0].second);
+  }
+  RETURN_IF_ERROR(CheckGcFence(*r, o.read_ts));
+  return next;
 }
 
 Status Store::CheckGcFence(const Replica& r, uint64_t at) const {
@@ -662,6 +724,9 @@ Result<txn::TxnOutcome> Store::Txn(const Route& route, const std::string& comman
   }
   std::string result;
   if (Status s = r->node->Wait(ticket, Remaining(deadline), &result); !s.ok()) {
+    if (replication::RaftNode::NotProposed(s)) {
+      return NotLeaderError(route.shard, r->node->Leader().value());
+    }
     // Queued: it may still apply. Every transaction command is idempotent, so the
     // caller retries it as it would a lost answer.
     return Status::Unavailable("the transaction command's outcome is unknown: " + s.message());

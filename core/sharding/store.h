@@ -214,6 +214,17 @@ class Store {
                                 kv::Consistency consistency,
                                 std::chrono::steady_clock::time_point deadline,
                                 const std::vector<uint64_t>& resolved = {});
+  // The work of a query pushed to the shard (docs/architecture/documents.md): a forward
+  // snapshot scan on the leader of [o.start, o.end) ∩ the shard's range at o.read_ts
+  // that hands the rows to `visit` in key order, at most o.limit of them, all from one
+  // engine snapshot. `visit` returns false to stop after its row. Then the locks of the
+  // part visited are checked at the same snapshot (LOCKED as Scan: what was visited does
+  // not count). Returns where a next call starts (a user key) when rows may remain.
+  using RowVisitor = std::function<Result<bool>(const mvcc::ScanItem&)>;
+  Result<std::optional<std::string>> ScanEach(const Route& route, mvcc::ScanOptions o,
+                                              std::chrono::steady_clock::time_point deadline,
+                                              const std::vector<uint64_t>& resolved,
+                                              const RowVisitor& visit);
   // --- Transactions (docs/architecture/transactions.md) ---
   // Applies a transaction command (EncodePrewriteCommand, EncodeTxnCommitCommand, ...)
   // on the shard's leader; `row` is one of its rows. The command's own refusals come
@@ -271,6 +282,15 @@ class Store {
   bool SnapshotOverlapsAnother(uint64_t group, const consensus::Snapshot& snap);
   // The replica of route.shard, with the epoch checked; leader_only: this node leads.
   // `row_key` (if any): the key the request is about, for EPOCH_NOT_MATCH's holder.
+  // A scan's replica, ready to read at o.read_ts, and its range clipped to the shard:
+  // [lo, hi) in row keys, and o.start/o.end rewritten to match (user keys).
+  struct ScanRange {
+    std::shared_ptr<Replica> replica;
+    std::string lo, hi;
+  };
+  Result<std::optional<ScanRange>> PrepareScan(const Route& route, mvcc::ScanOptions& o,
+                                               kv::Consistency consistency,
+                                               std::chrono::steady_clock::time_point deadline);
   Result<std::shared_ptr<Replica>> Check(const Route& route, bool leader_only,
                                          std::string_view row_key = {}) const;
   // EPOCH_NOT_MATCH with `current`, and the descriptor of the initialized replica here

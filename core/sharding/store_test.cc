@@ -1379,6 +1379,39 @@ TEST_F(StoreTest, TransactionCommandsApplyOnEveryReplicaAndLocksHoldRows) {
   page.reverse = true;  // p, the last row: the page answers for [p, end), x's lock in it
   EXPECT_TRUE(txn::LockedFrom(
       S(LeaderOf(2)).Scan(R(2), page, kv::Consistency::kSnapshot, Deadline()).status()));
+  // A pushed-down scan (ScanEach) likewise: stopped at o, it answers for [n, o] and goes on
+  // after o; one that reads on to x meets its lock, unless resolved.
+  mvcc::ScanOptions each = so;
+  each.read_ts = page.read_ts;
+  each.limit = 100;
+  std::vector<std::string> visited;
+  auto stop_at_o = [&](const mvcc::ScanItem& item) -> Result<bool> {
+    visited.push_back(item.key);
+    return item.key != "o";
+  };
+  auto next = S(LeaderOf(2)).ScanEach(R(2), each, Deadline(), {}, stop_at_o);
+  ASSERT_TRUE(next.ok()) << next.status().ToString();
+  EXPECT_EQ(visited, (std::vector<std::string>{"n", "o"}));
+  EXPECT_EQ(*next, std::string("o\0", 2));
+  each.limit = 2;  // the row budget: n, o, then where to go on
+  visited.clear();
+  next = S(LeaderOf(2)).ScanEach(R(2), each, Deadline(), {}, [&](const mvcc::ScanItem& item) {
+    visited.push_back(item.key);
+    return Result<bool>(true);
+  });
+  ASSERT_TRUE(next.ok()) << next.status().ToString();
+  EXPECT_EQ(visited.size(), 2u);
+  EXPECT_EQ(*next, "p");
+  each.limit = 100;
+  each.start = "p";
+  auto all = [](const mvcc::ScanItem&) { return Result<bool>(true); };
+  EXPECT_TRUE(txn::LockedFrom(S(LeaderOf(2)).ScanEach(R(2), each, Deadline(), {}, all).status()));
+  next = S(LeaderOf(2)).ScanEach(R(2), each, Deadline(), {start}, all);
+  ASSERT_TRUE(next.ok()) << next.status().ToString();
+  EXPECT_FALSE(*next) << "the shard's range is done";
+  each.reverse = true;
+  EXPECT_EQ(S(LeaderOf(2)).ScanEach(R(2), each, Deadline(), {}, all).status().code(),
+            StatusCode::kInvalidArgument);
 
   // The snapshot read fenced shard 1 at `snap`: the primary's min_commit_ts is not yet
   // pushed (only CheckTxnStatus pushes), so commit above `snap`, as a coordinator does.

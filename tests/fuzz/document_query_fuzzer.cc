@@ -1,13 +1,16 @@
 // Fuzzes what clients send about documents: a filter (parsed, evaluated against fixed
 // documents and planned over fixed indexes, with explain), a schema (parsed and checked
-// against the input as a document), and a document (its index entries decode back to
-// its key). Nothing may crash, and an index plan never misses a matching document.
+// against the input as a document), a document (its index entries decode back to its
+// key), and a shard's partial aggregate (merged, then written again and merged into an
+// empty aggregator to the same output). Nothing may crash, and an index plan never
+// misses a matching document.
 #include <cstdint>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "core/document/document.h"
+#include "core/query/aggregate.h"
 #include "core/query/query.h"
 
 using namespace gojodb;
@@ -35,6 +38,15 @@ const std::vector<json>& Docs() {
       json::parse(R"({"a": -0.0, "u": ""})"),
   };
   return docs;
+}
+
+const query::AggregateQuery& Aggregation() {
+  static const query::AggregateQuery q =
+      query::ParseAggregate(json::array({"a", "b.c"}),
+                            json::parse(R"({"n": {"count": "*"}, "s": {"sum": "a"},
+                                            "m": {"min": "u"}, "d": {"count_distinct": "u"}})"))
+          .value();
+  return q;
 }
 }  // namespace
 
@@ -68,6 +80,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       auto key = document::DocKeyOf(index, *e);
       if (!key.ok() || *key != in) std::abort();
     }
+  }
+  // A partial aggregate as a storage node would send it (what follows a leading 0x01).
+  query::Aggregator agg(Aggregation());
+  if (agg.MergePartial(in).ok()) {
+    query::Aggregator again(Aggregation());
+    if (!again.MergePartial(agg.EncodePartial()).ok()) std::abort();
+    if (again.Output().dump() != agg.Output().dump()) std::abort();
   }
   return 0;
 }

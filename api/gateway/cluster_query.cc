@@ -1,0 +1,122 @@
+// Queries pushed to the shards: the router walks a collection's range shard by shard
+// with ShardKv.Query, and the shards answer only their matches or a partial aggregate
+// (docs/architecture/documents.md, "Pushed to the shards").
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <optional>
+#include <thread>
+
+#include "api/gateway/call_util.h"
+#include "api/gateway/cluster_kv.h"
+#include "api/grpc/convert.h"
+#include "core/mvcc/key_codec.h"
+
+namespace gojodb::gateway {
+namespace {
+
+constexpr uint32_t kTenant = controller::kDefaultTenantId;
+
+// The user key whose row key is `row`, if it is one of the collection's ("" for a row at
+// or before the collection's start); nullopt for anything else.
+std::optional<std::string> UserKeyOf(const std::string& prefix, const std::string& row) {
+  if (row <= prefix) return std::string();
+  if (row.compare(0, prefix.size(), prefix) != 0) return std::nullopt;
+  std::string user;
+  auto n = mvcc::DecodeComparableBytes(std::string_view(row).substr(prefix.size()), &user);
+  if (!n.ok() || prefix.size() + *n != row.size()) return std::nullopt;
+  return user;
+}
+
+}  // namespace
+
+Status ClusterKv::QueryRange(uint32_t id, std::string lo, std::string hi, uint64_t read_ts,
+                             v1::ShardQueryRequest tmpl, Clock::time_point deadline,
+                             const QueryAnswer& each) {
+  tmpl.set_tenant(kTenant);
+  tmpl.set_collection(id);
+  tmpl.set_read_ts(read_ts);
+  // Bound the request to [lo, hi) too, so a node whose shard reaches past them (a map
+  // newer than the caller's runs) answers for this walk's part only.
+  const std::string prefix = mvcc::CollectionPrefix(kTenant, id);
+  if (auto start = UserKeyOf(prefix, lo); start && *start > tmpl.start()) tmpl.set_start(*start);
+  if (auto end = UserKeyOf(prefix, hi);
+      end && !end->empty() && (tmpl.end().empty() || *end < tmpl.end())) {
+    tmpl.set_end(*end);
+  }
+  std::vector<uint64_t> resolved;
+  while (lo < hi) {
+    v1::ShardQueryResponse resp;
+    sharding::ShardRecord used;
+    RETURN_IF_ERROR(WithLocksResolved(read_ts, &resolved, deadline, [&] {
+      return CallShardAt(
+          [&] { return routes_.Locate(lo); }, Target::kLeader, /*write=*/false, false, deadline,
+          [&](const sharding::ShardRecord& shard, const NodeConn& node, Clock::time_point d) {
+            v1::ShardQueryRequest q = tmpl;
+            SetRoute(shard, q.mutable_route());
+            q.mutable_resolved()->Assign(resolved.begin(), resolved.end());
+            grpc::ClientContext ctx;
+            ctx.set_deadline(ToSystem(d));
+            resp.Clear();
+            used = shard;
+            return rpc::FromGrpc(node.stub->Query(&ctx, q, &resp), &ctx);
+          });
+    }));
+    const bool has_next = resp.has_next();
+    std::string next = resp.next();
+    ASSIGN_OR_RETURN(bool more, each(resp, &tmpl));
+    if (!more) return Status::OK();
+    if (has_next) {
+      // The node stopped inside its range (its budget, or enough matches): go on there.
+      tmpl.set_start(next);
+      lo = std::max(lo, mvcc::EncodeRowKey(kTenant, id, next));
+      continue;
+    }
+    // The shard has nothing more in the range: move past it.
+    if (used.end_key.empty() || used.end_key >= hi) break;
+    lo = std::max(lo, used.end_key);
+  }
+  return Status::OK();
+}
+
+Status ClusterKv::QueryCollection(uint32_t id, uint64_t read_ts, const v1::ShardQueryRequest& tmpl,
+                                  Clock::time_point deadline, const QueryAnswer& each) {
+  const std::string prefix = mvcc::CollectionPrefix(kTenant, id);
+  const std::string lo = prefix, hi = mvcc::PrefixSuccessor(prefix);
+  auto shards = routes_.Range(lo, hi);
+  if (!shards.ok()) {
+    RefreshMap(deadline);
+    shards = routes_.Range(lo, hi);
+  }
+  // Runs of adjacent shards, each walked by its own thread. A stale map only makes the
+  // runs uneven: each walk follows the shards it meets to the end of its run.
+  std::vector<std::string> cuts = {lo};
+  if (shards.ok() && shards->size() > 1) {
+    const size_t n = shards->size(), runs = std::min(n, kQueryFanOut);
+    for (size_t r = 1; r < runs; ++r) {
+      const std::string& start = (*shards)[r * n / runs].start_key;
+      if (start > cuts.back() && start < hi) cuts.push_back(start);
+    }
+  }
+  cuts.push_back(hi);
+  if (cuts.size() == 2) return QueryRange(id, lo, hi, read_ts, tmpl, deadline, each);
+  std::vector<Status> results(cuts.size() - 1);
+  std::vector<std::thread> threads;
+  std::atomic<bool> failed{false};  // one walk's error stops the others
+  const QueryAnswer guarded = [&](v1::ShardQueryResponse& resp,
+                                  v1::ShardQueryRequest* next) -> Result<bool> {
+    if (failed.load()) return false;
+    return each(resp, next);
+  };
+  for (size_t i = 0; i + 1 < cuts.size(); ++i) {
+    threads.emplace_back([&, i] {
+      results[i] = QueryRange(id, cuts[i], cuts[i + 1], read_ts, tmpl, deadline, guarded);
+      if (!results[i].ok()) failed.store(true);
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (auto& s : results) RETURN_IF_ERROR(s);
+  return Status::OK();
+}
+
+}  // namespace gojodb::gateway
