@@ -2,10 +2,15 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <functional>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
+#include <vector>
 
 #include "core/controller/state.h"
 #include "core/mvcc/key_codec.h"
@@ -26,6 +31,29 @@ inline bool IsRowsMoved(const Status& s) {
     if (k == "reason" && v == "ROWS_MOVED") return true;
   }
   return false;
+}
+
+// Runs fn(i) for i in [0, n) on up to `threads` threads (this one among them); the
+// first error wins and stops the others at their next item.
+inline Status ParallelFor(size_t n, size_t threads, const std::function<Status(size_t)>& fn) {
+  std::atomic<size_t> next{0};
+  std::mutex mu;
+  Status first;
+  auto work = [&] {
+    for (size_t i = next++; i < n; i = next++) {
+      Status s = fn(i);
+      if (s.ok()) continue;
+      std::lock_guard lock(mu);
+      if (first.ok()) first = std::move(s);
+      next = n;
+    }
+  };
+  threads = std::min(n, threads);
+  std::vector<std::thread> pool;
+  for (size_t t = 1; t < threads; ++t) pool.emplace_back(work);
+  if (n > 0) work();
+  for (auto& t : pool) t.join();
+  return first;
 }
 
 inline std::chrono::system_clock::time_point ToSystem(std::chrono::steady_clock::time_point t) {

@@ -85,6 +85,11 @@ Result<std::pair<uint64_t, Position>> DecodeCursor(const std::string& cursor, si
   return std::make_pair(j["ts"].get<uint64_t>(), std::move(p));
 }
 
+Status MissingDocument(const document::IndexSpec& index, const std::string& key) {
+  return Status::Internal("index '" + index.name + "' names document '" + key.substr(0, 128) +
+                          "', which does not exist");
+}
+
 }  // namespace
 
 Result<DocRules> RulesOf(const kv::CollectionInfo& info) {
@@ -408,6 +413,30 @@ Status ClusterKv::ScanPlan(const kv::CollectionInfo& info, const query::Plan& pl
   }
   // An index scan: each page of entries, then their documents, a multi-get at a time.
   constexpr size_t kFetch = 1000;
+  bool stopped = false;
+  return ScanIndexKeys(plan, read_ts, deadline, [&](std::vector<std::string>& all) -> Status {
+    for (size_t i = 0; i < all.size() && !stopped; i += kFetch) {
+      const size_t n = std::min(kFetch, all.size() - i);
+      std::vector<std::string> keys(std::make_move_iterator(all.begin() + i),
+                                    std::make_move_iterator(all.begin() + i + n));
+      ASSIGN_OR_RETURN(auto docs, MultiGetById(info.id, keys, read_ts, deadline));
+      for (size_t j = 0; j < n; ++j) {
+        if (!docs[j].found) return MissingDocument(*plan.index, keys[j]);
+        ASSIGN_OR_RETURN(bool more,
+                         each(std::move(keys[j]), std::move(docs[j].value), docs[j].version));
+        if (!more) {
+          stopped = true;
+          break;
+        }
+      }
+    }
+    return Status::OK();
+  });
+}
+
+Status ClusterKv::ScanIndexKeys(const query::Plan& plan, uint64_t read_ts,
+                                Clock::time_point deadline,
+                                const std::function<Status(std::vector<std::string>& keys)>& each) {
   for (const auto& r : plan.ranges) {
     std::string start = r.start;
     for (;;) {
@@ -418,26 +447,13 @@ Status ClusterKv::ScanPlan(const kv::CollectionInfo& info, const query::Plan& pl
       s.at = read_ts;
       ASSIGN_OR_RETURN(auto page,
                        ScanById(plan.index->id, s, options_.limits.max_scan_limit, deadline));
-      for (size_t i = 0; i < page.items.size(); i += kFetch) {
-        const size_t n = std::min(kFetch, page.items.size() - i);
-        std::vector<std::string> keys;
-        keys.reserve(n);
-        for (size_t j = i; j < i + n; ++j) {
-          ASSIGN_OR_RETURN(std::string key, document::DocKeyOf(*plan.index, {page.items[j].key,
-                                                                             page.items[j].value}));
-          keys.push_back(std::move(key));
-        }
-        ASSIGN_OR_RETURN(auto docs, MultiGetById(info.id, keys, read_ts, deadline));
-        for (size_t j = 0; j < n; ++j) {
-          if (!docs[j].found) {
-            return Status::Internal("index '" + plan.index->name + "' names document '" +
-                                    keys[j].substr(0, 128) + "', which does not exist");
-          }
-          ASSIGN_OR_RETURN(bool more,
-                           each(std::move(keys[j]), std::move(docs[j].value), docs[j].version));
-          if (!more) return Status::OK();
-        }
+      std::vector<std::string> keys;
+      keys.reserve(page.items.size());
+      for (const auto& item : page.items) {
+        ASSIGN_OR_RETURN(std::string key, document::DocKeyOf(*plan.index, {item.key, item.value}));
+        keys.push_back(std::move(key));
       }
+      if (!keys.empty()) RETURN_IF_ERROR(each(keys));
       if (!page.next) break;
       start = std::move(*page.next);
     }
@@ -543,56 +559,63 @@ Result<kv::QueryResult> ClusterKv::Query(const kv::QueryRequest& req) {
   if (after && sort_paths.empty() && plan.kind == query::Plan::Kind::kCollectionScan) {
     from = after->key + std::string(1, '\0');
   }
-  bool pushed = false;
-  if (plan.kind == query::Plan::Kind::kCollectionScan) {
-    // The shards check the filter where the documents are and answer their matches.
-    auto want = [&]() -> uint32_t {
-      if (!sort_paths.empty()) return kMaxShardMatches;
-      return static_cast<uint32_t>(std::min(kMaxShardMatches, limit + 1 - hits.size()));
-    };
-    v1::ShardQueryRequest t;
-    t.set_filter_json(req.filter_json);
-    for (const auto& p : req.projection) t.add_projection(p);
-    for (const auto& [p, desc] : req.sort) t.add_sort(p);
-    t.set_start(from);
-    t.set_limit(want());
-    const std::string prefix = mvcc::CollectionPrefix(kTenant, info.id);
-    Status s = QueryRange(
-        info.id, mvcc::EncodeRowKey(kTenant, info.id, from), mvcc::PrefixSuccessor(prefix),
-        out.read_ts, std::move(t), deadline,
-        [&](v1::ShardQueryResponse& resp, v1::ShardQueryRequest* next) -> Result<bool> {
-          examined += resp.examined();
-          for (auto& m : *resp.mutable_matches()) {
-            if (static_cast<size_t>(m.sort_values_size()) != sort_paths.size()) {
-              return Status::Internal("a storage node answered a query without its sort values");
-            }
-            Hit h;
-            h.pos.key = std::move(*m.mutable_key());
-            for (auto& v : *m.mutable_sort_values()) h.pos.sort.push_back(std::move(v));
-            if (after && !order.Before(*after, h.pos)) continue;
-            h.value = std::move(*m.mutable_value());
-            h.version = m.version();
-            hits.push_back(std::move(h));
-            if (hits.size() > kMaxSortRows) {
-              return Status::InvalidArgument("the query matches more than " +
-                                             std::to_string(kMaxSortRows) +
-                                             " documents to sort; add an index or narrow the "
-                                             "filter")
-                  .WithDetail("reason", "SORT_TOO_LARGE");
-            }
-            if (sort_paths.empty() && hits.size() > limit) return false;
-          }
-          next->set_limit(want());
-          return true;
-        });
-    if (s.code() == StatusCode::kUnimplemented) {
-      // A storage node of a version without ShardKv.Query: read the rows here instead.
-      hits.clear();
-      examined = 0;
-    } else {
-      RETURN_IF_ERROR(s);
-      pushed = true;
+  // The shards check the filter where the documents are and answer their matches.
+  const bool index_scan = plan.kind == query::Plan::Kind::kIndexScan;
+  auto want = [&]() -> uint32_t {
+    if (!sort_paths.empty() || index_scan) return kMaxShardMatches;
+    return static_cast<uint32_t>(std::min(kMaxShardMatches, limit + 1 - hits.size()));
+  };
+  v1::ShardQueryRequest t;
+  t.set_filter_json(req.filter_json);
+  for (const auto& p : req.projection) t.add_projection(p);
+  for (const auto& [p, desc] : req.sort) t.add_sort(p);
+  t.set_limit(want());
+  std::mutex mu;  // answers for an index scan's keys come from several shards at once
+  auto take = [&](v1::ShardQueryResponse& resp, v1::ShardQueryRequest* next) -> Result<bool> {
+    std::lock_guard lock(mu);
+    if (index_scan && resp.missing_size() > 0) return MissingDocument(*plan.index, resp.missing(0));
+    examined += resp.examined();
+    for (auto& m : *resp.mutable_matches()) {
+      if (static_cast<size_t>(m.sort_values_size()) != sort_paths.size()) {
+        return Status::Internal("a storage node answered a query without its sort values");
+      }
+      Hit h;
+      h.pos.key = std::move(*m.mutable_key());
+      for (auto& v : *m.mutable_sort_values()) h.pos.sort.push_back(std::move(v));
+      if (after && !order.Before(*after, h.pos)) continue;
+      h.value = std::move(*m.mutable_value());
+      h.version = m.version();
+      hits.push_back(std::move(h));
+      if (hits.size() > kMaxSortRows) {
+        return Status::InvalidArgument("the query matches more than " +
+                                       std::to_string(kMaxSortRows) +
+                                       " documents to sort; add an index or narrow the filter")
+            .WithDetail("reason", "SORT_TOO_LARGE");
+      }
+      if (sort_paths.empty() && !index_scan && hits.size() > limit) return false;
     }
+    next->set_limit(want());
+    return true;
+  };
+  Status s;
+  if (index_scan) {
+    s = ScanIndexKeys(plan, out.read_ts, deadline, [&](std::vector<std::string>& keys) {
+      return QueryKeys(info.id, keys, out.read_ts, t, deadline, take);
+    });
+  } else {
+    t.set_start(from);
+    const std::string prefix = mvcc::CollectionPrefix(kTenant, info.id);
+    s = QueryRange(info.id, mvcc::EncodeRowKey(kTenant, info.id, from),
+                   mvcc::PrefixSuccessor(prefix), out.read_ts, std::move(t), deadline, take);
+  }
+  bool pushed = true;
+  if (s.code() == StatusCode::kUnimplemented) {
+    // A storage node of a version without ShardKv.Query: read the rows here instead.
+    pushed = false;
+    hits.clear();
+    examined = 0;
+  } else {
+    RETURN_IF_ERROR(s);
   }
   if (!pushed) RETURN_IF_ERROR(ScanPlan(info, plan, out.read_ts, from, deadline, consider));
   std::sort(hits.begin(), hits.end(),
@@ -605,7 +628,7 @@ Result<kv::QueryResult> ClusterKv::Query(const kv::QueryRequest& req) {
   if (req.explain) {
     json e = plan.Explain();
     e["examined"] = examined;
-    if (plan.kind == query::Plan::Kind::kCollectionScan) e["pushed_down"] = pushed;
+    e["pushed_down"] = pushed;
     out.plan_json = e.dump();
   }
   return out;
@@ -644,35 +667,40 @@ Result<kv::AggregateResult> ClusterKv::Aggregate(const kv::AggregateRequest& req
   ActiveStart active(this, out.read_ts);
   std::optional<query::Aggregator> agg(std::in_place, spec);
   uint64_t examined = 0, matched = 0;
-  bool pushed = false;
-  if (plan.kind == query::Plan::Kind::kCollectionScan) {
-    // Each shard aggregates its documents; the router merges the partial states.
-    v1::ShardQueryRequest t;
-    t.set_filter_json(req.filter_json);
-    t.set_group_by_json(req.group_by_json);
-    t.set_aggregates_json(req.aggregates_json);
-    std::mutex mu;
-    Status s = QueryCollection(
-        info.id, out.read_ts, t, deadline,
-        [&](v1::ShardQueryResponse& resp, v1::ShardQueryRequest*) -> Result<bool> {
-          std::lock_guard lock(mu);
-          examined += resp.examined();
-          matched += resp.matched();
-          Status m = agg->MergePartial(resp.partial());
-          if (!m.ok() && Reason(m) != "TOO_MANY_GROUPS") {
-            return Status::Internal("a storage node sent a bad partial aggregate: " + m.message());
-          }
-          RETURN_IF_ERROR(m);
-          return true;
-        });
-    if (s.code() == StatusCode::kUnimplemented) {
-      // A storage node of a version without ShardKv.Query: aggregate here instead.
-      agg.emplace(spec);
-      examined = matched = 0;
-    } else {
-      RETURN_IF_ERROR(s);
-      pushed = true;
+  // Each shard aggregates its documents; the router merges the partial states.
+  v1::ShardQueryRequest t;
+  t.set_filter_json(req.filter_json);
+  t.set_group_by_json(req.group_by_json);
+  t.set_aggregates_json(req.aggregates_json);
+  std::mutex mu;
+  auto merge = [&](v1::ShardQueryResponse& resp, v1::ShardQueryRequest*) -> Result<bool> {
+    std::lock_guard lock(mu);
+    if (plan.index && resp.missing_size() > 0) return MissingDocument(*plan.index, resp.missing(0));
+    examined += resp.examined();
+    matched += resp.matched();
+    Status m = agg->MergePartial(resp.partial());
+    if (!m.ok() && Reason(m) != "TOO_MANY_GROUPS") {
+      return Status::Internal("a storage node sent a bad partial aggregate: " + m.message());
     }
+    RETURN_IF_ERROR(m);
+    return true;
+  };
+  Status s;
+  if (plan.kind == query::Plan::Kind::kIndexScan) {
+    s = ScanIndexKeys(plan, out.read_ts, deadline, [&](std::vector<std::string>& keys) {
+      return QueryKeys(info.id, keys, out.read_ts, t, deadline, merge);
+    });
+  } else {
+    s = QueryCollection(info.id, out.read_ts, t, deadline, merge);
+  }
+  bool pushed = true;
+  if (s.code() == StatusCode::kUnimplemented) {
+    // A storage node of a version without ShardKv.Query: aggregate here instead.
+    pushed = false;
+    agg.emplace(spec);
+    examined = matched = 0;
+  } else {
+    RETURN_IF_ERROR(s);
   }
   if (!pushed) {
     RETURN_IF_ERROR(ScanPlan(info, plan, out.read_ts, "", deadline,
@@ -690,7 +718,7 @@ Result<kv::AggregateResult> ClusterKv::Aggregate(const kv::AggregateRequest& req
     json e = plan.Explain();
     e["examined"] = examined;
     e["matched"] = matched;
-    if (plan.kind == query::Plan::Kind::kCollectionScan) e["pushed_down"] = pushed;
+    e["pushed_down"] = pushed;
     out.plan_json = e.dump();
   }
   return out;

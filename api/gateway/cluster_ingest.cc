@@ -21,26 +21,8 @@ constexpr uint32_t kTenant = controller::kDefaultTenantId;
 // Reads of a chunk run this many at a time (they wait on the network, not the CPU).
 constexpr size_t kReaders = 64;
 
-// Runs fn(i) for i in [0, n) on up to kReaders threads; the first error wins.
 Status ParallelFor(size_t n, const std::function<Status(size_t)>& fn) {
-  std::atomic<size_t> next{0};
-  std::mutex mu;
-  Status first;
-  auto work = [&] {
-    for (size_t i = next++; i < n; i = next++) {
-      Status s = fn(i);
-      if (s.ok()) continue;
-      std::lock_guard lock(mu);
-      if (first.ok()) first = std::move(s);
-      next = n;  // the others stop at their next record
-    }
-  };
-  const size_t threads = std::min(n, kReaders);
-  std::vector<std::thread> pool;
-  for (size_t t = 1; t < threads; ++t) pool.emplace_back(work);
-  if (n > 0) work();
-  for (auto& t : pool) t.join();
-  return first;
+  return gateway::ParallelFor(n, kReaders, fn);
 }
 
 // The internal row that holds an ingest id's progress (collection id 0 is no

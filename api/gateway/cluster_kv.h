@@ -369,6 +369,10 @@ class ClusterKv final : public kv::KvService {
       std::function<Result<bool>(std::string key, std::string value, uint64_t version)>;
   Status ScanPlan(const kv::CollectionInfo& info, const query::Plan& plan, uint64_t read_ts,
                   const std::string& from, Clock::time_point deadline, const DocVisitor& each);
+  // The document keys an index plan's entries name at read_ts, a page of entries at a
+  // time (in index order).
+  Status ScanIndexKeys(const query::Plan& plan, uint64_t read_ts, Clock::time_point deadline,
+                       const std::function<Status(std::vector<std::string>& keys)>& each);
 
   // --- Queries pushed to the shards (cluster_query.cc) ---
   // Runs `tmpl` (ShardKv.Query: filter, projection, sort, limit or aggregation) over the
@@ -384,6 +388,12 @@ class ClusterKv final : public kv::KvService {
   // The same over the whole collection, split into runs of shards that are queried at
   // once (at most kQueryFanOut); `each` may be called from several threads at a time.
   static constexpr size_t kQueryFanOut = 8;
+  // The same for the documents `keys` (user keys, as an index scan names them): one call
+  // per shard for up to 1,000 of them, calls to different shards at once. `each` may be
+  // called from several threads at a time; the caller checks `missing`.
+  Status QueryKeys(uint32_t id, const std::vector<std::string>& keys, uint64_t read_ts,
+                   const v1::ShardQueryRequest& tmpl, Clock::time_point deadline,
+                   const QueryAnswer& each);
   Status QueryCollection(uint32_t id, uint64_t read_ts, const v1::ShardQueryRequest& tmpl,
                          Clock::time_point deadline, const QueryAnswer& each);
 

@@ -119,4 +119,69 @@ Status ClusterKv::QueryCollection(uint32_t id, uint64_t read_ts, const v1::Shard
   return Status::OK();
 }
 
+Status ClusterKv::QueryKeys(uint32_t id, const std::vector<std::string>& keys, uint64_t read_ts,
+                            const v1::ShardQueryRequest& tmpl, Clock::time_point deadline,
+                            const QueryAnswer& each) {
+  constexpr size_t kPerCall = 1000;  // a node takes up to 1,024 keys per call
+  std::vector<std::string> rows;
+  rows.reserve(keys.size());
+  for (const auto& k : keys) rows.push_back(mvcc::EncodeRowKey(kTenant, id, k));
+  ASSIGN_OR_RETURN(auto groups, GroupByShard(rows, deadline));
+  std::vector<std::vector<size_t>> calls;
+  for (auto& g : groups) {
+    for (size_t i = 0; i < g.size(); i += kPerCall) {
+      calls.emplace_back(g.begin() + i, g.begin() + std::min(g.size(), i + kPerCall));
+    }
+  }
+  std::mutex mu;
+  std::vector<std::string> moved;  // keys whose shard split since they were grouped
+  RETURN_IF_ERROR(ParallelFor(calls.size(), kQueryFanOut, [&](size_t c) -> Status {
+    const auto& idx = calls[c];
+    std::vector<uint64_t> resolved;
+    size_t done = 0;
+    while (done < idx.size()) {
+      v1::ShardQueryResponse resp;
+      Status s = WithLocksResolved(read_ts, &resolved, deadline, [&] {
+        return CallShard(rows[idx[done]], Target::kLeader, /*write=*/false, false, deadline,
+                         [&](const sharding::ShardRecord& shard, const NodeConn& node,
+                             Clock::time_point d) -> Status {
+                           for (size_t j = done; j < idx.size(); ++j) {
+                             if (!InRange(shard, rows[idx[j]])) return RowsMovedError();
+                           }
+                           v1::ShardQueryRequest q = tmpl;
+                           SetRoute(shard, q.mutable_route());
+                           q.set_tenant(kTenant);
+                           q.set_collection(id);
+                           q.set_read_ts(read_ts);
+                           q.mutable_resolved()->Assign(resolved.begin(), resolved.end());
+                           for (size_t j = done; j < idx.size(); ++j) q.add_keys(keys[idx[j]]);
+                           grpc::ClientContext ctx;
+                           ctx.set_deadline(ToSystem(d));
+                           resp.Clear();
+                           return rpc::FromGrpc(node.stub->Query(&ctx, q, &resp), &ctx);
+                         });
+      });
+      if (IsRowsMoved(s)) {
+        std::lock_guard lock(mu);
+        for (size_t j = done; j < idx.size(); ++j) moved.push_back(keys[idx[j]]);
+        return Status::OK();
+      }
+      RETURN_IF_ERROR(s);
+      if (resp.keys_read() == 0 || resp.keys_read() > idx.size() - done) {
+        return Status::Internal("a storage node read " + std::to_string(resp.keys_read()) + " of " +
+                                std::to_string(idx.size() - done) + " keys");
+      }
+      done += resp.keys_read();
+      v1::ShardQueryRequest unused;
+      ASSIGN_OR_RETURN(bool more, each(resp, &unused));
+      if (!more) return Status::OK();
+    }
+    return Status::OK();
+  }));
+  if (moved.empty()) return Status::OK();
+  if (Clock::now() >= deadline) return Status::Unavailable("shards kept splitting under a read");
+  RefreshMap(deadline);
+  return QueryKeys(id, moved, read_ts, tmpl, deadline, each);
+}
+
 }  // namespace gojodb::gateway

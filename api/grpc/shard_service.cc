@@ -290,29 +290,55 @@ grpc::Status ShardKvService::Query(grpc::ServerContext* ctx, const v1::ShardQuer
   auto q = query::ParseShardQuery(text);
   if (!q.ok()) return Fail(ctx, q.status());
   query::ShardQueryRun run(**q);
-  mvcc::ScanOptions o;
-  o.tenant = req->tenant();
-  o.collection = req->collection();
-  o.start = req->start();
-  o.end = req->end();
-  o.limit = req->max_examined() == 0 ? kMaxQueryExamined
-                                     : std::min(req->max_examined(), kMaxQueryExamined);
-  o.read_ts = req->read_ts();
-  const std::vector<uint64_t> resolved(req->resolved().begin(), req->resolved().end());
-  auto next = store_->ScanEach(
-      RouteOf(req->route()), std::move(o), Deadline(ctx), resolved,
-      [&](const mvcc::ScanItem& item) { return run.Add(item.key, item.value, item.version); });
-  if (!next.ok()) return Fail(ctx, next.status());
+  if (req->keys_size() > 0) {
+    if (req->keys_size() > kMaxBatchItems) {
+      return Fail(ctx, Status::InvalidArgument("a shard query reads at most " +
+                                               std::to_string(kMaxBatchItems) + " keys"));
+    }
+    std::vector<std::string> rows;
+    rows.reserve(req->keys_size());
+    for (const auto& k : req->keys()) {
+      rows.push_back(mvcc::EncodeRowKey(req->tenant(), req->collection(), k));
+    }
+    const std::vector<uint64_t> resolved(req->resolved().begin(), req->resolved().end());
+    int i = 0;
+    auto read = store_->GetEach(
+        RouteOf(req->route()), rows, req->read_ts(), Deadline(ctx), resolved,
+        [&](const std::string&, const std::optional<mvcc::VersionedValue>& v) -> Result<bool> {
+          const std::string& key = req->keys(i++);
+          if (!v || v->deleted) {
+            resp->add_missing(key);
+            return true;
+          }
+          return run.Add(key, v->value, v->version);
+        });
+    if (!read.ok()) return Fail(ctx, read.status());
+    resp->set_keys_read(static_cast<uint32_t>(*read));
+  } else {
+    mvcc::ScanOptions o;
+    o.tenant = req->tenant();
+    o.collection = req->collection();
+    o.start = req->start();
+    o.end = req->end();
+    o.limit = req->max_examined() == 0 ? kMaxQueryExamined
+                                       : std::min(req->max_examined(), kMaxQueryExamined);
+    o.read_ts = req->read_ts();
+    const std::vector<uint64_t> resolved(req->resolved().begin(), req->resolved().end());
+    auto next = store_->ScanEach(
+        RouteOf(req->route()), std::move(o), Deadline(ctx), resolved,
+        [&](const mvcc::ScanItem& item) { return run.Add(item.key, item.value, item.version); });
+    if (!next.ok()) return Fail(ctx, next.status());
+    if (*next) {
+      resp->set_has_next(true);
+      resp->set_next(std::move(**next));
+    }
+  }
   for (auto& m : run.matches()) {
     auto* out = resp->add_matches();
     out->set_key(std::move(m.key));
     out->set_value(std::move(m.value));
     out->set_version(m.version);
     for (auto& v : m.sort_values) out->add_sort_values(std::move(v));
-  }
-  if (*next) {
-    resp->set_has_next(true);
-    resp->set_next(std::move(**next));
   }
   resp->set_examined(run.examined());
   resp->set_matched(run.matched());

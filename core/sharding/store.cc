@@ -648,6 +648,40 @@ Result<std::optional<std::string>> Store::ScanEach(const Route& route, mvcc::Sca
   return next;
 }
 
+Result<size_t> Store::GetEach(const Route& route, const std::vector<std::string>& row_keys,
+                              uint64_t read_ts, Steady::time_point deadline,
+                              const std::vector<uint64_t>& resolved, const VersionVisitor& visit) {
+  if (row_keys.empty()) return size_t{0};
+  if (read_ts == 0 || read_ts == mvcc::kMaxTimestamp) {
+    return Status::InvalidArgument("a pushed-down read needs a read timestamp");
+  }
+  ASSIGN_OR_RETURN(auto r, Check(route, /*leader_only=*/true, row_keys[0]));
+  RETURN_IF_ERROR(PrepareRead(*r, kv::Consistency::kSnapshot, read_ts, deadline));
+  RETURN_IF_ERROR(CheckGcFence(*r, read_ts));
+  // After the barrier: the range may have changed while we waited.
+  const ShardRecord d = r->machine->descriptor();
+  if (d.epoch.version != route.epoch.version) return EpochNotMatchError(d);
+  for (const auto& row : row_keys) {
+    if (!InRange(d, row)) return EpochNotMatch(d, row);
+  }
+  // Each row's lock, then its version, at one snapshot (as Get, which reads the lock
+  // first for the same reason).
+  const auto snapshot = engine_->GetSnapshot();
+  txn::TxnRows locks(engine_, snapshot.get());
+  mvcc::MvccReader reader(engine_, snapshot.get());
+  size_t visited = 0;
+  for (const auto& row : row_keys) {
+    ASSIGN_OR_RETURN(auto blocker, locks.ReadBlocker(row, {read_ts, resolved, false}));
+    if (blocker) return txn::LockedError(row, *blocker);
+    ++visited;
+    ASSIGN_OR_RETURN(auto value, reader.Get(row, read_ts));
+    ASSIGN_OR_RETURN(bool more, visit(row, value));
+    if (!more) break;
+  }
+  RETURN_IF_ERROR(CheckGcFence(*r, read_ts));
+  return visited;
+}
+
 Status Store::CheckGcFence(const Replica& r, uint64_t at) const {
   const uint64_t fence = std::max(r.machine->gc_fence(), gc_safe_point());
   if (at == mvcc::kMaxTimestamp || at >= fence) return Status::OK();

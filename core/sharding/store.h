@@ -225,6 +225,16 @@ class Store {
                                               std::chrono::steady_clock::time_point deadline,
                                               const std::vector<uint64_t>& resolved,
                                               const RowVisitor& visit);
+  // The same for the rows `row_keys` (all in the shard's range, else EPOCH_NOT_MATCH),
+  // read at `read_ts` in the order given from one engine snapshot, each after its lock
+  // check (LOCKED as Get): `visit` gets each row's newest version at read_ts (a
+  // tombstone included), or nullopt where there is none, and returns false to stop.
+  // Returns how many rows it visited.
+  using VersionVisitor = std::function<Result<bool>(
+      const std::string& row_key, const std::optional<mvcc::VersionedValue>& value)>;
+  Result<size_t> GetEach(const Route& route, const std::vector<std::string>& row_keys,
+                         uint64_t read_ts, std::chrono::steady_clock::time_point deadline,
+                         const std::vector<uint64_t>& resolved, const VersionVisitor& visit);
   // --- Transactions (docs/architecture/transactions.md) ---
   // Applies a transaction command (EncodePrewriteCommand, EncodeTxnCommitCommand, ...)
   // on the shard's leader; `row` is one of its rows. The command's own refusals come

@@ -1412,6 +1412,32 @@ TEST_F(StoreTest, TransactionCommandsApplyOnEveryReplicaAndLocksHoldRows) {
   each.reverse = true;
   EXPECT_EQ(S(LeaderOf(2)).ScanEach(R(2), each, Deadline(), {}, all).status().code(),
             StatusCode::kInvalidArgument);
+  // GetEach, for an index scan's documents: the rows named, in that order, each after its
+  // lock check; a row of another shard is EPOCH_NOT_MATCH.
+  std::vector<std::string> got;
+  auto collect = [&](const std::string&,
+                     const std::optional<mvcc::VersionedValue>& v) -> Result<bool> {
+    got.push_back(v ? v->value : "-");
+    return got.size() < 3;
+  };
+  auto n = S(LeaderOf(2))
+               .GetEach(R(2), {Row("p"), Row("nope"), Row("n"), Row("o")}, page.read_ts, Deadline(),
+                        {}, collect);
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, 3u) << "the visitor stopped after the third";
+  EXPECT_EQ(got, (std::vector<std::string>{"v", "-", "v"}));
+  got.clear();
+  auto locked_each =
+      S(LeaderOf(2)).GetEach(R(2), {Row("n"), Row("x")}, page.read_ts, Deadline(), {}, collect);
+  EXPECT_TRUE(txn::LockedFrom(locked_each.status())) << locked_each.status().ToString();
+  got.clear();
+  n = S(LeaderOf(2)).GetEach(R(2), {Row("x")}, page.read_ts, Deadline(), {start}, collect);
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(got, (std::vector<std::string>{"-"})) << "resolved: the uncommitted row is absent";
+  EXPECT_EQ(ReasonOf(S(LeaderOf(2))
+                         .GetEach(R(2), {Row("n"), Row("a")}, page.read_ts, Deadline(), {}, collect)
+                         .status()),
+            kReasonEpochNotMatch);
 
   // The snapshot read fenced shard 1 at `snap`: the primary's min_commit_ts is not yet
   // pushed (only CheckTxnStatus pushes), so commit above `snap`, as a coordinator does.

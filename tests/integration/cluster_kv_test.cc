@@ -1228,6 +1228,7 @@ TEST_F(ClusterKvTest, DocumentsKeepTheirIndexesExactAndQueriesUseThem) {
     }
     EXPECT_EQ(o["plan"]["plan"], "index_scan") << filter.dump();
     EXPECT_EQ(o["plan"]["index"], index) << filter.dump();
+    EXPECT_EQ(o["plan"]["pushed_down"], true) << "documents filtered on their shards";
     if (exact_entries) {
       EXPECT_EQ(o["plan"]["examined"].get<size_t>(), want.size())
           << "entries in the range are not exactly the matching documents: " << filter.dump();
@@ -1271,6 +1272,7 @@ TEST_F(ClusterKvTest, DocumentsKeepTheirIndexesExactAndQueriesUseThem) {
                          "explain": true})"));
     ASSERT_EQ(c, 200) << o.dump();
     EXPECT_EQ(o["plan"]["index"], "by_age") << o.dump();
+    EXPECT_EQ(o["plan"]["pushed_down"], true) << o.dump();
     std::map<std::string, std::tuple<int, int, int, std::set<std::string>>> want;
     for (const auto& [k, d] : truth) {
       if (num(d, "age") < 2) continue;
