@@ -112,6 +112,14 @@ Result<ScanOutput> MvccReader::Scan(const ScanOptions& o) {
   if (o.limit == 0) return Status::InvalidArgument("scan limit must be at least 1");
   if (ro.lower_bound >= ro.upper_bound) return out;
   auto it = engine_->NewIterator(ro, kVersionCf);
+  // Whether `it` is on a version of `row_key`.
+  auto on_row = [&](const std::string& row_key) {
+    return it->Valid() && HasPrefix(it->key(), row_key) && it->key().size() == row_key.size() + 8;
+  };
+  // A few steps with Next cost less than a Seek (which searches every level again), and
+  // most rows have one or two versions: step first, seek only past a longer run (as
+  // RocksDB's own iterator skips its internal versions).
+  constexpr int kSteps = 4;
 
   // Positions `it` anywhere inside one row and resolves that row's visible version.
   // Returns the row's decoded key; `visible` is set when a live version exists.
@@ -119,8 +127,16 @@ Result<ScanOutput> MvccReader::Scan(const ScanOptions& o) {
     ASSIGN_OR_RETURN(auto d, DecodeVersionKey(it->key()));
     std::string row_key(d.row_key);
     visible->reset();
-    if (d.ts > o.read_ts) it->Seek(EncodeVersionKey(row_key, o.read_ts));
-    if (it->Valid() && HasPrefix(it->key(), row_key) && it->key().size() == row_key.size() + 8) {
+    if (d.ts > o.read_ts) {
+      // Versions run newest first: step down to the first at or below read_ts.
+      int steps = 0;
+      for (; steps < kSteps; ++steps) {
+        it->Next();
+        if (!on_row(row_key) || ~ReadUint64(it->key().substr(row_key.size())) <= o.read_ts) break;
+      }
+      if (steps == kSteps) it->Seek(EncodeVersionKey(row_key, o.read_ts));
+    }
+    if (on_row(row_key)) {
       Timestamp ts = ~ReadUint64(it->key().substr(row_key.size()));
       ASSIGN_OR_RETURN(auto v, DecodeVersion(ts, it->value()));
       if (!v.deleted) *visible = ScanItem{std::move(d.user_key), std::move(v.value), ts};
@@ -140,7 +156,10 @@ Result<ScanOutput> MvccReader::Scan(const ScanOptions& o) {
         }
         out.items.push_back(std::move(*visible));
       }
-      it->Seek(PrefixSuccessor(row_key));
+      // On to the next row: past this row's older versions.
+      int steps = 0;
+      for (; steps < kSteps && on_row(row_key); ++steps) it->Next();
+      if (steps == kSteps && on_row(row_key)) it->Seek(PrefixSuccessor(row_key));
     }
   } else {
     for (it->SeekToLast(); it->Valid();) {

@@ -101,11 +101,15 @@ TEST_F(MvccTest, ScanBoundsLimitAndContinuation) {
   EXPECT_EQ(ScanKeys({.start = "e"}), (std::vector<std::string>{"e=e"}));
 }
 
-TEST_F(MvccTest, ScanMatchesModelUnderRandomHistory) {
+// Many versions per row (the scan seeks past long runs) and few (it steps over them).
+class MvccHistoryTest : public MvccTest, public ::testing::WithParamInterface<int> {};
+
+TEST_P(MvccHistoryTest, ScanMatchesModelUnderRandomHistory) {
   std::mt19937 rng(7);
   std::map<std::string, std::map<Timestamp, std::optional<std::string>>> history;
+  const int keys = GetParam();
   for (Timestamp ts = 1; ts <= 400; ++ts) {
-    std::string k(1, static_cast<char>('a' + rng() % 12));
+    std::string k = std::to_string(1000 + rng() % keys);
     if (rng() % 4 == 0) {
       Del(k, ts);
       history[k][ts] = std::nullopt;
@@ -114,7 +118,8 @@ TEST_F(MvccTest, ScanMatchesModelUnderRandomHistory) {
       history[k][ts] = std::to_string(ts);
     }
   }
-  for (Timestamp read_ts : {Timestamp{0}, Timestamp{50}, Timestamp{199}, Timestamp{400}}) {
+  for (Timestamp read_ts : {Timestamp{0}, Timestamp{1}, Timestamp{50}, Timestamp{199},
+                            Timestamp{273}, Timestamp{399}, Timestamp{400}}) {
     std::vector<std::string> want;
     for (auto& [k, versions] : history) {
       auto it = versions.upper_bound(read_ts);
@@ -127,6 +132,8 @@ TEST_F(MvccTest, ScanMatchesModelUnderRandomHistory) {
     EXPECT_EQ(ScanKeys({.reverse = true, .read_ts = read_ts}), want) << read_ts;
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(VersionsPerRow, MvccHistoryTest, ::testing::Values(3, 12, 150, 1000));
 
 TEST_F(MvccTest, GcKeepsNewestVersionAtOrBelowSafePoint) {
   Put("k", 10, "v10");
