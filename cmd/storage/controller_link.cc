@@ -86,6 +86,8 @@ Result<v1::Settings> ControllerLink::GetSettings() {
 }
 
 Status ControllerTso::Refill(std::chrono::steady_clock::time_point now) {
+  // Numbered before the call: what it brings is fresh to anyone waiting now.
+  const uint64_t seq = refills_.fetch_add(1) + 1;
   ASSIGN_OR_RETURN(auto r, link_->GetTimestamps(batch_));
   if (r.count() == 0 || r.first() == 0) {
     return Status::Internal("the controller answered an empty timestamp batch");
@@ -93,6 +95,7 @@ Status ControllerTso::Refill(std::chrono::steady_clock::time_point now) {
   next_ = r.first();
   end_ = r.first() + r.count();
   fetched_ = now;
+  batch_seq_ = seq;
   return Status::OK();
 }
 
@@ -105,8 +108,13 @@ Result<mvcc::Timestamp> ControllerTso::Next() {
 }
 
 Result<mvcc::Timestamp> ControllerTso::NextFresh() {
+  const uint64_t arrived = refills_.load();
   std::lock_guard lock(mu_);
-  RETURN_IF_ERROR(Refill(std::chrono::steady_clock::now()));
+  // A batch asked for after this call began holds timestamps handed out after it began:
+  // concurrent callers share one controller call instead of taking one each.
+  if (batch_seq_ <= arrived || next_ >= end_) {
+    RETURN_IF_ERROR(Refill(std::chrono::steady_clock::now()));
+  }
   last_ = next_++;
   return last_;
 }

@@ -8,6 +8,7 @@
 // anywhere before).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -55,7 +56,8 @@ class ControllerTso final : public mvcc::TimestampOracle {
   Result<mvcc::Timestamp> Next() override;
   mvcc::Timestamp Last() const override;
   Status AdvancePast(mvcc::Timestamp ts) override;
-  // Takes a new batch from the controller, whatever the cached one holds.
+  // A timestamp handed out after the call began: from a batch the controller gave after
+  // it began (another caller's, if one was asked for meanwhile), else a new one.
   Result<mvcc::Timestamp> NextFresh() override;
 
  private:
@@ -67,9 +69,11 @@ class ControllerTso final : public mvcc::TimestampOracle {
   const std::chrono::milliseconds max_age_;
   mutable std::mutex mu_;
   std::chrono::steady_clock::time_point fetched_{};  // GUARDED_BY(mu_)
-  uint64_t next_ = 0;  // GUARDED_BY(mu_): the cached batch is [next_, end_)
-  uint64_t end_ = 0;   // GUARDED_BY(mu_)
-  uint64_t last_ = 0;  // GUARDED_BY(mu_)
+  uint64_t next_ = 0;                 // GUARDED_BY(mu_): the cached batch is [next_, end_)
+  uint64_t end_ = 0;                  // GUARDED_BY(mu_)
+  uint64_t last_ = 0;                 // GUARDED_BY(mu_)
+  std::atomic<uint64_t> refills_{0};  // batches asked for (counted as the call starts)
+  uint64_t batch_seq_ = 0;            // GUARDED_BY(mu_): the cached batch's number
 };
 
 }  // namespace gojodb::storage_node

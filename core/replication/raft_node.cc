@@ -199,12 +199,38 @@ Status RaftNode::Await(const std::function<void(uint64_t id)>& enqueue,
 }
 
 Status RaftNode::Propose(std::string data, std::chrono::milliseconds timeout, std::string* result) {
-  return Await([&](uint64_t id) { proposals_.emplace_back(id, std::move(data)); }, timeout,
-               "proposal", result);
+  return Await(
+      [&](uint64_t id) {
+        proposals_.push_back({id, std::move(data), 0});
+      },
+      timeout, "proposal", result);
 }
 
-RaftNode::Ticket RaftNode::Submit(std::string data) {
-  return Enqueue([&](uint64_t id) { proposals_.emplace_back(id, std::move(data)); });
+RaftNode::Ticket RaftNode::Submit(std::string data, uint64_t term) {
+  return Enqueue([&](uint64_t id) { proposals_.push_back({id, std::move(data), term}); });
+}
+
+uint64_t RaftNode::LeaderTerm() const {
+  std::lock_guard lock(mu_);
+  return leader_ == options_.id ? leader_term_ : 0;
+}
+
+Status RaftNode::WaitForProposed(std::chrono::milliseconds timeout) {
+  auto waiter = std::make_shared<ReadWaiter>();
+  std::unique_lock lock(mu_);
+  if (!failed_.ok()) return failed_;
+  if (stopping_) return Status::Unavailable("raft node stopped");
+  // Nothing queued, and the loop applied all it had appended: nothing to wait for.
+  if (proposals_.empty() && caught_up_) return Status::OK();
+  const uint64_t id = next_proposal_++;
+  read_waiters_[id] = waiter;
+  unsent_marks_.push_back(id);
+  loop_->Notify(this);
+  if (!waiter->cv.wait_for(lock, timeout, [&] { return waiter->done; })) {
+    read_waiters_.erase(id);
+    return Status::DeadlineExceeded("the writes proposed before the read did not apply in time");
+  }
+  return waiter->status;
 }
 
 bool RaftNode::NotProposed(const Status& s) {
@@ -312,7 +338,9 @@ void RaftNode::FailReads(const Status& status) {
 
 void RaftNode::UpdateStatus() {
   consensus::NodeStatus ns = rn_->GetStatus();
+  const consensus::LogIndex last = rn_->raft().log().LastIndex();
   std::lock_guard lock(mu_);
+  caught_up_ = applied_ >= last;
   status_.id = options_.id;
   status_.leader = ns.soft_state.lead;
   status_.term = ns.hard_state.term.value();
@@ -338,9 +366,9 @@ void RaftNode::UpdateStatus() {
 
 bool RaftNode::Intake(bool tick) {
   std::deque<consensus::Message> inbox;
-  std::deque<std::pair<uint64_t, std::string>> proposals;
+  std::deque<Proposal> proposals;
   std::deque<std::function<void()>> tasks;
-  std::vector<uint64_t> reads;
+  std::vector<uint64_t> reads, marks;
   {
     std::lock_guard lock(mu_);
     if (stopping_) return false;
@@ -348,6 +376,8 @@ bool RaftNode::Intake(bool tick) {
     proposals.swap(proposals_);
     tasks.swap(tasks_);
     reads.swap(unsent_reads_);
+    marks.swap(unsent_marks_);
+    if (!proposals.empty()) caught_up_ = false;  // until they apply (or are dropped)
   }
   if (tick) rn_->Tick();
   if (options_.lease_reads) {
@@ -363,8 +393,10 @@ bool RaftNode::Intake(bool tick) {
     if (tick) last_tick_ = now;
   }
   for (auto& m : inbox) (void)rn_->Step(std::move(m));  // stale or foreign: dropped
-  for (auto& [id, data] : proposals) {
-    Status s = rn_->Propose(EncodeProposal(options_.id, id, data));
+  for (auto& [id, data, term] : proposals) {
+    Status s = term != 0 && rn_->raft().term().value() != term
+                   ? Status::Unavailable("the term it was meant for has passed")
+                   : rn_->Propose(EncodeProposal(options_.id, id, data));
     if (!s.ok()) {
       std::lock_guard lock(mu_);
       Complete(id,
@@ -374,6 +406,17 @@ bool RaftNode::Intake(bool tick) {
     }
   }
   for (auto& task : tasks) task();
+  if (!marks.empty()) {
+    // Every proposal submitted before these waits is in the log now, or was dropped.
+    const consensus::LogIndex last = rn_->raft().log().LastIndex();
+    std::lock_guard lock(mu_);
+    for (uint64_t id : marks) {
+      auto it = read_waiters_.find(id);
+      if (it == read_waiters_.end()) continue;
+      it->second->indexed = true;
+      it->second->index = last;
+    }
+  }
   queued_reads_.insert(queued_reads_.end(), reads.begin(), reads.end());
   MaybeStartReadRound();
   return true;
@@ -446,6 +489,7 @@ Status RaftNode::StageReady(storage::WriteBatch* batch, bool* sync) {
       queued_reads_.clear();  // failed just now
     }
     leader_ = rd.soft_state->lead;
+    leader_term_ = rn_->raft().term().value();
   }
   // Persist (staged into the loop's shared batch), fsynced when the Ready says so,
   // before any message leaves. Staged into a batch of its own first, so that a refusal

@@ -173,8 +173,17 @@ class RaftNode {
     std::shared_ptr<Waiter> waiter;
     Status status;  // not OK: refused at once (the node failed or is stopping)
   };
-  Ticket Submit(std::string data);
+  // With `term` (not 0) the proposal is made only if this member leads in that term
+  // when its loop takes it; otherwise it fails as NotProposed.
+  Ticket Submit(std::string data, uint64_t term = 0);
   Status Wait(Ticket& ticket, std::chrono::milliseconds timeout, std::string* result = nullptr);
+  // The term this member leads in, as of its loop's last step; 0 when it does not lead.
+  uint64_t LeaderTerm() const;
+  // OK once every proposal submitted before the call has applied here, or is known
+  // never to apply here (dropped, or replaced in the log by a newer leader's entries):
+  // waits until this member applied its log as it stood once the loop took them.
+  // DEADLINE_EXCEEDED after `timeout`.
+  Status WaitForProposed(std::chrono::milliseconds timeout);
   // Whether a failed Propose/Wait was never proposed (the node was no leader when its
   // loop took the proposal; the Raft core appended nothing): it cannot apply, so it is
   // safe to send again elsewhere. Every other failure's outcome is unknown.
@@ -261,9 +270,19 @@ class RaftNode {
   std::optional<consensus::Ready> pending_ready_;  // loop thread: staged, not finished
 
   mutable std::mutex mu_;
-  std::deque<consensus::Message> inbox_;                    // GUARDED_BY(mu_)
-  std::deque<std::pair<uint64_t, std::string>> proposals_;  // GUARDED_BY(mu_)
-  std::map<uint64_t, std::shared_ptr<Waiter>> waiters_;     // GUARDED_BY(mu_)
+  std::deque<consensus::Message> inbox_;  // GUARDED_BY(mu_)
+  struct Proposal {
+    uint64_t id = 0;
+    std::string data;
+    uint64_t term = 0;  // not 0: only in this term
+  };
+  std::deque<Proposal> proposals_;      // GUARDED_BY(mu_)
+  std::vector<uint64_t> unsent_marks_;  // WaitForProposed's read waiters; GUARDED_BY(mu_)
+  uint64_t leader_term_ = 0;            // GUARDED_BY(mu_); with leader_ == this member
+  // GUARDED_BY(mu_): the loop has applied every entry of its log, and has taken no
+  // proposal since (WaitForProposed's quick answer).
+  bool caught_up_ = false;
+  std::map<uint64_t, std::shared_ptr<Waiter>> waiters_;  // GUARDED_BY(mu_)
   // Work the loop runs against the RawNode (conf changes, reads, transfers).
   std::deque<std::function<void()>> tasks_;                       // GUARDED_BY(mu_)
   std::map<uint64_t, std::shared_ptr<ReadWaiter>> read_waiters_;  // GUARDED_BY(mu_)

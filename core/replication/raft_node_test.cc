@@ -203,6 +203,34 @@ TEST_F(RaftNodeTest, MinorityCannotCommit) {
   for (const auto& v : members_[1].sm->Items()) EXPECT_NE(v, "dropped");
 }
 
+// A snapshot read on the leader waits for the writes submitted before it (decision 28):
+// each submitted proposal has applied by the time WaitForProposed answers, whether it
+// answers at once or after the loop took the proposal.
+TEST_F(RaftNodeTest, WaitForProposedAnswersOnceEarlierProposalsApplied) {
+  ASSERT_TRUE(ProposeVia(1, "first").ok());
+  const uint64_t l = WaitLeader(1);
+  ASSERT_NE(l, 0u);
+  RaftNode& node = *members_[l].node;
+  ASSERT_TRUE(node.WaitForProposed(2s).ok()) << "nothing pending";
+  for (int i = 0; i < 100; ++i) {
+    const std::string v = "w" + std::to_string(i);
+    auto t = node.Submit(v);
+    ASSERT_TRUE(t.status.ok()) << t.status.ToString();
+    ASSERT_TRUE(node.WaitForProposed(5s).ok()) << i;
+    const auto items = members_[l].sm->Items();
+    EXPECT_TRUE(std::find(items.begin(), items.end(), v) != items.end()) << v << " not applied yet";
+    ASSERT_TRUE(node.Wait(t, 5s).ok());
+  }
+  // A proposal meant for a past term is not proposed at all.
+  const uint64_t term = node.LeaderTerm();
+  ASSERT_NE(term, 0u);
+  auto stale = node.Submit("stale", term + 1);  // not the term it leads in
+  Status s = node.Wait(stale, 5s);
+  EXPECT_TRUE(RaftNode::NotProposed(s)) << s.ToString();
+  ASSERT_TRUE(ProposeVia(l, "last").ok());
+  for (const auto& v : members_[l].sm->Items()) EXPECT_NE(v, "stale");
+}
+
 TEST_F(RaftNodeTest, SnapshotsCompactTheLogAndCatchUpAWipedMember) {
   for (uint64_t id = 1; id <= 3; ++id) StopMember(id);
   snapshot_entries_ = 10;

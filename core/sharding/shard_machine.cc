@@ -222,6 +222,10 @@ bool ReadRows(Reader* r, std::vector<std::string>* rows) {
 }
 }  // namespace
 
+bool IsPrewriteCommand(std::string_view command) {
+  return command.size() >= 2 && command[0] == kTxnTag && command[1] == kPrewriteOp;
+}
+
 std::string EncodePrewriteCommand(const txn::PrewriteRequest& r) {
   Writer w;
   w.U8(kTxnTag);

@@ -125,6 +125,8 @@ std::string EncodeExpireRequestsCommand(uint64_t cutoff_ms, std::string_view res
 
 // Percolator's commands (docs/architecture/transactions.md).
 std::string EncodePrewriteCommand(const txn::PrewriteRequest& r);
+// Whether an encoded command is a prewrite.
+bool IsPrewriteCommand(std::string_view command);
 std::string EncodeTxnCommitCommand(uint64_t start_ts, uint64_t commit_ts,
                                    const std::vector<std::string>& rows, bool primary);
 std::string EncodeTxnRollbackCommand(uint64_t start_ts, const std::vector<std::string>& rows);

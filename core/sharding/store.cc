@@ -412,11 +412,12 @@ Result<replication::RaftNode::Ticket> Store::SubmitWrite(Replica& r, uint64_t sh
   replication::RaftNode::Ticket ticket;
   {
     std::lock_guard order(r.order_mu);
+    ASSIGN_OR_RETURN(const uint64_t term, SyncFloor(r, shard));
     ASSIGN_OR_RETURN(w.ts, tso_->Next());
-    if (const uint64_t floor = std::max(r.machine->max_ts(), w.start_ts); w.ts <= floor) {
-      // Overtaken already (a fence, or a newer leader's writes), or not above the
-      // transaction's start: it would only come back refused after a Raft round. Take a
-      // timestamp above both.
+    if (const uint64_t floor = std::max({r.machine->max_ts(), w.start_ts, r.read_floor});
+        w.ts <= floor) {
+      // Overtaken already (a snapshot read, a fence, or a newer leader's writes), or not
+      // above the transaction's start: take a timestamp above them all.
       RETURN_IF_ERROR(tso_->AdvancePast(floor));
       ASSIGN_OR_RETURN(w.ts, tso_->Next());
     }
@@ -426,7 +427,9 @@ Result<replication::RaftNode::Ticket> Store::SubmitWrite(Replica& r, uint64_t sh
       return Status::Aborted("the collection's schema lease ended before the write committed")
           .WithDetail("reason", "SCHEMA_LEASE");
     }
-    ticket = r.node->Submit(EncodeWriteCommand(w));
+    // Proposed only in this term: in a later one this leader's floor may be behind reads
+    // another leader served meanwhile.
+    ticket = r.node->Submit(EncodeWriteCommand(w), term);
   }
   if (!ticket.status.ok()) {
     // Refused before it was queued: nothing can apply.
@@ -470,6 +473,19 @@ Result<WriteOutcome> Store::FinishWrite(Replica& r, uint64_t shard, WriteCommand
   }
 }
 
+Result<uint64_t> Store::SyncFloor(Replica& r, uint64_t shard) {
+  const uint64_t term = r.node->LeaderTerm();
+  if (term == 0) return NotLeaderError(shard, r.node->Leader().value());
+  if (term != r.floor_term) {
+    // A read an earlier leader served at T was served before this term began, and T was
+    // handed out before that read: a timestamp handed out now is above T.
+    ASSIGN_OR_RETURN(const uint64_t fresh, tso_->NextFresh());
+    r.read_floor = std::max(r.read_floor, fresh);
+    r.floor_term = term;
+  }
+  return term;
+}
+
 Status Store::PrepareRead(Replica& r, kv::Consistency c, uint64_t at, Steady::time_point deadline) {
   if (c == kv::Consistency::kStale) {
     // Any replica, as of what it has applied; a snapshot at `at` needs max_ts >= at.
@@ -486,9 +502,14 @@ Status Store::PrepareRead(Replica& r, kv::Consistency c, uint64_t at, Steady::ti
     return s;
   }
   if (at != mvcc::kMaxTimestamp && r.machine->max_ts() < at) {
-    // A fence above every timestamp handed out would stall the shard's writes until the
-    // oracle caught up: a read from the future is refused instead.
-    ASSIGN_OR_RETURN(uint64_t now, tso_->Next());
+    bool covered;  // by a floor already raised from a checked or fresh timestamp
+    {
+      std::lock_guard order(r.order_mu);
+      covered = at <= r.read_floor;
+    }
+    // A floor above every timestamp handed out would push the shard's writes ahead of the
+    // oracle: a read from the future is refused instead.
+    ASSIGN_OR_RETURN(uint64_t now, covered ? Result<uint64_t>(at) : tso_->Next());
     if (now < at) {
       // `now` may come from a batch taken before `at` was handed out: ask the oracle's
       // source for one handed out after this read arrived (so after `at`, if `at` is
@@ -500,8 +521,19 @@ Status Store::PrepareRead(Replica& r, kv::Consistency c, uint64_t at, Steady::ti
                                        std::to_string(now) + ")");
       }
     }
-    ASSIGN_OR_RETURN(auto out, ProposeCommand(r, EncodeFenceCommand(at), deadline));
-    RETURN_IF_ERROR(OutcomeStatus(out));
+    // The read floor (decision 28): writes this leader submits from now on commit above
+    // `at`; wait for those submitted before to apply. No Raft round of its own.
+    {
+      std::lock_guard order(r.order_mu);
+      r.read_floor = std::max(r.read_floor, at);
+    }
+    Status applied = r.node->WaitForProposed(Remaining(deadline));
+    if (!applied.ok()) {
+      if (applied.code() == StatusCode::kUnavailable) {
+        return NotLeaderError(r.machine->id(), r.node->Leader().value());
+      }
+      return applied;
+    }
   }
   return Status::OK();
 }
@@ -749,7 +781,21 @@ Result<txn::TxnOutcome> Store::Txn(const Route& route, const std::string& comman
   const ShardRecord d = r->machine->descriptor();
   if (!InRange(d, row)) return EpochNotMatch(d, row);
   RETURN_IF_ERROR(EnsureDescribed(*r, deadline));
-  auto ticket = r->node->Submit(command);
+  replication::RaftNode::Ticket ticket;
+  if (IsPrewriteCommand(command)) {
+    // A prewrite's lock must commit above every snapshot read here (its min_commit_ts
+    // comes from the shard's replicated max_ts): a Fence at the read floor goes first,
+    // into the same log write.
+    std::lock_guard order(r->order_mu);
+    ASSIGN_OR_RETURN(const uint64_t term, SyncFloor(*r, route.shard));
+    if (r->read_floor > r->machine->max_ts()) {
+      auto fence = r->node->Submit(EncodeFenceCommand(r->read_floor), term);
+      if (!fence.status.ok()) return NotLeaderError(route.shard, r->node->Leader().value());
+    }
+    ticket = r->node->Submit(command, term);
+  } else {
+    ticket = r->node->Submit(command);
+  }
   if (!ticket.status.ok()) {
     if (Status health = r->node->Health(); !health.ok()) {
       return FailedReplicaError(route.shard, health);

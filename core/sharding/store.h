@@ -273,6 +273,11 @@ class Store {
     // Held from taking a commit timestamp to queueing the proposal, so this leader's
     // writes enter the log in timestamp order.
     std::mutex order_mu;
+    // The read floor (decision 28): the highest timestamp a snapshot read here read at,
+    // or the fresh timestamp this leader took when its term began (floor_term). Its
+    // writes commit above it. GUARDED_BY(order_mu).
+    uint64_t read_floor = 0;
+    uint64_t floor_term = 0;
     // The split check's last exact measure (background thread only): the engine's size
     // estimate is coarse for small ranges, so a shard it flags is measured by reading
     // it, and not again until enough new entries applied.
@@ -335,7 +340,11 @@ class Store {
   void FoundChildren();
   Status FoundChild(const SplitChild& child);
   void BackgroundLoop();
-  // Makes a read at `at` complete on the leader: a read barrier, then a fence if needed.
+  // In a term this replica leads, before its first write: raises the read floor to a
+  // fresh timestamp (above every read an earlier leader served). Returns the term, or
+  // NOT_LEADER. REQUIRES: r.order_mu held.
+  Result<uint64_t> SyncFloor(Replica& r, uint64_t shard);
+  // Makes a read at `at` complete on the leader: a read barrier, then the read floor.
   Status PrepareRead(Replica& r, kv::Consistency c, uint64_t at,
                      std::chrono::steady_clock::time_point deadline);
 

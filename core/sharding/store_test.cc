@@ -223,8 +223,11 @@ class StoreTest : public ::testing::Test {
     o.gc_safe_point = n.gc_safe_point;
     o.tick = 5ms;
     o.election_tick = 20;  // 100-200 ms: leaders stay put on a busy machine
-    auto s =
-        Store::Open(o, n.engine.get(), node_tso_ ? node_tso_ : tso_.get(), &clock_, &transports_);
+    auto s = Store::Open(o, n.engine.get(),
+                         node_tsos_.count(id) ? node_tsos_[id]
+                         : node_tso_          ? node_tso_
+                                              : tso_.get(),
+                         &clock_, &transports_);
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     n.store = std::move(s).value();
     net_.Attach(id, n.store.get());
@@ -374,7 +377,8 @@ class StoreTest : public ::testing::Test {
   SystemClock clock_;
   std::unique_ptr<storage::Engine> tso_engine_;
   std::unique_ptr<mvcc::LocalTimestampOracle> tso_;
-  mvcc::TimestampOracle* node_tso_ = nullptr;  // what the stores use, if not tso_
+  mvcc::TimestampOracle* node_tso_ = nullptr;             // what the stores use, if not tso_
+  std::map<uint64_t, mvcc::TimestampOracle*> node_tsos_;  // a node's own, before node_tso_
   Network net_;
   Transports transports_{&net_};
   std::map<uint64_t, Node> nodes_;
@@ -577,6 +581,59 @@ TEST_F(StoreTest, SnapshotReadsFenceLaterWrites) {
   EXPECT_EQ(GetAt(leader, "x", kv::Consistency::kSnapshot, future).status().code(),
             StatusCode::kInvalidArgument);
   EXPECT_TRUE(S(leader).Write(R(1), Put("x", "newer"), Deadline()).ok());
+}
+
+// A snapshot read raises the leader's read floor and writes nothing (decision 28); a
+// leader that takes over raises its own floor from the oracle before it writes, so its
+// writes commit above every read the old leader served, even with timestamps left over
+// from a batch taken before the read.
+TEST_F(StoreTest, SnapshotReadsWriteNothingAndANewLeaderWritesAboveThem) {
+  std::map<uint64_t, std::unique_ptr<BatchingOracle>> batches;  // each node its own
+  for (uint64_t id : {1, 2, 3}) {
+    batches[id] = std::make_unique<BatchingOracle>(tso_.get(), 1000);
+    node_tsos_[id] = batches[id].get();
+  }
+  for (uint64_t id : {1, 2, 3}) Start(id);
+  for (uint64_t id : {1, 2, 3}) ASSERT_TRUE(S(id).CreateReplica(Shard(1, "", "", {1, 2, 3})).ok());
+  auto w1 = OnLeader(1, [&](uint64_t l) { return S(l).Write(R(1), Put("x", "old"), Deadline()); });
+  ASSERT_TRUE(w1.ok()) << w1.status().ToString();
+  const uint64_t leader = LeaderOf(1);
+  const uint64_t at = *tso_->Next();  // above the batch the write came from
+  auto before = GetAt(leader, "x", kv::Consistency::kSnapshot, at);
+  ASSERT_TRUE(before.ok() && *before) << before.status().ToString();
+  EXPECT_EQ((*before)->value, "old");
+  // Nothing went through the log for it: no replica's max_ts reached `at`, so a stale
+  // read there at `at` is refused (with a Fence, every replica would have applied it).
+  for (uint64_t id : {1, 2, 3}) {
+    for (int i = 0; i < 20; ++i) {  // given the followers time to apply whatever came
+      EXPECT_EQ(ReasonOf(GetAt(id, "x", kv::Consistency::kStale, at).status()), kReasonNotLeader)
+          << id;
+      std::this_thread::sleep_for(5ms);
+    }
+  }
+  // The leader's next write commits above the read.
+  auto w2 = S(leader).Write(R(1), Put("x", "mid"), Deadline());
+  ASSERT_TRUE(w2.ok()) << w2.status().ToString();
+  EXPECT_GT(w2->version, at);
+  // The next leader holds a batch of timestamps above that write, taken before another
+  // read; then it takes over. Its first write takes a fresh timestamp, not one left in
+  // its batch below the read.
+  const uint64_t next = leader == 3 ? 1 : leader + 1;
+  ASSERT_GT(*batches[next]->Next(), w2->version);
+  const uint64_t at2 = *tso_->Next();
+  auto mid = GetAt(leader, "x", kv::Consistency::kSnapshot, at2);
+  ASSERT_TRUE(mid.ok() && *mid) << mid.status().ToString();
+  EXPECT_EQ((*mid)->value, "mid");
+  ASSERT_TRUE(S(leader).TransferLeader(1, next).ok());
+  ASSERT_EQ(LeaderOf(1, {next}), next);
+  auto w3 = S(next).Write(R(1), Put("x", "new"), Deadline());
+  ASSERT_TRUE(w3.ok()) << w3.status().ToString();
+  EXPECT_GT(w3->version, at2);
+  for (uint64_t at_ts : {at, at2}) {
+    auto again = GetAt(next, "x", kv::Consistency::kSnapshot, at_ts);
+    ASSERT_TRUE(again.ok() && *again) << again.status().ToString();
+    EXPECT_EQ((*again)->value, at_ts == at ? "old" : "mid") << "the snapshot changed";
+  }
 }
 
 // A storage node takes timestamps in batches; a fence above its batch must not let a
