@@ -56,6 +56,18 @@ inline Status ParallelFor(size_t n, size_t threads, const std::function<Status(s
   return first;
 }
 
+// The groups (of indexes, one per shard) cut into calls of at most `per_call` each.
+inline std::vector<std::vector<size_t>> SplitGroups(const std::vector<std::vector<size_t>>& groups,
+                                                    size_t per_call) {
+  std::vector<std::vector<size_t>> calls;
+  for (const auto& g : groups) {
+    for (size_t i = 0; i < g.size(); i += per_call) {
+      calls.emplace_back(g.begin() + i, g.begin() + std::min(g.size(), i + per_call));
+    }
+  }
+  return calls;
+}
+
 inline std::chrono::system_clock::time_point ToSystem(std::chrono::steady_clock::time_point t) {
   return std::chrono::system_clock::now() +
          std::chrono::duration_cast<std::chrono::system_clock::duration>(

@@ -43,12 +43,7 @@ Result<std::vector<kv::GetResult>> ClusterKv::MultiGetById(uint32_t id,
   rows.reserve(keys.size());
   for (const auto& k : keys) rows.push_back(mvcc::EncodeRowKey(kTenant, id, k));
   ASSIGN_OR_RETURN(auto groups, GroupByShard(rows, deadline));
-  std::vector<std::vector<size_t>> calls;
-  for (auto& g : groups) {
-    for (size_t i = 0; i < g.size(); i += kPerCall) {
-      calls.emplace_back(g.begin() + i, g.begin() + std::min(g.size(), i + kPerCall));
-    }
-  }
+  const auto calls = SplitGroups(groups, kPerCall);
   std::mutex mu;
   std::vector<size_t> alone;  // keys to read on their own
   RETURN_IF_ERROR(ParallelFor(calls.size(), [&](size_t c) -> Status {

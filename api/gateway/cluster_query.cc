@@ -127,12 +127,7 @@ Status ClusterKv::QueryKeys(uint32_t id, const std::vector<std::string>& keys, u
   rows.reserve(keys.size());
   for (const auto& k : keys) rows.push_back(mvcc::EncodeRowKey(kTenant, id, k));
   ASSIGN_OR_RETURN(auto groups, GroupByShard(rows, deadline));
-  std::vector<std::vector<size_t>> calls;
-  for (auto& g : groups) {
-    for (size_t i = 0; i < g.size(); i += kPerCall) {
-      calls.emplace_back(g.begin() + i, g.begin() + std::min(g.size(), i + kPerCall));
-    }
-  }
+  const auto calls = SplitGroups(groups, kPerCall);
   std::mutex mu;
   std::vector<std::string> moved;  // keys whose shard split since they were grouped
   RETURN_IF_ERROR(ParallelFor(calls.size(), kQueryFanOut, [&](size_t c) -> Status {
