@@ -1,9 +1,11 @@
 #include "core/document/document.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "core/mvcc/key_codec.h"
 #include "internal/json_value.h"
@@ -71,6 +73,113 @@ Result<json> ParseDocument(std::string_view bytes) {
         .WithDetail("reason", "NOT_A_DOCUMENT");
   }
   return doc;
+}
+
+namespace {
+
+// A SAX handler for ParseDocumentFields: nlohmann's own lexer and parser check the whole
+// input, and only the members to keep are built (by a DOM parser the events of their
+// values go to). Nesting is measured as ParseJson measures it.
+class FieldsSax {
+ public:
+  using Dom = nlohmann::detail::json_sax_dom_parser<json>;
+  explicit FieldsSax(const std::vector<std::string>& keep) : keep_(keep) {}
+
+  bool null() {
+    return Scalar([](Dom& d) { return d.null(); });
+  }
+  bool boolean(bool v) {
+    return Scalar([&](Dom& d) { return d.boolean(v); });
+  }
+  bool number_integer(json::number_integer_t v) {
+    return Scalar([&](Dom& d) { return d.number_integer(v); });
+  }
+  bool number_unsigned(json::number_unsigned_t v) {
+    return Scalar([&](Dom& d) { return d.number_unsigned(v); });
+  }
+  bool number_float(json::number_float_t v, const json::string_t& s) {
+    return Scalar([&](Dom& d) { return d.number_float(v, s); });
+  }
+  bool string(json::string_t& v) {
+    return Scalar([&](Dom& d) { return d.string(v); });
+  }
+  bool binary(json::binary_t&) { return false; }  // not in JSON text
+  bool start_object(std::size_t n) {
+    if (open_ == 0) object_ = true;
+    Note(open_++);
+    return !dom_ || dom_->start_object(n);
+  }
+  bool start_array(std::size_t n) {
+    Note(open_++);
+    return !dom_ || dom_->start_array(n);
+  }
+  bool key(json::string_t& k) {
+    Note(open_);
+    if (dom_) return dom_->key(k);
+    if (open_ == 1 && std::binary_search(keep_.begin(), keep_.end(), k)) {
+      name_ = k;
+      value_ = json();
+      dom_.emplace(value_, false);
+    }
+    return true;
+  }
+  bool end_object() {
+    return End([](Dom& d) { return d.end_object(); });
+  }
+  bool end_array() {
+    return End([](Dom& d) { return d.end_array(); });
+  }
+  template <class Exception>
+  bool parse_error(std::size_t, const std::string&, const Exception&) {
+    return false;
+  }
+
+  json TakeResult() { return std::move(result_); }
+  bool object() const { return object_; }
+  int deepest() const { return deepest_; }
+
+ private:
+  void Note(int depth) { deepest_ = std::max(deepest_, depth); }
+  template <class F>
+  bool Scalar(F&& f) {
+    Note(open_);
+    if (!dom_) return true;
+    if (!f(*dom_)) return false;
+    if (open_ == 1) Finish();  // a member's value that was a scalar
+    return true;
+  }
+  template <class F>
+  bool End(F&& f) {
+    Note(--open_);
+    if (!dom_) return true;
+    if (!f(*dom_)) return false;
+    if (open_ == 1) Finish();  // a member's value that was an object or array
+    return true;
+  }
+  void Finish() {
+    result_[name_] = std::move(value_);  // a repeated name: the last one, as a parse keeps
+    dom_.reset();
+  }
+
+  const std::vector<std::string>& keep_;
+  json result_ = json::object();
+  std::optional<Dom> dom_;  // while a kept member's value is read
+  std::string name_;
+  json value_;
+  int open_ = 0;  // containers open
+  int deepest_ = 0;
+  bool object_ = false;
+};
+
+}  // namespace
+
+Result<json> ParseDocumentFields(std::string_view bytes, const std::vector<std::string>& keep) {
+  FieldsSax sax(keep);
+  const bool ok = json::sax_parse(bytes.begin(), bytes.end(), &sax);
+  if (!ok || !sax.object() || sax.deepest() > kMaxJsonDepth) {
+    return ParseDocument(bytes);  // says which, the same way
+  }
+  return sax.TakeResult();
 }
 
 TypeTag TagOf(const json* v) {

@@ -32,6 +32,11 @@ const nlohmann::json* Lookup(const nlohmann::json& doc, const Path& path);
 // Parses `bytes` as a document (a JSON object). INVALID_ARGUMENT, reason NOT_A_DOCUMENT,
 // for anything else (bad JSON, or JSON that is not an object).
 Result<nlohmann::json> ParseDocument(std::string_view bytes);
+// The same verdict on every input, but the document holds only its top-level members
+// named in `keep` (sorted, distinct): a query reads the fields it names, and builds
+// nothing of the others.
+Result<nlohmann::json> ParseDocumentFields(std::string_view bytes,
+                                           const std::vector<std::string>& keep);
 
 // --- Typed values ---
 // The order of values: missing < null < false < true < numbers < strings < arrays and

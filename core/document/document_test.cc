@@ -209,5 +209,45 @@ TEST(SchemaTest, TypesRequiredAndAdditionalFields) {
   EXPECT_TRUE(Schema::Parse("{}").ok());
 }
 
+TEST(DocumentTest, ParsingSomeFieldsKeepsTheVerdictAndTheValues) {
+  const std::vector<std::string> keep = {"a", "c"};
+  // Kept members whole (nested, repeated: the last), the others not built.
+  auto d = ParseDocumentFields(
+      R"({"a": {"x": [1, {"y": null}]}, "b": [true, "s\u00e9"], "c": 1, "c": -2.5e3, "d": {}})",
+      keep);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ(*d, json::parse(R"({"a": {"x": [1, {"y": null}]}, "c": -2500.0})"));
+  auto none = ParseDocumentFields(R"({"a": 1})", {});
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(*none, json::object());
+  // The same refusals as ParseDocument, wherever the fault is, kept member or not.
+  auto reason = [](const Status& st) {
+    for (const auto& [k, v] : st.details()) {
+      if (k == "reason") return v;
+    }
+    return std::string();
+  };
+  std::string deep = "{\"b\": ";
+  for (int i = 0; i < 200; ++i) deep += "[";
+  for (int i = 0; i < 200; ++i) deep += "]";
+  deep += "}";
+  for (const std::string& bad :
+       {std::string("[1]"), std::string("\"a\""), std::string(R"({"b": [1,]})"),
+        std::string(R"({"b": tru})"), std::string("{\"b\": \"\xff\"}"),
+        std::string(R"({"a": 1} x)"), std::string(R"({"b": "\ud800"})"), std::string(""), deep}) {
+    EXPECT_FALSE(ParseDocument(bad).ok()) << bad;
+    auto r = ParseDocumentFields(bad, keep);
+    EXPECT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(reason(r.status()), "NOT_A_DOCUMENT") << bad;
+  }
+  // Nesting right at the limit is a document both ways.
+  std::string edge = "{\"b\": ";
+  for (int i = 0; i < 127; ++i) edge += "[";
+  edge += "1";
+  for (int i = 0; i < 127; ++i) edge += "]";
+  edge += "}";
+  EXPECT_EQ(ParseDocument(edge).ok(), ParseDocumentFields(edge, keep).ok());
+}
+
 }  // namespace
 }  // namespace gojodb::document

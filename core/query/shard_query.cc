@@ -1,6 +1,7 @@
 #include "core/query/shard_query.h"
 
 #include <nlohmann/json.hpp>
+#include <set>
 
 namespace gojodb::query {
 
@@ -22,6 +23,19 @@ json Project(const json& doc, const std::vector<document::Path>& paths) {
   }
   return out;
 }
+
+namespace {
+
+void AddField(const document::Path& p, std::set<std::string>* out) {
+  if (!p.segments.empty()) out->insert(p.segments[0]);
+}
+
+void AddFilterFields(const Filter& f, std::set<std::string>* out) {
+  if (f.kind == Filter::Kind::kCompare) AddField(f.path, out);
+  for (const auto& c : f.children) AddFilterFields(c, out);
+}
+
+}  // namespace
 
 Result<std::unique_ptr<ShardQuery>> ParseShardQuery(const ShardQueryText& text) {
   auto q = std::make_unique<ShardQuery>();
@@ -53,6 +67,17 @@ Result<std::unique_ptr<ShardQuery>> ParseShardQuery(const ShardQueryText& text) 
   }
   q->limit = text.limit;
   q->max_bytes = text.max_bytes;
+  std::set<std::string> fields;
+  AddFilterFields(q->filter, &fields);
+  for (const auto& p : q->projection) AddField(p, &fields);
+  for (const auto& p : q->sort) AddField(p, &fields);
+  if (q->aggregate) {
+    for (const auto& p : q->aggregate->group_by) AddField(p, &fields);
+    for (const auto& a : q->aggregate->aggregates) {
+      if (!a.star) AddField(a.path, &fields);
+    }
+  }
+  q->fields.assign(fields.begin(), fields.end());
   return q;
 }
 
@@ -62,7 +87,7 @@ ShardQueryRun::ShardQueryRun(const ShardQuery& q) : q_(q) {
 
 Result<bool> ShardQueryRun::Add(std::string_view key, std::string_view value, uint64_t version) {
   ++examined_;
-  auto doc = document::ParseDocument(value);
+  auto doc = document::ParseDocumentFields(value, q_.fields);
   if (!doc.ok() || !Matches(q_.filter, *doc)) return true;
   ++matched_;
   if (agg_) {

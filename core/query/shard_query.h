@@ -27,6 +27,9 @@ struct ShardQuery {
   std::optional<AggregateQuery> aggregate;  // set: a partial aggregate instead of matches
   size_t limit = 0;                         // matches to keep at most (not aggregating)
   size_t max_bytes = 0;                     // of kept matches; the last one may pass it
+  // The top-level fields the filter, sort, projection and aggregation name (sorted):
+  // the only ones parsed out of each document.
+  std::vector<std::string> fields;
 };
 
 // Parses what the router sent. The filter was checked against the schema at the router;

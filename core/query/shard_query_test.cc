@@ -19,6 +19,8 @@ TEST(ShardQueryTest, KeepsMatchesProjectedWithSortValuesUpToTheLimit) {
   t.limit = 2;
   auto q = ParseShardQuery(t);
   ASSERT_TRUE(q.ok()) << q.status().ToString();
+  // Only these top-level fields are parsed out of each document.
+  EXPECT_EQ((*q)->fields, (std::vector<std::string>{"a", "age", "missing", "name"}));
   ShardQueryRun run(**q);
   auto add = [&](const std::string& key, const std::string& value) {
     auto r = run.Add(key, value, 7);
@@ -64,6 +66,7 @@ TEST(ShardQueryTest, AggregatesIntoAPartialTheRouterMerges) {
   t.aggregates_json = R"({"c": {"count": "*"}, "s": {"sum": "n"}})";
   auto q = ParseShardQuery(t);
   ASSERT_TRUE(q.ok()) << q.status().ToString();
+  EXPECT_EQ((*q)->fields, (std::vector<std::string>{"g", "n"}));
   ShardQueryRun a(**q), b(**q);
   for (int i = 0; i < 20; ++i) {
     const json d = {{"g", i % 2 == 0 ? "even" : "odd"}, {"n", i}};
