@@ -8,8 +8,9 @@
 //          effect, when the timestamp is not above the shard's max_ts, when a condition
 //          fails, when a key is outside the range, or when the request id was used for a
 //          different request; a request id seen before answers as the first attempt did.
-//   Fence  raises max_ts to a read timestamp, so no later write commits at or below it:
-//          a snapshot read at T is then complete on this shard once the fence applied.
+//   Fence  raises max_ts to a timestamp, so no later write commits at or below it. The
+//          leader puts one before a prewrite when its in-memory read floor is above
+//          max_ts (decision 28), so the prewrite's min_commit_ts is above its reads.
 //   Split  {expected version, split key, new shard id}: the range ends at the split key
 //          and epoch.version goes up by one; a record of the new shard (the "child":
 //          [split key, old end), same replicas and conf_ver, the same new version, and
