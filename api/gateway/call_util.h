@@ -56,6 +56,15 @@ inline Status ParallelFor(size_t n, size_t threads, const std::function<Status(s
   return first;
 }
 
+// The row keys of a collection's user keys, in the same order.
+inline std::vector<std::string> RowKeysOf(uint32_t tenant, uint32_t collection,
+                                          const std::vector<std::string>& keys) {
+  std::vector<std::string> rows;
+  rows.reserve(keys.size());
+  for (const auto& k : keys) rows.push_back(mvcc::EncodeRowKey(tenant, collection, k));
+  return rows;
+}
+
 // The groups (of indexes, one per shard) cut into calls of at most `per_call` each.
 inline std::vector<std::vector<size_t>> SplitGroups(const std::vector<std::vector<size_t>>& groups,
                                                     size_t per_call) {

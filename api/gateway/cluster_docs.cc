@@ -486,11 +486,7 @@ Result<kv::QueryResult> ClusterKv::Query(const kv::QueryRequest& req) {
   ASSIGN_OR_RETURN(const size_t limit, PageLimit(req.limit, options_.limits));
   ASSIGN_OR_RETURN(auto info, Collection(req.collection, deadline));
   ASSIGN_OR_RETURN(DocRules rules, RulesOf(info));
-  json filter_json = nullptr;
-  if (!req.filter_json.empty()) {
-    filter_json = json::parse(req.filter_json, nullptr, false);
-    if (filter_json.is_discarded()) return Status::InvalidArgument("filter is not valid JSON");
-  }
+  ASSIGN_OR_RETURN(json filter_json, query::ParseJsonText(req.filter_json, "filter"));
   ASSIGN_OR_RETURN(auto filter,
                    query::ParseFilter(filter_json, rules.schema ? &*rules.schema : nullptr));
   std::vector<document::Path> sort_paths, projection;
@@ -638,15 +634,9 @@ Result<kv::AggregateResult> ClusterKv::Aggregate(const kv::AggregateRequest& req
   const auto deadline = Clock::now() + options_.request_timeout;
   ASSIGN_OR_RETURN(auto info, Collection(req.collection, deadline));
   ASSIGN_OR_RETURN(DocRules rules, RulesOf(info));
-  auto parse = [](const std::string& text, const char* what) -> Result<json> {
-    if (text.empty()) return json(nullptr);
-    json j = json::parse(text, nullptr, false);
-    if (j.is_discarded()) return Status::InvalidArgument(std::string(what) + " is not valid JSON");
-    return j;
-  };
-  ASSIGN_OR_RETURN(json filter_json, parse(req.filter_json, "filter"));
-  ASSIGN_OR_RETURN(json group_by, parse(req.group_by_json, "group_by"));
-  ASSIGN_OR_RETURN(json aggregates, parse(req.aggregates_json, "aggregates"));
+  ASSIGN_OR_RETURN(json filter_json, query::ParseJsonText(req.filter_json, "filter"));
+  ASSIGN_OR_RETURN(json group_by, query::ParseJsonText(req.group_by_json, "group_by"));
+  ASSIGN_OR_RETURN(json aggregates, query::ParseJsonText(req.aggregates_json, "aggregates"));
   ASSIGN_OR_RETURN(auto filter,
                    query::ParseFilter(filter_json, rules.schema ? &*rules.schema : nullptr));
   ASSIGN_OR_RETURN(auto spec, query::ParseAggregate(group_by, aggregates));

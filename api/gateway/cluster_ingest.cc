@@ -39,9 +39,7 @@ Result<std::vector<kv::GetResult>> ClusterKv::MultiGetById(uint32_t id,
                                                            Clock::time_point deadline) {
   constexpr size_t kPerCall = 1000;  // a node takes up to 1,024 items per call
   std::vector<kv::GetResult> out(keys.size());
-  std::vector<std::string> rows;
-  rows.reserve(keys.size());
-  for (const auto& k : keys) rows.push_back(mvcc::EncodeRowKey(kTenant, id, k));
+  const std::vector<std::string> rows = RowKeysOf(kTenant, id, keys);
   ASSIGN_OR_RETURN(auto groups, GroupByShard(rows, deadline));
   const auto calls = SplitGroups(groups, kPerCall);
   std::mutex mu;

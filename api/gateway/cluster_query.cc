@@ -123,9 +123,7 @@ Status ClusterKv::QueryKeys(uint32_t id, const std::vector<std::string>& keys, u
                             const v1::ShardQueryRequest& tmpl, Clock::time_point deadline,
                             const QueryAnswer& each) {
   constexpr size_t kPerCall = 1000;  // a node takes up to 1,024 keys per call
-  std::vector<std::string> rows;
-  rows.reserve(keys.size());
-  for (const auto& k : keys) rows.push_back(mvcc::EncodeRowKey(kTenant, id, k));
+  const std::vector<std::string> rows = RowKeysOf(kTenant, id, keys);
   ASSIGN_OR_RETURN(auto groups, GroupByShard(rows, deadline));
   const auto calls = SplitGroups(groups, kPerCall);
   std::mutex mu;

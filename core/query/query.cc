@@ -219,6 +219,13 @@ bool CompareMatches(const Filter& f, const json& doc) {
 
 }  // namespace
 
+Result<json> ParseJsonText(const std::string& text, const char* what) {
+  if (text.empty()) return json(nullptr);
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded()) return Status::InvalidArgument(std::string(what) + " is not valid JSON");
+  return j;
+}
+
 Result<Filter> ParseFilter(const json& filter, const document::Schema* schema) {
   if (filter.is_null()) return Filter{};
   return Parser(schema).Parse(filter, "filter", 0);

@@ -35,6 +35,10 @@ inline constexpr size_t kMaxInValues = 1000;
 // first problem and where it is.
 Result<Filter> ParseFilter(const nlohmann::json& filter, const document::Schema* schema = nullptr);
 
+// A request member sent as JSON text (a filter, group_by, aggregates): empty is null;
+// text that is not JSON is INVALID_ARGUMENT "<what> is not valid JSON".
+Result<nlohmann::json> ParseJsonText(const std::string& text, const char* what);
+
 // Whether `doc` matches. Comparisons (lt, lte, gt, gte) hold only between values of the
 // same kind (numbers with numbers, strings with strings, booleans with booleans); eq and
 // ne compare values of any type (ne also holds for a missing field); in is eq against any

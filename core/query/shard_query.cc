@@ -39,13 +39,7 @@ void AddFilterFields(const Filter& f, std::set<std::string>* out) {
 
 Result<std::unique_ptr<ShardQuery>> ParseShardQuery(const ShardQueryText& text) {
   auto q = std::make_unique<ShardQuery>();
-  auto parse = [](const std::string& s, const char* what) -> Result<json> {
-    if (s.empty()) return json(nullptr);
-    json j = json::parse(s, nullptr, false);
-    if (j.is_discarded()) return Status::InvalidArgument(std::string(what) + " is not valid JSON");
-    return j;
-  };
-  ASSIGN_OR_RETURN(json filter, parse(text.filter_json, "filter"));
+  ASSIGN_OR_RETURN(json filter, ParseJsonText(text.filter_json, "filter"));
   ASSIGN_OR_RETURN(q->filter, ParseFilter(filter));
   auto paths = [](const std::vector<std::string>& in, const char* what,
                   std::vector<document::Path>* out) -> Status {
@@ -59,8 +53,8 @@ Result<std::unique_ptr<ShardQuery>> ParseShardQuery(const ShardQueryText& text) 
   RETURN_IF_ERROR(paths(text.projection, "projection", &q->projection));
   RETURN_IF_ERROR(paths(text.sort, "sort", &q->sort));
   if (!text.aggregates_json.empty()) {
-    ASSIGN_OR_RETURN(json group_by, parse(text.group_by_json, "group_by"));
-    ASSIGN_OR_RETURN(json aggregates, parse(text.aggregates_json, "aggregates"));
+    ASSIGN_OR_RETURN(json group_by, ParseJsonText(text.group_by_json, "group_by"));
+    ASSIGN_OR_RETURN(json aggregates, ParseJsonText(text.aggregates_json, "aggregates"));
     ASSIGN_OR_RETURN(q->aggregate, ParseAggregate(group_by, aggregates));
   } else if (text.limit == 0) {
     return Status::InvalidArgument("a shard query needs a limit or an aggregation");

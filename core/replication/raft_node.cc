@@ -216,19 +216,25 @@ uint64_t RaftNode::LeaderTerm() const {
 }
 
 Status RaftNode::WaitForProposed(std::chrono::milliseconds timeout) {
-  auto waiter = std::make_shared<ReadWaiter>();
   std::unique_lock lock(mu_);
   if (!failed_.ok()) return failed_;
   if (stopping_) return Status::Unavailable("raft node stopped");
   // Nothing queued, and the loop applied all it had appended: nothing to wait for.
   if (proposals_.empty() && caught_up_) return Status::OK();
+  return AwaitRead(lock, &unsent_marks_, timeout,
+                   "the writes proposed before the read did not apply in time");
+}
+
+Status RaftNode::AwaitRead(std::unique_lock<std::mutex>& lock, std::vector<uint64_t>* queue,
+                           std::chrono::milliseconds timeout, const char* late) {
+  auto waiter = std::make_shared<ReadWaiter>();
   const uint64_t id = next_proposal_++;
   read_waiters_[id] = waiter;
-  unsent_marks_.push_back(id);
+  queue->push_back(id);
   loop_->Notify(this);
   if (!waiter->cv.wait_for(lock, timeout, [&] { return waiter->done; })) {
     read_waiters_.erase(id);
-    return Status::DeadlineExceeded("the writes proposed before the read did not apply in time");
+    return Status::DeadlineExceeded(late);
   }
   return waiter->status;
 }
@@ -262,20 +268,11 @@ Status RaftNode::ProposeConfChange(consensus::ConfChange cc, std::chrono::millis
 }
 
 Status RaftNode::ReadBarrier(std::chrono::milliseconds timeout) {
-  auto waiter = std::make_shared<ReadWaiter>();
   std::unique_lock lock(mu_);
   if (!failed_.ok()) return failed_;
   if (stopping_) return Status::Unavailable("raft node stopped");
   if (leader_.none()) return Status::Unavailable("no raft leader is known");
-  const uint64_t id = next_proposal_++;
-  read_waiters_[id] = waiter;
-  unsent_reads_.push_back(id);
-  loop_->Notify(this);
-  if (!waiter->cv.wait_for(lock, timeout, [&] { return waiter->done; })) {
-    read_waiters_.erase(id);
-    return Status::DeadlineExceeded("leadership was not confirmed in time");
-  }
-  return waiter->status;
+  return AwaitRead(lock, &unsent_reads_, timeout, "leadership was not confirmed in time");
 }
 
 Status RaftNode::TransferLeadership(NodeId to) {

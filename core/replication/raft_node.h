@@ -243,6 +243,10 @@ class RaftNode {
     bool indexed = false;  // the ReadState arrived; wait for applied >= index
     consensus::LogIndex index;
   };
+  // Registers a read waiter in `queue` (unsent_reads_ or unsent_marks_), wakes the loop
+  // and waits for it; DEADLINE_EXCEEDED (`late`) after `timeout`. REQUIRES: lock holds mu_.
+  Status AwaitRead(std::unique_lock<std::mutex>& lock, std::vector<uint64_t>* queue,
+                   std::chrono::milliseconds timeout, const char* late);
   // Registers a waiter, lets `enqueue` queue the work for the loop (under mu_), and
   // waits until the work applied or `timeout` passed.
   Status Await(const std::function<void(uint64_t id)>& enqueue, std::chrono::milliseconds timeout,

@@ -494,13 +494,12 @@ Status Store::PrepareRead(Replica& r, kv::Consistency c, uint64_t at, Steady::ti
     }
     return Status::OK();
   }
-  Status s = r.node->ReadBarrier(Remaining(deadline));
-  if (!s.ok()) {
-    if (s.code() == StatusCode::kUnavailable) {
-      return NotLeaderError(r.machine->id(), r.node->Leader().value());
-    }
-    return s;
-  }
+  // A barrier or wait that found this member not leading: NOT_LEADER, for the router.
+  auto led = [&](const Status& s) {
+    if (s.code() != StatusCode::kUnavailable) return s;
+    return NotLeaderError(r.machine->id(), r.node->Leader().value());
+  };
+  RETURN_IF_ERROR(led(r.node->ReadBarrier(Remaining(deadline))));
   if (at != mvcc::kMaxTimestamp && r.machine->max_ts() < at) {
     bool covered;  // by a floor already raised from a checked or fresh timestamp
     {
@@ -527,13 +526,7 @@ Status Store::PrepareRead(Replica& r, kv::Consistency c, uint64_t at, Steady::ti
       std::lock_guard order(r.order_mu);
       r.read_floor = std::max(r.read_floor, at);
     }
-    Status applied = r.node->WaitForProposed(Remaining(deadline));
-    if (!applied.ok()) {
-      if (applied.code() == StatusCode::kUnavailable) {
-        return NotLeaderError(r.machine->id(), r.node->Leader().value());
-      }
-      return applied;
-    }
+    RETURN_IF_ERROR(led(r.node->WaitForProposed(Remaining(deadline))));
   }
   return Status::OK();
 }
