@@ -61,10 +61,7 @@ Result<std::vector<kv::GetResult>> ClusterKv::MultiGetById(uint32_t id,
                              g->set_at(at);
                              SetRoute(shard, g->mutable_route());
                            }
-                           grpc::ClientContext ctx;
-                           ctx.set_deadline(ToSystem(d));
-                           resp.Clear();
-                           return rpc::FromGrpc(node.stub->Batch(&ctx, req, &resp), &ctx);
+                           return node.client->Batch(req, &resp, d);
                          });
     std::lock_guard lock(mu);
     if (!s.ok() || resp.results_size() != static_cast<int>(idx.size())) {

@@ -447,6 +447,12 @@ void ClusterKv::RefreshMap(Clock::time_point deadline) {
 }
 
 Result<uint64_t> ClusterKv::FreshTimestamp(Clock::time_point deadline) {
+  // The controller in this process answers at once, with no call to share.
+  if (options_.local_timestamps) {
+    auto ts = options_.local_timestamps(1);
+    if (ts.ok() && *ts != 0) return ts;
+    // Not (yet) its group's leader, say: the controllers are asked as below.
+  }
   // Callers that arrive while a request is out wait for the next one and share it: a
   // timestamp must come from a request sent after its caller asked, so that it follows
   // every write acknowledged before (a request already out may have been answered from
@@ -670,16 +676,26 @@ Result<kv::CollectionInfo> ClusterKv::Collection(const std::string& collection,
 
 std::optional<ClusterKv::NodeConn> ClusterKv::Node(uint64_t node) {
   std::lock_guard lock(nodes_mu_);
+  NodeBatcher::Options o;
+  o.max_in_flight = options_.batch_in_flight;
+  if (auto local = options_.local_nodes.find(node); local != options_.local_nodes.end()) {
+    auto& conn = local_conns_[node];
+    if (!conn.client) {
+      conn.client = local->second;
+      // A get costs no call here: batching would only make readers wait for each
+      // other. Writes still gather, into fewer Raft entries.
+      if (o.max_in_flight > 0) conn.writes = std::make_shared<NodeBatcher>(conn.client, o);
+    }
+    return conn;
+  }
   auto it = node_addrs_.find(node);
   if (it == node_addrs_.end()) return std::nullopt;
   auto& conn = conns_[it->second];
-  if (!conn.stub) {
-    conn.stub = v1::ShardKv::NewStub(NewChannel(it->second));
-    if (options_.batch_in_flight > 0) {
-      NodeBatcher::Options o;
-      o.max_in_flight = options_.batch_in_flight;
-      conn.reads = std::make_shared<NodeBatcher>(conn.stub, o);
-      conn.writes = std::make_shared<NodeBatcher>(conn.stub, o);
+  if (!conn.client) {
+    conn.client = rpc::NewGrpcShardClient(NewChannel(it->second));
+    if (o.max_in_flight > 0) {
+      conn.reads = std::make_shared<NodeBatcher>(conn.client, o);
+      conn.writes = std::make_shared<NodeBatcher>(conn.client, o);
     }
   }
   return conn;
@@ -694,13 +710,9 @@ Status ClusterKv::CallNode(const NodeConn& node, const v1::ShardBatchItem& item,
     // A node of a version without Batch: every request is its own call from now on.
     batch_unsupported_.store(true, std::memory_order_relaxed);
   }
-  grpc::ClientContext ctx;
-  ctx.set_deadline(ToSystem(deadline));
   out->Clear();
-  if (item.has_write()) {
-    return rpc::FromGrpc(node.stub->Write(&ctx, item.write(), out->mutable_write()), &ctx);
-  }
-  return rpc::FromGrpc(node.stub->Get(&ctx, item.get(), out->mutable_get()), &ctx);
+  if (item.has_write()) return node.client->Write(item.write(), out->mutable_write(), deadline);
+  return node.client->Get(item.get(), out->mutable_get(), deadline);
 }
 
 void ClusterKv::SuspectNode(uint64_t node) {
@@ -1120,11 +1132,8 @@ Result<kv::ScanResult> ClusterKv::ScanById(uint32_t id, const kv::ScanRequest& r
             s.set_reverse(req.reverse);
             s.set_consistency(ToShard(req.consistency));
             s.set_read_ts(out.read_ts);
-            grpc::ClientContext ctx;
-            ctx.set_deadline(ToSystem(d));
-            resp.Clear();
             used = shard;
-            return rpc::FromGrpc(node.stub->Scan(&ctx, s, &resp), &ctx);
+            return node.client->Scan(s, &resp, d);
           });
     }));
     if (probing) {

@@ -110,6 +110,13 @@ struct ClusterKvOptions {
   // A further condition for Ready(), checked after the gateway's own (none if empty):
   // the standalone server waits for its shards' leaders.
   std::function<Status()> ready_check;
+  // Storage nodes in this process, called directly instead of over gRPC (the
+  // standalone server's node 1; decision 29). Each must outlive the ClusterKv.
+  std::map<uint64_t, std::shared_ptr<rpc::ShardClient>> local_nodes;
+  // The controller in this process, when there is one: timestamps are taken from it
+  // directly (count → the first of `count` fresh ones), and from the controllers over
+  // gRPC only when it fails (not its group's leader, say).
+  std::function<Result<uint64_t>(uint32_t count)> local_timestamps;
 };
 
 // --- Pieces that need no network (tested on their own) ---
@@ -224,10 +231,10 @@ class ClusterKv final : public kv::KvService {
   };
   // How a request picks a shard's replica.
   enum class Target { kLeader, kAnyReplica };
-  // A storage node's stub, and the batchers that gather its gets and its writes (apart,
+  // A storage node's client, and the batchers that gather its gets and its writes (apart,
   // so that a read never waits for a call of writes, which takes a Raft round).
   struct NodeConn {
-    std::shared_ptr<v1::ShardKv::Stub> stub;
+    std::shared_ptr<rpc::ShardClient> client;
     std::shared_ptr<NodeBatcher> reads;   // null: batching is off
     std::shared_ptr<NodeBatcher> writes;  // null: batching is off
   };
@@ -488,6 +495,7 @@ class ClusterKv final : public kv::KvService {
   std::mutex nodes_mu_;
   std::map<uint64_t, std::string> node_addrs_;           // GUARDED_BY(nodes_mu_)
   std::map<std::string, NodeConn> conns_;                // GUARDED_BY(nodes_mu_)
+  std::map<uint64_t, NodeConn> local_conns_;             // GUARDED_BY(nodes_mu_)
   std::atomic<bool> batch_unsupported_{false};           // a node answered Batch UNIMPLEMENTED
   std::map<uint64_t, Clock::time_point> suspect_until_;  // GUARDED_BY(nodes_mu_)
 

@@ -687,7 +687,7 @@ TEST_F(FakeClusterTest, ARequestThatFindsNoFreeCallByItsDeadlineIsNotSent) {
   auto channel = grpc::CreateChannel(controller_.nodes[2], grpc::InsecureChannelCredentials());
   NodeBatcher::Options o;
   o.max_in_flight = 1;
-  NodeBatcher batcher(v1::ShardKv::NewStub(channel), o);
+  NodeBatcher batcher(rpc::NewGrpcShardClient(channel), o);
   auto write = [](const std::string& key) {
     v1::ShardBatchItem item;
     auto* w = item.mutable_write();

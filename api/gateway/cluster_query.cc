@@ -55,11 +55,8 @@ Status ClusterKv::QueryRange(uint32_t id, std::string lo, std::string hi, uint64
             v1::ShardQueryRequest q = tmpl;
             SetRoute(shard, q.mutable_route());
             q.mutable_resolved()->Assign(resolved.begin(), resolved.end());
-            grpc::ClientContext ctx;
-            ctx.set_deadline(ToSystem(d));
-            resp.Clear();
             used = shard;
-            return rpc::FromGrpc(node.stub->Query(&ctx, q, &resp), &ctx);
+            return node.client->Query(q, &resp, d);
           });
     }));
     const bool has_next = resp.has_next();
@@ -148,10 +145,7 @@ Status ClusterKv::QueryKeys(uint32_t id, const std::vector<std::string>& keys, u
                            q.set_read_ts(read_ts);
                            q.mutable_resolved()->Assign(resolved.begin(), resolved.end());
                            for (size_t j = done; j < idx.size(); ++j) q.add_keys(keys[idx[j]]);
-                           grpc::ClientContext ctx;
-                           ctx.set_deadline(ToSystem(d));
-                           resp.Clear();
-                           return rpc::FromGrpc(node.stub->Query(&ctx, q, &resp), &ctx);
+                           return node.client->Query(q, &resp, d);
                          });
       });
       if (IsRowsMoved(s)) {

@@ -50,10 +50,7 @@ Result<txn::TxnOutcome> ClusterKv::TxnCall(const std::vector<std::string>& rows,
           if (!InRange(shard, r)) return RowsMovedError();
         }
         SetRoute(shard, req.mutable_route());
-        grpc::ClientContext ctx;
-        ctx.set_deadline(ToSystem(d));
-        resp.Clear();
-        return rpc::FromGrpc(node.stub->Txn(&ctx, req, &resp), &ctx);
+        return node.client->Txn(req, &resp, d);
       }));
   return rpc::FromProto(resp);
 }

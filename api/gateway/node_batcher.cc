@@ -78,10 +78,8 @@ void NodeBatcher::SendFront(std::unique_lock<std::mutex>& lock) {
     const auto left = std::chrono::ceil<std::chrono::milliseconds>(p->deadline - now).count();
     item->set_timeout_ms(static_cast<uint32_t>(std::clamp<int64_t>(left, 1, UINT32_MAX)));
   }
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + (last - now));
   v1::ShardBatchResponse resp;
-  Status s = rpc::FromGrpc(stub_->Batch(&ctx, req, &resp), &ctx);
+  Status s = client_->Batch(req, &resp, last);
   if (s.ok() && resp.results_size() != static_cast<int>(batch.size())) {
     s = Status::Internal("the storage node answered " + std::to_string(resp.results_size()) +
                          " results for " + std::to_string(batch.size()) + " requests");

@@ -18,7 +18,7 @@
 #include <mutex>
 #include <string_view>
 
-#include "gojodb/v1/shard.grpc.pb.h"
+#include "api/grpc/shard_client.h"
 #include "internal/status.h"
 
 namespace gojodb::gateway {
@@ -31,16 +31,16 @@ class NodeBatcher {
     int max_items = 256;          // requests per call (the node takes up to 1024)
     size_t max_bytes = 4u << 20;  // and their size; a larger request goes alone
   };
-  NodeBatcher(std::shared_ptr<v1::ShardKv::Stub> stub, Options options)
-      : stub_(std::move(stub)), options_(options) {}
-  explicit NodeBatcher(std::shared_ptr<v1::ShardKv::Stub> stub)
-      : NodeBatcher(std::move(stub), Options()) {}
+  NodeBatcher(std::shared_ptr<rpc::ShardClient> client, Options options)
+      : client_(std::move(client)), options_(options) {}
+  explicit NodeBatcher(std::shared_ptr<rpc::ShardClient> client)
+      : NodeBatcher(std::move(client), Options()) {}
 
   // Sends `item` and waits for its answer until `deadline`. On OK, `*out` holds the
   // item's result, whose own code may still be an error (rpc::StatusOf). An error here
   // is the call's: UNAVAILABLE with reason NOT_SENT when the deadline came before a
   // call was free (nothing was sent: safe to resend), or the gRPC call's failure as
-  // rpc::FromGrpc reads it (for a write, its outcome is then as unknown as a failed
+  // the client returned it (for a write, its outcome is then as unknown as a failed
   // unary call's). UNIMPLEMENTED: the node has no Batch method.
   Status Call(const v1::ShardBatchItem& item, Clock::time_point deadline,
               v1::ShardBatchResult* out);
@@ -56,7 +56,7 @@ class NodeBatcher {
   // Sends the front of the queue as one call; `lock` is held on entry and exit.
   void SendFront(std::unique_lock<std::mutex>& lock);
 
-  const std::shared_ptr<v1::ShardKv::Stub> stub_;
+  const std::shared_ptr<rpc::ShardClient> client_;
   const Options options_;
   mutable std::mutex mu_;
   std::deque<Pending*> queue_;  // GUARDED_BY(mu_): waiting, not yet sent

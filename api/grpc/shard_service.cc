@@ -23,11 +23,6 @@ kv::Consistency ConsistencyOf(v1::ReadConsistency c) {
   }
 }
 
-grpc::Status Fail(grpc::ServerContext* ctx, const Status& s) {
-  AddDetailsToContext(s, ctx);
-  return ToGrpc(s);
-}
-
 constexpr size_t kMaxScanLimit = 10000;
 
 Result<sharding::WriteCommand> CommandOf(const v1::ShardWriteRequest& req) {
@@ -125,35 +120,76 @@ Result<std::pair<std::string, std::string>> TxnCommandOf(const v1::ShardTxnReque
 
 }  // namespace
 
-grpc::Status ShardKvService::Txn(grpc::ServerContext* ctx, const v1::ShardTxnRequest* req,
-                                 v1::ShardTxnResponse* resp) {
-  auto command = TxnCommandOf(*req);
-  if (!command.ok()) return Fail(ctx, command.status());
-  auto out = store_->Txn(RouteOf(req->route()), command->first, command->second, Deadline(ctx));
-  if (!out.ok()) return Fail(ctx, out.status());
-  ToProto(*out, resp);
-  return grpc::Status::OK;
-}
-
-std::chrono::steady_clock::time_point ShardKvService::Deadline(
-    const grpc::ServerContext* ctx) const {
-  const auto now_sys = std::chrono::system_clock::now();
-  const auto now = std::chrono::steady_clock::now();
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(ctx->deadline() - now_sys);
-  if (left > timeout_ || left.count() < 0)
-    left = left.count() < 0 ? std::chrono::milliseconds(0) : timeout_;
-  return now + left;
-}
+// --- gRPC: each method runs its ShardClient namesake under the client's deadline ---
 
 grpc::Status ShardKvService::Write(grpc::ServerContext* ctx, const v1::ShardWriteRequest* req,
                                    v1::ShardWriteResponse* resp) {
-  auto w = CommandOf(*req);
-  if (!w.ok()) return Fail(ctx, w.status());
-  auto r = store_->Write(RouteOf(req->route()), std::move(*w), Deadline(ctx));
-  if (!r.ok()) return Fail(ctx, r.status());
-  resp->set_version(r->version);
-  resp->set_existed(r->existed);
-  return grpc::Status::OK;
+  return Reply(ctx, Write(*req, resp, GrpcDeadline(ctx)));
+}
+grpc::Status ShardKvService::Get(grpc::ServerContext* ctx, const v1::ShardGetRequest* req,
+                                 v1::ShardGetResponse* resp) {
+  return Reply(ctx, Get(*req, resp, GrpcDeadline(ctx)));
+}
+grpc::Status ShardKvService::Scan(grpc::ServerContext* ctx, const v1::ShardScanRequest* req,
+                                  v1::ShardScanResponse* resp) {
+  return Reply(ctx, Scan(*req, resp, GrpcDeadline(ctx)));
+}
+grpc::Status ShardKvService::Txn(grpc::ServerContext* ctx, const v1::ShardTxnRequest* req,
+                                 v1::ShardTxnResponse* resp) {
+  return Reply(ctx, Txn(*req, resp, GrpcDeadline(ctx)));
+}
+grpc::Status ShardKvService::Batch(grpc::ServerContext* ctx, const v1::ShardBatchRequest* req,
+                                   v1::ShardBatchResponse* resp) {
+  return Reply(ctx, Batch(*req, resp, GrpcDeadline(ctx)));
+}
+grpc::Status ShardKvService::Query(grpc::ServerContext* ctx, const v1::ShardQueryRequest* req,
+                                   v1::ShardQueryResponse* resp) {
+  return Reply(ctx, Query(*req, resp, GrpcDeadline(ctx)));
+}
+
+grpc::Status ShardKvService::Reply(grpc::ServerContext* ctx, const Status& s) {
+  if (s.ok()) return grpc::Status::OK;
+  AddDetailsToContext(s, ctx);
+  return ToGrpc(s);
+}
+
+ShardClient::Deadline ShardKvService::GrpcDeadline(const grpc::ServerContext* ctx) {
+  const auto left = ctx->deadline() - std::chrono::system_clock::now();
+  return std::chrono::steady_clock::now() +
+         std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+             std::max(left, std::chrono::system_clock::duration::zero()));
+}
+
+// --- The calls ---
+
+Status ShardKvService::Run(Deadline deadline, google::protobuf::Message* resp,
+                           const std::function<Status(Deadline)>& body) {
+  const auto now = std::chrono::steady_clock::now();
+  resp->Clear();
+  Status s = body(std::min<Deadline>(std::max(deadline, now), now + timeout_));
+  if (!s.ok()) resp->Clear();
+  return s;
+}
+
+Status ShardKvService::Txn(const v1::ShardTxnRequest& req, v1::ShardTxnResponse* resp,
+                           Deadline deadline) {
+  return Run(deadline, resp, [&](Deadline d) -> Status {
+    ASSIGN_OR_RETURN(auto command, TxnCommandOf(req));
+    ASSIGN_OR_RETURN(auto out, store_->Txn(RouteOf(req.route()), command.first, command.second, d));
+    ToProto(out, resp);
+    return Status::OK();
+  });
+}
+
+Status ShardKvService::Write(const v1::ShardWriteRequest& req, v1::ShardWriteResponse* resp,
+                             Deadline deadline) {
+  return Run(deadline, resp, [&](Deadline d) -> Status {
+    ASSIGN_OR_RETURN(auto w, CommandOf(req));
+    ASSIGN_OR_RETURN(auto r, store_->Write(RouteOf(req.route()), std::move(w), d));
+    resp->set_version(r.version);
+    resp->set_existed(r.existed);
+    return Status::OK();
+  });
 }
 
 Status ShardKvService::DoGet(const v1::ShardGetRequest& req,
@@ -176,20 +212,23 @@ Status ShardKvService::DoGet(const v1::ShardGetRequest& req,
   return Status::OK();
 }
 
-grpc::Status ShardKvService::Get(grpc::ServerContext* ctx, const v1::ShardGetRequest* req,
-                                 v1::ShardGetResponse* resp) {
-  Status s = DoGet(*req, Deadline(ctx), resp);
-  return s.ok() ? grpc::Status::OK : Fail(ctx, s);
+Status ShardKvService::Get(const v1::ShardGetRequest& req, v1::ShardGetResponse* resp,
+                           Deadline deadline) {
+  return Run(deadline, resp, [&](Deadline d) { return DoGet(req, d, resp); });
 }
 
-grpc::Status ShardKvService::Batch(grpc::ServerContext* ctx, const v1::ShardBatchRequest* req,
-                                   v1::ShardBatchResponse* resp) {
-  const int n = req->items_size();
+Status ShardKvService::Batch(const v1::ShardBatchRequest& req, v1::ShardBatchResponse* resp,
+                             Deadline deadline) {
+  return Run(deadline, resp, [&](Deadline d) { return DoBatch(req, d, resp); });
+}
+
+Status ShardKvService::DoBatch(const v1::ShardBatchRequest& req, Deadline deadline,
+                               v1::ShardBatchResponse* resp) {
+  const int n = req.items_size();
   if (n == 0 || n > kMaxBatchItems) {
-    return Fail(ctx, Status::InvalidArgument("a batch holds 1.." + std::to_string(kMaxBatchItems) +
-                                             " items, not " + std::to_string(n)));
+    return Status::InvalidArgument("a batch holds 1.." + std::to_string(kMaxBatchItems) +
+                                   " items, not " + std::to_string(n));
   }
-  const auto deadline = Deadline(ctx);
   const auto now = std::chrono::steady_clock::now();
   auto item_deadline = [&](const v1::ShardBatchItem& item) {
     if (item.timeout_ms() == 0) return deadline;
@@ -201,7 +240,7 @@ grpc::Status ShardKvService::Batch(grpc::ServerContext* ctx, const v1::ShardBatc
   std::vector<sharding::Store::RoutedWrite> writes;
   std::vector<int> write_items;
   for (int i = 0; i < n; ++i) {
-    const auto& item = req->items(i);
+    const auto& item = req.items(i);
     auto* result = resp->mutable_results(i);
     switch (item.op_case()) {
       case v1::ShardBatchItem::kWrite: {
@@ -235,99 +274,105 @@ grpc::Status ShardKvService::Batch(grpc::ServerContext* ctx, const v1::ShardBatc
       result->mutable_write()->set_existed(outcomes[k]->existed);
     }
   }
-  return grpc::Status::OK;
+  return Status::OK();
 }
 
-grpc::Status ShardKvService::Scan(grpc::ServerContext* ctx, const v1::ShardScanRequest* req,
-                                  v1::ShardScanResponse* resp) {
-  if (req->limit() == 0 || req->limit() > kMaxScanLimit) {
-    return Fail(ctx,
-                Status::InvalidArgument("scan limit must be 1.." + std::to_string(kMaxScanLimit)));
+Status ShardKvService::Scan(const v1::ShardScanRequest& req, v1::ShardScanResponse* resp,
+                            Deadline deadline) {
+  return Run(deadline, resp, [&](Deadline d) { return DoScan(req, d, resp); });
+}
+
+Status ShardKvService::DoScan(const v1::ShardScanRequest& req, Deadline deadline,
+                              v1::ShardScanResponse* resp) {
+  if (req.limit() == 0 || req.limit() > kMaxScanLimit) {
+    return Status::InvalidArgument("scan limit must be 1.." + std::to_string(kMaxScanLimit));
   }
-  const auto c = ConsistencyOf(req->consistency());
+  const auto c = ConsistencyOf(req.consistency());
   mvcc::ScanOptions o;
-  o.tenant = req->tenant();
-  o.collection = req->collection();
-  o.start = req->start();
-  o.end = req->end();
-  o.limit = req->limit();
-  o.reverse = req->reverse();
-  o.read_ts = req->read_ts() == 0 ? mvcc::kMaxTimestamp : req->read_ts();
-  const std::vector<uint64_t> resolved(req->resolved().begin(), req->resolved().end());
-  auto r = store_->Scan(RouteOf(req->route()), std::move(o), c, Deadline(ctx), resolved);
-  if (!r.ok()) return Fail(ctx, r.status());
-  for (auto& i : r->items) {
+  o.tenant = req.tenant();
+  o.collection = req.collection();
+  o.start = req.start();
+  o.end = req.end();
+  o.limit = req.limit();
+  o.reverse = req.reverse();
+  o.read_ts = req.read_ts() == 0 ? mvcc::kMaxTimestamp : req.read_ts();
+  const std::vector<uint64_t> resolved(req.resolved().begin(), req.resolved().end());
+  ASSIGN_OR_RETURN(auto r, store_->Scan(RouteOf(req.route()), std::move(o), c, deadline, resolved));
+  for (auto& i : r.items) {
     auto* item = resp->add_items();
     item->set_key(std::move(i.key));
     item->set_value(std::move(i.value));
     item->set_version(i.version);
   }
-  if (r->next) {
+  if (r.next) {
     resp->set_has_next(true);
-    resp->set_next(std::move(*r->next));
+    resp->set_next(std::move(*r.next));
   }
-  return grpc::Status::OK;
+  return Status::OK();
 }
 
-grpc::Status ShardKvService::Query(grpc::ServerContext* ctx, const v1::ShardQueryRequest* req,
-                                   v1::ShardQueryResponse* resp) {
-  const bool aggregating = !req->aggregates_json().empty();
-  if (!aggregating && (req->limit() == 0 || req->limit() > kMaxScanLimit)) {
-    return Fail(ctx,
-                Status::InvalidArgument("query limit must be 1.." + std::to_string(kMaxScanLimit)));
+Status ShardKvService::Query(const v1::ShardQueryRequest& req, v1::ShardQueryResponse* resp,
+                             Deadline deadline) {
+  return Run(deadline, resp, [&](Deadline d) { return DoQuery(req, d, resp); });
+}
+
+Status ShardKvService::DoQuery(const v1::ShardQueryRequest& req, Deadline deadline,
+                               v1::ShardQueryResponse* resp) {
+  const bool aggregating = !req.aggregates_json().empty();
+  if (!aggregating && (req.limit() == 0 || req.limit() > kMaxScanLimit)) {
+    return Status::InvalidArgument("query limit must be 1.." + std::to_string(kMaxScanLimit));
   }
-  if (req->read_ts() == 0) {
-    return Fail(ctx, Status::InvalidArgument("a shard query needs a read timestamp"));
+  if (req.read_ts() == 0) {
+    return Status::InvalidArgument("a shard query needs a read timestamp");
   }
   query::ShardQueryText text;
-  text.filter_json = req->filter_json();
-  text.projection.assign(req->projection().begin(), req->projection().end());
-  text.sort.assign(req->sort().begin(), req->sort().end());
-  text.group_by_json = req->group_by_json();
-  text.aggregates_json = req->aggregates_json();
-  text.limit = req->limit();
+  text.filter_json = req.filter_json();
+  text.projection.assign(req.projection().begin(), req.projection().end());
+  text.sort.assign(req.sort().begin(), req.sort().end());
+  text.group_by_json = req.group_by_json();
+  text.aggregates_json = req.aggregates_json();
+  text.limit = req.limit();
   text.max_bytes = kMaxQueryBytes;
-  auto q = query::ParseShardQuery(text);
-  if (!q.ok()) return Fail(ctx, q.status());
-  query::ShardQueryRun run(**q);
-  if (req->keys_size() > 0) {
-    if (req->keys_size() > kMaxBatchItems) {
-      return Fail(ctx, Status::InvalidArgument("a shard query reads at most " +
-                                               std::to_string(kMaxBatchItems) + " keys"));
+  ASSIGN_OR_RETURN(auto q, query::ParseShardQuery(text));
+  query::ShardQueryRun run(*q);
+  if (req.keys_size() > 0) {
+    if (req.keys_size() > kMaxBatchItems) {
+      return Status::InvalidArgument("a shard query reads at most " +
+                                     std::to_string(kMaxBatchItems) + " keys");
     }
     std::vector<std::string> rows;
-    rows.reserve(req->keys_size());
-    for (const auto& k : req->keys()) {
-      rows.push_back(mvcc::EncodeRowKey(req->tenant(), req->collection(), k));
+    rows.reserve(req.keys_size());
+    for (const auto& k : req.keys()) {
+      rows.push_back(mvcc::EncodeRowKey(req.tenant(), req.collection(), k));
     }
-    const std::vector<uint64_t> resolved(req->resolved().begin(), req->resolved().end());
+    const std::vector<uint64_t> resolved(req.resolved().begin(), req.resolved().end());
     int i = 0;
     auto read = store_->GetEach(
-        RouteOf(req->route()), rows, req->read_ts(), Deadline(ctx), resolved,
+        RouteOf(req.route()), rows, req.read_ts(), deadline, resolved,
         [&](const std::string&, const std::optional<mvcc::VersionedValue>& v) -> Result<bool> {
-          const std::string& key = req->keys(i++);
+          const std::string& key = req.keys(i++);
           if (!v || v->deleted) {
             resp->add_missing(key);
             return true;
           }
           return run.Add(key, v->value, v->version);
         });
-    if (!read.ok()) return Fail(ctx, read.status());
+    RETURN_IF_ERROR(read.status());
     resp->set_keys_read(static_cast<uint32_t>(*read));
   } else {
     mvcc::ScanOptions o;
-    o.tenant = req->tenant();
-    o.collection = req->collection();
-    o.start = req->start();
-    o.end = req->end();
-    o.limit = req->max_examined() == 0 ? kMaxQueryExamined
-                                       : std::min(req->max_examined(), kMaxQueryExamined);
-    o.read_ts = req->read_ts();
-    const std::vector<uint64_t> resolved(req->resolved().begin(), req->resolved().end());
+    o.tenant = req.tenant();
+    o.collection = req.collection();
+    o.start = req.start();
+    o.end = req.end();
+    o.limit = req.max_examined() == 0 ? kMaxQueryExamined
+                                      : std::min(req.max_examined(), kMaxQueryExamined);
+    o.read_ts = req.read_ts();
+    const std::vector<uint64_t> resolved(req.resolved().begin(), req.resolved().end());
     auto next = store_->ScanEach(
-        RouteOf(req->route()), std::move(o), Deadline(ctx), resolved,
+        RouteOf(req.route()), std::move(o), deadline, resolved,
         [&](const mvcc::ScanItem& item) { return run.Add(item.key, item.value, item.version); });
-    if (!next.ok()) return Fail(ctx, next.status());
+    RETURN_IF_ERROR(next.status());
     if (*next) {
       resp->set_has_next(true);
       resp->set_next(std::move(**next));
@@ -343,7 +388,7 @@ grpc::Status ShardKvService::Query(grpc::ServerContext* ctx, const v1::ShardQuer
   resp->set_examined(run.examined());
   resp->set_matched(run.matched());
   if (aggregating) resp->set_partial(run.EncodePartial());
-  return grpc::Status::OK;
+  return Status::OK();
 }
 
 }  // namespace gojodb::rpc

@@ -27,6 +27,7 @@
 #include "api/grpc/convert.h"
 #include "api/grpc/grpc_services.h"
 #include "api/grpc/raft_transport.h"
+#include "api/grpc/shard_client.h"
 #include "api/http/codec.h"
 #include "api/http/http_api.h"
 #include "api/http/http_server.h"
@@ -403,6 +404,11 @@ int Run(int argc, char** argv) {
     led->store(true);
     return Status::OK();
   };
+  // The gateway reaches node 1 and the controller with plain calls (decision 29); the
+  // internal server still carries their Raft traffic and any other client.
+  ko.local_nodes[kNodeId] =
+      std::shared_ptr<rpc::ShardClient>(std::shared_ptr<void>(), (*node)->local_client());
+  ko.local_timestamps = [c = ctl.get()](uint32_t count) { return c->AllocateTimestamps(count); };
   auto started_kv = gateway::ClusterKv::Start(ko);
   if (!started_kv.ok()) return fail_started(1, started_kv.status());
   kv = std::move(started_kv).value();

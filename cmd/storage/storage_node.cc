@@ -322,6 +322,8 @@ void StorageNode::RegisterShardKvOn(grpc::ServerBuilder* builder) {
 void StorageNode::Start() { agent_->Start(); }
 
 bool StorageNode::registered() const { return agent_->registered(); }
+
+rpc::ShardClient* StorageNode::local_client() { return shard_service_.get(); }
 uint64_t StorageNode::heartbeats() const { return agent_->heartbeats(); }
 
 std::string StorageNode::ShardsJson() const {

@@ -20,6 +20,7 @@
 namespace gojodb::rpc {
 class GrpcRaftTransport;
 class RaftTransportService;
+class ShardClient;
 class ShardKvService;
 }  // namespace gojodb::rpc
 
@@ -62,6 +63,9 @@ class StorageNode {
   void Start();
 
   sharding::Store* store() { return store_.get(); }
+  // The ShardKv methods as plain calls, for a router in this process (the standalone
+  // server's); valid while the node lives.
+  rpc::ShardClient* local_client();
   bool registered() const;
   uint64_t heartbeats() const;
   // GET /v1/shards: the replicas here with their Raft state.

@@ -67,6 +67,9 @@ class Raft {
   int election_elapsed() const { return election_elapsed_; }
   // Whether the leader holds a lease valid at this tick (lease reads only).
   bool HasValidLease() const;
+  // Whether the commit index is at an entry of this term (a new leader's first entry
+  // committed: everything committed before its term is below it).
+  bool CommittedEntryInCurrentTerm() const;
   // The driver's word that ticks fell behind real time (its thread was held up): the
   // lease, counted in ticks, may have run out meanwhile. Until a quorum acks a
   // heartbeat sent at a later tick, the leader holds no lease.
@@ -106,7 +109,6 @@ class Raft {
   void ResetRandomizedElectionTimeout();
   bool PastElectionTimeout() const { return election_elapsed_ >= randomized_election_timeout_; }
   void AbortLeaderTransfer() { lead_transferee_ = kNoNode; }
-  bool CommittedEntryInCurrentTerm() const;
   bool InLease() const;
   void HeardFromLeader(NodeId lead);
   void LoadState(const HardState& hs);

@@ -272,6 +272,7 @@ Status RaftNode::ReadBarrier(std::chrono::milliseconds timeout) {
   if (!failed_.ok()) return failed_;
   if (stopping_) return Status::Unavailable("raft node stopped");
   if (leader_.none()) return Status::Unavailable("no raft leader is known");
+  if (solo_leader_) return Status::OK();
   return AwaitRead(lock, &unsent_reads_, timeout, "leadership was not confirmed in time");
 }
 
@@ -335,9 +336,14 @@ void RaftNode::FailReads(const Status& status) {
 
 void RaftNode::UpdateStatus() {
   consensus::NodeStatus ns = rn_->GetStatus();
-  const consensus::LogIndex last = rn_->raft().log().LastIndex();
+  const consensus::Raft& raft = rn_->raft();
+  const consensus::LogIndex last = raft.log().LastIndex();
+  const bool solo = ns.soft_state.state == consensus::StateType::kLeader &&
+                    raft.tracker().IsSingleton() && raft.CommittedEntryInCurrentTerm();
   std::lock_guard lock(mu_);
   caught_up_ = applied_ >= last;
+  solo_leader_ =
+      solo && raft.pending_conf_index() <= applied_ && applied_ >= raft.log().committed();
   status_.id = options_.id;
   status_.leader = ns.soft_state.lead;
   status_.term = ns.hard_state.term.value();
@@ -366,6 +372,7 @@ bool RaftNode::Intake(bool tick) {
   std::deque<Proposal> proposals;
   std::deque<std::function<void()>> tasks;
   std::vector<uint64_t> reads, marks;
+  failpoint::Hit("raft_node.intake", options_.group);
   {
     std::lock_guard lock(mu_);
     if (stopping_) return false;
@@ -559,6 +566,11 @@ Status RaftNode::ApplyEntry(const Entry& e) {
     if (e.index > conf_index_) {
       auto cs = rn_->ApplyConfChange(*cc);
       if (cs.ok()) {
+        {
+          // Before the change's proposer hears of it; this iteration's end decides anew.
+          std::lock_guard lock(mu_);
+          solo_leader_ = false;
+        }
         conf_state_ = *cs;
         conf_index_ = e.index;
         storage::WriteBatch b;

@@ -199,6 +199,8 @@ class RaftNode {
   // Concurrent barriers share a round: while one round is in flight, new barriers
   // gather for the next.
   // UNAVAILABLE when leadership changes meanwhile or no leader is known.
+  // A leader that is its group's only voter answers at once, without the loop, once it
+  // has applied an entry of its term (see solo_leader_).
   Status ReadBarrier(std::chrono::milliseconds timeout);
 
   // Asks the leader (this member) to hand leadership to `to`; returns at once.
@@ -286,6 +288,13 @@ class RaftNode {
   // GUARDED_BY(mu_): the loop has applied every entry of its log, and has taken no
   // proposal since (WaitForProposed's quick answer).
   bool caught_up_ = false;
+  // GUARDED_BY(mu_): as of the loop's last iteration, this member leads a group of which
+  // it is the only voter, no membership change is pending, and it has applied all it
+  // committed, up to an entry of its term. No other member can lead before this loop
+  // handles its vote request and then its append, and the iteration that does so
+  // clears this flag before anything can commit elsewhere; so a read barrier may
+  // answer at once while it is set (every write acknowledged before the read applied).
+  bool solo_leader_ = false;
   std::map<uint64_t, std::shared_ptr<Waiter>> waiters_;  // GUARDED_BY(mu_)
   // Work the loop runs against the RawNode (conf changes, reads, transfers).
   std::deque<std::function<void()>> tasks_;                       // GUARDED_BY(mu_)

@@ -6,11 +6,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <filesystem>
+#include <mutex>
 #include <thread>
 
 #include "core/replication/list_state_machine.h"
 #include "core/replication/local_transport.h"
+#include "internal/failpoint.h"
 
 namespace gojodb::replication {
 namespace {
@@ -62,6 +65,7 @@ class RaftNodeTest : public ::testing::Test {
   uint64_t retain_entries_ = 1000;
   bool lease_reads_ = false;
   std::chrono::milliseconds tick_interval_{5};
+  std::vector<NodeId> voters_ = {NodeId(1), NodeId(2), NodeId(3)};
 
   void StartMember(uint64_t id, bool join = false) {
     Member& m = members_[id];
@@ -73,7 +77,7 @@ class RaftNodeTest : public ::testing::Test {
     m.transport = std::make_unique<CountingTransport>(&net_, &read_rounds_);
     RaftNodeOptions o;
     o.id = NodeId(id);
-    o.initial_voters = {NodeId(1), NodeId(2), NodeId(3)};
+    o.initial_voters = voters_;
     o.tick_interval = tick_interval_;
     o.lease_reads = lease_reads_;
     o.random_seed = id;
@@ -305,6 +309,82 @@ TEST_F(RaftNodeTest, ReadBarrierNeedsAQuorum) {
     if (id != leader) StopMember(id);
   Status s = members_[leader].node->ReadBarrier(300ms);
   EXPECT_FALSE(s.ok());
+}
+
+// Holds every member's Raft loop at the start of its next iteration until destroyed.
+class LoopBlocker {
+ public:
+  LoopBlocker()
+      : fp_("raft_node.intake", [st = st_](uint64_t) {
+          std::unique_lock lock(st->mu);
+          st->blocked = true;
+          st->cv.notify_all();
+          st->cv.wait(lock, [&] { return st->released; });
+        }) {}
+  ~LoopBlocker() {
+    std::lock_guard lock(st_->mu);
+    st_->released = true;
+    st_->cv.notify_all();
+  }
+  bool WaitBlocked() {
+    std::unique_lock lock(st_->mu);
+    return st_->cv.wait_for(lock, 5s, [&] { return st_->blocked; });
+  }
+
+ private:
+  // Shared with the action, which a loop may still be leaving when this object goes.
+  struct State {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool blocked = false;
+    bool released = false;
+  };
+  const std::shared_ptr<State> st_ = std::make_shared<State>();
+  failpoint::Scoped fp_;
+};
+
+// A leader of three needs its loop for a barrier (a ReadIndex round)...
+TEST_F(RaftNodeTest, ReadBarrierOfALeaderOfThreeWaitsForItsLoop) {
+  ASSERT_TRUE(ProposeVia(1, "x").ok());
+  const uint64_t leader = WaitLeader(1);
+  ASSERT_NE(leader, 0u);
+  ASSERT_TRUE(members_[leader].node->ReadBarrier(2s).ok());
+  {
+    LoopBlocker blocker;
+    ASSERT_TRUE(blocker.WaitBlocked());
+    EXPECT_EQ(members_[leader].node->ReadBarrier(200ms).code(), StatusCode::kDeadlineExceeded);
+  }
+  EXPECT_TRUE(members_[leader].node->ReadBarrier(2s).ok());
+}
+
+// ...while the only voter of its group answers at once.
+class SoloLeaderTest : public RaftNodeTest {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() / ("gojodb-solo-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir_);
+    voters_ = {NodeId(1)};
+    StartMember(1);
+  }
+};
+
+TEST_F(SoloLeaderTest, ReadBarrierAnswersWithoutTheLoop) {
+  ASSERT_TRUE(ProposeVia(1, "x").ok());
+  ASSERT_TRUE(members_[1].node->ReadBarrier(2s).ok());
+  LoopBlocker blocker;
+  ASSERT_TRUE(blocker.WaitBlocked());
+  EXPECT_TRUE(members_[1].node->ReadBarrier(200ms).ok());
+}
+
+// Once a second voter is in, leadership needs confirming again: with that voter down,
+// no barrier passes.
+TEST_F(SoloLeaderTest, ASecondVoterEndsTheQuickAnswer) {
+  ASSERT_TRUE(ProposeVia(1, "x").ok());
+  ASSERT_TRUE(members_[1].node->ReadBarrier(2s).ok());
+  consensus::ConfChange add;
+  add.changes.push_back({consensus::ConfChangeType::kAddNode, NodeId(2)});
+  ASSERT_TRUE(members_[1].node->ProposeConfChange(add, 5s).ok());
+  EXPECT_FALSE(members_[1].node->ReadBarrier(300ms).ok());
 }
 
 class LeaseReadTest : public RaftNodeTest {
