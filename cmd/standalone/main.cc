@@ -283,6 +283,10 @@ int Run(int argc, char** argv) {
   no.store.request_id_ttl = std::chrono::seconds(*rid_ttl);
   no.heartbeat = 250ms;
   no.data_dir = data_dir;
+  // The storage node and the gateway take timestamps from the controller in this
+  // process with plain calls (decision 29).
+  auto local_timestamps = [c = ctl.get()](uint32_t count) { return c->AllocateTimestamps(count); };
+  no.local_timestamps = local_timestamps;
   auto node = storage_node::StorageNode::Open(std::move(no), db_engine->get());
   if (!node.ok()) return Fail(1, node.status().WithContext("shards"));
 
@@ -404,11 +408,11 @@ int Run(int argc, char** argv) {
     led->store(true);
     return Status::OK();
   };
-  // The gateway reaches node 1 and the controller with plain calls (decision 29); the
-  // internal server still carries their Raft traffic and any other client.
+  // The gateway reaches node 1 with plain calls too; the internal server still carries
+  // the Raft traffic, the shard map, the catalog and any other client.
   ko.local_nodes[kNodeId] =
       std::shared_ptr<rpc::ShardClient>(std::shared_ptr<void>(), (*node)->local_client());
-  ko.local_timestamps = [c = ctl.get()](uint32_t count) { return c->AllocateTimestamps(count); };
+  ko.local_timestamps = local_timestamps;
   auto started_kv = gateway::ClusterKv::Start(ko);
   if (!started_kv.ok()) return fail_started(1, started_kv.status());
   kv = std::move(started_kv).value();

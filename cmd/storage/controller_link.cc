@@ -88,12 +88,22 @@ Result<v1::Settings> ControllerLink::GetSettings() {
 Status ControllerTso::Refill(std::chrono::steady_clock::time_point now) {
   // Numbered before the call: what it brings is fresh to anyone waiting now.
   const uint64_t seq = refills_.fetch_add(1) + 1;
-  ASSIGN_OR_RETURN(auto r, link_->GetTimestamps(batch_));
-  if (r.count() == 0 || r.first() == 0) {
+  uint64_t first = 0;
+  if (local_) {
+    auto r = local_(batch_);
+    if (r.ok()) first = *r;
+  }
+  uint64_t count = batch_;
+  if (first == 0) {
+    ASSIGN_OR_RETURN(auto r, link_->GetTimestamps(batch_));
+    first = r.first();
+    count = r.count();
+  }
+  if (count == 0 || first == 0) {
     return Status::Internal("the controller answered an empty timestamp batch");
   }
-  next_ = r.first();
-  end_ = r.first() + r.count();
+  next_ = first;
+  end_ = first + count;
   fetched_ = now;
   batch_seq_ = seq;
   return Status::OK();

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -50,9 +51,15 @@ class ControllerTso final : public mvcc::TimestampOracle {
   // again after AdvancePast, which drops the batch. A batch older than `max_age` is
   // dropped too, so that a version's timestamp is never far behind the time it was
   // written (the GC's TTL counts from it).
+  // The controller in this process, when there is one (the standalone server's): count
+  // → the first of `count` fresh timestamps. Batches come from it directly, and from
+  // the link only when it fails (not its group's leader, say).
+  using LocalSource = std::function<Result<uint64_t>(uint32_t count)>;
+
   explicit ControllerTso(ControllerLink* link, uint32_t batch = 1024,
-                         std::chrono::milliseconds max_age = std::chrono::milliseconds(1000))
-      : link_(link), batch_(batch), max_age_(max_age) {}
+                         std::chrono::milliseconds max_age = std::chrono::milliseconds(1000),
+                         LocalSource local = nullptr)
+      : link_(link), batch_(batch), max_age_(max_age), local_(std::move(local)) {}
   Result<mvcc::Timestamp> Next() override;
   mvcc::Timestamp Last() const override;
   Status AdvancePast(mvcc::Timestamp ts) override;
@@ -67,6 +74,7 @@ class ControllerTso final : public mvcc::TimestampOracle {
   ControllerLink* const link_;
   const uint32_t batch_;
   const std::chrono::milliseconds max_age_;
+  const LocalSource local_;
   mutable std::mutex mu_;
   std::chrono::steady_clock::time_point fetched_{};  // GUARDED_BY(mu_)
   uint64_t next_ = 0;                 // GUARDED_BY(mu_): the cached batch is [next_, end_)

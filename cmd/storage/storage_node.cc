@@ -280,7 +280,8 @@ Result<std::unique_ptr<StorageNode>> StorageNode::Open(StorageNodeOptions option
   const auto& o = n->options_;
   n->link_ = std::make_unique<ControllerLink>(
       o.controllers, std::min(o.request_timeout, std::chrono::milliseconds(3000)));
-  n->tso_ = std::make_unique<ControllerTso>(n->link_.get(), o.timestamp_batch);
+  n->tso_ = std::make_unique<ControllerTso>(n->link_.get(), o.timestamp_batch,
+                                            std::chrono::milliseconds(1000), o.local_timestamps);
   n->transport_ = std::make_unique<rpc::GrpcRaftTransport>(std::map<uint64_t, std::string>{});
   n->transports_ = std::make_unique<GroupTransportsAdapter>(n->transport_.get());
   sharding::StoreOptions so = o.store;

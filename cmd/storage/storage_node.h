@@ -9,6 +9,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -42,6 +43,8 @@ struct StorageNodeOptions {
   std::chrono::milliseconds request_timeout{5000};
   // Timestamps taken from the controller per call (ControllerTso).
   uint32_t timestamp_batch = 1024;
+  // The controller in this process, if any (ControllerTso::LocalSource).
+  std::function<Result<uint64_t>(uint32_t count)> local_timestamps;
   std::string data_dir;  // its file system's capacity is reported when self has none
 };
 
