@@ -1,5 +1,7 @@
 #include "core/mvcc/mvcc.h"
 
+#include <algorithm>
+
 namespace gojodb::mvcc {
 namespace {
 
@@ -99,6 +101,32 @@ Result<std::optional<VersionedValue>> MvccReader::Get(std::string_view row_key, 
   ASSIGN_OR_RETURN(auto v,
                    DecodeVersion(~ReadUint64(it->key().substr(row_key.size())), it->value()));
   return std::optional<VersionedValue>(std::move(v));
+}
+
+Status MvccReader::GetEach(const std::vector<std::string>& row_keys, Timestamp read_ts,
+                           const GetVisitor& visit) {
+  if (row_keys.empty()) return Status::OK();
+  const auto [lo, hi] = std::minmax_element(row_keys.begin(), row_keys.end());
+  storage::ReadOptions ro;
+  ro.snapshot = snapshot_;
+  ro.lower_bound = *lo;
+  ro.upper_bound = PrefixSuccessor(*hi);
+  auto it = engine_->NewIterator(ro, kVersionCf);
+  for (size_t i = 0; i < row_keys.size(); ++i) {
+    const std::string& row = row_keys[i];
+    it->Seek(EncodeVersionKey(row, read_ts));
+    std::optional<VersionedValue> value;
+    if (it->Valid() && HasPrefix(it->key(), row) && it->key().size() == row.size() + 8) {
+      ASSIGN_OR_RETURN(auto v,
+                       DecodeVersion(~ReadUint64(it->key().substr(row.size())), it->value()));
+      value = std::move(v);
+    } else {
+      RETURN_IF_ERROR(it->status());
+    }
+    ASSIGN_OR_RETURN(bool more, visit(i, std::move(value)));
+    if (!more) break;
+  }
+  return Status::OK();
 }
 
 Result<ScanOutput> MvccReader::Scan(const ScanOptions& o) {

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -75,6 +76,12 @@ class MvccReader {
 
   // The newest version (a tombstone included) with commit_ts <= read_ts, or nullopt.
   Result<std::optional<VersionedValue>> Get(std::string_view row_key, Timestamp read_ts);
+
+  // Get of each of `row_keys` (in any order) at read_ts through one iterator: visits
+  // them in order until `visit` answers false or an error, which it returns.
+  using GetVisitor = std::function<Result<bool>(size_t i, std::optional<VersionedValue> value)>;
+  Status GetEach(const std::vector<std::string>& row_keys, Timestamp read_ts,
+                 const GetVisitor& visit);
 
   // The commit timestamp of transaction `start_ts` on the row: the version above
   // start_ts that names it, or nullopt. Reads only the versions above start_ts.

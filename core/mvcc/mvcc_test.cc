@@ -133,6 +133,53 @@ TEST_P(MvccHistoryTest, ScanMatchesModelUnderRandomHistory) {
   }
 }
 
+// GetEach answers what Get answers, row by row, for rows in any order: present,
+// deleted, absent, and rows that are prefixes of each other.
+TEST_P(MvccHistoryTest, GetEachMatchesGet) {
+  std::mt19937 rng(11);
+  const int keys = GetParam();
+  for (Timestamp ts = 1; ts <= 400; ++ts) {
+    std::string k = std::to_string(1000 + rng() % keys);
+    if (rng() % 3 == 0) k += "0";  // "10070" next to "1007"
+    if (rng() % 4 == 0) {
+      Del(k, ts);
+    } else {
+      Put(k, ts, std::to_string(ts));
+    }
+  }
+  MvccReader r(engine_.get(), nullptr);
+  for (Timestamp read_ts : {Timestamp{1}, Timestamp{50}, Timestamp{273}, Timestamp{400}}) {
+    std::vector<std::string> rows;
+    for (int i = 0; i < 40; ++i) {
+      std::string k = std::to_string(1000 + rng() % (keys + 5));  // some never written
+      if (rng() % 3 == 0) k += "0";
+      rows.push_back(Row(k));
+    }
+    size_t seen = 0;
+    ASSERT_TRUE(
+        r.GetEach(rows, read_ts, [&](size_t i, std::optional<VersionedValue> got) -> Result<bool> {
+           EXPECT_EQ(i, seen++);
+           auto want = r.Get(rows[i], read_ts);
+           EXPECT_TRUE(want.ok());
+           EXPECT_EQ(got.has_value(), want->has_value()) << i;
+           if (got && *want) {
+             EXPECT_EQ(got->value, (*want)->value);
+             EXPECT_EQ(got->version, (*want)->version);
+             EXPECT_EQ(got->deleted, (*want)->deleted);
+           }
+           return true;
+         }).ok());
+    EXPECT_EQ(seen, rows.size());
+  }
+  // A visitor that answers false stops the walk there.
+  size_t calls = 0;
+  ASSERT_TRUE(
+      r.GetEach({Row("1000"), Row("1001"), Row("1002")}, 400,
+                [&](size_t, std::optional<VersionedValue>) -> Result<bool> { return ++calls < 2; })
+          .ok());
+  EXPECT_EQ(calls, 2u);
+}
+
 INSTANTIATE_TEST_SUITE_P(VersionsPerRow, MvccHistoryTest, ::testing::Values(3, 12, 150, 1000));
 
 TEST_F(MvccTest, GcKeepsNewestVersionAtOrBelowSafePoint) {

@@ -690,19 +690,19 @@ Result<size_t> Store::GetEach(const Route& route, const std::vector<std::string>
     if (!InRange(d, row)) return EpochNotMatch(d, row);
   }
   // Each row's lock, then its version, at one snapshot (as Get, which reads the lock
-  // first for the same reason).
+  // first for the same reason); the versions through one iterator.
   const auto snapshot = engine_->GetSnapshot();
   txn::TxnRows locks(engine_, snapshot.get());
   mvcc::MvccReader reader(engine_, snapshot.get());
   size_t visited = 0;
-  for (const auto& row : row_keys) {
-    ASSIGN_OR_RETURN(auto blocker, locks.ReadBlocker(row, {read_ts, resolved, false}));
-    if (blocker) return txn::LockedError(row, *blocker);
-    ++visited;
-    ASSIGN_OR_RETURN(auto value, reader.Get(row, read_ts));
-    ASSIGN_OR_RETURN(bool more, visit(row, value));
-    if (!more) break;
-  }
+  RETURN_IF_ERROR(reader.GetEach(
+      row_keys, read_ts, [&](size_t i, std::optional<mvcc::VersionedValue> value) -> Result<bool> {
+        const std::string& row = row_keys[i];
+        ASSIGN_OR_RETURN(auto blocker, locks.ReadBlocker(row, {read_ts, resolved, false}));
+        if (blocker) return txn::LockedError(row, *blocker);
+        ++visited;
+        return visit(row, value);
+      }));
   RETURN_IF_ERROR(CheckGcFence(*r, read_ts));
   return visited;
 }
