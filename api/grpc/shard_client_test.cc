@@ -227,6 +227,36 @@ TEST_F(ShardClientTest, BothPathsAnswerAlike) {
   EXPECT_NE(batch_resp.results(1).code(), 0);
   EXPECT_NE(batch_resp.results(2).code(), 0);
 
+  // Snapshot gets of one shard at one timestamp are read together; each answers as a
+  // Get of its own would.
+  v1::ShardBatchRequest multi;
+  for (const char* k : {"c", "a", "zz", "b"}) {
+    auto* g = multi.add_items()->mutable_get();
+    *g = get;
+    g->set_row_key(Row(k));
+  }
+  ASSERT_TRUE(Both(&ShardClient::Batch, multi, &batch_resp).ok());
+  ASSERT_EQ(batch_resp.results_size(), 4);
+  for (int i = 0; i < 4; ++i) {
+    v1::ShardGetResponse alone;
+    ASSERT_TRUE(
+        remote_->Get(multi.items(i).get(), &alone, std::chrono::steady_clock::now() + 5s).ok());
+    EXPECT_EQ(batch_resp.results(i).code(), 0) << i;
+    EXPECT_TRUE(
+        google::protobuf::util::MessageDifferencer::Equals(batch_resp.results(i).get(), alone))
+        << i << ": " << batch_resp.results(i).ShortDebugString();
+  }
+  EXPECT_TRUE(batch_resp.results(0).get().found());
+  EXPECT_FALSE(batch_resp.results(2).get().found());
+  // Read together through a stale route, they fail together: each gets its own error.
+  for (auto& item : *multi.mutable_items()) item.mutable_get()->mutable_route()->set_version(99);
+  ASSERT_TRUE(Both(&ShardClient::Batch, multi, &batch_resp).ok());
+  for (const auto& r : batch_resp.results()) {
+    EXPECT_EQ(r.code(), static_cast<int>(StatusCode::kUnavailable));
+    EXPECT_EQ(r.details().at("reason"), "EPOCH_NOT_MATCH");
+    EXPECT_FALSE(r.has_get());
+  }
+
   v1::ShardTxnRequest txn;
   *txn.mutable_route() = Route();
   v1::ShardTxnResponse txn_resp;

@@ -118,6 +118,31 @@ Result<std::pair<std::string, std::string>> TxnCommandOf(const v1::ShardTxnReque
   }
 }
 
+// The get items of `req` a batch reads together: two or more, all of them snapshot gets
+// at one timestamp through one route, with no resolved locks. None otherwise.
+std::vector<int> SnapshotGetsReadTogether(const v1::ShardBatchRequest& req) {
+  std::vector<int> out;
+  const v1::ShardGetRequest* first = nullptr;
+  for (int i = 0; i < req.items_size(); ++i) {
+    if (req.items(i).op_case() != v1::ShardBatchItem::kGet) continue;
+    const auto& g = req.items(i).get();
+    if (g.consistency() != v1::READ_SNAPSHOT || g.at() == 0 || g.at() == mvcc::kMaxTimestamp ||
+        g.resolved_size() > 0 || g.row_key().empty()) {
+      return {};
+    }
+    if (first == nullptr) {
+      first = &g;
+    } else if (g.at() != first->at() || g.route().shard() != first->route().shard() ||
+               g.route().conf_ver() != first->route().conf_ver() ||
+               g.route().version() != first->route().version()) {
+      return {};
+    }
+    out.push_back(i);
+  }
+  if (out.size() < 2) return {};
+  return out;
+}
+
 }  // namespace
 
 // --- gRPC: each method runs its ShardClient namesake under the client's deadline ---
@@ -235,6 +260,37 @@ Status ShardKvService::DoBatch(const v1::ShardBatchRequest& req, Deadline deadli
     return std::min(deadline, now + std::chrono::milliseconds(item.timeout_ms()));
   };
   for (int i = 0; i < n; ++i) resp->add_results();
+  // Snapshot gets of one shard at one timestamp (a router's multi-get) are read together,
+  // at one snapshot; any error there, and each is read on its own for its own status.
+  const std::vector<int> together = SnapshotGetsReadTogether(req);
+  std::vector<bool> done(n, false);
+  if (!together.empty()) {
+    const auto& first = req.items(together[0]).get();
+    std::vector<std::string> rows;
+    rows.reserve(together.size());
+    auto group_deadline = deadline;
+    for (int i : together) {
+      rows.push_back(req.items(i).get().row_key());
+      group_deadline = std::min(group_deadline, item_deadline(req.items(i)));
+    }
+    size_t k = 0;
+    auto read = store_->GetEach(
+        RouteOf(first.route()), rows, first.at(), group_deadline, {},
+        [&](const std::string&, const std::optional<mvcc::VersionedValue>& v) -> Result<bool> {
+          auto* get = resp->mutable_results(together[k++])->mutable_get();
+          if (v && !v->deleted) {
+            get->set_found(true);
+            get->set_value(v->value);
+            get->set_version(v->version);
+          }
+          return true;
+        });
+    if (!read.ok() || *read != rows.size()) {
+      for (int i : together) resp->mutable_results(i)->Clear();
+    } else {
+      for (int i : together) done[i] = true;
+    }
+  }
   // Reads first (they wait for nothing but a lease check), then the writes, all proposed
   // before any is waited for.
   std::vector<sharding::Store::RoutedWrite> writes;
@@ -254,6 +310,7 @@ Status ShardKvService::DoBatch(const v1::ShardBatchRequest& req, Deadline deadli
         break;
       }
       case v1::ShardBatchItem::kGet:
+        if (done[i]) break;
         SetStatus(DoGet(item.get(), item_deadline(item), result->mutable_get()), result);
         if (result->code() != 0) result->clear_get();
         break;

@@ -105,15 +105,26 @@ Result<std::optional<VersionedValue>> MvccReader::Get(std::string_view row_key, 
 
 Status MvccReader::GetEach(const std::vector<std::string>& row_keys, Timestamp read_ts,
                            const GetVisitor& visit) {
-  if (row_keys.empty()) return Status::OK();
-  const auto [lo, hi] = std::minmax_element(row_keys.begin(), row_keys.end());
+  return GetEach(
+      row_keys.size(), [&](size_t i) -> std::string_view { return row_keys[i]; }, read_ts, visit);
+}
+
+Status MvccReader::GetEach(size_t count, const std::function<std::string_view(size_t)>& row_at,
+                           Timestamp read_ts, const GetVisitor& visit) {
+  if (count == 0) return Status::OK();
+  std::string_view lo = row_at(0), hi = lo;
+  for (size_t i = 1; i < count; ++i) {
+    const std::string_view row = row_at(i);
+    lo = std::min(lo, row);
+    hi = std::max(hi, row);
+  }
   storage::ReadOptions ro;
   ro.snapshot = snapshot_;
-  ro.lower_bound = *lo;
-  ro.upper_bound = PrefixSuccessor(*hi);
+  ro.lower_bound = std::string(lo);
+  ro.upper_bound = PrefixSuccessor(hi);
   auto it = engine_->NewIterator(ro, kVersionCf);
-  for (size_t i = 0; i < row_keys.size(); ++i) {
-    const std::string& row = row_keys[i];
+  for (size_t i = 0; i < count; ++i) {
+    const std::string_view row = row_at(i);
     it->Seek(EncodeVersionKey(row, read_ts));
     std::optional<VersionedValue> value;
     if (it->Valid() && HasPrefix(it->key(), row) && it->key().size() == row.size() + 8) {

@@ -82,6 +82,9 @@ class MvccReader {
   using GetVisitor = std::function<Result<bool>(size_t i, std::optional<VersionedValue> value)>;
   Status GetEach(const std::vector<std::string>& row_keys, Timestamp read_ts,
                  const GetVisitor& visit);
+  // The same over `count` rows that `row_at` names (views valid for the call).
+  Status GetEach(size_t count, const std::function<std::string_view(size_t)>& row_at,
+                 Timestamp read_ts, const GetVisitor& visit);
 
   // The commit timestamp of transaction `start_ts` on the row: the version above
   // start_ts that names it, or nullopt. Reads only the versions above start_ts.

@@ -874,7 +874,11 @@ Status ShardMachine::ApplyWrite(storage::WriteBatch* batch, std::string_view bod
   }
   mvcc::MvccReader reader(engine_, nullptr);
   txn::TxnRows locks(engine_);
-  for (const auto& m : c.mutations) {
+  // Each row in turn: its lock, then (in a transaction) its newest version; the first
+  // row that fails decides. The versions come through one iterator.
+  bool refused = false;
+  auto check = [&](const Mutation& m,
+                   const std::optional<mvcc::VersionedValue>& cur) -> Result<bool> {
     // A transaction's lock holds the row until its fate is known: the caller resolves it.
     ASSIGN_OR_RETURN(auto lock, locks.LockOf(m.row_key));
     if (lock) {
@@ -883,10 +887,9 @@ Status ShardMachine::ApplyWrite(storage::WriteBatch* batch, std::string_view bod
       out->txn.error = txn::TxnError::kLocked;
       out->txn.row_key = m.row_key;
       out->txn.lock = std::move(lock);
-      return Status::OK();
+      refused = true;
+      return false;
     }
-    if (c.start_ts == 0) continue;
-    ASSIGN_OR_RETURN(auto cur, reader.Get(m.row_key, mvcc::kMaxTimestamp));
     if (cur && cur->version > c.start_ts) {
       out->code = StatusCode::kAborted;
       out->message = "write conflict: the row was written at " + std::to_string(cur->version) +
@@ -894,9 +897,25 @@ Status ShardMachine::ApplyWrite(storage::WriteBatch* batch, std::string_view bod
       out->txn.error = txn::TxnError::kWriteConflict;
       out->txn.row_key = m.row_key;
       out->txn.conflict_ts = cur->version;
-      return Status::OK();
+      refused = true;
+      return false;
     }
+    return true;
+  };
+  if (c.start_ts == 0) {
+    for (const auto& m : c.mutations) {
+      ASSIGN_OR_RETURN(bool go_on, check(m, std::nullopt));
+      if (!go_on) break;
+    }
+  } else {
+    RETURN_IF_ERROR(reader.GetEach(
+        c.mutations.size(), [&](size_t i) -> std::string_view { return c.mutations[i].row_key; },
+        mvcc::kMaxTimestamp,
+        [&](size_t i, std::optional<mvcc::VersionedValue> cur) {
+          return check(c.mutations[i], cur);
+        }));
   }
+  if (refused) return Status::OK();
   bool existed = false;
   for (size_t i = 0; i < c.mutations.size(); ++i) {
     const auto& m = c.mutations[i];
