@@ -908,12 +908,26 @@ Status ShardMachine::ApplyWrite(storage::WriteBatch* batch, std::string_view bod
       if (!go_on) break;
     }
   } else {
+    // The newest versions in key order (the engine's seeks then walk forward), then the
+    // checks in the mutations' order.
+    std::vector<uint32_t> order(c.mutations.size());
+    for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+      return c.mutations[a].row_key < c.mutations[b].row_key;
+    });
+    std::vector<std::optional<mvcc::VersionedValue>> newest(c.mutations.size());
     RETURN_IF_ERROR(reader.GetEach(
-        c.mutations.size(), [&](size_t i) -> std::string_view { return c.mutations[i].row_key; },
+        order.size(), [&](size_t k) -> std::string_view { return c.mutations[order[k]].row_key; },
         mvcc::kMaxTimestamp,
-        [&](size_t i, std::optional<mvcc::VersionedValue> cur) {
-          return check(c.mutations[i], cur);
+        [&](size_t k, std::optional<mvcc::VersionedValue> cur) -> Result<bool> {
+          if (cur) cur->value.clear();  // only its version is looked at
+          newest[order[k]] = std::move(cur);
+          return true;
         }));
+    for (size_t i = 0; i < c.mutations.size(); ++i) {
+      ASSIGN_OR_RETURN(bool go_on, check(c.mutations[i], newest[i]));
+      if (!go_on) break;
+    }
   }
   if (refused) return Status::OK();
   bool existed = false;
