@@ -187,9 +187,18 @@ std::optional<Op> MoveLeaderOffBadNode(const Cluster& c, const ShardView& s) {
   return Op{OpKind::kTransferLeader, s.id, best, draining ? "decommission" : "repair"};
 }
 
-// Rules 1-3 for one shard; the first that yields an op wins.
+// Rules 1-3 for one shard; the first that yields an op wins. Before them: a learner on
+// an up, active node is an add that did not finish (the node had not caught up when
+// the add's wait ran out), so the add is sent again; the node keeps what it received,
+// and the storage node promotes it once it has caught up. Left alone, it would stay a
+// learner for good, and its node would count it as hosted.
 std::optional<Op> RepairOp(const Cluster& c, const ShardView& s, int rf) {
   const int healthy = HealthyVoters(c, s);
+  for (const ReplicaView& r : s.replicas) {
+    if (r.learner && c.Eligible(r.node)) {
+      return Op{OpKind::kAddReplica, s.id, r.node, healthy < rf ? AddReason(c, s) : "finish-add"};
+    }
+  }
   if (healthy < rf) {
     if (uint64_t target = PickTarget(c, s)) {
       return Op{OpKind::kAddReplica, s.id, target, AddReason(c, s)};
