@@ -23,6 +23,50 @@ void AppendUint64(std::string* out, uint64_t v);
 uint32_t ReadUint32(std::string_view in);  // REQUIRES: in.size() >= 4
 uint64_t ReadUint64(std::string_view in);  // REQUIRES: in.size() >= 8
 
+// Reads fields written with the Append functions above (bytes with a 4-byte length
+// before them) from the front of `in`. Every read checks what is left first and fails
+// (false) rather than read past the input: for decoding bytes that may be damaged.
+class FieldReader {
+ public:
+  explicit FieldReader(std::string_view in) : in_(in) {}
+  bool U8(uint8_t* v) {
+    if (in_.empty()) return false;
+    *v = static_cast<uint8_t>(in_[0]);
+    in_.remove_prefix(1);
+    return true;
+  }
+  bool U32(uint32_t* v) {
+    if (in_.size() < 4) return false;
+    *v = ReadUint32(in_);
+    in_.remove_prefix(4);
+    return true;
+  }
+  bool U64(uint64_t* v) {
+    if (in_.size() < 8) return false;
+    *v = ReadUint64(in_);
+    in_.remove_prefix(8);
+    return true;
+  }
+  bool Bytes(std::string_view* b) {
+    uint32_t n;
+    if (in_.size() < 4 || (n = ReadUint32(in_), in_.size() - 4 < n)) return false;
+    *b = in_.substr(4, n);
+    in_.remove_prefix(4 + size_t{n});
+    return true;
+  }
+  bool Bytes(std::string* b) {
+    std::string_view v;
+    if (!Bytes(&v)) return false;
+    b->assign(v);
+    return true;
+  }
+  bool done() const { return in_.empty(); }
+  size_t remaining() const { return in_.size(); }
+
+ private:
+  std::string_view in_;
+};
+
 // Appends the escaped, terminated encoding of `bytes`.
 void AppendComparableBytes(std::string* out, std::string_view bytes);
 // Decodes one escaped string from the front of `in`; returns the bytes consumed.

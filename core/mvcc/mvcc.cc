@@ -88,19 +88,14 @@ Result<std::optional<Timestamp>> MvccReader::FindCommit(std::string_view row_key
 }
 
 Result<std::optional<VersionedValue>> MvccReader::Get(std::string_view row_key, Timestamp read_ts) {
-  storage::ReadOptions ro;
-  ro.snapshot = snapshot_;
-  ro.lower_bound = EncodeVersionKey(row_key, read_ts);
-  ro.upper_bound = PrefixSuccessor(row_key);
-  auto it = engine_->NewIterator(ro, kVersionCf);
-  it->SeekToFirst();
-  if (!it->Valid()) {
-    RETURN_IF_ERROR(it->status());
-    return std::optional<VersionedValue>();
-  }
-  ASSIGN_OR_RETURN(auto v,
-                   DecodeVersion(~ReadUint64(it->key().substr(row_key.size())), it->value()));
-  return std::optional<VersionedValue>(std::move(v));
+  std::optional<VersionedValue> out;
+  RETURN_IF_ERROR(GetEach(
+      1, [&](size_t) { return row_key; }, read_ts,
+      [&](size_t, std::optional<VersionedValue> v) -> Result<bool> {
+        out = std::move(v);
+        return false;
+      }));
+  return out;
 }
 
 Status MvccReader::GetEach(const std::vector<std::string>& row_keys, Timestamp read_ts,

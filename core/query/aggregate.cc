@@ -218,35 +218,6 @@ void PutBytes(std::string* out, std::string_view b) {
   out->append(b);
 }
 
-// Reads what EncodePartial wrote, checking every length against what is left.
-class PartialReader {
- public:
-  explicit PartialReader(std::string_view in) : in_(in) {}
-  bool U32(uint32_t* v) {
-    if (in_.size() < 4) return false;
-    *v = mvcc::ReadUint32(in_);
-    in_.remove_prefix(4);
-    return true;
-  }
-  bool U64(uint64_t* v) {
-    if (in_.size() < 8) return false;
-    *v = mvcc::ReadUint64(in_);
-    in_.remove_prefix(8);
-    return true;
-  }
-  bool Bytes(std::string* out) {
-    uint32_t n;
-    if (!U32(&n) || in_.size() < n) return false;
-    out->assign(in_.data(), n);
-    in_.remove_prefix(n);
-    return true;
-  }
-  bool done() const { return in_.empty(); }
-
- private:
-  std::string_view in_;
-};
-
 }  // namespace
 
 std::string Aggregator::EncodePartial() const {
@@ -275,7 +246,7 @@ Status Aggregator::MergePartial(std::string_view bytes) {
     return Status::InvalidArgument("partial aggregate: " + why);
   };
   if (bytes.empty() || bytes[0] != kPartialFormat) return bad("unknown format");
-  PartialReader r(bytes.substr(1));
+  mvcc::FieldReader r(bytes.substr(1));
   uint32_t nkeys, naggs, ngroups;
   if (!r.U32(&nkeys) || !r.U32(&naggs) || !r.U32(&ngroups)) return bad("truncated header");
   if (nkeys != q_.group_by.size() || naggs != q_.aggregates.size()) {

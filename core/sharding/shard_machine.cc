@@ -27,7 +27,8 @@ constexpr std::string_view kRequestPrefix = "sQ";
 // the GC fence.
 constexpr uint32_t kSnapshotVersion = 3;
 
-// Length-prefixed binary fields. Decoding never reads past the input.
+// Length-prefixed binary fields, read back with mvcc::FieldReader (which never reads
+// past the input).
 class Writer {
  public:
   void U8(uint8_t v) { out_.push_back(static_cast<char>(v)); }
@@ -42,41 +43,7 @@ class Writer {
   std::string out_;
 };
 
-class Reader {
- public:
-  explicit Reader(std::string_view in) : in_(in) {}
-  bool U8(uint8_t* v) {
-    if (in_.empty()) return false;
-    *v = static_cast<uint8_t>(in_[0]);
-    in_.remove_prefix(1);
-    return true;
-  }
-  bool U64(uint64_t* v) {
-    if (in_.size() < 8) return false;
-    *v = mvcc::ReadUint64(in_);
-    in_.remove_prefix(8);
-    return true;
-  }
-  bool Bytes(std::string_view* b) {
-    if (in_.size() < 4) return false;
-    const uint32_t n = mvcc::ReadUint32(in_);
-    if (in_.size() - 4 < n) return false;
-    *b = in_.substr(4, n);
-    in_.remove_prefix(4 + size_t{n});
-    return true;
-  }
-  bool Bytes(std::string* b) {
-    std::string_view v;
-    if (!Bytes(&v)) return false;
-    b->assign(v);
-    return true;
-  }
-  bool done() const { return in_.empty(); }
-  size_t remaining() const { return in_.size(); }
-
- private:
-  std::string_view in_;
-};
+using Reader = mvcc::FieldReader;
 
 void WriteDescriptor(Writer* w, const ShardRecord& d) {
   w->U64(d.id);
