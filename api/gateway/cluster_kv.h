@@ -62,7 +62,7 @@
 #include "core/txn/percolator.h"
 #include "gojodb/v1/controller.grpc.pb.h"
 #include "gojodb/v1/kv.grpc.pb.h"
-#include "gojodb/v1/shard.grpc.pb.h"
+#include "gojodb/v1/shard.pb.h"
 #include "internal/thread_pool.h"
 
 namespace gojodb::gateway {

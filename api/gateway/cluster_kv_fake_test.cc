@@ -16,6 +16,7 @@
 #include "api/grpc/shard_convert.h"
 #include "core/mvcc/key_codec.h"
 #include "core/sharding/store.h"
+#include "gojodb/v1/shard.grpc.pb.h"
 
 namespace gojodb::gateway {
 namespace {
