@@ -1,7 +1,7 @@
-// Fuzzes HTTP request decoding: routing of arbitrary methods and targets, query and
-// percent decoding, base64, the JSON body decoders, and the bulk-load input formats
-// (NDJSON, CSV). Nothing may crash, hang or
-// throw; successful decodes must satisfy their invariants.
+// Fuzzes HTTP request decoding: the wire format (RequestReader, whole and in pieces),
+// routing of arbitrary methods and targets, query and percent decoding, base64, the JSON
+// body decoders, and the bulk-load input formats (NDJSON, CSV). Nothing may crash, hang
+// or throw; successful decodes must satisfy their invariants.
 #include <cstdint>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
@@ -9,14 +9,55 @@
 
 #include "api/http/body_decoder.h"
 #include "api/http/codec.h"
+#include "api/http/request_reader.h"
 #include "api/http/router.h"
 #include "core/kv/csv.h"
 #include "core/kv/ndjson.h"
 
 using namespace gojodb::http;
 
+namespace {
+
+// The requests read from `in` appended in pieces of `step` bytes (0: whole). Bodies
+// never pass the limit, and a refusal has a status and an error.
+std::string ReadWire(std::string_view in, size_t step) {
+  constexpr size_t kMaxBody = 512;
+  RequestReader r({.max_body_bytes = kMaxBody, .max_header_bytes = 1024});
+  std::string out;
+  size_t at = 0;
+  RequestReader::State s = RequestReader::State::kNeedMore;
+  while (at < in.size() && s != RequestReader::State::kFailed) {
+    const size_t n = step == 0 ? in.size() : std::min(step, in.size() - at);
+    r.Append(in.substr(at, n));
+    at += n;
+    for (;;) {
+      s = r.Next();
+      if (s == RequestReader::State::kSendContinue) continue;
+      if (s != RequestReader::State::kReady) break;
+      if (r.body().size() > kMaxBody || r.method().empty()) std::abort();
+      out += std::string(r.method()) + " " + std::string(r.target()) + " " +
+             std::to_string(r.keep_alive()) + " " + std::string(r.body()) + "\n";
+      r.NextRequest();
+    }
+  }
+  if (s == RequestReader::State::kFailed) {
+    const int code = r.error_http_status();
+    if (r.error().ok() || (code != 400 && code != 413 && code != 431)) std::abort();
+  }
+  return out;
+}
+
+}  // namespace
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view in(reinterpret_cast<const char*>(data), size);
+  // The wire format: the same requests however the bytes arrive. (Where they stop may
+  // differ: Beast checks a start line that came whole at once, one that came in pieces
+  // only when its header is complete.)
+  {
+    const std::string whole = ReadWire(in, 0);
+    if (whole != ReadWire(in, 1) || whole != ReadWire(in, 7)) std::abort();
+  }
   // Layout: METHOD '\n' TARGET '\n' BODY (missing parts are empty).
   size_t a = in.find('\n');
   std::string_view method = in.substr(0, a);
