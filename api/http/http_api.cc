@@ -91,18 +91,54 @@ Result<std::string> KeyParam(const std::map<std::string, std::string>& q, const 
 
 void SetKey(json& obj, std::string_view key) { SetBytesField(obj, "key", key, false); }
 
-json ScanJson(const kv::ScanResult& r) {
-  json items = json::array();
-  for (const auto& kv : r.items) {
-    json item = {{"version", kv.version}};
-    SetKey(item, kv.key);
-    SetBytesField(item, "value", kv.value, true);
-    items.push_back(std::move(item));
+// `"items":[…]`: a value that is JSON text goes in as its bytes, so a document comes
+// back as it was stored (its field order, its numbers' digits) without being parsed
+// and printed again; any other value as a string, or base64 when not UTF-8.
+void AppendItems(std::string& out, const std::vector<kv::KeyValue>& items) {
+  out += "\"items\":[";
+  for (size_t n = 0; n < items.size(); ++n) {
+    const auto& kv = items[n];
+    if (n > 0) out += ',';
+    json key = json::object();
+    SetKey(key, kv.key);
+    const std::string k = key.dump();  // {"key":"…"}
+    out.append(k, 0, k.size() - 1);
+    if (!kv.value.empty() && json::accept(kv.value)) {
+      out += ",\"value\":";
+      out += kv.value;
+    } else {
+      json value = json::object();
+      SetBytesField(value, "value", kv.value, false);
+      const std::string v = value.dump();
+      out += ',';
+      out.append(v, 1, v.size() - 2);
+    }
+    out += ",\"version\":";
+    out += std::to_string(kv.version);
+    out += '}';
   }
-  json out = {{"items", std::move(items)}, {"read_ts", r.read_ts}};
-  out["next"] = nullptr;
-  if (r.next) SetBytesField(out, "next", *r.next, false);
-  return out;
+  out += ']';
+}
+
+HttpResponse ItemsResponse(const std::vector<kv::KeyValue>& items, const json& rest) {
+  HttpResponse r;
+  r.body = "{";
+  AppendItems(r.body, items);
+  const std::string tail = rest.dump();  // {…}, never empty here
+  if (tail.size() > 2) {
+    r.body += ',';
+    r.body.append(tail, 1, std::string::npos);
+  } else {
+    r.body += '}';
+  }
+  r.body.push_back('\n');
+  return r;
+}
+
+HttpResponse ScanResponse(const kv::ScanResult& r) {
+  json rest = {{"read_ts", r.read_ts}, {"next", nullptr}};
+  if (r.next) SetBytesField(rest, "next", *r.next, false);
+  return ItemsResponse(r.items, rest);
 }
 
 }  // namespace
@@ -257,7 +293,7 @@ HttpResponse HttpApi::Handle(std::string_view method, std::string_view target,
         ASSIGN_OR_RETURN(auto at, OptionalUint(q, "at"));
         s.at = at.value_or(0);
         ASSIGN_OR_RETURN(auto r, kv_->Scan(s));
-        resp = Json(200, ScanJson(r));
+        resp = ScanResponse(r);
         return Status::OK();
       }
       case Route::kBatch: {
@@ -312,7 +348,7 @@ HttpResponse HttpApi::Handle(std::string_view method, std::string_view target,
       case Route::kTxnScan: {
         ASSIGN_OR_RETURN(auto s, DecodeTxnScanBody(body));
         ASSIGN_OR_RETURN(auto r, kv_->TxnScan(m.txn, s));
-        resp = Json(200, ScanJson(r));
+        resp = ScanResponse(r);
         return Status::OK();
       }
       case Route::kTxnCommit: {
@@ -331,19 +367,10 @@ HttpResponse HttpApi::Handle(std::string_view method, std::string_view target,
         ASSIGN_OR_RETURN(auto q, DecodeQueryBody(body));
         q.collection = m.collection;
         ASSIGN_OR_RETURN(auto r, kv_->Query(q));
-        json items = json::array();
-        for (const auto& item : r.items) {
-          json i = json::object();
-          SetKey(i, item.key);
-          SetBytesField(i, "value", item.value, /*parse_json=*/true);
-          i["version"] = item.version;
-          items.push_back(std::move(i));
-        }
-        json out = {{"items", items},
-                    {"cursor", r.cursor.empty() ? json(nullptr) : json(r.cursor)},
-                    {"read_ts", r.read_ts}};
-        if (q.explain) out["plan"] = json::parse(r.plan_json, nullptr, false);
-        resp = Json(200, out);
+        json rest = {{"cursor", r.cursor.empty() ? json(nullptr) : json(r.cursor)},
+                     {"read_ts", r.read_ts}};
+        if (q.explain) rest["plan"] = json::parse(r.plan_json, nullptr, false);
+        resp = ItemsResponse(r.items, rest);
         return Status::OK();
       }
       case Route::kAggregate: {

@@ -92,6 +92,26 @@ TEST_F(HttpApiTest, ScanReturnsJsonValuesStringsAndBase64) {
   EXPECT_EQ(j["next_base64"], "/w==");
 }
 
+TEST_F(HttpApiTest, JsonValuesComeBackAsStored) {
+  // Field order, spacing and the digits of a number past 64 bits are the stored bytes'.
+  const std::string doc = R"({"z": 1, "a": [true, null], "big": 123456789012345678901234567890})";
+  Do("PUT", "/v1/collections/default/keys/doc", doc);
+  Do("PUT", "/v1/collections/default/keys/half", R"({"open": )");
+  Do("PUT", "/v1/collections/default/keys/quote", "say \"hi\"\n");
+  auto scan = Do("GET", "/v1/collections/default/keys");
+  ASSERT_EQ(scan.status, 200) << scan.body;
+  EXPECT_NE(scan.body.find("\"value\":" + doc + ","), std::string::npos) << scan.body;
+  auto j = Body(scan);
+  ASSERT_EQ(j["items"].size(), 3u);
+  EXPECT_EQ(j["items"][0]["key"], "doc");
+  EXPECT_EQ(j["items"][0]["value"]["a"], json::parse("[true, null]"));
+  EXPECT_GT(j["items"][0]["version"].get<uint64_t>(), 0u);
+  // Not JSON: a string, escaped.
+  EXPECT_EQ(j["items"][1]["value"], R"({"open": )");
+  EXPECT_EQ(j["items"][2]["value"], "say \"hi\"\n");
+  EXPECT_EQ(j["next"], nullptr);
+}
+
 TEST_F(HttpApiTest, ScanPaginationAndBinaryKeys) {
   Do("PUT", "/v1/collections/default/keys/a", "1");
   Do("PUT", "/v1/collections/default/keys?key_base64=/w==", std::string("\x01\xff", 2));
