@@ -247,6 +247,27 @@ TEST(DocumentTest, ParsingSomeFieldsKeepsTheVerdictAndTheValues) {
   for (int i = 0; i < 127; ++i) edge += "]";
   edge += "}";
   EXPECT_EQ(ParseDocument(edge).ok(), ParseDocumentFields(edge, keep).ok());
+  // Values as a whole parse gives them: long texts, integers past 64 bits, negative
+  // zero, unsigned and signed integers, escapes.
+  for (const std::string& text :
+       {"{\"a\": \"" + std::string(100000, 'x') + "\", \"c\": 1}",
+        std::string(R"({"a": 123456789012345678901234567890, "c": -0})"),
+        std::string(R"({"c": 18446744073709551615, "a": -9223372036854775808})"),
+        std::string(R"({"a": [1.5e300, -1e-300, 0.1], "c": "tab\there \u00e9 \ud83d\ude00"})"),
+        std::string("\xEF\xBB\xBF{\"a\": 1}")}) {
+    auto whole = ParseDocument(text);
+    auto some = ParseDocumentFields(text, keep);
+    ASSERT_EQ(whole.ok(), some.ok()) << text.substr(0, 80);
+    if (!whole.ok()) continue;
+    for (const auto& k : keep) {
+      ASSERT_EQ(whole->contains(k), some->contains(k)) << k;
+      if (whole->contains(k)) {
+        EXPECT_EQ((*whole)[k], (*some)[k]) << k;
+        EXPECT_EQ((*whole)[k].dump(), (*some)[k].dump()) << k;
+        EXPECT_EQ((*whole)[k].type(), (*some)[k].type()) << k << " " << text.substr(0, 80);
+      }
+    }
+  }
 }
 
 }  // namespace
