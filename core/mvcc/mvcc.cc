@@ -117,6 +117,7 @@ Status MvccReader::GetEach(size_t count, const std::function<std::string_view(si
   ro.snapshot = snapshot_;
   ro.lower_bound = std::string(lo);
   ro.upper_bound = PrefixSuccessor(hi);
+  ro.prefix_seek = true;  // each Seek looks for one row: its bloom filters can rule it out
   auto it = engine_->NewIterator(ro, kVersionCf);
   for (size_t i = 0; i < count; ++i) {
     const std::string_view row = row_at(i);

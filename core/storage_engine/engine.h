@@ -81,6 +81,12 @@ struct ReadOptions {
   // Iterator bounds; empty means unbounded. lower is inclusive, upper exclusive.
   std::string lower_bound;
   std::string upper_bound;
+  // For point lookups in a column family with a key prefix (EngineOptions::
+  // key_suffix_bytes): each Seek lands only on keys of the seek key's prefix, and the
+  // iterator ends where they end, so RocksDB skips memtables and files whose prefix
+  // filter rules the prefix out. An engine without prefixes iterates in total order
+  // (more keys, never fewer): callers check that a key has their prefix.
+  bool prefix_seek = false;
 };
 
 class Iterator {
@@ -124,6 +130,11 @@ struct EngineOptions {
   std::map<ColumnFamily, std::shared_ptr<KeyFilterFactory>> filters;
   size_t block_cache_bytes = 256ull << 20;
   size_t write_buffer_bytes = 64ull << 20;
+  // Column families whose keys end with a fixed-length suffix: the key without it is
+  // their prefix, which RocksDB keeps bloom filters of (in memtables and files) for
+  // ReadOptions::prefix_seek. kWrite holds MVCC versions, row key + ~commit_ts:u64be, so
+  // its prefix is the row (docs/architecture/storage-engine.md).
+  std::map<ColumnFamily, size_t> key_suffix_bytes = {{ColumnFamily::kWrite, 8}};
 };
 
 class Engine {

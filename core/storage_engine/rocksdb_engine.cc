@@ -3,6 +3,7 @@
 #include <rocksdb/compaction_filter.h>
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
+#include <rocksdb/slice_transform.h>
 #include <rocksdb/write_batch.h>
 
 #include <array>
@@ -64,6 +65,22 @@ class RocksSnapshot final : public Snapshot {
   const rocksdb::Snapshot* snap_;
 };
 
+// The prefix of a key that ends with `n` bytes of suffix: the rest. Keys of n bytes or
+// fewer have none (outside the domain: never filtered by prefix).
+class StripSuffix final : public rocksdb::SliceTransform {
+ public:
+  explicit StripSuffix(size_t n) : n_(n), name_("gojodb.StripSuffix." + std::to_string(n)) {}
+  const char* Name() const override { return name_.c_str(); }
+  rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
+    return rocksdb::Slice(key.data(), key.size() - n_);
+  }
+  bool InDomain(const rocksdb::Slice& key) const override { return key.size() > n_; }
+
+ private:
+  const size_t n_;
+  const std::string name_;
+};
+
 class RocksIterator final : public Iterator {
  public:
   RocksIterator(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, const ReadOptions& options)
@@ -78,6 +95,10 @@ class RocksIterator final : public Iterator {
       upper_slice_ = ToSlice(upper_);
       ro.iterate_upper_bound = &upper_slice_;
     }
+    // Total order unless asked: with a prefix extractor, RocksDB's default would let a
+    // Seek skip keys of other prefixes.
+    ro.total_order_seek = !options.prefix_seek;
+    ro.prefix_same_as_start = options.prefix_seek;
     it_.reset(db->NewIterator(ro, cf));
   }
   bool Valid() const override { return it_->Valid(); }
@@ -120,6 +141,10 @@ class RocksDbEngine final : public Engine {
       auto cf = static_cast<ColumnFamily>(i);
       rocksdb::ColumnFamilyOptions cf_opts =
           RocksDbColumnFamilyOptions(options.write_buffer_bytes, table);
+      if (auto k = options.key_suffix_bytes.find(cf); k != options.key_suffix_bytes.end()) {
+        cf_opts.prefix_extractor = std::make_shared<StripSuffix>(k->second);
+        cf_opts.memtable_prefix_bloom_size_ratio = 0.05;
+      }
       auto f = options.filters.find(cf);
       if (f != options.filters.end() && f->second) {
         cf_opts.compaction_filter_factory = std::make_shared<FilterFactoryAdapter>(f->second);
