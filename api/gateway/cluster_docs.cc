@@ -123,7 +123,20 @@ Result<DocRules> RulesOf(const kv::CollectionInfo& info) {
     r.usable_from.push_back(is_public ? i.usable_from_ts : UINT64_MAX);
     r.indexes.push_back(std::move(spec));
   }
+  for (const auto* list : {&r.indexes, &r.delete_only}) {
+    for (const auto& spec : *list) {
+      for (const auto& f : spec.fields) r.index_fields.push_back(f.segments.front());
+    }
+  }
+  std::sort(r.index_fields.begin(), r.index_fields.end());
+  r.index_fields.erase(std::unique(r.index_fields.begin(), r.index_fields.end()),
+                       r.index_fields.end());
   return r;
+}
+
+Result<json> DocRules::ParseForWrite(std::string_view bytes) const {
+  if (schema) return document::ParseDocument(bytes);
+  return document::ParseDocumentFields(bytes, index_fields);
 }
 
 std::vector<document::IndexSpec> DocRules::QueryableAt(uint64_t read_ts) const {
@@ -437,6 +450,25 @@ Status ClusterKv::ScanPlan(const kv::CollectionInfo& info, const query::Plan& pl
 Status ClusterKv::ScanIndexKeys(const query::Plan& plan, uint64_t read_ts,
                                 Clock::time_point deadline,
                                 const std::function<Status(std::vector<std::string>& keys)>& each) {
+  if (plan.index->unique && !plan.has_range && plan.fixed_fields == plan.index->fields.size()) {
+    // Every field of a unique index fixed: each range is [entry key, its successor),
+    // and the entry's key is the range's start (value encodings are self-delimiting, so
+    // no other key begins with it). Read the entries as point gets, which a row's bloom
+    // filters can answer, instead of scans.
+    std::vector<std::string> entry_keys;
+    entry_keys.reserve(plan.ranges.size());
+    for (const auto& r : plan.ranges) entry_keys.push_back(r.start);
+    if (entry_keys.empty()) return Status::OK();
+    ASSIGN_OR_RETURN(auto got, MultiGetById(plan.index->id, entry_keys, read_ts, deadline));
+    std::vector<std::string> keys;
+    for (size_t i = 0; i < got.size(); ++i) {
+      if (!got[i].found) continue;
+      ASSIGN_OR_RETURN(std::string key,
+                       document::DocKeyOf(*plan.index, {entry_keys[i], std::move(got[i].value)}));
+      keys.push_back(std::move(key));
+    }
+    return keys.empty() ? Status::OK() : each(keys);
+  }
   for (const auto& r : plan.ranges) {
     std::string start = r.start;
     for (;;) {

@@ -251,7 +251,7 @@ Status ClusterKv::IngestDocuments(const kv::CollectionInfo& info,
   std::vector<Doc> docs;
   std::map<std::string, size_t> by_key;
   for (const auto& r : records) {
-    auto doc = document::ParseDocument(r.value);
+    auto doc = rules.ParseForWrite(r.value);
     Status s =
         doc.ok() ? CheckDocument(rules, r.key, *doc, options_.limits.max_key_bytes) : doc.status();
     if (!s.ok()) {
@@ -284,7 +284,7 @@ Status ClusterKv::IngestDocuments(const kv::CollectionInfo& info,
     if (olds.ok()) {
       for (size_t i = 0; i < live.size(); ++i) {
         if (!(*olds)[i].found) continue;
-        if (auto d = document::ParseDocument((*olds)[i].value); d.ok()) old[i] = std::move(*d);
+        if (auto d = rules.ParseForWrite((*olds)[i].value); d.ok()) old[i] = std::move(*d);
       }
     }
     // Each record's mutations, and the unique entries it claims.

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "api/gateway/cluster_kv.h"
+#include "api/gateway/doc_util.h"
 #include "api/grpc/convert.h"
 #include "api/grpc/shard_convert.h"
 #include "core/mvcc/key_codec.h"
@@ -388,6 +389,59 @@ class FakeClusterTest : public ::testing::Test {
   std::vector<std::unique_ptr<grpc::Server>> servers_;
   std::unique_ptr<ClusterKv> kv_;
 };
+
+// Without a schema a write builds only the members its indexes read (nested paths
+// under them whole): the verdict and the index mutations are those of the whole
+// document. With a schema the document is built whole, for the schema to check.
+TEST(DocRulesTest, AWriteBuildsOnlyTheFieldsItsIndexesRead) {
+  kv::CollectionInfo info;
+  info.name = "c";
+  info.id = 7;
+  info.indexes = {{.name = "ab_c", .fields = {"a.b", "c"}, .id = 11},
+                  {.name = "u", .fields = {"e"}, .unique = true, .id = 12},
+                  {.name = "old", .fields = {"z"}, .id = 13, .state = kv::kIndexDeleteOnly}};
+  auto rules = RulesOf(info);
+  ASSERT_TRUE(rules.ok()) << rules.status().ToString();
+  EXPECT_EQ(rules->index_fields, (std::vector<std::string>{"a", "c", "e", "z"}));
+  const std::vector<std::string> docs = {
+      R"({"a": {"b": [1, 2], "x": 1}, "c": "s", "e": 5, "z": null, "big": "zzz"})",
+      R"({"c": 1.5, "e": "u", "a": {"b": {"deep": [true]}}, "a": {"b": 2}})",
+      R"({"other": 1, "z": [1, {"y": 2}]})",
+      R"({"e": 18446744073709551615, "c": -7})",
+  };
+  for (size_t i = 0; i < docs.size(); ++i) {
+    for (size_t j = 0; j < docs.size(); ++j) {
+      auto whole_old = document::ParseDocument(docs[i]);
+      auto whole_new = document::ParseDocument(docs[j]);
+      auto some_old = rules->ParseForWrite(docs[i]);
+      auto some_new = rules->ParseForWrite(docs[j]);
+      ASSERT_TRUE(whole_old.ok() && whole_new.ok() && some_old.ok() && some_new.ok());
+      EXPECT_FALSE(some_new->contains("big") || some_new->contains("other"));
+      std::vector<txn::TxnMutation> want, got;
+      std::vector<UniqueClaim> want_claims, got_claims;
+      AppendEntryMutations(*rules, "k", &*whole_old, &*whole_new, &want, &want_claims);
+      AppendEntryMutations(*rules, "k", &*some_old, &*some_new, &got, &got_claims);
+      ASSERT_EQ(got.size(), want.size()) << i << " -> " << j;
+      for (size_t m = 0; m < want.size(); ++m) {
+        EXPECT_EQ(got[m].kind, want[m].kind);
+        EXPECT_EQ(got[m].row_key, want[m].row_key);
+        EXPECT_EQ(got[m].value, want[m].value);
+        EXPECT_EQ(got[m].if_version, want[m].if_version);
+      }
+      EXPECT_EQ(got_claims.size(), want_claims.size());
+      EXPECT_EQ(CheckDocument(*rules, "k", *some_new, 4096).ok(),
+                CheckDocument(*rules, "k", *whole_new, 4096).ok());
+    }
+  }
+  EXPECT_FALSE(rules->ParseForWrite(R"({"a": )").ok());
+  EXPECT_FALSE(rules->ParseForWrite("[1]").ok());
+  info.schema_json = R"({"fields": {"c": {"type": "string"}}})";
+  auto with_schema = RulesOf(info);
+  ASSERT_TRUE(with_schema.ok());
+  auto whole = with_schema->ParseForWrite(docs[0]);
+  ASSERT_TRUE(whole.ok());
+  EXPECT_TRUE(whole->contains("big"));
+}
 
 TEST_F(FakeClusterTest, WritesAndReadsFindTheLeaderOfEachShard) {
   PutAll("aiz");  // one key in each shard

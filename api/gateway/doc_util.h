@@ -25,8 +25,15 @@ struct DocRules {
   // UINT64_MAX for the others.
   std::vector<uint64_t> usable_from;
 
+  // The top-level fields the indexes (both kinds) read, sorted: without a schema, a
+  // write needs only these members of a document built (ParseForWrite).
+  std::vector<std::string> index_fields;
+
   // The indexes a query at read_ts may use.
   std::vector<document::IndexSpec> QueryableAt(uint64_t read_ts) const;
+  // `bytes` as a document, built whole when there is a schema to check, else only the
+  // members the indexes read; the same verdict either way.
+  Result<nlohmann::json> ParseForWrite(std::string_view bytes) const;
 };
 
 // The lesser of two schema lease ends, where 0 means none.
