@@ -16,7 +16,9 @@ using testing::TestConfig;
 
 // Persists a Ready into storage as an application would.
 void Persist(MemoryStorage* s, const Ready& rd) {
-  if (!rd.snapshot.empty()) ASSERT_TRUE(s->ApplySnapshot(rd.snapshot).ok());
+  if (!rd.snapshot.empty()) {
+    ASSERT_TRUE(s->ApplySnapshot(rd.snapshot).ok());
+  }
   ASSERT_TRUE(s->Append(rd.entries).ok());
   if (!rd.hard_state.empty()) s->SetHardState(rd.hard_state);
 }

@@ -163,7 +163,9 @@ TEST_P(MvccHistoryTest, GetEachMatchesModelUnderRandomHistory) {
     if (!got) return;
     EXPECT_EQ(got->version, want->first);
     EXPECT_EQ(got->deleted, want->second.first);
-    if (!got->deleted) EXPECT_EQ(got->value, want->second.second);
+    if (!got->deleted) {
+      EXPECT_EQ(got->value, want->second.second);
+    }
   };
   MvccReader r(engine_.get(), nullptr);
   for (Timestamp read_ts : {Timestamp{1}, Timestamp{50}, Timestamp{273}, Timestamp{400}}) {

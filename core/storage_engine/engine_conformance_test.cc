@@ -188,7 +188,9 @@ TEST_P(EngineConformance, PrefixSeekFindsEachRowsKeysWhereverTheyLie) {
       auto next = std::lower_bound(all.begin(), all.end(), key(row, from));
       total->Seek(key(row, from));
       ASSERT_EQ(total->Valid(), next != all.end());
-      if (next != all.end()) ASSERT_EQ(total->key(), *next);
+      if (next != all.end()) {
+        ASSERT_EQ(total->key(), *next);
+      }
       std::vector<std::string> want, got;
       for (total->Seek(key(row, from)); total->Valid() && total->key().substr(0, 7) == prefix;
            total->Next()) {

@@ -1256,6 +1256,14 @@ TEST_F(ClusterKvTest, DocumentsKeepTheirIndexesExactAndQueriesUseThem) {
         {{"email", email}}, "by_email", [&](const json& d) { return str(d, "email") == email; },
         true);
   }
+  // Several values of a unique index (point reads of its entries), one of them absent.
+  expect(
+      {{"email", {{"in", {"e3", "e11", "e24", "absent"}}}}}, "by_email",
+      [&](const json& d) {
+        const std::string e = str(d, "email");
+        return e == "e3" || e == "e11" || e == "e24";
+      },
+      true);
   expect(
       {{"name", {{"prefix", "n1"}}}}, "",
       [&](const json& d) { return d["name"].get<std::string>().rfind("n1", 0) == 0; }, false);
