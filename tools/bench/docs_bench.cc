@@ -16,6 +16,7 @@
 // Documents: {"_id":"d<i>","email":"u<i>@example.com","ts":<uniform in [0, 10·docs)>,
 // "age":<0..99>,"city":"c<0..49>","score":<0..1000>,"name":"user <i>"}, from --seed.
 #include <httplib.h>
+#include <simdjson.h>
 
 #include <CLI/CLI.hpp>
 #include <atomic>
@@ -112,15 +113,14 @@ class GojoConn final : public Conn {
     c_.set_tcp_nodelay(true);  // a request is headers, then body: no 40 ms Nagle stall
   }
   bool Point(const std::string& email) override {
-    auto r = Query(json{{"filter", {{"email", email}}}, {"limit", 10}});
-    if (r.is_object() && r["items"].size() != 1) {
-      std::fprintf(stderr, "gojodb: %s found %zu documents\n", email.c_str(), r["items"].size());
+    const size_t n = Query(json{{"filter", {{"email", email}}}, {"limit", 10}});
+    if (n != SIZE_MAX && n != 1) {
+      std::fprintf(stderr, "gojodb: %s found %zu documents\n", email.c_str(), n);
     }
-    return r.is_object() && r["items"].size() == 1;
+    return n == 1;
   }
   size_t Range(uint64_t lo, uint64_t hi) override {
-    auto r = Query(json{{"filter", {{"ts", {{"gte", lo}, {"lt", hi}}}}}, {"limit", 1000}});
-    return r.is_object() ? r["items"].size() : SIZE_MAX;
+    return Query(json{{"filter", {{"ts", {{"gte", lo}, {"lt", hi}}}}}, {"limit", 1000}});
   }
   bool GroupBy(size_t* groups) override {
     auto r =
@@ -134,19 +134,26 @@ class GojoConn final : public Conn {
   httplib::Client& client() { return c_; }
 
  private:
-  json Query(const json& body) {
+  // The answer's item count, SIZE_MAX on any failure. The whole answer is parsed and
+  // checked, with simdjson: as libpq hands PostgreSQL's rows over without building
+  // objects of them, the client's own parsing should not be what the phase measures.
+  size_t Query(const json& body) {
     auto r = c_.Post("/v1/collections/" + coll_ + "/query", body.dump(), "application/json");
-    if (!r || r->status != 200) {
-      static std::atomic<int> shown{0};
-      if (shown++ < 5) {
-        std::fprintf(stderr, "gojodb: query %s: %s\n", body.dump().c_str(),
-                     r ? r->body.substr(0, 300).c_str() : httplib::to_string(r.error()).c_str());
-      }
-      return json();
+    simdjson::dom::element root;
+    simdjson::dom::array items;
+    if (r && r->status == 200 && parser_.parse(r->body).get(root) == simdjson::SUCCESS &&
+        root["items"].get_array().get(items) == simdjson::SUCCESS) {
+      return items.size();
     }
-    return json::parse(r->body, nullptr, false);
+    static std::atomic<int> shown{0};
+    if (shown++ < 5) {
+      std::fprintf(stderr, "gojodb: query %s: %s\n", body.dump().c_str(),
+                   r ? r->body.substr(0, 300).c_str() : httplib::to_string(r.error()).c_str());
+    }
+    return SIZE_MAX;
   }
   httplib::Client c_;
+  simdjson::dom::parser parser_;
   std::string coll_;
 };
 
