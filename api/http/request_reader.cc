@@ -112,6 +112,9 @@ std::string RequestReader::header(std::string_view name) const {
 bool RequestReader::keep_alive() const { return parser_->p.get().keep_alive(); }
 
 void RequestReader::NextRequest() {
+  // A connection that sent a large request may then idle for long: keep no large
+  // buffer for it.
+  if (buf_.empty() && buf_.capacity() > (64u << 10)) std::string().swap(buf_);
   parser_ = std::make_unique<Parser>();
   auto& p = parser_->p;
   p.eager(true);
