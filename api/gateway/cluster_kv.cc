@@ -871,6 +871,10 @@ Result<kv::WriteResult> ClusterKv::Write(v1::ShardWriteRequest req,
                                          Clock::time_point deadline) {
   v1::ShardBatchResult result;
   const bool has_request_id = !req.request_id().empty();
+  // The one item every attempt sends (only its route changes): the request moves in
+  // rather than being copied per attempt.
+  v1::ShardBatchItem item;
+  *item.mutable_write() = std::move(req);
   // A row held by a transaction: nothing applied, so resolve it and send the write again.
   RETURN_IF_ERROR(WithLocksResolved(0, nullptr, deadline, [&] {
     return CallShard(row_keys.front(), Target::kLeader, /*write=*/true, has_request_id, deadline,
@@ -881,9 +885,7 @@ Result<kv::WriteResult> ClusterKv::Write(v1::ShardWriteRequest req,
                            return RowsMovedError();
                          }
                        }
-                       SetRoute(shard, req.mutable_route());
-                       v1::ShardBatchItem item;
-                       *item.mutable_write() = req;
+                       SetRoute(shard, item.mutable_write()->mutable_route());
                        return CallNode(node, item, d, &result);
                      });
   }));
