@@ -210,8 +210,11 @@ json FromSimd(simdjson::dom::element e) {
 
 // The kept members of `bytes`, or nullopt when simdjson does not accept it whole as an
 // object (nlohmann then decides, and says why): bad JSON, deeper than a margin under
-// kMaxJsonDepth, or a number simdjson does not hold (an integer past 64 bits).
+// kMaxJsonDepth, or a number simdjson does not hold (an integer past 64 bits). Texts
+// over 256 KiB go to nlohmann too: each thread's parser keeps the buffers of the largest
+// text it has read.
 std::optional<json> FieldsBySimd(std::string_view bytes, const std::vector<std::string>& keep) {
+  if (bytes.size() > (256u << 10)) return std::nullopt;
   struct Parser {
     Parser() : ready(p.allocate(4096, kMaxJsonDepth - 2) == simdjson::SUCCESS) {}
     simdjson::dom::parser p;
