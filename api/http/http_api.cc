@@ -91,6 +91,15 @@ Result<std::string> KeyParam(const std::map<std::string, std::string>& q, const 
 
 void SetKey(json& obj, std::string_view key) { SetBytesField(obj, "key", key, false); }
 
+// Whether `v` can go into a JSON answer as its bytes: JSON text, and none of what
+// nlohmann's accept() looks past (a NUL byte ends its input; a leading UTF-8 byte order
+// mark is skipped).
+bool IsSpliceableJson(std::string_view v) {
+  if (v.empty() || v.find('\0') != std::string_view::npos) return false;
+  if (v.size() >= 3 && v.substr(0, 3) == "\xEF\xBB\xBF") return false;
+  return json::accept(v);
+}
+
 // `"items":[…]`: a value that is JSON text goes in as its bytes, so a document comes
 // back as it was stored (its field order, its numbers' digits) without being parsed
 // and printed again; any other value as a string, or base64 when not UTF-8.
@@ -103,7 +112,7 @@ void AppendItems(std::string& out, const std::vector<kv::KeyValue>& items) {
     SetKey(key, kv.key);
     const std::string k = key.dump();  // {"key":"…"}
     out.append(k, 0, k.size() - 1);
-    if (!kv.value.empty() && json::accept(kv.value)) {
+    if (IsSpliceableJson(kv.value)) {
       out += ",\"value\":";
       out += kv.value;
     } else {
@@ -369,7 +378,10 @@ HttpResponse HttpApi::Handle(std::string_view method, std::string_view target,
         ASSIGN_OR_RETURN(auto r, kv_->Query(q));
         json rest = {{"cursor", r.cursor.empty() ? json(nullptr) : json(r.cursor)},
                      {"read_ts", r.read_ts}};
-        if (q.explain) rest["plan"] = json::parse(r.plan_json, nullptr, false);
+        if (q.explain) {
+          json plan = json::parse(r.plan_json, nullptr, false);
+          rest["plan"] = plan.is_discarded() ? json(nullptr) : std::move(plan);
+        }
         resp = ItemsResponse(r.items, rest);
         return Status::OK();
       }

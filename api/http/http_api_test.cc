@@ -98,11 +98,17 @@ TEST_F(HttpApiTest, JsonValuesComeBackAsStored) {
   Do("PUT", "/v1/collections/default/keys/doc", doc);
   Do("PUT", "/v1/collections/default/keys/half", R"({"open": )");
   Do("PUT", "/v1/collections/default/keys/quote", "say \"hi\"\n");
+  // What nlohmann's accept() reads past must not reach the answer as it is.
+  Do("PUT", "/v1/collections/default/keys/znul", std::string("{\"a\":1}\0],\"x\":1", 15));
+  Do("PUT", "/v1/collections/default/keys/zbom", "\xEF\xBB\xBF{}");
   auto scan = Do("GET", "/v1/collections/default/keys");
   ASSERT_EQ(scan.status, 200) << scan.body;
   EXPECT_NE(scan.body.find("\"value\":" + doc + ","), std::string::npos) << scan.body;
   auto j = Body(scan);
-  ASSERT_EQ(j["items"].size(), 3u);
+  ASSERT_EQ(j["items"].size(), 5u);
+  EXPECT_FALSE(j.contains("x")) << scan.body;
+  EXPECT_EQ(j["items"][3]["value"], "\xEF\xBB\xBF{}");  // keys zbom, znul
+  EXPECT_EQ(j["items"][4]["value"], std::string("{\"a\":1}\0],\"x\":1", 15));
   EXPECT_EQ(j["items"][0]["key"], "doc");
   EXPECT_EQ(j["items"][0]["value"]["a"], json::parse("[true, null]"));
   EXPECT_GT(j["items"][0]["version"].get<uint64_t>(), 0u);

@@ -85,9 +85,12 @@ const char* Reason(int status) {
   }
 }
 
-// Sends every byte of the iovecs (MSG_NOSIGNAL: a closed peer is an error, not SIGPIPE).
-bool SendAll(int fd, struct iovec* iov, int n) {
+// Sends every byte of the iovecs (MSG_NOSIGNAL: a closed peer is an error, not SIGPIPE),
+// giving up at `deadline`: SO_SNDTIMEO bounds each call, not a client that takes a few
+// bytes at a time.
+bool SendAll(int fd, struct iovec* iov, int n, Clock::time_point deadline) {
   while (n > 0) {
+    if (Clock::now() > deadline) return false;
     struct msghdr msg {};
     msg.msg_iov = iov;
     msg.msg_iovlen = static_cast<size_t>(n);
@@ -110,7 +113,8 @@ bool SendAll(int fd, struct iovec* iov, int n) {
   return true;
 }
 
-bool WriteResponse(int fd, const HttpResponse& r, bool keep_alive, bool head_only) {
+bool WriteResponse(int fd, const HttpResponse& r, bool keep_alive, bool head_only,
+                   Clock::time_point deadline) {
   std::string h;
   h.reserve(160);
   h += "HTTP/1.1 ";
@@ -136,7 +140,7 @@ bool WriteResponse(int fd, const HttpResponse& r, bool keep_alive, bool head_onl
   h += "\r\n";
   struct iovec iov[2] = {{h.data(), h.size()},
                          {const_cast<char*>(r.body.data()), head_only ? 0 : r.body.size()}};
-  return SendAll(fd, iov, iov[1].iov_len == 0 ? 1 : 2);
+  return SendAll(fd, iov, iov[1].iov_len == 0 ? 1 : 2, deadline);
 }
 
 // After an error answer the client may still be sending a body we will not read: closing
@@ -233,12 +237,17 @@ HttpServer::HttpServer(HttpHandler handler, HttpServerOptions options)
 HttpServer::~HttpServer() { Stop(); }
 
 Status HttpServer::Start(const std::string& addr) {
-  if (listen_fd_ >= 0) return Status::FailedPrecondition("the HTTP server is already started");
+  std::lock_guard<std::mutex> l(lifecycle_mu_);
+  if (listen_fd_ >= 0 || stopping_) {
+    return Status::FailedPrecondition("the HTTP server is already started (or stopped)");
+  }
   ASSIGN_OR_RETURN(listen_fd_, Listen(addr));
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
   wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (epoll_fd_ < 0 || wake_fd_ < 0) {
-    return Status::Internal(std::string("epoll/eventfd: ") + std::strerror(errno));
+    Status s = Status::Internal(std::string("epoll/eventfd: ") + std::strerror(errno));
+    CloseFds();
+    return s;
   }
   struct epoll_event ev {};
   ev.events = EPOLLIN;
@@ -264,14 +273,23 @@ int HttpServer::port() const {
 }
 
 void HttpServer::Stop() {
+  std::lock_guard<std::mutex> l(lifecycle_mu_);
   if (!poller_.joinable() && workers_.empty()) return;
+  stop_deadline_ns_ = (Clock::now() + kStopGrace).time_since_epoch().count();
   stopping_ = true;
   uint64_t one = 1;
   (void)!::write(wake_fd_, &one, sizeof one);
   if (poller_.joinable()) poller_.join();
+  {
+    std::lock_guard<std::mutex> g(mu_);  // no worker between its check and its wait
+  }
   ready_cv_.notify_all();
   for (auto& t : workers_) t.join();
   workers_.clear();
+  CloseFds();
+}
+
+void HttpServer::CloseFds() {
   for (int* fd : {&listen_fd_, &epoll_fd_, &wake_fd_}) {
     if (*fd >= 0) ::close(*fd);
     *fd = -1;
@@ -282,7 +300,15 @@ void HttpServer::PollLoop() {
   struct epoll_event events[64];
   auto last_sweep = Clock::now();
   while (!stopping_) {
-    const int n = ::epoll_wait(epoll_fd_, events, 64, 1000);
+    if (accept_paused_ && Clock::now() >= accept_resume_) {
+      // Descriptors may have been freed since accept ran out: listen again.
+      struct epoll_event ev {};
+      ev.events = EPOLLIN;
+      ev.data.u64 = kListenId;
+      ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &ev);
+      accept_paused_ = false;
+    }
+    const int n = ::epoll_wait(epoll_fd_, events, 64, accept_paused_ ? 100 : 1000);
     for (int i = 0; i < n; ++i) {
       const uint64_t id = events[i].data.u64;
       if (id == kListenId) {
@@ -309,7 +335,14 @@ void HttpServer::AcceptAll() {
     const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
-      return;  // EAGAIN, or out of descriptors: the next readiness tries again
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        // The pending connection stays readable: stop watching it for a moment rather
+        // than wake up for it in a loop.
+        ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, listen_fd_, nullptr);
+        accept_paused_ = true;
+        accept_resume_ = Clock::now() + std::chrono::milliseconds(100);
+      }
+      return;  // EAGAIN: all taken
     }
     int yes = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof yes);
@@ -320,7 +353,8 @@ void HttpServer::AcceptAll() {
       HttpResponse r = ErrorResponse(Status::Unavailable("the server has " +
                                                          std::to_string(options_.max_connections) +
                                                          " connections open; try again"));
-      WriteResponse(fd, r, /*keep_alive=*/false, /*head_only=*/false);
+      WriteResponse(fd, r, /*keep_alive=*/false, /*head_only=*/false,
+                    Clock::now() + std::chrono::milliseconds(100));
       ::close(fd);
       continue;
     }
@@ -349,56 +383,80 @@ void HttpServer::Serve(std::unique_ptr<HttpConnection> c) {
   using State = RequestReader::State;
   auto& reader = c->reader;
   thread_local char buf[65536];
+  const auto io_timeout = std::chrono::seconds(std::max(1, options_.read_timeout_s));
+  // An answer the server writes and then closes on (the client may still be sending).
+  auto refuse = [&](HttpResponse r) {
+    WriteResponse(c->fd, r, /*keep_alive=*/false, /*head_only=*/false, Clock::now() + io_timeout);
+    LingeringClose(c->fd);
+    return Close(std::move(c));
+  };
   for (;;) {
     switch (reader.Next()) {
       case State::kReady: {
         const bool head = reader.method() == "HEAD";
-        HttpResponse r = handler_(
-            head ? std::string_view("GET") : reader.method(), reader.target(), reader.body(),
-            [&reader](const std::string& name) { return reader.header(name); });
+        HttpResponse r;
+        try {
+          r = handler_(head ? std::string_view("GET") : reader.method(), reader.target(),
+                       reader.body(),
+                       [&reader](const std::string& name) { return reader.header(name); });
+        } catch (const std::exception& e) {
+          return refuse(ErrorResponse(
+              Status::Internal(std::string("the request failed unexpectedly: ") + e.what())));
+        } catch (...) {
+          return refuse(ErrorResponse(Status::Internal("the request failed unexpectedly")));
+        }
         const bool keep = reader.keep_alive() && !stopping_;
-        if (!WriteResponse(c->fd, r, keep, head)) return Close(std::move(c));
+        if (!WriteResponse(c->fd, r, keep, head, Clock::now() + io_timeout)) {
+          return Close(std::move(c));
+        }
         if (!keep) {
-          ::shutdown(c->fd, SHUT_WR);
+          LingeringClose(c->fd);  // a pipelined request unread would reset the answer
           return Close(std::move(c));
         }
         reader.NextRequest();
+        if (!reader.Idle()) c->request_start = Clock::now();  // the next one is under way
         continue;
       }
       case State::kSendContinue: {
         static constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
         struct iovec iov = {const_cast<char*>(kContinue), sizeof kContinue - 1};
-        if (!SendAll(c->fd, &iov, 1)) return Close(std::move(c));
+        if (!SendAll(c->fd, &iov, 1, Clock::now() + io_timeout)) return Close(std::move(c));
         continue;
       }
       case State::kFailed: {
         HttpResponse r = ErrorResponse(reader.error());
         r.status = reader.error_http_status();
-        WriteResponse(c->fd, r, /*keep_alive=*/false, /*head_only=*/false);
-        LingeringClose(c->fd);
-        return Close(std::move(c));
+        return refuse(std::move(r));
       }
       case State::kNeedMore:
         break;
     }
-    if (stopping_ && reader.Idle()) return Close(std::move(c));
-    const ssize_t n = ::recv(c->fd, buf, sizeof buf, 0);
-    if (n > 0) {
-      if (reader.Idle()) c->request_start = Clock::now();
-      reader.Append(std::string_view(buf, static_cast<size_t>(n)));
-      continue;
+    if (stopping_ &&
+        (reader.Idle() || Clock::now().time_since_epoch().count() > stop_deadline_ns_.load())) {
+      return Close(std::move(c));  // stopping: a request still arriving has had its grace
     }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && !stopping_) {
-      if (reader.Idle()) return Park(std::move(c));
-      if (Clock::now() - c->request_start < std::chrono::seconds(options_.read_timeout_s)) continue;
+    if (!reader.Idle() && Clock::now() - c->request_start >= io_timeout) {
       HttpResponse r =
           ErrorResponse(Status::DeadlineExceeded("the request did not arrive whole within " +
                                                  std::to_string(options_.read_timeout_s) + " s"));
       r.status = 408;
-      WriteResponse(c->fd, r, /*keep_alive=*/false, /*head_only=*/false);
+      return refuse(std::move(r));
     }
-    return Close(std::move(c));  // closed by the client, an error, a timeout or stopping
+    const ssize_t n = ::recv(c->fd, buf, sizeof buf, 0);
+    if (n > 0) {
+      if (reader.Idle()) c->request_start = Clock::now();
+      try {
+        reader.Append(std::string_view(buf, static_cast<size_t>(n)));
+      } catch (const std::bad_alloc&) {
+        return Close(std::move(c));
+      }
+      continue;
+    }
+    if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) {
+      if (reader.Idle() && !stopping_ && errno != EINTR) return Park(std::move(c));
+      continue;  // the checks above decide
+    }
+    return Close(std::move(c));  // closed by the client, or an error
   }
 }
 

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -71,13 +72,21 @@ class HttpServer {
   void Unpark(uint64_t id);
   void CloseIdle();
   void Close(std::unique_ptr<HttpConnection> c);
+  void CloseFds();
+
+  // After Stop(), a request still arriving gets this long to arrive whole.
+  static constexpr std::chrono::milliseconds kStopGrace{1000};
 
   const HttpHandler handler_;
   const HttpServerOptions options_;
   int listen_fd_ = -1;
   int epoll_fd_ = -1;
   int wake_fd_ = -1;
+  std::mutex lifecycle_mu_;  // Start and Stop
   std::atomic<bool> stopping_{false};
+  std::atomic<int64_t> stop_deadline_ns_{0};  // steady clock; set before stopping_
+  bool accept_paused_ = false;                // poller thread only: out of descriptors
+  std::chrono::steady_clock::time_point accept_resume_;
   std::atomic<int> open_{0};
   std::mutex mu_;
   std::condition_variable ready_cv_;

@@ -248,6 +248,50 @@ TEST_F(HttpServerTest, ARequestThatStopsHalfwayTimesOut) {
   EXPECT_EQ(calls_, 0);
 }
 
+TEST_F(HttpServerTest, ATrickleOfBytesStillTimesOut) {
+  StartServer({.read_timeout_s = 1, .park_after_ms = 10});
+  Socket s(port_);
+  ASSERT_TRUE(s.Send("PUT /k HTTP/1.1\r\nContent-Length: 1000\r\n\r\n"));
+  const auto t0 = std::chrono::steady_clock::now();
+  std::thread trickle([&] {
+    for (int i = 0; i < 300 && std::chrono::steady_clock::now() - t0 < 3s; ++i) {
+      if (!s.Send("x")) break;
+      std::this_thread::sleep_for(5ms);
+    }
+  });
+  std::string r = s.ReadResponse();
+  trickle.join();
+  EXPECT_EQ(r.rfind("HTTP/1.1 408 ", 0), 0u) << r;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2500ms);
+  EXPECT_EQ(calls_, 0);
+}
+
+TEST_F(HttpServerTest, AHandlerThatThrowsGetsA500AndTheServerStaysUp) {
+  server_ = std::make_unique<HttpServer>(
+      [](std::string_view, std::string_view target, std::string_view,
+         const HeaderLookup&) -> HttpResponse {
+        if (target == "/throw") throw std::runtime_error("boom");
+        return HttpResponse{.body = "fine"};
+      },
+      HttpServerOptions{});
+  ASSERT_TRUE(server_->Start("127.0.0.1:0").ok());
+  Socket s(server_->port());
+  ASSERT_TRUE(s.Send("GET /throw HTTP/1.1\r\n\r\n"));
+  std::string r = s.ReadResponse();
+  EXPECT_EQ(r.rfind("HTTP/1.1 500 ", 0), 0u) << r;
+  EXPECT_NE(Body(r).find("boom"), std::string::npos) << r;
+  Socket again(server_->port());
+  ASSERT_TRUE(again.Send("GET /ok HTTP/1.1\r\n\r\n"));
+  EXPECT_EQ(Body(again.ReadResponse()), "fine");
+}
+
+TEST_F(HttpServerTest, AStoppedServerCannotStartAgain) {
+  StartServer();
+  server_->Stop();
+  server_->Stop();  // idempotent
+  EXPECT_EQ(server_->Start("127.0.0.1:0").code(), StatusCode::kFailedPrecondition);
+}
+
 TEST_F(HttpServerTest, StopAnswersRequestsInFlightAndClosesIdleConnections) {
   StartServer();
   Socket idle(port_);

@@ -46,6 +46,18 @@ RequestReader::State RequestReader::Next() {
   if (state_ == State::kReady || state_ == State::kFailed) return state_;
   auto& p = parser_->p;
   const bool header_was_done = p.is_header_done();
+  if (!header_was_done) {
+    // The request line and headers together, however the bytes arrived (Beast limits
+    // the line and the fields each on their own, and only once the header is whole).
+    const size_t end = buf_.find("\r\n\r\n");
+    if ((end == std::string::npos ? buf_.size() : end + 4) > limits_.max_header_bytes) {
+      Fail(431, Status::InvalidArgument("request line and headers are longer than the server "
+                                        "accepts (" +
+                                        std::to_string(limits_.max_header_bytes) + " bytes)")
+                    .WithDetail("reason", "HEADERS_TOO_LARGE"));
+      return state_;
+    }
+  }
   size_t off = 0;
   boost::system::error_code ec;
   while (off < buf_.size() && !p.is_done()) {
@@ -77,9 +89,23 @@ RequestReader::State RequestReader::Next() {
     return state_;
   }
   if (!p.is_header_done()) return state_;
+  if (!p.is_done() && buf_.size() > limits_.max_header_bytes) {
+    // Body bytes are taken as they come: what stays is a chunk's size line or the
+    // trailer, still without its end.
+    Fail(400, Status::InvalidArgument("malformed HTTP request: a chunk size line or the "
+                                      "trailer is longer than " +
+                                      std::to_string(limits_.max_header_bytes) + " bytes"));
+    return state_;
+  }
   if (!header_was_done) {
     const auto& m = p.get();
     const auto verb = m.method();
+    if (m.count(bhttp::field::transfer_encoding) > 0 && !p.chunked()) {
+      // RFC 9112 6.3: a request whose last coding is not chunked has no length to read.
+      Fail(400, Status::InvalidArgument("malformed HTTP request: Transfer-Encoding must end "
+                                        "with chunked (the only coding this server reads)"));
+      return state_;
+    }
     if ((verb == bhttp::verb::post || verb == bhttp::verb::put || verb == bhttp::verb::patch) &&
         !p.chunked() && !p.content_length()) {
       Fail(400, Status::InvalidArgument(

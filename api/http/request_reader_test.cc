@@ -161,6 +161,47 @@ TEST(RequestReaderTest, MalformedRequestsFailWithBadRequest) {
   EXPECT_NE(r.error().message().find("malformed HTTP request"), std::string::npos);
 }
 
+TEST(RequestReaderTest, TheHeaderLimitIsTheSameWhateverTheSplit) {
+  // A 600-byte line and 600 bytes of fields: over a 1,024-byte limit together, whether
+  // they come at once or byte by byte.
+  const std::string bytes =
+      "GET /" + std::string(580, 'a') + " HTTP/1.1\r\nX-A: " + std::string(590, 'b') + "\r\n\r\n";
+  const RequestLimits limits{.max_body_bytes = 100, .max_header_bytes = 1024};
+  std::vector<size_t> every;
+  for (size_t i = 1; i < bytes.size(); ++i) every.push_back(i);
+  for (const auto& cuts : {std::vector<size_t>{}, every}) {
+    auto [reqs, state] = Read(bytes, cuts, limits);
+    EXPECT_TRUE(reqs.empty());
+    EXPECT_EQ(state, State::kFailed) << cuts.size();
+  }
+}
+
+TEST(RequestReaderTest, EndlessChunkLinesAndTrailersAreRefused) {
+  const RequestLimits limits{.max_body_bytes = 1000, .max_header_bytes = 1024};
+  for (const std::string tail :
+       {"1;" + std::string(2000, 'x'), "0\r\nX-T: " + std::string(2000, 'y')}) {
+    RequestReader r(limits);
+    r.Append("PUT /k HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
+    EXPECT_EQ(r.Next(), State::kNeedMore);
+    for (size_t i = 0; i < tail.size(); i += 100) r.Append(tail.substr(i, 100));
+    ASSERT_EQ(r.Next(), State::kFailed) << tail.substr(0, 4);
+    EXPECT_EQ(r.error_http_status(), 400);
+  }
+}
+
+TEST(RequestReaderTest, ATransferCodingOtherThanChunkedIsRefused) {
+  for (const char* m : {"GET", "DELETE", "POST"}) {
+    RequestReader r({});
+    r.Append(std::string(m) +
+             " /k HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n");
+    ASSERT_EQ(r.Next(), State::kFailed) << m;
+    EXPECT_EQ(r.error_http_status(), 400);
+  }
+  auto ok =
+      Read("PUT /k HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n1\r\nz\r\n0\r\n\r\n", {});
+  ASSERT_EQ(ok.first.size(), 1u);
+}
+
 TEST(RequestReaderTest, AWriteWithoutALengthIsRefused) {
   for (const char* m : {"POST", "PUT", "PATCH"}) {
     RequestReader r({});
