@@ -55,7 +55,8 @@ class HttpServer {
   HttpServer(HttpHandler handler, HttpServerOptions options);
   ~HttpServer();
 
-  // Binds `addr` (host:port) and serves on a background thread.
+  // Binds `addr` (host:port; port 0 picks a free one) and serves on the worker and
+  // poller threads. Once stopped, a server does not start again.
   Status Start(const std::string& addr);
   // The port listened on (useful after Start("127.0.0.1:0")); 0 when not listening.
   int port() const;
