@@ -1298,12 +1298,18 @@ TEST_F(StoreTest, AFoundingStoppedAfterAMessageMadeAMemberIsDoneAgain) {
     if (!member) std::this_thread::sleep_for(5ms);
   }
   ASSERT_TRUE(member) << "shard 2's leader never reached node 3";
+  // Shard 2's leader now stays away from node 3 until two foundings have stopped: its
+  // snapshot could otherwise make the member whole first (a valid way to join, which
+  // FoundChild accepts), and no founding would run.
+  net_.SetCut(3, 2, true);
   std::atomic<int> failed{0};
   failpoint::ScopedError stop("store.found_child.between_log_and_machine", [&](uint64_t shard) {
     if (shard == 2 && failed.fetch_add(1) < 2) return Status::IOError("stopped here");
     return Status::OK();
   });
   net_.SetCut(3, 1, false);
+  for (int i = 0; i < 2000 && failed.load() < 2; ++i) std::this_thread::sleep_for(5ms);
+  net_.SetCut(3, 2, false);
   ExpectNewShardOn(3, 2, *key, written, "k29", "after");
   EXPECT_GE(failed.load(), 2) << "two foundings stopped between log and machine";
 }
