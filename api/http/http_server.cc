@@ -163,16 +163,25 @@ void SetTimeout(int fd, int opt, std::chrono::milliseconds d) {
   ::setsockopt(fd, SOL_SOCKET, opt, &tv, sizeof tv);
 }
 
+// "host:port" ("[::1]:80" too); port 0 only when `allow_zero`.
+Result<std::pair<std::string, int>> ParseHostPort(const std::string& addr, bool allow_zero) {
+  size_t colon = addr.rfind(':');
+  if (colon == std::string::npos || colon == 0) {
+    return Status::InvalidArgument("address '" + addr + "' is not host:port");
+  }
+  std::string host = addr.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  auto port = ParseUint64(addr.substr(colon + 1), "port");
+  if (!port.ok() || (*port == 0 && !allow_zero) || *port > 65535) {
+    return Status::InvalidArgument("address '" + addr + "' has no valid port");
+  }
+  return std::make_pair(host, static_cast<int>(*port));
+}
+
 // `addr` is host:port; port 0 binds a free one (tests), which port() then reports.
 Result<int> Listen(const std::string& addr) {
-  std::pair<std::string, int> hp;
-  if (addr.size() > 2 && addr.compare(addr.size() - 2, 2, ":0") == 0) {
-    hp = {addr.substr(0, addr.size() - 2), 0};
-    if (hp.first.size() > 2 && hp.first.front() == '[' && hp.first.back() == ']')
-      hp.first = hp.first.substr(1, hp.first.size() - 2);
-  } else {
-    ASSIGN_OR_RETURN(hp, SplitHostPort(addr));
-  }
+  ASSIGN_OR_RETURN(auto hp, ParseHostPort(addr, /*allow_zero=*/true));
   struct addrinfo hints {};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -212,18 +221,7 @@ Result<int> Listen(const std::string& addr) {
 }  // namespace
 
 Result<std::pair<std::string, int>> SplitHostPort(const std::string& addr) {
-  size_t colon = addr.rfind(':');
-  if (colon == std::string::npos || colon == 0) {
-    return Status::InvalidArgument("address '" + addr + "' is not host:port");
-  }
-  std::string host = addr.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
-    host = host.substr(1, host.size() - 2);
-  auto port = ParseUint64(addr.substr(colon + 1), "port");
-  if (!port.ok() || *port == 0 || *port > 65535) {
-    return Status::InvalidArgument("address '" + addr + "' has no valid port");
-  }
-  return std::make_pair(host, static_cast<int>(*port));
+  return ParseHostPort(addr, /*allow_zero=*/false);
 }
 
 HttpServer::HttpServer(HttpApi* api, HttpServerOptions options)

@@ -42,19 +42,23 @@ void RequestReader::Fail(int http_status, Status status) {
   error_ = std::move(status);
 }
 
+void RequestReader::FailHeadersTooLarge() {
+  Fail(431, Status::InvalidArgument("request line and headers are longer than the server "
+                                    "accepts (" +
+                                    std::to_string(limits_.max_header_bytes) + " bytes)")
+                .WithDetail("reason", "HEADERS_TOO_LARGE"));
+}
+
 RequestReader::State RequestReader::Next() {
   if (state_ == State::kReady || state_ == State::kFailed) return state_;
   auto& p = parser_->p;
   const bool header_was_done = p.is_header_done();
   if (!header_was_done) {
     // The request line and headers together, however the bytes arrived (Beast limits
-    // the line and the fields each on their own, and only once the header is whole).
+    // the line and the fields each on their own, and at points that depend on the split).
     const size_t end = buf_.find("\r\n\r\n");
     if ((end == std::string::npos ? buf_.size() : end + 4) > limits_.max_header_bytes) {
-      Fail(431, Status::InvalidArgument("request line and headers are longer than the server "
-                                        "accepts (" +
-                                        std::to_string(limits_.max_header_bytes) + " bytes)")
-                    .WithDetail("reason", "HEADERS_TOO_LARGE"));
+      FailHeadersTooLarge();
       return state_;
     }
   }
@@ -78,10 +82,8 @@ RequestReader::State RequestReader::Next() {
     return state_;
   }
   if (ec == bhttp::error::header_limit) {
-    Fail(431, Status::InvalidArgument("request line and headers are longer than the server "
-                                      "accepts (" +
-                                      std::to_string(limits_.max_header_bytes) + " bytes)")
-                  .WithDetail("reason", "HEADERS_TOO_LARGE"));
+    // Beast's own count, of the line or the fields, reached the limit first.
+    FailHeadersTooLarge();
     return state_;
   }
   if (ec) {

@@ -57,6 +57,7 @@ class RequestReader {
  private:
   struct Parser;
   void Fail(int http_status, Status status);
+  void FailHeadersTooLarge();
 
   const RequestLimits limits_;
   std::string buf_;  // appended, not yet given to the parser
