@@ -7,6 +7,7 @@
 #include "api/http/body_decoder.h"
 #include "api/http/codec.h"
 #include "api/http/router.h"
+#include "core/document/document.h"
 #include "core/kv/ingest_session.h"
 #include "core/kv/ndjson.h"
 
@@ -97,7 +98,7 @@ void SetKey(json& obj, std::string_view key) { SetBytesField(obj, "key", key, fa
 bool IsSpliceableJson(std::string_view v) {
   if (v.empty() || v.find('\0') != std::string_view::npos) return false;
   if (v.size() >= 3 && v.substr(0, 3) == "\xEF\xBB\xBF") return false;
-  return json::accept(v);
+  return document::IsJsonText(v);
 }
 
 // `"items":[…]`: a value that is JSON text goes in as its bytes, so a document comes
@@ -108,10 +109,17 @@ void AppendItems(std::string& out, const std::vector<kv::KeyValue>& items) {
   for (size_t n = 0; n < items.size(); ++n) {
     const auto& kv = items[n];
     if (n > 0) out += ',';
-    json key = json::object();
-    SetKey(key, kv.key);
-    const std::string k = key.dump();  // {"key":"…"}
-    out.append(k, 0, k.size() - 1);
+    if (std::all_of(kv.key.begin(), kv.key.end(),
+                    [](char c) { return c >= 0x20 && c < 0x7f && c != '"' && c != '\\'; })) {
+      out += "{\"key\":\"";  // printable ASCII that needs no escape: as SetKey prints it
+      out += kv.key;
+      out += '"';
+    } else {
+      json key = json::object();
+      SetKey(key, kv.key);
+      const std::string k = key.dump();  // {"key":"…"}
+      out.append(k, 0, k.size() - 1);
+    }
     if (IsSpliceableJson(kv.value)) {
       out += ",\"value\":";
       out += kv.value;

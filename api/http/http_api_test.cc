@@ -135,6 +135,23 @@ TEST_F(HttpApiTest, ScanPaginationAndBinaryKeys) {
   EXPECT_GT(second["read_ts"].get<uint64_t>(), 0u);
 }
 
+// Keys that need escaping in JSON come back whole: quotes, backslashes, control
+// characters and non-ASCII UTF-8 as JSON strings, next to plain ASCII keys.
+TEST_F(HttpApiTest, ScanKeysAreEscapedAsNeeded) {
+  for (const char* k : {"YSJiXGM=", "w6k=", "dGFiCWtleQ=="}) {
+    ASSERT_EQ(Do("PUT", std::string("/v1/collections/default/keys?key_base64=") + k, "1").status,
+              200);
+  }
+  Do("PUT", "/v1/collections/default/keys/plain~key", "2");
+  auto j = Body(Do("GET", "/v1/collections/default/keys"));
+  ASSERT_EQ(j["items"].size(), 4u) << j.dump();
+  EXPECT_EQ(j["items"][0]["key"], "a\"b\\c");
+  EXPECT_EQ(j["items"][1]["key"], "plain~key");
+  EXPECT_EQ(j["items"][2]["key"], "tab\tkey");
+  EXPECT_EQ(j["items"][3]["key"], "\xc3\xa9");
+  EXPECT_EQ(j["items"][1]["value"], 2);
+}
+
 TEST_F(HttpApiTest, BatchAppliesAtomically) {
   auto ok =
       Do("POST", "/v1/batch",

@@ -208,12 +208,11 @@ json FromSimd(simdjson::dom::element e) {
   return nullptr;
 }
 
-// The kept members of `bytes`, or nullopt when simdjson does not accept it whole as an
-// object (nlohmann then decides, and says why): bad JSON, deeper than a margin under
-// kMaxJsonDepth, or a number simdjson does not hold (an integer past 64 bits). Texts
-// over 256 KiB go to nlohmann too: each thread's parser keeps the buffers of the largest
-// text it has read.
-std::optional<json> FieldsBySimd(std::string_view bytes, const std::vector<std::string>& keep) {
+// `bytes` parsed by this thread's simdjson parser (valid until its next call here), or
+// nullopt when simdjson does not accept it: bad JSON, deeper than a margin under
+// kMaxJsonDepth, a number simdjson does not hold (an integer past 64 bits), or a text
+// over 256 KiB (each thread's parser keeps the buffers of the largest text it has read).
+std::optional<simdjson::dom::element> SimdParse(std::string_view bytes) {
   if (bytes.size() > (256u << 10)) return std::nullopt;
   struct Parser {
     Parser() : ready(p.allocate(4096, kMaxJsonDepth - 2) == simdjson::SUCCESS) {}
@@ -230,10 +229,18 @@ std::optional<json> FieldsBySimd(std::string_view bytes, const std::vector<std::
   std::memcpy(buf.data(), bytes.data(), bytes.size());
   simdjson::dom::element root;
   if (parser.p.parse(buf.data(), bytes.size(), /*realloc_if_needed=*/false).get(root) !=
-          simdjson::SUCCESS ||
-      !root.is_object()) {
+      simdjson::SUCCESS) {
     return std::nullopt;
   }
+  return root;
+}
+
+// The kept members of `bytes`, or nullopt when simdjson does not accept it whole as an
+// object (nlohmann then decides, and says why).
+std::optional<json> FieldsBySimd(std::string_view bytes, const std::vector<std::string>& keep) {
+  auto parsed = SimdParse(bytes);
+  if (!parsed || !parsed->is_object()) return std::nullopt;
+  const simdjson::dom::element root = *parsed;
   json out = json::object();
   for (auto field : simdjson::dom::object(root)) {
     if (std::binary_search(keep.begin(), keep.end(), field.key)) {
@@ -244,6 +251,10 @@ std::optional<json> FieldsBySimd(std::string_view bytes, const std::vector<std::
 }
 
 }  // namespace
+
+bool IsJsonText(std::string_view bytes) {
+  return SimdParse(bytes).has_value() || json::accept(bytes);
+}
 
 Result<json> ParseDocumentFields(std::string_view bytes, const std::vector<std::string>& keep) {
   if (auto fast = FieldsBySimd(bytes, keep)) return std::move(*fast);

@@ -38,6 +38,11 @@ Result<nlohmann::json> ParseDocument(std::string_view bytes);
 Result<nlohmann::json> ParseDocumentFields(std::string_view bytes,
                                            const std::vector<std::string>& keep);
 
+// Whether `bytes` is one JSON text, as nlohmann's json::accept judges it (which stops at
+// a NUL byte and skips a leading byte order mark: callers that need the whole text
+// checked look for those first). simdjson decides the common case.
+bool IsJsonText(std::string_view bytes);
+
 // --- Typed values ---
 // The order of values: missing < null < false < true < numbers < strings < arrays and
 // objects (by canonical JSON text); within numbers as doubles, within strings by bytes.

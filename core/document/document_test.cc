@@ -270,5 +270,66 @@ TEST(DocumentTest, ParsingSomeFieldsKeepsTheVerdictAndTheValues) {
   }
 }
 
+// IsJsonText decides as json::accept does, on texts each side of simdjson's limits and
+// on random damage to a document.
+TEST(DocumentTest, IsJsonTextAgreesWithAccept) {
+  std::string deep;
+  for (int i = 0; i < 1000; ++i) deep += "[";
+  for (int i = 0; i < 1000; ++i) deep += "]";
+  std::vector<std::string> texts = {"{}",
+                                    "[]",
+                                    "1",
+                                    "-0",
+                                    "\"s\"",
+                                    "null",
+                                    " true ",
+                                    "1e400",
+                                    "-1e-400",
+                                    "123456789012345678901234567890",
+                                    "18446744073709551616",
+                                    "-9223372036854775809",
+                                    R"("\ud800")",
+                                    R"("\udc00\ud800")",
+                                    R"("\ud83d\ude00")",
+                                    "\"\xff\"",
+                                    "\"\xc0\x80\"",
+                                    "\"\xed\xa0\x80\"",
+                                    "[1,]",
+                                    "01",
+                                    "NaN",
+                                    "{\"a\":1} x",
+                                    "",
+                                    " ",
+                                    "{\"a\" 1}",
+                                    "\"\t\"",
+                                    "\"a\x01\"",
+                                    deep,
+                                    "{\"a\": \"" + std::string(300000, 'x') + "\"}",
+                                    "{\"a\": \"" + std::string(300000, 'x') + "\""};
+  std::mt19937_64 rng(7);
+  const std::string doc =
+      R"({"id": 12, "name": "n\u00e9", "tags": ["a", "b"], "x": {"y": [1.5, -2e3, null, true]}})";
+  for (int i = 0; i < 3000; ++i) {
+    std::string t = doc;
+    for (int k = 0, n = 1 + static_cast<int>(rng() % 3); k < n; ++k) {
+      const size_t at = rng() % t.size();
+      switch (rng() % 3) {
+        case 0:
+          t.erase(at, 1);
+          break;
+        case 1:
+          t.insert(at, 1, "{}[]\",:0e-.\\u\xff \x7f"[rng() % 19]);
+          break;
+        default:
+          t[at] = static_cast<char>(rng() % 256);
+      }
+    }
+    if (t.find('\0') == std::string::npos) texts.push_back(std::move(t));
+  }
+  for (const auto& t : texts) {
+    EXPECT_EQ(IsJsonText(t), json::accept(t)) << t.substr(0, 100);
+  }
+}
+
 }  // namespace
 }  // namespace gojodb::document
