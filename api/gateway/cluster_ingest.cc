@@ -354,23 +354,29 @@ Status ClusterKv::IngestDocuments(const kv::CollectionInfo& info,
         refusals.push_back({docs[live[i]].record->line, UniqueViolation(*claim.index, *other)});
       }
     }
-    // One transaction over the accepted documents and their entries (distinct rows: a
-    // document's own entries name it, and unique ones were claimed once).
-    std::map<std::string, txn::TxnMutation> merged;
+    // One transaction over the accepted documents and their entries, in key order
+    // (distinct rows: a document's own entries name it, and unique ones were claimed
+    // once; of two mutations of one row the first would be kept).
+    std::vector<txn::TxnMutation> mutations;
     uint64_t written = 0;
     for (size_t i = 0; i < live.size(); ++i) {
       if (refused[i]) continue;
       ++written;
-      for (auto& m : muts[i]) merged.emplace(m.row_key, std::move(m));
+      for (auto& m : muts[i]) mutations.push_back(std::move(m));
     }
-    if (merged.empty()) {
+    if (mutations.empty()) {
       for (auto& r : refusals) out->errors.push_back(std::move(r));
       return Status::OK();
     }
-    std::vector<txn::TxnMutation> mutations;
-    mutations.reserve(merged.size());
+    std::stable_sort(
+        mutations.begin(), mutations.end(),
+        [](const txn::TxnMutation& a, const txn::TxnMutation& b) { return a.row_key < b.row_key; });
+    mutations.erase(std::unique(mutations.begin(), mutations.end(),
+                                [](const txn::TxnMutation& a, const txn::TxnMutation& b) {
+                                  return a.row_key == b.row_key;
+                                }),
+                    mutations.end());
     // The primary is a document row: the first one in key order.
-    for (auto& [row, m] : merged) mutations.push_back(std::move(m));
     std::stable_partition(mutations.begin(), mutations.end(), [&](const txn::TxnMutation& m) {
       return m.row_key.compare(0, mvcc::CollectionPrefix(kTenant, info.id).size(),
                                mvcc::CollectionPrefix(kTenant, info.id)) == 0;

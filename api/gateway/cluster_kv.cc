@@ -869,14 +869,20 @@ Status ClusterKv::CallShardAt(const std::function<Result<sharding::ShardRecord>(
 Result<kv::WriteResult> ClusterKv::Write(v1::ShardWriteRequest req,
                                          std::vector<std::string> row_keys,
                                          Clock::time_point deadline) {
+  return WriteKeeping(&req, row_keys, deadline);
+}
+
+Result<kv::WriteResult> ClusterKv::WriteKeeping(v1::ShardWriteRequest* req,
+                                                const std::vector<std::string>& row_keys,
+                                                Clock::time_point deadline) {
   v1::ShardBatchResult result;
-  const bool has_request_id = !req.request_id().empty();
-  // The one item every attempt sends (only its route changes): the request moves in
-  // rather than being copied per attempt.
+  const bool has_request_id = !req->request_id().empty();
+  // The one item every attempt sends (only its route changes): the request is swapped
+  // in rather than copied, and swapped back out at the end.
   v1::ShardBatchItem item;
-  *item.mutable_write() = std::move(req);
+  item.mutable_write()->Swap(req);
   // A row held by a transaction: nothing applied, so resolve it and send the write again.
-  RETURN_IF_ERROR(WithLocksResolved(0, nullptr, deadline, [&] {
+  Status sent = WithLocksResolved(0, nullptr, deadline, [&] {
     return CallShard(row_keys.front(), Target::kLeader, /*write=*/true, has_request_id, deadline,
                      [&](const sharding::ShardRecord& shard, const NodeConn& node,
                          Clock::time_point d) -> Status {
@@ -888,7 +894,9 @@ Result<kv::WriteResult> ClusterKv::Write(v1::ShardWriteRequest req,
                        SetRoute(shard, item.mutable_write()->mutable_route());
                        return CallNode(node, item, d, &result);
                      });
-  }));
+  });
+  req->Swap(item.mutable_write());
+  RETURN_IF_ERROR(sent);
   return kv::WriteResult{result.write().version(), result.write().existed()};
 }
 

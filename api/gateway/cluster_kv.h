@@ -324,6 +324,11 @@ class ClusterKv final : public kv::KvService {
   // Sends a write whose mutations are on `row_keys` to the leader of their one shard.
   Result<kv::WriteResult> Write(v1::ShardWriteRequest req, std::vector<std::string> row_keys,
                                 Clock::time_point deadline);
+  // The same, and `req` comes back whole (its route set) whatever the outcome: a caller
+  // that may send its mutations another way keeps them without a copy.
+  Result<kv::WriteResult> WriteKeeping(v1::ShardWriteRequest* req,
+                                       const std::vector<std::string>& row_keys,
+                                       Clock::time_point deadline);
   // Acts on a node's error; false when the request should stop with `s`.
   bool HandleNodeError(const sharding::ShardRecord& shard, uint64_t node, const Status& s,
                        bool write, bool has_request_id, Clock::time_point deadline, int* rotate);

@@ -483,20 +483,26 @@ Result<uint64_t> ClusterKv::CommitMutations(uint64_t start_ts,
     v1::ShardWriteRequest w;
     w.set_start_ts(start_ts);
     w.set_commit_below(commit_below);
-    for (const auto& m : mutations) {
+    w.mutable_mutations()->Reserve(static_cast<int>(mutations.size()));
+    for (auto& m : mutations) {
       auto* out = w.add_mutations();
       out->set_delete_(m.kind == txn::LockKind::kDelete);
-      out->set_row_key(m.row_key);
-      out->set_value(m.value);
+      out->set_row_key(std::move(m.row_key));
+      out->set_value(std::move(m.value));
       if (m.if_version) {
         out->set_has_if_version(true);
         out->set_if_version(*m.if_version);
       }
     }
-    auto out = Write(std::move(w), rows, deadline);
+    auto out = WriteKeeping(&w, rows, deadline);
     if (out.ok()) return out->version;
     if (!IsRowsMoved(out.status())) return out.status();
-    // A split under it: the rows span shards now.
+    // A split under it: the rows span shards now. The mutations back from the request.
+    for (size_t i = 0; i < mutations.size(); ++i) {
+      auto* m = w.mutable_mutations(static_cast<int>(i));
+      mutations[i].row_key = std::move(*m->mutable_row_key());
+      mutations[i].value = std::move(*m->mutable_value());
+    }
   }
   return CommitTransaction(start_ts, std::move(mutations), deadline, commit_below);
 }
