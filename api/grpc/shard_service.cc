@@ -1,8 +1,12 @@
 #include "api/grpc/shard_service.h"
 
+#include <algorithm>
+#include <thread>
+
 #include "api/grpc/convert.h"
 #include "api/grpc/shard_convert.h"
 #include "core/mvcc/key_codec.h"
+#include "core/query/parallel_aggregation.h"
 #include "core/query/shard_query.h"
 
 namespace gojodb::rpc {
@@ -426,10 +430,23 @@ Status ShardKvService::DoQuery(const v1::ShardQueryRequest& req, Deadline deadli
                                       : std::min(req.max_examined(), kMaxQueryExamined);
     o.read_ts = req.read_ts();
     const std::vector<uint64_t> resolved(req.resolved().begin(), req.resolved().end());
-    auto next = store_->ScanEach(
-        RouteOf(req.route()), std::move(o), deadline, resolved,
-        [&](const mvcc::ScanItem& item) { return run.Add(item.key, item.value, item.version); });
-    RETURN_IF_ERROR(next.status());
+    Result<std::optional<std::string>> next = std::optional<std::string>();
+    if (aggregating) {
+      // The scan feeds workers that parse and aggregate (most of an aggregation's work).
+      query::ParallelAggregation par(*q, std::max(1u, std::thread::hardware_concurrency()));
+      next = store_->ScanEach(RouteOf(req.route()), std::move(o), deadline, resolved,
+                              [&](const mvcc::ScanItem& item) -> Result<bool> {
+                                RETURN_IF_ERROR(par.Add(item.value));
+                                return true;
+                              });
+      RETURN_IF_ERROR(next.status());
+      RETURN_IF_ERROR(par.Finish(&run));
+    } else {
+      next = store_->ScanEach(
+          RouteOf(req.route()), std::move(o), deadline, resolved,
+          [&](const mvcc::ScanItem& item) { return run.Add(item.key, item.value, item.version); });
+      RETURN_IF_ERROR(next.status());
+    }
     if (*next) {
       resp->set_has_next(true);
       resp->set_next(std::move(**next));

@@ -100,4 +100,12 @@ Result<bool> ShardQueryRun::Add(std::string_view key, std::string_view value, ui
   return matches_.size() < q_.limit && (q_.max_bytes == 0 || bytes_ < q_.max_bytes);
 }
 
+Status ShardQueryRun::Absorb(const ShardQueryRun& other) {
+  if (!agg_ || !other.agg_) return Status::InvalidArgument("only aggregating runs merge");
+  RETURN_IF_ERROR(agg_->Merge(*other.agg_));
+  examined_ += other.examined_;
+  matched_ += other.matched_;
+  return Status::OK();
+}
+
 }  // namespace gojodb::query

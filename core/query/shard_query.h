@@ -62,6 +62,9 @@ class ShardQueryRun {
   uint64_t matched() const { return matched_; }
   std::vector<Match>& matches() { return matches_; }
   std::string EncodePartial() const { return agg_ ? agg_->EncodePartial() : std::string(); }
+  // Adds another aggregating run's counts and groups (a run of the same query over other
+  // rows). INVALID_ARGUMENT when either does not aggregate, or past the group limit.
+  Status Absorb(const ShardQueryRun& other);
 
  private:
   const ShardQuery& q_;
