@@ -28,6 +28,8 @@ kv::Consistency ConsistencyOf(v1::ReadConsistency c) {
 }
 
 constexpr size_t kMaxScanLimit = 10000;
+// Threads one aggregating query call spreads its documents over (ParallelAggregation).
+constexpr unsigned kMaxAggregationWorkers = 4;
 
 Result<sharding::WriteCommand> CommandOf(const v1::ShardWriteRequest& req) {
   if (req.mutations().empty())
@@ -432,8 +434,10 @@ Status ShardKvService::DoQuery(const v1::ShardQueryRequest& req, Deadline deadli
     const std::vector<uint64_t> resolved(req.resolved().begin(), req.resolved().end());
     Result<std::optional<std::string>> next = std::optional<std::string>();
     if (aggregating) {
-      // The scan feeds workers that parse and aggregate (most of an aggregation's work).
-      query::ParallelAggregation par(*q, std::max(1u, std::thread::hardware_concurrency()));
+      // The scan feeds workers that parse and aggregate (most of an aggregation's work):
+      // one per core, at most kMaxAggregationWorkers (a router walks up to 8 ranges at once).
+      query::ParallelAggregation par(
+          *q, std::clamp(std::thread::hardware_concurrency(), 1u, kMaxAggregationWorkers));
       next = store_->ScanEach(RouteOf(req.route()), std::move(o), deadline, resolved,
                               [&](const mvcc::ScanItem& item) -> Result<bool> {
                                 RETURN_IF_ERROR(par.Add(item.value));
