@@ -1,5 +1,9 @@
 #include "core/query/parallel_aggregation.h"
 
+#include <system_error>
+
+#include "internal/failpoint.h"
+
 namespace gojodb::query {
 
 ParallelAggregation::ParallelAggregation(const ShardQuery& q, unsigned workers)
@@ -30,15 +34,30 @@ Status ParallelAggregation::Add(std::string_view value) {
 
 Status ParallelAggregation::Push(std::vector<std::string> batch) {
   std::unique_lock lock(mu_);
-  if (threads_.empty()) {
+  if (!started_) {
+    started_ = true;
     for (unsigned i = 0; i < workers_; ++i) {
-      runs_.push_back(std::make_unique<ShardQueryRun>(q_));
-      threads_.emplace_back([this, run = runs_.back().get()] { Work(run); });
+      auto run = std::make_unique<ShardQueryRun>(q_);
+      // Tests make the system refuse the i-th thread here.
+      if (!failpoint::Inject("query/aggregation_thread", i).ok()) break;
+      try {
+        threads_.emplace_back([this, r = run.get()] { Work(r); });
+      } catch (const std::system_error&) {
+        break;  // no more threads to be had now: fewer workers
+      }
+      runs_.push_back(std::move(run));
     }
+  }
+  if (threads_.empty()) {
+    // Not one thread to be had: the batch is folded here, on the scan's thread.
+    lock.unlock();
+    if (!inline_run_) inline_run_ = std::make_unique<ShardQueryRun>(q_);
+    for (const auto& value : batch) RETURN_IF_ERROR(inline_run_->Add({}, value, 0).status());
+    return Status::OK();
   }
   // A few batches per worker in the queue at most: the scan waits for the workers
   // rather than holding the range in memory.
-  taken_.wait(lock, [&] { return !error_.ok() || queue_.size() < 2 * size_t{workers_}; });
+  taken_.wait(lock, [&] { return !error_.ok() || queue_.size() < 2 * threads_.size(); });
   RETURN_IF_ERROR(error_);
   queue_.push_back(std::move(batch));
   lock.unlock();
@@ -73,20 +92,20 @@ void ParallelAggregation::Work(ShardQueryRun* run) {
 }
 
 Status ParallelAggregation::Finish(ShardQueryRun* into) {
-  if (threads_.empty()) {
-    // Fewer rows than a batch: here, on the caller's thread.
-    for (const auto& value : batch_) RETURN_IF_ERROR(into->Add({}, value, 0).status());
-    batch_.clear();
-    return Status::OK();
-  }
   if (!batch_.empty()) {
-    Status pushed = Push(std::move(batch_));
-    batch_.clear();
-    RETURN_IF_ERROR(pushed);
+    std::vector<std::string> rest;
+    rest.swap(batch_);
+    if (!started_) {
+      // Fewer rows than a batch: folded here, on the caller's thread, with no thread.
+      for (const auto& value : rest) RETURN_IF_ERROR(into->Add({}, value, 0).status());
+    } else {
+      RETURN_IF_ERROR(Push(std::move(rest)));
+    }
   }
   Stop();
   RETURN_IF_ERROR(error_);
   for (const auto& run : runs_) RETURN_IF_ERROR(into->Absorb(*run));
+  if (inline_run_) RETURN_IF_ERROR(into->Absorb(*inline_run_));
   return Status::OK();
 }
 

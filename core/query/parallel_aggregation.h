@@ -25,7 +25,8 @@ class ParallelAggregation {
   // without a thread.
   static constexpr size_t kBatchRows = 256;
 
-  // `q` (an aggregating query) must outlive this; workers >= 1.
+  // `q` (an aggregating query) must outlive this; workers >= 1. When the system has no
+  // thread to give, fewer workers run, or none and the feeder folds every batch itself.
   ParallelAggregation(const ShardQuery& q, unsigned workers);
   ~ParallelAggregation();  // stops and joins the workers (Finish not called: an error)
   ParallelAggregation(const ParallelAggregation&) = delete;
@@ -50,9 +51,12 @@ class ParallelAggregation {
   std::condition_variable taken_;   // a batch taken off the queue, or a worker failed
   std::deque<std::vector<std::string>> queue_;
   bool done_ = false;
-  Status error_;  // the first worker's error
-  std::vector<std::unique_ptr<ShardQueryRun>> runs_;
+  Status error_;          // the first worker's error
+  bool started_ = false;  // the first batch was pushed (the feeder's own)
+  std::vector<std::unique_ptr<ShardQueryRun>> runs_;  // one per thread
   std::vector<std::thread> threads_;
+  // Where batches go when no thread could be started (the feeder's own).
+  std::unique_ptr<ShardQueryRun> inline_run_;
 };
 
 }  // namespace gojodb::query

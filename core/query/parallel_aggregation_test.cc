@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "internal/failpoint.h"
+
 namespace gojodb::query {
 namespace {
 
@@ -46,6 +48,26 @@ TEST(ParallelAggregationTest, MatchesOneRunOverTheSameRows) {
       EXPECT_EQ(parallel.matched(), serial.matched()) << rows;
       EXPECT_EQ(parallel.EncodePartial(), serial.EncodePartial()) << rows << " rows";
     }
+  }
+}
+
+// With fewer threads than asked for, or none at all, every row is still folded once.
+TEST(ParallelAggregationTest, FewerThreadsThanAskedForLoseNoRow) {
+  auto q = Query(R"(["g"])");
+  for (uint64_t granted : {0u, 1u}) {
+    failpoint::ScopedError refuse("query/aggregation_thread", [granted](uint64_t i) {
+      return i >= granted ? Status::Unavailable("no thread") : Status::OK();
+    });
+    ShardQueryRun serial(*q), parallel(*q);
+    ParallelAggregation par(*q, 3);
+    for (int i = 0; i < 3000; ++i) {
+      const std::string v = json{{"g", i % 7}, {"n", i % 1000}}.dump();
+      ASSERT_TRUE(serial.Add("k", v, 1).ok());
+      ASSERT_TRUE(par.Add(v).ok());
+    }
+    ASSERT_TRUE(par.Finish(&parallel).ok());
+    EXPECT_EQ(parallel.examined(), 3000u) << granted << " threads";
+    EXPECT_EQ(parallel.EncodePartial(), serial.EncodePartial()) << granted << " threads";
   }
 }
 
