@@ -1766,6 +1766,63 @@ TEST(ShardMachineTest, SnapshotsCarryLocksAndMarkers) {
   EXPECT_FALSE(third->Restore(consensus::LogIndex(4), v1).ok());
 }
 
+// A write's rows are checked for locks with one seek over their range when it holds
+// nothing. Neither a lock behind more deleted locks than that seek passes over, nor one
+// right among the rows, is missed (RocksDB: the memory engine keeps no deleted entries).
+TEST(ShardMachineTest, AWriteMeetsALockBehindManyDeletedLocks) {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("gojodb-machine-locks-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  storage::EngineOptions eo;
+  eo.path = dir.string();
+  auto engine = std::move(storage::OpenEngine(eo)).value();
+  auto row = [](int i) {
+    char b[16];
+    std::snprintf(b, sizeof(b), "d%05d", i);
+    return MachineRow(b);
+  };
+  auto machine = std::move(ShardMachine::Create(engine.get(), ShardAToZ({1}))).value();
+  uint64_t index = 0;
+  auto apply = [&](const std::string& cmd) {
+    std::string result;
+    Status s = machine->ApplyCommand(consensus::LogIndex(++index), cmd, &result);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return std::move(DecodeOutcome(result)).value();
+  };
+  // 3,000 locks taken and committed: 3,000 deleted locks in front of row 5000's.
+  txn::PrewriteRequest p{10, row(0), 60000, {}};
+  std::vector<std::string> rows;
+  for (int i = 0; i < 3000; ++i) {
+    p.mutations.push_back({txn::LockKind::kPut, row(i), "v", std::nullopt});
+    rows.push_back(row(i));
+  }
+  ASSERT_TRUE(apply(EncodePrewriteCommand(p)).txn.ok());
+  ASSERT_TRUE(apply(EncodeTxnCommitCommand(10, 20, rows, true)).txn.ok());
+  ASSERT_TRUE(
+      apply(EncodePrewriteCommand(
+                {30, row(5000), 60000, {{txn::LockKind::kPut, row(5000), "v", std::nullopt}}}))
+          .txn.ok());
+  auto write = [&](uint64_t ts, std::vector<int> at) {
+    WriteCommand w;
+    w.ts = ts;
+    for (int i : at) w.mutations.push_back({false, row(i), "w", std::nullopt});
+    return apply(EncodeWriteCommand(w));
+  };
+  auto far = write(40, {0, 5000});  // the seek from row 0 gives up before the lock
+  EXPECT_EQ(far.code, StatusCode::kAborted) << far.message;
+  EXPECT_EQ(far.txn.error, txn::TxnError::kLocked);
+  EXPECT_EQ(far.txn.row_key, row(5000));
+  auto near = write(41, {4999, 5000});  // the seek finds it
+  EXPECT_EQ(near.txn.error, txn::TxnError::kLocked) << near.message;
+  auto free = write(42, {3000, 4999});  // nothing among these rows
+  EXPECT_EQ(free.code, StatusCode::kOk) << free.message;
+  EXPECT_EQ(free.version, 42u);
+  machine.reset();
+  engine.reset();
+  std::filesystem::remove_all(dir);
+}
+
 // The GC fence refuses older prewrites, drops older rollback markers, and travels with
 // the shard: in its applied record, in snapshots and into a split's new shard.
 TEST(ShardMachineTest, GcFenceRefusesOlderTransactionsAndTravelsWithTheShard) {

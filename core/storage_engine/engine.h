@@ -87,6 +87,11 @@ struct ReadOptions {
   // filter rules the prefix out. An engine without prefixes iterates in total order
   // (more keys, never fewer): callers check that a key has their prefix.
   bool prefix_seek = false;
+  // Iterators: a seek or step that would pass over more than this many deleted or
+  // overwritten entries stops there, not Valid, with a non-OK status() (0: no limit).
+  // For callers that only ask whether a range holds anything and have another way to
+  // learn it. An engine that keeps no such entries never stops.
+  uint64_t max_skipped_entries = 0;
 };
 
 class Iterator {

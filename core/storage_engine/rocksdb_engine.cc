@@ -98,6 +98,7 @@ class RocksIterator final : public Iterator {
     // Total order unless asked: with a prefix extractor, RocksDB's default would let a
     // Seek skip keys of other prefixes.
     ro.total_order_seek = !options.prefix_seek;
+    ro.max_skippable_internal_keys = options.max_skipped_entries;
     ro.prefix_same_as_start = options.prefix_seek;
     it_.reset(db->NewIterator(ro, cf));
   }
