@@ -841,23 +841,12 @@ Status ShardMachine::ApplyWrite(storage::WriteBatch* batch, std::string_view bod
   }
   mvcc::MvccReader reader(engine_, nullptr);
   txn::TxnRows locks(engine_);
-  // Whether the lock column family holds anything among the rows, with one seek: a
-  // one-phase write takes no locks, so a bulk load's rows seldom have any near them,
-  // and then no row's lock is looked up. The seek gives up on a range thick with
-  // deleted locks, and each row is looked up as before.
-  bool any_locks = true;
-  {
-    auto [lo, hi] = std::minmax_element(
-        c.mutations.begin(), c.mutations.end(),
-        [](const Mutation& a, const Mutation& b) { return a.row_key < b.row_key; });
-    storage::ReadOptions ro;
-    ro.lower_bound = lo->row_key;
-    ro.upper_bound = mvcc::PrefixSuccessor(hi->row_key);
-    ro.max_skipped_entries = 1000;
-    auto it = engine_->NewIterator(ro, kLocks);
-    it->SeekToFirst();
-    any_locks = it->Valid() || !it->status().ok();
-  }
+  // A one-phase write takes no locks, so a bulk load's rows seldom have any near them:
+  // one seek over the rows' span, and no row's lock is looked up when it finds none.
+  const auto [lo, hi] = std::minmax_element(
+      c.mutations.begin(), c.mutations.end(),
+      [](const Mutation& a, const Mutation& b) { return a.row_key < b.row_key; });
+  const bool any_locks = locks.MayHoldLocks(lo->row_key, hi->row_key);
   // Each row in turn: its lock, then (in a transaction) its newest version; the first
   // row that fails decides. The versions come through one iterator.
   bool refused = false;

@@ -207,6 +207,17 @@ Result<std::optional<Lock>> TxnRows::LockOf(std::string_view row_key) {
   return std::optional<Lock>(std::move(lock));
 }
 
+bool TxnRows::MayHoldLocks(std::string_view first_row, std::string_view last_row) {
+  storage::ReadOptions ro;
+  ro.snapshot = snapshot_;
+  ro.lower_bound = std::string(first_row);
+  ro.upper_bound = mvcc::PrefixSuccessor(last_row);  // a marker's key extends its row's
+  ro.max_skipped_entries = kMaxSkippedDeletes;
+  auto it = engine_->NewIterator(ro, kLockCf);
+  it->SeekToFirst();
+  return it->Valid() || !it->status().ok();
+}
+
 Result<bool> TxnRows::HasRollbackMarker(std::string_view row_key, Timestamp start_ts) {
   ASSIGN_OR_RETURN(auto raw, engine_->Get({}, kLockCf, RollbackKey(row_key, start_ts)));
   return raw.has_value();

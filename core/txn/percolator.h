@@ -167,6 +167,11 @@ class TxnRows {
 
   // The row's lock, if any.
   Result<std::optional<Lock>> LockOf(std::string_view row_key);
+  // False only when no row from `first_row` to `last_row` (inclusive) has a lock or a
+  // rollback marker: one seek, which gives up (true) after kMaxSkippedDeletes deleted
+  // entries, so a caller that gets true looks each row up with LockOf.
+  static constexpr uint64_t kMaxSkippedDeletes = 1000;
+  bool MayHoldLocks(std::string_view first_row, std::string_view last_row);
   // The lock a read must resolve before it can read the row, if any.
   Result<std::optional<Lock>> ReadBlocker(std::string_view row_key, const ReadLockRules& rules);
   // Locks in [begin, end) of row keys that a read under `rules` must resolve, at most
