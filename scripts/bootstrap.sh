@@ -15,7 +15,7 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libssl-dev libcurl4-openssl-dev
   nlohmann-json3-dev libsimdjson-dev libspdlog-dev libcli11-dev libyaml-cpp-dev libcpp-httplib-dev libboost-dev
-  libreadline-dev
+  libreadline-dev libjemalloc-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   iproute2 procps
 )

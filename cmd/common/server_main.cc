@@ -1,5 +1,6 @@
 #include "cmd/common/server_main.h"
 
+#include <dlfcn.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
@@ -33,7 +34,22 @@ std::optional<int> ParseCommandLine(CLI::App* app, Config* config, int argc, cha
   if (Status s = config->Resolve(); !s.ok()) return Fail(program, 2, s);
   spdlog::set_level(spdlog::level::from_str(config->Get("log.level")));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
+  spdlog::info("{} {}, allocator {}", program, kVersion, AllocatorName());
   return std::nullopt;
+}
+
+std::string AllocatorName() {
+  // jemalloc's control interface, looked up rather than linked so that a build without
+  // jemalloc links too; found only when the process runs on jemalloc.
+  using Mallctl = int (*)(const char*, void*, size_t*, void*, size_t);
+  auto mallctl = reinterpret_cast<Mallctl>(dlsym(RTLD_DEFAULT, "mallctl"));
+  if (mallctl == nullptr) return "libc malloc";
+  const char* version = nullptr;
+  size_t size = sizeof(version);
+  if (mallctl("version", &version, &size, nullptr, 0) != 0 || version == nullptr) {
+    return "jemalloc";
+  }
+  return std::string("jemalloc ") + version;
 }
 
 ShutdownSignals::ShutdownSignals() {

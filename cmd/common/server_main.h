@@ -27,6 +27,11 @@ int Fail(std::string_view program, int code, const Status& s);
 std::optional<int> ParseCommandLine(CLI::App* app, Config* config, int argc, char** argv,
                                     std::string_view program);
 
+// The allocator the process runs on: "jemalloc <version>" when jemalloc's malloc is the
+// one in use (the servers link it, decision 32), "libc malloc" otherwise. Logged at
+// start-up.
+std::string AllocatorName();
+
 // Blocks SIGINT and SIGTERM in the calling thread and every thread it starts after, so
 // that Wait, on the main thread, is the one place that receives them.
 class ShutdownSignals {
