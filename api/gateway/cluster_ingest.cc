@@ -2,9 +2,14 @@
 // refused on its own (docs/architecture/documents.md, "Bulk ingest").
 #include <algorithm>
 #include <atomic>
+#include <deque>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
+#include <span>
+#include <system_error>
 #include <thread>
 
 #include "api/gateway/call_util.h"
@@ -20,6 +25,8 @@ using json = nlohmann::json;
 constexpr uint32_t kTenant = controller::kDefaultTenantId;
 // Reads of a chunk run this many at a time (they wait on the network, not the CPU).
 constexpr size_t kReaders = 64;
+// Parts of a chunk committing at once.
+constexpr size_t kPartsInFlight = 2;
 
 Status ParallelFor(size_t n, const std::function<Status(size_t)>& fn) {
   return gateway::ParallelFor(n, kReaders, fn);
@@ -271,103 +278,87 @@ Status ClusterKv::IngestDocuments(const kv::CollectionInfo& info,
   }
   const uint64_t superseded = docs.size() - live.size();
 
-  for (int attempt = 0;; ++attempt) {
-    ASSIGN_OR_RETURN(uint64_t start_ts, FreshTimestamp(deadline));
-    ActiveStart active(this, start_ts);  // the GC keeps what this attempt reads
+  // What the documents docs[part[0]], docs[part[1]], ... need written, planned at
+  // start_ts: each document's row and entries, and the removal of the entries of the
+  // document it replaces. A claim on a unique entry is refused when another document
+  // holds the entry at start_ts, or when `claimed` (the entries earlier lines of the
+  // chunk took) has it; accepted claims join `claimed`.
+  struct Planned {
+    std::vector<txn::TxnMutation> mutations;  // in key order, a document row first
+    uint64_t written = 0;
+    std::vector<kv::IngestError> refusals;
+  };
+  auto plan = [&](std::span<const size_t> part, uint64_t start_ts,
+                  std::set<std::string>* claimed) -> Result<Planned> {
     // The documents as they are at start_ts.
-    std::vector<std::optional<json>> old(live.size());
+    std::vector<std::optional<json>> old(part.size());
     std::vector<std::string> keys;
-    keys.reserve(live.size());
-    for (size_t i : live) keys.push_back(docs[i].record->key);
-    auto olds = MultiGetById(info.id, keys, start_ts, deadline);
-    Status read = olds.status();
-    if (olds.ok()) {
-      for (size_t i = 0; i < live.size(); ++i) {
-        if (!(*olds)[i].found) continue;
-        if (auto d = rules.ParseForWrite((*olds)[i].value); d.ok()) old[i] = std::move(*d);
-      }
+    keys.reserve(part.size());
+    for (size_t i : part) keys.push_back(docs[i].record->key);
+    ASSIGN_OR_RETURN(auto olds, MultiGetById(info.id, keys, start_ts, deadline));
+    for (size_t i = 0; i < part.size(); ++i) {
+      if (!olds[i].found) continue;
+      if (auto d = rules.ParseForWrite(olds[i].value); d.ok()) old[i] = std::move(*d);
     }
     // Each record's mutations, and the unique entries it claims.
-    std::vector<std::vector<txn::TxnMutation>> muts(live.size());
-    std::vector<std::vector<UniqueClaim>> claims(live.size());
-    if (read.ok()) {
-      for (size_t i = 0; i < live.size(); ++i) {
-        const Doc& d = docs[live[i]];
-        muts[i].push_back({txn::LockKind::kPut, mvcc::EncodeRowKey(kTenant, info.id, d.record->key),
-                           d.record->value, std::nullopt});
-        AppendEntryMutations(rules, d.record->key, old[i] ? &*old[i] : nullptr, &d.doc, &muts[i],
-                             &claims[i]);
-      }
+    std::vector<std::vector<txn::TxnMutation>> muts(part.size());
+    std::vector<std::vector<UniqueClaim>> claims(part.size());
+    for (size_t i = 0; i < part.size(); ++i) {
+      const Doc& d = docs[part[i]];
+      muts[i].push_back({txn::LockKind::kPut, mvcc::EncodeRowKey(kTenant, info.id, d.record->key),
+                         d.record->value, std::nullopt});
+      AppendEntryMutations(rules, d.record->key, old[i] ? &*old[i] : nullptr, &d.doc, &muts[i],
+                           &claims[i]);
     }
-    // Who holds each claimed entry at start_ts.
+    // Who holds each claimed entry at start_ts: per unique index, one multi-get.
     std::vector<std::pair<size_t, size_t>> all_claims;  // (record, claim)
     for (size_t i = 0; i < claims.size(); ++i) {
       for (size_t c = 0; c < claims[i].size(); ++c) all_claims.emplace_back(i, c);
     }
     std::vector<std::optional<std::string>> holders(all_claims.size());
-    if (read.ok()) {
-      // Per unique index, one multi-get of the entries claimed.
-      std::map<uint32_t, std::vector<size_t>> by_index;
-      for (size_t k = 0; k < all_claims.size(); ++k) {
-        by_index[claims[all_claims[k].first][all_claims[k].second].index->id].push_back(k);
-      }
-      for (const auto& [index_id, ks] : by_index) {
-        std::vector<std::string> entry_keys;
-        for (size_t k : ks) {
-          entry_keys.push_back(claims[all_claims[k].first][all_claims[k].second].entry_key);
-        }
-        auto got = MultiGetById(index_id, entry_keys, start_ts, deadline);
-        if (!got.ok()) {
-          read = got.status();
-          break;
-        }
-        for (size_t j = 0; j < ks.size(); ++j) {
-          if ((*got)[j].found) holders[ks[j]] = std::move((*got)[j].value);
-        }
-      }
+    std::map<uint32_t, std::vector<size_t>> by_index;
+    for (size_t k = 0; k < all_claims.size(); ++k) {
+      by_index[claims[all_claims[k].first][all_claims[k].second].index->id].push_back(k);
     }
-    if (!read.ok()) {
-      if (read.code() == StatusCode::kOutOfRange && Clock::now() < deadline) {
-        Backoff(attempt, deadline);  // the GC passed start_ts before the hold was seen
-        continue;
+    for (const auto& [index_id, ks] : by_index) {
+      std::vector<std::string> entry_keys;
+      for (size_t k : ks) {
+        entry_keys.push_back(claims[all_claims[k].first][all_claims[k].second].entry_key);
       }
-      return read;
+      ASSIGN_OR_RETURN(auto got, MultiGetById(index_id, entry_keys, start_ts, deadline));
+      for (size_t j = 0; j < ks.size(); ++j) {
+        if (got[j].found) holders[ks[j]] = std::move(got[j].value);
+      }
     }
     // Unique entries are checked against the collection as of start_ts: a claim on an
     // entry another document holds is refused, even if that document lets it go in
     // this chunk; of two lines claiming one entry, the earlier wins.
-    std::vector<bool> refused(live.size(), false);
-    std::vector<kv::IngestError> refusals;
-    std::set<std::string> claimed;
+    Planned out;
+    std::vector<bool> refused(part.size(), false);
     for (size_t k = 0; k < all_claims.size(); ++k) {
       const auto [i, c] = all_claims[k];
       if (refused[i]) continue;
       const auto& claim = claims[i][c];
-      const std::string& key = docs[live[i]].record->key;
+      const std::string& key = docs[part[i]].record->key;
       std::optional<std::string> other;
       if (holders[k] && *holders[k] != key) other = "document '" + holders[k]->substr(0, 128) + "'";
-      if (!other && !claimed.insert(muts[i][claim.mutation].row_key).second) {
+      if (!other && !claimed->insert(muts[i][claim.mutation].row_key).second) {
         other = "a document on an earlier line";
       }
       if (other) {
         refused[i] = true;
-        refusals.push_back({docs[live[i]].record->line, UniqueViolation(*claim.index, *other)});
+        out.refusals.push_back({docs[part[i]].record->line, UniqueViolation(*claim.index, *other)});
       }
     }
-    // One transaction over the accepted documents and their entries, in key order
-    // (distinct rows: a document's own entries name it, and unique ones were claimed
-    // once; of two mutations of one row the first would be kept).
-    std::vector<txn::TxnMutation> mutations;
-    uint64_t written = 0;
-    for (size_t i = 0; i < live.size(); ++i) {
+    // The accepted documents and their entries, in key order (distinct rows: a
+    // document's own entries name it, and unique ones were claimed once; of two
+    // mutations of one row the first would be kept).
+    for (size_t i = 0; i < part.size(); ++i) {
       if (refused[i]) continue;
-      ++written;
-      for (auto& m : muts[i]) mutations.push_back(std::move(m));
+      ++out.written;
+      for (auto& m : muts[i]) out.mutations.push_back(std::move(m));
     }
-    if (mutations.empty()) {
-      for (auto& r : refusals) out->errors.push_back(std::move(r));
-      return Status::OK();
-    }
+    auto& mutations = out.mutations;
     std::stable_sort(
         mutations.begin(), mutations.end(),
         [](const txn::TxnMutation& a, const txn::TxnMutation& b) { return a.row_key < b.row_key; });
@@ -381,22 +372,117 @@ Status ClusterKv::IngestDocuments(const kv::CollectionInfo& info,
       return m.row_key.compare(0, mvcc::CollectionPrefix(kTenant, info.id).size(),
                                mvcc::CollectionPrefix(kTenant, info.id)) == 0;
     });
-    auto committed = CommitMutations(start_ts, std::move(mutations), deadline, info.lease_end_ts);
+    return out;
+  };
+
+  // A chunk of more than options_.ingest_part_docs documents goes in parts, all planned at one
+  // snapshot, each committed on a thread of its own while the next is read and planned
+  // (the shard's read floor, settled at that snapshot by the first part's reads, lets
+  // the later reads past the commits in flight; decision 28), up to kPartsInFlight
+  // commits at once so that the shard always has the next one queued. A part that meets
+  // another writer's commit, or whose reads fail, stops the planning: the parts not
+  // committed go as one transaction at a fresh timestamp, below.
+  const size_t part_docs = options_.ingest_part_docs;
+  std::vector<size_t> rest;  // documents of `live` left for that transaction
+  if (live.size() <= part_docs) {
+    rest = live;
+  } else {
+    ASSIGN_OR_RETURN(const uint64_t start_ts, FreshTimestamp(deadline));
+    ActiveStart active(this, start_ts);  // the GC keeps what the parts read
+    std::set<std::string> claimed;
+    struct InFlight {
+      size_t first = 0, end = 0;  // its documents: live[first, end)
+      Planned planned;
+      Result<uint64_t> committed = uint64_t{0};
+      std::optional<std::thread> thread;
+    };
+    std::deque<std::unique_ptr<InFlight>> flying;
+    bool stop = false;
+    Status failed;  // a part's error that reading again would not mend
+    auto finish_oldest = [&] {
+      std::unique_ptr<InFlight> f = std::move(flying.front());
+      flying.pop_front();
+      if (f->thread) f->thread->join();
+      if (f->committed.ok()) {
+        out->written += f->planned.written;
+        for (auto& r : f->planned.refusals) out->errors.push_back(std::move(r));
+        return;
+      }
+      stop = true;
+      if (ShouldRereadAndRetry(f->committed.status()) && Clock::now() < deadline) {
+        retries_++;
+        rest.insert(rest.end(), live.begin() + f->first, live.begin() + f->end);
+      } else if (failed.ok()) {
+        failed = f->committed.status();
+      }
+    };
+    size_t next = 0;  // the first document not planned
+    while (next < live.size() && !stop) {
+      const auto part =
+          std::span<const size_t>(live).subspan(next, std::min(part_docs, live.size() - next));
+      auto planned = plan(part, start_ts, &claimed);
+      if (!planned.ok()) break;  // read again below, with the rest
+      auto f = std::make_unique<InFlight>();
+      f->first = next;
+      f->end = next + part.size();
+      f->planned = std::move(*planned);
+      InFlight* raw = f.get();
+      auto commit = [this, raw, start_ts, deadline, lease_end = info.lease_end_ts] {
+        if (raw->planned.mutations.empty()) return;
+        raw->committed =
+            CommitMutations(start_ts, std::move(raw->planned.mutations), deadline, lease_end);
+      };
+      try {
+        raw->thread.emplace(commit);
+      } catch (const std::system_error&) {
+        commit();  // no thread to spare: one part after the other
+      }
+      flying.push_back(std::move(f));
+      next = raw->end;
+      if (flying.size() >= kPartsInFlight) finish_oldest();
+    }
+    while (!flying.empty()) finish_oldest();
+    if (!failed.ok()) return failed;
+    rest.insert(rest.end(), live.begin() + next, live.end());
+    if (rest.empty()) {
+      out->written += superseded;
+      return Status::OK();
+    }
+  }
+
+  for (int attempt = 0;; ++attempt) {
+    ASSIGN_OR_RETURN(uint64_t start_ts, FreshTimestamp(deadline));
+    ActiveStart active(this, start_ts);  // the GC keeps what this attempt reads
+    std::set<std::string> claimed;
+    auto planned = plan(rest, start_ts, &claimed);
+    if (!planned.ok()) {
+      if (planned.status().code() == StatusCode::kOutOfRange && Clock::now() < deadline) {
+        Backoff(attempt, deadline);  // the GC passed start_ts before the hold was seen
+        continue;
+      }
+      return planned.status();
+    }
+    if (planned->mutations.empty()) {
+      for (auto& r : planned->refusals) out->errors.push_back(std::move(r));
+      return Status::OK();
+    }
+    auto committed =
+        CommitMutations(start_ts, std::move(planned->mutations), deadline, info.lease_end_ts);
     if (committed.ok()) {
-      out->written += written + superseded;
-      for (auto& r : refusals) out->errors.push_back(std::move(r));
+      out->written += planned->written + superseded;
+      for (auto& r : planned->refusals) out->errors.push_back(std::move(r));
       return Status::OK();
     }
     if (!ShouldRereadAndRetry(committed.status()) || Clock::now() >= deadline)
       return committed.status();
     retries_++;
-    if (live.size() > 1) {
+    if (rest.size() > 1) {
       // Another writer got to one of its rows first. A big transaction that retries
       // whole would lose to a hot row again and again: the halves go on their own, so
       // that conflicts narrow down to the records that meet them.
       std::vector<kv::IngestRecord> halves[2];
-      for (size_t i = 0; i < live.size(); ++i) {
-        halves[i < live.size() / 2 ? 0 : 1].push_back(*docs[live[i]].record);
+      for (size_t i = 0; i < rest.size(); ++i) {
+        halves[i < rest.size() / 2 ? 0 : 1].push_back(*docs[rest[i]].record);
       }
       out->written += superseded;
       for (auto& h : halves) RETURN_IF_ERROR(IngestDocuments(info, h, out, deadline));

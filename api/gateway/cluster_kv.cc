@@ -256,6 +256,9 @@ Result<std::unique_ptr<ClusterKv>> ClusterKv::Start(ClusterKvOptions options) {
   if (options.request_timeout <= 0ms) {
     return Status::InvalidArgument("the request timeout must be positive");
   }
+  if (options.ingest_part_docs == 0) {
+    return Status::InvalidArgument("a bulk part needs at least one document");
+  }
   std::unique_ptr<ClusterKv> kv(new ClusterKv(std::move(options)));
   for (const auto& addr : kv->options_.controllers) {
     auto c = std::make_unique<ControllerConn>();

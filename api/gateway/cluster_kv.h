@@ -86,6 +86,9 @@ struct ClusterKvOptions {
   // A query that gives no page limit is refused (400, reason LIMIT_REQUIRED) instead of
   // taking the default page size.
   bool require_query_limit = false;
+  // A bulk chunk of documents with secondary indexes is read and committed in parts of
+  // this many documents, each part read and planned while the ones before it commit.
+  size_t ingest_part_docs = 2500;
   // An unreachable node is tried last among a shard's replicas for this long.
   std::chrono::milliseconds node_suspect{1000};
   kv::Limits limits;

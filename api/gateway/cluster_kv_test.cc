@@ -199,6 +199,9 @@ TEST(ClusterKv, RefusesBadOptions) {
   o.controllers = {"127.0.0.1:1"};
   o.request_timeout = 0ms;
   EXPECT_EQ(ClusterKv::Start(o).status().code(), StatusCode::kInvalidArgument);
+  o.request_timeout = 1000ms;
+  o.ingest_part_docs = 0;
+  EXPECT_EQ(ClusterKv::Start(o).status().code(), StatusCode::kInvalidArgument);
 }
 
 // No controller answers: not ready, and requests fail UNAVAILABLE at their deadline

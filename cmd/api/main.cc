@@ -51,6 +51,8 @@ std::vector<server::Setting> ApiSettings() {
        false},
       {"query.require_limit", "false",
        "refuse queries that give no page limit (400 LIMIT_REQUIRED)", false},
+      {"bulk.part_documents", "2500",
+       "documents of a bulk chunk with indexes read and committed together", false},
       {"http.threads", "64", "HTTP worker threads", false},
       {"http.max_body_mb", "64", "largest HTTP request body", false},
       {"log.level", "info", "log level: debug, info, warn, error", false},
@@ -112,9 +114,11 @@ int Run(int argc, char** argv) {
   auto lock_wait = config.GetUint("txn.lock_wait_ms");
   auto require_limit = config.GetBool("query.require_limit");
   auto idle = config.GetUint("txn.idle_timeout_ms");
-  for (const Status* s : {&timeout_ms.status(), &max_key.status(), &max_value.status(),
-                          &http_threads.status(), &body_mb.status(), &lock_ttl.status(),
-                          &lock_wait.status(), &idle.status(), &require_limit.status()}) {
+  auto part_docs = config.GetUint("bulk.part_documents");
+  for (const Status* s :
+       {&timeout_ms.status(), &max_key.status(), &max_value.status(), &http_threads.status(),
+        &body_mb.status(), &lock_ttl.status(), &lock_wait.status(), &idle.status(),
+        &require_limit.status(), &part_docs.status()}) {
     if (!s->ok()) return Fail(2, *s);
   }
   if (*lock_ttl == 0 || *idle == 0) {
@@ -126,6 +130,9 @@ int Run(int argc, char** argv) {
   }
   if (*max_key == 0 || *max_key > 4096) {
     return Fail(2, Status::InvalidArgument("--limits-max-key-bytes must be 1..4096"));
+  }
+  if (*part_docs == 0) {
+    return Fail(2, Status::InvalidArgument("--bulk-part-documents must be positive"));
   }
   if (*http_threads == 0 || *body_mb == 0) {
     return Fail(2,
@@ -154,6 +161,7 @@ int Run(int argc, char** argv) {
   o.txn_lock_wait = std::chrono::milliseconds(*lock_wait);
   o.txn_idle_timeout = std::chrono::milliseconds(*idle);
   o.require_query_limit = *require_limit;
+  o.ingest_part_docs = *part_docs;
   auto kv = gateway::ClusterKv::Start(o);
   if (!kv.ok()) return Fail(2, kv.status());
 

@@ -878,6 +878,9 @@ Status ShardMachine::ApplyWrite(storage::WriteBatch* batch, std::string_view bod
     }
     return true;
   };
+  // In a transaction, each row's newest version (any timestamp), for the conflict
+  // checks and the conditions below.
+  std::vector<std::optional<mvcc::VersionedValue>> newest;
   if (c.start_ts == 0) {
     for (const auto& m : c.mutations) {
       ASSIGN_OR_RETURN(bool go_on, check(m, std::nullopt));
@@ -891,12 +894,12 @@ Status ShardMachine::ApplyWrite(storage::WriteBatch* batch, std::string_view bod
     std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
       return c.mutations[a].row_key < c.mutations[b].row_key;
     });
-    std::vector<std::optional<mvcc::VersionedValue>> newest(c.mutations.size());
+    newest.resize(c.mutations.size());
     RETURN_IF_ERROR(reader.GetEach(
         order.size(), [&](size_t k) -> std::string_view { return c.mutations[order[k]].row_key; },
         mvcc::kMaxTimestamp,
         [&](size_t k, std::optional<mvcc::VersionedValue> cur) -> Result<bool> {
-          if (cur) cur->value.clear();  // only its version is looked at
+          if (cur) cur->value.clear();  // only its version and deletion are looked at
           newest[order[k]] = std::move(cur);
           return true;
         }));
@@ -910,7 +913,12 @@ Status ShardMachine::ApplyWrite(storage::WriteBatch* batch, std::string_view bod
   for (size_t i = 0; i < c.mutations.size(); ++i) {
     const auto& m = c.mutations[i];
     if (!m.if_version && !(m.is_delete && c.mutations.size() == 1)) continue;
-    ASSIGN_OR_RETURN(auto cur, reader.Get(m.row_key, mvcc::kMaxTimestamp));
+    std::optional<mvcc::VersionedValue> cur;
+    if (!newest.empty()) {
+      cur = std::move(newest[i]);  // read above, at the same state of the engine
+    } else {
+      ASSIGN_OR_RETURN(cur, reader.Get(m.row_key, mvcc::kMaxTimestamp));
+    }
     const bool live = cur && !cur->deleted;
     const uint64_t current = live ? cur->version : 0;
     if (c.mutations.size() == 1) existed = live;

@@ -431,6 +431,7 @@ Result<replication::RaftNode::Ticket> Store::SubmitWrite(Replica& r, uint64_t sh
     // another leader served meanwhile.
     ticket = r.node->Submit(EncodeWriteCommand(w), term);
   }
+  failpoint::Hit("store.write_submitted", shard);
   if (!ticket.status.ok()) {
     // Refused before it was queued: nothing can apply.
     if (Status health = r.node->Health(); !health.ok()) return FailedReplicaError(shard, health);
@@ -501,9 +502,14 @@ Status Store::PrepareRead(Replica& r, kv::Consistency c, uint64_t at, Steady::ti
   };
   RETURN_IF_ERROR(led(r.node->ReadBarrier(Remaining(deadline))));
   if (at != mvcc::kMaxTimestamp && r.machine->max_ts() < at) {
+    // Leading in `term` from here on (a later leadership is a later term).
+    const uint64_t term = r.node->LeaderTerm();
     bool covered;  // by a floor already raised from a checked or fresh timestamp
     {
       std::lock_guard order(r.order_mu);
+      // Settled: the writes in flight now all commit above `at`. A bulk load's later
+      // parts read at the snapshot of its first while the parts before them commit.
+      if (term != 0 && r.settled_term == term && at <= r.settled_floor) return Status::OK();
       covered = at <= r.read_floor;
     }
     // A floor above every timestamp handed out would push the shard's writes ahead of the
@@ -527,6 +533,15 @@ Status Store::PrepareRead(Replica& r, kv::Consistency c, uint64_t at, Steady::ti
       r.read_floor = std::max(r.read_floor, at);
     }
     RETURN_IF_ERROR(led(r.node->WaitForProposed(Remaining(deadline))));
+    if (term != 0 && r.node->LeaderTerm() == term) {
+      // Leading throughout: no write at or below `at` can be submitted in this term now.
+      std::lock_guard order(r.order_mu);
+      if (r.settled_term != term) {
+        r.settled_term = term;
+        r.settled_floor = 0;
+      }
+      r.settled_floor = std::max(r.settled_floor, at);
+    }
   }
   return Status::OK();
 }

@@ -278,6 +278,13 @@ class Store {
     // writes commit above it. GUARDED_BY(order_mu).
     uint64_t read_floor = 0;
     uint64_t floor_term = 0;
+    // The settled floor: a snapshot read at or below it waits for no write. A read that
+    // raised the floor to T and then saw every proposal submitted before it apply
+    // (WaitForProposed) settles T: a write at or below T was submitted before the raise,
+    // so it has applied. Trusted only in the leader term it was settled in
+    // (settled_term). GUARDED_BY(order_mu).
+    uint64_t settled_floor = 0;
+    uint64_t settled_term = 0;
     // The split check's last exact measure (background thread only): the engine's size
     // estimate is coarse for small ranges, so a shard it flags is measured by reading
     // it, and not again until enough new entries applied.

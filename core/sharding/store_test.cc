@@ -9,6 +9,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <filesystem>
+#include <future>
 #include <map>
 #include <random>
 #include <set>
@@ -634,6 +635,61 @@ TEST_F(StoreTest, SnapshotReadsWriteNothingAndANewLeaderWritesAboveThem) {
     ASSERT_TRUE(again.ok() && *again) << again.status().ToString();
     EXPECT_EQ((*again)->value, at_ts == at ? "old" : "mid") << "the snapshot changed";
   }
+}
+
+// A snapshot read at or below a settled floor waits for no write: every write in flight
+// then commits above it (a bulk load's parts read at one snapshot while the parts before
+// them commit). A read above the writes in flight still waits for them.
+TEST_F(StoreTest, ReadsAtASettledFloorDoNotWaitForWritesInFlight) {
+  Start(1);
+  ASSERT_TRUE(S(1).CreateReplica(Shard(1, "", "", {1})).ok());
+  auto w1 = OnLeader(1, [&](uint64_t l) { return S(l).Write(R(1), Put("x", "old"), Deadline()); });
+  ASSERT_TRUE(w1.ok()) << w1.status().ToString();
+  const uint64_t at = *tso_->Next();
+  auto first = GetAt(1, "x", kv::Consistency::kSnapshot, at);  // raises and settles the floor
+  ASSERT_TRUE(first.ok() && *first) << first.status().ToString();
+
+  // Hold the shard's Raft loop, then submit a write: it stays in flight.
+  std::atomic<bool> hold{true};
+  std::atomic<bool> held{false};
+  failpoint::Scoped stall("raft_node.intake", [&](uint64_t) {
+    while (hold.load()) {
+      held = true;
+      std::this_thread::sleep_for(1ms);
+    }
+  });
+  std::promise<void> submitted;
+  failpoint::Scoped seen("store.write_submitted", [&](uint64_t) { submitted.set_value(); });
+  Result<WriteOutcome> w2 = Status::Internal("not written");
+  std::thread writer([&] { w2 = S(1).Write(R(1), Put("x", "new"), Deadline(10s)); });
+  ASSERT_EQ(submitted.get_future().wait_for(5s), std::future_status::ready);
+  failpoint::Clear("store.write_submitted");
+  for (int i = 0; i < 500 && !held; ++i) std::this_thread::sleep_for(1ms);
+  ASSERT_TRUE(held) << "the loop never stopped";
+
+  // At the settled snapshot: answered while the write is still in flight.
+  auto during = S(1).Get(R(1), Row("x"), kv::Consistency::kSnapshot, at, Deadline(2s));
+  ASSERT_TRUE(during.ok() && *during) << during.status().ToString();
+  EXPECT_EQ((*during)->value, "old");
+  // Above the write in flight: it waits for the write, here in vain.
+  const uint64_t later = *tso_->Next();
+  auto blocked = S(1).Get(R(1), Row("x"), kv::Consistency::kSnapshot, later, Deadline(300ms));
+  EXPECT_EQ(blocked.status().code(), StatusCode::kDeadlineExceeded) << blocked.status().ToString();
+  // The floor is at `later` now, but nothing settled it: the write is still below it.
+  auto again = S(1).Get(R(1), Row("x"), kv::Consistency::kSnapshot, later, Deadline(300ms));
+  EXPECT_EQ(again.status().code(), StatusCode::kDeadlineExceeded) << again.status().ToString();
+
+  hold = false;
+  writer.join();
+  ASSERT_TRUE(w2.ok()) << w2.status().ToString();
+  EXPECT_GT(w2->version, at);
+  EXPECT_LT(w2->version, later);
+  auto old_again = GetAt(1, "x", kv::Consistency::kSnapshot, at);
+  ASSERT_TRUE(old_again.ok() && *old_again);
+  EXPECT_EQ((*old_again)->value, "old");
+  auto now = GetAt(1, "x", kv::Consistency::kSnapshot, later);
+  ASSERT_TRUE(now.ok() && *now) << now.status().ToString();
+  EXPECT_EQ((*now)->value, "new");
 }
 
 // A storage node takes timestamps in batches; a fence above its batch must not let a
@@ -1821,6 +1877,47 @@ TEST(ShardMachineTest, AWriteMeetsALockBehindManyDeletedLocks) {
   machine.reset();
   engine.reset();
   std::filesystem::remove_all(dir);
+}
+
+// A one-phase transactional write's conditions (if_version, 0 for "absent") are checked
+// against each row's newest version, the one its conflict check read: a deleted row
+// counts as absent, and the first condition that fails is named.
+TEST(ShardMachineTest, ConditionsOfATransactionalWriteSeeTheNewestVersion) {
+  auto engine = MemoryEngine();
+  auto machine = std::move(ShardMachine::Create(engine.get(), ShardAToZ({1}))).value();
+  uint64_t index = 0;
+  auto write = [&](uint64_t start_ts, uint64_t ts, std::vector<Mutation> mutations) {
+    WriteCommand w;
+    w.start_ts = start_ts;
+    w.ts = ts;
+    w.mutations = std::move(mutations);
+    std::string result;
+    Status s = machine->ApplyCommand(consensus::LogIndex(++index), EncodeWriteCommand(w), &result);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return std::move(DecodeOutcome(result)).value();
+  };
+  const std::string a = MachineRow("a"), b = MachineRow("b"), c = MachineRow("c");
+  ASSERT_EQ(write(0, 10, {{false, a, "a1", std::nullopt}}).code, StatusCode::kOk);
+  auto both = write(15, 20, {{false, a, "a2", 10}, {false, b, "b1", 0}});
+  EXPECT_EQ(both.code, StatusCode::kOk) << both.message;
+  auto stale = write(25, 30, {{false, c, "c1", std::nullopt}, {false, a, "a3", 10}});
+  EXPECT_EQ(stale.code, StatusCode::kFailedPrecondition);
+  EXPECT_EQ(stale.current_version, 20u);
+  EXPECT_EQ(stale.message, "ops[1]: version mismatch: expected 10, current 20");
+  auto taken = write(35, 40, {{false, c, "c1", 0}, {false, b, "b2", 0}});
+  EXPECT_EQ(taken.code, StatusCode::kFailedPrecondition);
+  EXPECT_EQ(taken.current_version, 20u);
+  ASSERT_EQ(write(45, 50, {{true, b, "", std::nullopt}}).code, StatusCode::kOk);
+  auto again = write(55, 60, {{false, b, "b3", 0}, {false, c, "c1", 0}});
+  EXPECT_EQ(again.code, StatusCode::kOk) << again.message;
+  // Nothing of the refused writes applied.
+  mvcc::MvccReader reader(engine.get(), nullptr);
+  auto got_a = reader.Get(a, mvcc::kMaxTimestamp);
+  ASSERT_TRUE(got_a.ok() && *got_a);
+  EXPECT_EQ((*got_a)->value, "a2");
+  auto got_c = reader.Get(c, mvcc::kMaxTimestamp);
+  ASSERT_TRUE(got_c.ok() && *got_c);
+  EXPECT_EQ((*got_c)->version, 60u);
 }
 
 // The GC fence refuses older prewrites, drops older rollback markers, and travels with

@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -12,6 +13,7 @@
 #include <random>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "gojodb/v1/kv.pb.h"
 #include "pkg/client/client.h"
@@ -578,6 +580,121 @@ TEST(StandaloneFlagsTest, ARequiredLimitRefusesQueriesWithoutOne) {
   auto c = client::Client::Connect({.addr = server.grpc_addr()});
   ASSERT_TRUE(c.ok());
   EXPECT_EQ((*c)->Query({.collection = "c"}).status().code(), StatusCode::kInvalidArgument);
+  std::filesystem::remove_all(dir);
+}
+
+// A bulk chunk with indexes goes in parts (here of 50 documents), each read at the
+// chunk's snapshot while the parts before it commit, while another client rewrites some
+// of its documents (its commits make parts meet write conflicts and go again). The
+// chunk's own rules hold across parts: the later of two lines with one key wins, a
+// unique value goes to the earlier line, one held by a document outside the chunk is
+// refused. Afterwards every document has exactly its index entries.
+TEST(StandaloneFlagsTest, BulkChunksInPartsKeepIndexesExactWhileAnotherClientWrites) {
+  const std::string dir = TempDir("standalone-parts");
+  StandaloneServer server(dir + "/data", {"--bulk-part-documents", "50"});
+  ASSERT_TRUE(server.Start()) << server.Log();
+  httplib::Client http("127.0.0.1", server.http_port());
+  http.set_read_timeout(120, 0);
+  auto post = [&](httplib::Client& c, const std::string& path, const std::string& body) {
+    auto r = c.Post(path, body, "application/json");
+    EXPECT_TRUE(r) << path;
+    return std::make_pair(r ? r->status : 0, r ? json::parse(r->body, nullptr, false) : json());
+  };
+  auto [code, out] = post(http, "/v1/collections", R"({"name": "people",
+      "indexes": [{"name": "by_age", "fields": ["age"]},
+                  {"name": "by_email", "fields": ["email"], "unique": true}]})");
+  ASSERT_EQ(code, 201) << out.dump();
+  const std::string docs = "/v1/collections/people/keys/";
+  ASSERT_EQ(http.Put(docs + "x1", R"({"email":"held","age":1})", "application/json")->status, 200);
+  ASSERT_EQ(http.Put(docs + "d5", R"({"email":"old5","age":99})", "application/json")->status, 200);
+
+  constexpr int kLines = 2000;
+  std::string body;
+  for (int i = 1; i <= kLines; ++i) {
+    json d = {
+        {"_id", "d" + std::to_string(i)}, {"email", "e" + std::to_string(i)}, {"age", i % 30}};
+    if (i == 300) d["email"] = "held";                                 // x1 holds it
+    if (i == 500 || i == 1500) d["email"] = "dup";                     // line 500 takes it
+    if (i == 1900) d = {{"_id", "d7"}, {"email", "e7b"}, {"age", 5}};  // d7 again: wins
+    body += d.dump() + "\n";
+  }
+  // Another client rewrites d1000..d1099 meanwhile (its own emails: w<i>).
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    httplib::Client c("127.0.0.1", server.http_port());
+    std::mt19937 rng(11);
+    while (!stop) {
+      const int i = 1000 + static_cast<int>(rng() % 100);
+      json d = {{"email", "w" + std::to_string(i)}, {"age", 29}};
+      (void)c.Put(docs + "d" + std::to_string(i), d.dump(), "application/json");
+    }
+  });
+  std::tie(code, out) = post(http, "/v1/collections/people/bulk", body);
+  for (int i = 0; i < 2; ++i) {  // and again, so that the writer meets parts in flight
+    if (code != 200) break;
+    std::tie(code, out) = post(http, "/v1/collections/people/bulk", body);
+  }
+  stop = true;
+  writer.join();
+  ASSERT_EQ(code, 200) << out.dump();
+  EXPECT_EQ(out["lines"], kLines);
+  EXPECT_EQ(out["written"], kLines - 2) << out.dump();
+  EXPECT_EQ(out["failed"], 2) << out.dump();
+  std::map<int, std::string> reasons;
+  for (const auto& e : out["errors"]) reasons[e["line"].get<int>()] = e["reason"];
+  EXPECT_EQ(reasons, (std::map<int, std::string>{{300, "UNIQUE"}, {1500, "UNIQUE"}})) << out.dump();
+
+  // The truth, and every index against it.
+  std::map<std::string, json> truth;
+  std::string start;
+  for (;;) {
+    auto scan = http.Get(docs.substr(0, docs.size() - 1) + "?limit=10000&start=" + start);
+    ASSERT_TRUE(scan && scan->status == 200);
+    const json page = json::parse(scan->body);
+    for (const auto& item : page["items"]) truth[item["key"].get<std::string>()] = item["value"];
+    if (page["next"].is_null()) break;
+    start = page["next"].get<std::string>();
+  }
+  // x1, and d1..d2000 but d1900 (line 1900 is d7), d300 and d1500 (refused); d5 replaced.
+  EXPECT_EQ(truth.size(), 1u + kLines - 1 - 2);
+  EXPECT_EQ(truth["d7"]["email"], "e7b");
+  EXPECT_EQ(truth["d500"]["email"], "dup");
+  EXPECT_EQ(truth["d5"]["email"], "e5");
+  EXPECT_EQ(truth.count("d300"), 0u);
+  EXPECT_EQ(truth.count("d1500"), 0u);
+  auto query = [&](const json& filter) {
+    auto [c, o] = post(http, "/v1/collections/people/query",
+                       json{{"filter", filter}, {"explain", true}, {"limit", 10000}}.dump());
+    EXPECT_EQ(c, 200) << o.dump();
+    return o;
+  };
+  for (int a : {0, 1, 5, 7, 29, 99}) {
+    json o = query({{"age", a}});
+    std::vector<std::string> want, got;
+    for (const auto& [k, d] : truth) {
+      if (d["age"] == a) want.push_back(k);
+    }
+    for (const auto& item : o["items"]) got.push_back(item["key"]);
+    EXPECT_EQ(got, want) << "age " << a;
+    EXPECT_EQ(o["plan"]["index"], "by_age");
+    EXPECT_EQ(o["plan"]["examined"], want.size()) << "entries of age " << a << " are not exact";
+  }
+  std::map<std::string, std::string> email_holder;
+  for (const auto& [k, d] : truth) {
+    auto [it, fresh] = email_holder.emplace(d["email"].get<std::string>(), k);
+    EXPECT_TRUE(fresh) << k << " and " << it->second << " share " << it->first;
+  }
+  for (const auto& [email, holder] : email_holder) {
+    json o = query({{"email", email}});
+    ASSERT_EQ(o["items"].size(), 1u) << email << " " << o.dump();
+    EXPECT_EQ(o["items"][0]["key"], holder) << email;
+    EXPECT_EQ(o["plan"]["examined"], 1) << email;
+  }
+  for (const char* gone : {"e7", "old5", "e300", "e1500"}) {
+    json o = query({{"email", gone}});
+    EXPECT_EQ(o["items"].size(), 0u) << gone;
+    EXPECT_EQ(o["plan"]["examined"], 0) << gone << ": an entry points to nothing";
+  }
   std::filesystem::remove_all(dir);
 }
 
