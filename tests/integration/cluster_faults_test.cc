@@ -95,7 +95,11 @@ class ScriptCluster {
       }
       *why = r.out + r.err;
       std::filesystem::remove_all(dir_);
-      if (r.err.find("in use") == std::string::npos) return false;
+      // A port taken by another process, seen by cluster.sh's check or only when a
+      // process listens (taken between the two): another range.
+      const bool taken = why->find("in use") != std::string::npos ||
+                         why->find("cannot listen") != std::string::npos;
+      if (!taken) return false;
     }
     return false;
   }
