@@ -27,6 +27,9 @@ constexpr uint32_t kTenant = controller::kDefaultTenantId;
 constexpr size_t kReaders = 64;
 // Parts of a chunk committing at once.
 constexpr size_t kPartsInFlight = 2;
+// Threads that parse a chunk's records, each given at least kRecordsPerParser.
+constexpr size_t kParsers = 4;
+constexpr size_t kRecordsPerParser = 1000;
 
 Status ParallelFor(size_t n, const std::function<Status(size_t)>& fn) {
   return gateway::ParallelFor(n, kReaders, fn);
@@ -255,14 +258,29 @@ Status ClusterKv::IngestDocuments(const kv::CollectionInfo& info,
     json doc;
     bool superseded = false;
   };
+  // The records are independent: parsed and checked on up to kParsers threads (the
+  // shard has nothing of this chunk to apply meanwhile), in slices of the chunk.
+  std::vector<Result<json>> parsed(records.size(), Status::Internal("not parsed"));
+  const size_t parsers = std::clamp<size_t>(
+      records.size() / kRecordsPerParser, 1,
+      std::min<size_t>(kParsers, std::max(1u, std::thread::hardware_concurrency())));
+  (void)ParallelFor(parsers, parsers, [&](size_t p) {
+    for (size_t i = records.size() * p / parsers; i < records.size() * (p + 1) / parsers; ++i) {
+      const auto& r = records[i];
+      auto doc = rules.ParseForWrite(r.value);
+      Status s = doc.ok() ? CheckDocument(rules, r.key, *doc, options_.limits.max_key_bytes)
+                          : doc.status();
+      parsed[i] = s.ok() ? std::move(doc) : Result<json>(std::move(s));
+    }
+    return Status::OK();
+  });
   std::vector<Doc> docs;
   std::map<std::string, size_t> by_key;
-  for (const auto& r : records) {
-    auto doc = rules.ParseForWrite(r.value);
-    Status s =
-        doc.ok() ? CheckDocument(rules, r.key, *doc, options_.limits.max_key_bytes) : doc.status();
-    if (!s.ok()) {
-      out->errors.push_back({r.line, std::move(s)});
+  for (size_t i = 0; i < records.size(); ++i) {
+    const auto& r = records[i];
+    auto& doc = parsed[i];
+    if (!doc.ok()) {
+      out->errors.push_back({r.line, doc.status()});
       continue;
     }
     auto [it, fresh] = by_key.emplace(r.key, docs.size());

@@ -616,6 +616,7 @@ TEST(StandaloneFlagsTest, BulkChunksInPartsKeepIndexesExactWhileAnotherClientWri
     if (i == 300) d["email"] = "held";                                 // x1 holds it
     if (i == 500 || i == 1500) d["email"] = "dup";                     // line 500 takes it
     if (i == 1900) d = {{"_id", "d7"}, {"email", "e7b"}, {"age", 5}};  // d7 again: wins
+    if (i == 1200) d["email"] = std::string(5000, 'x');  // its entry's key is too large
     body += d.dump() + "\n";
   }
   // Another client rewrites d1000..d1099 meanwhile (its own emails: w<i>).
@@ -638,11 +639,13 @@ TEST(StandaloneFlagsTest, BulkChunksInPartsKeepIndexesExactWhileAnotherClientWri
   writer.join();
   ASSERT_EQ(code, 200) << out.dump();
   EXPECT_EQ(out["lines"], kLines);
-  EXPECT_EQ(out["written"], kLines - 2) << out.dump();
-  EXPECT_EQ(out["failed"], 2) << out.dump();
+  EXPECT_EQ(out["written"], kLines - 3) << out.dump();
+  EXPECT_EQ(out["failed"], 3) << out.dump();
   std::map<int, std::string> reasons;
   for (const auto& e : out["errors"]) reasons[e["line"].get<int>()] = e["reason"];
-  EXPECT_EQ(reasons, (std::map<int, std::string>{{300, "UNIQUE"}, {1500, "UNIQUE"}})) << out.dump();
+  EXPECT_EQ(reasons, (std::map<int, std::string>{
+                         {300, "UNIQUE"}, {1200, "INDEX_KEY_TOO_LARGE"}, {1500, "UNIQUE"}}))
+      << out.dump();
 
   // The truth, and every index against it.
   std::map<std::string, json> truth;
@@ -655,8 +658,10 @@ TEST(StandaloneFlagsTest, BulkChunksInPartsKeepIndexesExactWhileAnotherClientWri
     if (page["next"].is_null()) break;
     start = page["next"].get<std::string>();
   }
-  // x1, and d1..d2000 but d1900 (line 1900 is d7), d300 and d1500 (refused); d5 replaced.
-  EXPECT_EQ(truth.size(), 1u + kLines - 1 - 2);
+  // x1, and d1..d2000 but d1900 (line 1900 is d7), d300, d1200 and d1500 (refused); d5
+  // replaced.
+  EXPECT_EQ(truth.size(), 1u + kLines - 1 - 3);
+  EXPECT_EQ(truth.count("d1200"), 0u);
   EXPECT_EQ(truth["d7"]["email"], "e7b");
   EXPECT_EQ(truth["d500"]["email"], "dup");
   EXPECT_EQ(truth["d5"]["email"], "e5");
