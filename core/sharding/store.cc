@@ -431,12 +431,12 @@ Result<replication::RaftNode::Ticket> Store::SubmitWrite(Replica& r, uint64_t sh
     // another leader served meanwhile.
     ticket = r.node->Submit(EncodeWriteCommand(w), term);
   }
-  failpoint::Hit("store.write_submitted", shard);
   if (!ticket.status.ok()) {
     // Refused before it was queued: nothing can apply.
     if (Status health = r.node->Health(); !health.ok()) return FailedReplicaError(shard, health);
     return NotLeaderError(shard, r.node->Leader().value());
   }
+  failpoint::Hit("store.write_submitted", shard);  // queued, at its timestamp
   return ticket;
 }
 
