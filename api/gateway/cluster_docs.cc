@@ -626,10 +626,15 @@ Result<kv::QueryResult> ClusterKv::Query(const kv::QueryRequest& req) {
     return true;
   };
   Status s;
+  bool joined = false;  // the index's entries and documents read together
   if (index_scan) {
-    s = ScanIndexKeys(plan, out.read_ts, deadline, [&](std::vector<std::string>& keys) {
-      return QueryKeys(info.id, keys, out.read_ts, t, deadline, take);
-    });
+    s = QueryIndex(
+        info.id, plan, out.read_ts, t, deadline, take,
+        [&] {
+          hits.clear();
+          examined = 0;
+        },
+        &joined);
   } else {
     t.set_start(from);
     const std::string prefix = mvcc::CollectionPrefix(kTenant, info.id);
@@ -657,6 +662,7 @@ Result<kv::QueryResult> ClusterKv::Query(const kv::QueryRequest& req) {
     json e = plan.Explain();
     e["examined"] = examined;
     e["pushed_down"] = pushed;
+    if (index_scan) e["index_join"] = joined;
     out.plan_json = e.dump();
   }
   return out;
@@ -708,10 +714,15 @@ Result<kv::AggregateResult> ClusterKv::Aggregate(const kv::AggregateRequest& req
     return true;
   };
   Status s;
+  bool joined = false;
   if (plan.kind == query::Plan::Kind::kIndexScan) {
-    s = ScanIndexKeys(plan, out.read_ts, deadline, [&](std::vector<std::string>& keys) {
-      return QueryKeys(info.id, keys, out.read_ts, t, deadline, merge);
-    });
+    s = QueryIndex(
+        info.id, plan, out.read_ts, t, deadline, merge,
+        [&] {
+          agg.emplace(spec);
+          examined = matched = 0;
+        },
+        &joined);
   } else {
     s = QueryCollection(info.id, out.read_ts, t, deadline, merge);
   }
@@ -741,6 +752,7 @@ Result<kv::AggregateResult> ClusterKv::Aggregate(const kv::AggregateRequest& req
     e["examined"] = examined;
     e["matched"] = matched;
     e["pushed_down"] = pushed;
+    if (plan.kind == query::Plan::Kind::kIndexScan) e["index_join"] = joined;
     out.plan_json = e.dump();
   }
   return out;

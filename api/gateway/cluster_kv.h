@@ -411,6 +411,16 @@ class ClusterKv final : public kv::KvService {
                    const QueryAnswer& each);
   Status QueryCollection(uint32_t id, uint64_t read_ts, const v1::ShardQueryRequest& tmpl,
                          Clock::time_point deadline, const QueryAnswer& each);
+  // The same for the documents of collection `id` an index plan names: each shard of the
+  // index's ranges reads its entries and the documents among them it holds in one call
+  // (ShardQueryRequest.index_join), and the documents it does not hold are read with
+  // QueryKeys. A plan of point gets of a unique index reads its entries first. Where a
+  // storage node does not join, `reset` forgets what `each` took, and the entries are
+  // read first, then the documents. `each` may be called from several threads at a time.
+  // `joined`: whether every shard joined.
+  Status QueryIndex(uint32_t id, const query::Plan& plan, uint64_t read_ts,
+                    const v1::ShardQueryRequest& tmpl, Clock::time_point deadline,
+                    const QueryAnswer& each, const std::function<void()>& reset, bool* joined);
 
   // --- Transactions (cluster_txn.cc) ---
   // Sends a transaction command on `rows` (all in one shard) to the shard's leader,

@@ -9,9 +9,11 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "api/grpc/shard_service.h"
+#include "core/document/document.h"
 #include "core/mvcc/key_codec.h"
 #include "core/mvcc/timestamp_oracle.h"
 #include "core/sharding/shard_machine.h"
@@ -86,10 +88,10 @@ class ShardClientTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
   }
 
-  v1::ShardRoute Route() {
-    auto d = store_->DescriptorOf(1);
+  v1::ShardRoute Route(uint64_t shard = 1) {
+    auto d = store_->DescriptorOf(shard);
     v1::ShardRoute r;
-    r.set_shard(1);
+    r.set_shard(shard);
     if (d.ok()) {
       r.set_conf_ver(d->epoch.conf_ver);
       r.set_version(d->epoch.version);
@@ -261,6 +263,136 @@ TEST_F(ShardClientTest, BothPathsAnswerAlike) {
   *txn.mutable_route() = Route();
   v1::ShardTxnResponse txn_resp;
   EXPECT_EQ(Both(&ShardClient::Txn, txn, &txn_resp).code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace gojodb::rpc
+
+namespace gojodb::rpc {
+namespace {
+
+// An index scan joined to its documents: one call reads the entries and, in entry order,
+// the documents of its shard; the others come back as `foreign`, absent ones as
+// `missing`, and a call that stops at its limit resumes at the next entry.
+TEST_F(ShardClientTest, AnIndexJoinReadsTheDocumentsOfItsShardAndNamesTheOthers) {
+  document::IndexSpec by_n;
+  by_n.name = "by_n";
+  by_n.id = 8;
+  by_n.fields.push_back(*document::ParsePath("n"));
+  // Entry order (by n) differs from key order: f c e b d a, then zz, whose document
+  // was never written.
+  const std::vector<std::pair<std::string, int>> docs = {{"a", 5}, {"b", 3}, {"c", 1},
+                                                         {"d", 4}, {"e", 2}, {"f", 0}};
+  v1::ShardWriteRequest w;
+  *w.mutable_route() = Route();
+  auto add = [&](std::string row, std::string value) {
+    auto* m = w.add_mutations();
+    m->set_row_key(std::move(row));
+    m->set_value(std::move(value));
+  };
+  for (const auto& [key, n] : docs) {
+    const nlohmann::json doc = {{"n", n}};
+    add(Row(key), doc.dump());
+    auto e = document::EntryFor(by_n, key, doc);
+    ASSERT_TRUE(e);
+    add(mvcc::EncodeRowKey(0, 8, e->key), e->value);
+  }
+  auto lost = document::EntryFor(by_n, "zz", nlohmann::json{{"n", 6}});
+  add(mvcc::EncodeRowKey(0, 8, lost->key), lost->value);
+  v1::ShardWriteResponse wr;
+  ASSERT_TRUE(remote_->Write(w, &wr, std::chrono::steady_clock::now() + 5s).ok());
+  // Shard 2 takes the documents from d on and every entry (collection 8 sorts after 7).
+  ASSERT_TRUE(store_->Split(1, Row("d"), 2, std::chrono::steady_clock::now() + 5s).ok());
+  for (int i = 0; i < 400; ++i) {
+    auto st = store_->GroupStatusOf(2);
+    if (st.ok() && st->is_leader) break;
+    std::this_thread::sleep_for(5ms);
+  }
+  const uint64_t ts = tso_->Next().value();
+
+  v1::ShardQueryRequest q;
+  *q.mutable_route() = Route(2);
+  q.set_collection(8);
+  q.set_read_ts(ts);
+  q.set_limit(10);
+  q.set_filter_json(R"({"n": {"gte": 0}})");
+  q.mutable_index_join()->set_collection(7);
+  q.mutable_index_join()->set_fields(1);
+  v1::ShardQueryResponse resp;
+  auto keys = [](const auto& list) {
+    std::string out;
+    for (const auto& k : list) out += k + " ";
+    return out;
+  };
+  auto matched = [](const v1::ShardQueryResponse& r) {
+    std::string out;
+    for (const auto& m : r.matches()) out += m.key() + " ";
+    return out;
+  };
+  ASSERT_TRUE(Both(&ShardClient::Query, q, &resp).ok());
+  EXPECT_TRUE(resp.joined());
+  EXPECT_EQ(matched(resp), "f e d ");
+  EXPECT_EQ(keys(resp.foreign()), "c b a ");
+  EXPECT_EQ(keys(resp.missing()), "zz ");
+  EXPECT_FALSE(resp.has_next());
+  EXPECT_EQ(resp.examined(), 3u);
+  EXPECT_EQ(resp.matches(0).value(), R"({"n":0})");
+
+  // The filter still applies to each document.
+  q.set_filter_json(R"({"n": {"gte": 1}})");
+  ASSERT_TRUE(Both(&ShardClient::Query, q, &resp).ok());
+  EXPECT_EQ(matched(resp), "e d ");
+
+  // Two matches a call: the first stops at e, and the next starts at b's entry.
+  q.set_filter_json("");
+  q.set_limit(2);
+  ASSERT_TRUE(Both(&ShardClient::Query, q, &resp).ok());
+  EXPECT_EQ(matched(resp), "f e ");
+  EXPECT_EQ(keys(resp.foreign()), "c ");
+  EXPECT_TRUE(resp.missing().empty());
+  ASSERT_TRUE(resp.has_next());
+  q.set_start(resp.next());
+  ASSERT_TRUE(Both(&ShardClient::Query, q, &resp).ok());
+  EXPECT_EQ(matched(resp), "d ");
+  EXPECT_EQ(keys(resp.foreign()), "b a ");
+  EXPECT_EQ(keys(resp.missing()), "zz ");
+  EXPECT_FALSE(resp.has_next());
+
+  // At most max_examined entries a call: the rest is for the next one.
+  q.clear_start();
+  q.set_limit(10);
+  q.set_max_examined(3);
+  ASSERT_TRUE(Both(&ShardClient::Query, q, &resp).ok());
+  EXPECT_EQ(matched(resp), "f e ");
+  EXPECT_EQ(keys(resp.foreign()), "c ");
+  EXPECT_TRUE(resp.has_next());
+  q.set_max_examined(0);
+
+  // Shard 1 holds none of the entries: nothing to join there.
+  v1::ShardQueryRequest first = q;
+  *first.mutable_route() = Route(1);
+  ASSERT_TRUE(Both(&ShardClient::Query, first, &resp).ok());
+  EXPECT_TRUE(resp.joined());
+  EXPECT_EQ(resp.matches_size() + resp.foreign_size() + resp.missing_size(), 0);
+
+  // Bad joins.
+  v1::ShardQueryRequest bad = q;
+  bad.mutable_index_join()->set_fields(0);
+  EXPECT_EQ(Both(&ShardClient::Query, bad, &resp).code(), StatusCode::kInvalidArgument);
+  bad = q;
+  bad.mutable_index_join()->set_fields(ShardKvService::kMaxJoinFields + 1);
+  EXPECT_EQ(Both(&ShardClient::Query, bad, &resp).code(), StatusCode::kInvalidArgument);
+  bad = q;
+  bad.mutable_index_join()->set_collection(8);
+  EXPECT_EQ(Both(&ShardClient::Query, bad, &resp).code(), StatusCode::kInvalidArgument);
+  bad = q;
+  bad.add_keys("a");
+  EXPECT_EQ(Both(&ShardClient::Query, bad, &resp).code(), StatusCode::kInvalidArgument);
+  // The entries of an index with more fields than the request says: the bytes left over
+  // are no document key.
+  bad = q;
+  bad.mutable_index_join()->set_fields(2);
+  EXPECT_FALSE(Both(&ShardClient::Query, bad, &resp).ok());
 }
 
 }  // namespace

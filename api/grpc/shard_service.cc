@@ -5,6 +5,7 @@
 
 #include "api/grpc/convert.h"
 #include "api/grpc/shard_convert.h"
+#include "core/document/document.h"
 #include "core/mvcc/key_codec.h"
 #include "core/query/parallel_aggregation.h"
 #include "core/query/shard_query.h"
@@ -379,6 +380,92 @@ Status ShardKvService::Query(const v1::ShardQueryRequest& req, v1::ShardQueryRes
   return Run(deadline, resp, [&](Deadline d) { return DoQuery(req, d, resp); });
 }
 
+// An index scan joined to its documents (ShardQueryRequest.index_join): the entries, then
+// the documents of this shard they name, each read as a `keys` query reads it; the
+// documents of other shards go back as `foreign`. Where `run` stops (its limit of matches
+// or bytes), the next call starts at the entry after the last document it took.
+Status ShardKvService::JoinIndex(const v1::ShardQueryRequest& req, Deadline deadline,
+                                 query::ShardQueryRun& run, v1::ShardQueryResponse* resp) {
+  const auto& join = req.index_join();
+  if (join.fields() == 0 || join.fields() > kMaxJoinFields) {
+    return Status::InvalidArgument("an index join names an index of 1.." +
+                                   std::to_string(kMaxJoinFields) + " fields");
+  }
+  if (join.collection() == req.collection()) {
+    return Status::InvalidArgument("an index join reads documents of another collection");
+  }
+  document::IndexSpec index;
+  index.id = req.collection();
+  index.fields.resize(join.fields());
+  index.unique = join.unique();
+  mvcc::ScanOptions o;
+  o.tenant = req.tenant();
+  o.collection = req.collection();
+  o.start = req.start();
+  o.end = req.end();
+  o.limit = req.max_examined() == 0 ? kMaxBatchItems
+                                    : std::min<uint32_t>(req.max_examined(), kMaxBatchItems);
+  o.read_ts = req.read_ts();
+  const std::vector<uint64_t> resolved(req.resolved().begin(), req.resolved().end());
+  struct Entry {
+    std::string key;  // the entry's user key
+    std::string doc;  // the document's user key
+  };
+  std::vector<Entry> entries;
+  ASSIGN_OR_RETURN(
+      auto scan_next,
+      store_->ScanEach(
+          RouteOf(req.route()), std::move(o), deadline, resolved,
+          [&](const mvcc::ScanItem& item) -> Result<bool> {
+            ASSIGN_OR_RETURN(std::string doc, document::DocKeyOf(index, {item.key, item.value}));
+            entries.push_back({item.key, std::move(doc)});
+            return true;
+          }));
+  // Which documents are this shard's. A descriptor out of date only sends a document
+  // the wrong way: one read here is refused by GetEach (EPOCH_NOT_MATCH, and the router
+  // tries again), one sent back is read by the router from its own shard.
+  ASSIGN_OR_RETURN(const sharding::ShardRecord shard, store_->DescriptorOf(req.route().shard()));
+  std::vector<size_t> local;
+  std::vector<std::string> rows;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    std::string row = mvcc::EncodeRowKey(req.tenant(), join.collection(), entries[i].doc);
+    if (!sharding::InRange(shard, row)) continue;
+    local.push_back(i);
+    rows.push_back(std::move(row));
+  }
+  size_t taken = entries.size();  // entries [0, taken) are answered for
+  size_t j = 0;
+  auto read = store_->GetEach(
+      RouteOf(req.route()), rows, req.read_ts(), deadline, resolved,
+      [&](const std::string&, const std::optional<mvcc::VersionedValue>& v) -> Result<bool> {
+        const size_t e = local[j++];
+        if (!v || v->deleted) {
+          resp->add_missing(entries[e].doc);
+          return true;
+        }
+        ASSIGN_OR_RETURN(bool more, run.Add(entries[e].doc, v->value, v->version));
+        if (!more) taken = e + 1;
+        return more;
+      });
+  RETURN_IF_ERROR(read.status());
+  for (size_t i = 0, l = 0; i < taken; ++i) {
+    if (l < local.size() && local[l] == i) {
+      ++l;
+    } else {
+      resp->add_foreign(entries[i].doc);
+    }
+  }
+  if (taken < entries.size()) {
+    resp->set_has_next(true);
+    resp->set_next(entries[taken].key);
+  } else if (scan_next) {
+    resp->set_has_next(true);
+    resp->set_next(std::move(*scan_next));
+  }
+  resp->set_joined(true);
+  return Status::OK();
+}
+
 Status ShardKvService::DoQuery(const v1::ShardQueryRequest& req, Deadline deadline,
                                v1::ShardQueryResponse* resp) {
   const bool aggregating = !req.aggregates_json().empty();
@@ -387,6 +474,9 @@ Status ShardKvService::DoQuery(const v1::ShardQueryRequest& req, Deadline deadli
   }
   if (req.read_ts() == 0) {
     return Status::InvalidArgument("a shard query needs a read timestamp");
+  }
+  if (req.has_index_join() && req.keys_size() > 0) {
+    return Status::InvalidArgument("a shard query reads keys or joins an index, not both");
   }
   query::ShardQueryText text;
   text.filter_json = req.filter_json();
@@ -422,6 +512,8 @@ Status ShardKvService::DoQuery(const v1::ShardQueryRequest& req, Deadline deadli
         });
     RETURN_IF_ERROR(read.status());
     resp->set_keys_read(static_cast<uint32_t>(*read));
+  } else if (req.has_index_join()) {
+    RETURN_IF_ERROR(JoinIndex(req, deadline, run, resp));
   } else {
     mvcc::ScanOptions o;
     o.tenant = req.tenant();

@@ -11,6 +11,10 @@
 #include "core/sharding/store.h"
 #include "gojodb/v1/shard.grpc.pb.h"
 
+namespace gojodb::query {
+class ShardQueryRun;
+}
+
 namespace gojodb::rpc {
 
 class ShardKvService final : public v1::ShardKv::Service, public ShardClient {
@@ -50,6 +54,8 @@ class ShardKvService final : public v1::ShardKv::Service, public ShardClient {
   // returns matches of at most about this many bytes.
   static constexpr uint32_t kMaxQueryExamined = 20000;
   static constexpr size_t kMaxQueryBytes = 4 << 20;
+  // An index join's index has at most this many fields (the catalog allows fewer).
+  static constexpr uint32_t kMaxJoinFields = 32;
 
  private:
   static grpc::Status Reply(grpc::ServerContext* ctx, const Status& s);
@@ -62,6 +68,8 @@ class ShardKvService final : public v1::ShardKv::Service, public ShardClient {
   Status DoScan(const v1::ShardScanRequest& req, Deadline deadline, v1::ShardScanResponse* resp);
   Status DoBatch(const v1::ShardBatchRequest& req, Deadline deadline, v1::ShardBatchResponse* resp);
   Status DoQuery(const v1::ShardQueryRequest& req, Deadline deadline, v1::ShardQueryResponse* resp);
+  Status JoinIndex(const v1::ShardQueryRequest& req, Deadline deadline, query::ShardQueryRun& run,
+                   v1::ShardQueryResponse* resp);
 
   sharding::Store* const store_;
   const std::chrono::milliseconds timeout_;
