@@ -1935,6 +1935,54 @@ TEST(ShardMachineTest, ConditionsOfATransactionalWriteSeeTheNewestVersion) {
   EXPECT_EQ((*got_c)->version, 60u);
 }
 
+// A write's versions go to the engine in key order, not in the order given: every row
+// lands, and a row given twice keeps the value given last (a put then a delete, a
+// delete then a put), in a plain write and in a transaction's one-phase write alike.
+TEST(ShardMachineTest, AWriteInKeyOrderKeepsTheLastValueOfARowGivenTwice) {
+  auto engine = MemoryEngine();
+  auto machine = std::move(ShardMachine::Create(engine.get(), ShardAToZ({1}))).value();
+  uint64_t index = 0;
+  auto write = [&](uint64_t start_ts, uint64_t ts, std::vector<Mutation> mutations) {
+    WriteCommand w;
+    w.start_ts = start_ts;
+    w.ts = ts;
+    w.mutations = std::move(mutations);
+    std::string result;
+    Status s = machine->ApplyCommand(consensus::LogIndex(++index), EncodeWriteCommand(w), &result);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return std::move(DecodeOutcome(result)).value();
+  };
+  mvcc::MvccReader reader(engine.get(), nullptr);
+  auto value = [&](const std::string& key) -> std::string {
+    auto got = reader.Get(MachineRow(key), mvcc::kMaxTimestamp);
+    EXPECT_TRUE(got.ok());
+    if (!got.ok() || !*got) return "(none)";
+    return (*got)->deleted ? "(deleted)" : (*got)->value;
+  };
+  for (const uint64_t start_ts : {uint64_t{0}, uint64_t{5}}) {
+    SCOPED_TRACE(start_ts == 0 ? "plain write" : "one-phase transaction");
+    const uint64_t ts = start_ts + 10;
+    const std::string p = start_ts == 0 ? "p" : "t";
+    const auto row = [&](const char* k) { return MachineRow(p + k); };
+    auto out = write(start_ts, ts,
+                     {{false, row("m"), "m1", std::nullopt},
+                      {false, row("c"), "c1", std::nullopt},
+                      {false, row("x"), "x1", std::nullopt},
+                      {false, row("c"), "c2", std::nullopt},
+                      {false, row("a"), "a1", std::nullopt},
+                      {true, row("x"), "", std::nullopt},
+                      {true, row("d"), "", std::nullopt},
+                      {false, row("d"), "d2", std::nullopt},
+                      {false, row("c"), "c3", std::nullopt}});
+    ASSERT_EQ(out.code, StatusCode::kOk) << out.message;
+    EXPECT_EQ(value(p + "a"), "a1");
+    EXPECT_EQ(value(p + "c"), "c3");
+    EXPECT_EQ(value(p + "d"), "d2");
+    EXPECT_EQ(value(p + "m"), "m1");
+    EXPECT_EQ(value(p + "x"), "(deleted)");
+  }
+}
+
 // The GC fence refuses older prewrites, drops older rollback markers, and travels with
 // the shard: in its applied record, in snapshots and into a split's new shard.
 TEST(ShardMachineTest, GcFenceRefusesOlderTransactionsAndTravelsWithTheShard) {
