@@ -1894,6 +1894,19 @@ TEST(ShardMachineTest, AWriteMeetsALockBehindManyDeletedLocks) {
   std::filesystem::remove_all(dir);
 }
 
+// Applies a write command at log index `index` and returns its outcome.
+WriteOutcome ApplyWriteCommand(ShardMachine* machine, uint64_t index, uint64_t start_ts,
+                               uint64_t ts, std::vector<Mutation> mutations) {
+  WriteCommand w;
+  w.start_ts = start_ts;
+  w.ts = ts;
+  w.mutations = std::move(mutations);
+  std::string result;
+  Status s = machine->ApplyCommand(consensus::LogIndex(index), EncodeWriteCommand(w), &result);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  return std::move(DecodeOutcome(result)).value();
+}
+
 // A one-phase transactional write's conditions (if_version, 0 for "absent") are checked
 // against each row's newest version, the one its conflict check read: a deleted row
 // counts as absent, and the first condition that fails is named.
@@ -1902,14 +1915,7 @@ TEST(ShardMachineTest, ConditionsOfATransactionalWriteSeeTheNewestVersion) {
   auto machine = std::move(ShardMachine::Create(engine.get(), ShardAToZ({1}))).value();
   uint64_t index = 0;
   auto write = [&](uint64_t start_ts, uint64_t ts, std::vector<Mutation> mutations) {
-    WriteCommand w;
-    w.start_ts = start_ts;
-    w.ts = ts;
-    w.mutations = std::move(mutations);
-    std::string result;
-    Status s = machine->ApplyCommand(consensus::LogIndex(++index), EncodeWriteCommand(w), &result);
-    EXPECT_TRUE(s.ok()) << s.ToString();
-    return std::move(DecodeOutcome(result)).value();
+    return ApplyWriteCommand(machine.get(), ++index, start_ts, ts, std::move(mutations));
   };
   const std::string a = MachineRow("a"), b = MachineRow("b"), c = MachineRow("c");
   ASSERT_EQ(write(0, 10, {{false, a, "a1", std::nullopt}}).code, StatusCode::kOk);
@@ -1943,14 +1949,7 @@ TEST(ShardMachineTest, AWriteInKeyOrderKeepsTheLastValueOfARowGivenTwice) {
   auto machine = std::move(ShardMachine::Create(engine.get(), ShardAToZ({1}))).value();
   uint64_t index = 0;
   auto write = [&](uint64_t start_ts, uint64_t ts, std::vector<Mutation> mutations) {
-    WriteCommand w;
-    w.start_ts = start_ts;
-    w.ts = ts;
-    w.mutations = std::move(mutations);
-    std::string result;
-    Status s = machine->ApplyCommand(consensus::LogIndex(++index), EncodeWriteCommand(w), &result);
-    EXPECT_TRUE(s.ok()) << s.ToString();
-    return std::move(DecodeOutcome(result)).value();
+    return ApplyWriteCommand(machine.get(), ++index, start_ts, ts, std::move(mutations));
   };
   mvcc::MvccReader reader(engine.get(), nullptr);
   auto value = [&](const std::string& key) -> std::string {
