@@ -881,25 +881,19 @@ Status ShardMachine::ApplyWrite(storage::WriteBatch* batch, std::string_view bod
   // In a transaction, each row's newest version (any timestamp), for the conflict
   // checks and the conditions below.
   std::vector<std::optional<mvcc::VersionedValue>> newest;
-  // The mutations in key order (a stable sort: a row written twice keeps its last value).
-  // The newest versions are read in that order (the engine's seeks then walk forward), and
-  // the versions are written in it: the memtable's skip list finds each key's place from
-  // the one before (its splice), in steps that grow with the distance between them rather
-  // than with the list's size. Rows of a command name places all over the shard (a
-  // document, then its entries in each index), which in their given order undo the splice
-  // at every insert.
-  std::vector<uint32_t> order(c.mutations.size());
-  for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
-    return c.mutations[a].row_key < c.mutations[b].row_key;
-  });
   if (c.start_ts == 0) {
     for (const auto& m : c.mutations) {
       ASSIGN_OR_RETURN(bool go_on, check(m, std::nullopt));
       if (!go_on) break;
     }
   } else {
-    // The checks go in the mutations' order: the first row that fails decides.
+    // The newest versions in key order (the engine's seeks then walk forward), then the
+    // checks in the mutations' order.
+    std::vector<uint32_t> order(c.mutations.size());
+    for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+      return c.mutations[a].row_key < c.mutations[b].row_key;
+    });
     newest.resize(c.mutations.size());
     RETURN_IF_ERROR(reader.GetEach(
         order.size(), [&](size_t k) -> std::string_view { return c.mutations[order[k]].row_key; },
@@ -937,8 +931,7 @@ Status ShardMachine::ApplyWrite(storage::WriteBatch* batch, std::string_view bod
       return Status::OK();
     }
   }
-  for (const uint32_t i : order) {
-    const auto& m = c.mutations[i];
+  for (const auto& m : c.mutations) {
     if (m.is_delete)
       mvcc::DeleteVersion(batch, m.row_key, c.ts);
     else

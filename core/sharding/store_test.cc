@@ -1941,10 +1941,10 @@ TEST(ShardMachineTest, ConditionsOfATransactionalWriteSeeTheNewestVersion) {
   EXPECT_EQ((*got_c)->version, 60u);
 }
 
-// A write's versions go to the engine in key order, not in the order given: every row
-// lands, and a row given twice keeps the value given last (a put then a delete, a
-// delete then a put), in a plain write and in a transaction's one-phase write alike.
-TEST(ShardMachineTest, AWriteInKeyOrderKeepsTheLastValueOfARowGivenTwice) {
+// A write's rows, given out of key order: every row lands, and a row given twice keeps
+// the value given last (a put then a delete, a delete then a put), in a plain write and
+// in a transaction's one-phase write alike.
+TEST(ShardMachineTest, AWriteKeepsTheLastValueOfARowGivenTwice) {
   auto engine = MemoryEngine();
   auto machine = std::move(ShardMachine::Create(engine.get(), ShardAToZ({1}))).value();
   uint64_t index = 0;
