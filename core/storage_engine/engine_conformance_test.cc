@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <map>
 #include <random>
 
 #include "core/storage_engine/engine.h"
@@ -325,6 +327,45 @@ TEST(EngineFactory, RejectsUnknownKind) {
   auto r = OpenEngine(o);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+}
+
+// The RocksDB adapter's per-family compression, as RocksDB recorded it in its OPTIONS
+// file: the Raft log's entries (deleted once their log is truncated) are stored as they
+// are; rows are compressed, LZ4 above the bottom level and ZSTD at it.
+TEST(RocksDbEngine, CompressesRowsButNotTheRaftLog) {
+  const fs::path dir =
+      fs::temp_directory_path() / ("gojodb-engine-options-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  EngineOptions o;
+  o.kind = "rocksdb";
+  o.path = dir.string();
+  ASSERT_TRUE(OpenEngine(o).ok());  // opened and closed
+  int files = 0;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    if (entry.path().filename().string().rfind("OPTIONS-", 0) != 0) continue;
+    ++files;
+    SCOPED_TRACE(entry.path().string());
+    std::map<std::string, std::map<std::string, std::string>> families;  // option by name
+    std::ifstream in(entry.path());
+    std::string line, family;
+    while (std::getline(in, line)) {
+      if (line.rfind("[CFOptions \"", 0) == 0) {
+        family = line.substr(12, line.find('"', 12) - 12);
+      } else if (line.rfind("[", 0) == 0) {
+        family.clear();
+      } else if (!family.empty() && line.find('=') != std::string::npos) {
+        const size_t b = line.find_first_not_of(' '), eq = line.find('=');
+        families[family][line.substr(b, eq - b)] = line.substr(eq + 1);
+      }
+    }
+    ASSERT_TRUE(families.count("raft") && families.count("write"));
+    EXPECT_EQ(families["raft"]["compression"], "kNoCompression");
+    EXPECT_EQ(families["raft"]["bottommost_compression"], "kNoCompression");
+    EXPECT_EQ(families["write"]["compression"], "kLZ4Compression");
+    EXPECT_EQ(families["write"]["bottommost_compression"], "kZSTD");
+  }
+  EXPECT_GT(files, 0) << "RocksDB wrote no OPTIONS file in " << dir;
+  fs::remove_all(dir);
 }
 
 }  // namespace

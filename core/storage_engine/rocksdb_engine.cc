@@ -142,6 +142,12 @@ class RocksDbEngine final : public Engine {
       auto cf = static_cast<ColumnFamily>(i);
       rocksdb::ColumnFamilyOptions cf_opts =
           RocksDbColumnFamilyOptions(options.write_buffer_bytes, table);
+      if (cf == ColumnFamily::kRaft) {
+        // Raft log entries live until their shard's log is truncated, seconds later:
+        // compressing them at each flush and compaction spent CPU on bytes soon deleted.
+        cf_opts.compression = rocksdb::kNoCompression;
+        cf_opts.bottommost_compression = rocksdb::kNoCompression;
+      }
       if (auto k = options.key_suffix_bytes.find(cf); k != options.key_suffix_bytes.end()) {
         cf_opts.prefix_extractor = std::make_shared<StripSuffix>(k->second);
         cf_opts.memtable_prefix_bloom_size_ratio = 0.05;
