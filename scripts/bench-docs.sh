@@ -5,18 +5,24 @@
 #   - PostgreSQL (Debian's, one server, synchronous_commit on, fsync on), JSONB with
 #     expression indexes on the same fields, over libpq.
 # Both get the same generated documents: NDJSON bulk ingest against COPY, an indexed
-# point query, an indexed range query, and a group-by over every document.
+# point query, an indexed range query, and a group-by over every document. Both servers
+# run at once and the systems take turns: every phase runs ROUNDS times on each, in
+# alternating order, and each figure is the mean of its rounds, so that the machine's
+# drift during a run weighs on both alike (the summary also gives the range of the
+# rounds' ratios).
 #
 #   scripts/bench-docs.sh [BIN_DIR]          (make bench-docs: build/bin)
 #
-# Environment: DOCS (200000), THREADS (8), PHASE_SECONDS (10), SEED (1),
-# PG_BIN (/usr/lib/postgresql/15/bin), OUT_DIR (BIN_DIR/../bench-results/docs-<UTC time>).
+# Environment: DOCS (200000), THREADS (8), PHASE_SECONDS (5, a round), ROUNDS (3),
+# SEED (1), PG_BIN (/usr/lib/postgresql/15/bin),
+# OUT_DIR (BIN_DIR/../bench-results/docs-<UTC time>).
 set -euo pipefail
 
 BIN_DIR=${1:-build/bin}
 DOCS=${DOCS:-200000}
 THREADS=${THREADS:-8}
-SECONDS_PER_PHASE=${PHASE_SECONDS:-10}
+SECONDS_PER_PHASE=${PHASE_SECONDS:-5}
+ROUNDS=${ROUNDS:-3}
 SEED=${SEED:-1}
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 BENCH=$BIN_DIR/gojodb-docs-bench
@@ -50,11 +56,12 @@ source "$(cd "$(dirname "$0")" && pwd)/bench-lib.sh"
   echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "host: $(uname -srm), $(nproc) cores"
   echo "git: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-  echo "docs: $DOCS threads: $THREADS seconds: $SECONDS_PER_PHASE seed: $SEED"
+  echo "docs: $DOCS threads: $THREADS seconds: $SECONDS_PER_PHASE rounds: $ROUNDS seed: $SEED"
 } | tee "$OUT_DIR/environment.txt"
-COMMON=(--docs "$DOCS" --threads "$THREADS" --seconds "$SECONDS_PER_PHASE" --seed "$SEED")
+COMMON=(--docs "$DOCS" --threads "$THREADS" --seconds "$SECONDS_PER_PHASE" --seed "$SEED"
+  --rounds "$ROUNDS")
 
-# GojoDB standalone, then PostgreSQL: one system at a time.
+# GojoDB standalone and PostgreSQL, both up for the whole run.
 HTTP_PORT=$(free_port)
 GRPC_PORT=$(free_port)
 "$SERVER" --data-dir "$WORK/standalone" --http-addr "127.0.0.1:$HTTP_PORT" \
@@ -64,11 +71,6 @@ for _ in $(seq 1 100); do
   curl -fs "http://127.0.0.1:$HTTP_PORT/readyz" > /dev/null 2>&1 && break
   sleep 0.2
 done
-"$BENCH" --gojodb "127.0.0.1:$HTTP_PORT" "${COMMON[@]}" > "$OUT_DIR/gojodb.json"
-kill "$SERVER_PID"
-wait "$SERVER_PID" 2>/dev/null || true
-SERVER_PID=
-
 mkdir -p "$WORK/pg"
 [[ $(id -u) -ne 0 ]] || { chmod 711 "$WORK"; chown postgres "$WORK/pg"; }
 PORT=$(free_port)
@@ -76,25 +78,29 @@ as_pg "$PG_BIN/initdb" -D "$WORK/pg/data" -A trust -U bench > "$OUT_DIR/postgres
 as_pg "$PG_BIN/pg_ctl" -D "$WORK/pg/data" -l "$WORK/pg/postgres.log" -w \
   -o "-p $PORT -k $WORK/pg -c listen_addresses=127.0.0.1 -c synchronous_commit=on -c fsync=on" \
   start > /dev/null
-"$BENCH" --postgres "host=127.0.0.1 port=$PORT dbname=postgres user=bench" "${COMMON[@]}" \
-  > "$OUT_DIR/postgres.json"
+"$BENCH" --gojodb "127.0.0.1:$HTTP_PORT" \
+  --postgres "host=127.0.0.1 port=$PORT dbname=postgres user=bench" "${COMMON[@]}" \
+  > "$OUT_DIR/docs.json"
 
 python3 - "$OUT_DIR" <<'PY' | tee "$OUT_DIR/summary.md"
 import json, sys
 d = sys.argv[1]
-g = json.load(open(d + "/gojodb.json"))["results"][0]
-p = json.load(open(d + "/postgres.json"))["results"][0]
-def row(name, gv, pv, unit, higher_better=True):
+g, p = json.load(open(d + "/docs.json"))["results"]
+assert g["system"] == "gojodb" and p["system"] == "postgres"
+def ratios(phase, key, higher_better):
+    rs = [a[key] / b[key] if higher_better else b[key] / a[key]
+          for a, b in zip(g["rounds"][phase], p["rounds"][phase])]
+    return f"{min(rs):.2f}–{max(rs):.2f}" if len(rs) > 1 else f"{rs[0]:.2f}"
+def row(name, phase, key, unit, scale=1, higher_better=True):
+    gv, pv = g[phase][key] * scale, p[phase][key] * scale
     r = gv / pv if higher_better else pv / gv
-    print(f"| {name} | {gv:,.0f} {unit} | {pv:,.0f} {unit} | {r:.2f} |")
-print("| phase | GojoDB standalone | PostgreSQL | GojoDB / PostgreSQL |")
-print("|---|---|---|---|")
-row("ingest, no secondary index", g["ingest_plain"]["docs_per_s"], p["ingest_plain"]["docs_per_s"], "docs/s")
-row("ingest, 3 indexes", g["ingest"]["docs_per_s"], p["ingest"]["docs_per_s"], "docs/s")
+    print(f"| {name} | {gv:,.0f} {unit} | {pv:,.0f} {unit} | {r:.2f} | {ratios(phase, key, higher_better)} |")
+print("| phase | GojoDB standalone | PostgreSQL | GojoDB / PostgreSQL | rounds' ratios |")
+print("|---|---|---|---|---|")
+row("ingest, no secondary index", "ingest_plain", "docs_per_s", "docs/s")
+row("ingest, 3 indexes", "ingest", "docs_per_s", "docs/s")
 for ph in ("point", "range"):
-    row(f"{ph} query ({g[ph]['p99_ms']:.1f} / {p[ph]['p99_ms']:.1f} ms p99)",
-        g[ph]["ops_per_s"], p[ph]["ops_per_s"], "q/s")
-gs, ps = g["groupby"]["median_s"], p["groupby"]["median_s"]
-print(f"| group-by, 50 groups over every document | {gs*1000:,.0f} ms | {ps*1000:,.0f} ms | {ps/gs:.2f} |")
+    row(f"{ph} query ({g[ph]['p99_ms']:.1f} / {p[ph]['p99_ms']:.1f} ms p99)", ph, "ops_per_s", "q/s")
+row("group-by, 50 groups over every document", "groupby", "median_s", "ms", 1000, False)
 PY
 echo "results in $OUT_DIR"

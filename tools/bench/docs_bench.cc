@@ -10,6 +10,8 @@
 //           for --seconds.
 //   range   an indexed range that finds about 20 documents (ts in [x, x+w)), in key order.
 //   groupby count and average score per city over every document; --repeat times.
+// With --rounds N every phase runs N times on each system, the systems taking turns
+// (RunSystems), and the figures are the means of the rounds.
 //
 //   gojodb-docs-bench --gojodb 127.0.0.1:8080 --postgres "host=… dbname=…" --docs 200000
 //
@@ -23,6 +25,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <cerrno>
@@ -31,6 +34,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <memory>
 #include <optional>
 #include <random>
 #include <string>
@@ -56,6 +60,7 @@ struct Options {
   int seconds = 10;
   int batch = 10000;
   int repeat = 3;
+  int rounds = 1;
   uint64_t seed = 1;
   std::string collection = "bench_docs";
 };
@@ -492,65 +497,115 @@ Rate Drive(System& sys, const Options& o, Op op) {
           all.ValueAtQuantile(0.99) / 1000.0, errors.load()};
 }
 
-json RunSystem(System& sys, const Options& o, const std::vector<Doc>& docs) {
-  json out = {{"system", sys.Name()}};
-  // Without secondary indexes first (the key alone), then with them.
-  if (!sys.Setup(false)) {
-    out["error"] = "setup failed";
-    return out;
+// Every phase on every system, the systems taking turns: --rounds times each, in the
+// order given in even rounds and reversed in odd ones, so that a machine that speeds up
+// or slows down during the run weighs on every system alike. Each ingest round starts
+// from an empty collection/table (without indexes, then with them); the query phases
+// run on what the last round loaded. A system's figure for a phase is the mean of its
+// rounds (for group-by, of each round's median of --repeat runs); its `rounds` lists
+// them. A system that fails a phase stops there (its "error" says which).
+json RunSystems(const std::vector<System*>& systems, const Options& o,
+                const std::vector<Doc>& docs) {
+  std::vector<json> out;
+  std::vector<bool> failed(systems.size(), false);
+  for (System* s : systems) out.push_back(json{{"system", s->Name()}});
+  auto turns = [&](int round) {
+    std::vector<size_t> order(systems.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = round % 2 ? order.size() - 1 - i : i;
+    return order;
+  };
+  auto fail = [&](size_t i, std::string what) {
+    if (!failed[i]) out[i]["error"] = std::move(what);
+    failed[i] = true;
+  };
+  // Appends one round's figure of `phase` (value[key]) to system i's rounds.
+  auto record = [&](size_t i, const char* phase, json value) {
+    out[i]["rounds"][phase].push_back(std::move(value));
+  };
+  auto ingest = [&](size_t i, bool indexed) {
+    System& sys = *systems[i];
+    if (!sys.Setup(indexed)) return fail(i, "setup failed");
+    const auto a = Clock::now();
+    if (!sys.Ingest(docs, o.batch)) {
+      return fail(i, indexed ? "ingest failed" : "ingest without indexes failed");
+    }
+    const double secs = std::chrono::duration<double>(Clock::now() - a).count();
+    record(i, indexed ? "ingest" : "ingest_plain",
+           {{"seconds", secs}, {"docs_per_s", docs.size() / secs}});
+    std::fprintf(stderr, "%s: ingest%s %.1f s, %.0f docs/s\n", sys.Name().c_str(),
+                 indexed ? "" : " (no indexes)", secs, docs.size() / secs);
+  };
+  for (int r = 0; r < o.rounds; ++r) {
+    for (bool indexed : {false, true}) {
+      for (size_t i : turns(r)) {
+        if (!failed[i]) ingest(i, indexed);
+      }
+    }
   }
-  auto a = Clock::now();
-  if (!sys.Ingest(docs, o.batch)) {
-    out["error"] = "ingest without indexes failed";
-    return out;
-  }
-  const double plain_s = std::chrono::duration<double>(Clock::now() - a).count();
-  out["ingest_plain"] = {{"seconds", plain_s}, {"docs_per_s", docs.size() / plain_s}};
-  if (!sys.Setup(true)) {
-    out["error"] = "setup failed";
-    return out;
-  }
-  a = Clock::now();
-  if (!sys.Ingest(docs, o.batch)) {
-    out["error"] = "ingest failed";
-    return out;
-  }
-  const double ingest_s = std::chrono::duration<double>(Clock::now() - a).count();
-  out["ingest"] = {{"seconds", ingest_s}, {"docs_per_s", docs.size() / ingest_s}};
-  std::fprintf(stderr, "%s: ingest %.1f s, %.0f docs/s\n", sys.Name().c_str(), ingest_s,
-               docs.size() / ingest_s);
   const uint64_t n = docs.size();
-  auto point = Drive(sys, o, [&](Conn& c, std::mt19937_64& rng) {
-    return c.Point("u" + std::to_string(rng() % n) + "@example.com");
-  });
   const uint64_t width = 200;  // ts spans 10·docs: about 20 documents
-  auto range = Drive(sys, o, [&](Conn& c, std::mt19937_64& rng) {
-    const uint64_t lo = rng() % (10 * n - width);
-    return c.Range(lo, lo + width) != SIZE_MAX;
-  });
   auto rate_json = [](const Rate& r) {
     return json{{"ops_per_s", r.ops_per_s},
                 {"p50_ms", r.p50_ms},
                 {"p99_ms", r.p99_ms},
                 {"errors", r.errors}};
   };
-  out["point"] = rate_json(point);
-  out["range"] = rate_json(range);
-  std::vector<double> group_s;
-  auto conn = sys.Connect();
-  for (int i = 0; i < o.repeat; ++i) {
-    size_t groups = 0;
-    a = Clock::now();
-    if (!conn->GroupBy(&groups) || groups != 50) {
-      out["groupby_error"] = "groups: " + std::to_string(groups);
-      break;
+  for (const char* phase : {"point", "range"}) {
+    for (int r = 0; r < o.rounds; ++r) {
+      for (size_t i : turns(r)) {
+        if (failed[i]) continue;
+        Rate rate;
+        if (std::string_view(phase) == "point") {
+          rate = Drive(*systems[i], o, [&](Conn& c, std::mt19937_64& rng) {
+            return c.Point("u" + std::to_string(rng() % n) + "@example.com");
+          });
+        } else {
+          rate = Drive(*systems[i], o, [&](Conn& c, std::mt19937_64& rng) {
+            const uint64_t lo = rng() % (10 * n - width);
+            return c.Range(lo, lo + width) != SIZE_MAX;
+          });
+        }
+        record(i, phase, rate_json(rate));
+      }
     }
-    group_s.push_back(std::chrono::duration<double>(Clock::now() - a).count());
   }
-  std::sort(group_s.begin(), group_s.end());
-  if (!group_s.empty()) out["groupby"] = {{"median_s", group_s[group_s.size() / 2]}};
-  std::fprintf(stderr, "%s: %s\n", sys.Name().c_str(), out.dump().c_str());
-  return out;
+  for (int r = 0; r < o.rounds; ++r) {
+    for (size_t i : turns(r)) {
+      if (failed[i]) continue;
+      auto conn = systems[i]->Connect();
+      std::vector<double> secs;
+      for (int k = 0; k < o.repeat; ++k) {
+        size_t groups = 0;
+        const auto a = Clock::now();
+        if (!conn->GroupBy(&groups) || groups != 50) {
+          fail(i, "group-by answered " + std::to_string(groups) + " groups");
+          break;
+        }
+        secs.push_back(std::chrono::duration<double>(Clock::now() - a).count());
+      }
+      if (secs.empty()) continue;
+      std::sort(secs.begin(), secs.end());
+      record(i, "groupby", {{"median_s", secs[secs.size() / 2]}});
+    }
+  }
+  // Each phase's figures: the means of its rounds.
+  json results = json::array();
+  for (auto& sys : out) {
+    if (sys.contains("rounds")) {
+      for (auto& [phase, rounds] : sys["rounds"].items()) {
+        json mean = json::object();
+        for (auto& [key, first] : rounds[0].items()) {
+          double sum = 0;
+          for (const auto& round : rounds) sum += round[key].get<double>();
+          mean[key] = sum / static_cast<double>(rounds.size());
+        }
+        sys[phase] = std::move(mean);
+      }
+    }
+    std::fprintf(stderr, "%s\n", sys.dump().c_str());
+    results.push_back(std::move(sys));
+  }
+  return results;
 }
 
 }  // namespace
@@ -564,7 +619,9 @@ int main(int argc, char** argv) {
   app.add_option("--threads", o.threads, "client threads of the query phases");
   app.add_option("--seconds", o.seconds, "length of each query phase");
   app.add_option("--batch", o.batch, "lines per bulk request / COPY buffer");
-  app.add_option("--repeat", o.repeat, "group-by runs (the median is reported)");
+  app.add_option("--repeat", o.repeat, "group-by runs a round (the median is its figure)");
+  app.add_option("--rounds", o.rounds, "rounds of every phase, the systems taking turns")
+      ->check(CLI::Range(1, 100));
   app.add_option("--seed", o.seed, "random seed");
   app.add_option("--collection", o.collection, "GojoDB collection (dropped and re-created)");
   CLI11_PARSE(app, argc, argv);
@@ -573,24 +630,24 @@ int main(int argc, char** argv) {
     return 2;
   }
   const auto docs = Generate(o);
-  json results = json::array();
-  if (!o.gojodb.empty()) {
-    GojoSystem g(o.gojodb, o.collection);
-    results.push_back(RunSystem(g, o, docs));
-  }
+  std::vector<std::unique_ptr<System>> owned;
+  if (!o.gojodb.empty()) owned.push_back(std::make_unique<GojoSystem>(o.gojodb, o.collection));
   if (!o.postgres.empty()) {
 #ifdef GOJODB_BENCH_WITH_POSTGRES
-    PgSystem p(o.postgres);
-    results.push_back(RunSystem(p, o, docs));
+    owned.push_back(std::make_unique<PgSystem>(o.postgres));
 #else
     std::fprintf(stderr, "gojodb-docs-bench: built without libpq (apt-get install libpq-dev)\n");
     return 2;
 #endif
   }
+  std::vector<System*> systems;
+  for (auto& s : owned) systems.push_back(s.get());
+  const json results = RunSystems(systems, o, docs);
   std::printf("%s\n", json{{"docs", o.docs},
                            {"threads", o.threads},
                            {"seconds", o.seconds},
                            {"seed", o.seed},
+                           {"rounds", o.rounds},
                            {"results", results}}
                           .dump(2)
                           .c_str());
