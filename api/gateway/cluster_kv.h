@@ -405,7 +405,9 @@ class ClusterKv final : public kv::KvService {
   static constexpr size_t kQueryFanOut = 8;
   // The same for the documents `keys` (user keys, as an index scan names them): one call
   // per shard for up to 1,000 of them, calls to different shards at once. `each` may be
-  // called from several threads at a time; the caller checks `missing`.
+  // called from several threads at a time; the caller checks `missing`. With
+  // tmpl.index_join set, `keys` are entries of that unique index (collection `id`) and
+  // go as its entry_keys.
   Status QueryKeys(uint32_t id, const std::vector<std::string>& keys, uint64_t read_ts,
                    const v1::ShardQueryRequest& tmpl, Clock::time_point deadline,
                    const QueryAnswer& each);
@@ -414,7 +416,8 @@ class ClusterKv final : public kv::KvService {
   // The same for the documents of collection `id` an index plan names: each shard of the
   // index's ranges reads its entries and the documents among them it holds in one call
   // (ShardQueryRequest.index_join), and the documents it does not hold are read with
-  // QueryKeys. A plan of point gets of a unique index reads its entries first. Where a
+  // QueryKeys. A plan of point gets of a unique index sends its entries' keys to the
+  // shards that hold them (QueryKeys), each of which joins them alike. Where a
   // storage node does not join, `reset` forgets what `each` took, and the entries are
   // read first, then the documents. `each` may be called from several threads at a time.
   // `joined`: whether every shard joined.

@@ -128,43 +128,59 @@ Status ClusterKv::QueryIndex(uint32_t id, const query::Plan& plan, uint64_t read
       return QueryKeys(id, keys, read_ts, tmpl, deadline, each);
     });
   };
+  v1::ShardQueryRequest t = tmpl;
+  auto* join = t.mutable_index_join();
+  join->set_collection(id);
+  join->set_fields(static_cast<uint32_t>(index.fields.size()));
+  join->set_unique(index.unique);
+  std::atomic<bool> no_join{false};  // answers may come from several threads at once
+  // Each answer's matches, then the documents it names that other shards hold.
+  const QueryAnswer joined_answer = [&](v1::ShardQueryResponse& resp,
+                                        v1::ShardQueryRequest* next) -> Result<bool> {
+    // (The fail point reads the answer as an older node's, for tests.)
+    if (!resp.joined() || !failpoint::Inject("cluster_query.index_join_answer").ok()) {
+      no_join = true;
+      return Status::Unimplemented("a storage node does not join an index to its documents");
+    }
+    std::vector<std::string> foreign;
+    foreign.reserve(resp.foreign_size());
+    for (auto& k : *resp.mutable_foreign()) foreign.push_back(std::move(k));
+    ASSIGN_OR_RETURN(bool more, each(resp, next));
+    if (more && !foreign.empty()) {
+      RETURN_IF_ERROR(QueryKeys(id, foreign, read_ts, tmpl, deadline, each));
+    }
+    return more;
+  };
+  auto fall_back = [&] {
+    reset();
+    return entries_then_documents();
+  };
   if (index.unique && !plan.has_range && plan.fixed_fields == index.fields.size()) {
-    return entries_then_documents();  // point gets, which bloom filters answer
+    // Every field fixed: each range holds at most its start key, read by point lookups
+    // (which each row's bloom filters can answer) on the shards of the entries.
+    std::vector<std::string> entry_keys;
+    entry_keys.reserve(plan.ranges.size());
+    for (const auto& r : plan.ranges) entry_keys.push_back(r.start);
+    if (entry_keys.empty()) {
+      *joined = true;
+      return Status::OK();
+    }
+    Status s = QueryKeys(index.id, entry_keys, read_ts, t, deadline, joined_answer);
+    if (no_join) return fall_back();
+    RETURN_IF_ERROR(s);
+    *joined = true;
+    return Status::OK();
   }
   const std::string prefix = mvcc::CollectionPrefix(kTenant, index.id);
-  bool no_join = false;
   for (const auto& r : plan.ranges) {
-    v1::ShardQueryRequest t = tmpl;
-    t.set_start(r.start);
-    t.set_end(r.end);
-    auto* join = t.mutable_index_join();
-    join->set_collection(id);
-    join->set_fields(static_cast<uint32_t>(index.fields.size()));
-    join->set_unique(index.unique);
+    v1::ShardQueryRequest ranged = t;
+    ranged.set_start(r.start);
+    ranged.set_end(r.end);
     const std::string lo = mvcc::EncodeRowKey(kTenant, index.id, r.start);
     const std::string hi = r.end.empty() ? mvcc::PrefixSuccessor(prefix)
                                          : mvcc::EncodeRowKey(kTenant, index.id, r.end);
-    Status s = QueryRange(
-        index.id, lo, hi, read_ts, std::move(t), deadline,
-        [&](v1::ShardQueryResponse& resp, v1::ShardQueryRequest* next) -> Result<bool> {
-          // (The fail point reads the answer as an older node's, for tests.)
-          if (!resp.joined() || !failpoint::Inject("cluster_query.index_join_answer").ok()) {
-            no_join = true;
-            return Status::Unimplemented("a storage node does not join an index to its documents");
-          }
-          std::vector<std::string> foreign;
-          foreign.reserve(resp.foreign_size());
-          for (auto& k : *resp.mutable_foreign()) foreign.push_back(std::move(k));
-          ASSIGN_OR_RETURN(bool more, each(resp, next));
-          if (more && !foreign.empty()) {
-            RETURN_IF_ERROR(QueryKeys(id, foreign, read_ts, tmpl, deadline, each));
-          }
-          return more;
-        });
-    if (no_join) {
-      reset();
-      return entries_then_documents();
-    }
+    Status s = QueryRange(index.id, lo, hi, read_ts, std::move(ranged), deadline, joined_answer);
+    if (no_join) return fall_back();
     RETURN_IF_ERROR(s);
   }
   *joined = true;
@@ -199,7 +215,11 @@ Status ClusterKv::QueryKeys(uint32_t id, const std::vector<std::string>& keys, u
                            q.set_collection(id);
                            q.set_read_ts(read_ts);
                            q.mutable_resolved()->Assign(resolved.begin(), resolved.end());
-                           for (size_t j = done; j < idx.size(); ++j) q.add_keys(keys[idx[j]]);
+                           // An index join's entries by key, or documents.
+                           auto* out = q.has_index_join()
+                                           ? q.mutable_index_join()->mutable_entry_keys()
+                                           : q.mutable_keys();
+                           for (size_t j = done; j < idx.size(); ++j) *out->Add() = keys[idx[j]];
                            return node.client->Query(q, &resp, d);
                          });
       });
@@ -209,6 +229,11 @@ Status ClusterKv::QueryKeys(uint32_t id, const std::vector<std::string>& keys, u
         return Status::OK();
       }
       RETURN_IF_ERROR(s);
+      if (tmpl.has_index_join() && !resp.joined()) {
+        // A node of a version without the join (it counted no keys): `each` decides.
+        v1::ShardQueryRequest unused;
+        return each(resp, &unused).status();
+      }
       if (resp.keys_read() == 0 || resp.keys_read() > idx.size() - done) {
         return Status::Internal("a storage node read " + std::to_string(resp.keys_read()) + " of " +
                                 std::to_string(idx.size() - done) + " keys");

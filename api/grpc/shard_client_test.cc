@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -299,6 +300,21 @@ TEST_F(ShardClientTest, AnIndexJoinReadsTheDocumentsOfItsShardAndNamesTheOthers)
   }
   auto lost = document::EntryFor(by_n, "zz", nlohmann::json{{"n", 6}});
   add(mvcc::EncodeRowKey(0, 8, lost->key), lost->value);
+  // A unique index (id 9) on the same field: its entries name their documents in values.
+  document::IndexSpec by_n_unique = by_n;
+  by_n_unique.id = 9;
+  by_n_unique.unique = true;
+  std::map<int, std::string> unique_entry;  // n -> entry key
+  for (const auto& [key, n] : docs) {
+    auto e = document::EntryFor(by_n_unique, key, nlohmann::json{{"n", n}});
+    ASSERT_TRUE(e);
+    add(mvcc::EncodeRowKey(0, 9, e->key), e->value);
+    unique_entry[n] = e->key;
+  }
+  auto lost_unique = document::EntryFor(by_n_unique, "zz", nlohmann::json{{"n", 6}});
+  add(mvcc::EncodeRowKey(0, 9, lost_unique->key), lost_unique->value);
+  unique_entry[6] = lost_unique->key;
+  unique_entry[7] = document::EntryFor(by_n_unique, "none", nlohmann::json{{"n", 7}})->key;
   v1::ShardWriteResponse wr;
   ASSERT_TRUE(remote_->Write(w, &wr, std::chrono::steady_clock::now() + 5s).ok());
   // Shard 2 takes the documents from d on and every entry (collection 8 sorts after 7).
@@ -375,8 +391,33 @@ TEST_F(ShardClientTest, AnIndexJoinReadsTheDocumentsOfItsShardAndNamesTheOthers)
   EXPECT_TRUE(resp.joined());
   EXPECT_EQ(resp.matches_size() + resp.foreign_size() + resp.missing_size(), 0);
 
+  // Entries of the unique index read by key, in the order asked: n = 0 (f), 7 (no entry),
+  // 5 (a, elsewhere), 6 (zz, no document), 4 (d).
+  v1::ShardQueryRequest points = q;
+  points.set_collection(9);
+  points.mutable_index_join()->set_unique(true);
+  for (int n : {0, 7, 5, 6, 4}) points.mutable_index_join()->add_entry_keys(unique_entry[n]);
+  ASSERT_TRUE(Both(&ShardClient::Query, points, &resp).ok());
+  EXPECT_TRUE(resp.joined());
+  EXPECT_EQ(matched(resp), "f d ");
+  EXPECT_EQ(keys(resp.foreign()), "a ");
+  EXPECT_EQ(keys(resp.missing()), "zz ");
+  EXPECT_EQ(resp.keys_read(), 5u);
+  EXPECT_FALSE(resp.has_next());
+  // One match a call: it stops at f, having taken the first entry and the absent one.
+  points.set_limit(1);
+  ASSERT_TRUE(Both(&ShardClient::Query, points, &resp).ok());
+  EXPECT_EQ(matched(resp), "f ");
+  EXPECT_TRUE(resp.foreign().empty());
+  EXPECT_EQ(resp.keys_read(), 2u);
+  points.set_limit(10);
+  // Only a unique index's entries are read by key.
+  v1::ShardQueryRequest bad = points;
+  bad.mutable_index_join()->set_unique(false);
+  EXPECT_EQ(Both(&ShardClient::Query, bad, &resp).code(), StatusCode::kInvalidArgument);
+
   // Bad joins.
-  v1::ShardQueryRequest bad = q;
+  bad = q;
   bad.mutable_index_join()->set_fields(0);
   EXPECT_EQ(Both(&ShardClient::Query, bad, &resp).code(), StatusCode::kInvalidArgument);
   bad = q;

@@ -412,15 +412,48 @@ Status ShardKvService::JoinIndex(const v1::ShardQueryRequest& req, Deadline dead
     std::string doc;  // the document's user key
   };
   std::vector<Entry> entries;
-  ASSIGN_OR_RETURN(
-      auto scan_next,
-      store_->ScanEach(
-          RouteOf(req.route()), std::move(o), deadline, resolved,
-          [&](const mvcc::ScanItem& item) -> Result<bool> {
-            ASSIGN_OR_RETURN(std::string doc, document::DocKeyOf(index, {item.key, item.value}));
-            entries.push_back({item.key, std::move(doc)});
-            return true;
-          }));
+  std::vector<size_t> asked;  // with entry_keys: the place of each entry found among them
+  std::optional<std::string> scan_next;
+  const bool points = join.entry_keys_size() > 0;
+  if (points) {
+    if (!join.unique()) {
+      return Status::InvalidArgument("an index join reads entries by key only of a unique index");
+    }
+    if (join.entry_keys_size() > kMaxBatchItems) {
+      return Status::InvalidArgument("an index join reads at most " +
+                                     std::to_string(kMaxBatchItems) + " entries by key");
+    }
+    std::vector<std::string> entry_rows;
+    for (const auto& k : join.entry_keys()) {
+      entry_rows.push_back(mvcc::EncodeRowKey(req.tenant(), req.collection(), k));
+    }
+    size_t i = 0;
+    RETURN_IF_ERROR(
+        store_
+            ->GetEach(
+                RouteOf(req.route()), entry_rows, req.read_ts(), deadline, resolved,
+                [&](const std::string&,
+                    const std::optional<mvcc::VersionedValue>& v) -> Result<bool> {
+                  const size_t at = i++;
+                  if (!v || v->deleted) return true;
+                  const std::string& key = join.entry_keys(static_cast<int>(at));
+                  ASSIGN_OR_RETURN(std::string doc, document::DocKeyOf(index, {key, v->value}));
+                  entries.push_back({key, std::move(doc)});
+                  asked.push_back(at);
+                  return true;
+                })
+            .status());
+  } else {
+    ASSIGN_OR_RETURN(
+        scan_next,
+        store_->ScanEach(
+            RouteOf(req.route()), std::move(o), deadline, resolved,
+            [&](const mvcc::ScanItem& item) -> Result<bool> {
+              ASSIGN_OR_RETURN(std::string doc, document::DocKeyOf(index, {item.key, item.value}));
+              entries.push_back({item.key, std::move(doc)});
+              return true;
+            }));
+  }
   // Which documents are this shard's. A descriptor out of date only sends a document
   // the wrong way: one read here is refused by GetEach (EPOCH_NOT_MATCH, and the router
   // tries again), one sent back is read by the router from its own shard.
@@ -455,7 +488,10 @@ Status ShardKvService::JoinIndex(const v1::ShardQueryRequest& req, Deadline dead
       resp->add_foreign(entries[i].doc);
     }
   }
-  if (taken < entries.size()) {
+  if (points) {
+    resp->set_keys_read(
+        static_cast<uint32_t>(taken < entries.size() ? asked[taken] : join.entry_keys_size()));
+  } else if (taken < entries.size()) {
     resp->set_has_next(true);
     resp->set_next(entries[taken].key);
   } else if (scan_next) {
