@@ -398,14 +398,6 @@ Status ShardKvService::JoinIndex(const v1::ShardQueryRequest& req, Deadline dead
   index.id = req.collection();
   index.fields.resize(join.fields());
   index.unique = join.unique();
-  mvcc::ScanOptions o;
-  o.tenant = req.tenant();
-  o.collection = req.collection();
-  o.start = req.start();
-  o.end = req.end();
-  o.limit = req.max_examined() == 0 ? kMaxBatchItems
-                                    : std::min<uint32_t>(req.max_examined(), kMaxBatchItems);
-  o.read_ts = req.read_ts();
   const std::vector<uint64_t> resolved(req.resolved().begin(), req.resolved().end());
   struct Entry {
     std::string key;  // the entry's user key
@@ -444,6 +436,14 @@ Status ShardKvService::JoinIndex(const v1::ShardQueryRequest& req, Deadline dead
                 })
             .status());
   } else {
+    mvcc::ScanOptions o;
+    o.tenant = req.tenant();
+    o.collection = req.collection();
+    o.start = req.start();
+    o.end = req.end();
+    o.limit = req.max_examined() == 0 ? kMaxBatchItems
+                                      : std::min<uint32_t>(req.max_examined(), kMaxBatchItems);
+    o.read_ts = req.read_ts();
     ASSIGN_OR_RETURN(
         scan_next,
         store_->ScanEach(
