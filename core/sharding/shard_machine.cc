@@ -497,8 +497,28 @@ Status ShardMachine::Apply(consensus::LogIndex index, std::string_view data) {
   return ApplyCommand(index, data, &ignored);
 }
 
+void ShardMachine::RecordRecentWrites(const storage::WriteBatch& batch) {
+  if (!recent_) return;
+  if (recent_consulted_) {
+    recent_idle_ = 0;
+  } else if (++recent_idle_ >= kRecentWritesIdle) {
+    recent_.reset();  // no bulk writes lately: its memory back
+    return;
+  }
+  // Every version the command writes, whatever the command (versions are written nowhere
+  // else, but Restore, which forgets the table).
+  for (const auto& op : batch.ops()) {
+    if (op.cf != kRows || op.type != storage::WriteBatch::OpType::kPut || op.key.size() < 8) {
+      continue;
+    }
+    const std::string_view key = op.key;
+    recent_->Record(key.substr(0, key.size() - 8), ~mvcc::ReadUint64(key.substr(key.size() - 8)));
+  }
+}
+
 Status ShardMachine::ApplyCommand(consensus::LogIndex index, std::string_view data,
                                   std::string* result) {
+  recent_consulted_ = false;
   storage::WriteBatch batch;
   WriteOutcome out;
   uint64_t max_ts = max_ts_.load();
@@ -548,6 +568,7 @@ Status ShardMachine::ApplyCommand(consensus::LogIndex index, std::string_view da
     return Status::Corruption("unknown shard command");
   }
   out.max_ts = max_ts;
+  RecordRecentWrites(batch);
   // Published before the write: a read checks the fence after it has read, so it never
   // trusts rows the fence's GC may already be collecting.
   if (new_fence != 0) gc_fence_.store(new_fence);
@@ -888,9 +909,24 @@ Status ShardMachine::ApplyWrite(storage::WriteBatch* batch, std::string_view bod
     }
   } else {
     // The newest versions in key order (the engine's seeks then walk forward), then the
-    // checks in the mutations' order.
-    std::vector<uint32_t> order(c.mutations.size());
-    for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+    // checks in the mutations' order. A row that no recent command wrote has nothing
+    // above start_ts (a conflict needs a version above it): it is not read, unless a
+    // condition below needs its version.
+    if (!recent_ && c.mutations.size() >= kRecentWritesFrom) {
+      recent_ = std::make_unique<RecentWrites>(max_ts_.load());  // every version is at or below
+    }
+    recent_consulted_ = recent_ != nullptr;
+    const bool alone = c.mutations.size() == 1;
+    std::vector<uint32_t> order;
+    order.reserve(c.mutations.size());
+    for (uint32_t i = 0; i < c.mutations.size(); ++i) {
+      const auto& m = c.mutations[i];
+      if (recent_ && !m.if_version && !(m.is_delete && alone) &&
+          recent_->NothingAbove(m.row_key, c.start_ts)) {
+        continue;
+      }
+      order.push_back(i);
+    }
     std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
       return c.mutations[a].row_key < c.mutations[b].row_key;
     });
@@ -1027,6 +1063,7 @@ Status ShardMachine::Restore(consensus::LogIndex index, std::string_view data) {
   described_.store(true);
   if (gc_fence > gc_fence_.load()) gc_fence_.store(gc_fence);
   StageApplied(&b, index.value(), max_ts);
+  recent_.reset();  // its rows are gone; the next one starts above the snapshot's versions
   RETURN_IF_ERROR(engine_->Write({.sync = true}, b));
   {
     std::lock_guard lock(mu_);

@@ -53,6 +53,7 @@
 
 #include <atomic>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -61,6 +62,7 @@
 #include "core/controller/state.h"
 #include "core/mvcc/mvcc.h"
 #include "core/replication/raft_node.h"
+#include "core/sharding/recent_writes.h"
 #include "core/storage_engine/engine.h"
 #include "core/txn/percolator.h"
 
@@ -240,6 +242,8 @@ class ShardMachine final : public replication::StateMachine {
   // Returns the commit timestamp a Commit applied (0: none).
   Result<uint64_t> ApplyTxn(storage::WriteBatch* batch, std::string_view body, WriteOutcome* out);
   void StageApplied(storage::WriteBatch* batch, uint64_t index, uint64_t max_ts);
+  // Tells recent_ of the versions `batch` writes (or drops it when idle).
+  void RecordRecentWrites(const storage::WriteBatch& batch);
 
   storage::Engine* const engine_;
   const uint64_t id_;
@@ -251,6 +255,14 @@ class ShardMachine final : public replication::StateMachine {
   std::atomic<bool> described_{false};
   std::function<void(uint64_t)> on_split_;
   std::atomic<bool> split_since_snapshot_{false};
+  // Conflict checks' shortcut (recent_writes.h), on the loop thread only: made by the
+  // first transactional write of kRecentWritesFrom rows or more, and dropped once
+  // kRecentWritesIdle commands in a row have not consulted it.
+  static constexpr size_t kRecentWritesFrom = 64;
+  static constexpr uint64_t kRecentWritesIdle = 4096;
+  std::unique_ptr<RecentWrites> recent_;
+  uint64_t recent_idle_ = 0;       // commands applied since it was last consulted
+  bool recent_consulted_ = false;  // by the command being applied
 };
 
 }  // namespace gojodb::sharding

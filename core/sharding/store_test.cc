@@ -102,11 +102,13 @@ class Transports final : public GroupTransports {
   Network* net_;
 };
 
-// An engine whose writes can be made to fail as RocksDB's do on a full disk.
+// An engine whose writes can be made to fail as RocksDB's do on a full disk, and that
+// counts the iterators opened on the rows' versions.
 class FillableEngine final : public storage::Engine {
  public:
   explicit FillableEngine(std::unique_ptr<storage::Engine> inner) : inner_(std::move(inner)) {}
   std::atomic<bool> full{false};
+  std::atomic<int> version_iterators{0};
 
   Status Write(const storage::WriteOptions& o, const storage::WriteBatch& b) override {
     if (full) return Status::ResourceExhausted("disk full: IO error: No space left on device");
@@ -118,6 +120,7 @@ class FillableEngine final : public storage::Engine {
   }
   std::unique_ptr<storage::Iterator> NewIterator(const storage::ReadOptions& o,
                                                  storage::ColumnFamily cf) override {
+    if (cf == mvcc::kVersionCf) ++version_iterators;
     return inner_->NewIterator(o, cf);
   }
   std::shared_ptr<const storage::Snapshot> GetSnapshot() override { return inner_->GetSnapshot(); }
@@ -1980,6 +1983,85 @@ TEST(ShardMachineTest, AWriteKeepsTheLastValueOfARowGivenTwice) {
     EXPECT_EQ(value(p + "m"), "m1");
     EXPECT_EQ(value(p + "x"), "(deleted)");
   }
+}
+
+// A transactional write's conflict check reads only the rows that a recent command may
+// have written above its start (RecentWrites), and still finds every conflict: with rows
+// written before the table began, with rows the table saw, with a condition that needs a
+// row's version, and after a snapshot replaced the shard's rows.
+TEST(ShardMachineTest, ConflictChecksReadOnlyRowsWrittenLately) {
+  FillableEngine engine(MemoryEngine());
+  auto machine = std::move(ShardMachine::Create(&engine, ShardAToZ({1}))).value();
+  uint64_t index = 0;
+  auto write = [&](ShardMachine* m, uint64_t start_ts, uint64_t ts,
+                   std::vector<Mutation> mutations) {
+    return ApplyWriteCommand(m, ++index, start_ts, ts, std::move(mutations));
+  };
+  // `extra` fresh rows besides `rows`, so that the write is a bulk one.
+  auto bulk = [&](const std::string& tag, std::vector<Mutation> rows, size_t extra = 99) {
+    for (size_t i = 0; i < extra; ++i) {
+      rows.push_back({false, MachineRow(tag + std::to_string(i)), "v", std::nullopt});
+    }
+    return rows;
+  };
+  auto put = [](const std::string& key) {
+    return Mutation{false, MachineRow(key), "v", std::nullopt};
+  };
+  // Written before any table: the table's floor covers it.
+  ASSERT_EQ(write(machine.get(), 0, 10, {put("old")}).code, StatusCode::kOk);
+  // The first bulk transactional write makes the table (floor 10).
+  ASSERT_EQ(write(machine.get(), 15, 20, bulk("a", {put("seen")})).code, StatusCode::kOk);
+
+  auto conflict = write(machine.get(), 5, 30, bulk("b", {put("old")}));
+  EXPECT_EQ(conflict.code, StatusCode::kAborted) << "start 5 is below the floor: rows are read";
+  EXPECT_EQ(conflict.txn.error, txn::TxnError::kWriteConflict);
+  EXPECT_EQ(conflict.txn.conflict_ts, 10u);
+
+  engine.version_iterators = 0;
+  auto clear = write(machine.get(), 25, 40, bulk("c", {put("seen"), put("old")}));
+  EXPECT_EQ(clear.code, StatusCode::kOk) << clear.message;
+  EXPECT_EQ(engine.version_iterators.load(), 0) << "no row was written above 25: none is read";
+
+  auto seen = write(machine.get(), 35, 50, bulk("d", {put("seen")}));
+  EXPECT_EQ(seen.code, StatusCode::kAborted) << "the table saw seen@40";
+  EXPECT_EQ(seen.txn.error, txn::TxnError::kWriteConflict);
+  EXPECT_EQ(seen.txn.conflict_ts, 40u);
+
+  // A condition needs the row's version, whatever the table says.
+  engine.version_iterators = 0;
+  auto stale =
+      write(machine.get(), 45, 60, bulk("e", {{false, MachineRow("seen"), "v", uint64_t{20}}}));
+  EXPECT_EQ(stale.code, StatusCode::kFailedPrecondition);
+  EXPECT_EQ(stale.current_version, 40u);
+  EXPECT_EQ(engine.version_iterators.load(), 1);
+
+  // A snapshot replaces the rows: the table, which never saw them, is forgotten.
+  auto donor_engine = MemoryEngine();
+  auto donor = std::move(ShardMachine::Create(donor_engine.get(), ShardAToZ({1}))).value();
+  ASSERT_EQ(write(donor.get(), 0, 100, {put("moved")}).code, StatusCode::kOk);
+  auto snap = donor->Snapshot();
+  ASSERT_TRUE(snap.ok());
+  ASSERT_TRUE(machine->Restore(consensus::LogIndex(++index), *snap).ok());
+  auto moved = write(machine.get(), 70, 110, bulk("f", {put("moved")}));
+  EXPECT_EQ(moved.code, StatusCode::kAborted) << "moved@100 came with the snapshot";
+  EXPECT_EQ(moved.txn.conflict_ts, 100u);
+}
+
+TEST(RecentWritesTest, AnswersOnlyWhatItSaw) {
+  RecentWrites recent(/*floor=*/10);
+  EXPECT_FALSE(recent.NothingAbove("a", 9)) << "below the floor nothing is known";
+  EXPECT_TRUE(recent.NothingAbove("a", 10));
+  recent.Record("a", 20);
+  EXPECT_FALSE(recent.NothingAbove("a", 19));
+  EXPECT_TRUE(recent.NothingAbove("a", 20));
+  recent.Record("a", 15);  // an older version written later keeps the newest
+  EXPECT_FALSE(recent.NothingAbove("a", 19));
+  // One slot: every row looks written when any was.
+  RecentWrites tiny(/*floor=*/10, /*slots=*/1);
+  EXPECT_TRUE(tiny.NothingAbove("b", 10));
+  tiny.Record("a", 20);
+  EXPECT_FALSE(tiny.NothingAbove("b", 19));
+  EXPECT_TRUE(tiny.NothingAbove("b", 20));
 }
 
 // The GC fence refuses older prewrites, drops older rollback markers, and travels with
