@@ -366,6 +366,10 @@ Status ClusterKv::IngestDocuments(const kv::CollectionInfo& info,
       if (other) {
         refused[i] = true;
         out.refusals.push_back({docs[part[i]].record->line, UniqueViolation(*claim.index, *other)});
+      } else if (!holders[k]) {
+        // Absent at start_ts, and the commit is refused if the entry was written since:
+        // absent at the commit too, without the shard reading it again.
+        muts[i][claim.mutation].if_version.reset();
       }
     }
     // The accepted documents and their entries, in key order (distinct rows: a
