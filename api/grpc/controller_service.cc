@@ -46,6 +46,18 @@ grpc::Status Respond(grpc::ServerContext* ctx, LeaderChannels* leaders, const St
   return Reply(ctx, FromGrpc(s, &cctx));
 }
 
+// A read barrier within the call's deadline (at most 5 s): UNAVAILABLE, naming `what`,
+// when this member cannot confirm that it has applied every committed change.
+Status ConfirmCurrent(Controller* c, const grpc::ServerContext* ctx, const char* what) {
+  const auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
+      ctx->deadline() - std::chrono::system_clock::now());
+  Status s = c->ReadBarrier(
+      std::clamp(timeout, std::chrono::milliseconds(1), std::chrono::milliseconds(5000)));
+  if (s.ok()) return s;
+  return Status::Unavailable(std::string("this controller cannot confirm its ") + what +
+                             " is current: " + s.message());
+}
+
 }  // namespace
 
 // --- Conversions ------------------------------------------------------------------------
@@ -245,6 +257,9 @@ class ControllerServices::ControllerImpl final : public v1::Controller::Service 
     // server is shutting down) lets its thread go within one slice.
     const auto deadline = std::chrono::steady_clock::now() +
                           std::chrono::milliseconds(std::min<uint32_t>(req->wait_ms(), 60000));
+    if (req->linearizable()) {
+      if (Status s = ConfirmCurrent(c_, ctx, "shard map"); !s.ok()) return Reply(ctx, s);
+    }
     ctl::ClusterState st = c_->WaitForChange(req->known_version(), false, {});
     while (st.map_version <= req->known_version() && !ctx->IsCancelled()) {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -423,15 +438,7 @@ class ControllerServices::CatalogImpl final : public v1::Catalog::Service {
                                   v1::CollectionInfo* resp) override {
     // Linearizable: a router that took a timestamp before asking gets a record no older
     // than that timestamp (its schema lease counts from it).
-    const auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
-        ctx->deadline() - std::chrono::system_clock::now());
-    if (Status s = c_->ReadBarrier(
-            std::clamp(timeout, std::chrono::milliseconds(1), std::chrono::milliseconds(5000)));
-        !s.ok()) {
-      return Reply(ctx, Status::Unavailable("this controller cannot confirm its catalog is "
-                                            "current: " +
-                                            s.message()));
-    }
+    if (Status s = ConfirmCurrent(c_, ctx, "catalog"); !s.ok()) return Reply(ctx, s);
     const auto st = c_->State();
     auto it = st.collections.find({ctl::kDefaultTenantId, req->name()});
     if (it == st.collections.end()) {

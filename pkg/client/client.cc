@@ -502,6 +502,7 @@ Status Client::DecommissionNode(uint64_t node_id) {
 
 Result<v1::GetShardMapResponse> Client::GetShardMap() {
   v1::GetShardMapRequest req;  // known_version 0, wait_ms 0: the current map at once
+  req.set_linearizable(true);  // a member that restarted may not have caught up yet
   v1::GetShardMapResponse resp;
   RETURN_IF_ERROR(
       Call(options_, stubs_->controller.get(), &v1::Controller::Stub::GetShardMap, req, &resp));

@@ -126,7 +126,8 @@ class Client final : public kv::KvService {
   // must be a controller's; any member answers and followers forward to the leader.
   Result<v1::ListNodesResponse> ListNodes();
   Status DecommissionNode(uint64_t node_id);
-  // The current shard map, without waiting for a newer one.
+  // The current shard map (linearizable: after a read barrier on the controller it
+  // reaches), without waiting for a newer one.
   Result<v1::GetShardMapResponse> GetShardMap();
   Status AddController(uint64_t id, const std::string& grpc_addr);
   Status RemoveController(uint64_t id);

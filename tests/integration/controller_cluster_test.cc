@@ -583,6 +583,72 @@ TEST_F(ControllerClusterTest, PartitionedLeaderServesNothingAndRejoins) {
   EXPECT_FALSE(clients.bad_);
 }
 
+// An operator's listing of the shard map (`linearizable`) is the map as of the call: a
+// member cut off from the others refuses it rather than answer with the map it last
+// applied, which a router's plain request still gets; once healed, the member answers
+// with every change.
+TEST_F(ControllerClusterTest, AnOperatorsShardMapIsCurrentOrRefused) {
+  cluster_ = std::make_unique<ControllerCluster>(dir_, 3, /*proxied=*/true);
+  for (int id = 1; id <= 3; ++id) cluster_->Start(id);
+  for (int id = 1; id <= 3; ++id) ASSERT_TRUE(cluster_->WaitReady(id)) << id;
+  const int leader = cluster_->WaitLeader();
+  ASSERT_NE(leader, 0);
+  auto register_node = [&](uint64_t n) {
+    return Retry([&] {
+      v1::RegisterNodeRequest req;
+      req.mutable_node()->set_id(n);
+      req.mutable_node()->set_grpc_addr("10.2.0." + std::to_string(n) + ":7000");
+      v1::RegisterNodeResponse resp;
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + 5s);
+      return cluster_->ControllerStub(leader)->RegisterNode(&ctx, req, &resp);
+    });
+  };
+  // The nodes a member's map lists (with the call's status).
+  struct Listed {
+    grpc::StatusCode code;
+    std::set<uint64_t> nodes;
+  };
+  auto listed = [&](int via, bool linearizable) {
+    v1::GetShardMapRequest req;
+    req.set_linearizable(linearizable);
+    v1::GetShardMapResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 3s);
+    auto s = cluster_->ControllerStub(via)->GetShardMap(&ctx, req, &resp);
+    Listed out{s.error_code(), {}};
+    for (const auto& n : resp.nodes()) out.nodes.insert(n.id());
+    return out;
+  };
+  ASSERT_TRUE(register_node(1).ok());
+  const int cut = leader % 3 + 1;
+  std::vector<int> rest;
+  for (int id = 1; id <= 3; ++id)
+    if (id != cut) rest.push_back(id);
+  auto has = [](const Listed& l, uint64_t n) {
+    return l.code == grpc::StatusCode::OK && l.nodes.count(n) > 0;
+  };
+  for (int i = 0; i < 100 && !has(listed(cut, false), 1); ++i) std::this_thread::sleep_for(50ms);
+  ASSERT_TRUE(has(listed(cut, false), 1)) << "the member never applied node 1";
+
+  cluster_->Partition({cut}, rest);
+  ASSERT_TRUE(register_node(2).ok());
+  ASSERT_TRUE(has(listed(leader, true), 2));
+  auto stale = listed(cut, false);
+  ASSERT_EQ(stale.code, grpc::StatusCode::OK);
+  EXPECT_TRUE(stale.nodes.count(1));
+  EXPECT_EQ(stale.nodes.count(2), 0u) << "the cut-off member cannot have applied node 2";
+  EXPECT_EQ(listed(cut, true).code, grpc::StatusCode::UNAVAILABLE);
+
+  cluster_->Heal();
+  bool current = false;
+  for (int i = 0; i < 100 && !current; ++i) {
+    current = has(listed(cut, true), 2);
+    if (!current) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(current) << "the healed member does not list node 2";
+}
+
 TEST_F(ControllerClusterTest, MembershipChangesWhileServing) {
   // Frequent snapshots and a short log tail: the member added below can only catch up
   // through a snapshot streamed by the leader.
