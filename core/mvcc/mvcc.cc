@@ -46,11 +46,11 @@ void PutVersion(storage::WriteBatch* batch, std::string_view row_key, Timestamp 
   record.reserve(value.size() + 1);
   record.push_back(kPutTag);
   record.append(value);
-  batch->Put(kVersionCf, EncodeVersionKey(row_key, ts), record);
+  batch->PutOwned(kVersionCf, EncodeVersionKey(row_key, ts), std::move(record));
 }
 
 void DeleteVersion(storage::WriteBatch* batch, std::string_view row_key, Timestamp ts) {
-  batch->Put(kVersionCf, EncodeVersionKey(row_key, ts), std::string_view(&kDeleteTag, 1));
+  batch->PutOwned(kVersionCf, EncodeVersionKey(row_key, ts), std::string(1, kDeleteTag));
 }
 
 void PutCommitted(storage::WriteBatch* batch, std::string_view row_key, Timestamp commit_ts,
@@ -60,14 +60,14 @@ void PutCommitted(storage::WriteBatch* batch, std::string_view row_key, Timestam
   record.push_back(kTxnPutTag);
   AppendUint64(&record, start_ts);
   record.append(value);
-  batch->Put(kVersionCf, EncodeVersionKey(row_key, commit_ts), record);
+  batch->PutOwned(kVersionCf, EncodeVersionKey(row_key, commit_ts), std::move(record));
 }
 
 void DeleteCommitted(storage::WriteBatch* batch, std::string_view row_key, Timestamp commit_ts,
                      Timestamp start_ts) {
   std::string record(1, kTxnDeleteTag);
   AppendUint64(&record, start_ts);
-  batch->Put(kVersionCf, EncodeVersionKey(row_key, commit_ts), record);
+  batch->PutOwned(kVersionCf, EncodeVersionKey(row_key, commit_ts), std::move(record));
 }
 
 Result<std::optional<Timestamp>> MvccReader::FindCommit(std::string_view row_key,

@@ -808,8 +808,15 @@ Status ShardMachine::ApplyWrite(storage::WriteBatch* batch, std::string_view bod
   // Each mutation takes at least 17 bytes (flags, two lengths, a version): a count the
   // input cannot hold is damage, not a reason to allocate.
   if (n > r.remaining() / 17) return Status::Corruption("malformed write command");
-  c.mutations.resize(n);
-  for (auto& m : c.mutations) {
+  // The rows and values stay in `body` (the log entry, alive for the whole apply): read
+  // as views, they are copied once, into the batch.
+  struct MutationView {
+    bool is_delete = false;
+    std::string_view row_key, value;
+    std::optional<uint64_t> if_version;
+  };
+  std::vector<MutationView> muts(n);
+  for (auto& m : muts) {
     uint8_t flags = 0;
     uint64_t v = 0;
     if (!r.U8(&flags) || !r.Bytes(&m.row_key) || !r.Bytes(&m.value) || !r.U64(&v)) {
@@ -821,10 +828,10 @@ Status ShardMachine::ApplyWrite(storage::WriteBatch* batch, std::string_view bod
   if (!r.done() && !r.U64(&c.start_ts)) {
     return Status::Corruption("malformed write command");
   }
-  if (!r.done() || c.mutations.empty()) return Status::Corruption("malformed write command");
+  if (!r.done() || muts.empty()) return Status::Corruption("malformed write command");
 
   const ShardRecord d = descriptor();
-  for (const auto& m : c.mutations) {
+  for (const auto& m : muts) {
     if (!InRange(d, m.row_key)) {
       out->code = StatusCode::kOutOfRange;
       out->message = "key is outside shard " + std::to_string(d.id) + "'s range";
@@ -834,7 +841,7 @@ Status ShardMachine::ApplyWrite(storage::WriteBatch* batch, std::string_view bod
   // A retry of a request that already applied answers as the first attempt did.
   std::string request_key;
   if (!c.request_id.empty()) {
-    request_key = RequestKey(c.mutations[0].row_key, c.request_id);
+    request_key = RequestKey(muts[0].row_key, c.request_id);
     ASSIGN_OR_RETURN(auto prior, engine_->Get({}, kMeta, request_key));
     if (prior) {
       RequestRecord rec;
@@ -865,13 +872,13 @@ Status ShardMachine::ApplyWrite(storage::WriteBatch* batch, std::string_view bod
   // A one-phase write takes no locks, so a bulk load's rows seldom have any near them:
   // one seek over the rows' span, and no row's lock is looked up when it finds none.
   const auto [lo, hi] = std::minmax_element(
-      c.mutations.begin(), c.mutations.end(),
-      [](const Mutation& a, const Mutation& b) { return a.row_key < b.row_key; });
+      muts.begin(), muts.end(),
+      [](const MutationView& a, const MutationView& b) { return a.row_key < b.row_key; });
   const bool any_locks = locks.MayHoldLocks(lo->row_key, hi->row_key);
   // Each row in turn: its lock, then (in a transaction) its newest version; the first
   // row that fails decides. The versions come through one iterator.
   bool refused = false;
-  auto check = [&](const Mutation& m,
+  auto check = [&](const MutationView& m,
                    const std::optional<mvcc::VersionedValue>& cur) -> Result<bool> {
     // A transaction's lock holds the row until its fate is known: the caller resolves it.
     std::optional<txn::Lock> lock;
@@ -903,7 +910,7 @@ Status ShardMachine::ApplyWrite(storage::WriteBatch* batch, std::string_view bod
   // checks and the conditions below.
   std::vector<std::optional<mvcc::VersionedValue>> newest;
   if (c.start_ts == 0) {
-    for (const auto& m : c.mutations) {
+    for (const auto& m : muts) {
       ASSIGN_OR_RETURN(bool go_on, check(m, std::nullopt));
       if (!go_on) break;
     }
@@ -912,43 +919,42 @@ Status ShardMachine::ApplyWrite(storage::WriteBatch* batch, std::string_view bod
     // checks in the mutations' order. A row that no recent command wrote has nothing
     // above start_ts (a conflict needs a version above it): it is not read, unless a
     // condition below needs its version.
-    if (!recent_ && c.mutations.size() >= kRecentWritesFrom) {
+    if (!recent_ && muts.size() >= kRecentWritesFrom) {
       recent_ = std::make_unique<RecentWrites>(max_ts_.load());  // every version is at or below
     }
     recent_consulted_ = recent_ != nullptr;
-    const bool alone = c.mutations.size() == 1;
+    const bool alone = muts.size() == 1;
     std::vector<uint32_t> order;
-    order.reserve(c.mutations.size());
-    for (uint32_t i = 0; i < c.mutations.size(); ++i) {
-      const auto& m = c.mutations[i];
+    order.reserve(muts.size());
+    for (uint32_t i = 0; i < muts.size(); ++i) {
+      const auto& m = muts[i];
       if (recent_ && !m.if_version && !(m.is_delete && alone) &&
           recent_->NothingAbove(m.row_key, c.start_ts)) {
         continue;
       }
       order.push_back(i);
     }
-    std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
-      return c.mutations[a].row_key < c.mutations[b].row_key;
-    });
-    newest.resize(c.mutations.size());
+    std::sort(order.begin(), order.end(),
+              [&](uint32_t a, uint32_t b) { return muts[a].row_key < muts[b].row_key; });
+    newest.resize(muts.size());
     RETURN_IF_ERROR(reader.GetEach(
-        order.size(), [&](size_t k) -> std::string_view { return c.mutations[order[k]].row_key; },
+        order.size(), [&](size_t k) -> std::string_view { return muts[order[k]].row_key; },
         mvcc::kMaxTimestamp,
         [&](size_t k, std::optional<mvcc::VersionedValue> cur) -> Result<bool> {
           if (cur) cur->value.clear();  // only its version and deletion are looked at
           newest[order[k]] = std::move(cur);
           return true;
         }));
-    for (size_t i = 0; i < c.mutations.size(); ++i) {
-      ASSIGN_OR_RETURN(bool go_on, check(c.mutations[i], newest[i]));
+    for (size_t i = 0; i < muts.size(); ++i) {
+      ASSIGN_OR_RETURN(bool go_on, check(muts[i], newest[i]));
       if (!go_on) break;
     }
   }
   if (refused) return Status::OK();
   bool existed = false;
-  for (size_t i = 0; i < c.mutations.size(); ++i) {
-    const auto& m = c.mutations[i];
-    if (!m.if_version && !(m.is_delete && c.mutations.size() == 1)) continue;
+  for (size_t i = 0; i < muts.size(); ++i) {
+    const auto& m = muts[i];
+    if (!m.if_version && !(m.is_delete && muts.size() == 1)) continue;
     std::optional<mvcc::VersionedValue> cur;
     if (!newest.empty()) {
       cur = std::move(newest[i]);  // read above, at the same state of the engine
@@ -957,17 +963,17 @@ Status ShardMachine::ApplyWrite(storage::WriteBatch* batch, std::string_view bod
     }
     const bool live = cur && !cur->deleted;
     const uint64_t current = live ? cur->version : 0;
-    if (c.mutations.size() == 1) existed = live;
+    if (muts.size() == 1) existed = live;
     if (m.if_version && *m.if_version != current) {
       out->code = StatusCode::kFailedPrecondition;
       out->current_version = current;
       out->message = "version mismatch: expected " + std::to_string(*m.if_version) + ", current " +
                      std::to_string(current);
-      if (c.mutations.size() > 1) out->message = "ops[" + std::to_string(i) + "]: " + out->message;
+      if (muts.size() > 1) out->message = "ops[" + std::to_string(i) + "]: " + out->message;
       return Status::OK();
     }
   }
-  for (const auto& m : c.mutations) {
+  for (const auto& m : muts) {
     if (m.is_delete)
       mvcc::DeleteVersion(batch, m.row_key, c.ts);
     else

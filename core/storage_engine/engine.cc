@@ -28,6 +28,11 @@ void WriteBatch::Put(ColumnFamily cf, std::string_view key, std::string_view val
   bytes_ += key.size() + value.size();
 }
 
+void WriteBatch::PutOwned(ColumnFamily cf, std::string&& key, std::string&& value) {
+  bytes_ += key.size() + value.size();
+  ops_.push_back({OpType::kPut, cf, std::move(key), std::move(value)});
+}
+
 void WriteBatch::Delete(ColumnFamily cf, std::string_view key) {
   ops_.push_back({OpType::kDelete, cf, std::string(key), {}});
   bytes_ += key.size();

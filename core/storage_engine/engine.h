@@ -40,6 +40,8 @@ class WriteBatch {
   };
 
   void Put(ColumnFamily cf, std::string_view key, std::string_view value);
+  // Takes the strings over (no copy): for keys and values built just for the batch.
+  void PutOwned(ColumnFamily cf, std::string&& key, std::string&& value);
   void Delete(ColumnFamily cf, std::string_view key);
   // Deletes every key in [begin, end).
   void DeleteRange(ColumnFamily cf, std::string_view begin, std::string_view end);

@@ -112,12 +112,15 @@ TEST_P(EngineConformance, BatchIsAtomicAndOrdered) {
   b.Put(kD, "y", "2");
   b.Delete(kD, "x");
   b.Put(kD, "z", "3");
-  EXPECT_EQ(b.Count(), 4u);
+  b.PutOwned(kD, std::string("w"), std::string("44"));  // the strings taken over
+  EXPECT_EQ(b.Count(), 5u);
+  EXPECT_EQ(b.ByteSize(), (1u + 1) + (1 + 1) + 1 + (1 + 1) + (1 + 2));  // keys and values
   auto snap = engine_->GetSnapshot();
   ASSERT_TRUE(engine_->Write({.sync = true}, b).ok());
   EXPECT_EQ(Get(kD, "x"), std::nullopt);  // later op in the batch wins
   EXPECT_EQ(Get(kD, "y"), "2");
   EXPECT_EQ(Get(kD, "z"), "3");
+  EXPECT_EQ(Get(kD, "w"), "44");
   EXPECT_EQ(Get(kD, "y", snap.get()), std::nullopt);  // all or nothing before it
 }
 
