@@ -8,7 +8,8 @@ RecentWrites::RecentWrites(uint64_t floor, size_t slots)
     : floor_(floor), mask_(slots - 1), slots_(new uint64_t[slots]()) {}
 
 size_t RecentWrites::Slot(std::string_view row) const {
-  return std::hash<std::string_view>{}(row)&mask_;
+  const size_t hash = std::hash<std::string_view>{}(row);
+  return hash & mask_;
 }
 
 }  // namespace gojodb::sharding
