@@ -150,6 +150,19 @@ std::vector<int> SnapshotGetsReadTogether(const v1::ShardBatchRequest& req) {
   return out;
 }
 
+// The scan a query names: its collection's range at its read timestamp, examining at
+// most max_examined rows (0: `cap`), and never more than `cap`.
+mvcc::ScanOptions ScanOf(const v1::ShardQueryRequest& req, uint32_t cap) {
+  mvcc::ScanOptions o;
+  o.tenant = req.tenant();
+  o.collection = req.collection();
+  o.start = req.start();
+  o.end = req.end();
+  o.limit = req.max_examined() == 0 ? cap : std::min(req.max_examined(), cap);
+  o.read_ts = req.read_ts();
+  return o;
+}
+
 }  // namespace
 
 // --- gRPC: each method runs its ShardClient namesake under the client's deadline ---
@@ -436,18 +449,10 @@ Status ShardKvService::JoinIndex(const v1::ShardQueryRequest& req, Deadline dead
                 })
             .status());
   } else {
-    mvcc::ScanOptions o;
-    o.tenant = req.tenant();
-    o.collection = req.collection();
-    o.start = req.start();
-    o.end = req.end();
-    o.limit = req.max_examined() == 0 ? kMaxBatchItems
-                                      : std::min<uint32_t>(req.max_examined(), kMaxBatchItems);
-    o.read_ts = req.read_ts();
     ASSIGN_OR_RETURN(
         scan_next,
         store_->ScanEach(
-            RouteOf(req.route()), std::move(o), deadline, resolved,
+            RouteOf(req.route()), ScanOf(req, kMaxBatchItems), deadline, resolved,
             [&](const mvcc::ScanItem& item) -> Result<bool> {
               ASSIGN_OR_RETURN(std::string doc, document::DocKeyOf(index, {item.key, item.value}));
               entries.push_back({item.key, std::move(doc)});
@@ -551,14 +556,7 @@ Status ShardKvService::DoQuery(const v1::ShardQueryRequest& req, Deadline deadli
   } else if (req.has_index_join()) {
     RETURN_IF_ERROR(JoinIndex(req, deadline, run, resp));
   } else {
-    mvcc::ScanOptions o;
-    o.tenant = req.tenant();
-    o.collection = req.collection();
-    o.start = req.start();
-    o.end = req.end();
-    o.limit = req.max_examined() == 0 ? kMaxQueryExamined
-                                      : std::min(req.max_examined(), kMaxQueryExamined);
-    o.read_ts = req.read_ts();
+    mvcc::ScanOptions o = ScanOf(req, kMaxQueryExamined);
     const std::vector<uint64_t> resolved(req.resolved().begin(), req.resolved().end());
     Result<std::optional<std::string>> next = std::optional<std::string>();
     if (aggregating) {
