@@ -158,6 +158,20 @@ Status ClusterKv::BuildIndex(const std::string& collection, uint32_t id) {
                                  "' made no progress; send the same request to resume it");
     }
     const auto deadline = step();
+    // The record within its schema lease, the index still building in it: the page
+    // commits below the lease's end, so no page lands after the index or its collection
+    // is removed (their rows are then deleted once the GC passes that lease).
+    auto current = Collection(collection, deadline);
+    if (!current.ok()) {
+      if (current.status().code() == StatusCode::kNotFound) return Status::OK();  // dropped
+      if (current.status().code() == StatusCode::kUnavailable) {
+        Backoff(attempt++, deadline);
+        continue;
+      }
+      return current.status();
+    }
+    const kv::IndexSpec* still = FindIndexById(*current, id);
+    if (!still || still->state != kv::kIndexBuilding) return Status::OK();  // dropped or done
     ASSIGN_OR_RETURN(const uint64_t start_ts, FreshTimestamp(deadline));
     ActiveStart active(this, start_ts);
     kv::ScanRequest scan;
@@ -230,7 +244,8 @@ Status ClusterKv::BuildIndex(const std::string& collection, uint32_t id) {
       return Status::OK();
     }
     if (!mutations.empty()) {
-      auto committed = CommitTransaction(start_ts, std::move(mutations), deadline);
+      auto committed =
+          CommitTransaction(start_ts, std::move(mutations), deadline, current->lease_end_ts);
       if (!committed.ok()) {
         const Status& s = committed.status();
         if (ShouldRereadAndRetry(s) || s.code() == StatusCode::kUnavailable ||

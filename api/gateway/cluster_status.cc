@@ -66,7 +66,10 @@ std::string ClusterStatusJson(ClusterKv* kv, const std::string& mode) {
                       {"leader", r->leader()},
                       {"storage_nodes", nodes},
                       {"shards", shards},
-                      {"gc", {{"safe_point", r->gc_safe_point()}, {"target", r->gc_target()}}}};
+                      {"gc",
+                       {{"safe_point", r->gc_safe_point()},
+                        {"target", r->gc_target()},
+                        {"reclaim_pending", r->gc_reclaim_pending()}}}};
   return j.dump() + "\n";
 }
 

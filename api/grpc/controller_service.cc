@@ -165,10 +165,18 @@ class ControllerServices::ControllerImpl final : public v1::Controller::Service 
       for (const auto& g : req->gc_resolved()) {
         gc_resolved.push_back({g.shard(), g.version(), g.fence()});
       }
+      std::vector<ctl::ReclaimedReport> reclaimed;
+      for (const auto& r : req->reclaimed()) reclaimed.push_back({r.shard(), r.version(), r.id()});
       ctl::GcPoints gc;
-      ASSIGN_OR_RETURN(auto cmds, c_->Heartbeat(req->node_id(), stats, reports, gc_resolved, &gc));
+      ASSIGN_OR_RETURN(auto cmds,
+                       c_->Heartbeat(req->node_id(), stats, reports, gc_resolved, reclaimed, &gc));
       resp->set_gc_target(gc.target);
       resp->set_gc_safe_point(gc.safe_point);
+      for (const auto& e : gc.reclaim) {
+        auto* p = resp->add_reclaim();
+        p->set_tenant(e.tenant_id);
+        p->set_id(e.id);
+      }
       for (const auto& c : cmds) {
         auto* p = resp->add_commands();
         p->set_kind(std::string(ctl::ShardCommandKindName(c.kind)));
@@ -362,6 +370,7 @@ class ControllerServices::AdminImpl final : public v1::Admin::Service {
       ASSIGN_OR_RETURN(auto gc, c_->Gc());
       resp->set_gc_safe_point(gc.safe_point);
       resp->set_gc_target(gc.target);
+      resp->set_gc_reclaim_pending(gc.reclaim_pending);
       resp->set_mode("cluster");
       resp->set_version(std::string(kVersion));
       resp->set_leader(view.leader);

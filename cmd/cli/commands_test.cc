@@ -382,6 +382,7 @@ class FakeBackend final : public Backend {
     s.set_version("9.9.9");
     s.set_gc_safe_point(1234);
     s.set_gc_target(5678);
+    s.set_gc_reclaim_pending(2);
     return s;
   }
 
@@ -690,9 +691,15 @@ TEST_F(CommandsTest, IndexesAreAddedAndDroppedOnline) {
 TEST_F(CommandsTest, ClusterStatusAndVersion) {
   ASSERT_EQ(Run({"cluster", "status"}), 0) << err();
   EXPECT_NE(out().find("mode:    standalone"), std::string::npos);
-  EXPECT_NE(out().find("gc:      safe point 1234, target 5678\n"), std::string::npos) << out();
+  EXPECT_NE(
+      out().find(
+          "gc:      safe point 1234, target 5678, 2 dropped collections or indexes to delete\n"),
+      std::string::npos)
+      << out();
   ASSERT_EQ(Run({"cluster", "status", "-o", "json"}), 0) << err();
-  EXPECT_NE(out().find(R"("gc":{"safe_point":1234,"target":5678})"), std::string::npos) << out();
+  EXPECT_NE(out().find(R"("gc":{"reclaim_pending":2,"safe_point":1234,"target":5678})"),
+            std::string::npos)
+      << out();
   ASSERT_EQ(Run({"version"}), 0);
   EXPECT_EQ(out(), "client: gojodb 1.0.0\nserver: gojodb 9.9.9 (standalone)\n");
   ASSERT_EQ(Run({"--addr", "down:1", "version", "--client"}), 0);

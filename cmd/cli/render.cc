@@ -205,7 +205,9 @@ std::string RenderClusterStatus(OutputMode mode, const v1::ClusterStatusResponse
       row["leader"] = sh.leader();
       doc["shards"].push_back(std::move(row));
     }
-    doc["gc"] = {{"safe_point", s.gc_safe_point()}, {"target", s.gc_target()}};
+    doc["gc"] = {{"safe_point", s.gc_safe_point()},
+                 {"target", s.gc_target()},
+                 {"reclaim_pending", s.gc_reclaim_pending()}};
     return Line(doc);
   }
   std::string out = "mode:    " + s.mode() + "\n";
@@ -214,7 +216,12 @@ std::string RenderClusterStatus(OutputMode mode, const v1::ClusterStatusResponse
       "leader:  " + (s.leader() == 0 ? std::string("(none)") : std::to_string(s.leader())) + "\n";
   if (s.gc_safe_point() != 0 || s.gc_target() != 0) {
     out += "gc:      safe point " + std::to_string(s.gc_safe_point()) + ", target " +
-           std::to_string(s.gc_target()) + "\n";
+           std::to_string(s.gc_target());
+    if (s.gc_reclaim_pending() != 0) {
+      out += ", " + std::to_string(s.gc_reclaim_pending()) +
+             " dropped collections or indexes to delete";
+    }
+    out += "\n";
   }
   const std::vector<std::string> node_header = {"ID", "ROLE", "GRPC", "HTTP", "STATE"};
   if (s.controllers_size() > 0) {

@@ -74,7 +74,9 @@ Result<std::string> ControllerHttp::ClusterStatusJson() {
             {"term", view.term},          {"storage_nodes", nodes},
             {"shards", shards},           {"map_version", view.map_version}};
   ASSIGN_OR_RETURN(auto gc, c_->Gc());
-  j["gc"] = {{"safe_point", gc.safe_point}, {"target", gc.target}};
+  j["gc"] = {{"safe_point", gc.safe_point},
+             {"target", gc.target},
+             {"reclaim_pending", gc.reclaim_pending}};
   return j.dump() + "\n";
 }
 

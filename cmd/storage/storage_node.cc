@@ -127,6 +127,12 @@ class NodeAgent {
       p->set_version(g.version);
       p->set_fence(g.fence);
     }
+    for (const auto& x : store_->ReclaimedRows()) {
+      auto* p = req.add_reclaimed();
+      p->set_shard(x.shard);
+      p->set_version(x.version);
+      p->set_id(x.id);
+    }
     auto r = link_->Heartbeat(req);
     if (!r.ok()) {
       spdlog::warn("heartbeat failed: {}", r.status().ToString());
@@ -135,6 +141,12 @@ class NodeAgent {
     }
     heartbeats_++;
     store_->SetGcSafePoint(r->gc_safe_point());
+    {
+      std::vector<sharding::Store::ReclaimRange> reclaim;
+      for (const auto& x : r->reclaim()) reclaim.push_back({x.tenant(), x.id()});
+      std::lock_guard lock(mu_);
+      reclaim_ = std::move(reclaim);
+    }
     if (r->gc_target() > gc_target_.load()) {
       gc_target_ = r->gc_target();
       cv_.notify_all();
@@ -190,6 +202,12 @@ class NodeAgent {
       const uint64_t target = gc_target_.load();
       if (target == 0) continue;
       store_->AdvanceGcFence(target, std::chrono::steady_clock::now() + interval_ * 4);
+      std::vector<sharding::Store::ReclaimRange> reclaim;
+      {
+        std::lock_guard lock(mu_);
+        reclaim = reclaim_;
+      }
+      store_->ReclaimRows(reclaim, std::chrono::steady_clock::now() + interval_ * 4);
       for (const auto& d : store_->Describe()) {
         if (d.leader != id_) continue;
         auto locks = store_->LocksBelowFence(d.id, 64);
@@ -263,9 +281,11 @@ class NodeAgent {
   std::atomic<uint64_t> heartbeats_{0};
   std::mutex mu_;
   std::condition_variable cv_;
-  bool stopping_ = false;     // GUARDED_BY(mu_)
-  std::set<uint64_t> busy_;   // GUARDED_BY(mu_)
-  int running_commands_ = 0;  // GUARDED_BY(mu_)
+  bool stopping_ = false;    // GUARDED_BY(mu_)
+  std::set<uint64_t> busy_;  // GUARDED_BY(mu_)
+  // The controller's latest list of dropped rows that may go.
+  std::vector<sharding::Store::ReclaimRange> reclaim_;  // GUARDED_BY(mu_)
+  int running_commands_ = 0;                            // GUARDED_BY(mu_)
   std::thread thread_;
   std::thread map_thread_;
   std::thread gc_thread_;

@@ -189,6 +189,7 @@ void Controller::ResetLeaderStateIfNewTerm(uint64_t term) {
   pending_creates_.clear();
   gc_holds_.clear();
   gc_resolved_.clear();
+  reclaimed_.clear();
   gc_target_ = 0;
 }
 
@@ -204,7 +205,8 @@ Liveness Controller::LivenessOf(uint64_t node, uint64_t now_ms, const Settings& 
 
 Result<std::vector<ShardCommand>> Controller::Heartbeat(
     uint64_t node, const NodeStats& stats, const std::vector<ShardRecord>& reports,
-    const std::vector<GcResolvedReport>& gc_resolved, GcPoints* gc) {
+    const std::vector<GcResolvedReport>& gc_resolved, const std::vector<ReclaimedReport>& reclaimed,
+    GcPoints* gc) {
   auto gs = node_->GetStatus();
   if (!gs.is_leader) return NotLeader(gs.leader.value());
   ClusterState st = sm_->State();
@@ -243,7 +245,10 @@ Result<std::vector<ShardCommand>> Controller::Heartbeat(
       known = g;
     }
   }
-  if (gc) *gc = {gc_target_, st.gc_safe_point};
+  for (const auto& r : reclaimed) {
+    if (st.reclaim.count(r.id)) reclaimed_.insert(r);
+  }
+  if (gc) *gc = {gc_target_, st.gc_safe_point, ReadyToReclaim(st.reclaim, st.gc_safe_point)};
   NodeInfo& info = live_[node];
   info.record = rec->second;
   info.stats = stats;
@@ -556,11 +561,12 @@ Result<GcPoints> Controller::Gc() {
   const ClusterState st = sm_->State();
   std::lock_guard lock(mu_);
   ResetLeaderStateIfNewTerm(gs.term);
-  return GcPoints{gc_target_, st.gc_safe_point};
+  return GcPoints{gc_target_, st.gc_safe_point, {}, st.reclaim.size()};
 }
 
 void Controller::GcRound(const ClusterState& st, uint64_t now_ms) {
   uint64_t safe_point = 0;
+  std::vector<uint32_t> reclaimed;
   {
     std::lock_guard lock(mu_);
     std::erase_if(gc_holds_, [&](const auto& h) { return h.second.expires_ms <= now_ms; });
@@ -572,8 +578,16 @@ void Controller::GcRound(const ClusterState& st, uint64_t now_ms) {
     // Reports of shards no longer in the map are dropped.
     std::erase_if(gc_resolved_, [&](const auto& r) { return st.shards.count(r.first) == 0; });
     safe_point = std::min(gc_target_, GcSafePointFromReports(st.shards, gc_resolved_));
+    // Reports of ids no longer waiting, or of shards at an older epoch, are dropped.
+    std::erase_if(reclaimed_, [&](const ReclaimedReport& r) {
+      auto s = st.shards.find(r.shard);
+      return st.reclaim.count(r.id) == 0 || s == st.shards.end() ||
+             s->second.epoch.version != r.version;
+    });
+    reclaimed = ReclaimedIds(st.shards, st.reclaim, reclaimed_);
   }
   if (safe_point > st.gc_safe_point) (void)ProposeCommand(cmd::GcSafePoint(safe_point));
+  for (uint32_t id : reclaimed) (void)ProposeCommand(cmd::ReclaimDone(id));
 }
 
 void Controller::LeaderRound() {

@@ -97,11 +97,13 @@ class Controller {
 
   // --- Storage nodes ---
   Result<NodeRecord> RegisterNode(const NodeRecord& node);
-  // `gc_resolved`: the node's shards resolved below their GC fences; `gc` (if set)
-  // receives the GC target and safe point for the node.
+  // `gc_resolved`: the node's shards resolved below their GC fences; `reclaimed`: the
+  // dropped ids whose rows the node deleted from shards it leads; `gc` (if set)
+  // receives the GC target and safe point, and the ids whose rows may go, for the node.
   Result<std::vector<ShardCommand>> Heartbeat(uint64_t node, const NodeStats& stats,
                                               const std::vector<ShardRecord>& reports,
                                               const std::vector<GcResolvedReport>& gc_resolved = {},
+                                              const std::vector<ReclaimedReport>& reclaimed = {},
                                               GcPoints* gc = nullptr);
   Status DecommissionNode(uint64_t node);
 
@@ -191,6 +193,7 @@ class Controller {
   std::vector<Pending> pending_creates_;              // GUARDED_BY(mu_)
   std::map<std::string, GcHold> gc_holds_;            // GUARDED_BY(mu_)
   std::map<uint64_t, GcResolvedReport> gc_resolved_;  // GUARDED_BY(mu_): by shard
+  std::set<ReclaimedReport> reclaimed_;               // GUARDED_BY(mu_)
   uint64_t gc_target_ = 0;                            // GUARDED_BY(mu_)
 
   std::mutex loop_mu_;

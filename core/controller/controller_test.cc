@@ -235,6 +235,63 @@ TEST_F(ControllerTest, DecommissionedNodeIsDrainedThenRemoved) {
   EXPECT_EQ(controller_->Heartbeat(1, {}, {}).status().code(), StatusCode::kFailedPrecondition);
 }
 
+// A dropped collection's rows are handed to the shards' leaders only once the GC safe
+// point passes the drop's lease end, and the entry goes once reports cover its range.
+TEST_F(ControllerTest, DroppedRowsAreHandedOutPastTheSafePointAndForgottenWhenDeleted) {
+  ASSERT_TRUE(Retry([&] {
+                return controller_->UpdateSettings(
+                    R"({"replication_factor":1,"gc_ttl_seconds":1,"schema_lease_ms":100})");
+              }).ok());
+  ASSERT_TRUE(controller_->RegisterNode(Node(1, "a")).ok());
+  ASSERT_TRUE(WaitState([](const ClusterState& s) { return s.shards.size() == 1; }));
+  ShardRecord shard = sm_->State().shards.begin()->second;
+  shard.leader = 1;
+  ASSERT_TRUE(controller_->AllocateTimestamps(1).ok());
+  auto c = controller_->CreateCollection("default", "c", "", {{"i", {"a"}, false}});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  ASSERT_TRUE(controller_->DropCollection("default", "c").ok());
+  const ClusterState dropped = sm_->State();
+  ASSERT_EQ(dropped.reclaim.size(), 2u);
+  const uint64_t lease_end = dropped.reclaim.at(c->id).lease_end_ts;
+  EXPECT_EQ(lease_end, (dropped.tso_limit_ms + 100) << 18);
+  EXPECT_EQ(controller_->Gc()->reclaim_pending, 2u);
+
+  auto beat = [&](const std::vector<GcResolvedReport>& resolved,
+                  const std::vector<ReclaimedReport>& reclaimed) {
+    GcPoints gc;
+    EXPECT_TRUE(controller_->Heartbeat(1, {}, {shard}, resolved, reclaimed, &gc).ok());
+    return gc;
+  };
+  EXPECT_TRUE(beat({}, {}).reclaim.empty()) << "the safe point is below the lease end";
+  // The GC moves on (the clock passes the hold grace and the TTL; the shard reports its
+  // fence resolved at the target): the safe point passes the lease end.
+  for (int i = 0; i < 200 && sm_->State().gc_safe_point < lease_end; ++i) {
+    clock_.Advance(1000);
+    const uint64_t target = controller_->Gc()->target;
+    if (target != 0) beat({{shard.id, shard.epoch.version, target}}, {});
+    std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_GE(sm_->State().gc_safe_point, lease_end);
+  auto ready = beat({}, {}).reclaim;
+  ASSERT_EQ(ready.size(), 2u);
+  EXPECT_EQ(ready[0].id, c->id);
+  EXPECT_EQ(ready[1].id, c->indexes[0].id);
+
+  // A report at another epoch counts for nothing; the right one ends the entry.
+  beat({}, {{shard.id, shard.epoch.version + 1, c->id}});
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(sm_->State().reclaim.size(), 2u);
+  beat({}, {{shard.id, shard.epoch.version, c->id}});
+  ASSERT_TRUE(WaitState([&](const ClusterState& s) { return s.reclaim.size() == 1; }));
+  EXPECT_EQ(sm_->State().reclaim.count(c->indexes[0].id), 1u);
+  ready = beat({}, {}).reclaim;
+  ASSERT_EQ(ready.size(), 1u);
+  EXPECT_EQ(ready[0].id, c->indexes[0].id);
+  beat({}, {{shard.id, shard.epoch.version, c->indexes[0].id}});
+  ASSERT_TRUE(WaitState([&](const ClusterState& s) { return s.reclaim.empty(); }));
+  EXPECT_EQ(controller_->Gc()->reclaim_pending, 0u);
+}
+
 TEST_F(ControllerTest, CatalogAndStateSurviveRestartAndSnapshots) {
   auto c = Retry([&] { return controller_->CreateCollection("default", "users", "", {}); });
   ASSERT_TRUE(c.ok()) << c.status().ToString();

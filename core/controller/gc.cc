@@ -4,6 +4,8 @@
 #include <limits>
 #include <vector>
 
+#include "core/mvcc/key_codec.h"
+
 namespace gojodb::controller {
 namespace {
 constexpr int kLogicalBits = 18;  // the TSO's layout (core/mvcc/timestamp_oracle.h)
@@ -46,6 +48,51 @@ uint64_t GcSafePointFromReports(const std::map<uint64_t, ShardRecord>& shards,
   }
   if (!by_start.back()->end_key.empty()) return 0;
   return least;
+}
+
+std::pair<std::string, std::string> ReclaimRange(const ReclaimEntry& e) {
+  std::string lo = mvcc::CollectionPrefix(e.tenant_id, e.id);
+  std::string hi = mvcc::PrefixSuccessor(lo);
+  return {std::move(lo), std::move(hi)};
+}
+
+std::vector<ReclaimEntry> ReadyToReclaim(const std::map<uint32_t, ReclaimEntry>& reclaim,
+                                         uint64_t safe_point) {
+  std::vector<ReclaimEntry> out;
+  for (const auto& [id, e] : reclaim) {
+    if (e.lease_end_ts <= safe_point) out.push_back(e);
+  }
+  return out;
+}
+
+std::vector<uint32_t> ReclaimedIds(const std::map<uint64_t, ShardRecord>& shards,
+                                   const std::map<uint32_t, ReclaimEntry>& reclaim,
+                                   const std::set<ReclaimedReport>& reports) {
+  std::vector<uint32_t> out;
+  for (const auto& [id, e] : reclaim) {
+    const auto [lo, hi] = ReclaimRange(e);
+    // The shards whose range meets [lo, hi), by start key.
+    std::vector<const ShardRecord*> meeting;
+    for (const auto& [sid, s] : shards) {
+      if (s.start_key < hi && (s.end_key.empty() || s.end_key > lo)) meeting.push_back(&s);
+    }
+    std::sort(meeting.begin(), meeting.end(), [](const ShardRecord* a, const ShardRecord* b) {
+      return a->start_key < b->start_key;
+    });
+    std::string covered = lo;  // [lo, covered) is covered
+    bool whole = false;
+    for (const ShardRecord* s : meeting) {
+      if (s->start_key > covered) break;  // a gap (a split's new shard not in the map yet)
+      if (!reports.count({s->id, s->epoch.version, id})) break;
+      if (s->end_key.empty() || s->end_key >= hi) {
+        whole = true;
+        break;
+      }
+      covered = std::max(covered, s->end_key);
+    }
+    if (whole) out.push_back(id);
+  }
+  return out;
 }
 
 }  // namespace gojodb::controller

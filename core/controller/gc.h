@@ -10,11 +10,18 @@
 //               keyspace has reported one at its current epoch: below it no lock remains
 //               anywhere and none can be written, so versions below it (but the newest of
 //               each row) may go. It never moves back.
+//   reclaim     a dropped id's rows may all go once the safe point reaches its entry's
+//               lease end (state.h, ReclaimEntry); the leaders of the shards its range
+//               meets delete them and report it, and once the reports cover the range at
+//               the shards' current epochs the entry is removed.
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include "core/controller/state.h"
 
@@ -33,10 +40,21 @@ struct GcResolvedReport {
   uint64_t fence = 0;
 };
 
+// A storage node's report that `shard`, at epoch `version`, deleted the rows of
+// dropped id `id`.
+struct ReclaimedReport {
+  uint64_t shard = 0;
+  uint64_t version = 0;
+  uint32_t id = 0;
+  auto operator<=>(const ReclaimedReport&) const = default;
+};
+
 // What heartbeat answers tell storage nodes.
 struct GcPoints {
   uint64_t target = 0;
   uint64_t safe_point = 0;
+  std::vector<ReclaimEntry> reclaim;  // the entries whose rows may go now
+  uint64_t reclaim_pending = 0;       // entries not done yet (ready or not)
 };
 
 // min(now - gc_ttl, every unexpired hold's min_start_ts), as a timestamp; 0 while
@@ -51,5 +69,18 @@ uint64_t NextGcTarget(uint64_t current, uint64_t candidate, uint64_t gc_ttl_ms);
 // "" to the end and each has a report at its current epoch version.
 uint64_t GcSafePointFromReports(const std::map<uint64_t, ShardRecord>& shards,
                                 const std::map<uint64_t, GcResolvedReport>& resolved);
+
+// The row-key range of a collection's or index's rows: [CollectionPrefix, its successor).
+std::pair<std::string, std::string> ReclaimRange(const ReclaimEntry& e);
+
+// The entries of `reclaim` that may be handed out: lease end at or below the safe point.
+std::vector<ReclaimEntry> ReadyToReclaim(const std::map<uint32_t, ReclaimEntry>& reclaim,
+                                         uint64_t safe_point);
+
+// The ids of `reclaim` whose range is covered, with no gap, by shards of the map that
+// each reported the id at their current epoch version.
+std::vector<uint32_t> ReclaimedIds(const std::map<uint64_t, ShardRecord>& shards,
+                                   const std::map<uint32_t, ReclaimEntry>& reclaim,
+                                   const std::set<ReclaimedReport>& reports);
 
 }  // namespace gojodb::controller

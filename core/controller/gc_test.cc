@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include "core/mvcc/key_codec.h"
+
 namespace gojodb::controller {
 namespace {
 
@@ -62,6 +64,51 @@ TEST(GcTest, SafePointNeedsEveryShardOfATilingMapResolvedAtItsEpoch) {
   EXPECT_EQ(GcSafePointFromReports(shards, resolved), 0u);
   EXPECT_EQ(GcSafePointFromReports({}, resolved), 0u);
   EXPECT_EQ(GcSafePointFromReports({{1, Shard(1, "", "")}}, {{1, {1, 1, 9}}}), 9u);
+}
+
+TEST(GcTest, DroppedRowsAreHandedOutPastTheirLeaseAndDoneWhenReportsCoverThem) {
+  std::map<uint32_t, ReclaimEntry> reclaim = {{7, {1, 7, Ts(5000)}}, {9, {2, 9, Ts(8000)}}};
+  EXPECT_TRUE(ReadyToReclaim(reclaim, Ts(4999)).empty());
+  auto ready = ReadyToReclaim(reclaim, Ts(5000));
+  ASSERT_EQ(ready.size(), 1u);
+  EXPECT_EQ(ready[0], reclaim.at(7));
+  EXPECT_EQ(ReadyToReclaim(reclaim, Ts(9000)).size(), 2u);
+  const auto [lo, hi] = ReclaimRange(reclaim.at(7));
+  EXPECT_EQ(lo, mvcc::CollectionPrefix(1, 7));
+  EXPECT_LT(mvcc::EncodeRowKey(1, 7, "\xff\xff"), hi);
+  EXPECT_GE(mvcc::EncodeRowKey(1, 8, ""), hi);
+
+  // Id 7's rows span shards 2 and 3 (split inside them); id 9's lie in shard 4 alone.
+  const std::string mid7 = mvcc::EncodeRowKey(1, 7, "m");
+  const std::string end7 = mvcc::EncodeRowKey(1, 8, "");
+  std::map<uint64_t, ShardRecord> shards = {{1, Shard(1, "", lo)},
+                                            {2, Shard(2, lo, mid7)},
+                                            {3, Shard(3, mid7, end7)},
+                                            {4, Shard(4, end7, "")}};
+  std::set<ReclaimedReport> reports;
+  EXPECT_TRUE(ReclaimedIds(shards, reclaim, reports).empty());
+  reports.insert({2, 1, 7});
+  EXPECT_TRUE(ReclaimedIds(shards, reclaim, reports).empty()) << "shard 3 holds the rest";
+  reports.insert({3, 1, 9});
+  EXPECT_TRUE(ReclaimedIds(shards, reclaim, reports).empty()) << "a report of another id";
+  reports.insert({3, 1, 7});
+  EXPECT_EQ(ReclaimedIds(shards, reclaim, reports), std::vector<uint32_t>{7})
+      << "shard 1 ends where the rows begin: it need not report";
+  reports.insert({4, 1, 9});
+  EXPECT_EQ(ReclaimedIds(shards, reclaim, reports), (std::vector<uint32_t>{7, 9}));
+  // Shard 3 split after it reported: its report covered its old, wider range, but the
+  // new shard is not in the map yet (a gap), then is and has not reported.
+  shards[3] = Shard(3, mid7, mvcc::EncodeRowKey(1, 7, "t"), 2);
+  EXPECT_EQ(ReclaimedIds(shards, reclaim, reports), std::vector<uint32_t>{9})
+      << "a report at an older epoch counts for nothing";
+  reports.insert({3, 2, 7});
+  EXPECT_EQ(ReclaimedIds(shards, reclaim, reports), std::vector<uint32_t>{9}) << "a gap";
+  shards[5] = Shard(5, mvcc::EncodeRowKey(1, 7, "t"), end7, 2);
+  EXPECT_EQ(ReclaimedIds(shards, reclaim, reports), std::vector<uint32_t>{9});
+  reports.insert({5, 2, 7});
+  EXPECT_EQ(ReclaimedIds(shards, reclaim, reports), (std::vector<uint32_t>{7, 9}));
+  // One shard over everything.
+  EXPECT_EQ(ReclaimedIds({{1, Shard(1, "", "")}}, reclaim, {{1, 1, 9}}), std::vector<uint32_t>{9});
 }
 
 TEST(GcTest, TheTtlSettingIsBounded) {

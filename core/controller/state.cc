@@ -181,6 +181,13 @@ CollectionRecord CollectionFromJson(const json& j) {
   return c;
 }
 
+json ToJson(const ReclaimEntry& r) {
+  return {{"tenant_id", r.tenant_id}, {"id", r.id}, {"lease_end_ts", r.lease_end_ts}};
+}
+ReclaimEntry ReclaimFromJson(const json& j) {
+  return {U32(j, "tenant_id"), U32(j, "id"), U64(j, "lease_end_ts")};
+}
+
 json ToJson(const Settings& s) {
   return {{"replication_factor", s.replication_factor},
           {"shard_split_bytes", s.shard_split_bytes},
@@ -245,6 +252,7 @@ std::string MemberKey(uint64_t id) { return "m/" + std::to_string(id); }
 std::string NodeKey(uint64_t id) { return "n/" + std::to_string(id); }
 std::string ShardKey(uint64_t id) { return "s/" + std::to_string(id); }
 std::string TenantKey(uint32_t id) { return "t/" + std::to_string(id); }
+std::string ReclaimKey(uint32_t id) { return "d/" + std::to_string(id); }
 std::string CollectionKey(uint32_t tenant, const std::string& name) {
   return "c/" + std::to_string(tenant) + "/" + name;
 }
@@ -538,6 +546,17 @@ Status ApplyUpdateIndex(ClusterState* st, const json& c, std::string* result,
   return Status::OK();
 }
 
+// Adds a dropped id's rows to the reclaim list. Every router that could still write or
+// read them read its record before this command, at a timestamp below the TSO's limit
+// (no timestamp issued so far reaches it): it commits and plans below that timestamp
+// plus the collection's schema lease.
+void Reclaim(ClusterState* st, uint32_t tenant, uint32_t id, uint64_t lease_ms,
+             std::vector<std::string>* touched) {
+  constexpr int kLogicalBits = 18;  // the TSO's layout (core/mvcc/timestamp_oracle.h)
+  st->reclaim[id] = {tenant, id, (st->tso_limit_ms + lease_ms) << kLogicalBits};
+  touched->push_back(ReclaimKey(id));
+}
+
 Status ApplyRemoveIndex(ClusterState* st, const json& c, std::string* result,
                         std::vector<std::string>* touched) {
   ASSIGN_OR_RETURN(CollectionRecord * col, CommandCollection(st, c));
@@ -552,6 +571,7 @@ Status ApplyRemoveIndex(ClusterState* st, const json& c, std::string* result,
     return Status::FailedPrecondition("index '" + name + "' is " + IndexStateName(d->state) +
                                       ", not dropping");
   }
+  Reclaim(st, col->tenant_id, d->id, col->schema_lease_ms, touched);
   col->indexes.erase(col->indexes.begin() + (d - col->indexes.data()));
   IndexChanged(st, col, result, touched);
   return Status::OK();
@@ -603,9 +623,14 @@ Status ApplyDropCollection(ClusterState* st, const json& c, std::vector<std::str
   const std::string name = c.at("name").get<std::string>();
   const TenantRecord* t = st->FindTenant(tenant);
   if (!t) return Status::NotFound("tenant '" + tenant + "' does not exist");
-  if (!st->collections.erase({t->id, name})) {
+  auto it = st->collections.find({t->id, name});
+  if (it == st->collections.end()) {
     return Status::NotFound("collection '" + name + "' does not exist");
   }
+  const CollectionRecord& col = it->second;
+  Reclaim(st, t->id, col.id, col.schema_lease_ms, touched);
+  for (const auto& d : col.indexes) Reclaim(st, t->id, d.id, col.schema_lease_ms, touched);
+  st->collections.erase(it);
   ++st->catalog_version;
   touched->push_back(CollectionKey(t->id, name));
   return Status::OK();
@@ -673,6 +698,11 @@ Status ApplyJson(ClusterState* st, const json& c, std::string* result,
   if (op == "add_index") return ApplyAddIndex(st, c, result, touched);
   if (op == "update_index") return ApplyUpdateIndex(st, c, result, touched);
   if (op == "remove_index") return ApplyRemoveIndex(st, c, result, touched);
+  if (op == "reclaim_done") {
+    const uint32_t id = U32(c, "id");
+    if (st->reclaim.erase(id)) touched->push_back(ReclaimKey(id));
+    return Status::OK();
+  }
   if (op == "update_settings") {
     Settings s = st->settings;
     RETURN_IF_ERROR(PatchSettings(&s, c.at("patch")));
@@ -773,6 +803,7 @@ std::vector<std::string> RecordKeys(const ClusterState& st) {
   for (const auto& [id, s] : st.shards) keys.push_back(ShardKey(id));
   for (const auto& [id, t] : st.tenants) keys.push_back(TenantKey(id));
   for (const auto& [k, c] : st.collections) keys.push_back(CollectionKey(k.first, k.second));
+  for (const auto& [id, r] : st.reclaim) keys.push_back(ReclaimKey(id));
   return keys;
 }
 
@@ -802,6 +833,10 @@ std::optional<std::string> RecordValue(const ClusterState& st, const std::string
       break;
     case 't':
       if (auto it = st.tenants.find(static_cast<uint32_t>(*id)); it != st.tenants.end())
+        return ToJson(it->second).dump();
+      break;
+    case 'd':
+      if (auto it = st.reclaim.find(static_cast<uint32_t>(*id)); it != st.reclaim.end())
         return ToJson(it->second).dump();
       break;
   }
@@ -837,6 +872,11 @@ Status LoadRecord(ClusterState* st, const std::string& key, std::string_view val
       case 'c': {
         CollectionRecord c = CollectionFromJson(j);
         st->collections[{c.tenant_id, c.name}] = c;
+        return Status::OK();
+      }
+      case 'd': {
+        ReclaimEntry r = ReclaimFromJson(j);
+        st->reclaim[r.id] = r;
         return Status::OK();
       }
     }
@@ -924,6 +964,8 @@ std::string CreateCollection(const std::string& tenant, const std::string& name,
               {"schema_json", schema_json}, {"indexes", idx},   {"created_ms", created_ms}}
       .dump();
 }
+std::string ReclaimDone(uint32_t id) { return json{{"op", "reclaim_done"}, {"id", id}}.dump(); }
+
 std::string DropCollection(const std::string& tenant, const std::string& name) {
   return json{{"op", "drop_collection"}, {"tenant", tenant}, {"name", name}}.dump();
 }

@@ -7,7 +7,8 @@
 // machine persists only what a command touched. See docs/architecture/controller.md.
 //
 // Record keys: "g" (globals), "m/<id>" members, "n/<id>" storage nodes, "s/<id>"
-// shards, "t/<id>" tenants, "c/<tenant>/<name>" collections. The prefixes "u/" (users),
+// shards, "t/<id>" tenants, "c/<tenant>/<name>" collections, "d/<id>" the rows of a
+// dropped collection or index waiting to be deleted. The prefixes "u/" (users),
 // "r/" (roles), "q/" (resource groups) and "l/" (lifecycle policies) are reserved for
 // the records later capabilities add; a binary that meets a record it does not know
 // refuses to load rather than drop it.
@@ -113,6 +114,17 @@ struct CollectionRecord {
   bool operator==(const CollectionRecord&) const = default;
 };
 
+// The rows of a dropped collection or index (its id), to be deleted from every shard
+// once the GC safe point reaches lease_end_ts: no write to them can commit and no read
+// of them can succeed from then on (docs/architecture/documents.md, "Reclaiming
+// dropped collections and indexes").
+struct ReclaimEntry {
+  uint32_t tenant_id = 0;
+  uint32_t id = 0;
+  uint64_t lease_end_ts = 0;
+  bool operator==(const ReclaimEntry&) const = default;
+};
+
 struct Settings {
   uint32_t replication_factor = 3;
   uint64_t shard_split_bytes = 64ull << 20;
@@ -141,6 +153,8 @@ struct ClusterState {
   std::map<uint32_t, TenantRecord> tenants;
   // (tenant id, name) -> collection.
   std::map<std::pair<uint32_t, std::string>, CollectionRecord> collections;
+  // Dropped ids whose rows are still to be deleted, by id (ids are never reused).
+  std::map<uint32_t, ReclaimEntry> reclaim;
   Settings settings;
   uint64_t tso_limit_ms = 0;  // no timestamp's physical part reaches it
   // Versions below it may be collected; snapshots below it are refused (see gc.h).
@@ -202,6 +216,7 @@ std::string CreateTenant(const std::string& name);
 std::string CreateCollection(const std::string& tenant, const std::string& name,
                              const std::string& schema_json, const std::vector<IndexDef>& indexes,
                              uint64_t created_ms);
+// Drops the collection; its id and its indexes' ids join `reclaim`.
 std::string DropCollection(const std::string& tenant, const std::string& name);
 // Adds `index` (name, fields, unique) to a collection as delete_only, under a new id. The
 // same definition again answers the index as it is (a build to resume); another
@@ -214,9 +229,12 @@ std::string AddIndex(const std::string& tenant, const std::string& collection,
 // `build_resume` (never backwards). The outcome is the collection.
 std::string UpdateIndex(const std::string& tenant, const std::string& collection,
                         const IndexDef& index);
-// Removes a dropping or failed index named `index` with id `id`.
+// Removes a dropping or failed index named `index` with id `id`; its id joins `reclaim`.
 std::string RemoveIndex(const std::string& tenant, const std::string& collection,
                         const std::string& index, uint32_t id);
+// Every shard has deleted the rows of dropped id `id`: its reclaim entry goes (none:
+// no change).
+std::string ReclaimDone(uint32_t id);
 // `patch_json`: an object of setting name -> new value; unknown names are refused.
 std::string UpdateSettings(const std::string& patch_json);
 }  // namespace cmd

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 namespace gojodb::controller {
 namespace {
 
@@ -332,6 +334,74 @@ TEST_F(StateTest, IndexesAreAddedBuiltDroppedAndRemoved) {
   Status removed = Run(cmd::RemoveIndex("default", "c", "by_b", failed.id));
   ASSERT_TRUE(removed.ok()) << removed.ToString();
   EXPECT_EQ(col().indexes.size(), 1u);
+}
+
+// A dropped collection's id, its indexes' ids and a removed index's id wait in the
+// reclaim list with the lease end of the drop: every timestamp issued so far is below
+// the TSO's limit, and a router plans with the record for one lease after it read it.
+TEST_F(StateTest, DroppedIdsWaitInTheReclaimListUntilDone) {
+  ASSERT_TRUE(Run(cmd::UpdateSettings(R"({"schema_lease_ms":1500})")).ok());
+  ASSERT_TRUE(Run(cmd::TsoLimit(1000)).ok());
+  ASSERT_TRUE(Run(cmd::CreateCollection("default", "c", "", {{"i", {"a"}, false}}, 0)).ok());
+  ASSERT_TRUE(Run(cmd::AddIndex("default", "c", {"j", {"b"}, false})).ok());
+  const CollectionRecord col = st_.collections.at({kDefaultTenantId, "c"});
+  ASSERT_EQ(col.indexes.size(), 2u);
+  const uint32_t c_id = col.id, i_id = col.indexes[0].id, j_id = col.indexes[1].id;
+  EXPECT_TRUE(st_.reclaim.empty());
+
+  auto apply = [&](const std::string& command, std::vector<std::string>* touched) {
+    std::string r;
+    touched->clear();
+    return Apply(&st_, command, &r, touched);
+  };
+  auto has = [](const std::vector<std::string>& keys, const std::string& key) {
+    return std::find(keys.begin(), keys.end(), key) != keys.end();
+  };
+  std::vector<std::string> touched;
+  IndexDef j = col.indexes[1];
+  j.state = IndexState::kDropping;
+  ASSERT_TRUE(Run(cmd::UpdateIndex("default", "c", j)).ok());
+  EXPECT_TRUE(st_.reclaim.empty()) << "a dropping index is still written";
+  ASSERT_TRUE(apply(cmd::RemoveIndex("default", "c", "j", j_id), &touched).ok());
+  ASSERT_EQ(st_.reclaim.size(), 1u);
+  EXPECT_EQ(st_.reclaim.at(j_id), (ReclaimEntry{kDefaultTenantId, j_id, (1000ull + 1500) << 18}));
+  EXPECT_TRUE(has(touched, "d/" + std::to_string(j_id))) << "persisted";
+  ASSERT_TRUE(apply(cmd::RemoveIndex("default", "c", "j", j_id), &touched).ok());
+  EXPECT_EQ(st_.reclaim.size(), 1u) << "a retry adds nothing";
+
+  // The collection goes with its remaining index; the lease end follows the TSO's limit.
+  ASSERT_TRUE(Run(cmd::TsoLimit(4000)).ok());
+  ASSERT_TRUE(apply(cmd::DropCollection("default", "c"), &touched).ok());
+  ASSERT_EQ(st_.reclaim.size(), 3u);
+  EXPECT_EQ(st_.reclaim.at(c_id), (ReclaimEntry{kDefaultTenantId, c_id, (4000ull + 1500) << 18}));
+  EXPECT_EQ(st_.reclaim.at(i_id), (ReclaimEntry{kDefaultTenantId, i_id, (4000ull + 1500) << 18}));
+  EXPECT_TRUE(has(touched, "d/" + std::to_string(c_id)));
+  EXPECT_TRUE(has(touched, "d/" + std::to_string(i_id)));
+  // Another tenant's drop names its tenant.
+  ASSERT_TRUE(Run(cmd::CreateTenant("acme")).ok());
+  ASSERT_TRUE(Run(cmd::CreateCollection("acme", "c", "", {}, 0)).ok());
+  const uint32_t acme_c = st_.collections.at({2, "c"}).id;
+  ASSERT_TRUE(Run(cmd::DropCollection("acme", "c")).ok());
+  EXPECT_EQ(st_.reclaim.at(acme_c).tenant_id, 2u);
+  ExpectRecordsRoundTrip();
+  auto decoded = DecodeState(EncodeState(st_));
+  ASSERT_TRUE(decoded.ok());
+  EXPECT_EQ(decoded->reclaim, st_.reclaim);
+
+  // Done: the entry and its record go; again, nothing changes.
+  ASSERT_TRUE(apply(cmd::ReclaimDone(i_id), &touched).ok());
+  EXPECT_EQ(st_.reclaim.count(i_id), 0u);
+  EXPECT_TRUE(has(touched, "d/" + std::to_string(i_id)));
+  EXPECT_FALSE(RecordValue(st_, "d/" + std::to_string(i_id)).has_value());
+  const ClusterState before = st_;
+  ASSERT_TRUE(Run(cmd::ReclaimDone(i_id)).ok());
+  EXPECT_EQ(st_, before);
+  EXPECT_EQ(Run(R"({"op":"reclaim_done","id":-1})").code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Run(R"({"op":"reclaim_done","id":4294967296})").code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Run(R"({"op":"reclaim_done"})").code(), StatusCode::kInvalidArgument);
+  // A malformed record is refused at load.
+  ClusterState loaded;
+  EXPECT_EQ(LoadRecord(&loaded, "d/9", R"({"tenant_id":1,"id":9})").code(), StatusCode::kDataLoss);
 }
 
 TEST_F(StateTest, SettingsAreValidatedAsAWhole) {

@@ -22,6 +22,7 @@ constexpr char kRollbackOp = 'R';
 constexpr char kCheckStatusOp = 'S';
 constexpr char kHeartbeatOp = 'H';
 constexpr char kGcTag = 'G';
+constexpr char kDropRowsTag = 'R';
 constexpr std::string_view kRequestPrefix = "sQ";
 // 1: rows and request records; 2: and the range's locks and rollback markers; 3: and
 // the GC fence.
@@ -269,6 +270,14 @@ std::string EncodeGcFenceCommand(uint64_t fence) {
   Writer w;
   w.U8(kGcTag);
   w.U64(fence);
+  return w.Take();
+}
+
+std::string EncodeDropRowsCommand(uint32_t tenant, uint32_t id) {
+  Writer w;
+  w.U8(kDropRowsTag);
+  w.U64(tenant);
+  w.U64(id);
   return w.Take();
 }
 
@@ -551,6 +560,8 @@ Status ShardMachine::ApplyCommand(consensus::LogIndex index, std::string_view da
       ASSIGN_OR_RETURN(out.version, rows.DropMarkersBelow(lo, hi, fence, &batch));
       new_fence = fence;
     }
+  } else if (!data.empty() && data[0] == kDropRowsTag) {
+    RETURN_IF_ERROR(ApplyDropRows(&batch, data.substr(1), &out));
   } else if (!data.empty() && data[0] == kDescribeTag) {
     Reader r(data.substr(1));
     ShardRecord d;
@@ -667,6 +678,39 @@ Status ShardMachine::ApplyExpireRequests(storage::WriteBatch* batch, std::string
   }
   RETURN_IF_ERROR(it->status());
   out->version = deleted;
+  return Status::OK();
+}
+
+Status ShardMachine::ApplyDropRows(storage::WriteBatch* batch, std::string_view body,
+                                   WriteOutcome* out) {
+  Reader r(body);
+  uint64_t tenant = 0, id = 0;
+  if (!r.U64(&tenant) || !r.U64(&id) || !r.done()) {
+    return Status::Corruption("malformed drop-rows command");
+  }
+  if (id == 0 || tenant > UINT32_MAX || id > UINT32_MAX) {
+    out->code = StatusCode::kInvalidArgument;
+    out->message = "drop-rows names no collection";
+    return Status::OK();
+  }
+  const ShardRecord d = descriptor();
+  if (!Initialized(d)) {
+    out->code = StatusCode::kFailedPrecondition;
+    out->message = "the replica has no range yet";
+    return Status::OK();
+  }
+  // The epoch the deletion covered: the whole range of the shard at this version.
+  out->current_version = d.epoch.version;
+  const std::string prefix =
+      mvcc::CollectionPrefix(static_cast<uint32_t>(tenant), static_cast<uint32_t>(id));
+  auto [lo, hi] = RowRange(d);
+  lo = std::max(lo, prefix);
+  hi = std::min(hi, mvcc::PrefixSuccessor(prefix));
+  if (lo >= hi) return Status::OK();  // the shard holds none of them
+  batch->DeleteRange(kRows, lo, hi);
+  batch->DeleteRange(kLocks, lo, hi);
+  batch->DeleteRange(kMeta, std::string(kRequestPrefix) + lo, std::string(kRequestPrefix) + hi);
+  out->version = 1;  // something of the range was in the shard
   return Status::OK();
 }
 

@@ -29,6 +29,11 @@
 //          below it is refused (TOO_OLD), so the range's rollback markers below it are
 //          deleted, and reads below it are refused; versions below the cluster's safe
 //          point (never above any shard's fence) are collected by compaction.
+//   DropRows  {tenant, id}: deletes every version, lock, rollback marker and request
+//          record of the rows of a dropped collection or index (id above 0) within the
+//          shard's range: range deletions, so the command is small whatever it removes.
+//          Proposed once the GC safe point passes the drop's lease end (documents.md,
+//          "Reclaiming dropped collections and indexes"); applying it again is harmless.
 //   Describe  puts the descriptor in the log (the first leader proposes it), so that a
 //          replica added later with an empty log learns its range by replaying the log.
 //          A replica that has a descriptor keeps its own.
@@ -109,6 +114,8 @@ struct WriteOutcome {
   uint64_t max_ts = 0;
   // ExpireRequests: the records it deleted (in `version`), and the meta key to go on
   // after when it stopped at its limit (empty: it reached the end of the range).
+  // DropRows: `version` 1 if the shard's range meets the rows, `current_version` the
+  // epoch version whose range it covered.
   std::string resume_after;
   txn::TxnOutcome txn;
 };
@@ -116,6 +123,7 @@ struct WriteOutcome {
 std::string EncodeWriteCommand(const WriteCommand& w);
 std::string EncodeFenceCommand(uint64_t ts);
 std::string EncodeGcFenceCommand(uint64_t fence);
+std::string EncodeDropRowsCommand(uint32_t tenant, uint32_t id);
 std::string EncodeDescribeCommand(const ShardRecord& d);
 std::string EncodeSplitCommand(uint64_t expected_version, std::string_view split_key,
                                uint64_t new_id);
@@ -239,6 +247,7 @@ class ShardMachine final : public replication::StateMachine {
   Result<uint64_t> ApplySplit(storage::WriteBatch* batch, std::string_view body, WriteOutcome* out,
                               ShardRecord* shrunk);
   Status ApplyExpireRequests(storage::WriteBatch* batch, std::string_view body, WriteOutcome* out);
+  Status ApplyDropRows(storage::WriteBatch* batch, std::string_view body, WriteOutcome* out);
   // Returns the commit timestamp a Commit applied (0: none).
   Result<uint64_t> ApplyTxn(storage::WriteBatch* batch, std::string_view body, WriteOutcome* out);
   void StageApplied(storage::WriteBatch* batch, uint64_t index, uint64_t max_ts);

@@ -773,6 +773,41 @@ std::vector<Store::GcResolved> Store::ResolvedGcFences() const {
   return out;
 }
 
+void Store::ReclaimRows(const std::vector<ReclaimRange>& ranges, Steady::time_point deadline) {
+  std::set<uint32_t> listed;
+  for (const auto& x : ranges) listed.insert(x.id);
+  {
+    std::lock_guard lock(reclaim_mu_);
+    std::erase_if(reclaimed_, [&](const Reclaimed& r) { return listed.count(r.id) == 0; });
+  }
+  if (ranges.empty()) return;
+  for (const auto& r : LedReplicas()) {
+    const ShardRecord d = r->machine->descriptor();
+    if (!Initialized(d)) continue;
+    const auto [lo, hi] = RowRange(d);
+    for (const auto& x : ranges) {
+      if (x.id == 0) continue;
+      const std::string prefix = mvcc::CollectionPrefix(x.tenant, x.id);
+      if (prefix >= hi || mvcc::PrefixSuccessor(prefix) <= lo) continue;  // not in this shard
+      {
+        std::lock_guard lock(reclaim_mu_);
+        if (reclaimed_.count({d.id, d.epoch.version, x.id})) continue;
+      }
+      auto leader = LeaderReplica(d.id, deadline);
+      if (!leader.ok()) break;
+      auto out = ProposeCommand(**leader, EncodeDropRowsCommand(x.tenant, x.id), deadline);
+      if (!out.ok() || out->code != StatusCode::kOk) break;  // not leading any more, or slow
+      std::lock_guard lock(reclaim_mu_);
+      reclaimed_.insert({d.id, out->current_version, x.id});
+    }
+  }
+}
+
+std::vector<Store::Reclaimed> Store::ReclaimedRows() const {
+  std::lock_guard lock(reclaim_mu_);
+  return {reclaimed_.begin(), reclaimed_.end()};
+}
+
 void Store::SetGcSafePoint(uint64_t safe_point) {
   if (!options_.gc_safe_point) return;
   uint64_t effective = safe_point;

@@ -179,6 +179,27 @@ class Store {
     return options_.gc_safe_point ? options_.gc_safe_point->ts.load() : 0;
   }
 
+  // --- Dropped collections' rows (docs/architecture/documents.md, "Reclaiming dropped
+  // collections and indexes") ---
+  struct ReclaimRange {
+    uint32_t tenant = 0;
+    uint32_t id = 0;
+  };
+  struct Reclaimed {
+    uint64_t shard = 0;
+    uint64_t version = 0;  // the epoch version whose range the deletion covered
+    uint32_t id = 0;
+    auto operator<=>(const Reclaimed&) const = default;
+  };
+  // On the shards this node leads whose range meets one of `ranges` (the controller's
+  // list of rows that may go): deletes those rows through the log (DropRows), once per
+  // shard, epoch version and id. Shards not ready now are tried next time; what was
+  // done for ids no longer listed is forgotten.
+  void ReclaimRows(const std::vector<ReclaimRange>& ranges,
+                   std::chrono::steady_clock::time_point deadline);
+  // What ReclaimRows did, for the controller.
+  std::vector<Reclaimed> ReclaimedRows() const;
+
   // --- From the transport ---
   // A message for a replica this node lacks creates it (a member being added) unless
   // the shard was removed from this node.
@@ -363,6 +384,8 @@ class Store {
   std::vector<std::unique_ptr<replication::RaftLoop>> loops_;
 
   mutable std::shared_mutex mu_;
+  mutable std::mutex reclaim_mu_;
+  std::set<Reclaimed> reclaimed_;                          // GUARDED_BY(reclaim_mu_)
   std::map<uint64_t, std::shared_ptr<Replica>> replicas_;  // GUARDED_BY(mu_)
   std::atomic<uint64_t> snapshots_deferred_{0};
   std::set<uint64_t> removed_;  // GUARDED_BY(mu_): tombstones

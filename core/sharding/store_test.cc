@@ -1788,6 +1788,105 @@ ShardRecord ShardAToZ(const std::vector<uint64_t>& nodes) {
 
 // Locks and rollback markers travel in snapshots; a snapshot from before they existed
 // (format 1) still restores.
+// A dropped collection's rows (versions, locks, request records) go from every replica
+// of every shard whose range they meet, through the log; other collections' rows stay.
+TEST_F(StoreTest, DroppedRowsGoFromEveryReplicaOfEveryShardTheyMeet) {
+  for (uint64_t id : {1, 2, 3}) Start(id);
+  for (uint64_t id : {1, 2, 3}) ASSERT_TRUE(S(id).CreateReplica(Shard(1, "", "", {1, 2, 3})).ok());
+  auto row = [](uint32_t collection, const std::string& key) {
+    return mvcc::EncodeRowKey(0, collection, key);
+  };
+  // Collection 7 is dropped; 1 (below it) and 8 (above it) are not.
+  for (uint32_t c : {1u, 7u, 8u}) {
+    for (const std::string k : {"a", "h", "q", "x"}) {
+      WriteCommand w;
+      w.request_id = "req-" + k;  // a request record under the row
+      w.fingerprint = 1;
+      w.mutations.push_back({false, row(c, k), "v1", std::nullopt});
+      auto first = OnLeader(1, [&](uint64_t l) { return S(l).Write(R(1), w, Deadline()); });
+      ASSERT_TRUE(first.ok()) << first.status().ToString();
+      w.request_id.clear();
+      w.mutations[0].value = "v2";
+      auto second = OnLeader(1, [&](uint64_t l) { return S(l).Write(R(1), w, Deadline()); });
+      ASSERT_TRUE(second.ok()) << second.status().ToString();
+    }
+  }
+  // A lock in collection 7 (its transaction's primary) and one in collection 8.
+  const uint64_t start = tso_->Next().value();
+  txn::PrewriteRequest p{start, row(7, "h"), 60000, {{txn::LockKind::kPut, row(7, "h"), "t", {}}}};
+  ASSERT_TRUE((*OnLeader(1, [&](uint64_t l) {
+                return S(l).Txn(R(1), EncodePrewriteCommand(p), row(7, "h"), Deadline());
+              })).ok());
+  p.mutations = {{txn::LockKind::kPut, row(8, "h"), "t", {}}};
+  ASSERT_TRUE((*OnLeader(1, [&](uint64_t l) {
+                return S(l).Txn(R(1), EncodePrewriteCommand(p), row(8, "h"), Deadline());
+              })).ok());
+  // Collection 7's rows are split between shards 1 and 2.
+  ASSERT_TRUE(
+      OnLeader(1, [&](uint64_t l) { return S(l).Split(1, row(7, "m"), 2, Deadline()); }).ok());
+
+  auto count = [&](uint64_t node, storage::ColumnFamily cf, const std::string& prefix) {
+    storage::ReadOptions ro;
+    const std::string hi = mvcc::PrefixSuccessor(prefix);
+    ro.lower_bound = prefix;
+    ro.upper_bound = hi;
+    auto it = nodes_.at(node).engine->NewIterator(ro, cf);
+    int n = 0;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) ++n;
+    return n;
+  };
+  const std::string p7 = mvcc::CollectionPrefix(0, 7);
+  const std::string requests7 = "sQ" + p7;
+  for (uint64_t node : {1, 2, 3}) {
+    for (int i = 0; i < 400 && count(node, mvcc::kVersionCf, p7) < 8; ++i) {
+      std::this_thread::sleep_for(5ms);
+    }
+    ASSERT_EQ(count(node, mvcc::kVersionCf, p7), 8) << node;
+    ASSERT_EQ(count(node, txn::kLockCf, p7), 1) << node;
+    ASSERT_EQ(count(node, storage::ColumnFamily::kMeta, requests7), 4) << node;
+  }
+
+  // Each node deletes what the shards it leads hold (here the tenant-0 id 7).
+  std::set<Store::Reclaimed> reported;
+  for (int i = 0; i < 100 && reported.size() < 2; ++i) {
+    for (uint64_t node : {1, 2, 3}) {
+      S(node).ReclaimRows({{0, 7}}, Deadline());
+      for (const auto& r : S(node).ReclaimedRows()) reported.insert(r);
+    }
+    if (reported.size() < 2) std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_EQ(reported.size(), 2u);
+  for (const auto& r : reported) {
+    EXPECT_EQ(r.id, 7u);
+    EXPECT_TRUE(r.shard == 1 || r.shard == 2) << r.shard;
+    EXPECT_EQ(r.version, R(r.shard).epoch.version) << "the epoch its range was at";
+  }
+  for (uint64_t node : {1, 2, 3}) {
+    for (int i = 0; i < 400 && count(node, mvcc::kVersionCf, p7) > 0; ++i) {
+      std::this_thread::sleep_for(5ms);
+    }
+    EXPECT_EQ(count(node, mvcc::kVersionCf, p7), 0) << node;
+    EXPECT_EQ(count(node, txn::kLockCf, p7), 0) << node;
+    EXPECT_EQ(count(node, storage::ColumnFamily::kMeta, requests7), 0) << node;
+    // The neighbours keep everything.
+    for (uint32_t c : {1u, 8u}) {
+      EXPECT_EQ(count(node, mvcc::kVersionCf, mvcc::CollectionPrefix(0, c)), 8) << node << " " << c;
+      EXPECT_EQ(count(node, storage::ColumnFamily::kMeta, "sQ" + mvcc::CollectionPrefix(0, c)), 4)
+          << node << " " << c;
+    }
+    EXPECT_EQ(count(node, txn::kLockCf, mvcc::CollectionPrefix(0, 8)), 1) << node;
+  }
+  auto x8 = OnLeader(2, [&](uint64_t l) {
+    return S(l).Get(R(2), row(8, "x"), kv::Consistency::kLinearizable, 0, Deadline());
+  });
+  ASSERT_TRUE(x8.ok() && *x8) << x8.status().ToString();
+  EXPECT_EQ((*x8)->value, "v2");
+
+  // Done once per shard, epoch and id; an empty list forgets the reports.
+  for (uint64_t node : {1, 2, 3}) S(node).ReclaimRows({}, Deadline());
+  for (uint64_t node : {1, 2, 3}) EXPECT_TRUE(S(node).ReclaimedRows().empty()) << node;
+}
+
 TEST(ShardMachineTest, SnapshotsCarryLocksAndMarkers) {
   auto engine = MemoryEngine();
   auto row = MachineRow;
@@ -2191,6 +2290,7 @@ TEST(ShardMachineTest, DamagedCommandsAreRefusedWithoutEffect) {
   valid.push_back(EncodeSplitCommand(1, row("m"), 2));
   valid.push_back(EncodeExpireRequestsCommand(10, row("c"), 3));
   valid.push_back(EncodeDescribeCommand(d));
+  valid.push_back(EncodeDropRowsCommand(0, 9));
   {
     txn::PrewriteRequest p;
     p.start_ts = 50;

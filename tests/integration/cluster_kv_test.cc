@@ -29,6 +29,10 @@
 #include <thread>
 #include <vector>
 
+#include "core/controller/state.h"
+#include "core/mvcc/mvcc.h"
+#include "core/storage_engine/engine.h"
+#include "core/txn/percolator.h"
 #include "gojodb/v1/shard.grpc.pb.h"
 #include "internal/failpoint.h"
 #include "pkg/client/client.h"
@@ -1022,6 +1026,107 @@ TEST_F(ClusterKvTest, GarbageCollectionWaitsForOpenTransactionsAndResolvesAbando
   ASSERT_TRUE(fresh);
   EXPECT_EQ(fresh->status, 200) << fresh->body;
   EXPECT_EQ(fresh->body, "M1");
+}
+
+// A dropped collection's rows (documents, index entries, locks) are deleted from every
+// storage node once the GC safe point passes the drop's schema lease; before that, a
+// transaction whose primary is in the collection and whose secondary is elsewhere, left
+// half-committed by a coordinator that stopped, is still resolved from its primary.
+TEST_F(ClusterKvTest, DroppedCollectionsRowsAreDeletedOnceNothingCanNeedThem) {
+  uint64_t last = 0;
+  WriteUntilSplit(2, 60, &last);
+  if (HasFailure()) return;
+  ASSERT_TRUE(SetSetting("schema_lease_ms=500"));
+  auto post = [&](const std::string& path, const json& body) {
+    return PostJson(*http_, path, body);
+  };
+  auto [code, out] = post("/v1/collections", json::parse(R"({"name": "gone",
+        "indexes": [{"name": "by_a", "fields": ["a"]}]})"));
+  ASSERT_EQ(code, 201) << out.dump();
+  const uint32_t gone_id = out["id"].get<uint32_t>();
+  const uint32_t index_id = gone_id + 1;  // an index declared with it takes the next id
+  for (int i = 0; i < 20; ++i) {
+    auto r = http_->Put("/v1/collections/gone/keys/d" + std::to_string(i), json{{"a", i}}.dump(),
+                        "application/json");
+    ASSERT_TRUE(r && r->status == 200) << (r ? r->body : "no answer");
+  }
+  // The coordinator commits the primary (a document of "gone", above the default
+  // collection's rows in the keyspace, so in the upper shard) and stops before the
+  // secondary (k0000, in the lower shard): its lock stays.
+  {
+    std::unique_ptr<client::Client> c = RoutedClient(500);
+    ASSERT_TRUE(c);
+    failpoint::ScopedError fp("cluster_txn.before_secondaries", [](uint64_t) {
+      return Status::Unavailable("the coordinator stopped");
+    });
+    kv::BatchRequest b;
+    b.ops.push_back({kv::BatchOp::Kind::kPut, "gone", "p", R"({"a": 99})", std::nullopt});
+    b.ops.push_back({kv::BatchOp::Kind::kPut, "default", "k0000", "committed", std::nullopt});
+    (void)c->Batch(b);  // answers the failure, or success once the primary decided
+  }
+  auto dropped = http_->Delete("/v1/collections/gone");
+  ASSERT_TRUE(dropped && dropped->status == 200) << (dropped ? dropped->body : "no answer");
+  auto status = [&]() -> json {
+    auto r = http_->Get("/v1/cluster/status");
+    return r && r->status == 200 ? json::parse(r->body, nullptr, false) : json();
+  };
+  json st = status();
+  ASSERT_TRUE(st.contains("gc")) << st.dump();
+  EXPECT_EQ(st["gc"]["reclaim_pending"], 2) << "the collection and its index: " << st.dump();
+
+  ASSERT_TRUE(SetSetting("gc_ttl_seconds=1"));
+  const auto deadline = std::chrono::steady_clock::now() + 90s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    st = status();
+    if (st.contains("gc") && st["gc"]["reclaim_pending"] == 0) break;
+    std::this_thread::sleep_for(200ms);
+  }
+  ASSERT_EQ(st["gc"]["reclaim_pending"], 0) << st.dump();
+  // The secondary was resolved through its primary before the primary's rows went.
+  auto k = http_->Get("/v1/collections/default/keys/k0000");
+  ASSERT_TRUE(k && k->status == 200) << (k ? k->body : "no answer");
+  EXPECT_EQ(k->body, "committed");
+  // A collection of the same name is a new, empty one.
+  std::tie(code, out) = post("/v1/collections", json{{"name", "gone"}});
+  ASSERT_EQ(code, 201) << out.dump();
+  EXPECT_NE(out["id"].get<uint32_t>(), gone_id);
+  auto empty = http_->Get("/v1/collections/gone/keys/d1");
+  ASSERT_TRUE(empty);
+  EXPECT_EQ(empty->status, 404) << empty->body;
+
+  // On disk: no storage node holds a key of the dropped ids; the default collection's
+  // rows are all there.
+  http_.reset();
+  int default_rows = -1;
+  for (int id = 1; id <= 3; ++id) {
+    Process* p = cluster_->proc("storage-" + std::to_string(id));
+    p->Signal(SIGKILL);
+    p->Wait();
+    storage::EngineOptions eo;
+    eo.path = dir_ + "/storage-" + std::to_string(id) + "/db";
+    auto engine = storage::OpenEngine(eo);
+    ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+    auto count = [&](storage::ColumnFamily cf, const std::string& prefix) {
+      storage::ReadOptions ro;
+      const std::string hi = mvcc::PrefixSuccessor(prefix);
+      ro.lower_bound = prefix;
+      ro.upper_bound = hi;
+      auto it = (*engine)->NewIterator(ro, cf);
+      int n = 0;
+      for (it->SeekToFirst(); it->Valid(); it->Next()) ++n;
+      return n;
+    };
+    for (uint32_t gone : {gone_id, index_id}) {
+      const std::string prefix = mvcc::CollectionPrefix(controller::kDefaultTenantId, gone);
+      EXPECT_EQ(count(mvcc::kVersionCf, prefix), 0) << "node " << id << " id " << gone;
+      EXPECT_EQ(count(txn::kLockCf, prefix), 0) << "node " << id << " id " << gone;
+    }
+    const int rows =
+        count(mvcc::kVersionCf, mvcc::CollectionPrefix(controller::kDefaultTenantId, 1));
+    EXPECT_GT(rows, 60) << "node " << id;
+    if (default_rows >= 0) EXPECT_EQ(rows, default_rows) << "node " << id;
+    default_rows = rows;
+  }
 }
 
 // Documents with a schema and three indexes (one compound, one unique), written by three
