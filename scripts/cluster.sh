@@ -121,7 +121,17 @@ launch() {
   mapfile -d '' args <"$DIR/procs/$name.args"
   echo "=== $(date -u +%FT%TZ) ${args[*]}" >>"$DIR/logs/$name.log"
   "${args[@]}" </dev/null >>"$DIR/logs/$name.log" 2>&1 &
-  echo $! >"$DIR/procs/$name.pid"
+  local pid=$! i
+  echo "$pid" >"$DIR/procs/$name.pid"
+  # Until the child has exec'd, /proc shows the shell's command line, and state_of would
+  # call a process that is still starting dead: wait for the exec (or the exit).
+  local stat
+  for ((i = 0; i < 200; i++)); do
+    stat=$(cat "/proc/$pid/stat" 2>/dev/null) || break
+    [[ ${stat##*) } != Z* ]] || break # exited, not reaped yet
+    [[ $( (tr '\0' '\n' <"/proc/$pid/cmdline") 2>/dev/null | head -n1) == "${args[0]}" ]] && break
+    sleep 0.05
+  done
 }
 
 record() {
