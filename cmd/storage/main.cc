@@ -223,16 +223,19 @@ int Run(int argc, char** argv) {
   Metrics metrics;
   metrics.AddGaugeSource("storage", [n = node->get()] {
     auto st = n->store()->GetStats();
-    return std::map<std::string, uint64_t>{{"shards", st.shards},
-                                           {"leaders", st.leaders},
-                                           {"failed_replicas", st.failed},
-                                           {"registered", n->registered() ? 1 : 0},
-                                           {"heartbeats", n->heartbeats()},
-                                           {"raft_loop_iterations", st.loops.iterations},
-                                           {"raft_log_writes", st.loops.log_writes},
-                                           {"raft_synced_writes", st.loops.synced_writes},
-                                           {"raft_readies", st.loops.readies},
-                                           {"snapshots_deferred", st.snapshots_deferred}};
+    return std::map<std::string, uint64_t>{
+        {"shards", st.shards},
+        {"leaders", st.leaders},
+        {"failed_replicas", st.failed},
+        {"registered", n->registered() ? 1 : 0},
+        {"heartbeats", n->heartbeats()},
+        {"raft_loop_iterations", st.loops.iterations},
+        {"raft_log_writes", st.loops.log_writes},
+        {"raft_synced_writes", st.loops.synced_writes},
+        {"raft_readies", st.loops.readies},
+        {"snapshots_deferred", st.snapshots_deferred},
+        {"dropped_ranges_compacted", st.dropped_ranges_compacted},
+        {"dropped_range_compaction_errors", st.dropped_range_errors}};
   });
   metrics.AddGaugeSource("engine", [e = engine->get()] { return e->Stats(); });
   storage_node::StorageNode* n = node->get();

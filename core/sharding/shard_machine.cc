@@ -534,6 +534,7 @@ Status ShardMachine::ApplyCommand(consensus::LogIndex index, std::string_view da
   uint64_t child = 0;
   ShardRecord shrunk;  // with a split: this shard's range after it
   uint64_t new_fence = 0;
+  std::pair<std::string, std::string> dropped;  // DropRows: the rows deleted
   if (!data.empty() && data[0] == kWriteTag) {
     RETURN_IF_ERROR(ApplyWrite(&batch, data.substr(1), &out));
     if (out.code == StatusCode::kOk && out.version > max_ts) max_ts = out.version;
@@ -561,7 +562,7 @@ Status ShardMachine::ApplyCommand(consensus::LogIndex index, std::string_view da
       new_fence = fence;
     }
   } else if (!data.empty() && data[0] == kDropRowsTag) {
-    RETURN_IF_ERROR(ApplyDropRows(&batch, data.substr(1), &out));
+    RETURN_IF_ERROR(ApplyDropRows(&batch, data.substr(1), &out, &dropped));
   } else if (!data.empty() && data[0] == kDescribeTag) {
     Reader r(data.substr(1));
     ShardRecord d;
@@ -597,6 +598,9 @@ Status ShardMachine::ApplyCommand(consensus::LogIndex index, std::string_view da
   *result = EncodeOutcome(out);
   if (child != 0) split_since_snapshot_ = true;
   if (child != 0 && on_split_) on_split_(child);
+  if (!dropped.first.empty() && on_rows_dropped_) {
+    on_rows_dropped_(std::move(dropped.first), std::move(dropped.second));
+  }
   return Status::OK();
 }
 
@@ -682,7 +686,8 @@ Status ShardMachine::ApplyExpireRequests(storage::WriteBatch* batch, std::string
 }
 
 Status ShardMachine::ApplyDropRows(storage::WriteBatch* batch, std::string_view body,
-                                   WriteOutcome* out) {
+                                   WriteOutcome* out,
+                                   std::pair<std::string, std::string>* dropped) {
   Reader r(body);
   uint64_t tenant = 0, id = 0;
   if (!r.U64(&tenant) || !r.U64(&id) || !r.done()) {
@@ -711,6 +716,7 @@ Status ShardMachine::ApplyDropRows(storage::WriteBatch* batch, std::string_view 
   batch->DeleteRange(kLocks, lo, hi);
   batch->DeleteRange(kMeta, std::string(kRequestPrefix) + lo, std::string(kRequestPrefix) + hi);
   out->version = 1;  // something of the range was in the shard
+  *dropped = {std::move(lo), std::move(hi)};
   return Status::OK();
 }
 

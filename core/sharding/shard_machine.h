@@ -214,6 +214,11 @@ class ShardMachine final : public replication::StateMachine {
   void SetSplitListener(std::function<void(uint64_t child)> listener) {
     on_split_ = std::move(listener);
   }
+  // Called on the loop thread after a DropRows applied, with the row range it deleted
+  // (so that the node can hand the space back: Store compacts it).
+  void SetRowsDroppedListener(std::function<void(std::string lo, std::string hi)> listener) {
+    on_rows_dropped_ = std::move(listener);
+  }
   // A split outdates the snapshots taken before it: they carry the range given away,
   // and a node holding the new shard refuses them (Store::Deliver).
   bool TakeSnapshotOutdated() override { return split_since_snapshot_.exchange(false); }
@@ -247,7 +252,9 @@ class ShardMachine final : public replication::StateMachine {
   Result<uint64_t> ApplySplit(storage::WriteBatch* batch, std::string_view body, WriteOutcome* out,
                               ShardRecord* shrunk);
   Status ApplyExpireRequests(storage::WriteBatch* batch, std::string_view body, WriteOutcome* out);
-  Status ApplyDropRows(storage::WriteBatch* batch, std::string_view body, WriteOutcome* out);
+  // `dropped` receives the row range deleted (unchanged when none).
+  Status ApplyDropRows(storage::WriteBatch* batch, std::string_view body, WriteOutcome* out,
+                       std::pair<std::string, std::string>* dropped);
   // Returns the commit timestamp a Commit applied (0: none).
   Result<uint64_t> ApplyTxn(storage::WriteBatch* batch, std::string_view body, WriteOutcome* out);
   void StageApplied(storage::WriteBatch* batch, uint64_t index, uint64_t max_ts);
@@ -263,6 +270,7 @@ class ShardMachine final : public replication::StateMachine {
   std::atomic<uint64_t> gc_fence_{0};
   std::atomic<bool> described_{false};
   std::function<void(uint64_t)> on_split_;
+  std::function<void(std::string, std::string)> on_rows_dropped_;
   std::atomic<bool> split_since_snapshot_{false};
   // Conflict checks' shortcut (recent_writes.h), on the loop thread only: made by the
   // first transactional write of kRecentWritesFrom rows or more, and dropped once

@@ -162,6 +162,11 @@ Result<std::shared_ptr<Store::Replica>> Store::StartReplica(std::unique_ptr<Shar
     children_pending_ = true;
     bg_cv_.notify_all();
   });
+  machine->SetRowsDroppedListener([this](std::string lo, std::string hi) {
+    std::lock_guard lock(bg_mu_);
+    dropped_ranges_.emplace_back(std::move(lo), std::move(hi));
+    bg_cv_.notify_all();
+  });
   replication::RaftLoop* loop = loops_[d.id % loops_.size()].get();
   ASSIGN_OR_RETURN(r->node,
                    replication::RaftNode::Start(o, loop, machine.get(), r->transport.get()));
@@ -945,6 +950,21 @@ void Store::SetShardIdAllocator(ShardIdAllocator allocate) {
   allocate_ = std::move(allocate);
 }
 
+void Store::CompactDroppedRows(const std::vector<std::pair<std::string, std::string>>& ranges) {
+  for (const auto& [lo, hi] : ranges) {
+    // The range deletion is applied: files wholly inside go unread, and a compaction of
+    // the range rewrites the rest without the deleted keys.
+    Status s;
+    for (auto cf : {mvcc::kVersionCf, txn::kLockCf}) {
+      if (s.ok()) s = engine_->DeleteFilesInRange(cf, lo, hi);
+      if (s.ok()) s = engine_->CompactRange(cf, lo, hi);
+    }
+    // A failure leaves the space to later compactions: the rows are deleted all the same.
+    (s.ok() ? dropped_ranges_compacted_ : dropped_range_errors_)
+        .fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
 void Store::BackgroundLoop() {
   auto next_check = Steady::now() + options_.split_check_interval;
   auto next_expiry = Steady::now() + options_.request_expiry_interval;
@@ -953,8 +973,17 @@ void Store::BackgroundLoop() {
     const auto wake = std::min(children_retry_, options_.request_id_ttl.count() > 0
                                                     ? std::min(next_check, next_expiry)
                                                     : next_check);
-    bg_cv_.wait_until(lock, wake, [&] { return stopping_ || children_pending_; });
+    bg_cv_.wait_until(lock, wake,
+                      [&] { return stopping_ || children_pending_ || !dropped_ranges_.empty(); });
     if (stopping_) break;
+    if (!dropped_ranges_.empty()) {
+      auto ranges = std::move(dropped_ranges_);
+      dropped_ranges_.clear();
+      lock.unlock();
+      CompactDroppedRows(ranges);
+      lock.lock();
+      continue;
+    }
     if (Steady::now() >= children_retry_) {
       children_retry_ = Steady::time_point::max();
       children_pending_ = true;
@@ -1264,6 +1293,8 @@ Store::Stats Store::GetStats() const {
     s.loops.readies += l.readies;
   }
   s.snapshots_deferred = snapshots_deferred_.load(std::memory_order_relaxed);
+  s.dropped_ranges_compacted = dropped_ranges_compacted_.load(std::memory_order_relaxed);
+  s.dropped_range_errors = dropped_range_errors_.load(std::memory_order_relaxed);
   return s;
 }
 

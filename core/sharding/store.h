@@ -279,6 +279,10 @@ class Store {
     replication::RaftLoop::Stats loops;
     // Snapshots dropped because another replica here still held part of their range.
     uint64_t snapshots_deferred = 0;
+    // Row ranges of dropped collections (DropRows) compacted away here, and the
+    // compactions that failed (their space comes back as compactions reach it).
+    uint64_t dropped_ranges_compacted = 0;
+    uint64_t dropped_range_errors = 0;
   };
   Stats GetStats() const;
   // The replica's Raft status (tests, /metrics); NOT_FOUND if absent.
@@ -368,6 +372,9 @@ class Store {
   void FoundChildren();
   Status FoundChild(const SplitChild& child);
   void BackgroundLoop();
+  // Hands back the space of rows DropRows deleted: drops the files wholly inside each
+  // range, then compacts the range.
+  void CompactDroppedRows(const std::vector<std::pair<std::string, std::string>>& ranges);
   // In a term this replica leads, before its first write: raises the read floor to a
   // fresh timestamp (above every read an earlier leader served). Returns the term, or
   // NOT_LEADER. REQUIRES: r.order_mu held.
@@ -396,6 +403,10 @@ class Store {
   std::condition_variable bg_cv_;
   bool stopping_ = false;          // GUARDED_BY(bg_mu_)
   bool children_pending_ = false;  // GUARDED_BY(bg_mu_)
+  std::atomic<uint64_t> dropped_ranges_compacted_{0};
+  std::atomic<uint64_t> dropped_range_errors_{0};
+  // Row ranges a DropRows deleted here, for the background thread to compact away.
+  std::vector<std::pair<std::string, std::string>> dropped_ranges_;  // GUARDED_BY(bg_mu_)
   // When to try again children whose founding failed (max(): none failed).
   std::chrono::steady_clock::time_point children_retry_ =
       std::chrono::steady_clock::time_point::max();  // GUARDED_BY(bg_mu_)

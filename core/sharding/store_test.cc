@@ -128,6 +128,10 @@ class FillableEngine final : public storage::Engine {
   Status CompactRange(storage::ColumnFamily cf, std::string_view b, std::string_view e) override {
     return inner_->CompactRange(cf, b, e);
   }
+  Status DeleteFilesInRange(storage::ColumnFamily cf, std::string_view b,
+                            std::string_view e) override {
+    return inner_->DeleteFilesInRange(cf, b, e);
+  }
   Result<uint64_t> ApproximateSize(storage::ColumnFamily cf, std::string_view b,
                                    std::string_view e) override {
     return inner_->ApproximateSize(cf, b, e);
@@ -1811,6 +1815,19 @@ TEST_F(StoreTest, DroppedRowsGoFromEveryReplicaOfEveryShardTheyMeet) {
       ASSERT_TRUE(second.ok()) << second.status().ToString();
     }
   }
+  // Enough of collection 7 to fill several blocks of a file.
+  {
+    WriteCommand bulk;
+    std::mt19937_64 rng(7);
+    for (int i = 0; i < 200; ++i) {
+      std::string value(1024, '\0');
+      for (auto& c : value) c = static_cast<char>(rng());  // does not compress
+      bulk.mutations.push_back(
+          {false, row(7, "bulk" + std::to_string(1000 + i)), std::move(value), std::nullopt});
+    }
+    auto w = OnLeader(1, [&](uint64_t l) { return S(l).Write(R(1), bulk, Deadline()); });
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+  }
   // A lock in collection 7 (its transaction's primary) and one in collection 8.
   const uint64_t start = tso_->Next().value();
   txn::PrewriteRequest p{start, row(7, "h"), 60000, {{txn::LockKind::kPut, row(7, "h"), "t", {}}}};
@@ -1838,12 +1855,26 @@ TEST_F(StoreTest, DroppedRowsGoFromEveryReplicaOfEveryShardTheyMeet) {
   const std::string p7 = mvcc::CollectionPrefix(0, 7);
   const std::string requests7 = "sQ" + p7;
   for (uint64_t node : {1, 2, 3}) {
-    for (int i = 0; i < 400 && count(node, mvcc::kVersionCf, p7) < 8; ++i) {
+    for (int i = 0; i < 400 && count(node, mvcc::kVersionCf, p7) < 208; ++i) {
       std::this_thread::sleep_for(5ms);
     }
-    ASSERT_EQ(count(node, mvcc::kVersionCf, p7), 8) << node;
+    ASSERT_EQ(count(node, mvcc::kVersionCf, p7), 208) << node;
     ASSERT_EQ(count(node, txn::kLockCf, p7), 1) << node;
     ASSERT_EQ(count(node, storage::ColumnFamily::kMeta, requests7), 4) << node;
+  }
+
+  // In files, the rows take space.
+  auto space = [&](uint64_t node) {
+    auto size =
+        nodes_.at(node).engine->ApproximateSize(mvcc::kVersionCf, p7, mvcc::PrefixSuccessor(p7));
+    EXPECT_TRUE(size.ok());
+    return size.ok() ? *size : 0;
+  };
+  std::map<uint64_t, uint64_t> before;
+  for (uint64_t node : {1, 2, 3}) {
+    ASSERT_TRUE(nodes_.at(node).engine->CompactRange(mvcc::kVersionCf, "", "").ok());
+    before[node] = space(node);
+    EXPECT_GT(before[node], 100'000u) << node;
   }
 
   // Each node deletes what the shards it leads hold (here the tenant-0 id 7).
@@ -1881,6 +1912,16 @@ TEST_F(StoreTest, DroppedRowsGoFromEveryReplicaOfEveryShardTheyMeet) {
   });
   ASSERT_TRUE(x8.ok() && *x8) << x8.status().ToString();
   EXPECT_EQ((*x8)->value, "v2");
+
+  // Each replica compacts the ranges its shards deleted: the space comes back.
+  for (uint64_t node : {1, 2, 3}) {
+    for (int i = 0; i < 400 && S(node).GetStats().dropped_ranges_compacted < 2; ++i) {
+      std::this_thread::sleep_for(10ms);
+    }
+    EXPECT_GE(S(node).GetStats().dropped_ranges_compacted, 2u) << node;
+    EXPECT_EQ(S(node).GetStats().dropped_range_errors, 0u) << node;
+    EXPECT_LT(space(node), before[node] / 100) << node;
+  }
 
   // Done once per shard, epoch and id; an empty list forgets the reports.
   for (uint64_t node : {1, 2, 3}) S(node).ReclaimRows({}, Deadline());

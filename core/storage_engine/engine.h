@@ -159,6 +159,13 @@ class Engine {
   virtual Status SyncWal() = 0;
   // Compacts [begin, end) (empty: unbounded), running the column family's KeyFilter.
   virtual Status CompactRange(ColumnFamily cf, std::string_view begin, std::string_view end) = 0;
+  // Drops the files whose keys all lie in [begin, end), unread: for a range whose keys a
+  // range deletion already removed, space back without compacting what it held. Files
+  // that also hold keys outside, and unflushed data, stay (CompactRange takes them). An
+  // engine without files does nothing.
+  virtual Status DeleteFilesInRange(ColumnFamily, std::string_view, std::string_view) {
+    return Status::OK();
+  }
   // An estimate of the bytes that keys in [begin, end) take, memtables included (empty
   // end: unbounded). Cheap: no data is read.
   virtual Result<uint64_t> ApproximateSize(ColumnFamily cf, std::string_view begin,

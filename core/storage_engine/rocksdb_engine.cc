@@ -1,6 +1,7 @@
 #include "core/storage_engine/rocksdb_engine.h"
 
 #include <rocksdb/compaction_filter.h>
+#include <rocksdb/convenience.h>
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice_transform.h>
@@ -220,6 +221,13 @@ class RocksDbEngine final : public Engine {
     o.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
     return FromRocks(
         db_->CompactRange(o, handle(cf), begin.empty() ? nullptr : &b, end.empty() ? nullptr : &e));
+  }
+
+  Status DeleteFilesInRange(ColumnFamily cf, std::string_view begin,
+                            std::string_view end) override {
+    rocksdb::Slice b = ToSlice(begin), e = ToSlice(end);
+    return FromRocks(rocksdb::DeleteFilesInRange(db_.get(), handle(cf), &b, &e,
+                                                 /*include_end=*/false));
   }
 
   Result<uint64_t> ApproximateSize(ColumnFamily cf, std::string_view begin,

@@ -1094,6 +1094,20 @@ TEST_F(ClusterKvTest, DroppedCollectionsRowsAreDeletedOnceNothingCanNeedThem) {
   ASSERT_TRUE(empty);
   EXPECT_EQ(empty->status, 404) << empty->body;
 
+  // Every node compacted the ranges away (each holds a replica of both shards).
+  for (int id = 1; id <= 3; ++id) {
+    httplib::Client node("127.0.0.1", cluster_->storage(id).http);
+    const std::string name = "\ngojodb_storage_dropped_ranges_compacted ";
+    uint64_t compacted = 0;
+    for (int i = 0; i < 100 && compacted == 0; ++i) {
+      auto m = node.Get("/metrics");
+      const size_t at = m && m->status == 200 ? m->body.find(name) : std::string::npos;
+      if (at != std::string::npos) compacted = std::stoull(m->body.substr(at + name.size()));
+      if (compacted == 0) std::this_thread::sleep_for(100ms);
+    }
+    EXPECT_GE(compacted, 1u) << "node " << id;
+  }
+
   // On disk: no storage node holds a key of the dropped ids; the default collection's
   // rows are all there.
   http_.reset();
