@@ -284,9 +284,15 @@ TEST_F(ControllerTest, DroppedRowsAreHandedOutPastTheSafePointAndForgottenWhenDe
   beat({}, {{shard.id, shard.epoch.version, c->id}});
   ASSERT_TRUE(WaitState([&](const ClusterState& s) { return s.reclaim.size() == 1; }));
   EXPECT_EQ(sm_->State().reclaim.count(c->indexes[0].id), 1u);
+  // A restart (a new term: the reports held in memory are gone) keeps the list; the
+  // node's report, sent again, ends the entry once the new leader's grace has passed.
+  Stop();
+  Start();
+  EXPECT_EQ(sm_->State().reclaim.size(), 1u);
   ready = beat({}, {}).reclaim;
   ASSERT_EQ(ready.size(), 1u);
   EXPECT_EQ(ready[0].id, c->indexes[0].id);
+  clock_.Advance(11000);  // past gc_hold_grace: the new leader's GC rounds run
   beat({}, {{shard.id, shard.epoch.version, c->indexes[0].id}});
   ASSERT_TRUE(WaitState([&](const ClusterState& s) { return s.reclaim.empty(); }));
   EXPECT_EQ(controller_->Gc()->reclaim_pending, 0u);
