@@ -15,7 +15,10 @@
 #
 # Environment: DOCS (200000), THREADS (8), PHASE_SECONDS (5, a round), ROUNDS (3),
 # SEED (1), PG_BIN (/usr/lib/postgresql/15/bin),
-# OUT_DIR (BIN_DIR/../bench-results/docs-<UTC time>).
+# OUT_DIR (BIN_DIR/../bench-results/docs-<UTC time>),
+# RECLAIM (0; 1: GojoDB runs with gc_ttl_seconds=1, and each ingest round waits until the collection the round before dropped is deleted and
+# compacted away, as PostgreSQL's DROP TABLE frees its files at once; with 0 the dropped
+# rounds' rows stay for the default TTL of 600 s).
 set -euo pipefail
 
 BIN_DIR=${1:-build/bin}
@@ -24,6 +27,7 @@ THREADS=${THREADS:-8}
 SECONDS_PER_PHASE=${PHASE_SECONDS:-5}
 ROUNDS=${ROUNDS:-3}
 SEED=${SEED:-1}
+RECLAIM=${RECLAIM:-0}
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 BENCH=$BIN_DIR/gojodb-docs-bench
 SERVER=$BIN_DIR/gojodb-standalone
@@ -56,16 +60,21 @@ source "$(cd "$(dirname "$0")" && pwd)/bench-lib.sh"
   echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "host: $(uname -srm), $(nproc) cores"
   echo "git: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-  echo "docs: $DOCS threads: $THREADS seconds: $SECONDS_PER_PHASE rounds: $ROUNDS seed: $SEED"
+  echo "docs: $DOCS threads: $THREADS seconds: $SECONDS_PER_PHASE rounds: $ROUNDS seed: $SEED reclaim: $RECLAIM"
 } | tee "$OUT_DIR/environment.txt"
 COMMON=(--docs "$DOCS" --threads "$THREADS" --seconds "$SECONDS_PER_PHASE" --seed "$SEED"
   --rounds "$ROUNDS")
+SERVER_FLAGS=()
+if [[ $RECLAIM == 1 ]]; then
+  SERVER_FLAGS=(--gc-ttl-seconds 1)
+  COMMON+=(--reclaim-wait 120)
+fi
 
 # GojoDB standalone and PostgreSQL, both up for the whole run.
 HTTP_PORT=$(free_port)
 GRPC_PORT=$(free_port)
 "$SERVER" --data-dir "$WORK/standalone" --http-addr "127.0.0.1:$HTTP_PORT" \
-  --grpc-addr "127.0.0.1:$GRPC_PORT" > "$OUT_DIR/standalone.log" 2>&1 &
+  --grpc-addr "127.0.0.1:$GRPC_PORT" "${SERVER_FLAGS[@]}" > "$OUT_DIR/standalone.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 1 100); do
   curl -fs "http://127.0.0.1:$HTTP_PORT/readyz" > /dev/null 2>&1 && break

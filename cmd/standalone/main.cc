@@ -430,6 +430,8 @@ int Run(int argc, char** argv) {
     const auto st = n->store()->GetStats();
     stats["shards"] = st.shards;
     stats["leaders"] = st.leaders;
+    stats["dropped_ranges_compacted"] = st.dropped_ranges_compacted;
+    stats["dropped_range_compaction_errors"] = st.dropped_range_errors;
     return stats;
   });
   metrics.AddGaugeSource("gateway", [k = kv.get()] { return k->StorageStats(); });

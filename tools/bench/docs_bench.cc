@@ -33,8 +33,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <nlohmann/json.hpp>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
 #include <string>
@@ -63,6 +63,10 @@ struct Options {
   int rounds = 1;
   uint64_t seed = 1;
   std::string collection = "bench_docs";
+  // GojoDB: after dropping the last round's collection, wait (up to this long) until the
+  // server has deleted its rows and compacted them away, as PostgreSQL's DROP TABLE
+  // frees its files at once. 0: do not wait (the dropped rows stay until the GC's TTL).
+  int reclaim_wait_s = 0;
 };
 
 struct Doc {
@@ -309,7 +313,8 @@ class GojoConn final : public Conn {
 
 class GojoSystem final : public System {
  public:
-  GojoSystem(std::string addr, std::string coll) : coll_(std::move(coll)) {
+  GojoSystem(std::string addr, std::string coll, int reclaim_wait_s)
+      : coll_(std::move(coll)), reclaim_wait_s_(reclaim_wait_s) {
     auto colon = addr.rfind(':');
     host_ = addr.substr(0, colon);
     port_ = std::stoi(addr.substr(colon + 1));
@@ -318,6 +323,7 @@ class GojoSystem final : public System {
   bool Setup(bool indexed) override {
     GojoConn c(host_, port_, coll_);
     c.client().Request("DELETE", "/v1/collections/" + coll_);
+    if (reclaim_wait_s_ > 0 && !AwaitReclaimed(c.client())) return false;
     if (!indexed) {
       auto r = c.client().Request("POST", "/v1/collections", json{{"name", coll_}}.dump());
       return r && r->status == 201;
@@ -359,7 +365,44 @@ class GojoSystem final : public System {
   }
 
  private:
+  // Waits until no dropped collection's rows wait for deletion (gc.reclaim_pending) and
+  // the compactions of their ranges have stopped (the compacted count holds for 1 s).
+  bool AwaitReclaimed(HttpConn& c) {
+    const auto deadline = Clock::now() + std::chrono::seconds(reclaim_wait_s_);
+    auto number = [&](const std::string& path, auto&& extract) -> int64_t {
+      auto r = c.Request("GET", path);
+      return r && r->status == 200 ? extract(r->body) : -1;
+    };
+    auto pending = [&] {
+      return number("/v1/cluster/status", [](const std::string& body) -> int64_t {
+        auto j = json::parse(body, nullptr, false);
+        return j.is_discarded() ? -1 : j["gc"].value("reclaim_pending", int64_t{-1});
+      });
+    };
+    auto compacted = [&] {
+      return number("/metrics", [](const std::string& body) -> int64_t {
+        const std::string name = "\ngojodb_storage_dropped_ranges_compacted ";
+        const size_t at = body.find(name);
+        return at == std::string::npos ? -1 : std::stoll(body.substr(at + name.size()));
+      });
+    };
+    while (pending() != 0) {
+      if (Clock::now() >= deadline) {
+        std::fprintf(stderr, "gojodb: dropped rows not deleted within %d s\n", reclaim_wait_s_);
+        return false;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    for (int64_t last = compacted();;) {
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+      const int64_t now = compacted();
+      if (now == last || Clock::now() >= deadline) return true;
+      last = now;
+    }
+  }
+
   std::string host_, coll_;
+  int reclaim_wait_s_ = 0;
   int port_ = 0;
 };
 
@@ -624,6 +667,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 100));
   app.add_option("--seed", o.seed, "random seed");
   app.add_option("--collection", o.collection, "GojoDB collection (dropped and re-created)");
+  app.add_option("--reclaim-wait", o.reclaim_wait_s,
+                 "GojoDB: seconds to wait for a dropped collection's rows to be deleted before "
+                 "the next ingest round (0: do not wait)");
   CLI11_PARSE(app, argc, argv);
   if (o.gojodb.empty() && o.postgres.empty()) {
     std::fprintf(stderr, "gojodb-docs-bench: give --gojodb, --postgres or both\n");
@@ -631,7 +677,8 @@ int main(int argc, char** argv) {
   }
   const auto docs = Generate(o);
   std::vector<std::unique_ptr<System>> owned;
-  if (!o.gojodb.empty()) owned.push_back(std::make_unique<GojoSystem>(o.gojodb, o.collection));
+  if (!o.gojodb.empty())
+    owned.push_back(std::make_unique<GojoSystem>(o.gojodb, o.collection, o.reclaim_wait_s));
   if (!o.postgres.empty()) {
 #ifdef GOJODB_BENCH_WITH_POSTGRES
     owned.push_back(std::make_unique<PgSystem>(o.postgres));
