@@ -110,6 +110,7 @@ Result<std::unique_ptr<Store>> Store::Open(StoreOptions options, storage::Engine
   store->split_bytes_ = options.split_bytes;
   store->FoundChildren();
   store->background_ = std::thread([s = store.get()] { s->BackgroundLoop(); });
+  store->compactor_ = std::thread([s = store.get()] { s->CompactLoop(); });
   return store;
 }
 
@@ -124,6 +125,7 @@ Store::~Store() {
   }
   bg_cv_.notify_all();
   if (background_.joinable()) background_.join();
+  if (compactor_.joinable()) compactor_.join();
   std::map<uint64_t, std::shared_ptr<Replica>> replicas;
   {
     std::unique_lock lock(mu_);
@@ -965,6 +967,19 @@ void Store::CompactDroppedRows(const std::vector<std::pair<std::string, std::str
   }
 }
 
+void Store::CompactLoop() {
+  std::unique_lock lock(bg_mu_);
+  while (true) {
+    bg_cv_.wait(lock, [&] { return stopping_ || !dropped_ranges_.empty(); });
+    if (stopping_) break;
+    auto ranges = std::move(dropped_ranges_);
+    dropped_ranges_.clear();
+    lock.unlock();
+    CompactDroppedRows(ranges);
+    lock.lock();
+  }
+}
+
 void Store::BackgroundLoop() {
   auto next_check = Steady::now() + options_.split_check_interval;
   auto next_expiry = Steady::now() + options_.request_expiry_interval;
@@ -973,17 +988,8 @@ void Store::BackgroundLoop() {
     const auto wake = std::min(children_retry_, options_.request_id_ttl.count() > 0
                                                     ? std::min(next_check, next_expiry)
                                                     : next_check);
-    bg_cv_.wait_until(lock, wake,
-                      [&] { return stopping_ || children_pending_ || !dropped_ranges_.empty(); });
+    bg_cv_.wait_until(lock, wake, [&] { return stopping_ || children_pending_; });
     if (stopping_) break;
-    if (!dropped_ranges_.empty()) {
-      auto ranges = std::move(dropped_ranges_);
-      dropped_ranges_.clear();
-      lock.unlock();
-      CompactDroppedRows(ranges);
-      lock.lock();
-      continue;
-    }
     if (Steady::now() >= children_retry_) {
       children_retry_ = Steady::time_point::max();
       children_pending_ = true;

@@ -372,6 +372,7 @@ class Store {
   void FoundChildren();
   Status FoundChild(const SplitChild& child);
   void BackgroundLoop();
+  void CompactLoop();
   // Hands back the space of rows DropRows deleted: drops the files wholly inside each
   // range, then compacts the range.
   void CompactDroppedRows(const std::vector<std::pair<std::string, std::string>>& ranges);
@@ -413,6 +414,9 @@ class Store {
   ShardIdAllocator allocate_;                        // GUARDED_BY(bg_mu_)
   std::set<uint64_t> unfounded_children_;            // GUARDED_BY(mu_): messages for them wait
   std::thread background_;
+  // Compacts away the ranges DropRows deleted (dropped_ranges_): on a thread of its own,
+  // so that a long compaction never holds up the founding of a split's new shard.
+  std::thread compactor_;
 };
 
 }  // namespace gojodb::sharding
