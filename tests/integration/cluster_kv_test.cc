@@ -1108,8 +1108,8 @@ TEST_F(ClusterKvTest, DroppedCollectionsRowsAreDeletedOnceNothingCanNeedThem) {
     EXPECT_GE(compacted, 1u) << "node " << id;
   }
 
-  // On disk: no storage node holds a key of the dropped ids; the default collection's
-  // rows are all there.
+  // On disk: no storage node holds a key of the dropped ids; every node holds the same
+  // rows of the default collection.
   http_.reset();
   int default_rows = -1;
   for (int id = 1; id <= 3; ++id) {
@@ -1135,10 +1135,28 @@ TEST_F(ClusterKvTest, DroppedCollectionsRowsAreDeletedOnceNothingCanNeedThem) {
       EXPECT_EQ(count(mvcc::kVersionCf, prefix), 0) << "node " << id << " id " << gone;
       EXPECT_EQ(count(txn::kLockCf, prefix), 0) << "node " << id << " id " << gone;
     }
-    const int rows =
-        count(mvcc::kVersionCf, mvcc::CollectionPrefix(controller::kDefaultTenantId, 1));
+    // Rows, not versions: how many old versions a node's compactions have collected so
+    // far differs from node to node.
+    int rows = 0;
+    {
+      const std::string prefix = mvcc::CollectionPrefix(controller::kDefaultTenantId, 1);
+      const std::string hi = mvcc::PrefixSuccessor(prefix);
+      storage::ReadOptions ro;
+      ro.lower_bound = prefix;
+      ro.upper_bound = hi;
+      auto it = (*engine)->NewIterator(ro, mvcc::kVersionCf);
+      std::string last;
+      for (it->SeekToFirst(); it->Valid(); it->Next()) {
+        const std::string_view key = it->key();
+        const std::string_view row = key.substr(0, key.size() - 8);  // less the timestamp
+        if (row != last) ++rows;
+        last.assign(row);
+      }
+    }
     EXPECT_GT(rows, 60) << "node " << id;
-    if (default_rows >= 0) EXPECT_EQ(rows, default_rows) << "node " << id;
+    if (default_rows >= 0) {
+      EXPECT_EQ(rows, default_rows) << "node " << id;
+    }
     default_rows = rows;
   }
 }

@@ -376,7 +376,8 @@ class GojoSystem final : public System {
     auto pending = [&] {
       return number("/v1/cluster/status", [](const std::string& body) -> int64_t {
         auto j = json::parse(body, nullptr, false);
-        return j.is_discarded() ? -1 : j["gc"].value("reclaim_pending", int64_t{-1});
+        if (j.is_discarded() || !j.contains("gc") || !j["gc"].is_object()) return -1;
+        return j["gc"].value("reclaim_pending", int64_t{-1});
       });
     };
     auto compacted = [&] {
