@@ -1881,6 +1881,48 @@ TEST_F(ClusterKvTest, IndexBuildsMeetWritesPlannedBeforeAndDuringThem) {
   auto [k77, plan77] = count({{"k", 77}});
   EXPECT_EQ(k77, 1u);
   EXPECT_EQ(plan77["examined"], 1) << plan77.dump();
+
+  // 3. A page read before its index was dropped, committed after the record it was
+  // planned with ran out of lease: refused, so no entry lands in the removed index's
+  // rows once their deletion may be due.
+  uint32_t gone_id = 0;
+  {
+    bool dropped = false;
+    failpoint::Scoped fp("cluster_index.page_read", [&](uint64_t) {
+      if (dropped) return;
+      dropped = true;
+      auto info = c->DescribeCollection("held");
+      ASSERT_TRUE(info.ok()) << info.status().ToString();
+      for (const auto& i : info->indexes) {
+        if (i.name == "by_gone") gone_id = i.id;
+      }
+      auto d = http_->Delete("/v1/collections/held/indexes/by_gone");
+      EXPECT_TRUE(d && d->status == 200) << (d ? d->body : "no answer");
+      std::this_thread::sleep_for(1500ms);  // well past the 500 ms lease
+    });
+    (void)c->CreateIndex("held", {"by_gone", {"n"}, false}, 30s);  // it was dropped meanwhile
+    ASSERT_TRUE(dropped);
+  }
+  ASSERT_NE(gone_id, 0u);
+  c.reset();
+  http_.reset();
+  for (int id = 1; id <= 3; ++id) {
+    Process* p = cluster_->proc("storage-" + std::to_string(id));
+    p->Signal(SIGKILL);
+    p->Wait();
+    storage::EngineOptions eo;
+    eo.path = dir_ + "/storage-" + std::to_string(id) + "/db";
+    auto engine = storage::OpenEngine(eo);
+    ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+    const std::string prefix = mvcc::CollectionPrefix(controller::kDefaultTenantId, gone_id);
+    const std::string hi = mvcc::PrefixSuccessor(prefix);
+    storage::ReadOptions ro;
+    ro.lower_bound = prefix;
+    ro.upper_bound = hi;
+    auto it = (*engine)->NewIterator(ro, mvcc::kVersionCf);
+    it->SeekToFirst();
+    EXPECT_FALSE(it->Valid()) << "node " << id << " holds an entry of the dropped index";
+  }
 }
 
 // A bulk load into an indexed collection over small shards, while another client
