@@ -242,6 +242,43 @@ class ClusterKvTest : public ::testing::Test {
     return std::make_pair(r ? r->status : 0, r ? json::parse(r->body, nullptr, false) : json());
   }
 
+  // SIGKILLs storage node `id` and opens its RocksDB, to look at what it holds on disk;
+  // null (and a failure) if it cannot be opened.
+  std::unique_ptr<storage::Engine> KilledNodeEngine(int id) {
+    Process* p = cluster_->proc("storage-" + std::to_string(id));
+    p->Signal(SIGKILL);
+    p->Wait();
+    storage::EngineOptions eo;
+    eo.path = dir_ + "/storage-" + std::to_string(id) + "/db";
+    auto engine = storage::OpenEngine(eo);
+    if (!engine.ok()) {
+      ADD_FAILURE() << "node " << id << ": " << engine.status().ToString();
+      return nullptr;
+    }
+    return std::move(engine).value();
+  }
+  // The keys of `cf` under the default tenant's `collection`; with `rows`, the distinct
+  // rows among them (a version's key is its row's key and an 8-byte timestamp).
+  static int CountKeys(storage::Engine& engine, storage::ColumnFamily cf, uint32_t collection,
+                       bool rows = false) {
+    const std::string prefix = mvcc::CollectionPrefix(controller::kDefaultTenantId, collection);
+    const std::string hi = mvcc::PrefixSuccessor(prefix);
+    storage::ReadOptions ro;
+    ro.lower_bound = prefix;
+    ro.upper_bound = hi;
+    auto it = engine.NewIterator(ro, cf);
+    int n = 0;
+    std::string last;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      const std::string_view key = it->key();
+      const std::string_view row = rows ? key.substr(0, key.size() - 8) : key;
+      if (rows && row == last) continue;
+      ++n;
+      last.assign(row);
+    }
+    return n;
+  }
+
   std::unique_ptr<client::Client> RoutedClient(int txn_lock_ttl_ms = 3000) {
     std::vector<std::string> controllers;
     for (int id = 1; id <= 3; ++id) {
@@ -1113,46 +1150,15 @@ TEST_F(ClusterKvTest, DroppedCollectionsRowsAreDeletedOnceNothingCanNeedThem) {
   http_.reset();
   int default_rows = -1;
   for (int id = 1; id <= 3; ++id) {
-    Process* p = cluster_->proc("storage-" + std::to_string(id));
-    p->Signal(SIGKILL);
-    p->Wait();
-    storage::EngineOptions eo;
-    eo.path = dir_ + "/storage-" + std::to_string(id) + "/db";
-    auto engine = storage::OpenEngine(eo);
-    ASSERT_TRUE(engine.ok()) << engine.status().ToString();
-    auto count = [&](storage::ColumnFamily cf, const std::string& prefix) {
-      storage::ReadOptions ro;
-      const std::string hi = mvcc::PrefixSuccessor(prefix);
-      ro.lower_bound = prefix;
-      ro.upper_bound = hi;
-      auto it = (*engine)->NewIterator(ro, cf);
-      int n = 0;
-      for (it->SeekToFirst(); it->Valid(); it->Next()) ++n;
-      return n;
-    };
+    auto engine = KilledNodeEngine(id);
+    ASSERT_TRUE(engine);
     for (uint32_t gone : {gone_id, index_id}) {
-      const std::string prefix = mvcc::CollectionPrefix(controller::kDefaultTenantId, gone);
-      EXPECT_EQ(count(mvcc::kVersionCf, prefix), 0) << "node " << id << " id " << gone;
-      EXPECT_EQ(count(txn::kLockCf, prefix), 0) << "node " << id << " id " << gone;
+      EXPECT_EQ(CountKeys(*engine, mvcc::kVersionCf, gone), 0) << "node " << id << " id " << gone;
+      EXPECT_EQ(CountKeys(*engine, txn::kLockCf, gone), 0) << "node " << id << " id " << gone;
     }
     // Rows, not versions: how many old versions a node's compactions have collected so
     // far differs from node to node.
-    int rows = 0;
-    {
-      const std::string prefix = mvcc::CollectionPrefix(controller::kDefaultTenantId, 1);
-      const std::string hi = mvcc::PrefixSuccessor(prefix);
-      storage::ReadOptions ro;
-      ro.lower_bound = prefix;
-      ro.upper_bound = hi;
-      auto it = (*engine)->NewIterator(ro, mvcc::kVersionCf);
-      std::string last;
-      for (it->SeekToFirst(); it->Valid(); it->Next()) {
-        const std::string_view key = it->key();
-        const std::string_view row = key.substr(0, key.size() - 8);  // less the timestamp
-        if (row != last) ++rows;
-        last.assign(row);
-      }
-    }
+    const int rows = CountKeys(*engine, mvcc::kVersionCf, 1, /*rows=*/true);
     EXPECT_GT(rows, 60) << "node " << id;
     if (default_rows >= 0) {
       EXPECT_EQ(rows, default_rows) << "node " << id;
@@ -1907,21 +1913,10 @@ TEST_F(ClusterKvTest, IndexBuildsMeetWritesPlannedBeforeAndDuringThem) {
   c.reset();
   http_.reset();
   for (int id = 1; id <= 3; ++id) {
-    Process* p = cluster_->proc("storage-" + std::to_string(id));
-    p->Signal(SIGKILL);
-    p->Wait();
-    storage::EngineOptions eo;
-    eo.path = dir_ + "/storage-" + std::to_string(id) + "/db";
-    auto engine = storage::OpenEngine(eo);
-    ASSERT_TRUE(engine.ok()) << engine.status().ToString();
-    const std::string prefix = mvcc::CollectionPrefix(controller::kDefaultTenantId, gone_id);
-    const std::string hi = mvcc::PrefixSuccessor(prefix);
-    storage::ReadOptions ro;
-    ro.lower_bound = prefix;
-    ro.upper_bound = hi;
-    auto it = (*engine)->NewIterator(ro, mvcc::kVersionCf);
-    it->SeekToFirst();
-    EXPECT_FALSE(it->Valid()) << "node " << id << " holds an entry of the dropped index";
+    auto engine = KilledNodeEngine(id);
+    ASSERT_TRUE(engine);
+    EXPECT_EQ(CountKeys(*engine, mvcc::kVersionCf, gone_id), 0)
+        << "node " << id << " holds entries of the dropped index";
   }
 }
 
