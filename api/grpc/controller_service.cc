@@ -4,6 +4,7 @@
 
 #include "api/grpc/convert.h"
 #include "api/grpc/shard_convert.h"
+#include "core/mvcc/key_codec.h"
 #include "internal/version.h"
 
 namespace gojodb::rpc {
@@ -14,7 +15,6 @@ namespace ctl = gojodb::controller;
 namespace {
 
 constexpr char kForwardedKey[] = "gojodb-forwarded";
-constexpr int kLogicalBits = 18;
 
 grpc::Status Reply(grpc::ServerContext* ctx, const Status& s) {
   AddDetailsToContext(s, ctx);
@@ -94,7 +94,7 @@ void ToProto(const ctl::Settings& in, v1::Settings* out) {
 void FillCollection(const ctl::CollectionRecord& c, v1::CollectionInfo* out) {
   out->set_name(c.name);
   out->set_id(c.id);
-  out->set_created_at(c.created_ms << kLogicalBits);
+  out->set_created_at(mvcc::ComposeTimestamp(c.created_ms, 0));
   out->set_schema_json(c.schema_json);
   out->set_schema_lease_ms(c.schema_lease_ms);
   out->set_schema_version(c.schema_version);

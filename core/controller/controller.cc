@@ -3,12 +3,14 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "core/mvcc/key_codec.h"
+
 namespace gojodb::controller {
 
 using namespace std::chrono_literals;
+using mvcc::kLogicalBits;
 
 namespace {
-constexpr int kLogicalBits = 18;
 constexpr uint32_t kMaxTimestampBatch = 1u << 16;
 constexpr uint64_t kRedeliverMs = 5000;
 

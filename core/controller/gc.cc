@@ -7,9 +7,8 @@
 #include "core/mvcc/key_codec.h"
 
 namespace gojodb::controller {
-namespace {
-constexpr int kLogicalBits = 18;  // the TSO's layout (core/mvcc/timestamp_oracle.h)
-}  // namespace
+
+using mvcc::kLogicalBits;
 
 uint64_t GcTarget(uint64_t now_ms, uint64_t gc_ttl_ms, const std::map<std::string, GcHold>& holds) {
   if (now_ms <= gc_ttl_ms) return 0;

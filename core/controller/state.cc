@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/document/document.h"
+#include "core/mvcc/key_codec.h"
 #include "internal/encoding.h"
 #include "internal/names.h"
 
@@ -552,8 +553,7 @@ Status ApplyUpdateIndex(ClusterState* st, const json& c, std::string* result,
 // plus the collection's schema lease.
 void Reclaim(ClusterState* st, uint32_t tenant, uint32_t id, uint64_t lease_ms,
              std::vector<std::string>* touched) {
-  constexpr int kLogicalBits = 18;  // the TSO's layout (core/mvcc/timestamp_oracle.h)
-  st->reclaim[id] = {tenant, id, (st->tso_limit_ms + lease_ms) << kLogicalBits};
+  st->reclaim[id] = {tenant, id, mvcc::ComposeTimestamp(st->tso_limit_ms + lease_ms, 0)};
   touched->push_back(ReclaimKey(id));
 }
 

@@ -17,6 +17,12 @@ namespace gojodb::mvcc {
 
 using Timestamp = uint64_t;
 inline constexpr Timestamp kMaxTimestamp = ~uint64_t{0};
+// A timestamp is physical milliseconds, then kLogicalBits of counter.
+inline constexpr int kLogicalBits = 18;
+inline constexpr Timestamp ComposeTimestamp(uint64_t physical_ms, uint64_t logical) {
+  return (physical_ms << kLogicalBits) | logical;
+}
+inline constexpr uint64_t PhysicalMillis(Timestamp ts) { return ts >> kLogicalBits; }
 
 void AppendUint32(std::string* out, uint32_t v);
 void AppendUint64(std::string* out, uint64_t v);

@@ -17,12 +17,6 @@
 
 namespace gojodb::mvcc {
 
-inline constexpr int kLogicalBits = 18;
-inline constexpr Timestamp ComposeTimestamp(uint64_t physical_ms, uint64_t logical) {
-  return (physical_ms << kLogicalBits) | logical;
-}
-inline constexpr uint64_t PhysicalMillis(Timestamp ts) { return ts >> kLogicalBits; }
-
 class TimestampOracle {
  public:
   virtual ~TimestampOracle() = default;
