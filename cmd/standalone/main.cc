@@ -287,6 +287,10 @@ int Run(int argc, char** argv) {
   no.store.tick = std::chrono::milliseconds(*tick_ms);
   no.store.gc_safe_point = gc_safe_point;
   no.store.request_id_ttl = std::chrono::seconds(*rid_ttl);
+  // Every shard is a group of one: no follower needs entries behind a snapshot, and the
+  // log is compacted once it holds 16 MiB (a few dozen bulk parts).
+  no.store.retain_entries = 0;
+  no.store.snapshot_bytes = 16ull << 20;
   no.heartbeat = 250ms;
   no.data_dir = data_dir;
   // The storage node and the gateway take timestamps from the controller in this

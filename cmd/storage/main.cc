@@ -51,6 +51,12 @@ std::vector<server::Setting> StorageSettings() {
       {"raft.loops", "2", "threads driving the node's Raft groups", false},
       {"raft.snapshot_entries", "10000", "snapshot a shard every this many entries", false},
       {"raft.retain_entries", "1000", "log entries kept behind a snapshot", false},
+      {"raft.snapshot_log_mb", "32",
+       "also snapshot a shard once this many MiB of entries applied since the last one (0: "
+       "by count only)",
+       false},
+      {"raft.retain_log_mb", "64",
+       "of the entries kept behind a snapshot, at most this many MiB (0: by count only)", false},
       {"raft.lease_reads", "true",
        "serve linearizable reads under the shard leader's lease (false: a ReadIndex "
        "heartbeat round per batch of reads; needs clocks that tick at the same rate)",
@@ -134,18 +140,25 @@ int Run(int argc, char** argv) {
   auto loops = config.GetUint("raft.loops");
   auto snapshot_entries = config.GetUint("raft.snapshot_entries");
   auto retain_entries = config.GetUint("raft.retain_entries");
+  auto snapshot_log_mb = config.GetUint("raft.snapshot_log_mb");
+  auto retain_log_mb = config.GetUint("raft.retain_log_mb");
   auto heartbeat_ms = config.GetUint("heartbeat_ms");
   auto lease_reads = config.GetBool("raft.lease_reads");
   auto rid_ttl = config.GetUint("request_id_ttl_seconds");
   auto timeout_ms = config.GetUint("request_timeout_ms");
   auto ts_batch = config.GetUint("timestamp_batch");
-  for (const Status* s : {&id.status(), &capacity.status(), &tick_ms.status(),
-                          &election_ticks.status(), &loops.status(), &snapshot_entries.status(),
-                          &retain_entries.status(), &heartbeat_ms.status(), &timeout_ms.status(),
-                          &lease_reads.status(), &rid_ttl.status(), &ts_batch.status()}) {
+  for (const Status* s :
+       {&id.status(), &capacity.status(), &tick_ms.status(), &election_ticks.status(),
+        &loops.status(), &snapshot_entries.status(), &retain_entries.status(),
+        &snapshot_log_mb.status(), &retain_log_mb.status(), &heartbeat_ms.status(),
+        &timeout_ms.status(), &lease_reads.status(), &rid_ttl.status(), &ts_batch.status()}) {
     if (!s->ok()) return Fail(2, *s);
   }
   if (*id == 0) return Fail(2, Status::InvalidArgument("--id must be a positive integer"));
+  if (*snapshot_log_mb > (1u << 20) || *retain_log_mb > (1u << 20)) {
+    return Fail(2, Status::InvalidArgument(
+                       "--raft-snapshot-log-mb and --raft-retain-log-mb take at most 1048576"));
+  }
   if (*tick_ms == 0 || *election_ticks < 2 || *loops == 0 || *loops > 64 || *heartbeat_ms == 0 ||
       *timeout_ms == 0) {
     return Fail(2, Status::InvalidArgument(
@@ -198,6 +211,8 @@ int Run(int argc, char** argv) {
   no.store.election_tick = static_cast<int>(*election_ticks);
   no.store.snapshot_entries = *snapshot_entries;
   no.store.retain_entries = *retain_entries;
+  no.store.snapshot_bytes = *snapshot_log_mb << 20;
+  no.store.retain_bytes = *retain_log_mb << 20;
   no.store.lease_reads = *lease_reads;
   no.store.request_id_ttl = std::chrono::seconds(*rid_ttl);
   no.timestamp_batch = static_cast<uint32_t>(*ts_batch);

@@ -338,6 +338,7 @@ void RaftNode::UpdateStatus() {
   consensus::NodeStatus ns = rn_->GetStatus();
   const consensus::Raft& raft = rn_->raft();
   const consensus::LogIndex last = raft.log().LastIndex();
+  const consensus::LogIndex first = raft.log().FirstIndex();
   const bool solo = ns.soft_state.state == consensus::StateType::kLeader &&
                     raft.tracker().IsSingleton() && raft.CommittedEntryInCurrentTerm();
   std::lock_guard lock(mu_);
@@ -350,6 +351,7 @@ void RaftNode::UpdateStatus() {
   status_.is_leader = ns.soft_state.state == consensus::StateType::kLeader;
   status_.commit = ns.hard_state.commit;
   status_.applied = applied_;
+  status_.first_index = first;
   status_.snapshot_index = snapshot_index_;
   status_.snapshot_bytes = snapshot_bytes_;
   status_.snapshots_installed = snapshots_installed_;
@@ -527,6 +529,8 @@ Status RaftNode::FinishReady() {
     applied_ = md.index;
     snapshot_index_ = md.index;
     snapshot_bytes_ = rd.snapshot.data.size();
+    applied_sizes_.clear();  // the log restarts after the snapshot
+    bytes_since_snapshot_ = 0;
     conf_state_ = md.conf_state;
     conf_index_ = md.index;
     ++snapshots_installed_;
@@ -559,6 +563,10 @@ Status RaftNode::FinishReady() {
 Status RaftNode::ApplyEntry(const Entry& e) {
   if (e.index <= applied_) return Status::OK();  // inside an installed snapshot
   applied_ = e.index;
+  if (options_.snapshot_bytes > 0 || options_.retain_bytes > 0) {
+    applied_sizes_.emplace_back(e.index, e.data.size());
+    bytes_since_snapshot_ += e.data.size();
+  }
   if (e.type == EntryType::kConfChange) {
     auto cc = consensus::DecodeConfChange(e.data);
     if (!cc.ok()) return cc.status();
@@ -608,10 +616,11 @@ Status RaftNode::ApplyEntry(const Entry& e) {
 }
 
 Status RaftNode::MaybeSnapshot(bool force) {
-  if (!force && (options_.snapshot_entries == 0 ||
-                 applied_.value() < snapshot_index_.value() + options_.snapshot_entries)) {
-    return Status::OK();
-  }
+  const bool by_entries = options_.snapshot_entries > 0 &&
+                          applied_.value() >= snapshot_index_.value() + options_.snapshot_entries;
+  const bool by_bytes =
+      options_.snapshot_bytes > 0 && bytes_since_snapshot_ >= options_.snapshot_bytes;
+  if (!force && !by_entries && !by_bytes) return Status::OK();
   // A follower needs one with data (force) and the stored one at this index has none:
   // taken again, with the data, at the same index.
   const bool refill = force && applied_ == snapshot_index_ && snapshot_bytes_ == 0;
@@ -637,8 +646,24 @@ Status RaftNode::MaybeSnapshot(bool force) {
   RETURN_IF_ERROR(store_->OnDurable());
   snapshot_index_ = applied_;
   snapshot_bytes_ = bytes;
-  if (applied_.value() > options_.retain_entries) {
-    LogIndex keep_from(applied_.value() - options_.retain_entries);
+  bytes_since_snapshot_ = 0;
+  // Keep retain_entries behind the snapshot, and of those no more than hold
+  // retain_bytes (entries applied before this node started are of unknown size: only
+  // the count bounds them).
+  LogIndex keep_from(
+      applied_.value() > options_.retain_entries ? applied_.value() - options_.retain_entries : 0);
+  if (options_.retain_bytes > 0) {
+    uint64_t kept = 0;
+    for (auto it = applied_sizes_.rbegin(); it != applied_sizes_.rend(); ++it) {
+      kept += it->second;
+      if (kept > options_.retain_bytes) {
+        keep_from =
+            std::max(keep_from, LogIndex(std::min(it->first.value() + 1, applied_.value())));
+        break;
+      }
+    }
+  }
+  if (keep_from.value() > 0) {
     ASSIGN_OR_RETURN(LogIndex first, store_->FirstIndex());
     if (keep_from > first) {
       storage::WriteBatch c;
@@ -649,6 +674,12 @@ Status RaftNode::MaybeSnapshot(bool force) {
         return w;
       }
       RETURN_IF_ERROR(store_->OnDurable());
+    }
+  }
+  if (!applied_sizes_.empty()) {
+    ASSIGN_OR_RETURN(LogIndex first, store_->FirstIndex());
+    while (!applied_sizes_.empty() && applied_sizes_.front().first < first) {
+      applied_sizes_.pop_front();
     }
   }
   return Status::OK();

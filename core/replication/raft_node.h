@@ -106,6 +106,13 @@ struct RaftNodeOptions {
   // this many entries behind it for followers that lag a little.
   uint64_t snapshot_entries = 0;
   uint64_t retain_entries = 1000;
+  // Bounds in bytes of entry data beside those in entries (0: none): a snapshot also once
+  // the entries applied since the last one hold snapshot_bytes, and no more entries kept
+  // behind it than hold retain_bytes. Without them a log of large entries (a bulk
+  // load's, hundreds of KiB each) stays whole, in memory and on disk, for
+  // snapshot_entries entries.
+  uint64_t snapshot_bytes = 0;
+  uint64_t retain_bytes = 0;
   // The state machine writes its state to the log's engine, through the same write-ahead
   // log, before the snapshot record that follows it: once that record is durable, so is
   // the state. Periodic snapshots then record only where the state is (index, term,
@@ -122,6 +129,7 @@ struct GroupStatus {
   bool is_leader = false;
   consensus::LogIndex commit;
   consensus::LogIndex applied;
+  consensus::LogIndex first_index;                // the log's first entry kept (compaction)
   consensus::LogIndex snapshot_index;             // of the last snapshot taken or installed
   uint64_t snapshot_bytes = 0;                    // the data it holds (state_in_log_engine: 0
                                                   // unless one was taken for a follower)
@@ -314,7 +322,11 @@ class RaftNode {
   consensus::LogIndex conf_index_;  // entries at or below it are in conf_state_ already
   consensus::LogIndex applied_;
   consensus::LogIndex snapshot_index_;
-  uint64_t snapshot_bytes_ = 0;                      // of the stored snapshot's data
+  uint64_t snapshot_bytes_ = 0;  // of the stored snapshot's data
+  // With snapshot_bytes or retain_bytes: the data size of each entry applied since this
+  // node started, back to the log's first index, and their sum since the last snapshot.
+  std::deque<std::pair<consensus::LogIndex, uint64_t>> applied_sizes_;
+  uint64_t bytes_since_snapshot_ = 0;
   std::chrono::steady_clock::time_point last_tick_;  // lease reads: when we last ticked
   uint64_t snapshots_installed_ = 0;
   uint64_t next_proposal_ = 1;  // GUARDED_BY(mu_)

@@ -154,6 +154,8 @@ Result<std::shared_ptr<Store::Replica>> Store::StartReplica(std::unique_ptr<Shar
   o.join = join;
   o.snapshot_entries = options_.snapshot_entries;
   o.retain_entries = options_.retain_entries;
+  o.snapshot_bytes = options_.snapshot_bytes;
+  o.retain_bytes = options_.retain_bytes;
   o.state_in_log_engine = true;  // ShardMachine writes to engine_, as the loops do
   machine->SetSplitListener([this](uint64_t child) {
     {

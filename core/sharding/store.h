@@ -52,6 +52,11 @@ struct StoreOptions {
   int election_tick = 10;
   uint64_t snapshot_entries = 10000;
   uint64_t retain_entries = 1000;
+  // The same bounds in bytes of log entries (replication::RaftNodeOptions): a bulk
+  // load's entries, hundreds of KiB each, would otherwise stay in memory and in the raft
+  // column family for snapshot_entries entries.
+  uint64_t snapshot_bytes = 32ull << 20;
+  uint64_t retain_bytes = 64ull << 20;
   uint64_t max_size_per_msg = 1 << 20;
   // Linearizable reads under the leader lease instead of a heartbeat round per batch
   // of reads (replication::RaftNodeOptions::lease_reads).
