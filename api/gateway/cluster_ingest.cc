@@ -123,20 +123,26 @@ Result<kv::IngestResult> ClusterKv::IngestOnce(const kv::IngestRequest& req,
                                                Clock::time_point deadline) {
   ASSIGN_OR_RETURN(auto info, Collection(req.collection, deadline));
   kv::IngestResult out;
-  // Records refused before anything is read: bad keys and values.
+  // Records refused before anything is read: bad keys and values. The others are the
+  // request's own records, copied only once one is refused.
   std::vector<kv::IngestRecord> valid;
-  valid.reserve(req.records.size());
-  for (const auto& r : req.records) {
+  const std::vector<kv::IngestRecord>* records = &req.records;
+  for (size_t i = 0; i < req.records.size(); ++i) {
+    const auto& r = req.records[i];
     Status s = ValidateKey(r.key, options_.limits);
     if (s.ok() && r.value.size() > options_.limits.max_value_bytes) {
       s = Status::InvalidArgument("the document takes " + std::to_string(r.value.size()) +
                                   " bytes, above the value limit of " +
                                   std::to_string(options_.limits.max_value_bytes));
     }
-    if (s.ok()) {
-      valid.push_back(r);
-    } else {
+    if (!s.ok()) {
+      if (records == &req.records) {
+        valid.assign(req.records.begin(), req.records.begin() + static_cast<ptrdiff_t>(i));
+        records = &valid;
+      }
       out.errors.push_back({r.line, std::move(s)});
+    } else if (records == &valid) {
+      valid.push_back(r);
     }
   }
   if (HasRules(info)) {
@@ -145,24 +151,25 @@ Result<kv::IngestResult> ClusterKv::IngestOnce(const kv::IngestRequest& req,
       // A schema alone: each document checked, then written as a plain row (no entries
       // to keep, so nothing to read first).
       std::vector<kv::IngestRecord> checked;
-      checked.reserve(valid.size());
-      for (auto& r : valid) {
+      checked.reserve(records->size());
+      for (const auto& r : *records) {
         auto doc = document::ParseDocument(r.value);
         Status s = doc.ok() ? CheckDocument(rules, r.key, *doc, options_.limits.max_key_bytes)
                             : doc.status();
         if (s.ok()) {
-          checked.push_back(std::move(r));
+          checked.push_back(r);
         } else {
           out.errors.push_back({r.line, std::move(s)});
         }
       }
       valid = std::move(checked);
-    } else if (!valid.empty()) {
-      RETURN_IF_ERROR(IngestDocuments(info, valid, &out, deadline));
-      valid.clear();
+      records = &valid;
+    } else if (!records->empty()) {
+      RETURN_IF_ERROR(IngestDocuments(info, *records, &out, deadline));
+      records = nullptr;
     }
   }
-  if (!valid.empty()) RETURN_IF_ERROR(IngestRows(info, valid, &out, deadline));
+  if (records && !records->empty()) RETURN_IF_ERROR(IngestRows(info, *records, &out, deadline));
   std::sort(out.errors.begin(), out.errors.end(),
             [](const auto& a, const auto& b) { return a.line < b.line; });
   if (!req.ingest_id.empty()) {

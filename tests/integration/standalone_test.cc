@@ -430,6 +430,57 @@ TEST_F(StandaloneTest, ConcurrentBulkLoadsClaimEachUniqueValueOnce) {
   }
 }
 
+// Lines whose key breaks the limits (checked before anything is read) are refused on
+// their own, in a plain collection and in an indexed one: the lines before and after
+// them load.
+TEST_F(StandaloneTest, BulkLinesWithKeysAboveTheLimitAreRefusedAndTheRestLoad) {
+  auto created = http_->Post("/v1/collections", R"({"name": "indexed",
+      "indexes": [{"name": "by_n", "fields": ["n"]}]})",
+                             "application/json");
+  ASSERT_TRUE(created && created->status == 201) << (created ? created->body : "no answer");
+  created = http_->Post("/v1/collections", R"({"name": "plain"})", "application/json");
+  ASSERT_TRUE(created && created->status == 201) << (created ? created->body : "no answer");
+  constexpr int kLines = 40;
+  const std::set<int> bad = {5, 17, 18, 40};  // lines with a 4,097-byte key
+  std::string body;
+  for (int i = 1; i <= kLines; ++i) {
+    const std::string key = bad.count(i) ? std::string(4097, 'k') : "d" + std::to_string(i);
+    body += json{{"_id", key}, {"n", i}}.dump() + "\n";
+  }
+  for (const std::string collection : {"indexed", "plain"}) {
+    SCOPED_TRACE(collection);
+    auto r = http_->Post("/v1/collections/" + collection + "/bulk", body, "application/x-ndjson");
+    ASSERT_TRUE(r && r->status == 200) << (r ? r->body : "no answer");
+    const json out = json::parse(r->body);
+    EXPECT_EQ(out["written"], kLines - static_cast<int>(bad.size())) << out.dump();
+    EXPECT_EQ(out["failed"], bad.size());
+    std::set<int> refused;
+    for (const auto& e : out["errors"]) {
+      refused.insert(e["line"].get<int>());
+      EXPECT_EQ(e["reason"], "TOO_LARGE") << e.dump();
+    }
+    EXPECT_EQ(refused, bad);
+    auto scan = http_->Get("/v1/collections/" + collection + "/keys?limit=1000");
+    ASSERT_TRUE(scan && scan->status == 200);
+    std::set<std::string> keys;
+    const json scanned = json::parse(scan->body);
+    for (const auto& item : scanned["items"]) keys.insert(item["key"].get<std::string>());
+    std::set<std::string> want;
+    for (int i = 1; i <= kLines; ++i) {
+      if (!bad.count(i)) want.insert("d" + std::to_string(i));
+    }
+    EXPECT_EQ(keys, want);
+  }
+  // The index holds the loaded documents' entries, and only theirs.
+  auto q = http_->Post("/v1/collections/indexed/query",
+                       R"({"filter": {"n": {"gte": 1}}, "limit": 1000, "explain": true})",
+                       "application/json");
+  ASSERT_TRUE(q && q->status == 200) << (q ? q->body : "no answer");
+  const json got = json::parse(q->body);
+  EXPECT_EQ(got["plan"]["index"], "by_n") << got["plan"].dump();
+  EXPECT_EQ(got["items"].size(), static_cast<size_t>(kLines) - bad.size());
+}
+
 // The document API over gRPC (client library) and the CLI: import, query, aggregate and
 // export, with the aggregation checked against a computation over the exported file.
 TEST_F(StandaloneTest, DocumentsOverGrpcAndTheCliRoundTrip) {
