@@ -249,6 +249,8 @@ int Run(int argc, char** argv) {
         {"raft_synced_writes", st.loops.synced_writes},
         {"raft_readies", st.loops.readies},
         {"snapshots_deferred", st.snapshots_deferred},
+        {"snapshots_installed", st.snapshots_installed},
+        {"raft_log_entries", st.raft_log_entries},
         {"dropped_ranges_compacted", st.dropped_ranges_compacted},
         {"dropped_range_compaction_errors", st.dropped_range_errors}};
   });

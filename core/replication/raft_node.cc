@@ -352,6 +352,7 @@ void RaftNode::UpdateStatus() {
   status_.commit = ns.hard_state.commit;
   status_.applied = applied_;
   status_.first_index = first;
+  status_.last_index = last;
   status_.snapshot_index = snapshot_index_;
   status_.snapshot_bytes = snapshot_bytes_;
   status_.snapshots_installed = snapshots_installed_;

@@ -130,6 +130,7 @@ struct GroupStatus {
   consensus::LogIndex commit;
   consensus::LogIndex applied;
   consensus::LogIndex first_index;                // the log's first entry kept (compaction)
+  consensus::LogIndex last_index;                 // and its last
   consensus::LogIndex snapshot_index;             // of the last snapshot taken or installed
   uint64_t snapshot_bytes = 0;                    // the data it holds (state_in_log_engine: 0
                                                   // unless one was taken for a follower)

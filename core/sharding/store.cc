@@ -1292,6 +1292,11 @@ Store::Stats Store::GetStats() const {
       continue;
     }
     if (r->node->Leader() == NodeId(options_.node_id)) s.leaders++;
+    const replication::GroupStatus g = r->node->GetStatus();
+    if (g.last_index >= g.first_index) {
+      s.raft_log_entries += g.last_index.value() - g.first_index.value() + 1;
+    }
+    s.snapshots_installed += g.snapshots_installed;
   }
   for (const auto& loop : loops_) {
     const auto l = loop->stats();

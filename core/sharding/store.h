@@ -284,6 +284,11 @@ class Store {
     replication::RaftLoop::Stats loops;
     // Snapshots dropped because another replica here still held part of their range.
     uint64_t snapshots_deferred = 0;
+    // Over this node's replicas: the entries their Raft logs hold (compaction bounds
+    // them by count and by bytes), and the snapshots with data they installed from a
+    // leader since they started (followers too far behind for the log, joiners).
+    uint64_t raft_log_entries = 0;
+    uint64_t snapshots_installed = 0;
     // Row ranges of dropped collections (DropRows) compacted away here, and the
     // compactions that failed (their space comes back as compactions reach it).
     uint64_t dropped_ranges_compacted = 0;

@@ -923,6 +923,41 @@ TEST_F(StoreTest, PeriodicSnapshotsHoldNoDataAndJoinersStillGetIt) {
     ASSERT_TRUE(Eventually(4, "k" + std::to_string(i), std::string(200, 'a' + i % 26))) << i;
   }
   EXPECT_GE(S(4).GroupStatusOf(1)->snapshots_installed, 1u);
+  EXPECT_GE(S(4).GetStats().snapshots_installed, 1u);
+}
+
+// Large writes: the replicas' logs are compacted by bytes (StoreOptions::snapshot_bytes,
+// retain_bytes), not only every snapshot_entries entries, and followers that keep up
+// need no snapshot with data.
+TEST_F(StoreTest, LogsOfLargeWritesAreCompactedByBytes) {
+  options_.snapshot_entries = 10000;  // never reached here
+  options_.retain_entries = 1000;
+  options_.snapshot_bytes = 64 << 10;
+  options_.retain_bytes = 16 << 10;
+  for (uint64_t id : {1, 2, 3}) Start(id);
+  for (uint64_t id : {1, 2, 3}) ASSERT_TRUE(S(id).CreateReplica(Shard(1, "", "", {1, 2, 3})).ok());
+  const std::string value(8 << 10, 'v');  // a write command of a little more than 8 KiB
+  for (int i = 0; i < 40; ++i) {
+    auto w = OnLeader(1, [&](uint64_t l) {
+      return S(l).Write(R(1), Put("k" + std::to_string(i), value), Deadline());
+    });
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+  }
+  for (uint64_t id : {1, 2, 3}) {
+    SCOPED_TRACE(id);
+    ASSERT_TRUE(Eventually(id, "k39", value));
+    // Behind the last snapshot at most 16 KiB (one write), after it less than 64 KiB
+    // (seven), and the membership and leader entries: by count alone, all 40 and more.
+    uint64_t entries = 0;
+    for (int i = 0; i < 200; ++i) {
+      entries = S(id).GetStats().raft_log_entries;
+      if (entries <= 12) break;
+      std::this_thread::sleep_for(10ms);  // the last snapshot may come an iteration later
+    }
+    EXPECT_LE(entries, 12u);
+    EXPECT_GE(S(id).GroupStatusOf(1)->snapshot_index.value(), 30u);
+    EXPECT_EQ(S(id).GetStats().snapshots_installed, 0u);
+  }
 }
 
 // A replica added to a running shard, with the log still whole (replayed from the
