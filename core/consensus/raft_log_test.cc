@@ -38,6 +38,28 @@ TEST(MemoryStorageTest, TermEntriesAndErrors) {
   EXPECT_TRUE(IsCompacted(s.Compact(LogIndex(2))));
 }
 
+// How far back the entries up to an index fit in a number of bytes (log compaction by
+// bytes), and entries kept by a compaction keep their data.
+TEST(MemoryStorageTest, FirstIndexWithinCountsEntryData) {
+  MemoryStorage s;
+  std::vector<Entry> ents = Es({{1, 1}, {1, 2}, {1, 3}, {1, 4}, {1, 5}});
+  for (auto& e : ents) e.data = std::string(10 * e.index.value(), 'x');  // 10, 20, ... 50
+  ASSERT_TRUE(s.Append(ents).ok());
+  EXPECT_EQ(s.FirstIndexWithin(LogIndex(5), 1000), LogIndex(1));  // all 150 bytes fit
+  EXPECT_EQ(s.FirstIndexWithin(LogIndex(5), 90), LogIndex(4));    // 50 + 40
+  EXPECT_EQ(s.FirstIndexWithin(LogIndex(5), 89), LogIndex(5));    // 50
+  EXPECT_EQ(s.FirstIndexWithin(LogIndex(5), 49), LogIndex(6));    // not even entry 5
+  EXPECT_EQ(s.FirstIndexWithin(LogIndex(3), 50), LogIndex(2));    // 30 + 20
+  EXPECT_EQ(s.FirstIndexWithin(LogIndex(9), 90), LogIndex(4));    // past the end: from 5
+  ASSERT_TRUE(s.Compact(LogIndex(3)).ok());
+  EXPECT_EQ(s.FirstIndexWithin(LogIndex(5), 1000), LogIndex(4));
+  auto kept = s.Entries(LogIndex(4), LogIndex(6), kNoLimit);
+  ASSERT_TRUE(kept.ok());
+  ASSERT_EQ(kept->size(), 2u);
+  EXPECT_EQ((*kept)[0].data, std::string(40, 'x'));
+  EXPECT_EQ((*kept)[1].data, std::string(50, 'x'));
+}
+
 TEST(MemoryStorageTest, AppendTruncatesConflictsAndSkipsCompacted) {
   MemoryStorage s;
   ASSERT_TRUE(s.Append(Es({{1, 1}, {1, 2}, {1, 3}})).ok());

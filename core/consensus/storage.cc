@@ -1,5 +1,6 @@
 #include "core/consensus/storage.h"
 
+#include <algorithm>
 #include <iterator>
 
 #include "core/consensus/check.h"
@@ -119,6 +120,18 @@ Result<Snapshot> MemoryStorage::CreateSnapshot(LogIndex i, const ConfState* cs, 
   if (cs != nullptr) snapshot_.metadata.conf_state = *cs;
   snapshot_.data = std::move(data);
   return snapshot_;
+}
+
+LogIndex MemoryStorage::FirstIndexWithin(LogIndex last, uint64_t max_bytes) const {
+  std::lock_guard<std::mutex> l(mu_);
+  const LogIndex offset = ents_[0].index;
+  last = std::min(last, LastIndexLocked());
+  uint64_t bytes = 0;
+  for (LogIndex i = last; i > offset; --i) {
+    bytes += ents_[i - offset].data.size();
+    if (bytes > max_bytes) return i + 1;
+  }
+  return FirstIndexLocked();
 }
 
 Status MemoryStorage::Compact(LogIndex compact_index) {

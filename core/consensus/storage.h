@@ -78,6 +78,10 @@ class MemoryStorage final : public Storage {
   Result<Snapshot> CreateSnapshot(LogIndex i, const ConfState* cs, std::string data);
   // Discards entries before compact_index. ErrCompacted if already compacted.
   Status Compact(LogIndex compact_index);
+  // The first index from which the entries up to `last` (at most LastIndex) hold no more
+  // than max_bytes of data: FirstIndex when they all do, last + 1 when entry `last`
+  // alone holds more.
+  LogIndex FirstIndexWithin(LogIndex last, uint64_t max_bytes) const;
   // Appends entries, first truncating any existing entries at or after the first
   // new index. Entries must be contiguous with the existing log.
   Status Append(const std::vector<Entry>& entries);

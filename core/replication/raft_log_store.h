@@ -44,6 +44,10 @@ class RaftLogStore final : public consensus::Storage {
   Result<consensus::Term> TermAt(consensus::LogIndex i) const override;
   Result<consensus::LogIndex> FirstIndex() const override;
   Result<consensus::LogIndex> LastIndex() const override;
+  // As consensus::MemoryStorage::FirstIndexWithin, over the entries held.
+  consensus::LogIndex FirstIndexWithin(consensus::LogIndex last, uint64_t max_bytes) const {
+    return mem_.FirstIndexWithin(last, max_bytes);
+  }
   // A stored snapshot without data (a group founded by a split starts from one: its
   // state is already in the engine) is not sent: GetSnapshot answers "temporarily
   // unavailable" and records that one is wanted, and the node then takes a real one.

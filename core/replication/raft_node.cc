@@ -530,7 +530,6 @@ Status RaftNode::FinishReady() {
     applied_ = md.index;
     snapshot_index_ = md.index;
     snapshot_bytes_ = rd.snapshot.data.size();
-    applied_sizes_.clear();  // the log restarts after the snapshot
     bytes_since_snapshot_ = 0;
     conf_state_ = md.conf_state;
     conf_index_ = md.index;
@@ -564,10 +563,7 @@ Status RaftNode::FinishReady() {
 Status RaftNode::ApplyEntry(const Entry& e) {
   if (e.index <= applied_) return Status::OK();  // inside an installed snapshot
   applied_ = e.index;
-  if (options_.snapshot_bytes > 0 || options_.retain_bytes > 0) {
-    applied_sizes_.emplace_back(e.index, e.data.size());
-    bytes_since_snapshot_ += e.data.size();
-  }
+  bytes_since_snapshot_ += e.data.size();
   if (e.type == EntryType::kConfChange) {
     auto cc = consensus::DecodeConfChange(e.data);
     if (!cc.ok()) return cc.status();
@@ -649,20 +645,12 @@ Status RaftNode::MaybeSnapshot(bool force) {
   snapshot_bytes_ = bytes;
   bytes_since_snapshot_ = 0;
   // Keep retain_entries behind the snapshot, and of those no more than hold
-  // retain_bytes (entries applied before this node started are of unknown size: only
-  // the count bounds them).
+  // retain_bytes (the entry at the snapshot's index stays in any case).
   LogIndex keep_from(
       applied_.value() > options_.retain_entries ? applied_.value() - options_.retain_entries : 0);
   if (options_.retain_bytes > 0) {
-    uint64_t kept = 0;
-    for (auto it = applied_sizes_.rbegin(); it != applied_sizes_.rend(); ++it) {
-      kept += it->second;
-      if (kept > options_.retain_bytes) {
-        keep_from =
-            std::max(keep_from, LogIndex(std::min(it->first.value() + 1, applied_.value())));
-        break;
-      }
-    }
+    keep_from = std::max(
+        keep_from, std::min(store_->FirstIndexWithin(applied_, options_.retain_bytes), applied_));
   }
   if (keep_from.value() > 0) {
     ASSIGN_OR_RETURN(LogIndex first, store_->FirstIndex());
@@ -675,12 +663,6 @@ Status RaftNode::MaybeSnapshot(bool force) {
         return w;
       }
       RETURN_IF_ERROR(store_->OnDurable());
-    }
-  }
-  if (!applied_sizes_.empty()) {
-    ASSIGN_OR_RETURN(LogIndex first, store_->FirstIndex());
-    while (!applied_sizes_.empty() && applied_sizes_.front().first < first) {
-      applied_sizes_.pop_front();
     }
   }
   return Status::OK();

@@ -323,11 +323,8 @@ class RaftNode {
   consensus::LogIndex conf_index_;  // entries at or below it are in conf_state_ already
   consensus::LogIndex applied_;
   consensus::LogIndex snapshot_index_;
-  uint64_t snapshot_bytes_ = 0;  // of the stored snapshot's data
-  // With snapshot_bytes or retain_bytes: the data size of each entry applied since this
-  // node started, back to the log's first index, and their sum since the last snapshot.
-  std::deque<std::pair<consensus::LogIndex, uint64_t>> applied_sizes_;
-  uint64_t bytes_since_snapshot_ = 0;
+  uint64_t snapshot_bytes_ = 0;        // of the stored snapshot's data
+  uint64_t bytes_since_snapshot_ = 0;  // data of the entries applied since the last snapshot
   std::chrono::steady_clock::time_point last_tick_;  // lease reads: when we last ticked
   uint64_t snapshots_installed_ = 0;
   uint64_t next_proposal_ = 1;  // GUARDED_BY(mu_)
