@@ -16,9 +16,10 @@
 # Environment: DOCS (200000), THREADS (8), PHASE_SECONDS (5, a round), ROUNDS (3),
 # SEED (1), PG_BIN (/usr/lib/postgresql/15/bin),
 # OUT_DIR (BIN_DIR/../bench-results/docs-<UTC time>),
-# RECLAIM (0; 1: GojoDB runs with gc_ttl_seconds=1, and each ingest round waits until the collection the round before dropped is deleted and
-# compacted away, as PostgreSQL's DROP TABLE frees its files at once; with 0 the dropped
-# rounds' rows stay for the default TTL of 600 s).
+# RECLAIM (0; 1: GojoDB runs with gc_ttl_seconds=1, and each ingest round waits until
+# the collection the round before dropped is deleted and compacted away, as
+# PostgreSQL's DROP TABLE frees its files at once; with 0 the dropped rounds' rows stay
+# for the default TTL of 600 s).
 set -euo pipefail
 
 BIN_DIR=${1:-build/bin}

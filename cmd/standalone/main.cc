@@ -436,6 +436,7 @@ int Run(int argc, char** argv) {
     stats["leaders"] = st.leaders;
     stats["dropped_ranges_compacted"] = st.dropped_ranges_compacted;
     stats["dropped_range_compaction_errors"] = st.dropped_range_errors;
+    stats["dropped_ranges_pending"] = st.dropped_ranges_pending;
     stats["raft_log_entries"] = st.raft_log_entries;
     return stats;
   });

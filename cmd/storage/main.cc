@@ -252,7 +252,8 @@ int Run(int argc, char** argv) {
         {"snapshots_installed", st.snapshots_installed},
         {"raft_log_entries", st.raft_log_entries},
         {"dropped_ranges_compacted", st.dropped_ranges_compacted},
-        {"dropped_range_compaction_errors", st.dropped_range_errors}};
+        {"dropped_range_compaction_errors", st.dropped_range_errors},
+        {"dropped_ranges_pending", st.dropped_ranges_pending}};
   });
   metrics.AddGaugeSource("engine", [e = engine->get()] { return e->Stats(); });
   storage_node::StorageNode* n = node->get();

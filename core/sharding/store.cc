@@ -169,6 +169,7 @@ Result<std::shared_ptr<Store::Replica>> Store::StartReplica(std::unique_ptr<Shar
   machine->SetRowsDroppedListener([this](std::string lo, std::string hi) {
     std::lock_guard lock(bg_mu_);
     dropped_ranges_.emplace_back(std::move(lo), std::move(hi));
+    dropped_ranges_pending_.fetch_add(1, std::memory_order_relaxed);
     bg_cv_.notify_all();
   });
   replication::RaftLoop* loop = loops_[d.id % loops_.size()].get();
@@ -966,6 +967,7 @@ void Store::CompactDroppedRows(const std::vector<std::pair<std::string, std::str
     // A failure leaves the space to later compactions: the rows are deleted all the same.
     (s.ok() ? dropped_ranges_compacted_ : dropped_range_errors_)
         .fetch_add(1, std::memory_order_relaxed);
+    dropped_ranges_pending_.fetch_sub(1, std::memory_order_relaxed);
   }
 }
 
@@ -1308,6 +1310,7 @@ Store::Stats Store::GetStats() const {
   s.snapshots_deferred = snapshots_deferred_.load(std::memory_order_relaxed);
   s.dropped_ranges_compacted = dropped_ranges_compacted_.load(std::memory_order_relaxed);
   s.dropped_range_errors = dropped_range_errors_.load(std::memory_order_relaxed);
+  s.dropped_ranges_pending = dropped_ranges_pending_.load(std::memory_order_relaxed);
   return s;
 }
 

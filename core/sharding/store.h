@@ -289,10 +289,12 @@ class Store {
     // leader since they started (followers too far behind for the log, joiners).
     uint64_t raft_log_entries = 0;
     uint64_t snapshots_installed = 0;
-    // Row ranges of dropped collections (DropRows) compacted away here, and the
-    // compactions that failed (their space comes back as compactions reach it).
+    // Row ranges of dropped collections (DropRows) compacted away here, the compactions
+    // that failed (their space comes back as compactions reach it), and the ranges
+    // applied here whose compaction is queued or running.
     uint64_t dropped_ranges_compacted = 0;
     uint64_t dropped_range_errors = 0;
+    uint64_t dropped_ranges_pending = 0;
   };
   Stats GetStats() const;
   // The replica's Raft status (tests, /metrics); NOT_FOUND if absent.
@@ -416,6 +418,7 @@ class Store {
   bool children_pending_ = false;  // GUARDED_BY(bg_mu_)
   std::atomic<uint64_t> dropped_ranges_compacted_{0};
   std::atomic<uint64_t> dropped_range_errors_{0};
+  std::atomic<uint64_t> dropped_ranges_pending_{0};
   // Row ranges a DropRows deleted here, for the background thread to compact away.
   std::vector<std::pair<std::string, std::string>> dropped_ranges_;  // GUARDED_BY(bg_mu_)
   // When to try again children whose founding failed (max(): none failed).
