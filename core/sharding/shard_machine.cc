@@ -424,12 +424,14 @@ Result<std::unique_ptr<ShardMachine>> ShardMachine::Load(storage::Engine* engine
 }
 
 Result<std::unique_ptr<ShardMachine>> ShardMachine::Create(storage::Engine* engine,
-                                                           const ShardRecord& descriptor) {
+                                                           const ShardRecord& descriptor,
+                                                           uint64_t applied) {
+  const bool described = applied > 0;  // the descriptor is the state at that index
   storage::WriteBatch b;
   b.Put(kMeta, DescriptorKey(descriptor.id), EncodeDescriptor(descriptor));
-  b.Put(kMeta, AppliedKey(descriptor.id), EncodeApplied(0, 0, false, 0));
+  b.Put(kMeta, AppliedKey(descriptor.id), EncodeApplied(applied, 0, described, 0));
   RETURN_IF_ERROR(engine->Write({.sync = true}, b));
-  return std::unique_ptr<ShardMachine>(new ShardMachine(engine, descriptor, 0, 0, false));
+  return std::unique_ptr<ShardMachine>(new ShardMachine(engine, descriptor, applied, 0, described));
 }
 
 Status ShardMachine::Destroy(storage::Engine* engine, const ShardRecord& d,
@@ -724,7 +726,7 @@ Status ShardMachine::FoundChild(storage::Engine* engine, const SplitChild& c) {
   storage::WriteBatch b;
   b.Put(kMeta, DescriptorKey(c.descriptor.id), EncodeDescriptor(c.descriptor));
   b.Put(kMeta, AppliedKey(c.descriptor.id),
-        EncodeApplied(kSplitLogIndex, c.max_ts, true, c.gc_fence));
+        EncodeApplied(kInitialLogIndex, c.max_ts, true, c.gc_fence));
   b.Delete(kMeta, ChildKey(c.descriptor.id));
   return engine->Write({.sync = true}, b);
 }

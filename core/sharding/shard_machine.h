@@ -150,9 +150,13 @@ struct SplitChild {
   uint64_t max_ts = 0;
   uint64_t gc_fence = 0;
 };
-// The Raft log index (and term) a split's new group starts at: its log begins with a
-// snapshot there, so a member that lacks the group can only join it by a snapshot.
-inline constexpr uint64_t kSplitLogIndex = 5;
+// The Raft log index (and term) every shard's group starts at, whether the controller
+// created it or a split founded it: its log begins with a snapshot there, so a node
+// that lacks the group can only join it by a snapshot, taken after everything the log
+// held before the node was added. Never by replaying that history: a joiner replaying
+// a split it took no part in would found the new shard as a replica its group does not
+// know, holding the range as of the split.
+inline constexpr uint64_t kInitialLogIndex = 5;
 inline constexpr std::string_view kChildPrefix = "sC";
 std::string ChildKey(uint64_t shard);
 Result<SplitChild> DecodeChild(std::string_view in);
@@ -190,10 +194,12 @@ class ShardMachine final : public replication::StateMachine {
   // Loads the shard's applied index, max_ts and descriptor from `engine`; NOT_FOUND if
   // the shard has no descriptor there.
   static Result<std::unique_ptr<ShardMachine>> Load(storage::Engine* engine, uint64_t shard);
-  // Writes the records of a new replica (applied index 0) and returns its machine.
-  // `descriptor` may be Uninitialized(id).
+  // Writes the records of a new replica and returns its machine: applied index 0 for
+  // a member a message created (`descriptor` Uninitialized(id)); kInitialLogIndex,
+  // described, for a replica of a shard the controller creates.
   static Result<std::unique_ptr<ShardMachine>> Create(storage::Engine* engine,
-                                                      const ShardRecord& descriptor);
+                                                      const ShardRecord& descriptor,
+                                                      uint64_t applied = 0);
 
   Status Apply(consensus::LogIndex index, std::string_view data) override;
   Status ApplyCommand(consensus::LogIndex index, std::string_view data,
@@ -223,7 +229,7 @@ class ShardMachine final : public replication::StateMachine {
   // and a node holding the new shard refuses them (Store::Deliver).
   bool TakeSnapshotOutdated() override { return split_since_snapshot_.exchange(false); }
   // Writes the records of a split's new shard from its SplitChild record (applied index
-  // kSplitLogIndex, described) and deletes that record, in one batch.
+  // kInitialLogIndex, described) and deletes that record, in one batch.
   static Status FoundChild(storage::Engine* engine, const SplitChild& child);
 
   // A membership change: the descriptor takes the new replicas and conf_ver + 1.

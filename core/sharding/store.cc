@@ -39,6 +39,35 @@ Status OutcomeStatus(const WriteOutcome& o) {
   }
 }
 
+// Writes the Raft log a replica of shard `d` starts from, in place of whatever log the
+// group had here: a snapshot at kInitialLogIndex, committed, whose configuration is
+// d's replicas. `prior` is a term and vote the node may have given the group already.
+Status WriteInitialLog(storage::Engine* engine, const ShardRecord& d,
+                       const consensus::HardState& prior) {
+  RETURN_IF_ERROR(replication::RaftLogStore::Destroy(engine, d.id));
+  ASSIGN_OR_RETURN(auto log, replication::RaftLogStore::Open(engine, d.id));
+  consensus::Snapshot snap;
+  snap.metadata.index = consensus::LogIndex(kInitialLogIndex);
+  snap.metadata.term = consensus::Term(kInitialLogIndex);
+  for (const auto& r : d.replicas) {
+    (r.learner ? snap.metadata.conf_state.learners : snap.metadata.conf_state.voters)
+        .push_back(NodeId(r.node));
+  }
+  consensus::HardState hs;
+  hs.term = std::max(prior.term, consensus::Term(kInitialLogIndex));
+  if (prior.term == hs.term) hs.vote = prior.vote;
+  hs.commit = consensus::LogIndex(kInitialLogIndex);
+  storage::WriteBatch b;
+  RETURN_IF_ERROR(log->StageSnapshot(snap, &b));
+  log->StageHardState(hs, &b);
+  Status w = engine->Write({.sync = true}, b);
+  if (!w.ok()) {
+    log->DiscardStaged();
+    return w;
+  }
+  return log->OnDurable();
+}
+
 }  // namespace
 
 Status NotLeaderError(uint64_t shard, uint64_t leader) {
@@ -206,7 +235,10 @@ Status Store::CreateReplica(const ShardRecord& d) {
   }
   ShardRecord desc = d;
   desc.leader = 0;
-  ASSIGN_OR_RETURN(auto machine, ShardMachine::Create(engine_, desc));
+  // The log first, then the machine: a replica is loaded at a restart by its machine's
+  // records, and a log left without them (a crash between the two) is written again.
+  RETURN_IF_ERROR(WriteInitialLog(engine_, desc, consensus::HardState{}));
+  ASSIGN_OR_RETURN(auto machine, ShardMachine::Create(engine_, desc, kInitialLogIndex));
   ASSIGN_OR_RETURN(auto r, StartReplica(std::move(machine), /*join=*/false));
   std::unique_lock lock(mu_);
   replicas_[d.id] = std::move(r);
@@ -1139,7 +1171,7 @@ Status Store::FoundChild(const SplitChild& c) {
     if (!machine.ok() && machine.status().code() != StatusCode::kNotFound) {
       return machine.status();
     }
-    if (last.value() > kSplitLogIndex && machine.ok()) {
+    if (last.value() > kInitialLogIndex && machine.ok()) {
       // It got the group's snapshot (and maybe entries) from the new group's leader
       // meanwhile, and acknowledged them; the snapshot may not have reached its state
       // machine yet, so its descriptor did not say so. Its log is the group's: start it
@@ -1160,30 +1192,7 @@ Status Store::FoundChild(const SplitChild& c) {
     ASSIGN_OR_RETURN(auto init, old_log->GetInitialState());
     prior = init.hard_state;
   }
-  RETURN_IF_ERROR(replication::RaftLogStore::Destroy(engine_, id));
-  {
-    ASSIGN_OR_RETURN(auto log, replication::RaftLogStore::Open(engine_, id));
-    consensus::Snapshot snap;
-    snap.metadata.index = consensus::LogIndex(kSplitLogIndex);
-    snap.metadata.term = consensus::Term(kSplitLogIndex);
-    for (const auto& r : c.descriptor.replicas) {
-      (r.learner ? snap.metadata.conf_state.learners : snap.metadata.conf_state.voters)
-          .push_back(NodeId(r.node));
-    }
-    consensus::HardState hs;
-    hs.term = std::max(prior.term, consensus::Term(kSplitLogIndex));
-    if (prior.term == hs.term) hs.vote = prior.vote;
-    hs.commit = consensus::LogIndex(kSplitLogIndex);
-    storage::WriteBatch b;
-    RETURN_IF_ERROR(log->StageSnapshot(snap, &b));
-    log->StageHardState(hs, &b);
-    Status w = engine_->Write({.sync = true}, b);
-    if (!w.ok()) {
-      log->DiscardStaged();
-      return w;
-    }
-    RETURN_IF_ERROR(log->OnDurable());
-  }
+  RETURN_IF_ERROR(WriteInitialLog(engine_, c.descriptor, prior));
   RETURN_IF_ERROR(failpoint::Inject("store.found_child.between_log_and_machine", id));
   RETURN_IF_ERROR(ShardMachine::FoundChild(engine_, c));
   ASSIGN_OR_RETURN(auto machine, ShardMachine::Load(engine_, id));

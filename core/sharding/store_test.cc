@@ -976,11 +976,13 @@ TEST_F(StoreTest, ReplicasAreAddedAndRemoved) {
               }).ok());
   const uint64_t conf_ver = S(leader).DescriptorOf(1)->epoch.conf_ver;
 
-  // Node 4 joins early: the log from index 1 is still there... or compacted already;
-  // either way it must end up a voter with the data and the range.
+  // Node 4 joins early, while the log holds every entry since the shard was created:
+  // it starts from a snapshot all the same (the log starts with one), and must end up
+  // a voter with the data and the range.
   Status add = OnLeader(1, [&](uint64_t l) { return S(l).AddReplica(1, 4, 10s); });
   ASSERT_TRUE(add.ok()) << add.ToString();
   ASSERT_TRUE(Eventually(4, "first", "1"));
+  EXPECT_EQ(S(4).GroupStatusOf(1)->snapshots_installed, 1u);
   auto d4 = S(4).DescriptorOf(1);
   ASSERT_TRUE(d4.ok());
   EXPECT_EQ(d4->start_key, d.start_key);
@@ -1358,6 +1360,47 @@ TEST_F(StoreTest, ASnapshotTakenBeforeASplitIsNotSentAfterIt) {
   EXPECT_EQ(parent->end_key, *key);
   // Shard 2's rows on node 5 are still all there.
   ExpectNewShardOn(5, 2, *key, written, "k39", "after");
+}
+
+// A node added to a shard that split before it joined starts from a snapshot taken
+// after the splits, never by replaying them from the log. Replayed, each split would
+// found its new shard here as a replica the shard's group does not know, holding the
+// range as of the split: a shard split off that one later could never send this node
+// its snapshot, which would overlap that stray replica's range.
+TEST_F(StoreTest, ANodeJoiningASplitShardStartsAfterItsSplits) {
+  for (uint64_t id : {1, 2, 3, 4}) Start(id);
+  for (uint64_t id : {1, 2, 3}) ASSERT_TRUE(S(id).CreateReplica(Shard(1, "", "", {1, 2, 3})).ok());
+  auto written = WriteKeys(0, 40);
+  ASSERT_FALSE(written.empty());
+  // Shard 1 splits into 1 and 2, then shard 2 into 2 and 3; no log is compacted.
+  auto key1 = S(LeaderOf(1)).SplitKey(1);
+  ASSERT_TRUE(key1.ok()) << key1.status().ToString();
+  ASSERT_TRUE(OnLeader(1, [&](uint64_t l) { return S(l).Split(1, *key1, 2, Deadline()); }).ok());
+  auto key2 = S(LeaderOf(2)).SplitKey(2);
+  ASSERT_TRUE(key2.ok()) << key2.status().ToString();
+  ASSERT_TRUE(OnLeader(2, [&](uint64_t l) { return S(l).Split(2, *key2, 3, Deadline()); }).ok());
+  auto w =
+      OnLeader(3, [&](uint64_t l) { return S(l).Write(R(3), Put("k39", "after"), Deadline()); });
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  written["k39"] = w->version;
+  EXPECT_EQ(S(LeaderOf(1)).GroupStatusOf(1)->first_index.value(), kInitialLogIndex + 1);
+
+  // Node 4 joins shard 1: by a snapshot of its range as it is now.
+  Status add1 = OnLeader(1, [&](uint64_t l) { return S(l).AddReplica(1, 4, 10s); });
+  ASSERT_TRUE(add1.ok()) << add1.ToString();
+  ASSERT_TRUE(Eventually(4, "k05", "v"));
+  EXPECT_GE(S(4).GroupStatusOf(1)->snapshots_installed, 1u);
+  auto parent = S(4).DescriptorOf(1);
+  ASSERT_TRUE(parent.ok());
+  EXPECT_EQ(parent->end_key, *key1);
+  EXPECT_FALSE(S(4).DescriptorOf(2).ok()) << "node 4 founded shard 2 by replaying shard 1's split";
+  EXPECT_FALSE(S(4).DescriptorOf(3).ok());
+
+  // Then shard 3, whose snapshot nothing on node 4 overlaps.
+  Status add3 = OnLeader(3, [&](uint64_t l) { return S(l).AddReplica(3, 4, 10s); });
+  ASSERT_TRUE(add3.ok()) << add3.ToString();
+  ExpectNewShardOn(4, 3, *key2, written, "k39", "after");
+  EXPECT_EQ(S(4).GetStats().snapshots_deferred, 0u);
 }
 
 // Founding a split's new shard writes its Raft log, then its state machine. A node that

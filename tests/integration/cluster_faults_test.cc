@@ -799,10 +799,16 @@ TEST(ClusterFaults, ANewNodeEvensOutReplicasAndLeaders) {
     auto st = cluster.Status();
     std::map<uint64_t, int> replicas, leaders;
     for (uint64_t n = 1; n <= 4; ++n) replicas[n] = leaders[n] = 0;
+    std::ostringstream d;
+    bool settled = true;
     for (const auto& s : st["shards"]) {
       for (const auto& r : s["replicas"]) replicas[r.get<uint64_t>()]++;
       if (s["leader"].get<uint64_t>() != 0) leaders[s["leader"].get<uint64_t>()]++;
-      if (s["replicas"].size() != 3 || !s["learners"].empty()) return false;
+      if (s["replicas"].size() != 3 || !s["learners"].empty()) {
+        settled = false;
+        d << " shard " << s["id"].dump() << " replicas=" << s["replicas"].dump()
+          << " learners=" << s["learners"].dump() << ";";
+      }
     }
     auto spread = [](const std::map<uint64_t, int>& m) {
       int lo = INT32_MAX, hi = 0;
@@ -812,10 +818,9 @@ TEST(ClusterFaults, ANewNodeEvensOutReplicasAndLeaders) {
       }
       return hi - lo;
     };
-    std::ostringstream d;
     for (uint64_t n = 1; n <= 4; ++n) d << " node" << n << "=" << replicas[n] << "/" << leaders[n];
     *detail = d.str();
-    return spread(replicas) <= 1 && spread(leaders) <= 1;
+    return settled && spread(replicas) <= 1 && spread(leaders) <= 1;
   };
   bool balanced = false;
   std::string detail;
