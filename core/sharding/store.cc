@@ -148,6 +148,7 @@ Store::Store(StoreOptions options, storage::Engine* engine, mvcc::TimestampOracl
     : options_(options), engine_(engine), tso_(tso), clock_(clock), transports_(transports) {}
 
 Store::~Store() {
+  compaction_cancel_ = true;
   {
     std::lock_guard lock(bg_mu_);
     stopping_ = true;
@@ -989,16 +990,23 @@ void Store::SetShardIdAllocator(ShardIdAllocator allocate) {
 
 void Store::CompactDroppedRows(const std::vector<std::pair<std::string, std::string>>& ranges) {
   for (const auto& [lo, hi] : ranges) {
+    if (compaction_cancel_) {  // stopping: left to RocksDB's own compactions
+      dropped_ranges_pending_.fetch_sub(1, std::memory_order_relaxed);
+      continue;
+    }
     // The range deletion is applied: files wholly inside go unread, and a compaction of
     // the range rewrites the rest without the deleted keys.
     Status s;
     for (auto cf : {mvcc::kVersionCf, txn::kLockCf}) {
       if (s.ok()) s = engine_->DeleteFilesInRange(cf, lo, hi);
-      if (s.ok()) s = engine_->CompactRange(cf, lo, hi);
+      if (s.ok()) s = engine_->CompactRange(cf, lo, hi, &compaction_cancel_);
     }
     // A failure leaves the space to later compactions: the rows are deleted all the same.
-    (s.ok() ? dropped_ranges_compacted_ : dropped_range_errors_)
-        .fetch_add(1, std::memory_order_relaxed);
+    // So does a stop, which is no failure.
+    if (s.code() != StatusCode::kCancelled) {
+      (s.ok() ? dropped_ranges_compacted_ : dropped_range_errors_)
+          .fetch_add(1, std::memory_order_relaxed);
+    }
     dropped_ranges_pending_.fetch_sub(1, std::memory_order_relaxed);
   }
 }

@@ -102,13 +102,18 @@ class Transports final : public GroupTransports {
   Network* net_;
 };
 
-// An engine whose writes can be made to fail as RocksDB's do on a full disk, and that
-// counts the iterators opened on the rows' versions.
+// An engine whose writes can be made to fail as RocksDB's do on a full disk, that
+// counts the iterators opened on the rows' versions, and whose compactions can be made
+// to run until canceled (for at most 20 s), as a large one would.
 class FillableEngine final : public storage::Engine {
  public:
   explicit FillableEngine(std::unique_ptr<storage::Engine> inner) : inner_(std::move(inner)) {}
   std::atomic<bool> full{false};
   std::atomic<int> version_iterators{0};
+  std::atomic<bool> slow_compactions{false};
+  std::atomic<int> compactions_started{0};
+  std::atomic<int> compactions_canceled{0};
+  using storage::Engine::CompactRange;
 
   Status Write(const storage::WriteOptions& o, const storage::WriteBatch& b) override {
     if (full) return Status::ResourceExhausted("disk full: IO error: No space left on device");
@@ -125,8 +130,19 @@ class FillableEngine final : public storage::Engine {
   }
   std::shared_ptr<const storage::Snapshot> GetSnapshot() override { return inner_->GetSnapshot(); }
   Status SyncWal() override { return inner_->SyncWal(); }
-  Status CompactRange(storage::ColumnFamily cf, std::string_view b, std::string_view e) override {
-    return inner_->CompactRange(cf, b, e);
+  Status CompactRange(storage::ColumnFamily cf, std::string_view b, std::string_view e,
+                      const std::atomic<bool>* cancel) override {
+    if (slow_compactions) {
+      ++compactions_started;
+      for (int i = 0; i < 4000; ++i) {
+        if (cancel != nullptr && *cancel) {
+          ++compactions_canceled;
+          return Status::Cancelled("compaction canceled");
+        }
+        std::this_thread::sleep_for(5ms);
+      }
+    }
+    return inner_->CompactRange(cf, b, e, cancel);
   }
   Status DeleteFilesInRange(storage::ColumnFamily cf, std::string_view b,
                             std::string_view e) override {
@@ -1870,6 +1886,46 @@ ShardRecord ShardAToZ(const std::vector<uint64_t>& nodes) {
 
 // Locks and rollback markers travel in snapshots; a snapshot from before they existed
 // (format 1) still restores.
+
+// A store that stops cancels the compaction of a dropped range it is running (a large
+// one can take minutes) instead of waiting for it; the rows are deleted all the same.
+TEST_F(StoreTest, StoppingCancelsTheCompactionOfADroppedRange) {
+  Start(1);
+  ASSERT_TRUE(S(1).CreateReplica(Shard(1, "", "", {1})).ok());
+  for (const std::string k : {"a", "b", "c"}) {
+    WriteCommand w;
+    w.mutations.push_back({false, mvcc::EncodeRowKey(0, 7, k), "v", std::nullopt});
+    auto put = OnLeader(1, [&](uint64_t l) { return S(l).Write(R(1), w, Deadline()); });
+    ASSERT_TRUE(put.ok()) << put.status().ToString();
+  }
+  FillableEngine& engine = *nodes_.at(1).engine;
+  engine.slow_compactions = true;
+  bool reported = false;
+  for (int i = 0; i < 100 && !reported; ++i) {
+    S(1).ReclaimRows({{0, 7}}, Deadline());
+    reported = !S(1).ReclaimedRows().empty();
+    if (!reported) std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_TRUE(reported);
+  for (int i = 0; i < 400 && engine.compactions_started == 0; ++i) {
+    std::this_thread::sleep_for(5ms);
+  }
+  ASSERT_EQ(engine.compactions_started, 1);
+  EXPECT_EQ(S(1).GetStats().dropped_ranges_pending, 1u);
+  net_.Detach(1);
+  nodes_.at(1).store.reset();
+  EXPECT_EQ(engine.compactions_canceled, 1) << "the stop waited for the compaction to end";
+  EXPECT_EQ(engine.compactions_started, 1) << "a compaction started after the stop";
+  // Started again, the node holds none of the rows.
+  engine.slow_compactions = false;
+  Stop(1);
+  Start(1);
+  mvcc::MvccReader reader(nodes_.at(1).engine.get(), nullptr);
+  auto gone = reader.Get(mvcc::EncodeRowKey(0, 7, "b"), mvcc::kMaxTimestamp);
+  ASSERT_TRUE(gone.ok());
+  EXPECT_FALSE(gone->has_value());
+}
+
 // A dropped collection's rows (versions, locks, request records) go from every replica
 // of every shard whose range they meet, through the log; other collections' rows stay.
 TEST_F(StoreTest, DroppedRowsGoFromEveryReplicaOfEveryShardTheyMeet) {
@@ -1933,7 +1989,11 @@ TEST_F(StoreTest, DroppedRowsGoFromEveryReplicaOfEveryShardTheyMeet) {
   const std::string p7 = mvcc::CollectionPrefix(0, 7);
   const std::string requests7 = "sQ" + p7;
   for (uint64_t node : {1, 2, 3}) {
-    for (int i = 0; i < 400 && count(node, mvcc::kVersionCf, p7) < 208; ++i) {
+    // A follower may apply the lock's prewrite (and the split) after the rows.
+    for (int i = 0;
+         i < 400 && (count(node, mvcc::kVersionCf, p7) < 208 || count(node, txn::kLockCf, p7) < 1 ||
+                     count(node, storage::ColumnFamily::kMeta, requests7) < 4);
+         ++i) {
       std::this_thread::sleep_for(5ms);
     }
     ASSERT_EQ(count(node, mvcc::kVersionCf, p7), 208) << node;

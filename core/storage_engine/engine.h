@@ -10,6 +10,7 @@
 // one thread at a time and must not outlive its Engine.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -158,7 +159,13 @@ class Engine {
   // Makes earlier unsynced writes durable.
   virtual Status SyncWal() = 0;
   // Compacts [begin, end) (empty: unbounded), running the column family's KeyFilter.
-  virtual Status CompactRange(ColumnFamily cf, std::string_view begin, std::string_view end) = 0;
+  // Once `cancel` (if given) is set, before or during the compaction, it stops soon
+  // after and answers CANCELLED: what it wrote stays, the rest is left for later ones.
+  virtual Status CompactRange(ColumnFamily cf, std::string_view begin, std::string_view end,
+                              const std::atomic<bool>* cancel) = 0;
+  Status CompactRange(ColumnFamily cf, std::string_view begin, std::string_view end) {
+    return CompactRange(cf, begin, end, nullptr);
+  }
   // Drops the files whose keys all lie in [begin, end), unread: for a range whose keys a
   // range deletion already removed, space back without compacting what it held. Files
   // that also hold keys outside, and unflushed data, stay (CompactRange takes them). An

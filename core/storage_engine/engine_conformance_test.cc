@@ -251,6 +251,21 @@ TEST_P(EngineConformance, CompactionFilterDropsKeys) {
   EXPECT_EQ(Get(kD, "drop/1"), "x");
 }
 
+// A compaction canceled before it starts does nothing and says so; the same call with
+// the flag clear runs.
+TEST_P(EngineConformance, ACanceledCompactionAnswersCancelledAndDropsNothing) {
+  Put(kW, "drop/1", "x");
+  Put(kW, "keep/1", "y");
+  std::atomic<bool> cancel{true};
+  Status s = engine_->CompactRange(kW, "", "", &cancel);
+  EXPECT_EQ(s.code(), StatusCode::kCancelled) << s.ToString();
+  EXPECT_EQ(Keys({}, kW), (std::vector<std::string>{"drop/1", "keep/1"}));
+  cancel = false;
+  s = engine_->CompactRange(kW, "", "", &cancel);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(Keys({}, kW), (std::vector<std::string>{"keep/1"}));
+}
+
 TEST_P(EngineConformance, ApproximateSizeCountsTheRange) {
   const std::string value(1024, 'v');
   for (int i = 0; i < 512; ++i) {

@@ -63,7 +63,9 @@ class MemoryEngine final : public Engine {
 
   Status SyncWal() override { return Status::OK(); }
 
-  Status CompactRange(ColumnFamily cf, std::string_view begin, std::string_view end) override {
+  Status CompactRange(ColumnFamily cf, std::string_view begin, std::string_view end,
+                      const std::atomic<bool>* cancel) override {
+    if (cancel != nullptr && *cancel) return Status::Cancelled("compaction canceled");
     auto f = filters_.find(cf);
     std::unique_lock lock(mu_);
     if (f == filters_.end() || !f->second) return Status::OK();

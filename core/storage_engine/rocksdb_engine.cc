@@ -215,12 +215,19 @@ class RocksDbEngine final : public Engine {
 
   Status SyncWal() override { return FromRocks(db_->SyncWAL()); }
 
-  Status CompactRange(ColumnFamily cf, std::string_view begin, std::string_view end) override {
+  Status CompactRange(ColumnFamily cf, std::string_view begin, std::string_view end,
+                      const std::atomic<bool>* cancel) override {
     rocksdb::Slice b = ToSlice(begin), e = ToSlice(end);
     rocksdb::CompactRangeOptions o;
     o.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
-    return FromRocks(
-        db_->CompactRange(o, handle(cf), begin.empty() ? nullptr : &b, end.empty() ? nullptr : &e));
+    // RocksDB only reads the flag; its API takes it non-const.
+    o.canceled = const_cast<std::atomic<bool>*>(cancel);
+    rocksdb::Status s =
+        db_->CompactRange(o, handle(cf), begin.empty() ? nullptr : &b, end.empty() ? nullptr : &e);
+    if (s.IsManualCompactionPaused() || (s.IsIncomplete() && cancel != nullptr && *cancel)) {
+      return Status::Cancelled("compaction canceled: " + s.ToString());
+    }
+    return FromRocks(s);
   }
 
   Status DeleteFilesInRange(ColumnFamily cf, std::string_view begin,
