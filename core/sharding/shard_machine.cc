@@ -311,6 +311,27 @@ std::string ChildKey(uint64_t shard) {
   return k;
 }
 
+std::string DroppedRangeKey(std::string_view lo, std::string_view hi) {
+  std::string k(kDroppedRangePrefix);
+  k.reserve(k.size() + 4 + lo.size() + hi.size());
+  mvcc::AppendUint32(&k, static_cast<uint32_t>(lo.size()));
+  k.append(lo);
+  k.append(hi);
+  return k;
+}
+
+Result<std::pair<std::string, std::string>> DecodeDroppedRangeKey(std::string_view key) {
+  if (key.substr(0, kDroppedRangePrefix.size()) != kDroppedRangePrefix ||
+      key.size() < kDroppedRangePrefix.size() + 4) {
+    return Status::DataLoss("malformed dropped-range record");
+  }
+  key.remove_prefix(kDroppedRangePrefix.size());
+  const uint32_t lo_size = mvcc::ReadUint32(key);
+  key.remove_prefix(4);
+  if (lo_size > key.size()) return Status::DataLoss("malformed dropped-range record");
+  return std::pair<std::string, std::string>(key.substr(0, lo_size), key.substr(lo_size));
+}
+
 namespace {
 std::string EncodeChild(const SplitChild& c) {
   Writer w;
@@ -717,6 +738,8 @@ Status ShardMachine::ApplyDropRows(storage::WriteBatch* batch, std::string_view 
   batch->DeleteRange(kRows, lo, hi);
   batch->DeleteRange(kLocks, lo, hi);
   batch->DeleteRange(kMeta, std::string(kRequestPrefix) + lo, std::string(kRequestPrefix) + hi);
+  // Until the Store has compacted the range (after a restart too).
+  batch->Put(kMeta, DroppedRangeKey(lo, hi), "");
   out->version = 1;  // something of the range was in the shard
   *dropped = {std::move(lo), std::move(hi)};
   return Status::OK();

@@ -48,6 +48,7 @@
 //   "sD" shard:u64be            descriptor (range, epoch, replicas)
 //   "sQ" row_key request_id     request record (fingerprint, version, created_ms, existed)
 //   "sC" shard:u64be            a split's new shard, until the Store founds its group
+//   "sK" lo_len:u32be lo hi     a range a drop deleted, until the Store compacts it
 // (The Store keeps "sT" shard:u64be tombstones of replicas removed from the node.)
 // Row keys are memcomparable and prefix-free, so request records sort by row and a
 // range of rows maps to one range of records. See docs/architecture/storage-service.md.
@@ -183,6 +184,14 @@ Result<ShardRecord> SnapshotDescriptor(std::string_view snapshot);
 // The range of row-version keys (write column family) of the shard's rows: version keys
 // are row_key + suffix, and row keys are prefix-free, so the row range bounds them too.
 std::pair<std::string, std::string> RowRange(const ShardRecord& d);
+
+// The record of a range [lo, hi) of rows a drop deleted on this node ("sK"): written
+// with the deletion, removed once the Store has compacted the range, so that a
+// compaction a stop or a crash cut short is queued again when the node starts.
+inline constexpr std::string_view kDroppedRangePrefix = "sK";
+std::string DroppedRangeKey(std::string_view lo, std::string_view hi);
+// The range a DroppedRangeKey names; DATA_LOSS if the key is malformed.
+Result<std::pair<std::string, std::string>> DecodeDroppedRangeKey(std::string_view key);
 
 // Meta keys of a shard's records.
 std::string AppliedKey(uint64_t shard);

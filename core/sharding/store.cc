@@ -117,6 +117,17 @@ Result<std::unique_ptr<Store>> Store::Open(StoreOptions options, storage::Engine
     }
   }
   RETURN_IF_ERROR(it->status());
+  // Dropped ranges whose compaction a stop or a crash cut short: queued again.
+  ro.lower_bound = std::string(kDroppedRangePrefix);
+  ro.upper_bound = mvcc::PrefixSuccessor(kDroppedRangePrefix);
+  it = engine->NewIterator(ro, kMeta);
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    ASSIGN_OR_RETURN(auto range, DecodeDroppedRangeKey(it->key()));
+    std::lock_guard lock(store->bg_mu_);
+    store->dropped_ranges_.push_back(std::move(range));
+    store->dropped_ranges_pending_.fetch_add(1, std::memory_order_relaxed);
+  }
+  RETURN_IF_ERROR(it->status());
   std::vector<uint64_t> ids;
   ro.lower_bound = std::string(kDescriptorPrefix);
   ro.upper_bound = mvcc::PrefixSuccessor(kDescriptorPrefix);
@@ -990,7 +1001,7 @@ void Store::SetShardIdAllocator(ShardIdAllocator allocate) {
 
 void Store::CompactDroppedRows(const std::vector<std::pair<std::string, std::string>>& ranges) {
   for (const auto& [lo, hi] : ranges) {
-    if (compaction_cancel_) {  // stopping: left to RocksDB's own compactions
+    if (compaction_cancel_) {  // stopping: compacted at the next start
       dropped_ranges_pending_.fetch_sub(1, std::memory_order_relaxed);
       continue;
     }
@@ -1002,10 +1013,16 @@ void Store::CompactDroppedRows(const std::vector<std::pair<std::string, std::str
       if (s.ok()) s = engine_->CompactRange(cf, lo, hi, &compaction_cancel_);
     }
     // A failure leaves the space to later compactions: the rows are deleted all the same.
-    // So does a stop, which is no failure.
+    // A stop is no failure: the range's record stays, and the next start compacts it.
     if (s.code() != StatusCode::kCancelled) {
       (s.ok() ? dropped_ranges_compacted_ : dropped_range_errors_)
           .fetch_add(1, std::memory_order_relaxed);
+      storage::WriteBatch done;
+      done.Delete(kMeta, DroppedRangeKey(lo, hi));
+      if (Status w = engine_->Write({}, done); !w.ok()) {
+        // Kept: the range is compacted again at the next start, which costs little.
+        dropped_range_errors_.fetch_add(1, std::memory_order_relaxed);
+      }
     }
     dropped_ranges_pending_.fetch_sub(1, std::memory_order_relaxed);
   }

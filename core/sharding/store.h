@@ -420,7 +420,8 @@ class Store {
   std::atomic<uint64_t> dropped_range_errors_{0};
   std::atomic<uint64_t> dropped_ranges_pending_{0};
   // Set as the store stops: a compaction of a dropped range in progress ends early
-  // (a large one can take minutes), and the ones queued are left to RocksDB's own.
+  // (a large one can take minutes); it and the ones queued keep their records
+  // (DroppedRangeKey), and the next start queues them again.
   std::atomic<bool> compaction_cancel_{false};
   // Row ranges a DropRows deleted here, for the background thread to compact away.
   std::vector<std::pair<std::string, std::string>> dropped_ranges_;  // GUARDED_BY(bg_mu_)

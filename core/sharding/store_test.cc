@@ -1898,7 +1898,8 @@ ShardRecord ShardAToZ(const std::vector<uint64_t>& nodes) {
 // (format 1) still restores.
 
 // A store that stops cancels the compaction of a dropped range it is running (a large
-// one can take minutes) instead of waiting for it; the rows are deleted all the same.
+// one can take minutes) instead of waiting for it; the rows are deleted all the same,
+// and the range's record makes the next start compact it.
 TEST_F(StoreTest, StoppingCancelsTheCompactionOfADroppedRange) {
   Start(1);
   ASSERT_TRUE(S(1).CreateReplica(Shard(1, "", "", {1})).ok());
@@ -1926,14 +1927,56 @@ TEST_F(StoreTest, StoppingCancelsTheCompactionOfADroppedRange) {
   nodes_.at(1).store.reset();
   EXPECT_EQ(engine.compactions_canceled, 1) << "the stop waited for the compaction to end";
   EXPECT_EQ(engine.compactions_started, 1) << "a compaction started after the stop";
-  // Started again, the node holds none of the rows.
-  engine.slow_compactions = false;
+  // The range's record outlives the stop.
+  auto records = [&] {
+    storage::ReadOptions ro;
+    ro.lower_bound = std::string(kDroppedRangePrefix);
+    ro.upper_bound = mvcc::PrefixSuccessor(kDroppedRangePrefix);
+    auto it = nodes_.at(1).engine->NewIterator(ro, storage::ColumnFamily::kMeta);
+    std::vector<std::pair<std::string, std::string>> out;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      auto range = DecodeDroppedRangeKey(it->key());
+      EXPECT_TRUE(range.ok()) << range.status().ToString();
+      if (range.ok()) out.push_back(*range);
+    }
+    return out;
+  };
+  const auto left = records();
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0].first, mvcc::CollectionPrefix(0, 7));
+  EXPECT_EQ(left[0].second, mvcc::PrefixSuccessor(mvcc::CollectionPrefix(0, 7)));
+  // Started again, the node holds none of the rows, and compacts the range the stop cut
+  // short; then its record goes.
   Stop(1);
   Start(1);
   mvcc::MvccReader reader(nodes_.at(1).engine.get(), nullptr);
   auto gone = reader.Get(mvcc::EncodeRowKey(0, 7, "b"), mvcc::kMaxTimestamp);
   ASSERT_TRUE(gone.ok());
   EXPECT_FALSE(gone->has_value());
+  for (int i = 0; i < 400 && (S(1).GetStats().dropped_ranges_compacted < 1 ||
+                              S(1).GetStats().dropped_ranges_pending > 0);
+       ++i) {
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_EQ(S(1).GetStats().dropped_ranges_compacted, 1u) << "the restart did not compact";
+  EXPECT_EQ(S(1).GetStats().dropped_ranges_pending, 0u);
+  EXPECT_EQ(S(1).GetStats().dropped_range_errors, 0u);
+  EXPECT_TRUE(records().empty()) << "the compacted range kept its record";
+}
+
+TEST(DroppedRangeKeyTest, RoundTripsAndRefusesMalformedKeys) {
+  for (const auto& [lo, hi] : std::vector<std::pair<std::string, std::string>>{
+           {"", ""}, {"a", "b"}, {std::string("\0\xff", 2), "z"}, {"abc", ""}}) {
+    auto back = DecodeDroppedRangeKey(DroppedRangeKey(lo, hi));
+    ASSERT_TRUE(back.ok()) << back.status().ToString();
+    EXPECT_EQ(back->first, lo);
+    EXPECT_EQ(back->second, hi);
+  }
+  const std::string good = DroppedRangeKey("abc", "abd");
+  for (const std::string& bad : {std::string("sK"), std::string("sK\0\0", 4),
+                                 std::string("sQ") + good.substr(2), good.substr(0, 7)}) {
+    EXPECT_EQ(DecodeDroppedRangeKey(bad).status().code(), StatusCode::kDataLoss) << bad.size();
+  }
 }
 
 // A dropped collection's rows (versions, locks, request records) go from every replica
@@ -2073,6 +2116,8 @@ TEST_F(StoreTest, DroppedRowsGoFromEveryReplicaOfEveryShardTheyMeet) {
     EXPECT_EQ(S(node).GetStats().dropped_ranges_pending, 0u) << node;
     EXPECT_EQ(S(node).GetStats().dropped_range_errors, 0u) << node;
     EXPECT_LT(space(node), before[node] / 100) << node;
+    EXPECT_EQ(count(node, storage::ColumnFamily::kMeta, std::string(kDroppedRangePrefix)), 0)
+        << "node " << node << " kept the record of a range it compacted";
   }
 
   // Done once per shard, epoch and id: listed again, the rows are not proposed again (no

@@ -67,6 +67,9 @@ struct Options {
   // server has deleted its rows and compacted them away, as PostgreSQL's DROP TABLE
   // frees its files at once. 0: do not wait (the dropped rows stay until the GC's TTL).
   int reclaim_wait_s = 0;
+  // Skip both ingest phases: the queries run on the collection/table an earlier run
+  // left (its indexed ingest, with the same --docs and --seed).
+  bool queries_only = false;
 };
 
 struct Doc {
@@ -577,7 +580,7 @@ json RunSystems(const std::vector<System*>& systems, const Options& o,
     std::fprintf(stderr, "%s: ingest%s %.1f s, %.0f docs/s\n", sys.Name().c_str(),
                  indexed ? "" : " (no indexes)", secs, docs.size() / secs);
   };
-  for (int r = 0; r < o.rounds; ++r) {
+  for (int r = 0; r < o.rounds && !o.queries_only; ++r) {
     for (bool indexed : {false, true}) {
       for (size_t i : turns(r)) {
         if (!failed[i]) ingest(i, indexed);
@@ -666,6 +669,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 100));
   app.add_option("--seed", o.seed, "random seed");
   app.add_option("--collection", o.collection, "GojoDB collection (dropped and re-created)");
+  app.add_flag("--queries-only", o.queries_only,
+               "skip the ingest phases: query what an earlier run with the same --docs and "
+               "--seed loaded");
   app.add_option("--reclaim-wait", o.reclaim_wait_s,
                  "GojoDB: seconds to wait for a dropped collection's rows to be deleted before "
                  "the next ingest round (0: do not wait)");
