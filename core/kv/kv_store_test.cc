@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <thread>
 
 namespace gojodb::kv {
@@ -125,11 +126,13 @@ TEST_F(KvStoreTest, BlindWritersAndCompareAndSetWritersTogetherLoseNoIncrement) 
   // version is its newest.
   MustPut("counter", "0");
   std::atomic<bool> stop{false};
+  std::atomic<int> blind_writes{0};
   std::vector<std::thread> blind;
   for (int t = 0; t < 3; ++t) {
     blind.emplace_back([&, t] {
       for (int i = 0; !stop; ++i) {
         ASSERT_TRUE(store_->Put({.key = "hot", .value = std::to_string(t * 100000 + i)}).ok());
+        ++blind_writes;
       }
     });
   }
@@ -149,6 +152,13 @@ TEST_F(KvStoreTest, BlindWritersAndCompareAndSetWritersTogetherLoseNoIncrement) 
     });
   }
   for (auto& th : cas) th.join();
+  // The CAS writers can finish before a blind writer has started: the blind ones stop
+  // only after some writes of theirs (they overlap the CAS writers on most machines).
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (blind_writes.load() < 300 && std::chrono::steady_clock::now() < until) {
+    std::this_thread::yield();
+  }
+  EXPECT_GE(blind_writes.load(), 300);
   stop = true;
   for (auto& th : blind) th.join();
   EXPECT_EQ(MustGet("counter"), "300");

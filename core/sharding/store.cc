@@ -117,14 +117,20 @@ Result<std::unique_ptr<Store>> Store::Open(StoreOptions options, storage::Engine
     }
   }
   RETURN_IF_ERROR(it->status());
-  // Dropped ranges whose compaction a stop or a crash cut short: queued again.
+  // Dropped ranges whose compaction a stop or a crash cut short: queued again. (A
+  // record this binary cannot read is only a hint lost, counted as an error: the rows
+  // are deleted, and RocksDB's own compactions reclaim their space.)
   ro.lower_bound = std::string(kDroppedRangePrefix);
   ro.upper_bound = mvcc::PrefixSuccessor(kDroppedRangePrefix);
   it = engine->NewIterator(ro, kMeta);
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    ASSIGN_OR_RETURN(auto range, DecodeDroppedRangeKey(it->key()));
+    auto range = DecodeDroppedRangeKey(it->key());
     std::lock_guard lock(store->bg_mu_);
-    store->dropped_ranges_.push_back(std::move(range));
+    if (!range.ok()) {
+      store->dropped_range_errors_.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    store->dropped_ranges_.push_back(std::move(*range));
     store->dropped_ranges_pending_.fetch_add(1, std::memory_order_relaxed);
   }
   RETURN_IF_ERROR(it->status());

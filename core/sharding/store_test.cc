@@ -1964,6 +1964,20 @@ TEST_F(StoreTest, StoppingCancelsTheCompactionOfADroppedRange) {
   EXPECT_TRUE(records().empty()) << "the compacted range kept its record";
 }
 
+// A dropped-range record the node cannot read does not keep it from starting: counted as
+// an error, and nothing is queued for it.
+TEST_F(StoreTest, AnUnreadableDroppedRangeRecordIsCountedAndSkipped) {
+  Start(1);
+  storage::WriteBatch b;
+  b.Put(storage::ColumnFamily::kMeta, std::string(kDroppedRangePrefix) + "x", "");
+  ASSERT_TRUE(nodes_.at(1).engine->Write({}, b).ok());
+  Stop(1);
+  Start(1);
+  EXPECT_EQ(S(1).GetStats().dropped_range_errors, 1u);
+  EXPECT_EQ(S(1).GetStats().dropped_ranges_pending, 0u);
+  EXPECT_EQ(S(1).GetStats().dropped_ranges_compacted, 0u);
+}
+
 TEST(DroppedRangeKeyTest, RoundTripsAndRefusesMalformedKeys) {
   for (const auto& [lo, hi] : std::vector<std::pair<std::string, std::string>>{
            {"", ""}, {"a", "b"}, {std::string("\0\xff", 2), "z"}, {"abc", ""}}) {
