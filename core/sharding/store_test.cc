@@ -366,6 +366,15 @@ class StoreTest : public ::testing::Test {
     return written;
   }
 
+  // Splits `shard` into `child` at the key its leader picks, through whichever node
+  // leads; returns the key.
+  Result<std::string> SplitInTwo(uint64_t shard, uint64_t child) {
+    ASSIGN_OR_RETURN(std::string key, S(LeaderOf(shard)).SplitKey(shard));
+    RETURN_IF_ERROR(
+        OnLeader(shard, [&](uint64_t l) { return S(l).Split(shard, key, child, Deadline()); }));
+    return key;
+  }
+
   // Splits `shard` at `key` into `child` through its leader among nodes 1 and 2 (node 3
   // may be cut off), retrying while a leader is being chosen.
   Status SplitOnNodes12(uint64_t shard, uint64_t child, const std::string& key) {
@@ -1356,9 +1365,8 @@ TEST_F(StoreTest, ASnapshotTakenBeforeASplitIsNotSentAfterIt) {
   // Node 4 joins once the log is compacted: the leader takes a snapshot with data.
   ASSERT_TRUE(OnLeader(1, [&](uint64_t l) { return S(l).AddReplica(1, 4, 10s); }).ok());
   ASSERT_GT(S(LeaderOf(1)).GroupStatusOf(1)->snapshot_bytes, 0u);
-  auto key = S(LeaderOf(1)).SplitKey(1);
+  auto key = SplitInTwo(1, 2);
   ASSERT_TRUE(key.ok()) << key.status().ToString();
-  ASSERT_TRUE(OnLeader(1, [&](uint64_t l) { return S(l).Split(1, *key, 2, Deadline()); }).ok());
   auto w =
       OnLeader(2, [&](uint64_t l) { return S(l).Write(R(2), Put("k39", "after"), Deadline()); });
   ASSERT_TRUE(w.ok()) << w.status().ToString();
@@ -1389,12 +1397,10 @@ TEST_F(StoreTest, ANodeJoiningASplitShardStartsAfterItsSplits) {
   auto written = WriteKeys(0, 40);
   ASSERT_FALSE(written.empty());
   // Shard 1 splits into 1 and 2, then shard 2 into 2 and 3; no log is compacted.
-  auto key1 = S(LeaderOf(1)).SplitKey(1);
+  auto key1 = SplitInTwo(1, 2);
   ASSERT_TRUE(key1.ok()) << key1.status().ToString();
-  ASSERT_TRUE(OnLeader(1, [&](uint64_t l) { return S(l).Split(1, *key1, 2, Deadline()); }).ok());
-  auto key2 = S(LeaderOf(2)).SplitKey(2);
+  auto key2 = SplitInTwo(2, 3);
   ASSERT_TRUE(key2.ok()) << key2.status().ToString();
-  ASSERT_TRUE(OnLeader(2, [&](uint64_t l) { return S(l).Split(2, *key2, 3, Deadline()); }).ok());
   auto w =
       OnLeader(3, [&](uint64_t l) { return S(l).Write(R(3), Put("k39", "after"), Deadline()); });
   ASSERT_TRUE(w.ok()) << w.status().ToString();
@@ -1432,9 +1438,8 @@ TEST_F(StoreTest, AFoundingStoppedBetweenLogAndMachineIsDoneAgain) {
     if (shard == 2 && failed.fetch_add(1) < 2) return Status::IOError("stopped here");
     return Status::OK();
   });
-  auto key = S(LeaderOf(1)).SplitKey(1);
+  auto key = SplitInTwo(1, 2);
   ASSERT_TRUE(key.ok()) << key.status().ToString();
-  ASSERT_TRUE(OnLeader(1, [&](uint64_t l) { return S(l).Split(1, *key, 2, Deadline()); }).ok());
   auto w =
       OnLeader(2, [&](uint64_t l) { return S(l).Write(R(2), Put("k29", "after"), Deadline()); });
   ASSERT_TRUE(w.ok()) << w.status().ToString();
