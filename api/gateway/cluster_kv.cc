@@ -26,6 +26,8 @@ using namespace std::chrono_literals;
 
 constexpr uint32_t kTenant = controller::kDefaultTenantId;
 constexpr size_t kMaxRequestIdBytes = 256;
+// Writes of at least this size skip the node's write batcher (CallNode).
+constexpr size_t kAloneWriteBytes = 256u << 10;
 constexpr const char* kDefaultCollection = "default";
 // Longest single call to a controller member before the next one is asked.
 constexpr auto kControllerCallTimeout = 3s;
@@ -707,6 +709,12 @@ std::optional<ClusterKv::NodeConn> ClusterKv::Node(uint64_t node) {
 Status ClusterKv::CallNode(const NodeConn& node, const v1::ShardBatchItem& item,
                            Clock::time_point deadline, v1::ShardBatchResult* out) {
   NodeBatcher* batcher = item.has_write() ? node.writes.get() : node.reads.get();
+  // A write this large is a batch of its own: it goes out at once, as its own call,
+  // rather than wait for the node's call in flight. So a bulk load's next part reaches
+  // the shard's Raft log while the part before it applies.
+  if (batcher && item.has_write() && item.write().ByteSizeLong() >= kAloneWriteBytes) {
+    batcher = nullptr;
+  }
   if (batcher && !batch_unsupported_.load(std::memory_order_relaxed)) {
     Status s = batcher->Call(item, deadline, out);
     if (s.code() != StatusCode::kUnimplemented) return s.ok() ? rpc::StatusOf(*out) : s;

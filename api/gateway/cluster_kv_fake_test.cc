@@ -737,6 +737,39 @@ TEST_F(FakeClusterTest, NodesWithoutBatchGetOneCallPerRequest) {
   EXPECT_GE(world_.unary_calls, 7);
 }
 
+// A write of 256 KiB or more (a bulk load's part) is a batch already: it goes as its own
+// call at once instead of waiting behind the node's batched call in flight.
+TEST_F(FakeClusterTest, ALargeWriteDoesNotWaitBehindABatchedCall) {
+  PutAll("at");  // node 2 learnt as the leader of shards 1 and 3
+  int calls = 0;
+  {
+    std::lock_guard lock(world_.mu);
+    world_.batch_delay = 2s;
+    calls = world_.batch_calls;
+  }
+  std::thread small([&] {
+    auto put = kv_->Put({"", "s", "small", std::nullopt, ""});
+    EXPECT_TRUE(put.ok()) << put.status().ToString();
+  });
+  auto small_out = [&] {
+    std::lock_guard lock(world_.mu);
+    return world_.batch_calls > calls;
+  };
+  for (int i = 0; i < 200 && !small_out(); ++i) std::this_thread::sleep_for(5ms);
+  EXPECT_TRUE(small_out());
+  auto big = kv_->Put({"", "b", std::string(300 << 10, 'x'), std::nullopt, ""});
+  EXPECT_TRUE(big.ok()) << big.status().ToString();
+  {
+    std::lock_guard lock(world_.mu);
+    EXPECT_EQ(world_.rows.count(Row("b")), 1u);
+    EXPECT_EQ(world_.rows.count(Row("s")), 0u) << "the large write waited for the batched call";
+    EXPECT_EQ(world_.unary_calls, 1);
+  }
+  small.join();
+  std::lock_guard lock(world_.mu);
+  EXPECT_EQ(world_.rows.count(Row("s")), 1u);
+}
+
 TEST_F(FakeClusterTest, ARequestThatFindsNoFreeCallByItsDeadlineIsNotSent) {
   world_.batch_delay = 1s;
   auto channel = grpc::CreateChannel(controller_.nodes[2], grpc::InsecureChannelCredentials());
