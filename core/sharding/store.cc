@@ -1293,12 +1293,26 @@ void Store::CheckSplits() {
     if (!Initialized(d)) continue;
     auto [lo, hi] = RowRange(d);
     auto size = engine_->ApproximateSize(mvcc::kVersionCf, lo, hi);
-    if (!size.ok() || *size <= limit) continue;
-    // The estimate says big; measure, unless little has changed since the last time.
+    if (!size.ok()) continue;
     const uint64_t applied = r->machine->Applied().value();
-    if (r->measured_at_applied != 0 && r->measured_bytes <= limit &&
-        applied < r->measured_at_applied + 256 &&
-        r->measured_bytes + (applied - r->measured_at_applied) * 1024 <= limit) {
+    const bool quiet = applied == r->checked_at_applied;
+    r->checked_at_applied = applied;
+    if (*size <= limit) {
+      // The estimate of rows still in the memtable is a sample, and for a few hundred
+      // rows it can be half their size. While writes go on, a later check looks again;
+      // once they stop, nothing would. So a small shard (a few MiB at most: reading it
+      // costs little) estimated above half the limit is measured once when a check finds
+      // it took no write since the check before. (Larger shards have enough rows for a
+      // close estimate, or have them in files.)
+      constexpr uint64_t kMeasureQuietBytes = 4u << 20;
+      if (*size <= limit / 2 || *size > kMeasureQuietBytes || !quiet ||
+          r->measured_at_applied == std::max<uint64_t>(applied, 1)) {
+        continue;
+      }
+    } else if (r->measured_at_applied != 0 && r->measured_bytes <= limit &&
+               applied < r->measured_at_applied + 256 &&
+               r->measured_bytes + (applied - r->measured_at_applied) * 1024 <= limit) {
+      // The estimate says big; measured not long ago, and little has changed since.
       continue;
     }
     auto point = FindSplitPoint(d.id);

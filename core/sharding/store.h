@@ -327,6 +327,9 @@ class Store {
     // it, and not again until enough new entries applied.
     uint64_t measured_at_applied = 0;
     uint64_t measured_bytes = 0;
+    // The applied index at the split check before (background thread only): unchanged,
+    // the shard took no write since.
+    uint64_t checked_at_applied = 0;
   };
 
   Store(StoreOptions options, storage::Engine* engine, mvcc::TimestampOracle* tso, Clock* clock,
