@@ -282,7 +282,7 @@ Result<uint64_t> ClusterKv::CommitOps(const std::vector<kv::BatchOp>& ops,
     // A failed condition found while planning is the answer; at commit it is a race.
     const bool planning = !planned.ok();
     if ((planning && s.code() != StatusCode::kOutOfRange) || !ShouldRereadAndRetry(s) ||
-        Clock::now() >= deadline) {
+        Expired(deadline)) {
       return s;
     }
     retries_++;
@@ -367,7 +367,7 @@ Result<kv::WriteResult> ClusterKv::WriteDocument(
     ASSIGN_OR_RETURN(uint64_t start_ts, FreshTimestamp(deadline));
     ActiveStart active(this, start_ts);  // the GC keeps what this attempt reads
     auto read = GetById(info.id, {info.name, key, kv::Consistency::kSnapshot, start_ts}, deadline);
-    if (!read.ok() && read.status().code() == StatusCode::kOutOfRange && Clock::now() < deadline) {
+    if (!read.ok() && read.status().code() == StatusCode::kOutOfRange && !Expired(deadline)) {
       Backoff(attempt, deadline);  // the GC passed start_ts before the hold was seen: again
       continue;
     }
@@ -400,7 +400,7 @@ Result<kv::WriteResult> ClusterKv::WriteDocument(
     if (committed.ok()) return kv::WriteResult{*committed, old.found};
     const Status& s = committed.status();
     // Another write to the document, or to a unique entry, after start_ts: read again.
-    if (!ShouldRereadAndRetry(s) || Clock::now() >= deadline) return s;
+    if (!ShouldRereadAndRetry(s) || Expired(deadline)) return s;
     retries_++;
     Backoff(attempt, deadline);
   }

@@ -114,7 +114,7 @@ Result<kv::IngestResult> ClusterKv::Ingest(const kv::IngestRequest& req) {
     // A chunk whose record's lease ended is written again whole with a new record: its
     // records are whole puts, so the ones written already are written again alike.
     auto out = IngestOnce(req, deadline);
-    if (out.ok() || !IsSchemaLeaseEnded(out.status()) || Clock::now() >= deadline) return out;
+    if (out.ok() || !IsSchemaLeaseEnded(out.status()) || Expired(deadline)) return out;
     ForgetCollection(req.collection);
   }
 }
@@ -246,7 +246,7 @@ Status ClusterKv::IngestRows(const kv::CollectionInfo& info,
         }
         return Status::OK();
       }
-      if (s.code() != StatusCode::kUnavailable || Clock::now() >= deadline) return s;
+      if (s.code() != StatusCode::kUnavailable || Expired(deadline)) return s;
       Backoff(attempt, deadline);
     }
   };
@@ -438,7 +438,7 @@ Status ClusterKv::IngestDocuments(const kv::CollectionInfo& info,
         return;
       }
       stop = true;
-      if (ShouldRereadAndRetry(f->committed.status()) && Clock::now() < deadline) {
+      if (ShouldRereadAndRetry(f->committed.status()) && !Expired(deadline)) {
         retries_++;
         rest.insert(rest.end(), live.begin() + f->first, live.begin() + f->end);
       } else if (failed.ok()) {
@@ -487,7 +487,7 @@ Status ClusterKv::IngestDocuments(const kv::CollectionInfo& info,
     std::set<std::string> claimed;
     auto planned = plan(rest, start_ts, &claimed);
     if (!planned.ok()) {
-      if (planned.status().code() == StatusCode::kOutOfRange && Clock::now() < deadline) {
+      if (planned.status().code() == StatusCode::kOutOfRange && !Expired(deadline)) {
         Backoff(attempt, deadline);  // the GC passed start_ts before the hold was seen
         continue;
       }
@@ -504,8 +504,7 @@ Status ClusterKv::IngestDocuments(const kv::CollectionInfo& info,
       for (auto& r : planned->refusals) out->errors.push_back(std::move(r));
       return Status::OK();
     }
-    if (!ShouldRereadAndRetry(committed.status()) || Clock::now() >= deadline)
-      return committed.status();
+    if (!ShouldRereadAndRetry(committed.status()) || Expired(deadline)) return committed.status();
     retries_++;
     if (rest.size() > 1) {
       // Another writer got to one of its rows first. A big transaction that retries

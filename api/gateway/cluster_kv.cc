@@ -291,6 +291,7 @@ ClusterKv::~ClusterKv() {
 }
 
 void ClusterKv::Backoff(int attempt, Clock::time_point deadline) {
+  if (shutting_down_.load(std::memory_order_relaxed)) return;  // the caller stops next
   auto d = options_.backoff_min * (1 << std::min(attempt, 10));
   if (d > options_.backoff_max) d = options_.backoff_max;
   thread_local std::mt19937_64 rng(std::random_device{}());
@@ -303,7 +304,9 @@ void ClusterKv::Backoff(int attempt, Clock::time_point deadline) {
 
 Status ClusterKv::DeadlineError(const std::string& what, const Status& last) const {
   std::string msg =
-      what + ": no answer within " + std::to_string(options_.request_timeout.count()) + " ms";
+      shutting_down_.load(std::memory_order_relaxed)
+          ? what + ": the server is shutting down"
+          : what + ": no answer within " + std::to_string(options_.request_timeout.count()) + " ms";
   if (!last.ok()) msg += " (last error: " + last.message() + ")";
   return Status::Unavailable(msg);
 }
@@ -318,7 +321,7 @@ Status ClusterKv::CallController(
     const size_t n = controllers_.size();
     const size_t start = preferred_controller_.load();
     for (size_t i = 0; i < n; ++i) {
-      if (Clock::now() >= deadline) return DeadlineError("controllers", last);
+      if (Expired(deadline)) return DeadlineError("controllers", last);
       const size_t idx = (start + i) % n;
       grpc::ClientContext ctx;
       ctx.set_deadline(ToSystem(std::min(deadline, Clock::now() + kControllerCallTimeout)));
@@ -330,7 +333,7 @@ Status ClusterKv::CallController(
       }
       last = Status(s.code(), controllers_[idx]->addr + ": " + s.message());
     }
-    if (Clock::now() >= deadline) return DeadlineError("controllers", last);
+    if (Expired(deadline)) return DeadlineError("controllers", last);
     Backoff(round, deadline);
   }
 }
@@ -822,7 +825,7 @@ Status ClusterKv::CallShardAt(const std::function<Result<sharding::ShardRecord>(
     }
     // An attempt needs a moment: one started with no time left would only time out, and
     // a write that times out leaves its outcome unknown.
-    if (deadline - Clock::now() < kMinAttempt) {
+    if (shutting_down_.load(std::memory_order_relaxed) || deadline - Clock::now() < kMinAttempt) {
       ++unavailable_;
       return DeadlineError(write ? "write" : "read", last);
     }
@@ -934,7 +937,7 @@ Result<kv::WriteResult> ClusterKv::Put(const kv::PutRequest& req) {
       failpoint::Hit("cluster_kv.plain_put_planned");
       out = Write(std::move(w), {m->row_key()}, deadline);
     }
-    if (out.ok() || !IsSchemaLeaseEnded(out.status()) || Clock::now() >= deadline) return out;
+    if (out.ok() || !IsSchemaLeaseEnded(out.status()) || Expired(deadline)) return out;
     ForgetCollection(req.collection);  // nothing applied: plan it again with a new record
   }
 }
@@ -961,7 +964,7 @@ Result<kv::WriteResult> ClusterKv::Delete(const kv::DeleteRequest& req) {
       w.set_commit_below(info.lease_end_ts);
       out = Write(std::move(w), {m->row_key()}, deadline);
     }
-    if (out.ok() || !IsSchemaLeaseEnded(out.status()) || Clock::now() >= deadline) return out;
+    if (out.ok() || !IsSchemaLeaseEnded(out.status()) || Expired(deadline)) return out;
     ForgetCollection(req.collection);
   }
 }
@@ -971,7 +974,7 @@ Result<kv::WriteResult> ClusterKv::Batch(const kv::BatchRequest& req) {
   RETURN_IF_ERROR(ValidateBatch(req, options_.limits));
   for (;;) {
     auto out = BatchOnce(req, deadline);
-    if (out.ok() || !IsSchemaLeaseEnded(out.status()) || Clock::now() >= deadline) return out;
+    if (out.ok() || !IsSchemaLeaseEnded(out.status()) || Expired(deadline)) return out;
     for (const auto& op : req.ops) ForgetCollection(op.collection);
   }
 }

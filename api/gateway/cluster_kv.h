@@ -172,6 +172,11 @@ class ClusterKv final : public kv::KvService {
   // with a map that has a shard.
   static Result<std::unique_ptr<ClusterKv>> Start(ClusterKvOptions options);
   ~ClusterKv() override;
+  // The server is stopping: requests in flight stop retrying. Each ends at its next
+  // step between attempts with its last error, or UNAVAILABLE, instead of trying until
+  // its deadline (with the storage nodes going down too, that would hold the server's
+  // stop for a whole request timeout). Calls out now still end as they would.
+  void Shutdown() { shutting_down_ = true; }
 
   Result<kv::WriteResult> Put(const kv::PutRequest& req) override;
   Result<kv::WriteResult> Delete(const kv::DeleteRequest& req) override;
@@ -493,6 +498,11 @@ class ClusterKv final : public kv::KvService {
   Status FinishRows(uint64_t start_ts, uint64_t commit_ts, const std::vector<std::string>& rows,
                     Clock::time_point deadline);
   Status DeadlineError(const std::string& what, const Status& last) const;
+  // Whether a request with `deadline` should stop trying: its time is up, or the
+  // server is shutting down.
+  bool Expired(Clock::time_point deadline) const {
+    return shutting_down_.load(std::memory_order_relaxed) || Clock::now() >= deadline;
+  }
 
   const ClusterKvOptions options_;
   sharding::RouteTable routes_;
@@ -557,6 +567,7 @@ class ClusterKv final : public kv::KvService {
   std::condition_variable builds_cv_;
   std::map<uint32_t, std::shared_ptr<Build>> builds_;  // GUARDED_BY(builds_mu_)
   std::atomic<bool> stopping_builds_{false};
+  std::atomic<bool> shutting_down_{false};
   std::unique_ptr<ThreadPool> build_pool_;  // declared last: drained first
 };
 

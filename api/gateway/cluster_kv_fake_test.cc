@@ -808,6 +808,27 @@ TEST_F(FakeClusterTest, ARequestThatFindsNoFreeCallByItsDeadlineIsNotSent) {
   EXPECT_EQ(world_.rows.count(Row("b")), 0u);
 }
 
+// A server that stops does not wait for its requests to retry until their deadline.
+TEST_F(FakeClusterTest, ShutdownEndsTheRetriesOfARequestInFlight) {
+  {
+    std::lock_guard lock(world_.mu);
+    for (auto& [id, s] : world_.shards) s.leader = 0;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(300ms);
+    kv_->Shutdown();
+  });
+  auto put = kv_->Put({"", "a", "1", std::nullopt, ""});
+  const auto took = std::chrono::steady_clock::now() - start;
+  stopper.join();
+  EXPECT_EQ(put.status().code(), StatusCode::kUnavailable) << put.status().ToString();
+  // The request's deadline is 3 s away: it ended at the shutdown, not at its deadline.
+  EXPECT_LT(took, 2s);
+  auto after = kv_->Put({"", "b", "1", std::nullopt, ""});
+  EXPECT_EQ(after.status().code(), StatusCode::kUnavailable) << after.status().ToString();
+}
+
 TEST_F(FakeClusterTest, NoLeaderAnywhereIsUnavailableAtTheDeadline) {
   {
     std::lock_guard lock(world_.mu);

@@ -246,7 +246,7 @@ Status ClusterKv::QueryKeys(uint32_t id, const std::vector<std::string>& keys, u
     return Status::OK();
   }));
   if (moved.empty()) return Status::OK();
-  if (Clock::now() >= deadline) return Status::Unavailable("shards kept splitting under a read");
+  if (Expired(deadline)) return Status::Unavailable("shards kept splitting under a read");
   RefreshMap(deadline);
   return QueryKeys(id, moved, read_ts, tmpl, deadline, each);
 }

@@ -63,7 +63,7 @@ Result<std::vector<std::vector<size_t>>> ClusterKv::GroupByShard(
     // A gap in the map (a split reported by its parent before its new shard): the map
     // is read again until it closes or the deadline passes.
     for (int attempt = 0; !shard.ok(); ++attempt) {
-      if (Clock::now() >= deadline) {
+      if (Expired(deadline)) {
         return Status::Unavailable("no shard of the cached map holds a row");
       }
       if (attempt > 0) Backoff(attempt, deadline);
@@ -182,7 +182,7 @@ Status ClusterKv::WithLocksResolved(uint64_t read_ts, std::vector<uint64_t>* res
     Status s = call();
     auto locked = txn::LockedFrom(s);
     if (!locked) return s;
-    if (Clock::now() >= deadline) {
+    if (Expired(deadline)) {
       return Status::Aborted("the row is held by transaction " +
                              std::to_string(locked->lock.start_ts) +
                              ", which did not finish within the request deadline")
@@ -379,7 +379,7 @@ Result<uint64_t> ClusterKv::CommitTransaction(uint64_t start_ts,
       }
     }
     pending = std::move(next);
-    if (!pending.empty() && Clock::now() >= deadline) {
+    if (!pending.empty() && Expired(deadline)) {
       return abort(Status::Unavailable("the transaction could not lock its rows in time"));
     }
   }
@@ -511,7 +511,7 @@ Result<kv::TxnResult> ClusterKv::Txn(const kv::TxnRequest& req) {
   const auto deadline = Clock::now() + options_.request_timeout;
   for (;;) {
     auto out = TxnOnce(req, deadline);
-    if (out.ok() || !IsSchemaLeaseEnded(out.status()) || Clock::now() >= deadline) return out;
+    if (out.ok() || !IsSchemaLeaseEnded(out.status()) || Expired(deadline)) return out;
     // Nothing committed: begin again with the collections' records read again.
     for (const auto& op : req.ops) ForgetCollection(op.collection);
   }

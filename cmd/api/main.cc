@@ -197,7 +197,19 @@ int Run(int argc, char** argv) {
                http_addr, grpc_addr, config.Get("controllers"), config.Get("services"));
 
   signals.Wait();
+  // Requests in flight get a second (the HTTP server's grace) to finish; past it, those still
+  // retrying (their storage nodes may be stopping too) stop trying.
+  std::atomic<bool> http_stopped{false};
+  std::thread cut_retries([&] {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    while (!http_stopped && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    (*kv)->Shutdown();
+  });
   http_server.Stop();
+  http_stopped = true;
+  cut_retries.join();
   spdlog::info("http listener stopped");
   grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   grpc_services.Drain();
