@@ -393,6 +393,26 @@ class StoreTest : public ::testing::Test {
     return false;
   }
 
+  // Nodes 1–3, each with shard 1 over the whole keyspace and new shard ids from 100 up,
+  // for automatic splits (options_.split_bytes set first); waits for a leader.
+  void StartOneShardThatSplits() {
+    for (uint64_t id : {1, 2, 3}) Start(id);
+    for (uint64_t id : {1, 2, 3}) {
+      S(id).SetShardIdAllocator([this]() -> Result<uint64_t> { return next_shard_id_++; });
+      ASSERT_TRUE(S(id).CreateReplica(Shard(1, "", "", {1, 2, 3})).ok());
+    }
+    LeaderOf(1);
+  }
+  // Puts keys k000, k001, … (`n` of them), each a value of `value_bytes`, through
+  // PutWhereverItIs.
+  void PutKeys(int n, size_t value_bytes) {
+    for (int i = 0; i < n; ++i) {
+      char k[8];
+      std::snprintf(k, sizeof(k), "k%03d", i);
+      ASSERT_TRUE(PutWhereverItIs(k, std::string(value_bytes, 'v'))) << k;
+    }
+  }
+
   // Splits `shard` into `child` at the key its leader picks, through whichever node
   // leads; returns the key.
   Result<std::string> SplitInTwo(uint64_t shard, uint64_t child) {
@@ -441,6 +461,8 @@ class StoreTest : public ::testing::Test {
   std::map<uint64_t, mvcc::TimestampOracle*> node_tsos_;  // a node's own, before node_tso_
   Network net_;
   Transports transports_{&net_};
+  // StartOneShardThatSplits' shard ids; before nodes_, whose stores call for them.
+  std::atomic<uint64_t> next_shard_id_{100};
   std::map<uint64_t, Node> nodes_;
 };
 
@@ -1516,19 +1538,9 @@ TEST_F(StoreTest, AFoundingStoppedAfterAMessageMadeAMemberIsDoneAgain) {
 TEST_F(StoreTest, ShardsSplitAutomaticallyBySize) {
   options_.split_bytes = 4096;
   options_.split_check_interval = 50ms;
-  for (uint64_t id : {1, 2, 3}) Start(id);
-  std::atomic<uint64_t> next_id{100};
-  for (uint64_t id : {1, 2, 3}) {
-    S(id).SetShardIdAllocator([&]() -> Result<uint64_t> { return next_id++; });
-    ASSERT_TRUE(S(id).CreateReplica(Shard(1, "", "", {1, 2, 3})).ok());
-  }
-  LeaderOf(1);
+  ASSERT_NO_FATAL_FAILURE(StartOneShardThatSplits());
   // ~40 KiB: ten times the limit. Each write goes to whichever shard holds its key now.
-  for (int i = 0; i < 160; ++i) {
-    char k[8];
-    std::snprintf(k, sizeof(k), "k%03d", i);
-    ASSERT_TRUE(PutWhereverItIs(k, std::string(256, 'v'))) << k;
-  }
+  ASSERT_NO_FATAL_FAILURE(PutKeys(160, 256));
   // Give the checks a moment to catch up, then the node must hold several shards that
   // tile the keyspace with no gap or overlap. (Between applying a split and founding
   // its new shard, on the background thread, the new shard's range is only recorded.)
@@ -1564,21 +1576,11 @@ TEST_F(StoreTest, ShardsSplitAutomaticallyBySize) {
 TEST_F(StoreTest, AShardEstimatedBelowItsSizeSplitsOnceItsWritesStop) {
   options_.split_bytes = 8192;
   options_.split_check_interval = 50ms;
-  for (uint64_t id : {1, 2, 3}) Start(id);
-  std::atomic<uint64_t> next_id{100};
-  for (uint64_t id : {1, 2, 3}) {
-    nodes_.at(id).engine->size_percent = 60;
-    S(id).SetShardIdAllocator([&]() -> Result<uint64_t> { return next_id++; });
-    ASSERT_TRUE(S(id).CreateReplica(Shard(1, "", "", {1, 2, 3})).ok());
-  }
-  LeaderOf(1);
+  ASSERT_NO_FATAL_FAILURE(StartOneShardThatSplits());
+  for (uint64_t id : {1, 2, 3}) nodes_.at(id).engine->size_percent = 60;
   // About 11 KB of versions: above the split size, estimated at about 6.6 KB, between
   // half of it and all of it.
-  for (int i = 0; i < 32; ++i) {
-    char k[8];
-    std::snprintf(k, sizeof(k), "k%03d", i);
-    ASSERT_TRUE(PutWhereverItIs(k, std::string(320, 'v'))) << k;
-  }
+  ASSERT_NO_FATAL_FAILURE(PutKeys(32, 320));
   std::vector<ShardRecord> shards;
   for (int i = 0; i < 250; ++i) {
     shards = S(1).Describe();
