@@ -551,7 +551,12 @@ Result<kv::QueryResult> ClusterKv::Query(const kv::QueryRequest& req) {
   }
   if (req.cursor.empty()) RETURN_IF_ERROR(RulesAt(info, out.read_ts, deadline, &rules));
   const auto queryable = rules.QueryableAt(out.read_ts);
-  const query::Plan plan = query::ChoosePlan(filter, queryable);
+  // An index walks its entries in ascending order only: a sort with a descending path
+  // is gathered and sorted whatever the plan.
+  const bool ascending =
+      std::none_of(descending.begin(), descending.end(), [](bool d) { return d; });
+  const query::Plan plan =
+      query::ChoosePlan(filter, queryable, ascending ? sort_paths : std::vector<document::Path>{});
   ActiveStart active(this, out.read_ts);  // the GC keeps the snapshot while it is read
 
   struct Hit {
@@ -590,6 +595,9 @@ Result<kv::QueryResult> ClusterKv::Query(const kv::QueryRequest& req) {
   // The shards check the filter where the documents are and answer their matches.
   const bool index_scan = plan.kind == query::Plan::Kind::kIndexScan;
   auto want = [&]() -> uint32_t {
+    // An ordered walk: the page, the item after it and one more, so that the answer
+    // usually holds a match that sorts after both (see `enough`).
+    if (plan.ordered) return static_cast<uint32_t>(std::min<size_t>(kMaxShardMatches, limit + 2));
     if (!sort_paths.empty() || index_scan) return kMaxShardMatches;
     return static_cast<uint32_t>(std::min(kMaxShardMatches, limit + 1 - hits.size()));
   };
@@ -625,16 +633,40 @@ Result<kv::QueryResult> ClusterKv::Query(const kv::QueryRequest& req) {
     next->set_limit(want());
     return true;
   };
+  // An ordered walk's entries come in sort order, so every match still to come sorts at
+  // or after the highest hit so far. Once the page's next item (the one after the cursor
+  // the page ends with) sorts strictly before that, no match to come can take its place
+  // or one before it: the page is complete. (With equal sort values the key decides, and
+  // the walk is not in key order among them, so an equal one is not enough.)
+  // A walk in the page's exact order (Plan::exactly_ordered) is done at once.
+  auto enough = [&]() -> bool {
+    std::lock_guard lock(mu);
+    if (hits.size() <= limit) return false;
+    if (plan.exactly_ordered) return true;
+    const auto highest = std::max_element(hits.begin(), hits.end(), [](const Hit& a, const Hit& b) {
+      return a.pos.sort < b.pos.sort;
+    });
+    const std::vector<std::string> top = highest->pos.sort;
+    std::nth_element(hits.begin(), hits.begin() + static_cast<std::ptrdiff_t>(limit), hits.end(),
+                     [&](const Hit& a, const Hit& b) { return order.Before(a.pos, b.pos); });
+    return hits[limit].pos.sort < top;
+  };
   Status s;
   bool joined = false;  // the index's entries and documents read together
   if (index_scan) {
+    // An ordered walk after a cursor starts at the cursor's sort values: what comes before
+    // them sorts before the cursor.
+    query::Plan walk = plan;
+    if (plan.ordered && after && walk.ranges.size() == 1) {
+      walk.ranges[0].start = query::OrderedStart(plan, sort_paths, after->sort);
+    }
     s = QueryIndex(
-        info.id, plan, out.read_ts, t, deadline, take,
+        info.id, walk, out.read_ts, t, deadline, take,
         [&] {
           hits.clear();
           examined = 0;
         },
-        &joined);
+        &joined, plan.ordered ? std::function<bool()>(enough) : std::function<bool()>());
   } else {
     t.set_start(from);
     const std::string prefix = mvcc::CollectionPrefix(kTenant, info.id);

@@ -425,10 +425,12 @@ class ClusterKv final : public kv::KvService {
   // shards that hold them (QueryKeys), each of which joins them alike. Where a
   // storage node does not join, `reset` forgets what `each` took, and the entries are
   // read first, then the documents. `each` may be called from several threads at a time.
-  // `joined`: whether every shard joined.
+  // `joined`: whether every shard joined. `enough` (may be empty), asked once all the
+  // documents of the entries walked so far have gone to `each`, ends the walk when true.
   Status QueryIndex(uint32_t id, const query::Plan& plan, uint64_t read_ts,
                     const v1::ShardQueryRequest& tmpl, Clock::time_point deadline,
-                    const QueryAnswer& each, const std::function<void()>& reset, bool* joined);
+                    const QueryAnswer& each, const std::function<void()>& reset, bool* joined,
+                    const std::function<bool()>& enough = {});
 
   // --- Transactions (cluster_txn.cc) ---
   // Sends a transaction command on `rows` (all in one shard) to the shard's leader,

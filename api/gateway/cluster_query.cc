@@ -120,7 +120,7 @@ Status ClusterKv::QueryCollection(uint32_t id, uint64_t read_ts, const v1::Shard
 Status ClusterKv::QueryIndex(uint32_t id, const query::Plan& plan, uint64_t read_ts,
                              const v1::ShardQueryRequest& tmpl, Clock::time_point deadline,
                              const QueryAnswer& each, const std::function<void()>& reset,
-                             bool* joined) {
+                             bool* joined, const std::function<bool()>& enough) {
   const document::IndexSpec& index = *plan.index;
   *joined = false;
   auto entries_then_documents = [&] {
@@ -134,6 +134,7 @@ Status ClusterKv::QueryIndex(uint32_t id, const query::Plan& plan, uint64_t read
   join->set_fields(static_cast<uint32_t>(index.fields.size()));
   join->set_unique(index.unique);
   std::atomic<bool> no_join{false};  // answers may come from several threads at once
+  std::atomic<bool> stopped{false};  // `enough` said so
   // Each answer's matches, then the documents it names that other shards hold.
   const QueryAnswer joined_answer = [&](v1::ShardQueryResponse& resp,
                                         v1::ShardQueryRequest* next) -> Result<bool> {
@@ -148,6 +149,12 @@ Status ClusterKv::QueryIndex(uint32_t id, const query::Plan& plan, uint64_t read
     ASSIGN_OR_RETURN(bool more, each(resp, next));
     if (more && !foreign.empty()) {
       RETURN_IF_ERROR(QueryKeys(id, foreign, read_ts, tmpl, deadline, each));
+    }
+    // Only here, with the documents held elsewhere taken too: they may sort before the
+    // matches this shard sent.
+    if (more && enough && enough()) {
+      stopped = true;
+      return false;
     }
     return more;
   };
@@ -182,6 +189,7 @@ Status ClusterKv::QueryIndex(uint32_t id, const query::Plan& plan, uint64_t read
     Status s = QueryRange(index.id, lo, hi, read_ts, std::move(ranged), deadline, joined_answer);
     if (no_join) return fall_back();
     RETURN_IF_ERROR(s);
+    if (stopped) break;
   }
   *joined = true;
   return Status::OK();

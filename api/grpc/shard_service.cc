@@ -1,6 +1,7 @@
 #include "api/grpc/shard_service.h"
 
 #include <algorithm>
+#include <optional>
 #include <thread>
 
 #include "api/grpc/convert.h"
@@ -465,9 +466,21 @@ Status ShardKvService::JoinIndex(const v1::ShardQueryRequest& req, Deadline dead
   ASSIGN_OR_RETURN(const sharding::ShardRecord shard, store_->DescriptorOf(req.route().shard()));
   std::vector<size_t> local;
   std::vector<std::string> rows;
+  // Each document sent back may match: no more of them than the call's limit of matches,
+  // so a walk that wants few (an ordered one, docs/architecture/documents.md) reads few.
+  // The entries past that are for a later call.
+  std::optional<std::string> cut_next;
+  size_t foreign = 0;
   for (size_t i = 0; i < entries.size(); ++i) {
     std::string row = mvcc::EncodeRowKey(req.tenant(), join.collection(), entries[i].doc);
-    if (!sharding::InRange(shard, row)) continue;
+    if (!sharding::InRange(shard, row)) {
+      if (!points && req.limit() > 0 && ++foreign > req.limit()) {
+        cut_next = entries[i].key;
+        entries.resize(i);
+        break;
+      }
+      continue;
+    }
     local.push_back(i);
     rows.push_back(std::move(row));
   }
@@ -499,6 +512,9 @@ Status ShardKvService::JoinIndex(const v1::ShardQueryRequest& req, Deadline dead
   } else if (taken < entries.size()) {
     resp->set_has_next(true);
     resp->set_next(entries[taken].key);
+  } else if (cut_next) {
+    resp->set_has_next(true);
+    resp->set_next(std::move(*cut_next));
   } else if (scan_next) {
     resp->set_has_next(true);
     resp->set_next(std::move(*scan_next));

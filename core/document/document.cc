@@ -347,11 +347,9 @@ std::optional<IndexEntry> EntryFor(const IndexSpec& index, std::string_view doc_
   return e;
 }
 
-Result<std::string> DocKeyOf(const IndexSpec& index, const IndexEntry& entry) {
-  if (index.unique) return entry.value;
-  // Skip the values, then the key's escaped bytes remain.
-  std::string_view in = entry.key;
-  for (size_t i = 0; i < index.fields.size(); ++i) {
+Result<size_t> ValuesLength(std::string_view tuple, size_t count) {
+  std::string_view in = tuple;
+  for (size_t i = 0; i < count; ++i) {
     if (in.empty()) return Status::DataLoss("index entry too short");
     const auto tag = static_cast<TypeTag>(in[0]);
     in.remove_prefix(1);
@@ -366,6 +364,14 @@ Result<std::string> DocKeyOf(const IndexSpec& index, const IndexEntry& entry) {
       return Status::DataLoss("index entry has an unknown value tag");
     }
   }
+  return tuple.size() - in.size();
+}
+
+Result<std::string> DocKeyOf(const IndexSpec& index, const IndexEntry& entry) {
+  if (index.unique) return entry.value;
+  // Skip the values, then the key's escaped bytes remain.
+  ASSIGN_OR_RETURN(const size_t values, ValuesLength(entry.key, index.fields.size()));
+  std::string_view in = std::string_view(entry.key).substr(values);
   std::string key;
   ASSIGN_OR_RETURN(size_t n, mvcc::DecodeComparableBytes(in, &key));
   if (n != in.size()) return Status::DataLoss("trailing bytes in index entry");

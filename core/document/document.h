@@ -85,6 +85,9 @@ struct IndexEntry {
 // null field.
 std::optional<IndexEntry> EntryFor(const IndexSpec& index, std::string_view doc_key,
                                    const nlohmann::json& doc);
+// The length of the first `count` values of a tuple (Tuple(v1, …) as an entry's key
+// begins); DATA_LOSS when it holds fewer or an unknown tag.
+Result<size_t> ValuesLength(std::string_view tuple, size_t count);
 // The document key an entry names.
 Result<std::string> DocKeyOf(const IndexSpec& index, const IndexEntry& entry);
 

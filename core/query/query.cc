@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "core/mvcc/key_codec.h"
 
@@ -368,12 +369,31 @@ bool Better(const Candidate& a, const Candidate& b) {
   if (a.unique_point != b.unique_point) return a.unique_point;
   if (a.plan.fixed_fields != b.plan.fixed_fields) return a.plan.fixed_fields > b.plan.fixed_fields;
   if (a.plan.has_range != b.plan.has_range) return a.plan.has_range;
+  if (a.plan.ordered != b.plan.ordered) return a.plan.ordered;
   return a.plan.index->fields.size() < b.plan.index->fields.size();
+}
+
+// The j <= fixed with sort = fields[j, j + sort.size()) and j + sort.size() > fixed: the
+// sort's first path is index field j. nullopt when there is none.
+std::optional<size_t> SortStartsAt(const std::vector<document::Path>& sort,
+                                   const std::vector<document::Path>& fields, size_t fixed) {
+  for (size_t j = 0; j <= fixed && j + sort.size() <= fields.size(); ++j) {
+    if (j + sort.size() <= fixed) continue;  // only fixed fields: the walk is not by them
+    if (std::equal(sort.begin(), sort.end(), fields.begin() + static_cast<std::ptrdiff_t>(j))) {
+      return j;
+    }
+  }
+  return std::nullopt;
 }
 
 }  // namespace
 
 Plan ChoosePlan(const Filter& f, const std::vector<document::IndexSpec>& indexes) {
+  return ChoosePlan(f, indexes, {});
+}
+
+Plan ChoosePlan(const Filter& f, const std::vector<document::IndexSpec>& indexes,
+                const std::vector<document::Path>& ascending_sort) {
   std::vector<const Filter*> conj;
   Conjuncts(f, &conj);
   std::optional<Candidate> best;
@@ -432,9 +452,47 @@ Plan ChoosePlan(const Filter& f, const std::vector<document::IndexSpec>& indexes
     }
     std::sort(c.plan.ranges.begin(), c.plan.ranges.end(),
               [](const KeyRange& a, const KeyRange& b) { return a.start < b.start; });
+    // Several ranges (an `in` on a fixed field) each come in order, but not together.
+    if (!ascending_sort.empty() && c.plan.ranges.size() <= 1) {
+      const auto j = SortStartsAt(ascending_sort, index.fields, c.plan.fixed_fields);
+      c.plan.ordered = j.has_value();
+      c.plan.exactly_ordered = j && *j + ascending_sort.size() == index.fields.size();
+    }
     if (!best || Better(c, *best)) best = std::move(c);
   }
-  return best ? best->plan : Plan{};
+  if (best) return best->plan;
+  if (ascending_sort.empty()) return Plan{};
+  // No index narrows the filter: walk the tightest non-unique index (it holds every
+  // document) whose first fields are the sort's paths, in its order.
+  const document::IndexSpec* walk = nullptr;
+  for (const auto& index : indexes) {
+    if (index.unique || !SortStartsAt(ascending_sort, index.fields, 0)) continue;
+    if (!walk || index.fields.size() < walk->fields.size()) walk = &index;
+  }
+  if (!walk) return Plan{};
+  Plan ordered;
+  ordered.kind = Plan::Kind::kIndexScan;
+  ordered.index = walk;
+  ordered.ranges = {{"", ""}};
+  ordered.ordered = true;
+  ordered.exactly_ordered = ascending_sort.size() == walk->fields.size();
+  return ordered;
+}
+
+std::string OrderedStart(const Plan& plan, const std::vector<document::Path>& ascending_sort,
+                         const std::vector<std::string>& after) {
+  if (plan.ranges.size() != 1) return {};
+  const KeyRange& r = plan.ranges[0];
+  if (!plan.ordered || after.size() != ascending_sort.size()) return r.start;
+  const auto j = SortStartsAt(ascending_sort, plan.index->fields, plan.fixed_fields);
+  if (!j) return r.start;
+  // The fixed fields' values begin every entry of the range, then the sort's values
+  // past them.
+  auto fixed = document::ValuesLength(r.start, plan.fixed_fields);
+  if (!fixed.ok()) return r.start;
+  std::string start = r.start.substr(0, *fixed);
+  for (size_t i = plan.fixed_fields - *j; i < after.size(); ++i) start += after[i];
+  return std::max(start, r.start);
 }
 
 json Plan::Explain() const {
@@ -452,8 +510,10 @@ json Plan::Explain() const {
   for (const auto& p : index->fields) fields.push_back(p.text);
   json spans = json::array();
   for (const auto& r : ranges) spans.push_back({{"start", hex(r.start)}, {"end", hex(r.end)}});
-  return {{"plan", "index_scan"},         {"index", index->name}, {"fields", fields},
-          {"fixed_fields", fixed_fields}, {"range", has_range},   {"ranges", spans}};
+  return {{"plan", "index_scan"}, {"index", index->name},
+          {"fields", fields},     {"fixed_fields", fixed_fields},
+          {"range", has_range},   {"ordered", ordered},
+          {"ranges", spans}};
 }
 
 }  // namespace gojodb::query

@@ -152,63 +152,76 @@ TEST_F(PlannerTest, PicksTheIndexThatFixesMost) {
   EXPECT_EQ(e["ranges"].size(), 0u);
 }
 
-// Random documents and filters: every document the filter matches has its entry inside
-// the plan's ranges (the plan may read more, never less).
-TEST_F(PlannerTest, IndexRangesNeverMissAMatch) {
-  std::mt19937 rng(2026);
-  auto value = [&]() -> json {
-    switch (rng() % 7) {
+// Random documents and filters for the planner's properties below.
+class RandomPlannerTest : public PlannerTest {
+ protected:
+  std::mt19937 rng_{2026};
+  const char* fields_[3] = {"age", "city", "email"};
+
+  json Value() {
+    switch (rng_() % 7) {
       case 0:
         return nullptr;
       case 1:
-        return rng() % 2 == 0;
+        return rng_() % 2 == 0;
       case 2:
-        return static_cast<int>(rng() % 7) - 3;
+        return static_cast<int>(rng_() % 7) - 3;
       case 3:
-        return (static_cast<int>(rng() % 13) - 6) / 2.0;
+        return (static_cast<int>(rng_() % 13) - 6) / 2.0;
       case 4:
       case 5: {
         const char* s[] = {"", "a", "ab", "abc", "b", "ba", "Oslo"};
-        return s[rng() % 7];
+        return s[rng_() % 7];
       }
       default:
-        return json::array({static_cast<int>(rng() % 2)});
+        return json::array({static_cast<int>(rng_() % 2)});
     }
-  };
-  const char* fields[] = {"age", "city", "email"};
-  std::vector<json> docs;
-  for (int i = 0; i < 300; ++i) {
-    json d = json::object();
-    for (const char* f : fields) {
-      if (rng() % 4 != 0) d[f] = value();
-    }
-    docs.push_back(std::move(d));
   }
-  const char* ops[] = {"eq", "lt", "lte", "gt", "gte", "in", "prefix", "exists"};
-  int index_plans = 0;
-  for (int round = 0; round < 3000; ++round) {
-    json filter = json::object();
-    json conj = json::array();
-    const int n = 1 + static_cast<int>(rng() % 3);
+  std::vector<json> Docs(int n) {
+    std::vector<json> docs;
     for (int i = 0; i < n; ++i) {
-      const std::string op = ops[rng() % 8];
+      json d = json::object();
+      for (const char* f : fields_) {
+        if (rng_() % 4 != 0) d[f] = Value();
+      }
+      docs.push_back(std::move(d));
+    }
+    return docs;
+  }
+  // An `and` of one to three comparisons of random fields.
+  json Filter() {
+    const char* ops[] = {"eq", "lt", "lte", "gt", "gte", "in", "prefix", "exists"};
+    json conj = json::array();
+    const int n = 1 + static_cast<int>(rng_() % 3);
+    for (int i = 0; i < n; ++i) {
+      const std::string op = ops[rng_() % 8];
       json operand;
       if (op == "in") {
-        operand = json::array({value(), value()});
+        operand = json::array({Value(), Value()});
       } else if (op == "exists") {
-        operand = rng() % 2 == 0;
+        operand = rng_() % 2 == 0;
       } else if (op == "prefix") {
         const char* s[] = {"", "a", "ab", "O"};
-        operand = s[rng() % 4];
+        operand = s[rng_() % 4];
       } else if (op == "eq") {
-        operand = value();
+        operand = Value();
       } else {
-        do operand = value();
+        do operand = Value();
         while (!operand.is_number() && !operand.is_string() && !operand.is_boolean());
       }
-      conj.push_back({{fields[rng() % 3], {{op, operand}}}});
+      conj.push_back({{fields_[rng_() % 3], {{op, operand}}}});
     }
-    filter["and"] = conj;
+    return {{"and", conj}};
+  }
+};
+
+// Every document the filter matches has its entry inside the plan's ranges (the plan
+// may read more, never less).
+TEST_F(RandomPlannerTest, IndexRangesNeverMissAMatch) {
+  const std::vector<json> docs = Docs(300);
+  int index_plans = 0;
+  for (int round = 0; round < 3000; ++round) {
+    const json filter = Filter();
     auto f = ParseFilter(filter);
     ASSERT_TRUE(f.ok()) << filter.dump() << f.status().ToString();
     const Plan plan = ChoosePlan(*f, indexes_);
@@ -228,6 +241,164 @@ TEST_F(PlannerTest, IndexRangesNeverMissAMatch) {
     }
   }
   EXPECT_GT(index_plans, 500);
+}
+
+// What the router's early end of an ordered walk rests on (docs/architecture/documents.md,
+// "Queries"): in an ordered plan, the matches' entries in key order come with sort
+// values that never go down, and the walk after a cursor starts after no entry whose
+// sort values are at or after the cursor's.
+TEST_F(RandomPlannerTest, OrderedPlansMeetTheMatchesInSortOrder) {
+  const std::vector<json> docs = Docs(300);
+  const std::vector<std::vector<const char*>> sorts = {
+      {"age"}, {"city"}, {"city", "age"}, {"email"}, {"email", "city"}, {"age", "city"}};
+  int ordered = 0, whole = 0, exact = 0;
+  for (int round = 0; round < 3000; ++round) {
+    json filter = rng_() % 5 == 0 ? json::object() : Filter();
+    std::vector<document::Path> sort;
+    for (const char* p : sorts[rng_() % sorts.size()]) sort.push_back(P(p));
+    auto f = ParseFilter(filter);
+    ASSERT_TRUE(f.ok()) << filter.dump() << f.status().ToString();
+    const Plan plan = ChoosePlan(*f, indexes_, sort);
+    const Plan unsorted = ChoosePlan(*f, indexes_);
+    if (unsorted.kind == Plan::Kind::kIndexScan) {
+      // The sort only breaks a tie between indexes that fix as much.
+      ASSERT_EQ(plan.fixed_fields, unsorted.fixed_fields) << filter.dump();
+      ASSERT_EQ(plan.has_range, unsorted.has_range) << filter.dump();
+    }
+    if (!plan.ordered) continue;
+    ++ordered;
+    if (plan.ranges.size() == 1 && plan.ranges[0].start.empty() && plan.ranges[0].end.empty()) {
+      ++whole;
+    }
+    ASSERT_EQ(plan.kind, Plan::Kind::kIndexScan);
+    ASSERT_LE(plan.ranges.size(), 1u);
+    // The matches, by entry key, with their sort values and document keys.
+    struct Step {
+      std::string entry;
+      std::vector<std::string> values;
+      std::string doc;
+      bool operator<(const Step& o) const { return entry < o.entry; }
+    };
+    std::vector<Step> walk;
+    for (size_t d = 0; d < docs.size(); ++d) {
+      if (!Matches(*f, docs[d])) continue;
+      auto entry = document::EntryFor(*plan.index, "k" + std::to_string(d), docs[d]);
+      ASSERT_TRUE(entry) << filter.dump() << " " << docs[d].dump();
+      std::vector<std::string> values;
+      for (const auto& p : sort)
+        values.push_back(document::EncodeValue(document::Lookup(docs[d], p)));
+      walk.push_back({entry->key, std::move(values), "k" + std::to_string(d)});
+    }
+    std::sort(walk.begin(), walk.end());
+    for (size_t i = 1; i < walk.size(); ++i) {
+      ASSERT_LE(walk[i - 1].values, walk[i].values)
+          << filter.dump() << " sort " << sort.size() << " via " << plan.Explain().dump();
+      // The page's own order: sort values, then document key. (Not for a unique index:
+      // these random documents share values, which a unique index refuses.)
+      if (plan.exactly_ordered && !plan.index->unique) {
+        ASSERT_LT(std::tie(walk[i - 1].values, walk[i - 1].doc),
+                  std::tie(walk[i].values, walk[i].doc))
+            << filter.dump() << " sort " << sort.size() << " via " << plan.Explain().dump();
+      }
+    }
+    exact += plan.exactly_ordered;
+    // A cursor at each match's sort values.
+    for (const auto& step : walk) {
+      const std::string start = OrderedStart(plan, sort, step.values);
+      ASSERT_GE(start, plan.ranges[0].start);
+      for (const auto& other : walk) {
+        if (other.values >= step.values) {
+          ASSERT_GE(other.entry, start) << filter.dump() << " via " << plan.Explain().dump();
+        }
+      }
+    }
+  }
+  EXPECT_GT(ordered, 300);
+  EXPECT_GT(whole, 100);
+  EXPECT_GT(exact, 100);
+}
+
+TEST_F(PlannerTest, AnIndexThatFollowsAnAscendingSortWalksInItsOrder) {
+  auto plan = [&](const char* filter, std::vector<const char*> sort) {
+    auto f = ParseFilter(json::parse(filter));
+    EXPECT_TRUE(f.ok()) << f.status().ToString();
+    std::vector<document::Path> paths;
+    for (const char* p : sort) paths.push_back(P(p));
+    return ChoosePlan(*f, indexes_, paths).Explain();
+  };
+  // No filter an index narrows: the whole of the tightest non-unique index that leads
+  // with the sort's paths.
+  json e = plan("{}", {"age"});
+  EXPECT_EQ(e["index"], "by_age");
+  EXPECT_EQ(e["ordered"], true);
+  EXPECT_EQ(e["fixed_fields"], 0);
+  EXPECT_EQ(plan(R"({"name": "x"})", {"city"})["index"], "by_city");
+  e = plan("{}", {"city", "age"});
+  EXPECT_EQ(e["index"], "by_city_age");
+  EXPECT_EQ(e["ordered"], true);
+  // A unique index lacks documents, and no index leads with name.
+  EXPECT_EQ(plan("{}", {"email"})["plan"], "collection_scan");
+  EXPECT_EQ(plan("{}", {"name"})["plan"], "collection_scan");
+  EXPECT_EQ(plan("{}", {"age", "city"})["plan"], "collection_scan");
+  // A fixed city, sorted by age: of the two indexes that fix city, the one in age order.
+  e = plan(R"({"city": "Oslo"})", {"age"});
+  EXPECT_EQ(e["index"], "by_city_age");
+  EXPECT_EQ(e["ordered"], true);
+  EXPECT_EQ(plan(R"({"city": "Oslo"})", {"city", "age"})["ordered"], true);
+  EXPECT_EQ(plan(R"({"city": "Oslo"})", {})["index"], "by_city");
+  // A range on the sort's field.
+  e = plan(R"({"age": {"gt": 3}})", {"age"});
+  EXPECT_EQ(e["index"], "by_age");
+  EXPECT_EQ(e["ordered"], true);
+  // Not in order: several ranges; only fixed fields sorted on; another index fixes more.
+  EXPECT_EQ(plan(R"({"city": {"in": ["A", "B"]}})", {"age"})["ordered"], false);
+  EXPECT_EQ(plan(R"({"city": "Oslo", "age": 4})", {"age"})["ordered"], false);
+  EXPECT_EQ(plan(R"({"city": "Oslo"})", {"city"})["ordered"], false);
+  e = plan(R"({"email": "a@b"})", {"age"});
+  EXPECT_EQ(e["index"], "by_email");
+  EXPECT_EQ(e["ordered"], false);
+
+  // In the page's exact order only when the sort reaches the index's last field: by
+  // city alone, (city, age) meets one city's documents by age, not by key.
+  auto all = ParseFilter(json::object());
+  ASSERT_TRUE(all.ok());
+  const std::vector<IndexSpec> compound = {{"by_city_age", 11, {P("city"), P("age")}, false}};
+  Plan p = ChoosePlan(*all, compound, {P("city")});
+  EXPECT_TRUE(p.ordered);
+  EXPECT_FALSE(p.exactly_ordered);
+  p = ChoosePlan(*all, compound, {P("city"), P("age")});
+  EXPECT_TRUE(p.exactly_ordered);
+  auto oslo = ParseFilter(json::parse(R"({"city": "Oslo"})"));
+  ASSERT_TRUE(oslo.ok());
+  p = ChoosePlan(*oslo, compound, {P("age")});
+  EXPECT_TRUE(p.exactly_ordered);
+  const std::vector<IndexSpec> wide = {
+      {"by_city_age_name", 15, {P("city"), P("age"), P("name")}, false}};
+  p = ChoosePlan(*oslo, wide, {P("age")});
+  EXPECT_TRUE(p.ordered);
+  EXPECT_FALSE(p.exactly_ordered);
+}
+
+// After a cursor, an ordered walk starts at the cursor's sort values, behind the fixed ones.
+TEST_F(PlannerTest, AnOrderedWalkAfterACursorStartsAtItsSortValues) {
+  auto f = ParseFilter(json::parse(R"({"city": "Oslo"})"));
+  ASSERT_TRUE(f.ok());
+  const Plan plan = ChoosePlan(*f, indexes_, {P("age")});
+  ASSERT_TRUE(plan.ordered);
+  const json oslo = "Oslo", forty = 40;
+  const std::string city = document::EncodeValue(&oslo), age = document::EncodeValue(&forty);
+  EXPECT_EQ(OrderedStart(plan, {P("age")}, {age}), city + age);
+  // The sort's fixed first path is skipped.
+  const Plan both = ChoosePlan(*f, indexes_, {P("city"), P("age")});
+  ASSERT_TRUE(both.ordered);
+  EXPECT_EQ(OrderedStart(both, {P("city"), P("age")}, {city, age}), city + age);
+  // Never before the range's start; a plan that is not ordered keeps it.
+  auto ranged = ParseFilter(json::parse(R"({"age": {"gt": 50}})"));
+  const Plan above = ChoosePlan(*ranged, indexes_, {P("age")});
+  ASSERT_TRUE(above.ordered);
+  EXPECT_EQ(OrderedStart(above, {P("age")}, {age}), above.ranges[0].start);
+  const Plan unordered = ChoosePlan(*f, indexes_);
+  EXPECT_EQ(OrderedStart(unordered, {P("age")}, {age}), unordered.ranges[0].start);
 }
 
 }  // namespace
