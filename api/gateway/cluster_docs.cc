@@ -2,6 +2,7 @@
 // transaction over the document's row and its index entries), and queries planned over
 // those indexes. See docs/architecture/documents.md.
 #include <algorithm>
+#include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -551,12 +552,13 @@ Result<kv::QueryResult> ClusterKv::Query(const kv::QueryRequest& req) {
   }
   if (req.cursor.empty()) RETURN_IF_ERROR(RulesAt(info, out.read_ts, deadline, &rules));
   const auto queryable = rules.QueryableAt(out.read_ts);
-  // An index walks its entries in ascending order only: a sort with a descending path
-  // is gathered and sorted whatever the plan.
-  const bool ascending =
-      std::none_of(descending.begin(), descending.end(), [](bool d) { return d; });
-  const query::Plan plan =
-      query::ChoosePlan(filter, queryable, ascending ? sort_paths : std::vector<document::Path>{});
+  // An index is walked one way: a sort whose paths go both ways is gathered and sorted
+  // whatever the plan.
+  const bool one_way = std::adjacent_find(descending.begin(), descending.end(),
+                                          std::not_equal_to<>()) == descending.end();
+  query::Plan plan =
+      query::ChoosePlan(filter, queryable, one_way ? sort_paths : std::vector<document::Path>{},
+                        one_way && !descending.empty() && descending[0]);
   ActiveStart active(this, out.read_ts);  // the GC keeps the snapshot while it is read
 
   struct Hit {
@@ -593,11 +595,17 @@ Result<kv::QueryResult> ClusterKv::Query(const kv::QueryRequest& req) {
     from = after->key + std::string(1, '\0');
   }
   // The shards check the filter where the documents are and answer their matches.
-  const bool index_scan = plan.kind == query::Plan::Kind::kIndexScan;
+  bool index_scan = plan.kind == query::Plan::Kind::kIndexScan;
+  size_t answers = 0;  // of an ordered walk
   auto want = [&]() -> uint32_t {
-    // An ordered walk: the page, the item after it and one more, so that the answer
-    // usually holds a match that sorts after both (see `enough`).
-    if (plan.ordered) return static_cast<uint32_t>(std::min<size_t>(kMaxShardMatches, limit + 2));
+    // An ordered walk: the page, the item after it and one more, so that the first answer
+    // usually holds a match that sorts after both (see `enough`); twice as many with each
+    // answer after that (a long run of equal values, or a filter that passes few), and
+    // no more entries read a call than that.
+    if (plan.ordered) {
+      return static_cast<uint32_t>(
+          std::min<size_t>(kMaxShardMatches, (limit + 2) << std::min<size_t>(answers, 12)));
+    }
     if (!sort_paths.empty() || index_scan) return kMaxShardMatches;
     return static_cast<uint32_t>(std::min(kMaxShardMatches, limit + 1 - hits.size()));
   };
@@ -606,6 +614,7 @@ Result<kv::QueryResult> ClusterKv::Query(const kv::QueryRequest& req) {
   for (const auto& p : req.projection) t.add_projection(p);
   for (const auto& [p, desc] : req.sort) t.add_sort(p);
   t.set_limit(want());
+  if (plan.ordered) t.set_max_examined(want());
   std::mutex mu;  // answers for an index scan's keys come from several shards at once
   auto take = [&](v1::ShardQueryResponse& resp, v1::ShardQueryRequest* next) -> Result<bool> {
     std::lock_guard lock(mu);
@@ -630,35 +639,53 @@ Result<kv::QueryResult> ClusterKv::Query(const kv::QueryRequest& req) {
       }
       if (sort_paths.empty() && !index_scan && hits.size() > limit) return false;
     }
+    ++answers;
     next->set_limit(want());
+    if (plan.ordered) next->set_max_examined(want());
     return true;
   };
   // An ordered walk's entries come in sort order, so every match still to come sorts at
-  // or after the highest hit so far. Once the page's next item (the one after the cursor
-  // the page ends with) sorts strictly before that, no match to come can take its place
-  // or one before it: the page is complete. (With equal sort values the key decides, and
-  // the walk is not in key order among them, so an equal one is not enough.)
-  // A walk in the page's exact order (Plan::exactly_ordered) is done at once.
+  // or after the last one met (the highest so far; descending, the lowest). Once the
+  // page's next item (the one after the cursor the page ends with) sorts strictly before
+  // that, no match to come can take its place or one before it: the page is complete.
+  // (With equal sort values the key decides, and the walk is not in key order among
+  // them, so an equal one is not enough.) A walk in the page's exact order
+  // (Plan::exactly_ordered) is done at once.
+  //
+  // A walk of a whole index for a filter no index narrows can meet few matches: past
+  // query_walk_budget documents without a page, it gives way to a scan of the collection,
+  // which reads the documents in key order without the entries (and gathers as before).
+  const bool whole_walk = plan.ordered && plan.fixed_fields == 0 && !plan.has_range;
+  const size_t walk_budget = std::max<size_t>(options_.query_walk_budget, 4 * limit);
+  bool abandoned = false;
   auto enough = [&]() -> bool {
     std::lock_guard lock(mu);
+    if (whole_walk && hits.size() <= limit && examined > walk_budget) {
+      abandoned = true;
+      return true;
+    }
     if (hits.size() <= limit) return false;
     if (plan.exactly_ordered) return true;
-    const auto highest = std::max_element(hits.begin(), hits.end(), [](const Hit& a, const Hit& b) {
-      return a.pos.sort < b.pos.sort;
+    auto sorts_before = [&](const std::vector<std::string>& a, const std::vector<std::string>& b) {
+      return plan.descending ? b < a : a < b;
+    };
+    const auto last = std::max_element(hits.begin(), hits.end(), [&](const Hit& a, const Hit& b) {
+      return sorts_before(a.pos.sort, b.pos.sort);
     });
-    const std::vector<std::string> top = highest->pos.sort;
+    const std::vector<std::string> last_sort = last->pos.sort;
     std::nth_element(hits.begin(), hits.begin() + static_cast<std::ptrdiff_t>(limit), hits.end(),
                      [&](const Hit& a, const Hit& b) { return order.Before(a.pos, b.pos); });
-    return hits[limit].pos.sort < top;
+    return sorts_before(hits[limit].pos.sort, last_sort);
   };
   Status s;
   bool joined = false;  // the index's entries and documents read together
+  json explain_walk;    // an ordered walk that gave way to a collection scan
   if (index_scan) {
-    // An ordered walk after a cursor starts at the cursor's sort values: what comes before
-    // them sorts before the cursor.
+    // An ordered walk after a cursor starts at the cursor's sort values: the entries
+    // before them sort before the cursor.
     query::Plan walk = plan;
     if (plan.ordered && after && walk.ranges.size() == 1) {
-      walk.ranges[0].start = query::OrderedStart(plan, sort_paths, after->sort);
+      walk.ranges[0] = query::OrderedRange(plan, sort_paths, after->sort);
     }
     s = QueryIndex(
         info.id, walk, out.read_ts, t, deadline, take,
@@ -667,7 +694,17 @@ Result<kv::QueryResult> ClusterKv::Query(const kv::QueryRequest& req) {
           examined = 0;
         },
         &joined, plan.ordered ? std::function<bool()>(enough) : std::function<bool()>());
-  } else {
+    if (s.ok() && abandoned) {
+      explain_walk = {{"index", plan.index->name}, {"examined", examined}};
+      plan = query::Plan{};
+      index_scan = false;
+      hits.clear();
+      examined = 0;
+      t.set_limit(want());
+      t.clear_max_examined();
+    }
+  }
+  if (!index_scan) {
     t.set_start(from);
     const std::string prefix = mvcc::CollectionPrefix(kTenant, info.id);
     s = QueryRange(info.id, mvcc::EncodeRowKey(kTenant, info.id, from),
@@ -695,6 +732,7 @@ Result<kv::QueryResult> ClusterKv::Query(const kv::QueryRequest& req) {
     e["examined"] = examined;
     e["pushed_down"] = pushed;
     if (index_scan) e["index_join"] = joined;
+    if (!explain_walk.is_null()) e["abandoned_walk"] = explain_walk;
     out.plan_json = e.dump();
   }
   return out;

@@ -86,6 +86,10 @@ struct ClusterKvOptions {
   // A query that gives no page limit is refused (400, reason LIMIT_REQUIRED) instead of
   // taking the default page size.
   bool require_query_limit = false;
+  // A query sorted by the fields of an index that no condition narrows walks the whole
+  // index in order; past this many documents examined without a full page (and 4 per
+  // item of the page), it gives way to a collection scan.
+  size_t query_walk_budget = 10000;
   // A bulk chunk of documents with secondary indexes is read and committed in parts of
   // this many documents, each part read and planned while the ones before it commit.
   size_t ingest_part_docs = 2500;

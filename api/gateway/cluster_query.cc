@@ -45,13 +45,21 @@ Status ClusterKv::QueryRange(uint32_t id, std::string lo, std::string hi, uint64
       end && !end->empty() && (tmpl.end().empty() || *end < tmpl.end())) {
     tmpl.set_end(*end);
   }
+  // Reverse (an index join read backward): from the shard that holds the range's end.
+  const bool reverse = tmpl.reverse();
+  auto locate = [&]() -> Result<sharding::ShardRecord> {
+    if (!reverse) return routes_.Locate(lo);
+    ASSIGN_OR_RETURN(auto shards, routes_.Range(lo, hi));
+    if (shards.empty()) return Status::Unavailable("no shard is known for the range");
+    return shards.back();
+  };
   std::vector<uint64_t> resolved;
   while (lo < hi) {
     v1::ShardQueryResponse resp;
     sharding::ShardRecord used;
     RETURN_IF_ERROR(WithLocksResolved(read_ts, &resolved, deadline, [&] {
       return CallShardAt(
-          [&] { return routes_.Locate(lo); }, Target::kLeader, /*write=*/false, false, deadline,
+          locate, Target::kLeader, /*write=*/false, false, deadline,
           [&](const sharding::ShardRecord& shard, const NodeConn& node, Clock::time_point d) {
             v1::ShardQueryRequest q = tmpl;
             SetRoute(shard, q.mutable_route());
@@ -66,13 +74,24 @@ Status ClusterKv::QueryRange(uint32_t id, std::string lo, std::string hi, uint64
     if (!more) return Status::OK();
     if (has_next) {
       // The node stopped inside its range (its budget, or enough matches): go on there.
-      tmpl.set_start(next);
-      lo = std::max(lo, mvcc::EncodeRowKey(kTenant, id, next));
+      if (reverse) {
+        tmpl.set_end(next);
+        hi = std::min(hi, mvcc::EncodeRowKey(kTenant, id, next));
+      } else {
+        tmpl.set_start(next);
+        lo = std::max(lo, mvcc::EncodeRowKey(kTenant, id, next));
+      }
       continue;
     }
-    // The shard has nothing more in the range: move past it.
-    if (used.end_key.empty() || used.end_key >= hi) break;
-    lo = std::max(lo, used.end_key);
+    // The shard has nothing more in the range: move past it. (Backward, the node clips
+    // `end` to its own range.)
+    if (reverse) {
+      if (used.start_key <= lo) break;
+      hi = std::min(hi, used.start_key);
+    } else {
+      if (used.end_key.empty() || used.end_key >= hi) break;
+      lo = std::max(lo, used.end_key);
+    }
   }
   return Status::OK();
 }
@@ -143,6 +162,11 @@ Status ClusterKv::QueryIndex(uint32_t id, const query::Plan& plan, uint64_t read
       no_join = true;
       return Status::Unimplemented("a storage node does not join an index to its documents");
     }
+    if (plan.descending && !resp.reversed()) {
+      // A node of a version that reads forward only: its answer is in the wrong order.
+      no_join = true;
+      return Status::Unimplemented("a storage node does not read an index backward");
+    }
     std::vector<std::string> foreign;
     foreign.reserve(resp.foreign_size());
     for (auto& k : *resp.mutable_foreign()) foreign.push_back(std::move(k));
@@ -183,6 +207,7 @@ Status ClusterKv::QueryIndex(uint32_t id, const query::Plan& plan, uint64_t read
     v1::ShardQueryRequest ranged = t;
     ranged.set_start(r.start);
     ranged.set_end(r.end);
+    ranged.set_reverse(plan.descending);
     const std::string lo = mvcc::EncodeRowKey(kTenant, index.id, r.start);
     const std::string hi = r.end.empty() ? mvcc::PrefixSuccessor(prefix)
                                          : mvcc::EncodeRowKey(kTenant, index.id, r.end);

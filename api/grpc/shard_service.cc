@@ -450,10 +450,12 @@ Status ShardKvService::JoinIndex(const v1::ShardQueryRequest& req, Deadline dead
                 })
             .status());
   } else {
+    mvcc::ScanOptions o = ScanOf(req, kMaxBatchItems);
+    o.reverse = req.reverse();
     ASSIGN_OR_RETURN(
         scan_next,
         store_->ScanEach(
-            RouteOf(req.route()), ScanOf(req, kMaxBatchItems), deadline, resolved,
+            RouteOf(req.route()), std::move(o), deadline, resolved,
             [&](const mvcc::ScanItem& item) -> Result<bool> {
               ASSIGN_OR_RETURN(std::string doc, document::DocKeyOf(index, {item.key, item.value}));
               entries.push_back({item.key, std::move(doc)});
@@ -475,7 +477,8 @@ Status ShardKvService::JoinIndex(const v1::ShardQueryRequest& req, Deadline dead
     std::string row = mvcc::EncodeRowKey(req.tenant(), join.collection(), entries[i].doc);
     if (!sharding::InRange(shard, row)) {
       if (!points && req.limit() > 0 && ++foreign > req.limit()) {
-        cut_next = entries[i].key;
+        // (i > 0: the limit is at least 1.) Reverse: the next exclusive end.
+        cut_next = req.reverse() ? entries[i - 1].key : entries[i].key;
         entries.resize(i);
         break;
       }
@@ -510,8 +513,9 @@ Status ShardKvService::JoinIndex(const v1::ShardQueryRequest& req, Deadline dead
     resp->set_keys_read(
         static_cast<uint32_t>(taken < entries.size() ? asked[taken] : join.entry_keys_size()));
   } else if (taken < entries.size()) {
+    // (taken > 0: it is set past the entry whose document ended the run.)
     resp->set_has_next(true);
-    resp->set_next(entries[taken].key);
+    resp->set_next(req.reverse() ? entries[taken - 1].key : entries[taken].key);
   } else if (cut_next) {
     resp->set_has_next(true);
     resp->set_next(std::move(*cut_next));
@@ -520,6 +524,7 @@ Status ShardKvService::JoinIndex(const v1::ShardQueryRequest& req, Deadline dead
     resp->set_next(std::move(*scan_next));
   }
   resp->set_joined(true);
+  resp->set_reversed(req.reverse());
   return Status::OK();
 }
 
@@ -534,6 +539,9 @@ Status ShardKvService::DoQuery(const v1::ShardQueryRequest& req, Deadline deadli
   }
   if (req.has_index_join() && req.keys_size() > 0) {
     return Status::InvalidArgument("a shard query reads keys or joins an index, not both");
+  }
+  if (req.reverse() && (!req.has_index_join() || req.index_join().entry_keys_size() > 0)) {
+    return Status::InvalidArgument("only an index join over a range reads backward");
   }
   query::ShardQueryText text;
   text.filter_json = req.filter_json();

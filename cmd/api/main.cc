@@ -51,6 +51,10 @@ std::vector<server::Setting> ApiSettings() {
        false},
       {"query.require_limit", "false",
        "refuse queries that give no page limit (400 LIMIT_REQUIRED)", false},
+      {"query.walk_budget", "10000",
+       "documents a sorted walk of a whole index reads without a full page before it gives "
+       "way to a collection scan",
+       false},
       {"bulk.part_documents", "2500",
        "documents of a bulk chunk with indexes read and committed together", false},
       {"http.threads", "64", "HTTP worker threads", false},
@@ -113,12 +117,13 @@ int Run(int argc, char** argv) {
   auto lock_ttl = config.GetUint("txn.lock_ttl_ms");
   auto lock_wait = config.GetUint("txn.lock_wait_ms");
   auto require_limit = config.GetBool("query.require_limit");
+  auto walk_budget = config.GetUint("query.walk_budget");
   auto idle = config.GetUint("txn.idle_timeout_ms");
   auto part_docs = config.GetUint("bulk.part_documents");
   for (const Status* s :
        {&timeout_ms.status(), &max_key.status(), &max_value.status(), &http_threads.status(),
         &body_mb.status(), &lock_ttl.status(), &lock_wait.status(), &idle.status(),
-        &require_limit.status(), &part_docs.status()}) {
+        &require_limit.status(), &part_docs.status(), &walk_budget.status()}) {
     if (!s->ok()) return Fail(2, *s);
   }
   if (*lock_ttl == 0 || *idle == 0) {
@@ -161,6 +166,7 @@ int Run(int argc, char** argv) {
   o.txn_lock_wait = std::chrono::milliseconds(*lock_wait);
   o.txn_idle_timeout = std::chrono::milliseconds(*idle);
   o.require_query_limit = *require_limit;
+  o.query_walk_budget = *walk_budget;
   o.ingest_part_docs = *part_docs;
   auto kv = gateway::ClusterKv::Start(o);
   if (!kv.ok()) return Fail(2, kv.status());

@@ -63,6 +63,10 @@ std::vector<server::Setting> StandaloneSettings() {
       {"raft.tick_ms", "20", "Raft tick length", false},
       {"query.require_limit", "false",
        "refuse queries that give no page limit (400 LIMIT_REQUIRED)", false},
+      {"query.walk_budget", "10000",
+       "documents a sorted walk of a whole index reads without a full page before it gives "
+       "way to a collection scan",
+       false},
       {"bulk.part_documents", "2500",
        "documents of a bulk chunk with indexes read and committed together", false},
       {"http.threads", "64", "HTTP worker threads", false},
@@ -183,11 +187,12 @@ int Run(int argc, char** argv) {
   auto http_threads = config.GetUint("http.threads");
   auto body_mb = config.GetUint("http.max_body_mb");
   auto require_limit = config.GetBool("query.require_limit");
+  auto walk_budget = config.GetUint("query.walk_budget");
   auto part_docs = config.GetUint("bulk.part_documents");
   for (const Status* s :
        {&sync.status(), &cache_mb.status(), &max_key.status(), &max_value.status(),
         &gc_ttl.status(), &rid_ttl.status(), &tick_ms.status(), &http_threads.status(),
-        &body_mb.status(), &require_limit.status(), &part_docs.status()}) {
+        &body_mb.status(), &require_limit.status(), &part_docs.status(), &walk_budget.status()}) {
     if (!s->ok()) return Fail(2, *s);
   }
   if (*part_docs == 0) {
@@ -407,6 +412,7 @@ int Run(int argc, char** argv) {
   ko.limits.max_key_bytes = *max_key;
   ko.limits.max_value_bytes = *max_value;
   ko.require_query_limit = *require_limit;
+  ko.query_walk_budget = *walk_budget;
   ko.ingest_part_docs = *part_docs;
   // Ready once this server's shards have leaders (writes are served at once), and from
   // then on, so a leader change does not flap the readiness probe.

@@ -393,7 +393,7 @@ Plan ChoosePlan(const Filter& f, const std::vector<document::IndexSpec>& indexes
 }
 
 Plan ChoosePlan(const Filter& f, const std::vector<document::IndexSpec>& indexes,
-                const std::vector<document::Path>& ascending_sort) {
+                const std::vector<document::Path>& sort, bool descending) {
   std::vector<const Filter*> conj;
   Conjuncts(f, &conj);
   std::optional<Candidate> best;
@@ -453,20 +453,22 @@ Plan ChoosePlan(const Filter& f, const std::vector<document::IndexSpec>& indexes
     std::sort(c.plan.ranges.begin(), c.plan.ranges.end(),
               [](const KeyRange& a, const KeyRange& b) { return a.start < b.start; });
     // Several ranges (an `in` on a fixed field) each come in order, but not together.
-    if (!ascending_sort.empty() && c.plan.ranges.size() <= 1) {
-      const auto j = SortStartsAt(ascending_sort, index.fields, c.plan.fixed_fields);
+    if (!sort.empty() && c.plan.ranges.size() <= 1) {
+      const auto j = SortStartsAt(sort, index.fields, c.plan.fixed_fields);
       c.plan.ordered = j.has_value();
-      c.plan.exactly_ordered = j && *j + ascending_sort.size() == index.fields.size();
+      c.plan.descending = c.plan.ordered && descending;
+      // Backward, equal values come by document key backward: not the page's order.
+      c.plan.exactly_ordered = !descending && j && *j + sort.size() == index.fields.size();
     }
     if (!best || Better(c, *best)) best = std::move(c);
   }
   if (best) return best->plan;
-  if (ascending_sort.empty()) return Plan{};
+  if (sort.empty()) return Plan{};
   // No index narrows the filter: walk the tightest non-unique index (it holds every
   // document) whose first fields are the sort's paths, in its order.
   const document::IndexSpec* walk = nullptr;
   for (const auto& index : indexes) {
-    if (index.unique || !SortStartsAt(ascending_sort, index.fields, 0)) continue;
+    if (index.unique || !SortStartsAt(sort, index.fields, 0)) continue;
     if (!walk || index.fields.size() < walk->fields.size()) walk = &index;
   }
   if (!walk) return Plan{};
@@ -475,24 +477,32 @@ Plan ChoosePlan(const Filter& f, const std::vector<document::IndexSpec>& indexes
   ordered.index = walk;
   ordered.ranges = {{"", ""}};
   ordered.ordered = true;
-  ordered.exactly_ordered = ascending_sort.size() == walk->fields.size();
+  ordered.descending = descending;
+  ordered.exactly_ordered = !descending && sort.size() == walk->fields.size();
   return ordered;
 }
 
-std::string OrderedStart(const Plan& plan, const std::vector<document::Path>& ascending_sort,
-                         const std::vector<std::string>& after) {
+KeyRange OrderedRange(const Plan& plan, const std::vector<document::Path>& sort,
+                      const std::vector<std::string>& after) {
   if (plan.ranges.size() != 1) return {};
-  const KeyRange& r = plan.ranges[0];
-  if (!plan.ordered || after.size() != ascending_sort.size()) return r.start;
-  const auto j = SortStartsAt(ascending_sort, plan.index->fields, plan.fixed_fields);
-  if (!j) return r.start;
+  KeyRange r = plan.ranges[0];
+  if (!plan.ordered || after.size() != sort.size()) return r;
+  const auto j = SortStartsAt(sort, plan.index->fields, plan.fixed_fields);
+  if (!j) return r;
   // The fixed fields' values begin every entry of the range, then the sort's values
   // past them.
   auto fixed = document::ValuesLength(r.start, plan.fixed_fields);
-  if (!fixed.ok()) return r.start;
-  std::string start = r.start.substr(0, *fixed);
-  for (size_t i = plan.fixed_fields - *j; i < after.size(); ++i) start += after[i];
-  return std::max(start, r.start);
+  if (!fixed.ok()) return r;
+  std::string at = r.start.substr(0, *fixed);
+  for (size_t i = plan.fixed_fields - *j; i < after.size(); ++i) at += after[i];
+  if (!plan.descending) {
+    r.start = std::max(r.start, at);
+    return r;
+  }
+  // Every entry with those values begins with them.
+  std::string past = mvcc::PrefixSuccessor(at);
+  if (!past.empty() && (r.end.empty() || past < r.end)) r.end = std::move(past);
+  return r;
 }
 
 json Plan::Explain() const {
@@ -510,10 +520,9 @@ json Plan::Explain() const {
   for (const auto& p : index->fields) fields.push_back(p.text);
   json spans = json::array();
   for (const auto& r : ranges) spans.push_back({{"start", hex(r.start)}, {"end", hex(r.end)}});
-  return {{"plan", "index_scan"}, {"index", index->name},
-          {"fields", fields},     {"fixed_fields", fixed_fields},
-          {"range", has_range},   {"ordered", ordered},
-          {"ranges", spans}};
+  return {{"plan", "index_scan"},         {"index", index->name}, {"fields", fields},
+          {"fixed_fields", fixed_fields}, {"range", has_range},   {"ordered", ordered},
+          {"reverse", descending},        {"ranges", spans}};
 }
 
 }  // namespace gojodb::query

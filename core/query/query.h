@@ -63,10 +63,12 @@ struct Plan {
   // sort (see ChoosePlan): each entry's sort values are at or after those of every entry
   // before it, so a page is complete before the walk ends.
   bool ordered = false;
-  // Ordered, and the sort reaches the index's last field: among equal sort values the
-  // walk goes in document key order too (a non-unique entry ends with its document's
+  // Ordered ascending, and the sort reaches the index's last field: among equal sort
+  // values the walk goes in document key order too (a non-unique entry ends with its document's
   // key; a unique one has no equal), so it meets the matches in the page's exact order.
   bool exactly_ordered = false;
+  // Ordered by a descending sort: the walk goes from the range's end backward.
+  bool descending = false;
   // {"plan": "index_scan", "index": NAME, "fields": [...], "fixed_fields": N,
   //  "range": bool, "ordered": bool, "ranges": R} or {"plan": "collection_scan"}.
   nlohmann::json Explain() const;
@@ -75,19 +77,20 @@ inline constexpr size_t kMaxPlanRanges = 16;
 // The best plan for `f` given the collection's ready indexes (see the design page for the
 // scoring). The filter is always checked on each document as well.
 Plan ChoosePlan(const Filter& f, const std::vector<document::IndexSpec>& indexes);
-// The same, for a query sorted by `ascending_sort` (every path ascending; empty: no sort
-// an index can serve). An index scan of one range is `ordered` when the sort's paths are
-// index fields from a position at or before the end of the fixed prefix on, at least one
-// of them past it; of two plans that fix as much, an ordered one wins. Where no index
-// narrows the filter, the plan is an ordered walk of the whole of the tightest
-// non-unique index (which holds every document) whose first fields are the sort's paths.
+// The same, for a query sorted by `sort` (empty: no sort an index can serve), every path
+// ascending, or every path `descending`. An index scan of one range is `ordered` when
+// the sort's paths are index fields from a position at or before the end of the fixed
+// prefix on, at least one of them past it; of two plans that fix as much, an ordered one
+// wins. Where no index narrows the filter, the plan is an ordered walk of the whole of
+// the tightest non-unique index (which holds every document) whose first fields are the
+// sort's paths. A descending plan walks its range from the end backward.
 Plan ChoosePlan(const Filter& f, const std::vector<document::IndexSpec>& indexes,
-                const std::vector<document::Path>& ascending_sort);
-// Where an ordered plan's walk may start for the page after a cursor whose sort values
-// (document::EncodeValue of each sort path) are `after`: the first entry whose sort
-// values are `after`, or the range's start if that is later. Entries before it sort
-// before the cursor. The range's start for a plan that is not ordered, or on damage.
-std::string OrderedStart(const Plan& plan, const std::vector<document::Path>& ascending_sort,
-                         const std::vector<std::string>& after);
+                const std::vector<document::Path>& sort, bool descending = false);
+// The part of an ordered plan's range left to walk for the page after a cursor whose sort
+// values (document::EncodeValue of each sort path) are `after`: from the first entry with
+// those values on (descending: up to the last one). The entries cut off sort before the
+// cursor. The range as it is for a plan that is not ordered, or on damage.
+KeyRange OrderedRange(const Plan& plan, const std::vector<document::Path>& sort,
+                      const std::vector<std::string>& after);
 
 }  // namespace gojodb::query

@@ -8,6 +8,8 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "core/mvcc/key_codec.h"
+
 namespace gojodb::query {
 namespace {
 
@@ -245,20 +247,21 @@ TEST_F(RandomPlannerTest, IndexRangesNeverMissAMatch) {
 
 // What the router's early end of an ordered walk rests on (docs/architecture/documents.md,
 // "Queries"): in an ordered plan, the matches' entries in key order come with sort
-// values that never go down, and the walk after a cursor starts after no entry whose
-// sort values are at or after the cursor's.
+// values that never go down, and the walk after a cursor leaves out no entry whose sort
+// values are at or after the cursor's (descending: at or before).
 TEST_F(RandomPlannerTest, OrderedPlansMeetTheMatchesInSortOrder) {
   const std::vector<json> docs = Docs(300);
   const std::vector<std::vector<const char*>> sorts = {
       {"age"}, {"city"}, {"city", "age"}, {"email"}, {"email", "city"}, {"age", "city"}};
-  int ordered = 0, whole = 0, exact = 0;
-  for (int round = 0; round < 3000; ++round) {
+  int ordered = 0, whole = 0, exact = 0, backward = 0;
+  for (int round = 0; round < 4000; ++round) {
     json filter = rng_() % 5 == 0 ? json::object() : Filter();
     std::vector<document::Path> sort;
     for (const char* p : sorts[rng_() % sorts.size()]) sort.push_back(P(p));
+    const bool descending = rng_() % 2 == 0;
     auto f = ParseFilter(filter);
     ASSERT_TRUE(f.ok()) << filter.dump() << f.status().ToString();
-    const Plan plan = ChoosePlan(*f, indexes_, sort);
+    const Plan plan = ChoosePlan(*f, indexes_, sort, descending);
     const Plan unsorted = ChoosePlan(*f, indexes_);
     if (unsorted.kind == Plan::Kind::kIndexScan) {
       // The sort only breaks a tie between indexes that fix as much.
@@ -267,6 +270,9 @@ TEST_F(RandomPlannerTest, OrderedPlansMeetTheMatchesInSortOrder) {
     }
     if (!plan.ordered) continue;
     ++ordered;
+    ASSERT_EQ(plan.descending, descending);
+    ASSERT_FALSE(descending && plan.exactly_ordered);
+    backward += descending;
     if (plan.ranges.size() == 1 && plan.ranges[0].start.empty() && plan.ranges[0].end.empty()) {
       ++whole;
     }
@@ -302,20 +308,25 @@ TEST_F(RandomPlannerTest, OrderedPlansMeetTheMatchesInSortOrder) {
       }
     }
     exact += plan.exactly_ordered;
-    // A cursor at each match's sort values.
+    // A cursor at each match's sort values: the rest of the walk, within the range,
+    // holds every match that may follow it.
+    const KeyRange& all = plan.ranges[0];
     for (const auto& step : walk) {
-      const std::string start = OrderedStart(plan, sort, step.values);
-      ASSERT_GE(start, plan.ranges[0].start);
+      const KeyRange rest = OrderedRange(plan, sort, step.values);
+      ASSERT_GE(rest.start, all.start);
+      ASSERT_TRUE(all.end.empty() || (!rest.end.empty() && rest.end <= all.end));
       for (const auto& other : walk) {
-        if (other.values >= step.values) {
-          ASSERT_GE(other.entry, start) << filter.dump() << " via " << plan.Explain().dump();
-        }
+        if (descending ? other.values > step.values : other.values < step.values) continue;
+        ASSERT_GE(other.entry, rest.start) << filter.dump() << " via " << plan.Explain().dump();
+        ASSERT_TRUE(rest.end.empty() || other.entry < rest.end)
+            << filter.dump() << " via " << plan.Explain().dump();
       }
     }
   }
   EXPECT_GT(ordered, 300);
   EXPECT_GT(whole, 100);
-  EXPECT_GT(exact, 100);
+  EXPECT_GT(exact, 50);
+  EXPECT_GT(backward, 150);
 }
 
 TEST_F(PlannerTest, AnIndexThatFollowsAnAscendingSortWalksInItsOrder) {
@@ -357,6 +368,14 @@ TEST_F(PlannerTest, AnIndexThatFollowsAnAscendingSortWalksInItsOrder) {
   e = plan(R"({"email": "a@b"})", {"age"});
   EXPECT_EQ(e["index"], "by_email");
   EXPECT_EQ(e["ordered"], false);
+  // Descending: the same plans, walked backward.
+  auto parsed = ParseFilter(json::parse(R"({"city": "Oslo"})"));
+  ASSERT_TRUE(parsed.ok());
+  e = ChoosePlan(*parsed, indexes_, {P("age")}, true).Explain();
+  EXPECT_EQ(e["index"], "by_city_age");
+  EXPECT_EQ(e["ordered"], true);
+  EXPECT_EQ(e["reverse"], true);
+  EXPECT_EQ(plan(R"({"city": "Oslo"})", {"age"})["reverse"], false);
 
   // In the page's exact order only when the sort reaches the index's last field: by
   // city alone, (city, age) meets one city's documents by age, not by key.
@@ -368,6 +387,10 @@ TEST_F(PlannerTest, AnIndexThatFollowsAnAscendingSortWalksInItsOrder) {
   EXPECT_FALSE(p.exactly_ordered);
   p = ChoosePlan(*all, compound, {P("city"), P("age")});
   EXPECT_TRUE(p.exactly_ordered);
+  // Backward, equal values come by key backward.
+  p = ChoosePlan(*all, compound, {P("city"), P("age")}, true);
+  EXPECT_TRUE(p.ordered);
+  EXPECT_FALSE(p.exactly_ordered);
   auto oslo = ParseFilter(json::parse(R"({"city": "Oslo"})"));
   ASSERT_TRUE(oslo.ok());
   p = ChoosePlan(*oslo, compound, {P("age")});
@@ -379,26 +402,36 @@ TEST_F(PlannerTest, AnIndexThatFollowsAnAscendingSortWalksInItsOrder) {
   EXPECT_FALSE(p.exactly_ordered);
 }
 
-// After a cursor, an ordered walk starts at the cursor's sort values, behind the fixed ones.
-TEST_F(PlannerTest, AnOrderedWalkAfterACursorStartsAtItsSortValues) {
+// After a cursor, an ordered walk starts at the cursor's sort values, behind the fixed
+// ones; a descending one ends past them.
+TEST_F(PlannerTest, AnOrderedWalkAfterACursorGoesOnFromItsSortValues) {
   auto f = ParseFilter(json::parse(R"({"city": "Oslo"})"));
   ASSERT_TRUE(f.ok());
   const Plan plan = ChoosePlan(*f, indexes_, {P("age")});
   ASSERT_TRUE(plan.ordered);
   const json oslo = "Oslo", forty = 40;
   const std::string city = document::EncodeValue(&oslo), age = document::EncodeValue(&forty);
-  EXPECT_EQ(OrderedStart(plan, {P("age")}, {age}), city + age);
+  EXPECT_EQ(OrderedRange(plan, {P("age")}, {age}), (KeyRange{city + age, plan.ranges[0].end}));
   // The sort's fixed first path is skipped.
   const Plan both = ChoosePlan(*f, indexes_, {P("city"), P("age")});
   ASSERT_TRUE(both.ordered);
-  EXPECT_EQ(OrderedStart(both, {P("city"), P("age")}, {city, age}), city + age);
-  // Never before the range's start; a plan that is not ordered keeps it.
+  EXPECT_EQ(OrderedRange(both, {P("city"), P("age")}, {city, age}).start, city + age);
+  // Backward: up to the last entry with those values.
+  const Plan back = ChoosePlan(*f, indexes_, {P("age")}, true);
+  ASSERT_TRUE(back.descending);
+  EXPECT_EQ(OrderedRange(back, {P("age")}, {age}),
+            (KeyRange{back.ranges[0].start, mvcc::PrefixSuccessor(city + age)}));
+  // Never past the range; a plan that is not ordered keeps it.
   auto ranged = ParseFilter(json::parse(R"({"age": {"gt": 50}})"));
   const Plan above = ChoosePlan(*ranged, indexes_, {P("age")});
   ASSERT_TRUE(above.ordered);
-  EXPECT_EQ(OrderedStart(above, {P("age")}, {age}), above.ranges[0].start);
+  EXPECT_EQ(OrderedRange(above, {P("age")}, {age}), above.ranges[0]);
+  const Plan below =
+      ChoosePlan(*ParseFilter(json::parse(R"({"age": {"lt": 30}})")), indexes_, {P("age")}, true);
+  ASSERT_TRUE(below.descending);
+  EXPECT_EQ(OrderedRange(below, {P("age")}, {age}), below.ranges[0]);
   const Plan unordered = ChoosePlan(*f, indexes_);
-  EXPECT_EQ(OrderedStart(unordered, {P("age")}, {age}), unordered.ranges[0].start);
+  EXPECT_EQ(OrderedRange(unordered, {P("age")}, {age}), unordered.ranges[0]);
 }
 
 }  // namespace

@@ -703,7 +703,6 @@ Result<std::optional<std::string>> Store::ScanEach(const Route& route, mvcc::Sca
                                                    Steady::time_point deadline,
                                                    const std::vector<uint64_t>& resolved,
                                                    const RowVisitor& visit) {
-  if (o.reverse) return Status::InvalidArgument("a pushed-down scan reads forward");
   if (o.limit == 0) return Status::InvalidArgument("a pushed-down scan needs a row limit");
   const size_t budget = o.limit;
   ASSIGN_OR_RETURN(auto range, PrepareScan(route, o, kv::Consistency::kSnapshot, deadline));
@@ -724,8 +723,8 @@ Result<std::optional<std::string>> Store::ScanEach(const Route& route, mvcc::Sca
       ASSIGN_OR_RETURN(bool more, visit(item));
       if (!more) {
         stopped = true;
-        // Rows after this one are left for the next call.
-        next = item.key + std::string(1, '\0');
+        // Rows after this one (reverse: before it) are left for the next call.
+        next = o.reverse ? item.key : item.key + std::string(1, '\0');
         break;
       }
     }
@@ -734,9 +733,16 @@ Result<std::optional<std::string>> Store::ScanEach(const Route& route, mvcc::Sca
       next = std::move(rows.next);
       break;
     }
-    o.start = std::move(*rows.next);
+    (o.reverse ? o.end : o.start) = std::move(*rows.next);
   }
-  if (next) hi = std::min(hi, mvcc::EncodeRowKey(o.tenant, o.collection, *next));
+  if (next) {
+    const std::string bound = mvcc::EncodeRowKey(o.tenant, o.collection, *next);
+    if (o.reverse) {
+      lo = std::max(lo, bound);
+    } else {
+      hi = std::min(hi, bound);
+    }
+  }
   {
     txn::TxnRows locks(engine_, snapshot.get());
     ASSIGN_OR_RETURN(

@@ -240,12 +240,13 @@ class Store {
                                 kv::Consistency consistency,
                                 std::chrono::steady_clock::time_point deadline,
                                 const std::vector<uint64_t>& resolved = {});
-  // The work of a query pushed to the shard (docs/architecture/documents.md): a forward
+  // The work of a query pushed to the shard (docs/architecture/documents.md): a
   // snapshot scan on the leader of [o.start, o.end) ∩ the shard's range at o.read_ts
-  // that hands the rows to `visit` in key order, at most o.limit of them, all from one
-  // engine snapshot. `visit` returns false to stop after its row. Then the locks of the
-  // part visited are checked at the same snapshot (LOCKED as Scan: what was visited does
-  // not count). Returns where a next call starts (a user key) when rows may remain.
+  // that hands the rows to `visit` in key order (o.reverse: from the end backward), at
+  // most o.limit of them, all from one engine snapshot. `visit` returns false to stop
+  // after its row. Then the locks of the part visited are checked at the same snapshot
+  // (LOCKED as Scan: what was visited does not count). Returns, when rows may remain,
+  // where a next call starts (a user key; reverse: the next exclusive end).
   using RowVisitor = std::function<Result<bool>(const mvcc::ScanItem&)>;
   Result<std::optional<std::string>> ScanEach(const Route& route, mvcc::ScanOptions o,
                                               std::chrono::steady_clock::time_point deadline,

@@ -1655,15 +1655,48 @@ TEST_F(ClusterKvTest, DocumentsKeepTheirIndexesExactAndQueriesUseThem) {
        "by_city_age",
        [](const json&) { return true; },
        [&](const json& d) { return std::make_pair(str(d, "city"), 0); }},
+      // Descending: the same indexes walked backward, whose equal values come by key
+      // backward.
+      {json::object(),
+       {"-age"},
+       7,
+       "by_age",
+       [](const json&) { return true; },
+       [&](const json& d) { return std::make_pair(std::string(), num(d, "age")); }},
+      {{{"city", "B"}},
+       {"-age"},
+       4,
+       "by_city_age",
+       [&](const json& d) { return str(d, "city") == "B"; },
+       [&](const json& d) { return std::make_pair(std::string(), num(d, "age")); }},
+      {{{"age", {{"lt", 5}}}},
+       {"-age"},
+       5,
+       "by_age",
+       [&](const json& d) { return num(d, "age") >= 0 && num(d, "age") < 5; },
+       [&](const json& d) { return std::make_pair(std::string(), num(d, "age")); }},
+      {{{"name", {{"prefix", "n1"}}}},
+       {"-city", "-age"},
+       6,
+       "by_city_age",
+       [](const json& d) { return d["name"].get<std::string>().rfind("n1", 0) == 0; },
+       [&](const json& d) { return std::make_pair(str(d, "city"), num(d, "age")); }},
   };
   for (const auto& c : cases) {
+    const bool desc = c.sort[0].get<std::string>()[0] == '-';
     std::vector<std::tuple<std::string, int, std::string>> ordered_truth;
     for (const auto& [k, d] : truth) {
       if (!c.pred(d)) continue;
       const auto [first, second] = c.order(d);
       ordered_truth.emplace_back(first, second, k);
     }
-    std::sort(ordered_truth.begin(), ordered_truth.end());
+    // By the sort's values (one way), then by key.
+    std::sort(ordered_truth.begin(), ordered_truth.end(), [&](const auto& a, const auto& b) {
+      const auto va = std::tie(std::get<0>(a), std::get<1>(a));
+      const auto vb = std::tie(std::get<0>(b), std::get<1>(b));
+      if (va != vb) return desc ? vb < va : va < vb;
+      return std::get<2>(a) < std::get<2>(b);
+    });
     std::vector<std::string> want_sorted;
     for (const auto& t : ordered_truth) want_sorted.push_back(std::get<2>(t));
     ASSERT_GT(want_sorted.size(), c.limit) << c.filter.dump();
@@ -1674,6 +1707,7 @@ TEST_F(ClusterKvTest, DocumentsKeepTheirIndexesExactAndQueriesUseThem) {
       if (page == 0) {
         EXPECT_EQ(o["plan"]["index"], c.index) << o["plan"].dump();
         EXPECT_EQ(o["plan"]["ordered"], true) << o["plan"].dump();
+        EXPECT_EQ(o["plan"]["reverse"], desc) << o["plan"].dump();
         EXPECT_LT(o["plan"]["examined"].get<size_t>() * 2, truth.size())
             << "the first page of " << c.filter.dump() << " walked on: " << o["plan"].dump();
       }

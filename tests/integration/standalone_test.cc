@@ -555,6 +555,42 @@ TEST_F(StandaloneTest, DocumentsOverGrpcAndTheCliRoundTrip) {
     q.explain = false;
   }
   EXPECT_EQ(oslo, want_oslo);
+
+  // Sorted by city both ways: the index walked in order and backward, the documents read
+  // with the entries on the one shard, each city's 600 or so a tie the key breaks; the
+  // pages add up to the sorted truth.
+  for (bool descending : {false, true}) {
+    std::vector<std::pair<std::string, std::string>> by_city_key;
+    for (const auto& [k, d] : want) by_city_key.emplace_back(d.value("city", ""), k);
+    std::sort(by_city_key.begin(), by_city_key.end(), [&](const auto& a, const auto& b) {
+      if (a.first != b.first) return descending ? b.first < a.first : a.first < b.first;
+      return a.second < b.second;
+    });
+    kv::QueryRequest sorted;
+    sorted.collection = "people";
+    sorted.sort = {{"city", descending}};
+    sorted.projection = {"city"};
+    sorted.limit = 70;
+    sorted.explain = true;
+    std::vector<std::string> keys;
+    for (int page = 0; page < 100; ++page) {
+      auto r = client_->Query(sorted);
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      if (page == 0) {
+        const json plan = json::parse(r->plan_json);
+        EXPECT_EQ(plan["ordered"], true) << plan.dump();
+        EXPECT_EQ(plan["reverse"], descending) << plan.dump();
+      }
+      for (const auto& item : r->items) keys.push_back(item.key);
+      if (r->cursor.empty()) break;
+      sorted.cursor = r->cursor;
+      sorted.explain = false;
+    }
+    ASSERT_EQ(keys.size(), by_city_key.size()) << "descending: " << descending;
+    for (size_t i = 0; i < keys.size(); ++i) {
+      ASSERT_EQ(keys[i], by_city_key[i].second) << i << ", descending: " << descending;
+    }
+  }
   q.filter_json = R"({"city": {"near": 1}})";
   EXPECT_EQ(client_->Query(q).status().code(), StatusCode::kInvalidArgument);
 
@@ -672,16 +708,66 @@ TEST_F(StandaloneTest, DocumentsOverGrpcAndTheCliRoundTrip) {
   EXPECT_EQ(st.code(), StatusCode::kNotFound) << st.ToString();
 }
 
-// query.require_limit: a query without a page limit is refused, over HTTP and gRPC.
-TEST(StandaloneFlagsTest, ARequiredLimitRefusesQueriesWithoutOne) {
-  const std::string dir = TempDir("standalone-limit");
-  StandaloneServer server(dir + "/data", {"--query-require-limit", "true"});
-  ASSERT_TRUE(server.Start()) << server.Log();
+// Starts `server`, then creates collection c, indexed by_a on a, over HTTP.
+::testing::AssertionResult StartWithIndexedCollection(StandaloneServer& server) {
+  if (!server.Start()) return ::testing::AssertionFailure() << server.Log();
   httplib::Client http("127.0.0.1", server.http_port());
   auto created = http.Post("/v1/collections",
                            R"({"name": "c", "indexes": [{"name": "by_a", "fields": ["a"]}]})",
                            "application/json");
-  ASSERT_TRUE(created && created->status == 201) << (created ? created->body : "no answer");
+  if (!created || created->status != 201) {
+    return ::testing::AssertionFailure() << (created ? created->body : "no answer");
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// A query sorted by an index no condition narrows walks the index in order; one whose
+// filter passes too few documents gives way to a collection scan past the walk budget,
+// with the same answer.
+TEST(StandaloneFlagsTest, ASortedWalkThatFindsFewMatchesGivesWayToACollectionScan) {
+  const std::string dir = TempDir("standalone-walk");
+  StandaloneServer server(dir + "/data", {"--query-walk-budget", "50"});
+  ASSERT_TRUE(StartWithIndexedCollection(server));
+  httplib::Client http("127.0.0.1", server.http_port());
+  std::string ndjson;
+  for (int i = 0; i < 300; ++i) {
+    ndjson +=
+        json{{"_id", "k" + std::to_string(1000 + i)}, {"a", 300 - i}, {"b", i % 100 == 7}}.dump() +
+        "\n";
+  }
+  auto loaded = http.Post("/v1/collections/c/bulk", ndjson, "application/x-ndjson");
+  ASSERT_TRUE(loaded && loaded->status == 200) << (loaded ? loaded->body : "no answer");
+  auto query = [&](const json& body) {
+    auto r = http.Post("/v1/collections/c/query", body.dump(), "application/json");
+    EXPECT_TRUE(r && r->status == 200) << (r ? r->body : "no answer");
+    return r && r->status == 200 ? json::parse(r->body) : json::object();
+  };
+  // Most documents pass: the walk fills its page at once.
+  json o = query({{"filter", {{"b", false}}}, {"sort", {"a"}}, {"limit", 3}, {"explain", true}});
+  EXPECT_EQ(o["plan"]["plan"], "index_scan") << o.dump();
+  EXPECT_EQ(o["plan"]["ordered"], true) << o.dump();
+  EXPECT_LT(o["plan"]["examined"].get<int>(), 50) << o.dump();
+  ASSERT_EQ(o["items"].size(), 3u) << o.dump();
+  EXPECT_EQ(o["items"][0]["value"]["a"], 1);
+  // Three pass (a = 293, 193, 93): past 50 documents the walk gives way.
+  o = query({{"filter", {{"b", true}}}, {"sort", {"a"}}, {"limit", 5}, {"explain", true}});
+  EXPECT_EQ(o["plan"]["plan"], "collection_scan") << o.dump();
+  EXPECT_EQ(o["plan"]["abandoned_walk"]["index"], "by_a") << o.dump();
+  EXPECT_GT(o["plan"]["abandoned_walk"]["examined"].get<int>(), 50) << o.dump();
+  EXPECT_LT(o["plan"]["abandoned_walk"]["examined"].get<int>(), 300) << o.dump();
+  EXPECT_EQ(o["plan"]["examined"], 300) << o.dump();
+  std::vector<int> as;
+  for (const auto& item : o["items"]) as.push_back(item["value"]["a"].get<int>());
+  EXPECT_EQ(as, (std::vector<int>{93, 193, 293}));
+  std::filesystem::remove_all(dir);
+}
+
+// query.require_limit: a query without a page limit is refused, over HTTP and gRPC.
+TEST(StandaloneFlagsTest, ARequiredLimitRefusesQueriesWithoutOne) {
+  const std::string dir = TempDir("standalone-limit");
+  StandaloneServer server(dir + "/data", {"--query-require-limit", "true"});
+  ASSERT_TRUE(StartWithIndexedCollection(server));
+  httplib::Client http("127.0.0.1", server.http_port());
   ASSERT_EQ(http.Put("/v1/collections/c/keys/k", R"({"a": 1})", "application/json")->status, 200);
   auto without =
       http.Post("/v1/collections/c/query", R"({"filter": {"a": 1}})", "application/json");
