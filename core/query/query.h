@@ -70,7 +70,8 @@ struct Plan {
   // Ordered by a descending sort: the walk goes from the range's end backward.
   bool descending = false;
   // {"plan": "index_scan", "index": NAME, "fields": [...], "fixed_fields": N,
-  //  "range": bool, "ordered": bool, "ranges": R} or {"plan": "collection_scan"}.
+  //  "range": bool, "ordered": bool, "reverse": bool, "ranges": R} or
+  //  {"plan": "collection_scan"}.
   nlohmann::json Explain() const;
 };
 inline constexpr size_t kMaxPlanRanges = 16;
