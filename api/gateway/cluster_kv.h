@@ -400,9 +400,10 @@ class ClusterKv final : public kv::KvService {
 
   // --- Queries pushed to the shards (cluster_query.cc) ---
   // Runs `tmpl` (ShardKv.Query: filter, projection, sort, limit or aggregation) over the
-  // collection's rows of [lo, hi) (row keys), shard by shard in key order at `read_ts`,
+  // collection's rows of [lo, hi) (row keys), shard by shard in key order at `read_ts`
+  // (tmpl.reverse, an index join read backward: from the last shard to the first),
   // resolving locks as a scan does. `each` gets every answer and may change the next
-  // call's request (its limit); false stops. UNIMPLEMENTED when a storage node does not
+  // call's request (its limit, max_examined); false stops. UNIMPLEMENTED when a storage node does not
   // serve ShardKv.Query: the caller then reads the rows itself.
   using QueryAnswer =
       std::function<Result<bool>(v1::ShardQueryResponse& resp, v1::ShardQueryRequest* next)>;
